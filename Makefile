@@ -1,0 +1,42 @@
+# The two commands of the README: `make run` and `make test`. Everything they need is installed here.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install when the package definition changes; the stamp records which extras are in.
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+PYTEST_ARGS ?=
+
+.PHONY: run test unit lint clean-state help
+
+help:
+	@echo "make run    start Synapse + Guilds locally and print the URL to open"
+	@echo "make test   install the test dependencies and run the whole suite"
+
+$(BIN)/python:
+	@echo "==> Creating the virtual environment in $(VENV)"
+	@$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): setup.cfg pyproject.toml | $(BIN)/python
+	@echo "==> Installing Guilds and Synapse (first time: about a minute)"
+	@$(BIN)/python -m pip install --progress-bar on -e '.[synapse,postgres]'
+	@touch $@
+
+$(STAMP_TEST): setup.cfg pyproject.toml | $(BIN)/python
+	@echo "==> Installing Guilds with its test dependencies"
+	@$(BIN)/python -m pip install --progress-bar on -e '.[synapse,postgres,test]'
+	@touch $@ $(STAMP_RUN)
+
+run: $(STAMP_RUN)
+	@$(BIN)/guilds run
+
+test: $(STAMP_TEST)
+	@./scripts/ensure-chromium.sh
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP_TEST)
+	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+clean-state:
+	rm -rf local

@@ -1,0 +1,421 @@
+"""Parsing and validation of every Guilds configuration file, each error naming its key.
+
+Three files are read here: `guilds.yaml` (the bridge and the web UI), the application service
+registration it points to (shared with Synapse, which holds the tokens), and the `config:` block
+of the Synapse module. Parsing collects every problem before failing, so `guilds check-config`
+can explain them all at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from guilds.ids import LOCALPART_RE, SERVER_NAME_RE, UserID, split_user_id, user_id
+
+# A token shorter than this, or one of these words, is a placeholder someone forgot to replace.
+MIN_TOKEN_LENGTH = 32
+PLACEHOLDER_MARKERS = ("change", "replace", "secret", "token", "generate", "xxx", "<", ">")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """One wrong value, with the dotted key that holds it."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class ConfigErrors(Exception):
+    """Every problem found in one file."""
+
+    def __init__(self, source: str, errors: list[ConfigError]) -> None:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        super().__init__(f"{source} has {len(errors)} error(s):\n{lines}")
+        self.source = source
+        self.errors = errors
+
+    def __iter__(self) -> Iterator[ConfigError]:
+        return iter(self.errors)
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class HomeserverSettings:
+    server_name: str
+    # Where the bridge reaches the Client-Server API.
+    url: str
+    # The base URL browsers and other clients use, named in /.well-known/matrix/client.
+    public_url: str
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The application service registration, as Synapse reads it too."""
+
+    id: str
+    url: str
+    as_token: str = field(repr=False)
+    hs_token: str = field(repr=False)
+    sender_localpart: str
+    user_regexes: tuple[str, ...]
+    rate_limited: bool
+
+
+@dataclass(frozen=True)
+class AppserviceSettings:
+    listen: Listen
+    bot_localpart: str
+    bot_displayname: str
+    registration_path: Path
+    registration: Registration
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    enabled: bool
+    listen: Listen
+    public_url: str
+    brand_name: str
+
+
+@dataclass(frozen=True)
+class GuildsConfig:
+    homeserver: HomeserverSettings
+    appservice: AppserviceSettings
+    database_url: str
+    web: WebSettings
+    log_level: str
+    source: Path | None = None
+
+    @property
+    def bot_user_id(self) -> UserID:
+        return user_id(self.appservice.bot_localpart, self.homeserver.server_name)
+
+
+@dataclass(frozen=True)
+class ModuleConfig:
+    """The `config:` block of the Synapse module."""
+
+    bot_user_id: UserID
+    # The worker whose callbacks act for local users; None means the main process.
+    acting_worker: str | None
+
+
+class _Reader:
+    """Reads typed values out of nested mappings, collecting an error per wrong key."""
+
+    def __init__(self, data: Any, prefix: str = "", errors: list[ConfigError] | None = None):
+        self.errors: list[ConfigError] = [] if errors is None else errors
+        self.prefix = prefix
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            self.error("", f"must be a mapping, not {_type_name(data)}")
+            data = {}
+        self.data: Mapping[str, Any] = data
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}" if name else self.prefix.rstrip(".") or "(top level)"
+
+    def error(self, name: str, reason: str) -> None:
+        self.errors.append(ConfigError(self.key(name), reason))
+
+    def section(self, name: str) -> _Reader:
+        return _Reader(self.data.get(name), f"{self.prefix}{name}.", self.errors)
+
+    def unknown_keys(self, known: set[str]) -> None:
+        for name in self.data:
+            if name not in known:
+                self.error(str(name), f"unknown option (known: {', '.join(sorted(known))})")
+
+    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+        value = self.data.get(name, default)
+        if value is None:
+            if required:
+                self.error(name, "is required")
+            return ""
+        if not isinstance(value, str):
+            self.error(name, f"must be a string, not {_type_name(value)}")
+            return default or ""
+        if required and not value.strip():
+            self.error(name, "must not be empty")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.data.get(name, default)
+        if not isinstance(value, bool):
+            self.error(name, f"must be true or false, not {value!r}")
+            return default
+        return value
+
+    def integer(self, name: str, default: int, lo: int, hi: int) -> int:
+        value = self.data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(name, f"must be a whole number, not {_type_name(value)}")
+            return default
+        if not lo <= value <= hi:
+            self.error(name, f"must be between {lo} and {hi}, not {value}")
+            return default
+        return value
+
+    def http_url(self, name: str, default: str | None = None) -> str:
+        value = self.string(name, default, required=True)
+        if value and not _is_http_url(value):
+            self.error(name, f"must be an http:// or https:// URL, not {value!r}")
+        return value.rstrip("/")
+
+    def listen(self, name: str, default_port: int) -> Listen:
+        sub = self.section(name)
+        sub.unknown_keys({"host", "port"})
+        host = sub.string("host", "127.0.0.1", required=True)
+        port = sub.integer("port", default_port, 1, 65535)
+        return Listen(host, port)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def validate_database_url(url: str) -> str | None:
+    """Return why a database URL is unusable, or None."""
+    if url.startswith("sqlite:///"):
+        return None if len(url) > len("sqlite:///") else "names no SQLite file"
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        if not parts.path.strip("/"):
+            return "names no PostgreSQL database (postgresql://user@host:port/database)"
+        return None
+    return "must start with sqlite:/// or postgresql://"
+
+
+def check_secret(value: str) -> str | None:
+    """Return why a token is not a real secret, or None."""
+    if len(value) < MIN_TOKEN_LENGTH:
+        return f"is too short to be a secret (at least {MIN_TOKEN_LENGTH} characters)"
+    lowered = value.lower()
+    for marker in PLACEHOLDER_MARKERS:
+        if marker in lowered:
+            return f"looks like a placeholder (contains {marker!r})"
+    return None
+
+
+def parse_registration(data: Any, source: str = "registration") -> Registration:
+    """Validate an application service registration; raise ConfigErrors listing every problem."""
+    r = _Reader(data)
+    reg_id = r.string("id", required=True)
+    url = r.http_url("url")
+    tokens = {}
+    for name in ("as_token", "hs_token"):
+        tokens[name] = r.string(name, required=True)
+        if tokens[name]:
+            problem = check_secret(tokens[name])
+            if problem:
+                r.error(name, f"{problem}; run `guilds generate-config` for fresh tokens")
+    if tokens["as_token"] and tokens["as_token"] == tokens["hs_token"]:
+        r.error("hs_token", "must differ from as_token")
+    sender = r.string("sender_localpart", required=True)
+    if sender and not LOCALPART_RE.match(sender):
+        r.error("sender_localpart", f"{sender!r} is not a valid user localpart")
+    regexes: list[str] = []
+    namespaces = r.section("namespaces")
+    users = namespaces.data.get("users", [])
+    if not isinstance(users, list):
+        namespaces.error("users", "must be a list")
+        users = []
+    for i, entry in enumerate(users):
+        entry_reader = _Reader(entry, f"namespaces.users[{i}].", r.errors)
+        regex = entry_reader.string("regex", required=True)
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            entry_reader.error("regex", f"is not a valid regular expression: {exc}")
+        regexes.append(regex)
+    rate_limited = r.boolean("rate_limited", True)
+    if r.errors:
+        raise ConfigErrors(source, r.errors)
+    return Registration(
+        id=reg_id,
+        url=url,
+        as_token=tokens["as_token"],
+        hs_token=tokens["hs_token"],
+        sender_localpart=sender,
+        user_regexes=tuple(regexes),
+        rate_limited=rate_limited,
+    )
+
+
+GUILDS_KEYS = {"homeserver", "appservice", "database", "web", "log_level"}
+
+
+def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> GuildsConfig:
+    """Validate the Guilds configuration; raise ConfigErrors listing every problem.
+
+    Relative paths (the registration file, SQLite databases) are taken from `base_dir`,
+    the folder of the configuration file.
+    """
+    r = _Reader(data)
+    r.unknown_keys(GUILDS_KEYS)
+
+    hs = r.section("homeserver")
+    hs.unknown_keys({"server_name", "url", "public_url"})
+    server_name = hs.string("server_name", required=True)
+    if server_name and not SERVER_NAME_RE.match(server_name):
+        hs.error("server_name", f"{server_name!r} is not a valid server name")
+    hs_url = hs.http_url("url")
+    public_url = hs.http_url("public_url", hs_url or None)
+    homeserver = HomeserverSettings(server_name, hs_url, public_url)
+
+    asr = r.section("appservice")
+    asr.unknown_keys({"listen", "bot_localpart", "bot_displayname", "registration"})
+    as_listen = asr.listen("listen", 8009)
+    bot_localpart = asr.string("bot_localpart", "guilds", required=True)
+    if bot_localpart and not LOCALPART_RE.match(bot_localpart):
+        asr.error("bot_localpart", f"{bot_localpart!r} is not a valid user localpart")
+    bot_displayname = asr.string("bot_displayname", "Guilds")
+    reg_name = asr.string("registration", required=True)
+    reg_path = (base_dir / reg_name) if reg_name else base_dir
+    registration: Registration | None = None
+    if reg_name:
+        registration = _load_registration_for(asr, reg_path, bot_localpart, server_name)
+
+    database_url = r.string("database", required=True)
+    if database_url:
+        problem = validate_database_url(database_url)
+        if problem:
+            r.error("database", problem)
+        else:
+            database_url = resolve_sqlite_path(database_url, base_dir)
+
+    w = r.section("web")
+    w.unknown_keys({"enabled", "listen", "public_url", "brand_name"})
+    web_enabled = w.boolean("enabled", True)
+    web_listen = w.listen("listen", 8080)
+    default_public = f"http://{_url_host(web_listen.host)}:{web_listen.port}"
+    web_public = w.http_url("public_url", default_public)
+    brand = w.string("brand_name", "Guilds", required=True)
+    if len(brand) > 64:
+        w.error("brand_name", "must be at most 64 characters")
+    web = WebSettings(web_enabled, web_listen, web_public, brand)
+
+    log_level = r.string("log_level", "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        r.error("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
+
+    if web_enabled and as_listen == web_listen:
+        w.error("listen", "must differ from appservice.listen")
+
+    if r.errors or registration is None:
+        raise ConfigErrors(source, r.errors)
+    appservice = AppserviceSettings(as_listen, bot_localpart, bot_displayname, reg_path, registration)
+    return GuildsConfig(homeserver, appservice, database_url, web, log_level)
+
+
+def _load_registration_for(
+    asr: _Reader, path: Path, bot_localpart: str, server_name: str
+) -> Registration | None:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        asr.error("registration", f"cannot read {path}: {exc.strerror}")
+        return None
+    except yaml.YAMLError as exc:
+        asr.error("registration", f"{path} is not valid YAML: {exc}")
+        return None
+    try:
+        registration = parse_registration(raw, str(path))
+    except ConfigErrors as errors:
+        for e in errors:
+            asr.error("registration", f"{path}: {e}")
+        return None
+    if bot_localpart and registration.sender_localpart != bot_localpart:
+        asr.error(
+            "bot_localpart",
+            f"is {bot_localpart!r} but the registration's sender_localpart is "
+            f"{registration.sender_localpart!r}",
+        )
+    return registration
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding it
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def resolve_sqlite_path(url: str, base_dir: Path) -> str:
+    """Make a relative `sqlite:///file` URL absolute against the config file's folder."""
+    if not url.startswith("sqlite:///"):
+        return url
+    path = Path(url[len("sqlite:///") :])
+    if not path.is_absolute():
+        path = (base_dir / path).resolve()
+    return f"sqlite:///{path}"
+
+
+def load_config(path: str | os.PathLike[str]) -> GuildsConfig:
+    """Read and validate a `guilds.yaml`; raise ConfigErrors listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigErrors(str(path), [ConfigError("(file)", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigErrors(str(path), [ConfigError("(file)", f"not valid YAML: {exc}")]) from None
+    config = parse_config(data, path.parent.resolve(), str(path))
+    return GuildsConfig(
+        config.homeserver,
+        config.appservice,
+        config.database_url,
+        config.web,
+        config.log_level,
+        source=path,
+    )
+
+
+MODULE_KEYS = {"bot_user_id", "acting_worker"}
+
+
+def parse_module_config(data: Any) -> ModuleConfig:
+    """Validate the Synapse module's `config:` block; raise ConfigErrors listing every problem."""
+    r = _Reader(data)
+    r.unknown_keys(MODULE_KEYS)
+    bot = r.string("bot_user_id", required=True)
+    if bot:
+        try:
+            split_user_id(bot)
+        except ValueError:
+            r.error("bot_user_id", f"{bot!r} is not a Matrix user id like @guilds:example.org")
+    worker = r.data.get("acting_worker")
+    if worker is not None and (not isinstance(worker, str) or not worker):
+        r.error("acting_worker", "must be the name of a worker, or null for the main process")
+        worker = None
+    if r.errors:
+        raise ConfigErrors("synapse_module config", r.errors)
+    return ModuleConfig(UserID(bot), worker)

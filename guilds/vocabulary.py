@@ -1,0 +1,32 @@
+"""Event types, room types and channel kinds: the names Guilds writes into Matrix rooms."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+# The one reverse-DNS namespace of every custom event and room type.
+NAMESPACE: Final = "chat.guilds"
+
+# State in the server's space marking it as a Guilds server (owner, default channel, settings).
+SERVER_EVENT: Final = f"{NAMESPACE}.server"
+# State in a channel room: its kind and whether it is the server's default channel.
+CHANNEL_EVENT: Final = f"{NAMESPACE}.channel"
+# State in the space, one per role (state key = role id); also the creation type of role rooms.
+ROLE_EVENT: Final = f"{NAMESPACE}.role"
+ROLE_ROOM_TYPE: Final = f"{NAMESPACE}.role"
+
+# The MatrixRTC call membership that Element Call writes too.
+CALL_MEMBER_EVENT: Final = "org.matrix.msc3401.call.member"
+
+SPACE_ROOM_TYPE: Final = "m.space"
+
+
+class ChannelKind(StrEnum):
+    TEXT = "text"
+    VOICE = "voice"
+    VIDEO = "video"
+
+    @property
+    def has_calls(self) -> bool:
+        return self is not ChannelKind.TEXT
