@@ -1,0 +1,201 @@
+"""The web UI's aiohttp app: the shell, discovery, static files, headers and 404s."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from guilds.config import GuildsConfig, parse_config
+from web.app import create_app
+
+HS_PUBLIC = "https://matrix.example.org"
+
+
+def make_config(tmp_path: Path, *, brand: str = "Guilds") -> GuildsConfig:
+    registration = {
+        "id": "guilds",
+        "url": "http://127.0.0.1:8009",
+        "as_token": secrets.token_urlsafe(32),
+        "hs_token": secrets.token_urlsafe(32),
+        "sender_localpart": "guilds",
+        "namespaces": {"users": [{"regex": "@guilds:example\\.org", "exclusive": True}]},
+        "rate_limited": False,
+    }
+    (tmp_path / "registration.yaml").write_text(yaml.safe_dump(registration), encoding="utf-8")
+    data = {
+        "homeserver": {
+            "server_name": "example.org",
+            "url": "http://127.0.0.1:8008",
+            "public_url": HS_PUBLIC,
+        },
+        "appservice": {"registration": "registration.yaml"},
+        "database": "sqlite:///guilds.db",
+        "web": {"brand_name": brand, "public_url": "https://chat.example.org"},
+    }
+    return parse_config(data, tmp_path)
+
+
+async def start(app: web.Application) -> TestClient:
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
+    client = await start(create_app(make_config(tmp_path, brand="<b>x</b> & co")))
+    yield client
+    await client.close()
+
+
+async def test_index_renders_the_shell_with_the_brand_escaped(client: TestClient) -> None:
+    response = await client.get("/")
+    assert response.status == 200
+    assert response.content_type == "text/html"
+    html = await response.text()
+    assert "<b>x</b>" not in html
+    assert "&lt;b&gt;x&lt;/b&gt; &amp; co" in html
+    assert '<script type="module" src="/static/js/main.js"></script>' in html
+    assert f'<meta name="guilds-homeserver" content="{HS_PUBLIC}">' in html
+    # The CSP forbids inline script, so the page must not carry any.
+    assert "<script>" not in html and "<script type=\"module\">" not in html
+    assert 'style="' not in html
+
+
+async def test_well_known_client_names_the_public_homeserver(client: TestClient) -> None:
+    response = await client.get("/.well-known/matrix/client")
+    assert response.status == 200
+    assert response.content_type == "application/json"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert await response.json() == {"m.homeserver": {"base_url": HS_PUBLIC}}
+
+
+@pytest.mark.parametrize(
+    ("path", "mime"),
+    [
+        ("/static/js/main.js", "text/javascript"),
+        ("/static/js/matrix.js", "text/javascript"),
+        ("/static/js/views/auth.js", "text/javascript"),
+        ("/static/css/app.css", "text/css"),
+        ("/static/favicon.svg", "image/svg+xml"),
+    ],
+)
+async def test_static_files_have_exact_mime_types(client: TestClient, path: str, mime: str) -> None:
+    response = await client.get(path)
+    assert response.status == 200
+    assert response.content_type == mime
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    etag = response.headers["ETag"]
+    again = await client.get(path, headers={"If-None-Match": etag})
+    assert again.status == 304
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/js/nope.js",
+        "/static/../app.py",
+        "/static/%2e%2e/app.py",
+        "/static/js/../../pages.py",
+        "/static/js",
+    ],
+)
+async def test_static_serves_nothing_outside_its_files(client: TestClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status == 404
+    assert "def " not in await response.text()
+
+
+async def test_every_response_carries_the_security_headers(client: TestClient) -> None:
+    for path in ("/", "/static/js/main.js", "/.well-known/matrix/client", "/missing"):
+        response = await client.get(path)
+        csp = response.headers["Content-Security-Policy"]
+        assert "'unsafe-inline'" not in csp
+        assert "'unsafe-eval'" not in csp
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        assert directives["script-src"] == "'self'"
+        assert directives["default-src"] == "'self'"
+        assert directives["object-src"] == "'none'"
+        assert directives["frame-ancestors"] == "'none'"
+        assert directives["connect-src"] == f"'self' {HS_PUBLIC}"
+        assert HS_PUBLIC in directives["img-src"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+async def test_csp_names_the_homeserver_origin_not_its_path(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    hs = config.homeserver
+    config = GuildsConfig(
+        type(hs)(hs.server_name, hs.url, "https://example.org:8448/matrix"),
+        config.appservice,
+        config.database_url,
+        config.web,
+        config.log_level,
+    )
+    client = await start(create_app(config))
+    try:
+        csp = (await client.get("/")).headers["Content-Security-Policy"]
+        assert "connect-src 'self' https://example.org:8448;" in csp
+    finally:
+        await client.close()
+
+
+async def test_unknown_page_is_an_html_404(client: TestClient) -> None:
+    response = await client.get("/no/such/page")
+    assert response.status == 404
+    assert response.content_type == "text/html"
+    html = await response.text()
+    assert "Nothing here" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+async def test_unknown_page_path_is_escaped(client: TestClient) -> None:
+    response = await client.get("/<script>alert(1)</script>")
+    assert response.status == 404
+    html = await response.text()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;" in html
+
+
+async def test_unknown_api_path_is_a_json_404(client: TestClient) -> None:
+    response = await client.get("/_guilds/v1/servers")
+    assert response.status == 404
+    assert await response.json() == {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}
+
+
+async def test_provisioning_is_mounted_and_keeps_its_own_errors(tmp_path: Path) -> None:
+    @web.middleware
+    async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            return web.json_response(
+                {"errcode": "M_NOT_FOUND", "error": exc.reason}, status=exc.status
+            )
+
+    async def servers(request: web.Request) -> web.Response:
+        return web.json_response({"servers": []})
+
+    provisioning = web.Application(middlewares=[json_errors])
+    provisioning.router.add_get("/servers", servers)
+    client = await start(create_app(make_config(tmp_path), provisioning))
+    try:
+        response = await client.get("/_guilds/v1/servers")
+        assert response.status == 200
+        assert await response.json() == {"servers": []}
+        assert "Content-Security-Policy" in response.headers
+        missing = await client.get("/_guilds/v1/nope")
+        assert missing.status == 404
+        assert (await missing.json())["errcode"] == "M_NOT_FOUND"
+        # The UI is still there beside it.
+        assert (await client.get("/")).status == 200
+    finally:
+        await client.close()
