@@ -296,6 +296,7 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     bot_localpart = asr.string("bot_localpart", "guilds", required=True)
     if bot_localpart and not LOCALPART_RE.match(bot_localpart):
         asr.error("bot_localpart", f"{bot_localpart!r} is not a valid user localpart")
+        bot_localpart = ""
     bot_displayname = asr.string("bot_displayname", "Guilds")
     reg_name = asr.string("registration", required=True)
     reg_path = (base_dir / reg_name) if reg_name else base_dir

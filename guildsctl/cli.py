@@ -1,0 +1,140 @@
+"""The `guilds` command: run the local stack, serve the bridge, write and check configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from guilds import __version__
+from guilds.config import ConfigErrors, load_config
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 1 and 65535")
+    return port
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from guildsctl.run import run
+
+    overrides = {"homeserver": args.homeserver_port, "appservice": args.appservice_port, "web": args.web_port}
+    return run(Path(args.state_dir), overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigErrors as errors:
+        print(f"error: {errors}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from guildsctl.serve import serve
+
+    asyncio.run(serve(config))
+    return 0
+
+
+def cmd_generate_config(args: argparse.Namespace) -> int:
+    from guilds.config import validate_database_url
+    from guildsctl.configgen import write_installation
+
+    problem = validate_database_url(args.database_url)
+    if problem:
+        print(f"error: --database-url {problem}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    try:
+        written = write_installation(
+            out,
+            args.server_name,
+            args.homeserver_url,
+            args.database_url,
+            public_homeserver_url=args.public_homeserver_url,
+            appservice_url=args.appservice_url,
+            bot_localpart=args.bot_localpart,
+            force=args.force,
+        )
+    except FileExistsError as exc:
+        print(f"error: would overwrite {exc}; pass --force to replace them", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    print(
+        "Next: add homeserver-guilds.yaml to Synapse's config, restart Synapse, then run "
+        f"`guilds serve -c {out / 'guilds.yaml'}`."
+    )
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from guildsctl.check import check
+
+    problems = check(Path(args.config), [Path(p) for p in args.homeserver_config])
+    if problems:
+        print(f"{len(problems)} problem(s) found:", file=sys.stderr)
+        for line in problems:
+            print(f"  - {line}", file=sys.stderr)
+        return 1
+    checked = ", ".join([args.config, *args.homeserver_config])
+    print(f"ok: {checked} valid")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="guilds", description="Discord-style servers on Matrix.")
+    parser.add_argument("--version", action="version", version=f"guilds {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start Synapse, the bridge and the web UI locally")
+    run.add_argument("--state-dir", default="local", help="where config, secrets and data live (default: local)")
+    run.add_argument("--homeserver-port", type=_port, help="Synapse's port (env GUILDS_HOMESERVER_PORT; 8008)")
+    run.add_argument("--appservice-port", type=_port, help="the bridge's port (env GUILDS_APPSERVICE_PORT; 8009)")
+    run.add_argument("--web-port", type=_port, help="the web UI's port (env GUILDS_WEB_PORT; 8080)")
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="run the bridge and web UI for an existing homeserver")
+    serve.add_argument("-c", "--config", required=True, help="path to guilds.yaml")
+    serve.set_defaults(func=cmd_serve)
+
+    gen = sub.add_parser("generate-config", help="write the homeserver snippet, registration and guilds.yaml")
+    gen.add_argument("--server-name", required=True, help="the homeserver's server_name, e.g. example.org")
+    gen.add_argument("--database-url", required=True, help="sqlite:///guilds.db or postgresql://user@host/db")
+    gen.add_argument("--homeserver-url", default="http://127.0.0.1:8008", help="where the bridge reaches Synapse")
+    gen.add_argument("--public-homeserver-url", help="the homeserver URL clients use (default: --homeserver-url)")
+    gen.add_argument("--appservice-url", default="http://127.0.0.1:8009", help="where Synapse reaches the bridge")
+    gen.add_argument("--bot-localpart", default="guilds", help="localpart of the bot user (default: guilds)")
+    gen.add_argument("--out", default=".", help="folder to write the files into (default: .)")
+    gen.add_argument("--force", action="store_true", help="overwrite existing files")
+    gen.set_defaults(func=cmd_generate_config)
+
+    chk = sub.add_parser("check-config", help="validate guilds.yaml and the homeserver's Guilds settings")
+    chk.add_argument("-c", "--config", required=True, help="path to guilds.yaml")
+    chk.add_argument(
+        "--homeserver-config",
+        action="append",
+        default=[],
+        help="a Synapse config file to check too (repeat for several, merged as Synapse does)",
+    )
+    chk.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

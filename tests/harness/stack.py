@@ -1,0 +1,237 @@
+"""The real stack for integration tests: Synapse with the module, and `guilds serve` beside it.
+
+Each stack lives in its own temporary folder with its own ports and, for PostgreSQL, its own
+freshly created databases (dropped afterwards), so runs never see each other's state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import secrets
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import nio
+import psycopg2
+
+from guilds.config import GuildsConfig, load_config
+from guildsctl.configgen import guilds_config, registration, write_yaml
+from guildsctl.synapse import Homeserver, generate_base_config, http_ok, overlay, postgres_database, spawn, stop, tail, wait_until
+
+SERVER_NAME = "localhost"
+BOT_LOCALPART = "guilds"
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def create_pg_database(prefix: str) -> str:
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    with closing(psycopg2.connect(dbname="postgres", **PG)) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                f"CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+            )
+    return name
+
+
+def drop_pg_database(name: str) -> None:
+    with closing(psycopg2.connect(dbname="postgres", **PG)) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    password: str
+    access_token: str = field(repr=False)
+    device_id: str
+
+    @property
+    def localpart(self) -> str:
+        return self.user_id[1:].split(":", 1)[0]
+
+
+_user_counter = itertools.count(1)
+
+
+@dataclass
+class Stack:
+    backend: str
+    root: Path
+    homeserver: Homeserver
+    config_path: Path
+    web_port: int
+    appservice_port: int
+    pg_databases: list[str] = field(default_factory=list)
+    guilds_proc: subprocess.Popen[bytes] | None = None
+    http: aiohttp.ClientSession | None = None
+
+    # -- addresses -------------------------------------------------------------------------
+    @property
+    def server_name(self) -> str:
+        return SERVER_NAME
+
+    @property
+    def hs_url(self) -> str:
+        return self.homeserver.url
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def appservice_url(self) -> str:
+        return f"http://127.0.0.1:{self.appservice_port}"
+
+    @property
+    def config(self) -> GuildsConfig:
+        return load_config(self.config_path)
+
+    @property
+    def bot_user_id(self) -> str:
+        return f"@{BOT_LOCALPART}:{SERVER_NAME}"
+
+    @property
+    def guilds_log(self) -> Path:
+        return self.root / "logs" / "guilds.log"
+
+    # -- the guilds process ---------------------------------------------------------------------
+    def start_guilds(self) -> None:
+        self.guilds_proc = spawn(
+            [sys.executable, "-m", "guildsctl.cli", "serve", "-c", str(self.config_path)],
+            log_path=self.guilds_log,
+            cwd=self.root,
+        )
+        proc = self.guilds_proc
+        ready = wait_until(
+            lambda: http_ok(f"{self.web_url}/_guilds/v1/version")
+            and http_ok(f"{self.hs_url}/_matrix/client/v3/profile/{self.bot_user_id}"),
+            deadline_s=60,
+            alive=lambda: proc.poll() is None,
+        )
+        if not ready:
+            stop(proc)
+            raise RuntimeError(f"guilds serve did not start; end of its log:\n{tail(self.guilds_log)}")
+
+    def stop_guilds(self) -> None:
+        if self.guilds_proc is not None:
+            stop(self.guilds_proc)
+            self.guilds_proc = None
+
+    def kill_guilds(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.guilds_proc is not None:
+            self.guilds_proc.kill()
+            self.guilds_proc.wait()
+            self.guilds_proc = None
+
+    # -- users -------------------------------------------------------------------------------
+    async def register_user(self, localpart: str | None = None, password: str | None = None) -> User:
+        """Register through the shared-secret admin API (not rate limited), then log in."""
+        assert self.http is not None
+        localpart = localpart or f"user{next(_user_counter)}_{secrets.token_hex(3)}"
+        password = password or secrets.token_urlsafe(12)
+        url = f"{self.hs_url}/_synapse/admin/v1/register"
+        async with self.http.get(url) as response:
+            nonce = (await response.json())["nonce"]
+        mac = hmac.new(
+            self.homeserver.registration_shared_secret().encode(),
+            b"\x00".join([nonce.encode(), localpart.encode(), password.encode(), b"notadmin"]),
+            hashlib.sha1,
+        ).hexdigest()
+        body = {"nonce": nonce, "username": localpart, "password": password, "admin": False, "mac": mac}
+        async with self.http.post(url, json=body) as response:
+            answer = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"registering {localpart} failed: {answer}")
+        return User(answer["user_id"], password, answer["access_token"], answer["device_id"])
+
+    @asynccontextmanager
+    async def nio_client(self, user: User) -> AsyncIterator[nio.AsyncClient]:
+        """A plain matrix-nio client, logged in as `user`: a Matrix client that is not ours."""
+        client = nio.AsyncClient(self.hs_url, user.user_id, device_id=user.device_id)
+        client.restore_login(user.user_id, user.device_id, user.access_token)
+        try:
+            yield client
+        finally:
+            await client.close()
+
+    async def close(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+        self.stop_guilds()
+        self.homeserver.stop()
+        for name in self.pg_databases:
+            drop_pg_database(name)
+
+
+def build_stack(backend: str, root: Path) -> Stack:
+    """Write every config file of a test stack and start Synapse; `start_guilds` comes after."""
+    hs_port, as_port, web_port = free_port(), free_port(), free_port()
+    pg_databases: list[str] = []
+    synapse_db = None
+    bridge_db = f"sqlite:///{root / 'guilds.db'}"
+    if backend == "postgres":
+        synapse_name = create_pg_database("guilds_test_synapse")
+        bridge_name = create_pg_database("guilds_test_bridge")
+        pg_databases += [synapse_name, bridge_name]
+        synapse_db = postgres_database(synapse_name, **PG)
+        bridge_db = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{bridge_name}"
+
+    generate_base_config(root / "synapse", SERVER_NAME)
+    registration_path = root / "registration.yaml"
+    write_yaml(
+        registration_path,
+        registration(f"http://127.0.0.1:{as_port}", BOT_LOCALPART, SERVER_NAME),
+        private=True,
+    )
+    homeserver = Homeserver(root / "synapse", hs_port, root / "logs" / "synapse.log")
+    homeserver.write_overlay(
+        overlay(
+            server_name=SERVER_NAME,
+            port=hs_port,
+            registration_path=registration_path,
+            bot_localpart=BOT_LOCALPART,
+            open_registration=True,
+            database=synapse_db,
+            for_tests=True,
+        )
+    )
+    config_path = root / "guilds.yaml"
+    write_yaml(
+        config_path,
+        guilds_config(
+            SERVER_NAME,
+            homeserver.url,
+            bridge_db,
+            appservice_port=as_port,
+            web_port=web_port,
+            bot_localpart=BOT_LOCALPART,
+            log_level="DEBUG",
+        ),
+        private=True,
+    )
+    stack = Stack(backend, root, homeserver, config_path, web_port, as_port, pg_databases)
+    try:
+        homeserver.start()
+    except BaseException:
+        for name in pg_databases:
+            drop_pg_database(name)
+        raise
+    return stack

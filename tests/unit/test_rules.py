@@ -1,0 +1,35 @@
+"""The pure rules, without a homeserver."""
+
+from __future__ import annotations
+
+import pytest
+
+from guilds.rules import call_membership_refusal, channel_kind
+from guilds.vocabulary import ChannelKind
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        (None, None),
+        ({"kind": "text"}, ChannelKind.TEXT),
+        ({"kind": "voice"}, ChannelKind.VOICE),
+        ({"kind": "video"}, ChannelKind.VIDEO),
+        # Malformed kinds fall back to the most restrictive kind.
+        ({"kind": "stage"}, ChannelKind.TEXT),
+        ({"kind": 3}, ChannelKind.TEXT),
+        ({}, ChannelKind.TEXT),
+    ],
+)
+def test_channel_kind(content: dict | None, kind: ChannelKind | None) -> None:
+    assert channel_kind(content) is kind
+
+
+def test_call_membership_refused_only_in_text_channels() -> None:
+    assert call_membership_refusal({"kind": "text"}) is not None
+    assert "text channel" in (call_membership_refusal({"kind": "text"}) or "")
+    assert call_membership_refusal({"kind": "bogus"}) is not None
+    assert call_membership_refusal({"kind": "voice"}) is None
+    assert call_membership_refusal({"kind": "video"}) is None
+    # Rooms that are not Guilds channels are none of our business.
+    assert call_membership_refusal(None) is None
