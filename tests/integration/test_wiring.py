@@ -1,0 +1,187 @@
+"""The parts are wired together for real: Synapse calls the module, and sends the bridge its events.
+
+Every test here runs against a real Synapse (SQLite and PostgreSQL) loading synapse_module from
+its configuration, with the bridge registered as an application service; the Matrix side is
+driven with matrix-nio, a plain client that is not ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Any
+
+import nio
+import pytest
+
+from bridge.store import Database
+from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT
+from tests.harness.stack import Stack, User
+
+
+async def eventually(check: Any, *, deadline_s: float = 15.0, what: str = "condition") -> Any:
+    """Await `check()` until it returns something truthy, or fail after the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def call_member_content(device_id: str) -> dict[str, Any]:
+    # The fields MatrixRTC clients write for a call membership.
+    return {
+        "application": "m.call",
+        "call_id": "",
+        "scope": "m.room",
+        "device_id": device_id,
+        "expires": 3_600_000,
+        "focus_active": {"type": "livekit", "focus_selection": "oldest_membership"},
+        "foci_preferred": [],
+    }
+
+
+async def create_channel_room(client: nio.AsyncClient, kind: str | None) -> str:
+    initial_state = [] if kind is None else [{"type": CHANNEL_EVENT, "state_key": "", "content": {"kind": kind}}]
+    response = await client.room_create(name=f"{kind} channel", initial_state=initial_state)
+    assert isinstance(response, nio.RoomCreateResponse), response
+    return response.room_id
+
+
+async def test_module_refuses_call_membership_in_a_text_channel(stack: Stack, alice: User) -> None:
+    async with stack.nio_client(alice) as client:
+        room_id = await create_channel_room(client, "text")
+        state_key = f"_{alice.user_id}_{alice.device_id}"
+        response = await client.room_put_state(room_id, CALL_MEMBER_EVENT, call_member_content(alice.device_id), state_key)
+        assert isinstance(response, nio.RoomPutStateError), response
+        assert response.status_code == "M_FORBIDDEN"
+        assert "text channel" in response.message
+        # Nothing was written: the room state has no call membership.
+        state = await client.room_get_state(room_id)
+        assert isinstance(state, nio.RoomGetStateResponse)
+        assert not [e for e in state.events if e["type"] == CALL_MEMBER_EVENT]
+
+
+@pytest.mark.parametrize("kind", ["voice", "video", None])
+async def test_module_allows_call_membership_elsewhere(stack: Stack, alice: User, kind: str | None) -> None:
+    async with stack.nio_client(alice) as client:
+        room_id = await create_channel_room(client, kind)
+        state_key = f"_{alice.user_id}_{alice.device_id}"
+        response = await client.room_put_state(room_id, CALL_MEMBER_EVENT, call_member_content(alice.device_id), state_key)
+        assert isinstance(response, nio.RoomPutStateResponse), response
+        got = await client.room_get_state_event(room_id, CALL_MEMBER_EVENT, state_key)
+        assert isinstance(got, nio.RoomGetStateEventResponse)
+        assert got.content["device_id"] == alice.device_id
+
+
+async def inbox_row(stack: Stack, event_id: str) -> Any:
+    db = await Database.open(stack.config.database_url)
+    try:
+        return await db.fetchone("SELECT txn_id, type, handled_at FROM inbox WHERE event_id = ?", event_id)
+    finally:
+        await db.close()
+
+
+async def test_bridge_joins_when_invited_and_receives_the_rooms_events(stack: Stack, alice: User) -> None:
+    async with stack.nio_client(alice) as client:
+        created = await client.room_create(name="with the bot", invite=[stack.bot_user_id])
+        assert isinstance(created, nio.RoomCreateResponse), created
+        room_id = created.room_id
+
+        async def bot_joined() -> bool:
+            members = await client.joined_members(room_id)
+            return isinstance(members, nio.JoinedMembersResponse) and stack.bot_user_id in {
+                m.user_id for m in members.members
+            }
+
+        # The invite reached the bridge by transaction, and the bridge acted on it.
+        await eventually(bot_joined, what="the bot to join")
+
+        sent = await client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "hello bridge"})
+        assert isinstance(sent, nio.RoomSendResponse), sent
+        row = await eventually(lambda: inbox_row(stack, sent.event_id), what="the message in the bridge's inbox")
+        assert row["type"] == "m.room.message"
+
+        async def handled() -> bool:
+            current = await inbox_row(stack, sent.event_id)
+            return current is not None and current["handled_at"] is not None
+
+        await eventually(handled, what="the event to be handled")
+
+
+async def put_transaction(stack: Stack, txn_id: str, events: list[dict[str, Any]], token: str | None) -> tuple[int, dict]:
+    assert stack.http is not None
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    async with stack.http.put(
+        f"{stack.appservice_url}/_matrix/app/v1/transactions/{txn_id}", json={"events": events}, headers=headers
+    ) as response:
+        return response.status, await response.json()
+
+
+def fake_event(room_id: str = "!nowhere:localhost") -> dict[str, Any]:
+    return {
+        "event_id": f"$test-{secrets.token_hex(8)}",
+        "room_id": room_id,
+        "type": "m.room.message",
+        "sender": "@someone:localhost",
+        "origin_server_ts": int(time.time() * 1000),
+        "content": {"msgtype": "m.text", "body": "replayed"},
+    }
+
+
+async def count(stack: Stack, sql: str, *args: Any) -> int:
+    db = await Database.open(stack.config.database_url)
+    try:
+        row = await db.fetchone(sql, *args)
+        assert row is not None
+        return int(row[0])
+    finally:
+        await db.close()
+
+
+async def test_replayed_transaction_is_processed_once(stack: Stack) -> None:
+    hs_token = stack.config.appservice.registration.hs_token
+    txn_id = f"replay-{secrets.token_hex(6)}"
+    event = fake_event()
+    # Twice at once, then again in sequence.
+    answers = await asyncio.gather(*(put_transaction(stack, txn_id, [event], hs_token) for _ in range(2)))
+    assert answers == [(200, {}), (200, {})]
+    assert await put_transaction(stack, txn_id, [event], hs_token) == (200, {})
+    assert await count(stack, "SELECT COUNT(*) FROM inbox WHERE event_id = ?", event["event_id"]) == 1
+    assert await count(stack, "SELECT COUNT(*) FROM appservice_txn WHERE txn_id = ?", txn_id) == 1
+
+    # And after a restart of the bridge, the stored txn id still makes the replay a no-op.
+    stack.stop_guilds()
+    stack.start_guilds()
+    assert await put_transaction(stack, txn_id, [event], hs_token) == (200, {})
+    assert await count(stack, "SELECT COUNT(*) FROM inbox WHERE event_id = ?", event["event_id"]) == 1
+
+
+async def test_appservice_refuses_a_wrong_hs_token(stack: Stack) -> None:
+    event = fake_event()
+    status, body = await put_transaction(stack, "wrong-token", [event], "x" * 64)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    status, body = await put_transaction(stack, "no-token", [event], None)
+    assert (status, body["errcode"]) == (401, "M_UNAUTHORIZED")
+    # The as_token is not the hs_token either.
+    status, body = await put_transaction(stack, "as-token", [event], stack.config.appservice.registration.as_token)
+    assert status == 403
+    assert await count(stack, "SELECT COUNT(*) FROM inbox WHERE event_id = ?", event["event_id"]) == 0
+
+
+async def test_homeserver_reaches_the_appservice(stack: Stack) -> None:
+    """Synapse's own appservice ping goes through the bridge's /_matrix/app/v1/ping."""
+    config = stack.config
+    assert stack.http is not None
+    async with stack.http.post(
+        f"{stack.hs_url}/_matrix/client/v1/appservice/{config.appservice.registration.id}/ping",
+        json={"transaction_id": "harness-ping"},
+        headers={"Authorization": f"Bearer {config.appservice.registration.as_token}"},
+    ) as response:
+        body = await response.json()
+        assert response.status == 200, body
+        assert "duration_ms" in body
