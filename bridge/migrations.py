@@ -1,0 +1,65 @@
+"""The bridge's database schema, as an ordered list of numbered migrations.
+
+Append new migrations; never edit one that has shipped. Timestamps are integer milliseconds
+since the epoch and JSON is stored as text, so one schema suits SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from bridge.store import Database, Migration, Transaction, upgrade
+
+
+async def _v1_transaction_inbox(tx: Transaction) -> None:
+    # Transactions already stored, so a redelivery (Synapse retries until it sees a 200) is
+    # acknowledged without storing its events again. `events_digest` tells a true retry from a
+    # homeserver that reuses ids after its own database was reset.
+    await tx.execute(
+        "CREATE TABLE appservice_txn ("
+        " txn_id TEXT PRIMARY KEY,"
+        " events_digest TEXT NOT NULL,"
+        " event_count INTEGER NOT NULL,"
+        " received_at BIGINT NOT NULL)"
+    )
+    # `seq` is the arrival order in which the worker hands events to the handlers.
+    seq = (
+        "seq INTEGER PRIMARY KEY AUTOINCREMENT"
+        if tx.dialect == "sqlite"
+        else "seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    )
+    await tx.execute(
+        "CREATE TABLE inbox ("
+        f" {seq},"
+        " event_id TEXT NOT NULL UNIQUE,"
+        " txn_id TEXT NOT NULL,"
+        " room_id TEXT NOT NULL,"
+        " type TEXT NOT NULL,"
+        " state_key TEXT,"
+        " sender TEXT NOT NULL,"
+        " event_json TEXT NOT NULL,"
+        " received_at BIGINT NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt_at BIGINT,"
+        " last_error TEXT,"
+        " handled_at BIGINT,"
+        " failed_at BIGINT)"
+    )
+    # The worker only ever scans what is still pending; keep that cheap as the table grows.
+    await tx.execute(
+        "CREATE INDEX inbox_pending ON inbox (seq) WHERE handled_at IS NULL AND failed_at IS NULL"
+    )
+    await tx.execute(
+        "CREATE INDEX inbox_pending_room ON inbox (room_id, next_attempt_at)"
+        " WHERE handled_at IS NULL AND failed_at IS NULL"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "appservice transactions and the event inbox", _v1_transaction_inbox),
+)
+
+LATEST_VERSION = len(MIGRATIONS)
+
+
+async def migrate(db: Database) -> int:
+    """Bring the bridge's database to LATEST_VERSION; raise SchemaTooNew if it is ahead."""
+    return await upgrade(db, MIGRATIONS)
