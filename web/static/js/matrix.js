@@ -1,0 +1,238 @@
+// The one module that talks to the homeserver: every Client-Server API request goes through here.
+//
+// The access token travels in the Authorization header only, never in a URL. A `{errcode, error}`
+// answer becomes a thrown MatrixError; a 429 is waited out and retried a bounded number of times.
+
+const CLIENT_PREFIX = "/_matrix/client/v3";
+const DEFAULT_TIMEOUT_MS = 30_000;
+const MAX_RATE_LIMIT_RETRIES = 3;
+// Past this we stop waiting silently and let the person know they were rate limited.
+const MAX_RATE_LIMIT_WAIT_MS = 10_000;
+
+/** An error answered by the homeserver, with its Matrix errcode and HTTP status. */
+export class MatrixError extends Error {
+  constructor(errcode, message, { status = 0, data = {} } = {}) {
+    super(message || errcode);
+    this.name = "MatrixError";
+    this.errcode = errcode;
+    this.status = status;
+    this.data = data;
+  }
+
+  /** How long the server asked us to wait, for M_LIMIT_EXCEEDED; null when it did not say. */
+  get retryAfterMs() {
+    const value = this.data?.retry_after_ms;
+    return Number.isFinite(value) ? value : null;
+  }
+}
+
+/** The homeserver could not be reached at all (network down, wrong URL, CORS, timeout). */
+export class ConnectionError extends Error {
+  constructor(baseUrl, cause) {
+    super(`Could not reach the homeserver at ${baseUrl}`);
+    this.name = "ConnectionError";
+    this.baseUrl = baseUrl;
+    this.cause = cause;
+  }
+}
+
+/** The server's sign-up needs steps this client cannot do (captcha, email, terms...). */
+export class UnsupportedAuthError extends Error {
+  constructor(flows) {
+    const stages = [...new Set(flows.flatMap((flow) => flow.stages ?? []))];
+    super(`This homeserver asks for sign-up steps this app cannot do: ${stages.join(", ")}`);
+    this.name = "UnsupportedAuthError";
+    this.stages = stages;
+  }
+}
+
+// User-interactive auth stages this client completes on its own.
+const SUPPORTED_STAGES = new Set(["m.login.dummy"]);
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class MatrixClient {
+  /**
+   * @param {object} options
+   * @param {string} options.baseUrl  the homeserver's public base URL
+   * @param {string} [options.accessToken]
+   * @param {typeof fetch} [options.fetch]  for tests
+   */
+  constructor({ baseUrl, accessToken = null, fetch: fetchImpl = null }) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.accessToken = accessToken;
+    this._fetch = fetchImpl ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /**
+   * Make one request, retrying on 429. Returns the decoded JSON body.
+   * @param {string} method
+   * @param {string} path  e.g. "/_matrix/client/v3/login"; path parameters must be encoded
+   * @param {object} [options]
+   * @param {object} [options.body]  sent as JSON
+   * @param {Record<string, string>} [options.query]  never holds a token
+   * @param {boolean} [options.auth]  send the access token (default: when we have one)
+   * @param {number} [options.timeoutMs]
+   */
+  async request(method, path, { body, query, auth = true, timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+    const url = new URL(this.baseUrl + path);
+    for (const [key, value] of Object.entries(query ?? {})) {
+      url.searchParams.set(key, value);
+    }
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (auth && this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
+
+    for (let attempt = 0; ; attempt++) {
+      let response;
+      try {
+        response = await this._fetch(url, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs),
+          // The token is in a header; cookies and referrers are no business of the homeserver.
+          credentials: "omit",
+          referrerPolicy: "no-referrer",
+        });
+      } catch (cause) {
+        throw new ConnectionError(this.baseUrl, cause);
+      }
+      const data = await readJson(response);
+      if (response.ok) return data;
+
+      const error = toMatrixError(response, data);
+      if (response.status === 429 && attempt < MAX_RATE_LIMIT_RETRIES) {
+        const wait = retryDelayMs(error, response, attempt);
+        if (wait <= MAX_RATE_LIMIT_WAIT_MS) {
+          await sleep(wait);
+          continue;
+        }
+      }
+      throw error;
+    }
+  }
+
+  // --- Client-Server API calls ------------------------------------------------------------
+
+  versions() {
+    return this.request("GET", "/_matrix/client/versions", { auth: false });
+  }
+
+  /** `m.login.password` with a user identifier; answers {user_id, access_token, device_id}. */
+  login(user, password, { deviceName } = {}) {
+    return this.request("POST", `${CLIENT_PREFIX}/login`, {
+      auth: false,
+      body: {
+        type: "m.login.password",
+        identifier: { type: "m.id.user", user },
+        password,
+        initial_device_display_name: deviceName,
+      },
+    });
+  }
+
+  /**
+   * Register an account, completing user-interactive auth: the first request goes without
+   * `auth`; a 401 lists the flows and a session, and we complete a flow made only of stages we
+   * support (m.login.dummy). Answers {user_id, access_token, device_id}.
+   */
+  async register(username, password, { deviceName } = {}) {
+    const body = {
+      username,
+      password,
+      initial_device_display_name: deviceName,
+      inhibit_login: false,
+    };
+    const path = `${CLIENT_PREFIX}/register`;
+    const query = { kind: "user" };
+    let uia;
+    try {
+      return await this.request("POST", path, { body, query, auth: false });
+    } catch (error) {
+      uia = userInteractiveAuth(error);
+      if (!uia) throw error;
+    }
+    // Each round completes one stage; a flow has a handful at most, so this is bounded.
+    for (let round = 0; round < 5; round++) {
+      const flow = pickFlow(uia.flows, uia.completed);
+      if (!flow) throw new UnsupportedAuthError(uia.flows);
+      const stage = flow.stages.find((s) => !uia.completed.includes(s));
+      if (!stage) throw new MatrixError("M_UNKNOWN", "Sign-up did not complete");
+      try {
+        return await this.request("POST", path, {
+          body: { ...body, auth: { type: stage, session: uia.session } },
+          query,
+          auth: false,
+        });
+      } catch (error) {
+        const next = userInteractiveAuth(error);
+        // A 401 without progress means the stage was refused: report the server's own error.
+        if (!next || next.completed.length <= uia.completed.length) throw error;
+        uia = next;
+      }
+    }
+    throw new MatrixError("M_UNKNOWN", "Sign-up did not complete");
+  }
+
+  logout() {
+    return this.request("POST", `${CLIENT_PREFIX}/logout`, { body: {} });
+  }
+
+  whoami() {
+    return this.request("GET", `${CLIENT_PREFIX}/account/whoami`);
+  }
+
+  /** The user's display name, or null when they have none. */
+  async getDisplayName(userId) {
+    try {
+      const data = await this.request(
+        "GET",
+        `${CLIENT_PREFIX}/profile/${encodeURIComponent(userId)}/displayname`,
+      );
+      return typeof data.displayname === "string" ? data.displayname : null;
+    } catch (error) {
+      if (error instanceof MatrixError && error.errcode === "M_NOT_FOUND") return null;
+      throw error;
+    }
+  }
+}
+
+async function readJson(response) {
+  const text = await response.text();
+  if (!text) return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    // A proxy's HTML error page, for instance: keep going with the status alone.
+    return {};
+  }
+}
+
+function toMatrixError(response, data) {
+  const errcode = typeof data.errcode === "string" ? data.errcode : "M_UNKNOWN";
+  const message =
+    typeof data.error === "string" ? data.error : `The homeserver answered ${response.status}`;
+  return new MatrixError(errcode, message, { status: response.status, data });
+}
+
+function retryDelayMs(error, response, attempt) {
+  if (error.retryAfterMs !== null) return error.retryAfterMs;
+  const header = Number(response.headers.get("Retry-After"));
+  if (Number.isFinite(header) && header > 0) return header * 1000;
+  return 500 * 2 ** attempt;
+}
+
+/** The UIA state in a 401 answer, or null when the error is not a UIA challenge. */
+function userInteractiveAuth(error) {
+  if (!(error instanceof MatrixError) || error.status !== 401) return null;
+  const { flows, session, completed } = error.data;
+  if (!Array.isArray(flows)) return null;
+  return { flows, session, completed: Array.isArray(completed) ? completed : [] };
+}
+
+function pickFlow(flows, completed) {
+  return flows.find((flow) =>
+    (flow.stages ?? []).every((stage) => completed.includes(stage) || SUPPORTED_STAGES.has(stage)),
+  );
+}
