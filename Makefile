@@ -1,4 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,6 +8,8 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PYTEST_ARGS ?=
+# pip's own output, one short line per package fetched, without the already-satisfied noise.
+PIP_PROGRESS := sed -u -n -E 's/^(Collecting|Successfully installed|ERROR).*/&/p' | cut -c1-100
 
 .PHONY: run test unit lint clean-state help
 
@@ -20,12 +24,12 @@ $(BIN)/python:
 
 $(STAMP_RUN): setup.cfg pyproject.toml | $(BIN)/python
 	@echo "==> Installing Guilds and Synapse (first time: about a minute)"
-	@$(BIN)/python -m pip install --progress-bar on -e '.[synapse,postgres]'
+	@$(BIN)/python -m pip install -e '.[synapse,postgres]' 2>&1 | $(PIP_PROGRESS)
 	@touch $@
 
 $(STAMP_TEST): setup.cfg pyproject.toml | $(BIN)/python
 	@echo "==> Installing Guilds with its test dependencies"
-	@$(BIN)/python -m pip install --progress-bar on -e '.[synapse,postgres,test]'
+	@$(BIN)/python -m pip install -e '.[synapse,postgres,test]' 2>&1 | $(PIP_PROGRESS)
 	@touch $@ $(STAMP_RUN)
 
 run: $(STAMP_RUN)

@@ -56,6 +56,9 @@ class PortInUse(Exception):
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers themselves bind: connections of a previous run in TIME_WAIT are no
+        # conflict, a listening socket is.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -151,6 +154,7 @@ def prepare(state: Path, ports: dict[str, int]) -> tuple[Homeserver, Path]:
 
 
 def run(state: Path, port_overrides: dict[str, int | None]) -> int:
+    state = state.resolve()
     try:
         ports = resolve_ports(port_overrides)
     except PortInUse as exc:

@@ -38,7 +38,16 @@ async def serve(config: GuildsConfig) -> None:
             await ui.setup()
             runners.append(ui)
             await web.TCPSite(ui, config.web.listen.host, config.web.listen.port).start()
-        await bridge.connect()
+        # Waiting for the homeserver can take a while; a signal meanwhile must still stop us.
+        connecting = asyncio.ensure_future(bridge.connect())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
+            return
+        stopping.cancel()
+        connecting.result()
         logger.info(
             "Guilds is serving: appservice on %s:%d, web UI on %s",
             config.appservice.listen.host,

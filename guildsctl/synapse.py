@@ -53,6 +53,7 @@ TEST_RATE_LIMITS |= {
 
 def generate_base_config(config_dir: Path, server_name: str) -> Path:
     """Let Synapse write its own base config (keys and secrets) once; return its path."""
+    config_dir = config_dir.resolve()
     config_path = config_dir / "homeserver.yaml"
     if config_path.exists():
         return config_path

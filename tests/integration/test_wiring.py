@@ -138,7 +138,7 @@ async def count(stack: Stack, sql: str, *args: Any) -> int:
     try:
         row = await db.fetchone(sql, *args)
         assert row is not None
-        return int(row[0])
+        return int(row["n"])
     finally:
         await db.close()
 
@@ -151,14 +151,14 @@ async def test_replayed_transaction_is_processed_once(stack: Stack) -> None:
     answers = await asyncio.gather(*(put_transaction(stack, txn_id, [event], hs_token) for _ in range(2)))
     assert answers == [(200, {}), (200, {})]
     assert await put_transaction(stack, txn_id, [event], hs_token) == (200, {})
-    assert await count(stack, "SELECT COUNT(*) FROM inbox WHERE event_id = ?", event["event_id"]) == 1
-    assert await count(stack, "SELECT COUNT(*) FROM appservice_txn WHERE txn_id = ?", txn_id) == 1
+    assert await count(stack, "SELECT COUNT(*) AS n FROM inbox WHERE event_id = ?", event["event_id"]) == 1
+    assert await count(stack, "SELECT COUNT(*) AS n FROM appservice_txn WHERE txn_id = ?", txn_id) == 1
 
     # And after a restart of the bridge, the stored txn id still makes the replay a no-op.
     stack.stop_guilds()
     stack.start_guilds()
     assert await put_transaction(stack, txn_id, [event], hs_token) == (200, {})
-    assert await count(stack, "SELECT COUNT(*) FROM inbox WHERE event_id = ?", event["event_id"]) == 1
+    assert await count(stack, "SELECT COUNT(*) AS n FROM inbox WHERE event_id = ?", event["event_id"]) == 1
 
 
 async def test_appservice_refuses_a_wrong_hs_token(stack: Stack) -> None:
@@ -170,7 +170,7 @@ async def test_appservice_refuses_a_wrong_hs_token(stack: Stack) -> None:
     # The as_token is not the hs_token either.
     status, body = await put_transaction(stack, "as-token", [event], stack.config.appservice.registration.as_token)
     assert status == 403
-    assert await count(stack, "SELECT COUNT(*) FROM inbox WHERE event_id = ?", event["event_id"]) == 0
+    assert await count(stack, "SELECT COUNT(*) AS n FROM inbox WHERE event_id = ?", event["event_id"]) == 0
 
 
 async def test_homeserver_reaches_the_appservice(stack: Stack) -> None:
@@ -185,3 +185,17 @@ async def test_homeserver_reaches_the_appservice(stack: Stack) -> None:
         body = await response.json()
         assert response.status == 200, body
         assert "duration_ms" in body
+
+
+async def test_appservice_queries_and_unknown_routes(stack: Stack) -> None:
+    assert stack.http is not None
+    headers = {"Authorization": f"Bearer {stack.config.appservice.registration.hs_token}"}
+    base = f"{stack.appservice_url}/_matrix/app/v1"
+    async with stack.http.get(f"{base}/users/{stack.bot_user_id}", headers=headers) as response:
+        assert response.status == 200
+    async with stack.http.get(f"{base}/users/@guilds_nobody:localhost", headers=headers) as response:
+        assert (response.status, (await response.json())["errcode"]) == (404, "M_NOT_FOUND")
+    async with stack.http.get(f"{base}/rooms/%23nothing:localhost", headers=headers) as response:
+        assert (response.status, (await response.json())["errcode"]) == (404, "M_NOT_FOUND")
+    async with stack.http.get(f"{base}/no/such/route", headers=headers) as response:
+        assert (response.status, (await response.json())["errcode"]) == (404, "M_UNRECOGNIZED")
