@@ -1,1 +1,1 @@
-"""The bundled web UI: the aiohttp app serving the pages, the static browser client and discovery."""
+"""The bundled web UI: the aiohttp app serving the pages, the browser client and discovery."""

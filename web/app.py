@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from guilds.config import GuildsConfig
 from web.assets import STATIC_DIR, static_handler
@@ -28,7 +29,7 @@ async def well_known_client(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def not_found_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def not_found_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer unknown paths with a 404 page for people and a Matrix-shaped error for programs."""
     try:
         return await handler(request)
@@ -40,7 +41,9 @@ async def not_found_middleware(request: web.Request, handler: web.Handler) -> we
         return not_found(request)
 
 
-def create_app(config: GuildsConfig, provisioning: web.Application | None = None) -> web.Application:
+def create_app(
+    config: GuildsConfig, provisioning: web.Application | None = None
+) -> web.Application:
     """Build the web UI. `provisioning`, the bridge's API app, is mounted under /_guilds/v1."""
     app = web.Application(middlewares=[not_found_middleware])
     app[CONFIG_KEY] = config
@@ -49,9 +52,7 @@ def create_app(config: GuildsConfig, provisioning: web.Application | None = None
 
     app.router.add_get("/", index, name="index")
     app.router.add_get("/.well-known/matrix/client", well_known_client, name="well_known_client")
-    app.router.add_get(
-        "/static/{path:.+}", static_handler(STATIC_DIR), name="static"
-    )
+    app.router.add_get("/static/{path:.+}", static_handler(STATIC_DIR), name="static")
     if provisioning is not None:
         # The sub-app keeps its own error middleware, so its 404s stay JSON.
         app.add_subapp(PROVISIONING_PREFIX, provisioning)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -28,7 +29,7 @@ MIME_TYPES = {
 STATIC_CACHE_CONTROL = "no-cache"
 
 
-def static_handler(root: Path = STATIC_DIR) -> web.Handler:
+def static_handler(root: Path = STATIC_DIR) -> Handler:
     root = root.resolve()
 
     async def handle(request: web.Request) -> web.StreamResponse:

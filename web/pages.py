@@ -26,7 +26,9 @@ def create_environment() -> jinja2.Environment:
     )
 
 
-def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+def render(
+    request: web.Request, template: str, *, status: int = 200, **context: Any
+) -> web.Response:
     config = request.app[CONFIG_KEY]
     html = (
         request.app[TEMPLATES_KEY]

@@ -13,8 +13,15 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Error, Page, Playwright
-from playwright.async_api import async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Page,
+    Playwright,
+    async_playwright,
+)
 
 from tests.browser.web_only import make_config
 from web.app import create_app
@@ -50,17 +57,19 @@ def has_failed(request: pytest.FixtureRequest) -> bool:
     return any(r.failed for r in reports.values())
 
 
-
-
 @pytest_asyncio.fixture(scope="session")
 async def playwright() -> AsyncIterator[Playwright]:
     async with async_playwright() as p:
         yield p
 
 
+def chromium_installed() -> bool:
+    return CHROMIUM.exists()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
+    if not chromium_installed():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh (or `make test`)")
     browser = await playwright.chromium.launch(
         executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True

@@ -60,7 +60,9 @@ async def test_sign_up_reload_sign_out_and_sign_in_again(page: Page, stack: Stac
 
     for request in requests:
         for secret in (token, second["accessToken"]):
-            assert secret not in request.url, f"a token went into a URL: {request.method} {request.url}"
+            assert secret not in request.url, (
+                f"a token went into a URL: {request.method} {request.url}"
+            )
 
 
 async def test_wrong_password_and_taken_name_read_clearly(page: Page, stack: Stack) -> None:
@@ -79,4 +81,6 @@ async def test_wrong_password_and_taken_name_read_clearly(page: Page, stack: Sta
 
     # A full user id works for signing in, as people copy it from elsewhere.
     await sign_in(page, existing.user_id, existing.password)
-    await expect(page.get_by_test_id("signed-in-as")).to_have_text(f"Signed in as {existing.user_id}")
+    await expect(page.get_by_test_id("signed-in-as")).to_have_text(
+        f"Signed in as {existing.user_id}"
+    )

@@ -69,7 +69,10 @@ class FakeHomeserver:
 async def hs(page: Page) -> FakeHomeserver:
     fake = FakeHomeserver()
     fake.on("/_matrix/client/v3/account/whoami", (200, {"user_id": USER, "device_id": "DEVICE1"}))
-    fake.on("/_matrix/client/v3/profile/%40alice%3Aguilds.test/displayname", (200, {"displayname": "Alice"}))
+    fake.on(
+        "/_matrix/client/v3/profile/%40alice%3Aguilds.test/displayname",
+        (200, {"displayname": "Alice"}),
+    )
     fake.on("/_matrix/client/v3/logout", (200, {}))
     await page.route(f"{FAKE_HS}/**", fake.handle)
     return fake
@@ -92,7 +95,7 @@ async def test_sign_up_completes_the_dummy_stage_and_waits_out_a_429(
     await expect(page.get_by_test_id("signed-in-as")).to_have_text(f"Signed in as {USER}")
     await expect(page.get_by_test_id("display-name")).to_have_text("Alice")
 
-    first, challenge, retried = hs.bodies[: 3]
+    first, challenge, retried = hs.bodies[:3]
     assert "auth" not in first
     assert first["username"] == "alice" and first["password"] == "correct horse"
     assert challenge["auth"] == {"type": "m.login.dummy", "session": "S1"}
@@ -105,7 +108,14 @@ async def test_sign_up_explains_stages_it_cannot_do(
 ) -> None:
     hs.on(
         REGISTER,
-        (401, {"session": "S1", "flows": [{"stages": ["m.login.recaptcha", "m.login.terms"]}], "params": {}}),
+        (
+            401,
+            {
+                "session": "S1",
+                "flows": [{"stages": ["m.login.recaptcha", "m.login.terms"]}],
+                "params": {},
+            },
+        ),
     )
     await page.goto(web_only)
     await sign_up(page, "alice", "correct horse")
@@ -118,12 +128,28 @@ async def test_sign_up_explains_stages_it_cannot_do(
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        ((403, {"errcode": "M_FORBIDDEN", "error": "Registration has been disabled"}), "Sign-up is closed"),
-        ((400, {"errcode": "M_USER_IN_USE", "error": "User ID already taken."}), "already taken"),
-        ((400, {"errcode": "M_INVALID_USERNAME", "error": "User ID may not begin with _"}), "isn't allowed"),
-        ((400, {"errcode": "M_WEAK_PASSWORD", "error": "Password too short"}), "too weak: Password too short"),
         (
-            (429, {"errcode": "M_LIMIT_EXCEEDED", "error": "Too many requests", "retry_after_ms": 60_000}),
+            (403, {"errcode": "M_FORBIDDEN", "error": "Registration has been disabled"}),
+            "Sign-up is closed",
+        ),
+        ((400, {"errcode": "M_USER_IN_USE", "error": "User ID already taken."}), "already taken"),
+        (
+            (400, {"errcode": "M_INVALID_USERNAME", "error": "User ID may not begin with _"}),
+            "isn't allowed",
+        ),
+        (
+            (400, {"errcode": "M_WEAK_PASSWORD", "error": "Password too short"}),
+            "too weak: Password too short",
+        ),
+        (
+            (
+                429,
+                {
+                    "errcode": "M_LIMIT_EXCEEDED",
+                    "error": "Too many requests",
+                    "retry_after_ms": 60_000,
+                },
+            ),
             "Wait 60 seconds",
         ),
         ((502, {}), "ran into a problem (HTTP 502)"),
@@ -185,7 +211,10 @@ async def test_token_goes_in_the_header_never_the_url(
     await expect(page.get_by_test_id("auth-screen")).to_be_visible()
 
     authed = [r for r in hs.seen if not r.url.endswith(LOGIN)]
-    assert {r.url.split("/_matrix/client/v3")[1].split("/")[1] for r in authed} >= {"account", "logout"}
+    assert {r.url.split("/_matrix/client/v3")[1].split("/")[1] for r in authed} >= {
+        "account",
+        "logout",
+    }
     for request in hs.seen:
         assert "syt_fake_abc" not in request.url
         assert "access_token" not in request.url
@@ -204,11 +233,14 @@ async def test_a_stored_session_that_ended_goes_back_to_sign_in(
     await page.goto(web_only)
     await page.evaluate(
         """(hs) => localStorage.setItem("guilds.session.v1", JSON.stringify({
-            userId: "@alice:guilds.test", accessToken: "syt_old", deviceId: "D", homeserverUrl: hs}))""",
+            userId: "@alice:guilds.test", accessToken: "syt_old", deviceId: "D",
+            homeserverUrl: hs}))""",
         FAKE_HS,
     )
     await page.reload()
-    await expect(page.get_by_test_id("auth-notice")).to_have_text("Your session has ended. Sign in again.")
+    await expect(page.get_by_test_id("auth-notice")).to_have_text(
+        "Your session has ended. Sign in again."
+    )
     assert await page.evaluate("localStorage.length") == 0
 
 
@@ -217,4 +249,3 @@ async def test_unknown_page_is_a_styled_404(page: Page, web_only: str) -> None:
     assert response is not None and response.status == 404
     await expect(page.get_by_test_id("not-found")).to_contain_text("Nothing here")
     await expect(page.get_by_role("link", name=re.compile("Go to Guilds"))).to_be_visible()
-

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Handler
 
 from guilds.config import GuildsConfig, parse_config
 from web.app import create_app
@@ -64,7 +65,7 @@ async def test_index_renders_the_shell_with_the_brand_escaped(client: TestClient
     assert '<script type="module" src="/static/js/main.js"></script>' in html
     assert f'<meta name="guilds-homeserver" content="{HS_PUBLIC}">' in html
     # The CSP forbids inline script, so the page must not carry any.
-    assert "<script>" not in html and "<script type=\"module\">" not in html
+    assert "<script>" not in html and '<script type="module">' not in html
     assert 'style="' not in html
 
 
@@ -173,7 +174,7 @@ async def test_unknown_api_path_is_a_json_404(client: TestClient) -> None:
 
 async def test_provisioning_is_mounted_and_keeps_its_own_errors(tmp_path: Path) -> None:
     @web.middleware
-    async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except web.HTTPException as exc:
