@@ -1,0 +1,107 @@
+"""The provisioning API's sub-app (`/_guilds/v1`) and how it knows who is calling.
+
+Callers authenticate with their own Matrix access token, which the homeserver resolves
+(`/account/whoami`). Answers are cached briefly under a SHA-256 of the token, so the token itself
+is never kept as a key, and a burst of requests costs one round trip to the homeserver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+
+from aiohttp import web
+
+import guilds
+from bridge.appservice import bearer_token
+from bridge.errors import Forbidden, MissingToken, Unavailable, UnknownToken, error_middleware
+from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
+from guilds.ids import UserID
+
+log = logging.getLogger(__name__)
+
+# API.md: bodies over 64 KiB are refused with M_TOO_LARGE. Only effective where this app is
+# served on its own; mounted in another app, that app's client_max_size applies, so endpoints
+# also pass this to `read_json(max_bytes=…)`.
+PROVISIONING_MAX_BODY = 64 * 1024
+# Long enough to absorb a page's burst of calls, short enough that a logged-out token stops
+# working soon after.
+TOKEN_CACHE_TTL_S = 30.0
+TOKEN_CACHE_MAX_ENTRIES = 10_000
+HOMESERVER_RETRY_AFTER_MS = 2000
+WHOAMI_TIMEOUT_S = 10.0
+
+
+class TokenResolver:
+    """Resolves callers' access tokens to user ids through the homeserver, with a short cache."""
+
+    def __init__(self, matrix: MatrixClient, *, ttl_s: float = TOKEN_CACHE_TTL_S) -> None:
+        self.matrix = matrix
+        self.ttl_s = ttl_s
+        self._cache: OrderedDict[bytes, tuple[UserID, float]] = OrderedDict()
+
+    async def resolve(self, token: str) -> UserID:
+        """Return the token's user id; raise UnknownToken, Forbidden or Unavailable."""
+        key = hashlib.sha256(token.encode()).digest()
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        try:
+            data = await self.matrix.whoami(token=token)
+        except HomeserverUnavailable as exc:
+            log.warning("Cannot check an access token: %s", exc.reason)
+            raise Unavailable(
+                "The homeserver is unavailable", retry_after_ms=HOMESERVER_RETRY_AFTER_MS
+            ) from exc
+        except MatrixRequestError as exc:
+            if exc.status == 401:
+                raise UnknownToken() from exc
+            if exc.status == 403:
+                raise Forbidden(exc.message) from exc
+            retry_after_ms = exc.retry_after_ms or HOMESERVER_RETRY_AFTER_MS
+            raise Unavailable(
+                "The homeserver could not check the access token", retry_after_ms=retry_after_ms
+            ) from exc
+        user = data.get("user_id")
+        if not isinstance(user, str):
+            raise Unavailable(
+                "The homeserver gave no user id for the token",
+                retry_after_ms=HOMESERVER_RETRY_AFTER_MS,
+            )
+        # Only successes are cached: caching refusals would let guessed tokens fill the cache.
+        self._cache[key] = (UserID(user), now + self.ttl_s)
+        self._cache.move_to_end(key)
+        while len(self._cache) > TOKEN_CACHE_MAX_ENTRIES:
+            self._cache.popitem(last=False)
+        return UserID(user)
+
+    def forget(self, token: str) -> None:
+        """Drop a token from the cache (after a logout seen by the bridge)."""
+        self._cache.pop(hashlib.sha256(token.encode()).digest(), None)
+
+
+TOKEN_RESOLVER: web.AppKey[TokenResolver] = web.AppKey("guilds_token_resolver", TokenResolver)
+
+
+async def require_user(request: web.Request) -> UserID:
+    """The caller's user id from their `Authorization: Bearer` token, or a Matrix error."""
+    token = bearer_token(request)
+    if token is None:
+        raise MissingToken("Missing access token: send Authorization: Bearer <token>")
+    # config_dict: this app may be mounted inside another, and handlers see either.
+    return await request.config_dict[TOKEN_RESOLVER].resolve(token)
+
+
+async def get_version(request: web.Request) -> web.Response:
+    return web.json_response({"version": guilds.__version__})
+
+
+def create_provisioning_app(matrix: MatrixClient) -> web.Application:
+    """The sub-app to mount at `/_guilds/v1` (the web UI's app does, beside its pages)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=PROVISIONING_MAX_BODY)
+    app[TOKEN_RESOLVER] = TokenResolver(matrix)
+    app.router.add_get("/version", get_version)
+    return app

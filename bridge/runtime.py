@@ -1,0 +1,170 @@
+"""The bridge's lifecycle: open the store, build its apps, connect to the homeserver, close.
+
+`guilds serve` does, in this order: `await bridge.open()`; serve `bridge.appservice_app` on
+`appservice.listen` (and mount `bridge.provisioning_app` at `/_guilds/v1` in the web app);
+`await bridge.connect()`, which needs the listener up because Synapse pings it back; and on
+shutdown `await bridge.close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TypeVar
+
+from aiohttp import web
+
+from bridge.appservice import create_appservice_app
+from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
+from bridge.membership import BotMembership
+from bridge.migrations import migrate
+from bridge.provisioning import create_provisioning_app
+from bridge.store import Database
+from bridge.transactions import TransactionInbox
+from guilds.config import GuildsConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONNECT_DEADLINE_S = 60.0
+T = TypeVar("T")
+
+
+class BridgeStartupError(Exception):
+    """The bridge cannot start; the message says what to fix."""
+
+
+class Bridge:
+    """The application service: its database, its HTTP apps and its link to the homeserver."""
+
+    def __init__(self, config: GuildsConfig, *, matrix: MatrixClient | None = None) -> None:
+        self.config = config
+        self.bot_user_id = config.bot_user_id
+        self.registration = config.appservice.registration
+        self.matrix = matrix or MatrixClient(config.homeserver.url, self.registration.as_token)
+        self._db: Database | None = None
+        self._inbox: TransactionInbox | None = None
+        self._appservice_app: web.Application | None = None
+        self._provisioning_app: web.Application | None = None
+
+    # Built by open(); reading them earlier is a wiring mistake worth a clear message.
+    @property
+    def db(self) -> Database:
+        return _opened(self._db)
+
+    @property
+    def inbox(self) -> TransactionInbox:
+        return _opened(self._inbox)
+
+    @property
+    def appservice_app(self) -> web.Application:
+        return _opened(self._appservice_app)
+
+    @property
+    def provisioning_app(self) -> web.Application:
+        return _opened(self._provisioning_app)
+
+    async def open(self) -> None:
+        """Open and migrate the database and build the apps; needs no homeserver."""
+        db = await Database.open(self.config.database_url)
+        try:
+            version = await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        log.info("Database ready (%s, schema version %d)", db.dialect, version)
+        self._db = db
+        self._inbox = TransactionInbox(db)
+        self._inbox.add_handler(BotMembership(self.matrix, self.bot_user_id), "m.room.member")
+        self._appservice_app = create_appservice_app(
+            hs_token=self.registration.hs_token,
+            bot_user_id=self.bot_user_id,
+            inbox=self._inbox,
+        )
+        self._provisioning_app = create_provisioning_app(self.matrix)
+
+    async def connect(self, *, deadline_s: float = DEFAULT_CONNECT_DEADLINE_S) -> None:
+        """Make the bot ready on the homeserver, then start handling stored events.
+
+        Call once `appservice_app` is being served: the homeserver's ping calls it back.
+        """
+        deadline = time.monotonic() + deadline_s
+        hs_url = self.config.homeserver.url
+        try:
+            await self.matrix.wait_until_reachable(deadline_s)
+        except HomeserverUnavailable as exc:
+            raise BridgeStartupError(f"The homeserver at {hs_url} is not reachable: {exc}") from exc
+        try:
+            await self._prepare_bot()
+        except MatrixRequestError as exc:
+            hint = ""
+            if exc.errcode in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
+                hint = (
+                    f" The homeserver does not know the as_token: is "
+                    f"{self.config.appservice.registration_path} listed in Synapse's "
+                    "app_service_config_files, and was Synapse restarted since?"
+                )
+            raise BridgeStartupError(
+                f"Cannot set up the bot {self.bot_user_id}: {exc}.{hint}"
+            ) from exc
+        except HomeserverUnavailable as exc:
+            raise BridgeStartupError(f"The homeserver at {hs_url} went away: {exc}") from exc
+        await self._ping(deadline)
+        self.inbox.start()
+        log.info("Bridge connected to %s as %s", hs_url, self.bot_user_id)
+
+    async def _prepare_bot(self) -> None:
+        if await self.matrix.ensure_registered(self.config.appservice.bot_localpart):
+            log.info("Registered the bot %s", self.bot_user_id)
+        who = await self.matrix.whoami(user_id=self.bot_user_id)
+        if who.get("user_id") != self.bot_user_id:
+            raise BridgeStartupError(
+                f"The as_token acts as {who.get('user_id')!r}, not the bot {self.bot_user_id}"
+            )
+        wanted = self.config.appservice.bot_displayname
+        # Setting a display name sends a member event into every room of the bot: only on change.
+        if wanted and await self.matrix.get_displayname(self.bot_user_id) != wanted:
+            await self.matrix.set_displayname(self.bot_user_id, wanted)
+
+    async def _ping(self, deadline: float) -> None:
+        """Have the homeserver call our appservice endpoint, until it answers or time runs out."""
+        delay = 0.1
+        while True:
+            try:
+                ms = await self.matrix.ping(self.registration.id)
+            except HomeserverUnavailable as exc:
+                # 502/504: the homeserver could not reach our listener, or it answered an error
+                # (M_BAD_STATUS: most often hs_token differs between the two sides).
+                if time.monotonic() + delay > deadline:
+                    raise BridgeStartupError(
+                        f"The homeserver cannot reach the application service at "
+                        f"{self.registration.url} ({exc.errcode or exc.reason}): is it listening "
+                        "there, and do both sides have the same hs_token?"
+                    ) from exc
+            except MatrixRequestError as exc:
+                if exc.errcode == "M_UNRECOGNIZED":
+                    log.warning("The homeserver does not support the appservice ping; skipped")
+                    return
+                raise BridgeStartupError(
+                    f"The homeserver refused to ping application service "
+                    f"{self.registration.id!r}: {exc}"
+                ) from exc
+            else:
+                log.info("The homeserver reached the application service in %d ms", ms)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def close(self) -> None:
+        """Stop the worker and close the homeserver client and the database; safe to repeat."""
+        if self._inbox is not None:
+            await self._inbox.stop()
+        await self.matrix.close()
+        if self._db is not None:
+            await self._db.close()
+
+
+def _opened(value: T | None) -> T:
+    if value is None:
+        raise RuntimeError("call `await bridge.open()` first")
+    return value
