@@ -252,7 +252,7 @@ class Database:
     def _rollback(self, conn: Any) -> None:
         try:
             self._statement(conn, "ROLLBACK", (), "count")
-        except Exception as exc:  # noqa: BLE001 - the original error is the one to report
+        except Exception as exc:  # the caller's original error is the one to report
             log.warning("rollback failed: %s", type(exc).__name__)
 
 

@@ -315,9 +315,9 @@ class TransactionInbox:
         )
         return False
 
-    async def wait_idle(self, timeout: float) -> None:
+    async def wait_idle(self, within_s: float) -> None:
         """Wait until every stored event is handled or given up (tests, orderly shutdown)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within_s):
             while True:
                 # Taken before counting, so a pass that ends in between still wakes us.
                 next_pass = self._pass_done

@@ -334,7 +334,7 @@ async def test_unhandled_events_are_resumed_after_reopening(db_url: str) -> None
         inbox.add_handler(handler)
         inbox.start()
         try:
-            await inbox.wait_idle(timeout=10)
+            await inbox.wait_idle(within_s=10)
         finally:
             await inbox.stop()
         assert handled == [f"$event{n}" for n in range(5)]
@@ -374,7 +374,7 @@ async def test_a_failing_event_is_retried_then_given_up_without_blocking_others(
     )
     inbox.start()
     try:
-        await inbox.wait_idle(timeout=10)
+        await inbox.wait_idle(within_s=10)
     finally:
         await inbox.stop()
     assert attempts["$event1"] == 3
@@ -388,3 +388,22 @@ async def test_a_failing_event_is_retried_then_given_up_without_blocking_others(
     assert row["attempts"] == 3
     assert row["last_error"] == "RuntimeError"
     assert row["failed_at"] is not None and row["handled_at"] is None
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_lost_postgres_connection_is_unavailable_then_reconnected(db: Database) -> None:
+    row = await db.fetchone("SELECT pg_backend_pid() AS pid")
+    assert row is not None
+    # What a PostgreSQL restart or failover does to the bridge's connection.
+    admin = _postgres_admin()
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
+    finally:
+        admin.close()
+    with pytest.raises(StoreUnavailable):
+        await db.fetchone("SELECT 1 AS one")
+    # The next call connects again.
+    assert await db.fetchone("SELECT 1 AS one") == {"one": 1}
+    async with db.transaction() as tx:
+        assert await tx.fetchone("SELECT 2 AS two") == {"two": 2}

@@ -104,16 +104,16 @@ async def test_wrong_token_is_forbidden_and_stores_nothing(service: Service) -> 
 
 async def test_transaction_is_acknowledged_and_handled(service: Service) -> None:
     assert await service.put("t1", {"events": [event(1), event(2)], "ephemeral": []}) == (200, {})
-    await service.inbox.wait_idle(timeout=5)
+    await service.inbox.wait_idle(within_s=5)
     assert service.recorder.calls == ["$e1", "$e2"]
 
 
 async def test_replayed_transaction_is_processed_once(service: Service) -> None:
     body = {"events": [event(1), event(2)]}
     assert await service.put("t1", body) == (200, {})
-    await service.inbox.wait_idle(timeout=5)
+    await service.inbox.wait_idle(within_s=5)
     assert await service.put("t1", body) == (200, {})
-    await service.inbox.wait_idle(timeout=5)
+    await service.inbox.wait_idle(within_s=5)
     assert service.recorder.calls == ["$e1", "$e2"]
 
 
@@ -121,21 +121,21 @@ async def test_concurrent_duplicate_delivery_is_processed_once(service: Service)
     body = {"events": [event(n) for n in range(10)]}
     answers = await asyncio.gather(*(service.put("t-race", body) for _ in range(5)))
     assert answers == [(200, {})] * 5
-    await service.inbox.wait_idle(timeout=5)
+    await service.inbox.wait_idle(within_s=5)
     assert service.recorder.calls == [f"$e{n}" for n in range(10)]
 
 
 async def test_event_repeated_in_a_later_transaction_is_processed_once(service: Service) -> None:
     assert await service.put("t1", {"events": [event(1)]}) == (200, {})
     assert await service.put("t2", {"events": [event(1), event(2)]}) == (200, {})
-    await service.inbox.wait_idle(timeout=5)
+    await service.inbox.wait_idle(within_s=5)
     assert service.recorder.calls == ["$e1", "$e2"]
 
 
 async def test_handler_failure_does_not_lose_the_event(service: Service) -> None:
     service.recorder.failures_left = 2
     assert await service.put("t1", {"events": [event(1)]}) == (200, {})
-    await service.inbox.wait_idle(timeout=5)
+    await service.inbox.wait_idle(within_s=5)
     # Failed twice, succeeded on the third attempt.
     assert service.recorder.calls == ["$e1", "$e1", "$e1"]
     row = await service.db.fetchone(

@@ -161,7 +161,7 @@ async def test_invited_bot_joins_the_room(
         headers={"Authorization": f"Bearer {HS_TOKEN}"},
     )
     assert resp.status == 200
-    await bridge.inbox.wait_idle(timeout=5)
+    await bridge.inbox.wait_idle(within_s=5)
     # Only the bot's own invite makes it join.
     assert homeserver.joins == [("!room:localhost", None)]
 
@@ -182,7 +182,7 @@ async def test_a_refused_join_is_not_retried_but_an_outage_is(
     bridge.inbox.start()
     await eventually(lambda: homeserver.count("POST", "/_matrix/client/v3/join/") >= 3)
     del homeserver.fail["join"]
-    await bridge.inbox.wait_idle(timeout=5)
+    await bridge.inbox.wait_idle(within_s=5)
     assert homeserver.joins[-1] == ("!busy:localhost", None)
 
 
