@@ -19,6 +19,7 @@ from guilds.ids import user_id
 
 APPSERVICE_ID = "guilds"
 MODULE_PATH = "synapse_module.GuildsModule"
+BRIDGE_ALIAS_PREFIX = "_guilds_"
 
 
 def fresh_token() -> str:
@@ -39,7 +40,8 @@ def registration(
         "sender_localpart": bot_localpart,
         "namespaces": {
             "users": [{"exclusive": True, "regex": re.escape(f"@{bot_localpart}:{server_name}")}],
-            "aliases": [],
+            # Room aliases the bridge reserves for itself, e.g. to make room creation idempotent.
+            "aliases": [{"exclusive": True, "regex": "#" + re.escape(BRIDGE_ALIAS_PREFIX) + ".*"}],
             "rooms": [],
         },
         "rate_limited": False,
@@ -112,7 +114,9 @@ def guilds_config(
     }
 
 
-def write_yaml(path: Path, data: dict[str, Any], *, header: str = "", private: bool = False) -> None:
+def write_yaml(
+    path: Path, data: dict[str, Any], *, header: str = "", private: bool = False
+) -> None:
     """Write YAML atomically; private files (holding secrets) are created with mode 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

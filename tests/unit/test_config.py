@@ -28,7 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def install(tmp_path: Path) -> Path:
     """A complete generated installation; returns its folder."""
-    configgen.write_installation(tmp_path, "example.org", "http://127.0.0.1:8008", "sqlite:///guilds.db")
+    configgen.write_installation(
+        tmp_path, "example.org", "http://127.0.0.1:8008", "sqlite:///guilds.db"
+    )
     return tmp_path
 
 
@@ -53,6 +55,12 @@ def test_generated_installation_is_valid_and_private(install: Path) -> None:
     assert reg.as_token != reg.hs_token
     assert check_secret(reg.as_token) is None and check_secret(reg.hs_token) is None
     assert re.match(reg.user_regexes[0], "@guilds:example.org")
+    raw = yaml.safe_load((install / "registration.yaml").read_text())
+    # The bridge reserves its own alias namespace (idempotent room creation).
+    alias_regex = raw["namespaces"]["aliases"][0]["regex"]
+    assert raw["namespaces"]["aliases"][0]["exclusive"] is True
+    assert re.match(alias_regex, "#_guilds_op_1:example.org")
+    assert not re.match(alias_regex, "#general:example.org")
 
 
 def test_generated_tokens_are_fresh(tmp_path: Path) -> None:
@@ -64,20 +72,32 @@ def test_generated_tokens_are_fresh(tmp_path: Path) -> None:
 
 def test_generate_refuses_to_overwrite(install: Path) -> None:
     with pytest.raises(FileExistsError):
-        configgen.write_installation(install, "example.org", "http://127.0.0.1:8008", "sqlite:///g.db")
+        configgen.write_installation(
+            install, "example.org", "http://127.0.0.1:8008", "sqlite:///g.db"
+        )
 
 
 @pytest.mark.parametrize(
     ("path", "value", "key", "reason"),
     [
-        (("homeserver", "server_name"), "not a name!", "homeserver.server_name", "not a valid server name"),
+        (
+            ("homeserver", "server_name"),
+            "not a name!",
+            "homeserver.server_name",
+            "not a valid server name",
+        ),
         (("homeserver", "server_name"), None, "homeserver.server_name", "is required"),
         (("homeserver", "url"), "ftp://x", "homeserver.url", "http:// or https://"),
         (("homeserver", "public_url"), 42, "homeserver.public_url", "must be a string"),
         (("appservice", "listen", "port"), 70000, "appservice.listen.port", "between 1 and 65535"),
         (("appservice", "listen", "port"), "8009", "appservice.listen.port", "whole number"),
         (("appservice", "listen", "port"), True, "appservice.listen.port", "whole number"),
-        (("appservice", "bot_localpart"), "Bad Bot", "appservice.bot_localpart", "not a valid user localpart"),
+        (
+            ("appservice", "bot_localpart"),
+            "Bad Bot",
+            "appservice.bot_localpart",
+            "not a valid user localpart",
+        ),
         (("appservice", "registration"), "missing.yaml", "appservice.registration", "cannot read"),
         (("database",), "mysql://x/y", "database", "sqlite:/// or postgresql://"),
         (("database",), "postgresql://host", "database", "names no PostgreSQL database"),
@@ -197,15 +217,25 @@ def test_module_config_valid() -> None:
 # -- the command line ---------------------------------------------------------------------------
 
 
-def test_check_config_accepts_a_generated_install(install: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_accepts_a_generated_install(
+    install: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(
-        ["check-config", "-c", str(install / "guilds.yaml"), "--homeserver-config", str(install / "homeserver-guilds.yaml")]
+        [
+            "check-config",
+            "-c",
+            str(install / "guilds.yaml"),
+            "--homeserver-config",
+            str(install / "homeserver-guilds.yaml"),
+        ]
     )
     assert code == 0, capsys.readouterr().err
     assert "ok" in capsys.readouterr().out
 
 
-def test_check_config_explains_every_error(install: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_explains_every_error(
+    install: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = guilds_data(install)
     data["homeserver"]["url"] = "nope"
     data["web"]["listen"]["port"] = "eighty"
@@ -216,13 +246,23 @@ def test_check_config_explains_every_error(install: Path, capsys: pytest.Capture
     assert "homeserver.url" in err and "web.listen.port" in err
 
 
-def test_check_config_checks_the_homeserver_side(install: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_checks_the_homeserver_side(
+    install: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     snippet = yaml.safe_load((install / "homeserver-guilds.yaml").read_text())
     snippet["modules"][0]["config"]["bot_user_id"] = "@someone:example.org"
     snippet["app_service_config_files"] = ["/elsewhere/registration.yaml"]
     snippet["default_room_version"] = "9"
     (install / "hs.yaml").write_text(yaml.safe_dump(snippet))
-    code = main(["check-config", "-c", str(install / "guilds.yaml"), "--homeserver-config", str(install / "hs.yaml")])
+    code = main(
+        [
+            "check-config",
+            "-c",
+            str(install / "guilds.yaml"),
+            "--homeserver-config",
+            str(install / "hs.yaml"),
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "modules[0].config.bot_user_id" in err
@@ -232,7 +272,15 @@ def test_check_config_checks_the_homeserver_side(install: Path, capsys: pytest.C
 
 def test_check_config_without_the_module(install: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (install / "hs.yaml").write_text(yaml.safe_dump({"server_name": "example.org"}))
-    code = main(["check-config", "-c", str(install / "guilds.yaml"), "--homeserver-config", str(install / "hs.yaml")])
+    code = main(
+        [
+            "check-config",
+            "-c",
+            str(install / "guilds.yaml"),
+            "--homeserver-config",
+            str(install / "hs.yaml"),
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "does not load synapse_module.GuildsModule" in err
@@ -248,12 +296,31 @@ def test_check_config_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_generate_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    args = ["generate-config", "--server-name", "example.org", "--database-url", "postgresql://g@db/guilds"]
+    args = [
+        "generate-config",
+        "--server-name",
+        "example.org",
+        "--database-url",
+        "postgresql://g@db/guilds",
+    ]
     assert main([*args, "--out", str(out)]) == 0
     assert load_config(out / "guilds.yaml").database_url == "postgresql://g@db/guilds"
     assert main([*args, "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
-    assert main(["generate-config", "--server-name", "e.org", "--database-url", "mysql://x", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "generate-config",
+                "--server-name",
+                "e.org",
+                "--database-url",
+                "mysql://x",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
 
 
 # -- the documented examples in config/ ------------------------------------------------------------
@@ -298,7 +365,9 @@ def test_registration_example_placeholders_are_refused() -> None:
 
 def test_homeserver_snippet_example_matches_the_generator(install: Path) -> None:
     example = yaml.safe_load((REPO / "config" / "homeserver-guilds.yaml").read_text())
-    generated = configgen.homeserver_snippet("example.org", "/etc/guilds/registration.yaml", "guilds")
+    generated = configgen.homeserver_snippet(
+        "example.org", "/etc/guilds/registration.yaml", "guilds"
+    )
     for key, value in generated.items():
         assert example[key] == value, key
     assert example["enable_registration"] is False
