@@ -35,9 +35,15 @@ $(STAMP_TEST): setup.cfg pyproject.toml | $(BIN)/python
 run: $(STAMP_RUN)
 	@$(BIN)/guilds run
 
-test: $(STAMP_TEST)
+test: $(STAMP_TEST) lint
 	@./scripts/ensure-chromium.sh
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP_TEST)
+	@echo "==> ruff and mypy"
+	@$(BIN)/ruff check --quiet .
+	@$(BIN)/ruff format --check --quiet .
+	@$(BIN)/mypy --no-error-summary guilds guildsctl synapse_module bridge web tests
 
 unit: $(STAMP_TEST)
 	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -181,9 +181,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         mapped = _HTTP_EXCEPTIONS.get(type(exc))
         if mapped is not None:
             return mapped().to_response()
-        return web.json_response(
-            {"errcode": "M_UNKNOWN", "error": exc.reason}, status=exc.status
-        )
+        return web.json_response({"errcode": "M_UNKNOWN", "error": exc.reason}, status=exc.status)
     except Exception:
         # The traceback goes to the log only: it may name internals or echo request data.
         log.exception("Unhandled error serving %s %s", request.method, request.path)

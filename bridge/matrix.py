@@ -228,9 +228,7 @@ class MatrixClient:
         )
         return str(data.get("room_id", room_id))
 
-    async def get_state(
-        self, room_id: str, *, user_id: str | None = None
-    ) -> list[dict[str, Any]]:
+    async def get_state(self, room_id: str, *, user_id: str | None = None) -> list[dict[str, Any]]:
         data = await self.request(
             "GET", f"/_matrix/client/v3/rooms/{path_segment(room_id)}/state", user_id=user_id
         )
@@ -297,8 +295,9 @@ def _decode(body: bytes) -> Any:
 def _error_fields(data: Any, status: int) -> tuple[str | None, str, int | None]:
     if not isinstance(data, dict):
         return None, f"HTTP {status}", None
-    errcode = data.get("errcode") if isinstance(data.get("errcode"), str) else None
-    message = data.get("error") if isinstance(data.get("error"), str) else f"HTTP {status}"
+    raw_errcode, raw_message = data.get("errcode"), data.get("error")
+    errcode = raw_errcode if isinstance(raw_errcode, str) else None
+    message = raw_message if isinstance(raw_message, str) else f"HTTP {status}"
     retry = data.get("retry_after_ms")
     retry_after_ms = retry if isinstance(retry, int) and not isinstance(retry, bool) else None
     return errcode, message, retry_after_ms

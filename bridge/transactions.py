@@ -225,8 +225,8 @@ class TransactionInbox:
         """Handle every event that is due; return how long until the next retry is due."""
         while True:
             rows = await self.db.fetchall(
-                "SELECT seq, event_id, room_id, type, state_key, sender, event_json, attempts"
-                f" FROM inbox WHERE {_DUE} ORDER BY seq LIMIT ?",  # noqa: S608 - constant SQL
+                "SELECT seq, event_id, room_id, type, state_key, sender, event_json, attempts"  # noqa: S608 - constant SQL
+                f" FROM inbox WHERE {_DUE} ORDER BY seq LIMIT ?",
                 _now_ms(),
                 BATCH_SIZE,
             )
@@ -240,13 +240,13 @@ class TransactionInbox:
                     continue
                 if not await self._handle(row):
                     waiting_rooms.add(row["room_id"])
-        row = await self.db.fetchone(
+        due = await self.db.fetchone(
             "SELECT MIN(next_attempt_at) AS due FROM inbox"
             " WHERE handled_at IS NULL AND failed_at IS NULL AND next_attempt_at IS NOT NULL"
         )
-        if row is None or row["due"] is None:
+        if due is None or due["due"] is None:
             return IDLE_POLL_S
-        return max(0.0, min(IDLE_POLL_S, (int(row["due"]) - _now_ms()) / 1000))
+        return max(0.0, min(IDLE_POLL_S, (int(due["due"]) - _now_ms()) / 1000))
 
     async def _handle(self, row: Row) -> bool:
         """Run the handlers on one event; False if it failed and waits for a retry."""

@@ -332,7 +332,9 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
 
     if r.errors or registration is None:
         raise ConfigErrors(source, r.errors)
-    appservice = AppserviceSettings(as_listen, bot_localpart, bot_displayname, reg_path, registration)
+    appservice = AppserviceSettings(
+        as_listen, bot_localpart, bot_displayname, reg_path, registration
+    )
     return GuildsConfig(homeserver, appservice, database_url, web, log_level)
 
 
@@ -384,7 +386,9 @@ def load_config(path: str | os.PathLike[str]) -> GuildsConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigErrors(str(path), [ConfigError("(file)", f"cannot read: {exc.strerror}")]) from None
+        raise ConfigErrors(
+            str(path), [ConfigError("(file)", f"cannot read: {exc.strerror}")]
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -17,8 +17,9 @@ def channel_kind(channel_content: Mapping[str, Any] | None) -> ChannelKind | Non
     """The kind a channel's state declares, or None when the room is not a Guilds channel."""
     if channel_content is None:
         return None
+    kind = channel_content.get("kind")
     try:
-        return ChannelKind(channel_content.get("kind"))
+        return ChannelKind(kind) if isinstance(kind, str) else ChannelKind.TEXT
     except ValueError:
         # A Guilds channel with a kind we do not know: treat it as text, the most restrictive.
         return ChannelKind.TEXT

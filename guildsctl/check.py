@@ -20,16 +20,20 @@ def merged_homeserver_config(paths: list[Path]) -> dict[str, Any]:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise ConfigErrors(str(path), [ConfigError("(file)", f"cannot read: {exc.strerror}")]) from None
+            raise ConfigErrors(
+                str(path), [ConfigError("(file)", f"cannot read: {exc.strerror}")]
+            ) from None
         except yaml.YAMLError as exc:
-            raise ConfigErrors(str(path), [ConfigError("(file)", f"not valid YAML: {exc}")]) from None
+            raise ConfigErrors(
+                str(path), [ConfigError("(file)", f"not valid YAML: {exc}")]
+            ) from None
         if not isinstance(data, dict):
             raise ConfigErrors(str(path), [ConfigError("(top level)", "must be a mapping")])
         merged.update(data)
     return merged
 
 
-def check_homeserver(config: GuildsConfig, homeserver: dict[str, Any], source: str) -> list[ConfigError]:
+def check_homeserver(config: GuildsConfig, homeserver: dict[str, Any]) -> list[ConfigError]:
     """Does this Synapse configuration load the module and the appservice Guilds expects?"""
     errors: list[ConfigError] = []
     modules = homeserver.get("modules") or []
@@ -56,7 +60,10 @@ def check_homeserver(config: GuildsConfig, homeserver: dict[str, Any], source: s
     version = homeserver.get("default_room_version")
     if version is not None and not (str(version).isdigit() and int(version) >= MIN_ROOM_VERSION):
         errors.append(
-            ConfigError("default_room_version", f"must be {MIN_ROOM_VERSION} or later for restricted channels")
+            ConfigError(
+                "default_room_version",
+                f"must be {MIN_ROOM_VERSION} or later for restricted channels",
+            )
         )
     server_name = homeserver.get("server_name")
     if server_name is not None and server_name != config.homeserver.server_name:
@@ -83,4 +90,4 @@ def check(config_path: Path, homeserver_paths: list[Path]) -> list[str]:
         homeserver = merged_homeserver_config(homeserver_paths)
     except ConfigErrors as problems:
         return [f"{problems.source}: {e}" for e in problems]
-    return [f"{source}: {e}" for e in check_homeserver(config, homeserver, source)]
+    return [f"{source}: {e}" for e in check_homeserver(config, homeserver)]

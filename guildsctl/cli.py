@@ -25,7 +25,11 @@ def _port(value: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from guildsctl.run import run
 
-    overrides = {"homeserver": args.homeserver_port, "appservice": args.appservice_port, "web": args.web_port}
+    overrides = {
+        "homeserver": args.homeserver_port,
+        "appservice": args.appservice_port,
+        "web": args.web_port,
+    }
     return run(Path(args.state_dir), overrides)
 
 
@@ -98,9 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="start Synapse, the bridge and the web UI locally")
-    run.add_argument("--state-dir", default="local", help="where config, secrets and data live (default: local)")
-    run.add_argument("--homeserver-port", type=_port, help="Synapse's port (env GUILDS_HOMESERVER_PORT; 8008)")
-    run.add_argument("--appservice-port", type=_port, help="the bridge's port (env GUILDS_APPSERVICE_PORT; 8009)")
+    run.add_argument(
+        "--state-dir", default="local", help="where config, secrets and data live (default: local)"
+    )
+    run.add_argument(
+        "--homeserver-port", type=_port, help="Synapse's port (env GUILDS_HOMESERVER_PORT; 8008)"
+    )
+    run.add_argument(
+        "--appservice-port", type=_port, help="the bridge's port (env GUILDS_APPSERVICE_PORT; 8009)"
+    )
     run.add_argument("--web-port", type=_port, help="the web UI's port (env GUILDS_WEB_PORT; 8080)")
     run.set_defaults(func=cmd_run)
 
@@ -108,18 +118,34 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-c", "--config", required=True, help="path to guilds.yaml")
     serve.set_defaults(func=cmd_serve)
 
-    gen = sub.add_parser("generate-config", help="write the homeserver snippet, registration and guilds.yaml")
-    gen.add_argument("--server-name", required=True, help="the homeserver's server_name, e.g. example.org")
-    gen.add_argument("--database-url", required=True, help="sqlite:///guilds.db or postgresql://user@host/db")
-    gen.add_argument("--homeserver-url", default="http://127.0.0.1:8008", help="where the bridge reaches Synapse")
-    gen.add_argument("--public-homeserver-url", help="the homeserver URL clients use (default: --homeserver-url)")
-    gen.add_argument("--appservice-url", default="http://127.0.0.1:8009", help="where Synapse reaches the bridge")
-    gen.add_argument("--bot-localpart", default="guilds", help="localpart of the bot user (default: guilds)")
+    gen = sub.add_parser(
+        "generate-config", help="write the homeserver snippet, registration and guilds.yaml"
+    )
+    gen.add_argument(
+        "--server-name", required=True, help="the homeserver's server_name, e.g. example.org"
+    )
+    gen.add_argument(
+        "--database-url", required=True, help="sqlite:///guilds.db or postgresql://user@host/db"
+    )
+    gen.add_argument(
+        "--homeserver-url", default="http://127.0.0.1:8008", help="where the bridge reaches Synapse"
+    )
+    gen.add_argument(
+        "--public-homeserver-url", help="the homeserver URL clients use (default: --homeserver-url)"
+    )
+    gen.add_argument(
+        "--appservice-url", default="http://127.0.0.1:8009", help="where Synapse reaches the bridge"
+    )
+    gen.add_argument(
+        "--bot-localpart", default="guilds", help="localpart of the bot user (default: guilds)"
+    )
     gen.add_argument("--out", default=".", help="folder to write the files into (default: .)")
     gen.add_argument("--force", action="store_true", help="overwrite existing files")
     gen.set_defaults(func=cmd_generate_config)
 
-    chk = sub.add_parser("check-config", help="validate guilds.yaml and the homeserver's Guilds settings")
+    chk = sub.add_parser(
+        "check-config", help="validate guilds.yaml and the homeserver's Guilds settings"
+    )
     chk.add_argument("-c", "--config", required=True, help="path to guilds.yaml")
     chk.add_argument(
         "--homeserver-config",

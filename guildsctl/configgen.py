@@ -159,7 +159,7 @@ def write_installation(
     write_yaml(
         paths["registration"],
         registration(appservice_url, bot_localpart, server_name),
-        header="Guilds application service registration. Holds secrets: keep it private (mode 0600).\n"
+        header="Guilds application service registration. Holds secrets: keep it private.\n"
         "List this file in Synapse's app_service_config_files; guilds.yaml points to it too.",
         private=True,
     )
@@ -180,7 +180,8 @@ def write_installation(
             appservice_port=port,
             bot_localpart=bot_localpart,
         ),
-        header="Guilds bridge and web UI configuration. See config/guilds.yaml.example for every option.",
+        header="Guilds bridge and web UI configuration.\n"
+        "See config/guilds.yaml.example for every option.",
         private=True,
     )
     return list(paths.values())

@@ -22,7 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guildsctl.configgen import guilds_config, read_yaml, registration, write_yaml
-from guildsctl.synapse import Homeserver, generate_base_config, http_ok, overlay, spawn, stop, tail, wait_until
+from guildsctl.synapse import (
+    Homeserver,
+    generate_base_config,
+    http_ok,
+    overlay,
+    spawn,
+    stop,
+    tail,
+    wait_until,
+)
 
 SERVER_NAME = "localhost"
 BOT_LOCALPART = "guilds"
@@ -39,8 +48,12 @@ class PortSetting:
 
 
 PORTS = {
-    "homeserver": PortSetting("the homeserver (Synapse)", "--homeserver-port", "GUILDS_HOMESERVER_PORT", 8008),
-    "appservice": PortSetting("the bridge's appservice listener", "--appservice-port", "GUILDS_APPSERVICE_PORT", 8009),
+    "homeserver": PortSetting(
+        "the homeserver (Synapse)", "--homeserver-port", "GUILDS_HOMESERVER_PORT", 8008
+    ),
+    "appservice": PortSetting(
+        "the bridge's appservice listener", "--appservice-port", "GUILDS_APPSERVICE_PORT", 8009
+    ),
     "web": PortSetting("the web UI", "--web-port", "GUILDS_WEB_PORT", 8080),
 }
 
@@ -77,7 +90,9 @@ def resolve_ports(overrides: dict[str, int | None]) -> dict[str, int]:
             try:
                 value = int(os.environ[setting.env])
             except ValueError:
-                raise SystemExit(f"{setting.env} must be a port number, not {os.environ[setting.env]!r}") from None
+                raise SystemExit(
+                    f"{setting.env} must be a port number, not {os.environ[setting.env]!r}"
+                ) from None
         ports[name] = value if value is not None else setting.default
     if len(set(ports.values())) != len(ports):
         raise SystemExit(f"The homeserver, appservice and web ports must differ: {ports}")
@@ -195,14 +210,21 @@ def run(state: Path, port_overrides: dict[str, int | None]) -> int:
         if not ready or stopping.is_set():
             progress.done("failed" if not stopping.is_set() else "stopped")
             if not stopping.is_set():
-                print(f"error: Guilds did not start; the end of its log:\n{tail(state / 'logs' / 'guilds.log')}")
+                log = tail(state / "logs" / "guilds.log")
+                print(f"error: Guilds did not start; the end of its log:\n{log}", file=sys.stderr)
                 return 1
             return 0
         progress.done()
-        print(f"Guilds is running: open {web_url}  (logs in {state / 'logs'}; Ctrl-C stops it)", flush=True)
+        print(
+            f"Guilds is running: open {web_url}  (logs in {state / 'logs'}; Ctrl-C stops it)",
+            flush=True,
+        )
         while not stopping.wait(0.5):
             if guilds.poll() is not None:
-                print(f"error: the Guilds process exited; see {state / 'logs' / 'guilds.log'}", file=sys.stderr)
+                print(
+                    f"error: the Guilds process exited; see {state / 'logs' / 'guilds.log'}",
+                    file=sys.stderr,
+                )
                 return 1
             if homeserver.proc is not None and homeserver.proc.poll() is not None:
                 print(f"error: Synapse exited; see {homeserver.log_path}", file=sys.stderr)

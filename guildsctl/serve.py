@@ -32,7 +32,9 @@ async def serve(config: GuildsConfig) -> None:
         appservice = web.AppRunner(bridge.appservice_app, access_log=None)
         await appservice.setup()
         runners.append(appservice)
-        await web.TCPSite(appservice, config.appservice.listen.host, config.appservice.listen.port).start()
+        await web.TCPSite(
+            appservice, config.appservice.listen.host, config.appservice.listen.port
+        ).start()
         if config.web.enabled:
             ui = web.AppRunner(create_app(config, bridge.provisioning_app), access_log=None)
             await ui.setup()

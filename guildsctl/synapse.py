@@ -81,10 +81,19 @@ def generate_base_config(config_dir: Path, server_name: str) -> Path:
     return config_path
 
 
-def postgres_database(name: str, host: str = "127.0.0.1", port: int = 5432, user: str = "postgres") -> dict[str, Any]:
+def postgres_database(
+    name: str, host: str = "127.0.0.1", port: int = 5432, user: str = "postgres"
+) -> dict[str, Any]:
     return {
         "name": "psycopg2",
-        "args": {"user": user, "host": host, "port": port, "database": name, "cp_min": 1, "cp_max": 5},
+        "args": {
+            "user": user,
+            "host": host,
+            "port": port,
+            "database": name,
+            "cp_min": 1,
+            "cp_max": 5,
+        },
     }
 
 
@@ -135,7 +144,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def spawn(args: list[str], *, log_path: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    args: list[str], *, log_path: Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a child in its own session (Ctrl-C goes to us, and we stop it in order)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child; closed when it is reaped
@@ -220,7 +231,7 @@ class Homeserver:
         write_yaml(
             self.overlay_config,
             data,
-            header="Written by Guilds on every start; edit homeserver.yaml or the command's options instead.",
+            header="Written by Guilds on every start: change homeserver.yaml instead.",
             private=True,
         )
 
@@ -249,7 +260,9 @@ class Homeserver:
         )
         if not ready:
             self.stop()
-            raise RuntimeError(f"Synapse did not start; the end of {self.log_path}:\n{tail(self.log_path)}")
+            raise RuntimeError(
+                f"Synapse did not start; the end of {self.log_path}:\n{tail(self.log_path)}"
+            )
 
     def stop(self) -> None:
         if self.proc is not None:

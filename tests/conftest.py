@@ -19,7 +19,9 @@ BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest_asyncio.fixture(scope="session", params=BACKENDS)
-async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
     backend = request.param
     s = build_stack(backend, tmp_path_factory.mktemp(f"stack-{backend}"))
     try:

@@ -24,11 +24,21 @@ import psycopg2
 
 from guilds.config import GuildsConfig, load_config
 from guildsctl.configgen import guilds_config, registration, write_yaml
-from guildsctl.synapse import Homeserver, generate_base_config, http_ok, overlay, postgres_database, spawn, stop, tail, wait_until
+from guildsctl.synapse import (
+    Homeserver,
+    generate_base_config,
+    http_ok,
+    overlay,
+    postgres_database,
+    spawn,
+    stop,
+    tail,
+    wait_until,
+)
 
 SERVER_NAME = "localhost"
 BOT_LOCALPART = "guilds"
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 
 
 def free_port() -> int:
@@ -39,17 +49,22 @@ def free_port() -> int:
 
 def create_pg_database(prefix: str) -> str:
     name = f"{prefix}_{secrets.token_hex(6)}"
-    with closing(psycopg2.connect(dbname="postgres", **PG)) as conn:
+    with closing(
+        psycopg2.connect(dbname="postgres", host=PG_HOST, port=PG_PORT, user=PG_USER)
+    ) as conn:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(
-                f"CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+                f"CREATE DATABASE {name} ENCODING 'UTF8'"
+                " LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
             )
     return name
 
 
 def drop_pg_database(name: str) -> None:
-    with closing(psycopg2.connect(dbname="postgres", **PG)) as conn:
+    with closing(
+        psycopg2.connect(dbname="postgres", host=PG_HOST, port=PG_PORT, user=PG_USER)
+    ) as conn:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -120,14 +135,18 @@ class Stack:
         )
         proc = self.guilds_proc
         ready = wait_until(
-            lambda: http_ok(f"{self.web_url}/_guilds/v1/version")
-            and http_ok(f"{self.hs_url}/_matrix/client/v3/profile/{self.bot_user_id}"),
+            lambda: (
+                http_ok(f"{self.web_url}/_guilds/v1/version")
+                and http_ok(f"{self.hs_url}/_matrix/client/v3/profile/{self.bot_user_id}")
+            ),
             deadline_s=60,
             alive=lambda: proc.poll() is None,
         )
         if not ready:
             stop(proc)
-            raise RuntimeError(f"guilds serve did not start; end of its log:\n{tail(self.guilds_log)}")
+            raise RuntimeError(
+                f"guilds serve did not start; end of its log:\n{tail(self.guilds_log)}"
+            )
 
     def stop_guilds(self) -> None:
         if self.guilds_proc is not None:
@@ -142,7 +161,9 @@ class Stack:
             self.guilds_proc = None
 
     # -- users -------------------------------------------------------------------------------
-    async def register_user(self, localpart: str | None = None, password: str | None = None) -> User:
+    async def register_user(
+        self, localpart: str | None = None, password: str | None = None
+    ) -> User:
         """Register through the shared-secret admin API (not rate limited), then log in."""
         assert self.http is not None
         localpart = localpart or f"user{next(_user_counter)}_{secrets.token_hex(3)}"
@@ -155,7 +176,13 @@ class Stack:
             b"\x00".join([nonce.encode(), localpart.encode(), password.encode(), b"notadmin"]),
             hashlib.sha1,
         ).hexdigest()
-        body = {"nonce": nonce, "username": localpart, "password": password, "admin": False, "mac": mac}
+        body = {
+            "nonce": nonce,
+            "username": localpart,
+            "password": password,
+            "admin": False,
+            "mac": mac,
+        }
         async with self.http.post(url, json=body) as response:
             answer = await response.json()
             if response.status != 200:
@@ -191,8 +218,8 @@ def build_stack(backend: str, root: Path) -> Stack:
         synapse_name = create_pg_database("guilds_test_synapse")
         bridge_name = create_pg_database("guilds_test_bridge")
         pg_databases += [synapse_name, bridge_name]
-        synapse_db = postgres_database(synapse_name, **PG)
-        bridge_db = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{bridge_name}"
+        synapse_db = postgres_database(synapse_name, PG_HOST, PG_PORT, PG_USER)
+        bridge_db = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{bridge_name}"
 
     generate_base_config(root / "synapse", SERVER_NAME)
     registration_path = root / "registration.yaml"

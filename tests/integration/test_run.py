@@ -1,4 +1,4 @@
-"""`guilds run` (what `make run` calls): one command up, Ctrl-C down, state kept, ports explained."""
+"""`guilds run` (what `make run` calls): one command up, Ctrl-C down, state kept, ports named."""
 
 from __future__ import annotations
 
@@ -101,9 +101,12 @@ def launcher(tmp_path: Path) -> Iterator[Launcher]:
 
 def get_json(url: str, body: dict | None = None) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError(f"only the local stack is called here, not {url}")
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - checked above
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local test URL
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - checked above
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -111,9 +114,15 @@ def get_json(url: str, body: dict | None = None) -> tuple[int, dict]:
 
 def sign_up(hs: str, username: str, password: str) -> dict:
     """Open registration with the dummy stage, as the web UI does."""
-    status, first = get_json(f"{hs}/_matrix/client/v3/register", {"username": username, "password": password})
+    status, first = get_json(
+        f"{hs}/_matrix/client/v3/register", {"username": username, "password": password}
+    )
     assert status == 401, first
-    body = {"username": username, "password": password, "auth": {"type": "m.login.dummy", "session": first["session"]}}
+    body = {
+        "username": username,
+        "password": password,
+        "auth": {"type": "m.login.dummy", "session": first["session"]},
+    }
     status, answer = get_json(f"{hs}/_matrix/client/v3/register", body)
     assert status == 200, answer
     return answer
@@ -157,7 +166,11 @@ def test_run_starts_everything_stops_cleanly_and_keeps_state(launcher: Launcher)
     assert time.monotonic() - started < 60
     status, login = get_json(
         f"{hs}/_matrix/client/v3/login",
-        {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "newcomer"}, "password": "correct horse battery"},
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "newcomer"},
+            "password": "correct horse battery",
+        },
     )
     assert status == 200, login
     assert "Generating" not in "".join(launcher.output)
@@ -165,7 +178,9 @@ def test_run_starts_everything_stops_cleanly_and_keeps_state(launcher: Launcher)
     assert processes_mentioning(str(launcher.state)) == []
 
 
-@pytest.mark.parametrize(("busy", "setting"), [("web", "GUILDS_WEB_PORT"), ("homeserver", "GUILDS_HOMESERVER_PORT")])
+@pytest.mark.parametrize(
+    ("busy", "setting"), [("web", "GUILDS_WEB_PORT"), ("homeserver", "GUILDS_HOMESERVER_PORT")]
+)
 def test_port_in_use_is_explained(launcher: Launcher, busy: str, setting: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", launcher.ports[busy]))

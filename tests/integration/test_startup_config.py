@@ -16,7 +16,11 @@ from tests.harness.stack import BOT_LOCALPART, SERVER_NAME, free_port
 def test_synapse_refuses_a_bad_module_config(tmp_path: Path) -> None:
     generate_base_config(tmp_path / "synapse", SERVER_NAME)
     registration_path = tmp_path / "registration.yaml"
-    write_yaml(registration_path, registration("http://127.0.0.1:9", BOT_LOCALPART, SERVER_NAME), private=True)
+    write_yaml(
+        registration_path,
+        registration("http://127.0.0.1:9", BOT_LOCALPART, SERVER_NAME),
+        private=True,
+    )
     homeserver = Homeserver(tmp_path / "synapse", free_port(), tmp_path / "synapse.log")
     config = overlay(
         server_name=SERVER_NAME,
@@ -28,7 +32,15 @@ def test_synapse_refuses_a_bad_module_config(tmp_path: Path) -> None:
     config["modules"][0]["config"] = {"bot_user_id": "not-a-user-id"}
     homeserver.write_overlay(config)
     result = subprocess.run(
-        [sys.executable, "-m", "synapse.app.homeserver", "-c", str(homeserver.base_config), "-c", str(homeserver.overlay_config)],
+        [
+            sys.executable,
+            "-m",
+            "synapse.app.homeserver",
+            "-c",
+            str(homeserver.base_config),
+            "-c",
+            str(homeserver.overlay_config),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -46,7 +46,11 @@ def call_member_content(device_id: str) -> dict[str, Any]:
 
 
 async def create_channel_room(client: nio.AsyncClient, kind: str | None) -> str:
-    initial_state = [] if kind is None else [{"type": CHANNEL_EVENT, "state_key": "", "content": {"kind": kind}}]
+    initial_state = (
+        []
+        if kind is None
+        else [{"type": CHANNEL_EVENT, "state_key": "", "content": {"kind": kind}}]
+    )
     response = await client.room_create(name=f"{kind} channel", initial_state=initial_state)
     assert isinstance(response, nio.RoomCreateResponse), response
     return response.room_id
@@ -56,7 +60,9 @@ async def test_module_refuses_call_membership_in_a_text_channel(stack: Stack, al
     async with stack.nio_client(alice) as client:
         room_id = await create_channel_room(client, "text")
         state_key = f"_{alice.user_id}_{alice.device_id}"
-        response = await client.room_put_state(room_id, CALL_MEMBER_EVENT, call_member_content(alice.device_id), state_key)
+        response = await client.room_put_state(
+            room_id, CALL_MEMBER_EVENT, call_member_content(alice.device_id), state_key
+        )
         assert isinstance(response, nio.RoomPutStateError), response
         assert response.status_code == "M_FORBIDDEN"
         assert "text channel" in response.message
@@ -67,11 +73,15 @@ async def test_module_refuses_call_membership_in_a_text_channel(stack: Stack, al
 
 
 @pytest.mark.parametrize("kind", ["voice", "video", None])
-async def test_module_allows_call_membership_elsewhere(stack: Stack, alice: User, kind: str | None) -> None:
+async def test_module_allows_call_membership_elsewhere(
+    stack: Stack, alice: User, kind: str | None
+) -> None:
     async with stack.nio_client(alice) as client:
         room_id = await create_channel_room(client, kind)
         state_key = f"_{alice.user_id}_{alice.device_id}"
-        response = await client.room_put_state(room_id, CALL_MEMBER_EVENT, call_member_content(alice.device_id), state_key)
+        response = await client.room_put_state(
+            room_id, CALL_MEMBER_EVENT, call_member_content(alice.device_id), state_key
+        )
         assert isinstance(response, nio.RoomPutStateResponse), response
         got = await client.room_get_state_event(room_id, CALL_MEMBER_EVENT, state_key)
         assert isinstance(got, nio.RoomGetStateEventResponse)
@@ -81,12 +91,16 @@ async def test_module_allows_call_membership_elsewhere(stack: Stack, alice: User
 async def inbox_row(stack: Stack, event_id: str) -> Any:
     db = await Database.open(stack.config.database_url)
     try:
-        return await db.fetchone("SELECT txn_id, type, handled_at FROM inbox WHERE event_id = ?", event_id)
+        return await db.fetchone(
+            "SELECT txn_id, type, handled_at FROM inbox WHERE event_id = ?", event_id
+        )
     finally:
         await db.close()
 
 
-async def test_bridge_joins_when_invited_and_receives_the_rooms_events(stack: Stack, alice: User) -> None:
+async def test_bridge_joins_when_invited_and_receives_the_rooms_events(
+    stack: Stack, alice: User
+) -> None:
     async with stack.nio_client(alice) as client:
         created = await client.room_create(name="with the bot", invite=[stack.bot_user_id])
         assert isinstance(created, nio.RoomCreateResponse), created
@@ -101,9 +115,13 @@ async def test_bridge_joins_when_invited_and_receives_the_rooms_events(stack: St
         # The invite reached the bridge by transaction, and the bridge acted on it.
         await eventually(bot_joined, what="the bot to join")
 
-        sent = await client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "hello bridge"})
+        sent = await client.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "hello bridge"}
+        )
         assert isinstance(sent, nio.RoomSendResponse), sent
-        row = await eventually(lambda: inbox_row(stack, sent.event_id), what="the message in the bridge's inbox")
+        row = await eventually(
+            lambda: inbox_row(stack, sent.event_id), what="the message in the bridge's inbox"
+        )
         assert row["type"] == "m.room.message"
 
         async def handled() -> bool:
@@ -113,11 +131,15 @@ async def test_bridge_joins_when_invited_and_receives_the_rooms_events(stack: St
         await eventually(handled, what="the event to be handled")
 
 
-async def put_transaction(stack: Stack, txn_id: str, events: list[dict[str, Any]], token: str | None) -> tuple[int, dict]:
+async def put_transaction(
+    stack: Stack, txn_id: str, events: list[dict[str, Any]], token: str | None
+) -> tuple[int, dict]:
     assert stack.http is not None
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     async with stack.http.put(
-        f"{stack.appservice_url}/_matrix/app/v1/transactions/{txn_id}", json={"events": events}, headers=headers
+        f"{stack.appservice_url}/_matrix/app/v1/transactions/{txn_id}",
+        json={"events": events},
+        headers=headers,
     ) as response:
         return response.status, await response.json()
 
@@ -148,17 +170,27 @@ async def test_replayed_transaction_is_processed_once(stack: Stack) -> None:
     txn_id = f"replay-{secrets.token_hex(6)}"
     event = fake_event()
     # Twice at once, then again in sequence.
-    answers = await asyncio.gather(*(put_transaction(stack, txn_id, [event], hs_token) for _ in range(2)))
+    answers = await asyncio.gather(
+        *(put_transaction(stack, txn_id, [event], hs_token) for _ in range(2))
+    )
     assert answers == [(200, {}), (200, {})]
     assert await put_transaction(stack, txn_id, [event], hs_token) == (200, {})
-    assert await count(stack, "SELECT COUNT(*) AS n FROM inbox WHERE event_id = ?", event["event_id"]) == 1
-    assert await count(stack, "SELECT COUNT(*) AS n FROM appservice_txn WHERE txn_id = ?", txn_id) == 1
+    assert (
+        await count(stack, "SELECT COUNT(*) AS n FROM inbox WHERE event_id = ?", event["event_id"])
+        == 1
+    )
+    assert (
+        await count(stack, "SELECT COUNT(*) AS n FROM appservice_txn WHERE txn_id = ?", txn_id) == 1
+    )
 
     # And after a restart of the bridge, the stored txn id still makes the replay a no-op.
     stack.stop_guilds()
     stack.start_guilds()
     assert await put_transaction(stack, txn_id, [event], hs_token) == (200, {})
-    assert await count(stack, "SELECT COUNT(*) AS n FROM inbox WHERE event_id = ?", event["event_id"]) == 1
+    assert (
+        await count(stack, "SELECT COUNT(*) AS n FROM inbox WHERE event_id = ?", event["event_id"])
+        == 1
+    )
 
 
 async def test_appservice_refuses_a_wrong_hs_token(stack: Stack) -> None:
@@ -168,9 +200,14 @@ async def test_appservice_refuses_a_wrong_hs_token(stack: Stack) -> None:
     status, body = await put_transaction(stack, "no-token", [event], None)
     assert (status, body["errcode"]) == (401, "M_UNAUTHORIZED")
     # The as_token is not the hs_token either.
-    status, body = await put_transaction(stack, "as-token", [event], stack.config.appservice.registration.as_token)
+    status, body = await put_transaction(
+        stack, "as-token", [event], stack.config.appservice.registration.as_token
+    )
     assert status == 403
-    assert await count(stack, "SELECT COUNT(*) AS n FROM inbox WHERE event_id = ?", event["event_id"]) == 0
+    assert (
+        await count(stack, "SELECT COUNT(*) AS n FROM inbox WHERE event_id = ?", event["event_id"])
+        == 0
+    )
 
 
 async def test_homeserver_reaches_the_appservice(stack: Stack) -> None:
@@ -193,7 +230,9 @@ async def test_appservice_queries_and_unknown_routes(stack: Stack) -> None:
     base = f"{stack.appservice_url}/_matrix/app/v1"
     async with stack.http.get(f"{base}/users/{stack.bot_user_id}", headers=headers) as response:
         assert response.status == 200
-    async with stack.http.get(f"{base}/users/@guilds_nobody:localhost", headers=headers) as response:
+    async with stack.http.get(
+        f"{base}/users/@guilds_nobody:localhost", headers=headers
+    ) as response:
         assert (response.status, (await response.json())["errcode"]) == (404, "M_NOT_FOUND")
     async with stack.http.get(f"{base}/rooms/%23nothing:localhost", headers=headers) as response:
         assert (response.status, (await response.json())["errcode"]) == (404, "M_NOT_FOUND")

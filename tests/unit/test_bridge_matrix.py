@@ -33,8 +33,8 @@ class Seen:
     body: Any
 
 
-def _error(status: int, errcode: str, error: str, **extra: Any) -> web.Response:
-    return web.json_response({"errcode": errcode, "error": error, **extra}, status=status)
+def _error(http_status: int, errcode: str, error: str, **extra: Any) -> web.Response:
+    return web.json_response({"errcode": errcode, "error": error, **extra}, status=http_status)
 
 
 class FakeHomeserver:

@@ -1,4 +1,4 @@
-"""Configuration: every wrong value is refused with its key; generated files are valid and private."""
+"""Configuration: each wrong value is refused with its key; generated files are valid, private."""
 
 from __future__ import annotations
 

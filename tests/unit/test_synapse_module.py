@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 from unittest.mock import AsyncMock, Mock
 
 import pytest
@@ -22,7 +23,8 @@ def make_api(worker_name: str | None = None, channel: dict | None = None) -> Moc
     return api
 
 
-def event(type_: str, sender: str = "@a:here") -> SimpleNamespace:
+def event(type_: str, sender: str = "@a:here") -> Any:
+    # Only the attributes the module reads; a real EventBase needs a whole homeserver.
     return SimpleNamespace(type=type_, sender=sender, room_id="!r:here", content={})
 
 
@@ -76,4 +78,6 @@ async def test_call_membership_allowed_in_voice_and_for_remote_senders() -> None
     text_api = make_api(channel={"kind": "text"})
     text_module = GuildsModule(GuildsModule.parse_config({"bot_user_id": "@guilds:here"}), text_api)
     # Vetoing a federated event would fork the room: remote senders are never refused here.
-    assert await text_module.check_event_for_spam(event(CALL_MEMBER_EVENT, "@x:elsewhere")) == NOT_SPAM
+    assert (
+        await text_module.check_event_for_spam(event(CALL_MEMBER_EVENT, "@x:elsewhere")) == NOT_SPAM
+    )
