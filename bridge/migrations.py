@@ -53,8 +53,48 @@ async def _v1_transaction_inbox(tx: Transaction) -> None:
     )
 
 
+async def _v2_operation_journal(tx: Transaction) -> None:
+    # One row per multi-room operation; its plan (bridge/steps.py) is written whole, with its
+    # steps, before anything runs, so a crash at any point leaves something to resume.
+    await tx.execute(
+        "CREATE TABLE operations ("
+        " op_id TEXT PRIMARY KEY,"
+        " kind TEXT NOT NULL,"
+        " server_id TEXT,"
+        " plan_json TEXT NOT NULL,"
+        " status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),"
+        " created_at BIGINT NOT NULL,"
+        " updated_at BIGINT NOT NULL,"
+        " error TEXT)"
+    )
+    # Start-up looks only for unfinished operations.
+    await tx.execute(
+        "CREATE INDEX operations_unfinished ON operations (created_at)"
+        " WHERE status IN ('pending', 'running')"
+    )
+    await tx.execute("CREATE INDEX operations_server ON operations (server_id, created_at)")
+    # A step's result is recorded the moment it succeeds; `attempts` counts the tries begun,
+    # so a step with attempts > 0 and no result may have taken effect.
+    await tx.execute(
+        "CREATE TABLE operation_steps ("
+        " op_id TEXT NOT NULL REFERENCES operations (op_id) ON DELETE CASCADE,"
+        " stage INTEGER NOT NULL,"
+        " idx INTEGER NOT NULL,"
+        " name TEXT NOT NULL,"
+        " kind TEXT NOT NULL,"
+        " status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),"
+        " result_json TEXT,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " error TEXT,"
+        " updated_at BIGINT NOT NULL,"
+        " PRIMARY KEY (op_id, stage, idx),"
+        " UNIQUE (op_id, name))"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "appservice transactions and the event inbox", _v1_transaction_inbox),
+    Migration(2, "the journal of multi-room operations", _v2_operation_journal),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -1,0 +1,554 @@
+"""The operation journal's logic: plans as data, references, stages, retries and crash recovery.
+
+Against a real SQLite store; the homeserver is a small in-memory fake that answers the way
+Synapse 1.163 was measured to answer (see bridge/steps.py), including its "already done" refusals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import unquote
+
+import pytest
+
+from bridge.matrix import HomeserverUnavailable, MatrixRequestError
+from bridge.migrations import migrate
+from bridge.operations import OperationFailed, OperationJournal
+from bridge.steps import (
+    Ban,
+    CreateRoom,
+    Invite,
+    Join,
+    Kick,
+    Leave,
+    Plan,
+    PlanError,
+    Ref,
+    SendMessage,
+    SendState,
+    SetPowerLevels,
+    Step,
+    StepContext,
+    Unban,
+)
+from bridge.store import Database
+
+BOT = "@guilds:localhost"
+ALICE = "@alice:localhost"
+BOB = "@bob:localhost"
+
+
+class SimulatedCrash(BaseException):
+    """Stands for SIGKILL: not an Exception, so nothing records it as a step failure."""
+
+
+@dataclass
+class Room:
+    state: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def membership(self, user: str) -> str | None:
+        content = self.state.get(("m.room.member", user))
+        return None if content is None else content["membership"]
+
+
+def _err(status: int, errcode: str, message: str = "", **kw: Any) -> MatrixRequestError:
+    return MatrixRequestError(status, errcode, message or errcode, **kw)
+
+
+class FakeMatrix:
+    """The bot's view of a homeserver, in memory, with failures and crashes to order."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, Room] = {}
+        self.aliases: dict[str, str] = {}
+        self.txns: dict[str, str] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.ids = itertools.count(1)
+        self.delay_s = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        # (method, path regex) -> exceptions to raise, one per matching call, before answering.
+        self.failures: list[tuple[str, str, BaseException]] = []
+        # Raise this after createRoom number N took effect: the answer is lost, as in a crash.
+        self.crash_after_create: int | None = None
+        self.creates = 0
+        self.timeline: list[tuple[str, str]] = []
+
+    def fail(self, method: str, pattern: str, *excs: BaseException) -> None:
+        self.failures += [(method, pattern, e) for e in excs]
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        query: Mapping[str, str] | None = None,
+        user_id: str | None = None,
+    ) -> Any:
+        self.calls.append((method, path))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.timeline.append(("start", path))
+        try:
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            for i, (m, pattern, exc) in enumerate(self.failures):
+                if m == method and re.search(pattern, path):
+                    del self.failures[i]
+                    raise exc
+            return self._answer(method, path, json or {})
+        finally:
+            self.in_flight -= 1
+            self.timeline.append(("end", path))
+
+    def _room(self, room_id: str) -> Room:
+        room = self.rooms.get(room_id)
+        if room is None or room.membership(BOT) != "join":
+            raise _err(403, "M_FORBIDDEN", f"User {BOT} not in room {room_id}")
+        return room
+
+    def _answer(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        parts = [unquote(p) for p in path.split("/")[4:]]
+        if method == "POST" and parts == ["createRoom"]:
+            alias = f"#{body['room_alias_name']}:localhost"
+            if alias in self.aliases:
+                raise _err(400, "M_ROOM_IN_USE", "Room alias already taken")
+            room_id = f"!room{next(self.ids)}"
+            room = self.rooms[room_id] = Room()
+            room.state[("m.room.create", "")] = {"type": body.get("creation_content", {})}
+            room.state[("m.room.member", BOT)] = {"membership": "join"}
+            room.state[("m.room.power_levels", "")] = {"users": {}, "events": {}}
+            room.state[("m.room.canonical_alias", "")] = {"alias": alias}
+            for event in body.get("initial_state", []):
+                room.state[(event["type"], event.get("state_key", ""))] = event["content"]
+            self.aliases[alias] = room_id
+            self.creates += 1
+            if self.creates == self.crash_after_create:
+                raise SimulatedCrash()
+            return {"room_id": room_id}
+        if parts[:2] == ["directory", "room"]:
+            alias = parts[2]
+            if method == "DELETE":
+                self.aliases.pop(alias, None)
+                return {}
+            if alias not in self.aliases:
+                raise _err(404, "M_NOT_FOUND")
+            return {"room_id": self.aliases[alias]}
+        if method == "POST" and parts[0] == "join":
+            room = self.rooms[parts[1]]
+            room.state[("m.room.member", BOT)] = {"membership": "join"}
+            return {"room_id": parts[1]}
+        room_id, action = parts[1], parts[2]
+        if action == "leave":
+            left = self.rooms.get(room_id)
+            if left is None or left.membership(BOT) is None:
+                raise _err(404, "M_UNKNOWN", "Not a known room")
+            left.state[("m.room.member", BOT)] = {"membership": "leave"}
+            return {}
+        room = self._room(room_id)
+        if action == "state":
+            key = (parts[3], parts[4] if len(parts) > 4 else "")
+            if method == "GET":
+                if key not in room.state:
+                    raise _err(404, "M_NOT_FOUND")
+                return room.state[key]
+            room.state[key] = body
+            return {"event_id": f"$state{next(self.ids)}"}
+        if action == "send":
+            txn = parts[4]
+            if txn not in self.txns:
+                self.txns[txn] = f"$msg{next(self.ids)}"
+                room.messages.append(body)
+            return {"event_id": self.txns[txn]}
+        return self._membership(room, action, body["user_id"])
+
+    @staticmethod
+    def _membership(room: Room, action: str, user: str) -> Any:
+        # Synapse 1.163's answers, as measured.
+        current = room.membership(user)
+        key = ("m.room.member", user)
+        if action == "invite":
+            if current == "ban":
+                raise _err(403, "M_BAD_STATE", "Cannot invite user who was banned")
+            if current == "join":
+                raise _err(403, "M_FORBIDDEN", f"{user} is already in the room.")
+            room.state[key] = {"membership": "invite"}
+        elif action == "kick":
+            if current == "ban":
+                raise _err(403, "M_BAD_STATE", "Cannot kick user who was banned")
+            if current not in ("join", "invite"):
+                raise _err(403, "M_FORBIDDEN", "The target user is not in the room")
+            room.state[key] = {"membership": "leave"}
+        elif action == "ban":
+            room.state[key] = {"membership": "ban"}
+        elif action == "unban":
+            if current not in (None, "ban"):
+                raise _err(403, "M_BAD_STATE", "Cannot unban user who was not banned")
+            room.state[key] = {"membership": "leave"}
+        return {}
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(f"sqlite:///{tmp_path / 'guilds.db'}")
+    await migrate(database)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def hs() -> FakeMatrix:
+    return FakeMatrix()
+
+
+@pytest.fixture
+async def journal(db: Database, hs: FakeMatrix) -> AsyncIterator[OperationJournal]:
+    j = OperationJournal(db, hs, BOT, base_backoff_s=0.001, max_backoff_s=0.01)
+    try:
+        yield j
+    finally:
+        await j.stop()
+
+
+def server_plan(n: int) -> Plan:
+    """A space, `n` channels linked both ways, a topic each, an invite and a welcome message."""
+    space = CreateRoom("space", {"name": "Space", "creation_content": {"type": "m.space"}})
+    rooms = [
+        CreateRoom(
+            f"room{i}",
+            {
+                "name": f"channel {i}",
+                "initial_state": [
+                    {"type": "m.space.parent", "state_key": Ref("space"), "content": {}}
+                ],
+            },
+        )
+        for i in range(n)
+    ]
+    children = [
+        SendState(f"child{i}", Ref("space"), "m.space.child", Ref(f"room{i}"), {"via": ["x"]})
+        for i in range(n)
+    ]
+    per_room = [
+        step
+        for i in range(n)
+        for step in (
+            SendState(f"topic{i}", Ref(f"room{i}"), "m.room.topic", "", {"topic": f"t{i}"}),
+            Invite(f"invite{i}", Ref(f"room{i}", "room_id"), ALICE),
+            SendMessage(f"hello{i}", Ref(f"room{i}"), {"msgtype": "m.text", "body": "hi"}),
+        )
+    ]
+    return Plan.of([space], rooms, children, per_room)
+
+
+# -- plans as data ---------------------------------------------------------------------------------
+
+
+def test_a_plan_survives_a_json_round_trip() -> None:
+    plan = Plan.of(
+        [CreateRoom("space", {"name": "S", "initial_state": [{"type": "a", "content": {}}]})],
+        [
+            SendState("s", Ref("space"), "m.room.topic", "", {"nested": [{"r": Ref("space")}]}),
+            SetPowerLevels("pl", Ref("space", "room_id"), users={ALICE: 50, BOB: None}),
+            Invite("i", Ref("space"), ALICE, "welcome"),
+            Kick("k", Ref("space"), BOB),
+            Ban("b", Ref("space"), BOB, None),
+            Unban("u", Ref("space"), BOB),
+            Join("j", Ref("space")),
+            Leave("l", Ref("space")),
+            SendMessage("m", Ref("space"), {"body": "x"}, "m.notice"),
+        ],
+    )
+    again = Plan.from_json(plan.to_json())
+    assert again == plan
+    assert again.to_json() == plan.to_json()
+    assert isinstance(again.stages[1][0], SendState)
+    assert again.stages[1][0].content == {"nested": [{"r": Ref("space")}]}
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        (Plan.of([Join("a", "!r"), Join("a", "!s")]), "two steps are named 'a'"),
+        (Plan.of([Join("a", "!r"), Join("b", Ref("a"))]), "not a step of an earlier stage"),
+        (Plan.of([Join("a", Ref("nobody"))]), "not a step of an earlier stage"),
+        (Plan.of([Join("", "!r")]), "has no name"),
+        (Plan.of([Join("a", "!r")], []), "stage 1 is empty"),
+        (Plan.of([CreateRoom("a", {"room_alias_name": "x"})]), "room_alias_name"),
+    ],
+)
+def test_malformed_plans_are_refused(plan: Plan, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        plan.validate()
+
+
+def test_content_cannot_smuggle_a_reference() -> None:
+    plan = Plan.of([SendState("s", "!r", "t", "", {"__ref__": "space"})])
+    with pytest.raises(PlanError, match="reserved"):
+        plan.to_json()
+
+
+def test_references_resolve_to_the_main_value_or_a_key() -> None:
+    plan = Plan.of(
+        [CreateRoom("space"), SendMessage("msg", "!r", {})],
+        [SendState("s", Ref("space"), "t", Ref("msg"), {"list": [Ref("msg", "room_id")]})],
+    )
+    results = {"space": {"room_id": "!space"}, "msg": {"event_id": "$e", "room_id": "!r"}}
+    step = plan.stages[1][0].resolved(results, plan)
+    assert step == SendState("s", "!space", "t", "$e", {"list": ["!r"]})
+    with pytest.raises(PlanError, match="no result 'nope'"):
+        SendState("x", Ref("space", "nope"), "t", "", {}).resolved(results, plan)
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+async def test_a_plan_runs_to_completion_and_cleans_its_aliases(
+    journal: OperationJournal, hs: FakeMatrix, db: Database
+) -> None:
+    op_id = await journal.submit("create_server", "srv1", server_plan(5))
+    record = await journal.get(op_id)
+    assert (record.status, record.steps_done, record.steps_total) == ("pending", 0, 26)
+
+    results = await journal.run(op_id)
+
+    space = results["space"]["room_id"]
+    assert len(hs.rooms) == 6
+    for i in range(5):
+        room_id = results[f"room{i}"]["room_id"]
+        room = hs.rooms[room_id]
+        assert room.state[("m.space.parent", space)] == {}
+        assert room.state[("m.room.topic", "")] == {"topic": f"t{i}"}
+        assert room.membership(ALICE) == "invite"
+        assert room.messages == [{"msgtype": "m.text", "body": "hi"}]
+        # The operation's alias never became the room's canonical alias.
+        assert room.state[("m.room.canonical_alias", "")] == {}
+        assert hs.rooms[space].state[("m.space.child", room_id)] == {"via": ["x"]}
+    assert hs.aliases == {}
+    record = await journal.get(op_id)
+    assert (record.status, record.steps_done, record.error) == ("done", 26, None)
+    # Done is done: running it again touches nothing and answers the same results.
+    calls = len(hs.calls)
+    assert await journal.run(op_id) == results
+    assert len(hs.calls) == calls
+
+
+async def test_stages_run_in_order_and_their_steps_concurrently(
+    db: Database, hs: FakeMatrix
+) -> None:
+    journal = OperationJournal(db, hs, BOT, concurrency=4)
+    hs.delay_s = 0.02
+    try:
+        await journal.execute("create_server", None, server_plan(12))
+    finally:
+        await journal.stop()
+    assert hs.max_in_flight == 4
+    # No request of a stage starts before every request of the previous stage has ended.
+    last_create_end = max(i for i, (what, p) in enumerate(hs.timeline) if "createRoom" in p)
+    first_state_start = min(
+        i for i, (what, p) in enumerate(hs.timeline) if what == "start" and "/state/" in p
+    )
+    assert last_create_end < first_state_start
+
+
+async def test_two_runs_of_one_operation_share_one_execution(
+    journal: OperationJournal, hs: FakeMatrix
+) -> None:
+    hs.delay_s = 0.01
+    op_id = await journal.submit("create_server", None, server_plan(2))
+    first, second = await asyncio.gather(journal.run(op_id), journal.run(op_id))
+    assert first == second
+    assert hs.creates == 3
+
+
+async def test_a_crash_mid_plan_is_resumed_without_repeating_anything(
+    db: Database, hs: FakeMatrix
+) -> None:
+    hs.crash_after_create = 4  # the 4th room is created, then the bridge "dies" before recording
+    first = OperationJournal(db, hs, BOT, concurrency=2)
+    op_id = await first.submit("create_server", "srv", server_plan(6))
+    with pytest.raises(SimulatedCrash):
+        await first.run(op_id)
+    await first.stop()
+    record = await first.get(op_id)
+    assert record.status == "running"
+    assert 0 < record.steps_done < record.steps_total
+    assert len(hs.rooms) >= 4
+
+    # A new process over the same database and homeserver.
+    second = OperationJournal(db, hs, BOT)
+    try:
+        assert await second.resume() == [op_id]
+    finally:
+        await second.stop()
+    assert (await second.get(op_id)).status == "done"
+    # 7 rooms, each created once; one invite and one message per channel; no alias left.
+    assert len(hs.rooms) == 7
+    assert hs.creates == 7
+    assert sum(len(r.messages) for r in hs.rooms.values()) == 6
+    assert sum(1 for _, path in hs.calls if path.endswith("/invite")) == 6
+    assert hs.aliases == {}
+    # The lost answer was recovered through the alias.
+    assert any(method == "GET" and "/directory/room/" in path for method, path in hs.calls)
+
+
+async def test_a_cancelled_run_is_resumed_by_the_next_journal(db: Database, hs: FakeMatrix) -> None:
+    hs.delay_s = 0.01
+    first = OperationJournal(db, hs, BOT)
+    op_id = await first.submit("create_server", None, server_plan(8))
+    running = asyncio.ensure_future(first.run(op_id))
+    for _ in range(1000):  # until a few steps are done, then stop in the middle
+        if (await first.get(op_id)).steps_done >= 3:
+            break
+        await asyncio.sleep(0.005)
+    await first.stop()  # a shutdown in the middle
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    assert (await first.get(op_id)).status == "running"
+
+    second = OperationJournal(db, hs, BOT)
+    second.start_resume()
+    await second.wait_resumed()
+    await second.stop()
+    assert (await second.get(op_id)).status == "done"
+    assert len(hs.rooms) == 9 and hs.aliases == {}
+
+
+async def test_a_permanent_error_fails_the_operation_with_the_error_recorded(
+    journal: OperationJournal, hs: FakeMatrix, db: Database
+) -> None:
+    hs.fail("POST", r"/invite$", MatrixRequestError(403, "M_FORBIDDEN", "You may not invite"))
+    plan = Plan.of(
+        [CreateRoom("room")],
+        [Invite("invite", Ref("room"), ALICE)],
+        [SendMessage("after", Ref("room"), {"body": "never"})],
+    )
+    op_id = await journal.submit("invite", "srv", plan)
+    with pytest.raises(OperationFailed) as failed:
+        await journal.run(op_id)
+    assert "invite (invite): 403 M_FORBIDDEN: You may not invite" in failed.value.error
+    record = await journal.get(op_id)
+    assert record.status == "failed" and record.error == failed.value.error
+    step = await db.fetchone("SELECT status, error FROM operation_steps WHERE name = 'invite'")
+    assert step == {"status": "failed", "error": "403 M_FORBIDDEN: You may not invite"}
+    assert not any(r.messages for r in hs.rooms.values())  # later stages did not run
+    assert hs.aliases == {}
+    # Resuming does not retry a failed operation.
+    assert await journal.resume() == []
+    with pytest.raises(OperationFailed):
+        await journal.run(op_id)
+
+
+async def test_transient_errors_are_retried_with_backoff(
+    journal: OperationJournal, hs: FakeMatrix, db: Database
+) -> None:
+    hs.fail(
+        "POST",
+        "createRoom",
+        MatrixRequestError(429, "M_LIMIT_EXCEEDED", "slow down", retry_after_ms=5),
+        HomeserverUnavailable("gone", status=502),
+        MatrixRequestError(500, "M_UNKNOWN", "oops"),
+    )
+    results = await journal.execute("x", None, Plan.of([CreateRoom("room")]))
+    assert results["room"]["room_id"] in hs.rooms
+    row = await db.fetchone("SELECT attempts, status FROM operation_steps WHERE name = 'room'")
+    assert row == {"attempts": 4, "status": "done"}
+
+
+async def test_transient_errors_are_retried_a_bounded_number_of_times(
+    db: Database, hs: FakeMatrix
+) -> None:
+    journal = OperationJournal(db, hs, BOT, max_attempts=3, base_backoff_s=0.001)
+    hs.fail("PUT", "/state/", *[HomeserverUnavailable("down")] * 5)
+    try:
+        with pytest.raises(OperationFailed, match="gave up after 3 attempts: down"):
+            await journal.execute("x", None, Plan.of([SendState("s", "!r", "t", "", {})]))
+    finally:
+        await journal.stop()
+
+
+async def test_membership_steps_treat_already_done_as_done(
+    journal: OperationJournal, hs: FakeMatrix
+) -> None:
+    results = await journal.execute("setup", None, Plan.of([CreateRoom("room")]))
+    room = hs.rooms[results["room"]["room_id"]]
+    room_id = results["room"]["room_id"]
+    room.state[("m.room.member", ALICE)] = {"membership": "join"}
+    # Each pair: the change, then the same change again, as after a crash.
+    plan = Plan.of(
+        [Invite("invite-joined", room_id, ALICE)],
+        [Kick("kick", room_id, ALICE)],
+        [Kick("kick-again", room_id, ALICE), Kick("kick-stranger", room_id, BOB)],
+        [Ban("ban", room_id, BOB)],
+        [Ban("ban-again", room_id, BOB), Kick("kick-banned", room_id, BOB)],
+        [Unban("unban", room_id, BOB)],
+        [Unban("unban-again", room_id, BOB)],
+        [Invite("invite", room_id, ALICE)],
+        [Invite("invite-again", room_id, ALICE)],
+        [Leave("leave", room_id)],
+        [Leave("leave-again", room_id), Leave("leave-unknown", "!nowhere")],
+        [Join("join", room_id)],
+        [Join("join-again", room_id)],
+    )
+    await journal.execute("memberships", None, plan)
+    assert room.membership(ALICE) == "invite"
+    assert room.membership(BOB) == "leave"
+    assert room.membership(BOT) == "join"
+
+
+async def test_inviting_a_banned_user_still_fails(
+    journal: OperationJournal, hs: FakeMatrix
+) -> None:
+    results = await journal.execute(
+        "setup", None, Plan.of([CreateRoom("room")], [Ban("b", Ref("room"), BOB)])
+    )
+    with pytest.raises(OperationFailed, match="M_BAD_STATE"):
+        await journal.execute("x", None, Plan.of([Invite("i", results["room"]["room_id"], BOB)]))
+
+
+async def test_power_levels_are_merged_and_written_only_on_change(
+    journal: OperationJournal, hs: FakeMatrix
+) -> None:
+    results = await journal.execute("setup", None, Plan.of([CreateRoom("room")]))
+    room_id = results["room"]["room_id"]
+    hs.rooms[room_id].state[("m.room.power_levels", "")] = {
+        "users": {BOB: 50, ALICE: 0},
+        "events": {"m.room.name": 50},
+        "ban": 50,
+    }
+    change = SetPowerLevels("pl", room_id, users={ALICE: 100, BOB: None}, levels={"ban": 75})
+    first = await journal.execute("pl", None, Plan.of([change]))
+    assert first["pl"]["changed"] is True
+    assert hs.rooms[room_id].state[("m.room.power_levels", "")] == {
+        "users": {ALICE: 100},
+        "events": {"m.room.name": 50},
+        "ban": 75,
+    }
+    again = await journal.execute("pl", None, Plan.of([change]))
+    assert again["pl"] == {"room_id": room_id, "changed": False}
+
+
+@dataclass(frozen=True)
+class Explode(Step):
+    kind: ClassVar[str] = "test_explode"
+
+    async def apply(self, ctx: StepContext) -> dict[str, Any]:
+        raise ValueError("a bug")
+
+
+async def test_a_bug_in_a_step_fails_the_operation_instead_of_looping(
+    journal: OperationJournal,
+) -> None:
+    with pytest.raises(OperationFailed, match="internal error: ValueError: a bug"):
+        await journal.execute("x", None, Plan.of([Explode("boom")]))
+    assert await journal.resume() == []
