@@ -19,6 +19,7 @@ from bridge.appservice import create_appservice_app
 from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
 from bridge.membership import BotMembership
 from bridge.migrations import migrate
+from bridge.operations import OperationJournal
 from bridge.provisioning import create_provisioning_app
 from bridge.store import Database
 from bridge.transactions import TransactionInbox
@@ -44,6 +45,7 @@ class Bridge:
         self.matrix = matrix or MatrixClient(config.homeserver.url, self.registration.as_token)
         self._db: Database | None = None
         self._inbox: TransactionInbox | None = None
+        self._operations: OperationJournal | None = None
         self._appservice_app: web.Application | None = None
         self._provisioning_app: web.Application | None = None
 
@@ -55,6 +57,10 @@ class Bridge:
     @property
     def inbox(self) -> TransactionInbox:
         return _opened(self._inbox)
+
+    @property
+    def operations(self) -> OperationJournal:
+        return _opened(self._operations)
 
     @property
     def appservice_app(self) -> web.Application:
@@ -76,6 +82,7 @@ class Bridge:
         self._db = db
         self._inbox = TransactionInbox(db)
         self._inbox.add_handler(BotMembership(self.matrix, self.bot_user_id), "m.room.member")
+        self._operations = OperationJournal(db, self.matrix, self.bot_user_id)
         self._appservice_app = create_appservice_app(
             hs_token=self.registration.hs_token,
             bot_user_id=self.bot_user_id,
@@ -111,6 +118,8 @@ class Bridge:
             raise BridgeStartupError(f"The homeserver at {hs_url} went away: {exc}") from exc
         await self._ping(deadline)
         self.inbox.start()
+        # Operations a crash or a shutdown left unfinished, now that the bot can act.
+        self.operations.start_resume()
         log.info("Bridge connected to %s as %s", hs_url, self.bot_user_id)
 
     async def _prepare_bot(self) -> None:
@@ -159,6 +168,9 @@ class Bridge:
         """Stop the worker and close the homeserver client and the database; safe to repeat."""
         if self._inbox is not None:
             await self._inbox.stop()
+        if self._operations is not None:
+            # Interrupted operations stay unfinished in the journal; the next start resumes them.
+            await self._operations.stop()
         await self.matrix.close()
         if self._db is not None:
             await self._db.close()
