@@ -1,0 +1,239 @@
+"""The bridge's picture of every Guilds server: the state of their rooms, kept in memory.
+
+Each room's state is fetched once from the homeserver, then kept current by the events that
+arrive by transaction (and by what the bridge itself just sent), so reading a server through
+the API is an in-memory assembly (`guilds.snapshot.assemble`), never a walk over room state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.matrix import MatrixClient, MatrixRequestError
+from bridge.transactions import InboxEvent
+from guilds.ids import RoomID, UserID
+from guilds.model import InvalidContent, Server
+from guilds.snapshot import assemble, is_server_space, rooms_of
+
+log = logging.getLogger(__name__)
+
+# How many room states are fetched at once when a server is loaded.
+LOAD_CONCURRENCY = 8
+
+
+@dataclass
+class _Entry:
+    content: dict[str, Any]
+    event_id: str | None
+    # True once a transaction has delivered this very event (or a later one): from then on,
+    # transactions arrive in stream order and each one replaces what we hold.
+    confirmed: bool
+
+
+class RoomStates:
+    """Current state of the rooms we track: room id -> (type, state_key) -> entry."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[RoomID, dict[tuple[str, str], _Entry]] = {}
+
+    def __contains__(self, room_id: object) -> bool:
+        return room_id in self._rooms
+
+    def replace(self, room_id: RoomID, events: Iterable[Mapping[str, Any]]) -> None:
+        """Set a room's whole state from a `/state` answer."""
+        entries: dict[tuple[str, str], _Entry] = {}
+        for event in events:
+            key = (str(event.get("type")), str(event.get("state_key")))
+            content = event.get("content")
+            entries[key] = _Entry(
+                dict(content) if isinstance(content, dict) else {},
+                event.get("event_id"),
+                confirmed=True,
+            )
+        self._rooms[room_id] = entries
+
+    def apply_sent(
+        self,
+        room_id: RoomID,
+        event_type: str,
+        state_key: str,
+        content: Mapping[str, Any],
+        event_id: str | None,
+    ) -> None:
+        """Record state the bridge itself just sent, before its transaction comes back."""
+        room = self._rooms.get(room_id)
+        if room is not None:
+            room[(event_type, state_key)] = _Entry(dict(content), event_id, confirmed=False)
+
+    def apply_received(self, event: Mapping[str, Any]) -> bool:
+        """Apply a state event that came by transaction; True if it changed what we hold."""
+        room = self._rooms.get(RoomID(str(event.get("room_id"))))
+        if room is None:
+            return False
+        key = (str(event.get("type")), str(event.get("state_key")))
+        current = room.get(key)
+        event_id = event.get("event_id")
+        if current is not None and not current.confirmed:
+            if event_id == current.event_id:
+                current.confirmed = True
+                return False
+            unsigned = event.get("unsigned")
+            replaces = unsigned.get("replaces_state") if isinstance(unsigned, dict) else None
+            if replaces != current.event_id:
+                # Older than what we sent ourselves (its transaction was still on its way).
+                return False
+        content = event.get("content")
+        room[key] = _Entry(
+            dict(content) if isinstance(content, dict) else {}, event_id, confirmed=True
+        )
+        return True
+
+    def forget(self, room_id: RoomID) -> None:
+        self._rooms.pop(room_id, None)
+
+    def view(self) -> Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]:
+        return _View(self._rooms)
+
+
+class _View(Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]):
+    """A read-only mapping of room id -> state key -> content over RoomStates."""
+
+    def __init__(self, rooms: dict[RoomID, dict[tuple[str, str], _Entry]]) -> None:
+        self._rooms = rooms
+
+    def __getitem__(self, room_id: RoomID) -> Mapping[tuple[str, str], Mapping[str, Any]]:
+        return {key: entry.content for key, entry in self._rooms[room_id].items()}
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._rooms)
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+
+class ServerDirectory:
+    """Every Guilds server the bot administers, as models assembled from tracked room state."""
+
+    def __init__(self, matrix: MatrixClient) -> None:
+        self._matrix = matrix
+        self._states = RoomStates()
+        self._server_of: dict[RoomID, RoomID] = {}
+        self._models: dict[RoomID, Server] = {}
+        self._stale: set[RoomID] = set()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, server_id: RoomID) -> Server | None:
+        if server_id not in self._server_of or self._server_of[server_id] != server_id:
+            return None
+        if server_id in self._stale or server_id not in self._models:
+            try:
+                self._models[server_id] = assemble(server_id, self._states.view())
+            except (InvalidContent, KeyError):
+                log.warning("Server %s has unreadable state; left out", server_id)
+                return None
+            self._stale.discard(server_id)
+        return self._models[server_id]
+
+    def server_ids(self) -> list[RoomID]:
+        return [room for room, server in self._server_of.items() if room == server]
+
+    def servers_of(self, user_id: UserID) -> list[Server]:
+        """The servers `user_id` has joined."""
+        found = []
+        for server_id in self.server_ids():
+            server = self.get(server_id)
+            if server is not None and server.is_member(user_id):
+                found.append(server)
+        return found
+
+    def server_of(self, room_id: RoomID) -> RoomID | None:
+        return self._server_of.get(room_id)
+
+    # -- loading -------------------------------------------------------------------------------
+
+    async def load(self, server_id: RoomID) -> Server | None:
+        """(Re)read every room of a server from the homeserver."""
+        space = await self._fetch(server_id)
+        if space is None:
+            return None
+        self._states.replace(server_id, space)
+        if not is_server_space(self._states.view()[server_id]):
+            self._states.forget(server_id)
+            return None
+        self._server_of[server_id] = server_id
+        # Twice: the second round reaches the children of the categories found by the first.
+        for _ in range(2):
+            await self._load_missing(server_id)
+        self._stale.add(server_id)
+        return self.get(server_id)
+
+    async def _load_missing(self, server_id: RoomID) -> None:
+        missing = rooms_of(server_id, self._states.view()) - self._tracked()
+        if missing:
+            await self._load_rooms(server_id, missing)
+
+    def _tracked(self) -> set[RoomID]:
+        return set(self._server_of)
+
+    async def _load_rooms(self, server_id: RoomID, room_ids: set[RoomID]) -> None:
+        semaphore = asyncio.Semaphore(LOAD_CONCURRENCY)
+
+        async def one(room_id: RoomID) -> None:
+            async with semaphore:
+                state = await self._fetch(room_id)
+            if state is not None:
+                self._states.replace(room_id, state)
+                self._server_of[room_id] = server_id
+
+        await asyncio.gather(*(one(room_id) for room_id in room_ids))
+
+    async def _fetch(self, room_id: RoomID) -> list[dict[str, Any]] | None:
+        try:
+            return await self._matrix.get_state(room_id)
+        except MatrixRequestError as exc:
+            if exc.status in (403, 404):
+                # The bot is not (or no longer) in that room.
+                return None
+            raise
+
+    # -- keeping current -------------------------------------------------------------------------
+
+    def record_sent(
+        self,
+        room_id: RoomID,
+        event_type: str,
+        state_key: str,
+        content: Mapping[str, Any],
+        event_id: str | None = None,
+    ) -> None:
+        """What the bridge itself just changed, so a read right after a write sees it."""
+        self._states.apply_sent(room_id, event_type, state_key, content, event_id)
+        server_id = self._server_of.get(room_id)
+        if server_id is not None:
+            self._stale.add(server_id)
+
+    def forget_server(self, server_id: RoomID) -> None:
+        for room_id in [r for r, s in self._server_of.items() if s == server_id]:
+            self._server_of.pop(room_id, None)
+            self._states.forget(room_id)
+        self._models.pop(server_id, None)
+        self._stale.discard(server_id)
+
+    async def handle(self, event: InboxEvent) -> None:
+        """Inbox handler: keep tracked rooms current; pick up rooms newly linked to a server."""
+        if event.state_key is None:
+            return
+        room_id = RoomID(event.room_id)
+        server_id = self._server_of.get(room_id)
+        if server_id is None or not self._states.apply_received(event.event):
+            return
+        self._stale.add(server_id)
+        if room_id == server_id or event.type == "m.space.child":
+            # A room newly linked into the space or a category (say, from another client), or
+            # a new role's room: start tracking it.
+            await self._load_missing(server_id)

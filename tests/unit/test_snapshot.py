@@ -1,0 +1,173 @@
+"""Assembling a server's model from raw room state, and keeping that state current in order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.directory import RoomStates
+from guilds.ids import RoomID, UserID
+from guilds.model import BUILTIN_ROLES, CATEGORY_EVENT, Permission, Role
+from guilds.snapshot import assemble, banned, rooms_of
+from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT, ChannelKind
+
+SPACE = RoomID("!space")
+ADMIN_ROOM, MOD_ROOM, VIP_ROOM = RoomID("!admins"), RoomID("!mods"), RoomID("!vips")
+GENERAL, VIP_CHAT, VOICE, CATEGORY, IN_CATEGORY = (
+    RoomID("!general"),
+    RoomID("!vip-chat"),
+    RoomID("!voice"),
+    RoomID("!category"),
+    RoomID("!in-category"),
+)
+OWNER, MOD, VIP, PLAIN, GONE = (
+    UserID("@owner:x"),
+    UserID("@mod:x"),
+    UserID("@vip:x"),
+    UserID("@plain:x"),
+    UserID("@gone:x"),
+)
+
+Key = tuple[str, str]
+
+
+def member(user: str, membership: str = "join") -> tuple[Key, dict[str, Any]]:
+    return ("m.room.member", user), {"membership": membership}
+
+
+def child(order: str) -> dict[str, Any]:
+    return {"via": ["x"], "order": order}
+
+
+def channel_state(
+    name: str, kind: str, allow: list[RoomID], default: bool = False
+) -> dict[Key, Any]:
+    return {
+        ("m.room.name", ""): {"name": name},
+        (CHANNEL_EVENT, ""): {"kind": kind, "server_id": SPACE, "default": default},
+        ("m.room.join_rules", ""): {
+            "join_rule": "restricted",
+            "allow": [{"type": "m.room_membership", "room_id": r} for r in allow],
+        },
+    }
+
+
+def server_rooms() -> dict[RoomID, dict[Key, Any]]:
+    admin, moderator, member_role = BUILTIN_ROLES
+    vip = Role("vip", "VIP", "#ffcc00", 10, 100, frozenset({Permission.SEND_MESSAGES}), VIP_ROOM)
+    roles = [
+        Role(**{**admin.__dict__, "room_id": ADMIN_ROOM}),
+        Role(**{**moderator.__dict__, "room_id": MOD_ROOM}),
+        member_role,
+        vip,
+    ]
+    space: dict[Key, Any] = {
+        ("m.room.name", ""): {"name": "Friends"},
+        ("m.room.topic", ""): {"topic": "hello"},
+        ("m.room.avatar", ""): {"url": "mxc://x/icon"},
+        (SERVER_EVENT, ""): {"owner": OWNER, "default_channel": GENERAL},
+        ("m.space.child", GENERAL): child("000000"),
+        ("m.space.child", VIP_CHAT): child("000002"),
+        ("m.space.child", VOICE): child("000001"),
+        ("m.space.child", CATEGORY): child("000003"),
+        # Removed from the space: empty content.
+        ("m.space.child", RoomID("!removed")): {},
+        (ROLE_EVENT, "broken"): {"name": 3},
+    }
+    for role in roles:
+        space[(ROLE_EVENT, role.role_id)] = role.content()
+    for user in (OWNER, MOD, VIP, PLAIN):
+        space[("m.room.member", user)] = {"membership": "join"}
+    space[("m.room.member", GONE)] = {"membership": "ban"}
+    return {
+        SPACE: space,
+        ADMIN_ROOM: dict([member(OWNER)]),
+        MOD_ROOM: dict([member(MOD), member(PLAIN, "leave")]),
+        VIP_ROOM: dict([member(VIP)]),
+        GENERAL: channel_state("general", "text", [SPACE], default=True),
+        VIP_CHAT: channel_state("vip chat", "text", [VIP_ROOM, ADMIN_ROOM]),
+        VOICE: channel_state("Lounge", "voice", [SPACE]),
+        CATEGORY: {
+            ("m.room.name", ""): {"name": "Games"},
+            (CATEGORY_EVENT, ""): {"server_id": SPACE},
+            ("m.space.child", IN_CATEGORY): child("000000"),
+        },
+        IN_CATEGORY: channel_state("minecraft", "text", [SPACE]),
+    }
+
+
+def test_assemble_reads_every_part_of_the_server() -> None:
+    server = assemble(SPACE, server_rooms())
+    assert (server.name, server.topic, server.icon) == ("Friends", "hello", "mxc://x/icon")
+    assert server.state.owner == OWNER and server.state.default_channel == GENERAL
+    assert [r.role_id for r in server.roles] == ["admin", "moderator", "vip", "member"]
+    assert server.members == {OWNER, MOD, VIP, PLAIN}
+    assert server.assignments == {OWNER: {"admin"}, MOD: {"moderator"}, VIP: {"vip"}}
+    by_id = {c.channel_id: c for c in server.channels}
+    assert [c.channel_id for c in server.channels] == [GENERAL, IN_CATEGORY, VOICE, VIP_CHAT]
+    assert by_id[GENERAL].default and by_id[GENERAL].allowed_roles is None
+    # Admins may always enter; they are not listed as a gate.
+    assert by_id[VIP_CHAT].allowed_roles == ("vip",)
+    assert by_id[VOICE].kind is ChannelKind.VOICE
+    assert by_id[IN_CATEGORY].category_id == CATEGORY
+    assert [(c.category_id, c.name) for c in server.categories] == [(CATEGORY, "Games")]
+    assert banned(server_rooms()[SPACE]) == {GONE}
+
+
+def test_rooms_missing_from_the_state_are_left_out() -> None:
+    rooms = server_rooms()
+    del rooms[VOICE], rooms[VIP_ROOM]
+    server = assemble(SPACE, rooms)
+    assert VOICE not in {c.channel_id for c in server.channels}
+    assert VIP not in server.assignments
+
+
+def test_rooms_of_lists_space_channels_categories_and_role_rooms() -> None:
+    rooms = server_rooms()
+    assert rooms_of(SPACE, rooms) == {
+        SPACE,
+        ADMIN_ROOM,
+        MOD_ROOM,
+        VIP_ROOM,
+        GENERAL,
+        VIP_CHAT,
+        VOICE,
+        CATEGORY,
+        IN_CATEGORY,
+    }
+
+
+def state_event(
+    event_id: str, content: dict[str, Any], replaces: str | None = None
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "room_id": GENERAL,
+        "type": "m.room.name",
+        "state_key": "",
+        "event_id": event_id,
+        "content": content,
+    }
+    if replaces:
+        event["unsigned"] = {"replaces_state": replaces}
+    return event
+
+
+def test_room_states_keep_the_newest_state_whatever_the_arrival_order() -> None:
+    states = RoomStates()
+    states.replace(GENERAL, [state_event("$1", {"name": "one"})])
+    # The bridge renames the channel; its own transaction comes back later.
+    states.apply_sent(GENERAL, "m.room.name", "", {"name": "three"}, "$3")
+    # An older rename by someone else, still on its way when we sent ours: ignored.
+    assert not states.apply_received(state_event("$2", {"name": "two"}, replaces="$1"))
+    assert states.view()[GENERAL][("m.room.name", "")] == {"name": "three"}
+    # Our own event confirms what we hold.
+    assert not states.apply_received(state_event("$3", {"name": "three"}, replaces="$2"))
+    # From then on, transactions arrive in order and each one applies.
+    assert states.apply_received(state_event("$4", {"name": "four"}, replaces="$3"))
+    assert states.apply_received(state_event("$5", {"name": "five"}, replaces="$9"))
+    assert states.view()[GENERAL][("m.room.name", "")] == {"name": "five"}
+
+
+def test_room_states_ignore_untracked_rooms() -> None:
+    states = RoomStates()
+    assert not states.apply_received(state_event("$1", {"name": "x"}))
+    assert GENERAL not in states
