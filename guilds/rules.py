@@ -326,13 +326,16 @@ def power_levels_refusal(
         after_map = _mapping(new_content.get(key))
         target_map = _mapping(target.get(key))
         for name in set(before_map) | set(after_map):
-            if before_map.get(name) != after_map.get(name) and after_map.get(
-                name
-            ) != target_map.get(name):
-                return (
-                    f"The level of {name!r} follows the server's roles; "
-                    "change a role's permissions instead."
-                )
+            after = after_map.get(name)
+            if before_map.get(name) == after or after == target_map.get(name):
+                continue
+            if name not in target_map and _harmless_extra(key, after):
+                # What `guilds.powerlevels.merged_power_levels` keeps, a sender may write.
+                continue
+            return (
+                f"The level of {name!r} follows the server's roles; "
+                "change a role's permissions instead."
+            )
     old_default = _int(old.get("users_default"), 0)
     new_default = _int(new_content.get("users_default"), 0)
     old_users = _mapping(old.get("users"))
@@ -392,6 +395,17 @@ def _user_power_refusal(
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def _harmless_extra(key: str, level: Any) -> bool:
+    """An entry for a type or notification Guilds does not derive that grants no power.
+
+    Events: only admin-only (100) entries, which restrict (removing one returns to the derived
+    content, allowed above). Notification keys gate no event at all.
+    """
+    if key == "notifications":
+        return True
+    return _int(level, -1) == ADMIN_POWER
 
 
 def _int(value: Any, default: int) -> int:

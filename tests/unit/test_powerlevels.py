@@ -349,6 +349,18 @@ def test_power_level_changes_allowed() -> None:
     assert power_levels_refusal(admin, broken, derived, derived) is None
     # Unknown keys (no power in them) may change.
     assert power_levels_refusal(admin, derived, {**derived, "historical": 1}, derived) is None
+    # What the merge keeps may be written: unknown types made admin-only, notification keys.
+    extra = copy.deepcopy(derived)
+    extra["events"][WIDGETS] = 100
+    extra["notifications"]["custom"] = 3
+    assert power_levels_refusal(admin, derived, extra, derived) is None
+    # ... but not an unknown type opened to everyone; removing the entry returns to the
+    # derived content, which is always allowed.
+    opened = copy.deepcopy(extra)
+    opened["events"][WIDGETS] = 0
+    assert power_levels_refusal(admin, extra, opened, derived) is not None
+    del opened["events"][WIDGETS]
+    assert power_levels_refusal(admin, extra, opened, derived) is None
     # The bot, always.
     bot = actor(SERVER, BOT, bot=BOT)
     assert power_levels_refusal(bot, derived, {"users": {}}, derived) is None
