@@ -16,8 +16,10 @@ from typing import Any
 from bridge.matrix import MatrixClient, MatrixRequestError
 from bridge.transactions import InboxEvent
 from guilds.ids import RoomID, UserID
-from guilds.model import InvalidContent, Server
+from guilds.model import CATEGORY_EVENT, InvalidContent, Server
+from guilds.rules import RoomKind, channel_kind
 from guilds.snapshot import assemble, is_server_space, rooms_of
+from guilds.vocabulary import CHANNEL_EVENT, ROLE_ROOM_TYPE, ChannelKind
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +120,9 @@ class _View(Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]):
 class ServerDirectory:
     """Every Guilds server the bot administers, as models assembled from tracked room state."""
 
-    def __init__(self, matrix: MatrixClient) -> None:
+    def __init__(self, matrix: MatrixClient, bot: UserID) -> None:
         self._matrix = matrix
+        self._bot = bot
         self._states = RoomStates()
         self._server_of: dict[RoomID, RoomID] = {}
         self._models: dict[RoomID, Server] = {}
@@ -132,7 +135,7 @@ class ServerDirectory:
             return None
         if server_id in self._stale or server_id not in self._models:
             try:
-                self._models[server_id] = assemble(server_id, self._states.view())
+                self._models[server_id] = assemble(server_id, self._states.view(), bot=self._bot)
             except (InvalidContent, KeyError):
                 log.warning("Server %s has unreadable state; left out", server_id)
                 return None
@@ -153,6 +156,33 @@ class ServerDirectory:
 
     def server_of(self, room_id: RoomID) -> RoomID | None:
         return self._server_of.get(room_id)
+
+    def rooms(self, server_id: RoomID) -> list[RoomID]:
+        """Every tracked room of the server, the space included."""
+        return [room for room, server in self._server_of.items() if server == server_id]
+
+    def states(self) -> Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]:
+        return self._states.view()
+
+    def room_kinds(self, server_id: RoomID) -> list[tuple[RoomID, RoomKind, ChannelKind | None]]:
+        """What each room of the server is, as power levels and rules need to know."""
+        view = self._states.view()
+        kinds: list[tuple[RoomID, RoomKind, ChannelKind | None]] = []
+        for room_id in self.rooms(server_id):
+            state = view[room_id]
+            if room_id == server_id:
+                kinds.append((room_id, RoomKind.SPACE, None))
+            elif (CHANNEL_EVENT, "") in state:
+                channel = state[(CHANNEL_EVENT, "")]
+                kind = (
+                    RoomKind.DEFAULT_CHANNEL if channel.get("default") is True else RoomKind.CHANNEL
+                )
+                kinds.append((room_id, kind, channel_kind(channel)))
+            elif (CATEGORY_EVENT, "") in state:
+                kinds.append((room_id, RoomKind.CATEGORY, None))
+            elif state.get(("m.room.create", ""), {}).get("type") == ROLE_ROOM_TYPE:
+                kinds.append((room_id, RoomKind.ROLE_ROOM, None))
+        return kinds
 
     # -- loading -------------------------------------------------------------------------------
 

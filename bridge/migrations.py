@@ -92,9 +92,21 @@ async def _v2_operation_journal(tx: Transaction) -> None:
     )
 
 
+async def _v3_servers(tx: Transaction) -> None:
+    # The servers the bridge administers, so it knows which spaces to load at start-up
+    # without asking the homeserver about every room the bot is in.
+    await tx.execute(
+        "CREATE TABLE servers ("
+        " server_id TEXT PRIMARY KEY,"
+        " created_at BIGINT NOT NULL,"
+        " deleted_at BIGINT)"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "appservice transactions and the event inbox", _v1_transaction_inbox),
     Migration(2, "the journal of multi-room operations", _v2_operation_journal),
+    Migration(3, "the servers the bridge administers", _v3_servers),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -13,12 +13,15 @@ import time
 from collections import OrderedDict
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 import guilds
 from bridge.appservice import bearer_token
 from bridge.errors import Forbidden, MissingToken, Unavailable, UnknownToken, error_middleware
 from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
+from bridge.store import StoreUnavailable
 from guilds.ids import UserID
+from guilds.permissions import PermissionDenied
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +98,37 @@ async def require_user(request: web.Request) -> UserID:
     return await request.config_dict[TOKEN_RESOLVER].resolve(token)
 
 
+@web.middleware
+async def domain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give failures of the layers below the API their answer: 503 when the homeserver or the
+    database is away (with a retry hint), 403 for a permission rule."""
+    try:
+        return await handler(request)
+    except HomeserverUnavailable as exc:
+        log.warning(
+            "Homeserver unavailable during %s %s: %s", request.method, request.path, exc.reason
+        )
+        raise Unavailable(
+            "The homeserver is unavailable", retry_after_ms=HOMESERVER_RETRY_AFTER_MS
+        ) from exc
+    except StoreUnavailable as exc:
+        log.warning("Database unavailable during %s %s", request.method, request.path)
+        raise Unavailable(
+            "The database is unavailable", retry_after_ms=HOMESERVER_RETRY_AFTER_MS
+        ) from exc
+    except PermissionDenied as exc:
+        raise Forbidden(str(exc)) from exc
+
+
 async def get_version(request: web.Request) -> web.Response:
     return web.json_response({"version": guilds.__version__})
 
 
 def create_provisioning_app(matrix: MatrixClient) -> web.Application:
     """The sub-app to mount at `/_guilds/v1` (the web UI's app does, beside its pages)."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=PROVISIONING_MAX_BODY)
+    app = web.Application(
+        middlewares=[error_middleware, domain_errors], client_max_size=PROVISIONING_MAX_BODY
+    )
     app[TOKEN_RESOLVER] = TokenResolver(matrix)
     app.router.add_get("/version", get_version)
     return app

@@ -16,14 +16,18 @@ from typing import TypeVar
 from aiohttp import web
 
 from bridge.appservice import create_appservice_app
+from bridge.directory import ServerDirectory
 from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
 from bridge.membership import BotMembership
 from bridge.migrations import migrate
 from bridge.operations import OperationJournal
 from bridge.provisioning import create_provisioning_app
+from bridge.servers import Servers
+from bridge.servers_http import add_routes as add_server_routes
 from bridge.store import Database
 from bridge.transactions import TransactionInbox
 from guilds.config import GuildsConfig
+from guilds.ids import RoomID
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +93,18 @@ class Bridge:
             inbox=self._inbox,
         )
         self._provisioning_app = create_provisioning_app(self.matrix)
+        self.directory = ServerDirectory(self.matrix, self.bot_user_id)
+        # After BotMembership: a room the bot has just joined is known before its events apply.
+        self._inbox.add_handler(self.directory.handle)
+        self.servers = Servers(
+            matrix=self.matrix,
+            journal=self._operations,
+            directory=self.directory,
+            db=db,
+            bot=self.bot_user_id,
+            server_name=self.config.homeserver.server_name,
+        )
+        add_server_routes(self._provisioning_app, self.servers)
 
     async def connect(self, *, deadline_s: float = DEFAULT_CONNECT_DEADLINE_S) -> None:
         """Make the bot ready on the homeserver, then start handling stored events.
@@ -117,10 +133,24 @@ class Bridge:
         except HomeserverUnavailable as exc:
             raise BridgeStartupError(f"The homeserver at {hs_url} went away: {exc}") from exc
         await self._ping(deadline)
+        await self._load_servers()
         self.inbox.start()
         # Operations a crash or a shutdown left unfinished, now that the bot can act.
         self.operations.start_resume()
         log.info("Bridge connected to %s as %s", hs_url, self.bot_user_id)
+
+    async def _load_servers(self) -> None:
+        """Read every server the bridge administers into the directory, before events apply."""
+        rows = await self.db.fetchall("SELECT server_id FROM servers WHERE deleted_at IS NULL")
+        semaphore = asyncio.Semaphore(4)
+
+        async def one(server_id: str) -> None:
+            async with semaphore:
+                if await self.directory.load(RoomID(server_id)) is None:
+                    log.warning("Server %s could not be read; is the bot still in it?", server_id)
+
+        await asyncio.gather(*(one(row["server_id"]) for row in rows))
+        log.info("Loaded %d servers", len(rows))
 
     async def _prepare_bot(self) -> None:
         if await self.matrix.ensure_registered(self.config.appservice.bot_localpart):

@@ -125,12 +125,15 @@ def _channel(
     )
 
 
-def assemble(server_id: RoomID, rooms: Mapping[RoomID, RoomState]) -> Server:
+def assemble(
+    server_id: RoomID, rooms: Mapping[RoomID, RoomState], *, bot: UserID | None = None
+) -> Server:
     """The model of the server whose space is `server_id`, from the state of its rooms.
 
     `rooms` maps room ids to their current state: the space, its children (channels and
     categories), the categories' children, and the role rooms. Rooms missing from it are
-    left out of the model (they are being loaded, or were deleted).
+    left out of the model (they are being loaded, or were deleted). The `bot` is in every
+    room but is not a member of the server: it is left out of members and role holders.
     """
     space = rooms[server_id]
     server_state = parse_server_state(space.get((SERVER_EVENT, ""), {}))
@@ -141,7 +144,7 @@ def assemble(server_id: RoomID, rooms: Mapping[RoomID, RoomState]) -> Server:
     for role in roles:
         if role.room_id is None or role.room_id not in rooms:
             continue
-        for user in joined(rooms[role.room_id]):
+        for user in joined(rooms[role.room_id]) - {bot}:
             assignments.setdefault(user, set()).add(role.role_id)
 
     channels: list[Channel] = []
@@ -175,7 +178,7 @@ def assemble(server_id: RoomID, rooms: Mapping[RoomID, RoomState]) -> Server:
         channels=tuple(channels),
         categories=tuple(categories),
         assignments={user: frozenset(held) for user, held in assignments.items()},
-        members=joined(space),
+        members=joined(space) - {bot},
     )
 
 

@@ -247,7 +247,7 @@ async def test_version_needs_no_auth(provisioning: TestClient[Any, Any]) -> None
 async def test_unknown_provisioning_routes_are_unrecognized(
     provisioning: TestClient[Any, Any],
 ) -> None:
-    resp = await provisioning.get("/_guilds/v1/servers/nope")
+    resp = await provisioning.get("/_guilds/v1/no/such/endpoint")
     assert (resp.status, (await resp.json())["errcode"]) == (404, "M_UNRECOGNIZED")
     resp = await provisioning.post("/_guilds/v1/version")
     assert (resp.status, (await resp.json())["errcode"]) == (405, "M_UNRECOGNIZED")

@@ -113,6 +113,16 @@ def test_assemble_reads_every_part_of_the_server() -> None:
     assert banned(server_rooms()[SPACE]) == {GONE}
 
 
+def test_the_bot_is_not_a_member() -> None:
+    rooms = server_rooms()
+    bot = UserID("@bot:x")
+    for room in (SPACE, ADMIN_ROOM):
+        rooms[room][("m.room.member", bot)] = {"membership": "join"}
+    assert bot in assemble(SPACE, rooms).members
+    server = assemble(SPACE, rooms, bot=bot)
+    assert bot not in server.members and bot not in server.assignments
+
+
 def test_rooms_missing_from_the_state_are_left_out() -> None:
     rooms = server_rooms()
     del rooms[VOICE], rooms[VIP_ROOM]

@@ -1,0 +1,185 @@
+"""The plans of server-wide operations: pure functions from the model to steps, no I/O.
+
+Each function returns a `Plan` the journal stores before anything runs, so an operation
+interrupted by a crash resumes where it stopped (bridge/operations.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bridge.steps import CreateRoom, Invite, Kick, Leave, Plan, Ref, SendState, Step
+from guilds.ids import RoomID, UserID
+from guilds.layout import channel_body, role_room_body, server_content, space_body, space_child
+from guilds.model import BUILTIN_ROLES, BuiltinRole, Role, Server, ServerState, order_key
+from guilds.powerlevels import derive_power_levels, merged_power_levels, needs_rewrite
+from guilds.rules import RoomKind
+from guilds.vocabulary import SERVER_EVENT, ChannelKind
+
+DEFAULT_CHANNEL_NAME = "general"
+# Built-in roles that have a role room (everyone holds `member`: it needs none).
+ROLE_ROOM_ROLES = (BuiltinRole.ADMIN.value, BuiltinRole.MODERATOR.value)
+
+RoomStates = Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]
+
+
+def provisional_server(owner: UserID, name: str, topic: str, icon: str | None) -> Server:
+    """The model of a server not yet created: enough to derive its first power levels."""
+    return Server(
+        server_id=RoomID("!new"),
+        name=name,
+        topic=topic,
+        icon=icon,
+        state=ServerState(owner, RoomID("!new-general")),
+        roles=BUILTIN_ROLES,
+        members=frozenset({owner}),
+    )
+
+
+def create_server_plan(
+    *,
+    owner: UserID,
+    name: str,
+    topic: str,
+    icon: str | None,
+    bot: UserID,
+    room_version: str,
+    via: str,
+) -> Plan:
+    """A space with its roles and role rooms, and a `general` text channel linked into it."""
+    server = provisional_server(owner, name, topic, icon)
+
+    def levels(kind: RoomKind, channel_kind: ChannelKind | None = None) -> dict[str, Any]:
+        return derive_power_levels(
+            server, kind, bot=bot, room_version=room_version, channel_kind=channel_kind
+        )
+
+    role_rooms: list[Step] = []
+    roles: list[Role] = []
+    for role in BUILTIN_ROLES:
+        if role.role_id in ROLE_ROOM_ROLES:
+            # Role rooms come first, so the space is created with their ids in its role state.
+            body = role_room_body(
+                server_id=None, role=role, power_levels=levels(RoomKind.ROLE_ROOM)
+            )
+            role_rooms.append(CreateRoom(name=f"role_{role.role_id}", body=body))
+            roles.append(_with_room(role, Ref(f"role_{role.role_id}", "room_id")))
+        else:
+            roles.append(role)
+    space = CreateRoom(
+        name="space",
+        body=space_body(
+            name=name, topic=topic, icon=icon, roles=roles, power_levels=levels(RoomKind.SPACE)
+        ),
+    )
+    general = CreateRoom(
+        name="general",
+        body=channel_body(
+            server_id=Ref("space", "room_id"),  # type: ignore[arg-type]
+            name=DEFAULT_CHANNEL_NAME,
+            kind=ChannelKind.TEXT,
+            topic="",
+            default=True,
+            gate_rooms=None,
+            power_levels=levels(RoomKind.DEFAULT_CHANNEL, ChannelKind.TEXT),
+            via=via,
+        ),
+    )
+    link = SendState(
+        name="link_general",
+        room=Ref("space", "room_id"),
+        type="m.space.child",
+        state_key=Ref("general", "room_id"),
+        content=space_child(order_key(0), via),
+    )
+    mark = SendState(
+        name="server",
+        room=Ref("space", "room_id"),
+        type=SERVER_EVENT,
+        state_key="",
+        content=server_content(owner, Ref("general", "room_id")),  # type: ignore[arg-type]
+    )
+    invites = [
+        Invite(name="invite_owner_space", room=Ref("space", "room_id"), user=owner),
+        Invite(name="invite_owner_admin", room=Ref("role_admin", "room_id"), user=owner),
+    ]
+    return Plan.of(role_rooms, [space], [general], [link, mark], invites)
+
+
+def _with_room(role: Role, room: Any) -> Role:
+    # `room` is a Ref until the plan runs; the journal resolves it inside the state content.
+    return Role(
+        role.role_id, role.name, role.color, role.power, role.position, role.permissions, room
+    )
+
+
+def room_version_of(states: RoomStates, room_id: RoomID) -> str:
+    create = states.get(room_id, {}).get(("m.room.create", ""), {})
+    version = create.get("room_version")
+    return version if isinstance(version, str) else "1"
+
+
+def joined_or_invited(states: RoomStates, room_id: RoomID) -> set[UserID]:
+    return {
+        UserID(key)
+        for (event_type, key), content in states.get(room_id, {}).items()
+        if event_type == "m.room.member" and content.get("membership") in ("join", "invite")
+    }
+
+
+def delete_server_plan(
+    server: Server, rooms: Iterable[RoomID], states: RoomStates, bot: UserID
+) -> Plan:
+    """Empty every room of the server, close it to joins, then the bot leaves: the server is gone.
+
+    The space goes last, so until the end its members still see why (the other rooms empty
+    first). With every join rule `invite` and nobody left to invite, no one can join again.
+    """
+    others = [r for r in rooms if r != server.server_id]
+    close = [
+        SendState(
+            name=f"close_{i}",
+            room=room,
+            type="m.room.join_rules",
+            state_key="",
+            content={"join_rule": "invite"},
+        )
+        for i, room in enumerate([*others, server.server_id])
+    ]
+    kicks: list[Step] = []
+    for i, room in enumerate([*others, server.server_id]):
+        for j, user in enumerate(sorted(joined_or_invited(states, room) - {bot})):
+            kicks.append(
+                Kick(name=f"kick_{i}_{j}", room=room, user=user, reason="The server was deleted")
+            )
+    leaves = [Leave(name=f"leave_{i}", room=room) for i, room in enumerate(others)]
+    return Plan.of(close, kicks, leaves, [Leave(name="leave_space", room=server.server_id)])
+
+
+def power_levels_plan(
+    server: Server,
+    rooms: Iterable[tuple[RoomID, RoomKind, ChannelKind | None]],
+    states: RoomStates,
+    bot: UserID,
+) -> Plan:
+    """Rewrite the power levels of every room whose content differs from what the roles say."""
+    steps: list[Step] = []
+    for i, (room, kind, channel_kind) in enumerate(rooms):
+        version = room_version_of(states, room)
+        derived = derive_power_levels(
+            server, kind, bot=bot, room_version=version, channel_kind=channel_kind
+        )
+        existing = states.get(room, {}).get(("m.room.power_levels", ""))
+        if needs_rewrite(existing, derived):
+            content = merged_power_levels(existing, derived)
+            steps.append(
+                SendState(
+                    name=f"pl_{i}",
+                    room=room,
+                    type="m.room.power_levels",
+                    state_key="",
+                    content=content,
+                )
+            )
+    return Plan.of(steps)

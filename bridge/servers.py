@@ -1,0 +1,232 @@
+"""Server-level operations of the provisioning API: create, read, edit, delete, leave, transfer.
+
+Each check is a pure rule (guilds.permissions), each multi-room change a journaled plan
+(bridge/plans.py), and every read comes from the in-memory directory (bridge/directory.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from bridge.directory import ServerDirectory
+from bridge.errors import Conflict, Forbidden, InvalidParam, NotFound, Unavailable
+from bridge.matrix import MatrixClient, MatrixRequestError, path_segment
+from bridge.operations import OperationJournal
+from bridge.plans import create_server_plan, delete_server_plan, power_levels_plan
+from bridge.store import Database
+from guilds.ids import RoomID, UserID
+from guilds.model import Permission, Server, name_problem, topic_problem
+from guilds.permissions import require
+from guilds.vocabulary import SERVER_EVENT
+
+log = logging.getLogger(__name__)
+
+MIN_ROOM_VERSION = 10
+# How long the API waits for the homeserver to report a join it has just made.
+JOIN_SETTLE_S = 5.0
+
+
+def icon_problem(icon: Any) -> str | None:
+    if icon is None:
+        return None
+    if not isinstance(icon, str) or not icon.startswith("mxc://") or len(icon) > 255:
+        return "icon must be an mxc:// URI from the media repository"
+    return None
+
+
+def _check(problem: str | None) -> None:
+    if problem is not None:
+        raise InvalidParam(problem[0].upper() + problem[1:])
+
+
+class Servers:
+    def __init__(
+        self,
+        *,
+        matrix: MatrixClient,
+        journal: OperationJournal,
+        directory: ServerDirectory,
+        db: Database,
+        bot: UserID,
+        server_name: str,
+    ) -> None:
+        self.matrix = matrix
+        self.journal = journal
+        self.directory = directory
+        self.db = db
+        self.bot = bot
+        self.server_name = server_name
+        self._room_version: str | None = None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def visible(self, server_id: str, user: UserID) -> Server:
+        """The server if `user` is a member; NotFound otherwise (API.md: also when unseen)."""
+        server = self.directory.get(RoomID(server_id))
+        if server is None or not server.is_member(user):
+            raise NotFound("No such server")
+        return server
+
+    def joined(self, user: UserID) -> list[Server]:
+        return self.directory.servers_of(user)
+
+    # -- creating ------------------------------------------------------------------------------
+
+    async def room_version(self) -> str:
+        """The homeserver's default room version, which Guilds rooms are created in."""
+        if self._room_version is None:
+            data = await self.matrix.request("GET", "/_matrix/client/v3/capabilities")
+            versions = data.get("capabilities", {}).get("m.room_versions", {})
+            default = versions.get("default")
+            self._room_version = default if isinstance(default, str) else "10"
+        version = self._room_version
+        if not version.isdigit() or int(version) < MIN_ROOM_VERSION:
+            raise Unavailable(
+                f"The homeserver creates rooms in version {version}; Guilds needs "
+                f"{MIN_ROOM_VERSION} or later (set default_room_version)",
+                retry_after_ms=60_000,
+            )
+        return version
+
+    async def create(
+        self, owner: UserID, owner_token: str, name: Any, topic: Any, icon: Any
+    ) -> Server:
+        _check(name_problem(name))
+        topic = "" if topic is None else topic
+        _check(topic_problem(topic))
+        _check(icon_problem(icon))
+        plan = create_server_plan(
+            owner=owner,
+            name=name,
+            topic=topic,
+            icon=icon,
+            bot=self.bot,
+            room_version=await self.room_version(),
+            via=self.server_name,
+        )
+        results = await self.journal.execute("create_server", None, plan)
+        server_id = RoomID(results["space"]["room_id"])
+        await self.db.execute(
+            "INSERT INTO servers (server_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            server_id,
+            int(time.time() * 1000),
+        )
+        # The owner's own joins, made with their token for this request only (never stored):
+        # the space, the admin role room (so admin-gated channels let them in), then general.
+        for room_id in (server_id, results["role_admin"]["room_id"], results["general"]["room_id"]):
+            await self._join_as(owner_token, room_id)
+        await self.directory.load(server_id)
+        server = await self._settled(server_id, lambda s: owner in s.members)
+        log.info("Created server %s for %s", server_id, owner)
+        return server
+
+    async def _join_as(self, token: str, room_id: str) -> None:
+        await self.matrix.request(
+            "POST", f"/_matrix/client/v3/join/{path_segment(room_id)}", json={}, token=token
+        )
+
+    async def _settled(self, server_id: RoomID, done: Any) -> Server:
+        """The server once transactions have brought `done(server)` about, or as it is by then."""
+        deadline = time.monotonic() + JOIN_SETTLE_S
+        while True:
+            server = self.directory.get(server_id)
+            if server is None:
+                raise NotFound("No such server")
+            if done(server) or time.monotonic() > deadline:
+                return server
+            await asyncio.sleep(0.05)
+
+    # -- editing -------------------------------------------------------------------------------
+
+    async def update(self, server_id: str, actor: UserID, body: dict[str, Any]) -> Server:
+        server = self.visible(server_id, actor)
+        require(server, actor, Permission.MANAGE_SERVER, "editing the server")
+        changes: list[tuple[str, dict[str, Any]]] = []
+        if "name" in body:
+            _check(name_problem(body["name"]))
+            changes.append(("m.room.name", {"name": body["name"]}))
+        if "topic" in body:
+            topic = "" if body["topic"] is None else body["topic"]
+            _check(topic_problem(topic))
+            changes.append(("m.room.topic", {"topic": topic}))
+        if "icon" in body:
+            _check(icon_problem(body["icon"]))
+            changes.append(("m.room.avatar", {"url": body["icon"]} if body["icon"] else {}))
+        for event_type, content in changes:
+            event_id = await self.matrix.send_state(server.server_id, event_type, "", content)
+            self.directory.record_sent(server.server_id, event_type, "", content, event_id)
+        return self.visible(server_id, actor)
+
+    async def delete(self, server_id: str, actor: UserID) -> None:
+        server = self.visible(server_id, actor)
+        if actor != server.state.owner:
+            raise Forbidden("Only the owner can delete the server")
+        rooms = self.directory.rooms(server.server_id)
+        plan = delete_server_plan(server, rooms, self.directory.states(), self.bot)
+        # The server leaves every list at once; the journal finishes emptying it even after a crash.
+        self.directory.forget_server(server.server_id)
+        await self.db.execute(
+            "UPDATE servers SET deleted_at = ? WHERE server_id = ?",
+            int(time.time() * 1000),
+            server.server_id,
+        )
+        await self.journal.execute("delete_server", server.server_id, plan)
+        log.info("Deleted server %s", server.server_id)
+
+    async def leave(self, server_id: str, user: UserID, token: str) -> None:
+        server = self.visible(server_id, user)
+        if user == server.state.owner:
+            raise Conflict("The owner cannot leave the server; transfer it or delete it")
+        rooms = [r for r in self.directory.rooms(server.server_id) if r != server.server_id]
+        # The user's own leaves: channels and role rooms first, the space last.
+        results = await asyncio.gather(
+            *(self._leave_as(token, room) for room in rooms), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        await self._leave_as(token, server.server_id)
+
+    async def _leave_as(self, token: str, room_id: str) -> None:
+        try:
+            await self.matrix.request(
+                "POST",
+                f"/_matrix/client/v3/rooms/{path_segment(room_id)}/leave",
+                json={},
+                token=token,
+            )
+        except MatrixRequestError as exc:
+            # Not in that room (never joined a gated channel, say): nothing to leave.
+            if exc.status != 403:
+                raise
+
+    async def transfer(self, server_id: str, actor: UserID, body: dict[str, Any]) -> Server:
+        server = self.visible(server_id, actor)
+        if actor != server.state.owner:
+            raise Forbidden("Only the owner can transfer the server")
+        target = body.get("user_id")
+        if not isinstance(target, str):
+            raise InvalidParam("user_id must be a Matrix user id")
+        if target == actor:
+            raise Conflict("You already own this server")
+        if not server.is_member(UserID(target)):
+            raise NotFound("That user is not a member of this server")
+        content = {"owner": target, "default_channel": server.state.default_channel}
+        event_id = await self.matrix.send_state(server.server_id, SERVER_EVENT, "", content)
+        self.directory.record_sent(server.server_id, SERVER_EVENT, "", content, event_id)
+        await self.sync_power_levels(server.server_id)
+        return self.visible(server_id, actor)
+
+    async def sync_power_levels(self, server_id: RoomID) -> None:
+        """Bring every room's power levels in line with the roles (after an ownership change)."""
+        server = self.directory.get(server_id)
+        if server is None:
+            return
+        plan = power_levels_plan(
+            server, self.directory.room_kinds(server_id), self.directory.states(), self.bot
+        )
+        if plan.stages and plan.stages[0]:
+            await self.journal.execute("sync_power_levels", server_id, plan)

@@ -1,0 +1,72 @@
+"""The JSON shapes of shared/API.md, rendered from the model as a given caller may see it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from guilds.ids import UserID
+from guilds.model import Category, Channel, Role, Server
+from guilds.permissions import permissions_of, power_of, visible_channels
+
+
+def role_json(role: Role) -> dict[str, Any]:
+    return {
+        "role_id": role.role_id,
+        "name": role.name,
+        "color": role.color,
+        "power": role.power,
+        "position": role.position,
+        "permissions": sorted(role.permissions),
+        "builtin": role.builtin,
+    }
+
+
+def channel_json(channel: Channel) -> dict[str, Any]:
+    return {
+        "channel_id": channel.channel_id,
+        "name": channel.name,
+        "kind": channel.kind.value,
+        "topic": channel.topic,
+        "category_id": channel.category_id,
+        "order": channel.order,
+        "allowed_roles": list(channel.allowed_roles) if channel.allowed_roles is not None else None,
+        "default": channel.default,
+    }
+
+
+def category_json(category: Category) -> dict[str, Any]:
+    return {"category_id": category.category_id, "name": category.name, "order": category.order}
+
+
+def me_json(server: Server, user_id: UserID) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "roles": [r.role_id for r in server.roles_of(user_id)],
+        "power": power_of(server, user_id),
+        "permissions": sorted(permissions_of(server, user_id)),
+    }
+
+
+def server_json(server: Server, user_id: UserID) -> dict[str, Any]:
+    """`Server`: gated channels the caller cannot enter are left out."""
+    return {
+        "server_id": server.server_id,
+        "name": server.name,
+        "topic": server.topic,
+        "icon": server.icon,
+        "owner": server.state.owner,
+        "default_channel_id": server.state.default_channel,
+        "categories": [category_json(c) for c in server.categories],
+        "channels": [channel_json(c) for c in visible_channels(server, user_id)],
+        "roles": [role_json(r) for r in server.roles],
+        "me": me_json(server, user_id),
+    }
+
+
+def server_summary_json(server: Server) -> dict[str, Any]:
+    return {
+        "server_id": server.server_id,
+        "name": server.name,
+        "icon": server.icon,
+        "member_count": len(server.members),
+    }
