@@ -202,6 +202,19 @@ class ServerDirectory:
         self._stale.add(server_id)
         return self.get(server_id)
 
+    async def refresh(self, server_id: RoomID, room_ids: Iterable[RoomID]) -> Server | None:
+        """Re-read some rooms of a server (those an operation just changed or created).
+
+        After a multi-room operation this gives the caller read-after-write: the rooms' state
+        is fetched now instead of waiting for their transactions.
+        """
+        if self._server_of.get(server_id) != server_id:
+            return None
+        await self._load_rooms(server_id, set(room_ids))
+        await self._load_missing(server_id)
+        self._stale.add(server_id)
+        return self.get(server_id)
+
     async def _load_missing(self, server_id: RoomID) -> None:
         missing = rooms_of(server_id, self._states.view()) - self._tracked()
         if missing:
