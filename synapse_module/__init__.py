@@ -1,8 +1,15 @@
 """The Guilds policy inside Synapse: vetoes what breaks a server's rules, whatever the client.
 
 Synapse loads `synapse_module.GuildsModule` from the `modules:` list of its configuration on
-every process. Vetoes apply to events of local senders only: refusing a federated event would
-fork the room's history, so those are left to the bridge's reconciliation.
+every process. The files of this package:
+
+- `vetoes.py`: the spam-checker callbacks refusing state events, joins and invites;
+- `acting.py`: `on_new_event`, acting for local users (auto-join, default channel, leaving
+  channels a removed role no longer opens), registered on the acting worker only;
+- `state.py`: the few state entries each rule reads.
+
+Vetoes apply to local senders only: refusing a federated event would fork the room's history,
+so those are left to the bridge's reconciliation.
 """
 
 from __future__ import annotations
@@ -10,12 +17,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from synapse.module_api import NOT_SPAM, EventBase, ModuleApi
+from synapse.module_api import EventBase, ModuleApi
 from synapse.module_api.errors import ConfigError
 
 from guilds.config import ConfigErrors, ModuleConfig, parse_module_config
-from guilds.rules import call_membership_refusal
-from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT
+from synapse_module.acting import Acting
+from synapse_module.state import StateMap
+from synapse_module.vetoes import Verdict, Vetoes
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +34,17 @@ class GuildsModule:
     def __init__(self, config: ModuleConfig, api: ModuleApi) -> None:
         self._config = config
         self._api = api
+        self.vetoes = Vetoes(api, config.bot_user_id)
+        self.acting = Acting(api, config.bot_user_id)
         # Callbacks that act for users (not just veto) must run on exactly one process.
         self.acts_here = api.worker_name == config.acting_worker
-        api.register_spam_checker_callbacks(check_event_for_spam=self.check_event_for_spam)
+        api.register_spam_checker_callbacks(
+            check_event_for_spam=self.check_event_for_spam,
+            user_may_join_room=self.user_may_join_room,
+            user_may_invite=self.user_may_invite,
+        )
+        if self.acts_here:
+            api.register_third_party_rules_callbacks(on_new_event=self.on_new_event)
         logger.info(
             "Guilds module loaded (bot %s; acting callbacks %s on this process)",
             config.bot_user_id,
@@ -44,11 +60,13 @@ class GuildsModule:
             raise ConfigError(str(errors), path=first.key.split(".")) from None
 
     async def check_event_for_spam(self, event: EventBase) -> str:
-        # The message path must stay O(1): only the few event types Guilds rules on look
-        # anything up, and then only the single state entry the rule needs.
-        if event.type != CALL_MEMBER_EVENT or not self._api.is_mine(event.sender):
-            return NOT_SPAM
-        state = await self._api.get_room_state(event.room_id, [(CHANNEL_EVENT, "")])
-        channel = state.get((CHANNEL_EVENT, ""))
-        refusal = call_membership_refusal(channel.content if channel is not None else None)
-        return refusal if refusal is not None else NOT_SPAM
+        return await self.vetoes.check_event_for_spam(event)
+
+    async def user_may_join_room(self, user_id: str, room_id: str, is_invited: bool) -> Verdict:
+        return await self.vetoes.user_may_join_room(user_id, room_id, is_invited)
+
+    async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Verdict:
+        return await self.vetoes.user_may_invite(inviter, invitee, room_id)
+
+    async def on_new_event(self, event: EventBase, state: StateMap) -> None:
+        await self.acting.on_new_event(event, state)

@@ -12,6 +12,7 @@ from synapse.module_api.errors import ConfigError
 
 from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT
 from synapse_module import GuildsModule
+from synapse_module.state import ROOM_MARKERS
 
 
 def make_api(worker_name: str | None = None, channel: dict | None = None) -> Mock:
@@ -23,9 +24,20 @@ def make_api(worker_name: str | None = None, channel: dict | None = None) -> Moc
     return api
 
 
-def event(type_: str, sender: str = "@a:here") -> Any:
+def event(type_: str, sender: str = "@a:here", state_key: str | None = None) -> Any:
     # Only the attributes the module reads; a real EventBase needs a whole homeserver.
-    return SimpleNamespace(type=type_, sender=sender, room_id="!r:here", content={})
+    return SimpleNamespace(
+        type=type_,
+        sender=sender,
+        room_id="!r:here",
+        content={"device_id": "D"},
+        state_key=state_key,
+        is_state=lambda: state_key is not None,
+    )
+
+
+def module(api: Mock, **config: Any) -> GuildsModule:
+    return GuildsModule(GuildsModule.parse_config({"bot_user_id": "@guilds:here", **config}), api)
 
 
 def test_parse_config_names_the_key() -> None:
@@ -41,43 +53,51 @@ def test_parse_config_names_the_key() -> None:
 
 def test_registers_its_callbacks() -> None:
     api = make_api()
-    module = GuildsModule(GuildsModule.parse_config({"bot_user_id": "@guilds:here"}), api)
+    guilds = module(api)
     api.register_spam_checker_callbacks.assert_called_once_with(
-        check_event_for_spam=module.check_event_for_spam
+        check_event_for_spam=guilds.check_event_for_spam,
+        user_may_join_room=guilds.user_may_join_room,
+        user_may_invite=guilds.user_may_invite,
+    )
+    api.register_third_party_rules_callbacks.assert_called_once_with(
+        on_new_event=guilds.on_new_event
     )
 
 
 def test_acting_callbacks_only_on_the_named_worker() -> None:
-    config = GuildsModule.parse_config({"bot_user_id": "@guilds:here", "acting_worker": "w1"})
-    assert GuildsModule(config, make_api(worker_name="w1")).acts_here
-    assert not GuildsModule(config, make_api(worker_name="w2")).acts_here
-    assert not GuildsModule(config, make_api(worker_name=None)).acts_here
-    main_config = GuildsModule.parse_config({"bot_user_id": "@guilds:here"})
-    assert GuildsModule(main_config, make_api(worker_name=None)).acts_here
+    assert module(make_api(worker_name="w1"), acting_worker="w1").acts_here
+    elsewhere = make_api(worker_name="w2")
+    assert not module(elsewhere, acting_worker="w1").acts_here
+    elsewhere.register_third_party_rules_callbacks.assert_not_called()
+    assert not module(make_api(worker_name=None), acting_worker="w1").acts_here
+    assert module(make_api(worker_name=None)).acts_here
 
 
-async def test_messages_are_passed_without_any_lookup() -> None:
+@pytest.mark.parametrize("type_", ["m.room.message", "m.reaction", "m.room.redaction"])
+async def test_the_message_path_looks_nothing_up(type_: str) -> None:
     api = make_api(channel={"kind": "text"})
-    module = GuildsModule(GuildsModule.parse_config({"bot_user_id": "@guilds:here"}), api)
-    assert await module.check_event_for_spam(event("m.room.message")) == NOT_SPAM
+    assert await module(api).check_event_for_spam(event(type_)) == NOT_SPAM
     api.get_room_state.assert_not_called()
 
 
 async def test_call_membership_in_text_channel_is_refused() -> None:
     api = make_api(channel={"kind": "text"})
-    module = GuildsModule(GuildsModule.parse_config({"bot_user_id": "@guilds:here"}), api)
-    answer = await module.check_event_for_spam(event(CALL_MEMBER_EVENT))
+    key = "_@a:here_D"
+    answer = await module(api).check_event_for_spam(event(CALL_MEMBER_EVENT, state_key=key))
     assert answer != NOT_SPAM and "text channel" in answer
-    api.get_room_state.assert_awaited_once_with("!r:here", [(CHANNEL_EVENT, "")])
+    # One lookup, of the room's own markers: a text channel needs nothing from its space.
+    (room_id, keys), _ = api.get_room_state.await_args
+    assert room_id == "!r:here"
+    assert set(ROOM_MARKERS) <= set(keys) and (CALL_MEMBER_EVENT, key) in keys
 
 
-async def test_call_membership_allowed_in_voice_and_for_remote_senders() -> None:
+async def test_call_membership_allowed_outside_servers_and_for_remote_senders() -> None:
+    # A voice "channel" with no server: not a Guilds server, nothing to rule on.
     api = make_api(channel={"kind": "voice"})
-    module = GuildsModule(GuildsModule.parse_config({"bot_user_id": "@guilds:here"}), api)
-    assert await module.check_event_for_spam(event(CALL_MEMBER_EVENT)) == NOT_SPAM
+    answer = await module(api).check_event_for_spam(event(CALL_MEMBER_EVENT, state_key="k"))
+    assert answer == NOT_SPAM
     text_api = make_api(channel={"kind": "text"})
-    text_module = GuildsModule(GuildsModule.parse_config({"bot_user_id": "@guilds:here"}), text_api)
     # Vetoing a federated event would fork the room: remote senders are never refused here.
-    assert (
-        await text_module.check_event_for_spam(event(CALL_MEMBER_EVENT, "@x:elsewhere")) == NOT_SPAM
-    )
+    remote = event(CALL_MEMBER_EVENT, "@x:elsewhere", state_key="k")
+    assert await module(text_api).check_event_for_spam(remote) == NOT_SPAM
+    text_api.get_room_state.assert_not_called()
