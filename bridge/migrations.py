@@ -103,10 +103,37 @@ async def _v3_servers(tx: Transaction) -> None:
     )
 
 
+async def _v4_invites(tx: Transaction) -> None:
+    # Invite codes (bridge/invites.py). Times in ms; NULL expires_at / max_uses mean unlimited.
+    # The CHECKs keep the use count honest even if a bug ever skipped the conditional UPDATE.
+    await tx.execute(
+        "CREATE TABLE invites ("
+        " code TEXT PRIMARY KEY,"
+        " server_id TEXT NOT NULL,"
+        " creator TEXT NOT NULL,"
+        " created_at BIGINT NOT NULL,"
+        " expires_at BIGINT,"
+        " max_uses INTEGER CHECK (max_uses IS NULL OR max_uses >= 1),"
+        " uses INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0),"
+        " revoked_at BIGINT,"
+        " CHECK (max_uses IS NULL OR uses <= max_uses))"
+    )
+    await tx.execute("CREATE INDEX invites_server ON invites (server_id, created_at)")
+    # Who has redeemed which code, so the same user redeeming twice counts one use.
+    await tx.execute(
+        "CREATE TABLE invite_redemptions ("
+        " code TEXT NOT NULL REFERENCES invites (code) ON DELETE CASCADE,"
+        " user_id TEXT NOT NULL,"
+        " redeemed_at BIGINT NOT NULL,"
+        " PRIMARY KEY (code, user_id))"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "appservice transactions and the event inbox", _v1_transaction_inbox),
     Migration(2, "the journal of multi-room operations", _v2_operation_journal),
     Migration(3, "the servers the bridge administers", _v3_servers),
+    Migration(4, "invite codes and who redeemed them", _v4_invites),
 )
 
 LATEST_VERSION = len(MIGRATIONS)
