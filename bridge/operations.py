@@ -18,6 +18,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ _INSERT_STEPS = (
 )
 
 Results = dict[str, dict[str, Any]]
+CompletionHook = Callable[[Results], Awaitable[None]]
 
 
 class OperationFailed(Exception):
@@ -117,9 +119,18 @@ class OperationJournal:
         # One task per operation running in this process: a second `run` of it joins the first.
         self._tasks: dict[str, asyncio.Task[Results]] = {}
         self._resume_task: asyncio.Task[None] | None = None
+        self._hooks: dict[str, list[CompletionHook]] = {}
         self._stopped = False
 
     # -- the API -------------------------------------------------------------------------------
+
+    def on_complete(self, kind: str, hook: CompletionHook) -> None:
+        """Call `hook(results)` when an operation of `kind` completes, here or on resume.
+
+        The hook runs before the operation is marked done, so it may run twice (after a crash
+        in between) and must be idempotent; if it raises, the operation stays unfinished.
+        """
+        self._hooks.setdefault(kind, []).append(hook)
 
     async def submit(self, kind: str, server_id: str | None, plan: Plan) -> str:
         """Validate and store the plan (nothing runs yet); return the new operation's id."""
@@ -284,6 +295,9 @@ class OperationJournal:
             await self._set_status(op_id, "failed", error)
             log.error("Operation %s (%s) failed: %s", op_id, op["kind"], error)
             raise OperationFailed(op_id, error)
+        # Before "done": a crash in between runs the hooks again on resume, never not at all.
+        for hook in self._hooks.get(op["kind"], []):
+            await hook(results)
         await self._set_status(op_id, "done")
         log.info("Operation %s (%s) done", op_id, op["kind"])
         return results

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bridge.steps import CreateRoom, Invite, Kick, Leave, Plan, Ref, SendState, Step
+from bridge.steps import AutoJoinInvite, CreateRoom, Kick, Leave, Plan, Ref, SendState, Step
 from guilds.ids import RoomID, UserID
 from guilds.layout import channel_body, role_room_body, server_content, space_body, space_child
 from guilds.model import BUILTIN_ROLES, BuiltinRole, Role, Server, ServerState, order_key
 from guilds.powerlevels import derive_power_levels, merged_power_levels, needs_rewrite
 from guilds.rules import RoomKind
-from guilds.vocabulary import SERVER_EVENT, ChannelKind
+from guilds.vocabulary import ROLE_EVENT, SERVER_EVENT, ChannelKind
 
 DEFAULT_CHANNEL_NAME = "general"
 # Built-in roles that have a role room (everyone holds `member`: it needs none).
@@ -55,28 +55,44 @@ def create_server_plan(
             server, kind, bot=bot, room_version=room_version, channel_kind=channel_kind
         )
 
-    role_rooms: list[Step] = []
-    roles: list[Role] = []
-    for role in BUILTIN_ROLES:
-        if role.role_id in ROLE_ROOM_ROLES:
-            # Role rooms come first, so the space is created with their ids in its role state.
-            body = role_room_body(
-                server_id=None, role=role, power_levels=levels(RoomKind.ROLE_ROOM)
-            )
-            role_rooms.append(CreateRoom(name=f"role_{role.role_id}", body=body))
-            roles.append(_with_room(role, Ref(f"role_{role.role_id}", "room_id")))
-        else:
-            roles.append(role)
+    # Refs stand for room ids until the journal resolves them, inside any content.
+    space_id: Any = Ref("space", "room_id")
+    general_id: Any = Ref("general", "room_id")
+    # The space first, its roles without rooms yet; then the role rooms, created knowing their
+    # server (the module finds a role room's server in its creation content), and general.
     space = CreateRoom(
         name="space",
         body=space_body(
-            name=name, topic=topic, icon=icon, roles=roles, power_levels=levels(RoomKind.SPACE)
+            name=name,
+            topic=topic,
+            icon=icon,
+            roles=list(BUILTIN_ROLES),
+            power_levels=levels(RoomKind.SPACE),
         ),
     )
+    role_rooms: list[Step] = []
+    role_links: list[Step] = []
+    for role in BUILTIN_ROLES:
+        if role.role_id not in ROLE_ROOM_ROLES:
+            continue
+        step = f"role_{role.role_id}"
+        body = role_room_body(
+            server_id=space_id, role=role, power_levels=levels(RoomKind.ROLE_ROOM)
+        )
+        role_rooms.append(CreateRoom(name=step, body=body))
+        role_links.append(
+            SendState(
+                name=f"{step}_state",
+                room=space_id,
+                type=ROLE_EVENT,
+                state_key=role.role_id,
+                content=_with_room(role, Ref(step, "room_id")).content(),
+            )
+        )
     general = CreateRoom(
         name="general",
         body=channel_body(
-            server_id=Ref("space", "room_id"),  # type: ignore[arg-type]
+            server_id=space_id,
             name=DEFAULT_CHANNEL_NAME,
             kind=ChannelKind.TEXT,
             topic="",
@@ -98,13 +114,15 @@ def create_server_plan(
         room=Ref("space", "room_id"),
         type=SERVER_EVENT,
         state_key="",
-        content=server_content(owner, Ref("general", "room_id")),  # type: ignore[arg-type]
+        content=server_content(owner, general_id),
     )
+    # Invites the module accepts for the owner, so the server ends whole even if the bridge
+    # crashed before the API request could join them itself.
     invites = [
-        Invite(name="invite_owner_space", room=Ref("space", "room_id"), user=owner),
-        Invite(name="invite_owner_admin", room=Ref("role_admin", "room_id"), user=owner),
+        AutoJoinInvite(name="invite_owner_space", room=Ref("space", "room_id"), user=owner),
+        AutoJoinInvite(name="invite_owner_admin", room=Ref("role_admin", "room_id"), user=owner),
     ]
-    return Plan.of(role_rooms, [space], [general], [link, mark], invites)
+    return Plan.of([space], [*role_rooms, general], [link, mark, *role_links], invites)
 
 
 def _with_room(role: Role, room: Any) -> Role:

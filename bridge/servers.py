@@ -60,6 +60,7 @@ class Servers:
         self.bot = bot
         self.server_name = server_name
         self._room_version: str | None = None
+        journal.on_complete("create_server", self._created)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -109,19 +110,25 @@ class Servers:
         )
         results = await self.journal.execute("create_server", None, plan)
         server_id = RoomID(results["space"]["room_id"])
+        # The owner's own joins, made with their token for this request only (never stored), so
+        # the answer shows them joined without waiting on the module's auto-join (which covers
+        # an operation resumed after a crash): the space, the admin role room, then general.
+        for room_id in (server_id, results["role_admin"]["room_id"], results["general"]["room_id"]):
+            await self._join_as(owner_token, room_id)
+        await self.directory.refresh(server_id, [server_id, RoomID(results["general"]["room_id"])])
+        server = await self._settled(server_id, lambda s: owner in s.members)
+        log.info("Created server %s for %s", server_id, owner)
+        return server
+
+    async def _created(self, results: dict[str, dict[str, Any]]) -> None:
+        """Every finished create_server operation, here or resumed after a crash: track it."""
+        server_id = RoomID(results["space"]["room_id"])
         await self.db.execute(
             "INSERT INTO servers (server_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
             server_id,
             int(time.time() * 1000),
         )
-        # The owner's own joins, made with their token for this request only (never stored):
-        # the space, the admin role room (so admin-gated channels let them in), then general.
-        for room_id in (server_id, results["role_admin"]["room_id"], results["general"]["room_id"]):
-            await self._join_as(owner_token, room_id)
         await self.directory.load(server_id)
-        server = await self._settled(server_id, lambda s: owner in s.members)
-        log.info("Created server %s for %s", server_id, owner)
-        return server
 
     async def _join_as(self, token: str, room_id: str) -> None:
         await self.matrix.request(

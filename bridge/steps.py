@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from bridge.matrix import MatrixRequestError, path_segment
+from guilds.layout import auto_join_invite
 
 # Room aliases made by operations. They must fall inside the registration's exclusive alias
 # namespace (`#_guilds_.*`), so no user can take one and the bot may create them.
@@ -456,6 +457,32 @@ class Invite(_Membership):
     kind: ClassVar[str] = "invite"
     action: ClassVar[str] = "invite"
     done_when: ClassVar[frozenset[str | None]] = frozenset({"invite", "join"})
+
+
+@dataclass(frozen=True)
+class AutoJoinInvite(_Membership):
+    """An invite the Synapse module accepts on the invitee's behalf (role rooms, default channel).
+
+    Sent as the member state event itself, because `/invite` keeps no extra content and the
+    module recognises these invites by `AUTO_JOIN_KEY` in it.
+    """
+
+    kind: ClassVar[str] = "auto_join_invite"
+    done_when: ClassVar[frozenset[str | None]] = frozenset({"invite", "join"})
+
+    async def apply(self, ctx: StepContext) -> dict[str, Any]:
+        room, user = _text(self.room, "room"), _text(self.user, "user")
+        content = {"membership": "invite", **auto_join_invite(self.reason)}
+        path = _room_path(room, f"state/m.room.member/{path_segment(user)}")
+        try:
+            await ctx.matrix.request("PUT", path, json=content)
+        except MatrixRequestError as exc:
+            if (
+                exc.status != 403
+                or await membership_of(ctx.matrix, room, user) not in self.done_when
+            ):
+                raise
+        return {"room_id": room, "user_id": user}
 
 
 @dataclass(frozen=True)

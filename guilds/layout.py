@@ -123,17 +123,19 @@ def category_body(
 
 
 def role_room_body(
-    *, server_id: RoomID | None, role: Role, power_levels: dict[str, Any]
+    *, server_id: RoomID, role: Role, power_levels: dict[str, Any]
 ) -> dict[str, Any]:
     """A role room: its membership is the role assignment. Kept out of the space tree.
 
-    A server's first role rooms are created before its space (whose role state names them),
-    so they carry no `server_id`; the space's `<ns>.role` state is what links them.
+    Its server is in its creation content, which nobody can change afterwards: that is where
+    the module looks it up.
     """
     body = _common(f"{role.name} (role)", "", power_levels)
-    body["creation_content"] = {"type": ROLE_ROOM_TYPE, "role_id": role.role_id}
-    if server_id is not None:
-        body["creation_content"]["server_id"] = server_id
+    body["creation_content"] = {
+        "type": ROLE_ROOM_TYPE,
+        "server_id": server_id,
+        "role_id": role.role_id,
+    }
     body["preset"] = "private_chat"
     body["initial_state"].append(_state("m.room.join_rules", {"join_rule": "invite"}))
     return body
