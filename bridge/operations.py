@@ -48,7 +48,8 @@ _INSERT_STEPS = (
 )
 
 Results = dict[str, dict[str, Any]]
-CompletionHook = Callable[[Results], Awaitable[None]]
+# Called with the operation's server id (None until the server exists) and its results.
+CompletionHook = Callable[[str | None, Results], Awaitable[None]]
 
 
 class OperationFailed(Exception):
@@ -125,7 +126,7 @@ class OperationJournal:
     # -- the API -------------------------------------------------------------------------------
 
     def on_complete(self, kind: str, hook: CompletionHook) -> None:
-        """Call `hook(results)` when an operation of `kind` completes, here or on resume.
+        """Call `hook(server_id, results)` when an operation of `kind` completes, here or on resume.
 
         The hook runs before the operation is marked done, so it may run twice (after a crash
         in between) and must be idempotent; if it raises, the operation stays unfinished.
@@ -261,7 +262,8 @@ class OperationJournal:
 
     async def _execute(self, op_id: str) -> Results:
         op = await self.db.fetchone(
-            "SELECT kind, plan_json, status, error FROM operations WHERE op_id = ?", op_id
+            "SELECT kind, server_id, plan_json, status, error FROM operations WHERE op_id = ?",
+            op_id,
         )
         if op is None:
             raise OperationNotFound(op_id)
@@ -297,7 +299,7 @@ class OperationJournal:
             raise OperationFailed(op_id, error)
         # Before "done": a crash in between runs the hooks again on resume, never not at all.
         for hook in self._hooks.get(op["kind"], []):
-            await hook(results)
+            await hook(op["server_id"], results)
         await self._set_status(op_id, "done")
         log.info("Operation %s (%s) done", op_id, op["kind"])
         return results

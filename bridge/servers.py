@@ -61,6 +61,7 @@ class Servers:
         self.server_name = server_name
         self._room_version: str | None = None
         journal.on_complete("create_server", self._created)
+        journal.on_complete("delete_server", self._deleted)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -120,7 +121,7 @@ class Servers:
         log.info("Created server %s for %s", server_id, owner)
         return server
 
-    async def _created(self, results: dict[str, dict[str, Any]]) -> None:
+    async def _created(self, _server_id: str | None, results: dict[str, dict[str, Any]]) -> None:
         """Every finished create_server operation, here or resumed after a crash: track it."""
         server_id = RoomID(results["space"]["room_id"])
         await self.db.execute(
@@ -129,6 +130,16 @@ class Servers:
             int(time.time() * 1000),
         )
         await self.directory.load(server_id)
+
+    async def _deleted(self, server_id: str | None, _results: dict[str, dict[str, Any]]) -> None:
+        if server_id is None:
+            return
+        self.directory.forget_server(RoomID(server_id))
+        await self.db.execute(
+            "UPDATE servers SET deleted_at = ? WHERE server_id = ? AND deleted_at IS NULL",
+            int(time.time() * 1000),
+            server_id,
+        )
 
     async def _join_as(self, token: str, room_id: str) -> None:
         await self.matrix.request(
@@ -173,13 +184,9 @@ class Servers:
             raise Forbidden("Only the owner can delete the server")
         rooms = self.directory.rooms(server.server_id)
         plan = delete_server_plan(server, rooms, self.directory.states(), self.bot)
-        # The server leaves every list at once; the journal finishes emptying it even after a crash.
-        self.directory.forget_server(server.server_id)
-        await self.db.execute(
-            "UPDATE servers SET deleted_at = ? WHERE server_id = ?",
-            int(time.time() * 1000),
-            server.server_id,
-        )
+        # The server leaves every list at once; the journal finishes emptying it even after a
+        # crash, and marks it deleted again when it completes.
+        await self._deleted(server.server_id, {})
         await self.journal.execute("delete_server", server.server_id, plan)
         log.info("Deleted server %s", server.server_id)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import nio
 
+from guilds.vocabulary import ROLE_EVENT
 from tests.harness.stack import Stack, User
 
 
@@ -70,10 +71,79 @@ async def join_server(stack: Stack, server_id: str, user: User) -> None:
     assert await eventually(visible), f"{user.user_id} never became a member of {server_id}"
 
 
-async def eventually(check: Any, deadline_s: float = 10.0) -> Any:
+async def eventually(check: Any, deadline_s: float = 10.0, interval_s: float = 0.1) -> Any:
+    """Await `check()` until it returns something truthy or the deadline passes; return that."""
     deadline = time.monotonic() + deadline_s
     while True:
         result = await check()
         if result or time.monotonic() > deadline:
             return result
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(interval_s)
+
+
+async def bot_invite(stack: Stack, room_id: str, user_id: str) -> None:
+    """The bot invites a user to a room (a plain invite: the user's own client must join)."""
+    assert stack.http is not None
+    token = stack.config.appservice.registration.as_token
+    async with stack.http.post(
+        f"{stack.hs_url}/_matrix/client/v3/rooms/{room_id}/invite",
+        json={"user_id": user_id},
+        headers={"Authorization": f"Bearer {token}"},
+    ) as response:
+        assert response.status == 200, await response.text()
+
+
+async def role_room(stack: Stack, server_id: str, role_id: str) -> str:
+    """The room whose membership is the role, as the space's role state names it."""
+    assert stack.http is not None
+    token = stack.config.appservice.registration.as_token
+    async with stack.http.get(
+        f"{stack.hs_url}/_matrix/client/v3/rooms/{server_id}/state/{ROLE_EVENT}/{role_id}",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as response:
+        assert response.status == 200, await response.text()
+        room_id = (await response.json())["room_id"]
+    assert isinstance(room_id, str), f"the role {role_id} has no room"
+    return room_id
+
+
+async def give_role(stack: Stack, server_id: str, role_id: str, user: User) -> None:
+    """Until the roles endpoints land: the bot invites to the role room, the user joins it."""
+    room_id = await role_room(stack, server_id, role_id)
+    await bot_invite(stack, room_id, user.user_id)
+    async with stack.nio_client(user) as client:
+        joined = await client.join(room_id)
+        assert isinstance(joined, nio.JoinResponse), joined
+
+    async def holds() -> bool:
+        status, server = await Api(stack, user).call("GET", f"/servers/{server_id}")
+        return status == 200 and role_id in server["me"]["roles"]
+
+    assert await eventually(holds), f"{user.user_id} never got the role {role_id}"
+
+
+async def hierarchy(client: nio.AsyncClient, space_id: str) -> set[str]:
+    """The room ids the hierarchy API lists for this client under the space (every page)."""
+    found: set[str] = set()
+    page: str | None = None
+    while True:
+        answer = await client.space_get_hierarchy(space_id, from_page=page)
+        assert isinstance(answer, nio.SpaceGetHierarchyResponse), answer
+        found |= {room["room_id"] for room in answer.rooms}
+        page = answer.next_batch
+        if not page:
+            return found
+
+
+async def as_bot(stack: Stack, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """A Client-Server API call made by the bot (say, to ban someone as a moderator would)."""
+    assert stack.http is not None
+    token = stack.config.appservice.registration.as_token
+    async with stack.http.request(
+        method,
+        f"{stack.hs_url}/_matrix/client/v3{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as response:
+        text = await response.text()
+        return response.status, (await response.json() if text else None)

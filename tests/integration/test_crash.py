@@ -1,0 +1,168 @@
+"""Guilds operations survive a SIGKILL of the bridge in the middle, and end whole on restart.
+
+Each operation is planned with the bridge's own plan builders and journaled in its database,
+exactly as an API request would; the real `guilds serve` process picks it up as it connects,
+is killed with SIGKILL once part of it is done, and is started again. Afterwards the server's
+rooms must match its model: nothing half-changed, no room created twice.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nio
+import pytest
+
+from bridge.directory import ServerDirectory
+from bridge.matrix import MatrixClient
+from bridge.operations import OperationJournal
+from bridge.plans import create_server_plan, delete_server_plan
+from bridge.steps import Plan
+from bridge.store import Database
+from guilds.ids import RoomID, UserID
+from guildsctl.synapse import spawn
+from tests.harness.api import Api, create_server, eventually, join_server
+from tests.harness.stack import Stack, User
+
+
+@pytest.fixture
+async def db(stack: Stack) -> AsyncIterator[Database]:
+    database = await Database.open(stack.config.database_url)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+async def bot(stack: Stack) -> AsyncIterator[MatrixClient]:
+    client = MatrixClient(stack.hs_url, stack.config.appservice.registration.as_token)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def steps_done(db: Database, op_id: str) -> tuple[int, int, str]:
+    row = await db.fetchone(
+        "SELECT o.status,"
+        " (SELECT COUNT(*) FROM operation_steps s WHERE s.op_id = o.op_id"
+        "  AND s.status = 'done') AS done,"
+        " (SELECT COUNT(*) FROM operation_steps s WHERE s.op_id = o.op_id) AS total"
+        " FROM operations o WHERE o.op_id = ?",
+        op_id,
+    )
+    assert row is not None
+    return int(row["done"]), int(row["total"]), str(row["status"])
+
+
+async def run_and_kill_midway(
+    stack: Stack,
+    db: Database,
+    bot: MatrixClient,
+    kind: str,
+    server_id: str | None,
+    plan: Plan,
+    kill_after: int,
+) -> str:
+    """Journal `plan`, let `guilds serve` start it, SIGKILL it, restart; return the op id."""
+    stack.stop_guilds()
+    try:
+        op_id = await OperationJournal(db, bot, stack.bot_user_id).submit(kind, server_id, plan)
+        stack.guilds_proc = spawn(
+            [sys.executable, "-m", "guildsctl.cli", "serve", "-c", str(stack.config_path)],
+            log_path=stack.guilds_log,
+            cwd=stack.root,
+        )
+
+        async def partly_done() -> bool:
+            return (await steps_done(db, op_id))[0] >= kill_after
+
+        # Polled often: the kill must land before the operation ends.
+        assert await eventually(partly_done, deadline_s=60, interval_s=0.01)
+        stack.kill_guilds()
+        done, total, status = await steps_done(db, op_id)
+        assert status == "running" and done < total, (done, total, status)
+    finally:
+        stack.start_guilds()
+
+    async def finished() -> bool:
+        return (await steps_done(db, op_id))[2] in ("done", "failed")
+
+    assert await eventually(finished, deadline_s=60), "the resumed operation never finished"
+    assert (await steps_done(db, op_id))[2] == "done"
+    return op_id
+
+
+async def joined_rooms(bot: MatrixClient) -> set[str]:
+    data = await bot.request("GET", "/_matrix/client/v3/joined_rooms")
+    return set(data["joined_rooms"])
+
+
+async def test_create_server_killed_midway_ends_whole(
+    stack: Stack, db: Database, bot: MatrixClient, alice: User
+) -> None:
+    before = await joined_rooms(bot)
+    capabilities = await bot.request("GET", "/_matrix/client/v3/capabilities")
+    plan = create_server_plan(
+        owner=UserID(alice.user_id),
+        name="Crash-proof",
+        topic="",
+        icon=None,
+        bot=UserID(stack.bot_user_id),
+        room_version=capabilities["capabilities"]["m.room_versions"]["default"],
+        via=stack.server_name,
+    )
+    await run_and_kill_midway(stack, db, bot, "create_server", None, plan, kill_after=2)
+
+    # Exactly the space, two role rooms and general: no room created twice.
+    created = await joined_rooms(bot) - before
+    assert len(created) == 4, created
+
+    # The bridge tracks the server, and the module joined the owner through the invites.
+    async def listed() -> dict[str, Any] | None:
+        status, answer = await Api(stack, alice).call("GET", "/servers")
+        found = [s for s in answer["servers"] if s["name"] == "Crash-proof"]
+        return found[0] if status == 200 and found else None
+
+    summary = await eventually(listed)
+    assert summary is not None and summary["server_id"] in created
+    status, server = await Api(stack, alice).call("GET", f"/servers/{summary['server_id']}")
+    assert status == 200
+    assert server["owner"] == alice.user_id and "admin" in server["me"]["roles"]
+    assert [c["name"] for c in server["channels"]] == ["general"]
+    async with stack.nio_client(alice) as client:
+        for room in (server["server_id"], server["default_channel_id"]):
+
+            async def joined(room: str = room) -> bool:
+                rooms = await client.joined_rooms()
+                return isinstance(rooms, nio.JoinedRoomsResponse) and room in rooms.rooms
+
+            assert await eventually(joined), f"the owner is not in {room}"
+
+
+async def test_delete_server_killed_midway_ends_whole(
+    stack: Stack, db: Database, bot: MatrixClient, alice: User, bob: User
+) -> None:
+    server = await create_server(stack, alice, "Short-lived")
+    sid = server["server_id"]
+    await join_server(stack, sid, bob)
+    # The plan the API would make, from the same directory the bridge keeps.
+    directory = ServerDirectory(bot, UserID(stack.bot_user_id))
+    model = await directory.load(RoomID(sid))
+    assert model is not None
+    plan = delete_server_plan(
+        model, directory.rooms(RoomID(sid)), directory.states(), UserID(stack.bot_user_id)
+    )
+    await run_and_kill_midway(stack, db, bot, "delete_server", sid, plan, kill_after=2)
+
+    for user in (alice, bob):
+        status, listed = await Api(stack, user).call("GET", "/servers")
+        assert sid not in {s["server_id"] for s in listed["servers"]}
+    assert not (await joined_rooms(bot)) & set(directory.rooms(RoomID(sid)))
+    async with stack.nio_client(bob) as client:
+        for room in directory.rooms(RoomID(sid)):
+            answer = await client.join(room)
+            assert isinstance(answer, nio.JoinError), f"{room} can still be joined"
