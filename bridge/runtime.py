@@ -17,6 +17,8 @@ from aiohttp import web
 
 from bridge.appservice import create_appservice_app
 from bridge.directory import ServerDirectory
+from bridge.invites import Invites
+from bridge.invites_http import add_routes as add_invite_routes
 from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
 from bridge.membership import BotMembership
 from bridge.migrations import migrate
@@ -105,6 +107,13 @@ class Bridge:
             server_name=self.config.homeserver.server_name,
         )
         add_server_routes(self._provisioning_app, self.servers)
+        self.invites = Invites(
+            db=db,
+            matrix=self.matrix,
+            servers=self.servers,
+            public_url=self.config.web.public_url,
+        )
+        add_invite_routes(self._provisioning_app, self.invites)
 
     async def connect(self, *, deadline_s: float = DEFAULT_CONNECT_DEADLINE_S) -> None:
         """Make the bot ready on the homeserver, then start handling stored events.

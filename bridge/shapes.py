@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guilds.ids import UserID
 from guilds.model import Category, Channel, Role, Server
 from guilds.permissions import permissions_of, power_of, visible_channels
+
+if TYPE_CHECKING:
+    # Types only: bridge.invites imports the services, which must stay free to import shapes.
+    from bridge.invites import Invite, InviteStatus
 
 
 def role_json(role: Role) -> dict[str, Any]:
@@ -69,4 +73,32 @@ def server_summary_json(server: Server) -> dict[str, Any]:
         "name": server.name,
         "icon": server.icon,
         "member_count": len(server.members),
+    }
+
+
+def invite_json(invite: Invite, url: str) -> dict[str, Any]:
+    """`Invite`: times in ms since the epoch; `expires_at`, `max_uses` null when unlimited."""
+    return {
+        "code": invite.code,
+        "url": url,
+        "server_id": invite.server_id,
+        "creator": invite.creator,
+        "created_at": invite.created_at,
+        "expires_at": invite.expires_at,
+        "max_uses": invite.max_uses,
+        "uses": invite.uses,
+        "revoked": invite.revoked_at is not None,
+    }
+
+
+def invite_preview_json(invite: Invite, server: Server, status: InviteStatus) -> dict[str, Any]:
+    """What `GET /invites/{code}` shows anyone; `status` says why an invalid code is invalid."""
+    return {
+        "server_id": server.server_id,
+        "name": server.name,
+        "icon": server.icon,
+        "member_count": len(server.members),
+        "expires_at": invite.expires_at,
+        "valid": status == "valid",
+        "status": status.value,
     }
