@@ -159,6 +159,14 @@ class Unavailable(_RetryLater):
     default_message = "Service temporarily unavailable"
 
 
+class HomeserverRefused(MatrixError):
+    """The homeserver refused a change the bridge made on the caller's behalf."""
+
+    status = 502
+    errcode = "M_UNKNOWN"
+    default_message = "The homeserver refused the change"
+
+
 # aiohttp raises these itself (router, body reader); give them the Matrix shape too.
 _HTTP_EXCEPTIONS: dict[type[web.HTTPException], type[MatrixError]] = {
     web.HTTPNotFound: Unrecognized,

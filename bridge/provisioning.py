@@ -17,8 +17,16 @@ from aiohttp.typedefs import Handler
 
 import guilds
 from bridge.appservice import bearer_token
-from bridge.errors import Forbidden, MissingToken, Unavailable, UnknownToken, error_middleware
+from bridge.errors import (
+    Forbidden,
+    HomeserverRefused,
+    MissingToken,
+    Unavailable,
+    UnknownToken,
+    error_middleware,
+)
 from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
+from bridge.operations import OperationFailed
 from bridge.store import StoreUnavailable
 from guilds.ids import UserID
 from guilds.permissions import PermissionDenied
@@ -101,7 +109,8 @@ async def require_user(request: web.Request) -> UserID:
 @web.middleware
 async def domain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give failures of the layers below the API their answer: 503 when the homeserver or the
-    database is away (with a retry hint), 403 for a permission rule."""
+    database is away or busy (with a retry hint), 403 for a permission rule, 502 when the
+    homeserver refused a change — never a bare 500."""
     try:
         return await handler(request)
     except HomeserverUnavailable as exc:
@@ -118,6 +127,22 @@ async def domain_errors(request: web.Request, handler: Handler) -> web.StreamRes
         ) from exc
     except PermissionDenied as exc:
         raise Forbidden(str(exc)) from exc
+    except MatrixRequestError as exc:
+        # The homeserver throttling the bot is a wait, not a failure of the caller's request.
+        if exc.status == 429:
+            retry = exc.retry_after_ms or HOMESERVER_RETRY_AFTER_MS
+            raise Unavailable("The homeserver is busy", retry_after_ms=retry) from exc
+        log.warning(
+            "The homeserver refused %s %s: %s %s",
+            request.method,
+            request.path,
+            exc.status,
+            exc.errcode,
+        )
+        raise HomeserverRefused(f"The homeserver refused the change ({exc.errcode})") from exc
+    except OperationFailed as exc:
+        log.warning("Operation %s failed during %s %s", exc.op_id, request.method, request.path)
+        raise HomeserverRefused("The homeserver refused part of the change") from exc
 
 
 async def get_version(request: web.Request) -> web.Response:
