@@ -260,6 +260,13 @@ class ServerDirectory:
         if server_id is not None:
             self._stale.add(server_id)
 
+    def forget_room(self, room_id: RoomID) -> None:
+        """Stop tracking one room of a server (a deleted channel or category the bot has left)."""
+        server_id = self._server_of.pop(room_id, None)
+        self._states.forget(room_id)
+        if server_id is not None:
+            self._stale.add(server_id)
+
     def forget_server(self, server_id: RoomID) -> None:
         for room_id in [r for r, s in self._server_of.items() if s == server_id]:
             self._server_of.pop(room_id, None)

@@ -16,6 +16,8 @@ from typing import TypeVar
 from aiohttp import web
 
 from bridge.appservice import create_appservice_app
+from bridge.channels import Channels
+from bridge.channels_http import add_routes as add_channel_routes
 from bridge.directory import ServerDirectory
 from bridge.invites import Invites
 from bridge.invites_http import add_routes as add_invite_routes
@@ -107,6 +109,8 @@ class Bridge:
             server_name=self.config.homeserver.server_name,
         )
         add_server_routes(self._provisioning_app, self.servers)
+        self.channels = Channels(servers=self.servers)
+        add_channel_routes(self._provisioning_app, self.channels)
         self.invites = Invites(
             db=db,
             matrix=self.matrix,

@@ -1,0 +1,129 @@
+"""The pure part of the channel endpoints: orders among siblings, gates, and delete plans."""
+
+from __future__ import annotations
+
+from bridge.channel_plans import (
+    delete_category_plan,
+    delete_channel_plan,
+    gate_rooms,
+    next_index,
+    no_longer_allowed,
+    reordered,
+)
+from bridge.steps import Kick, Leave, SendState
+from guilds.ids import RoomID, UserID
+from guilds.model import BUILTIN_ROLES, Channel, Role, Server, ServerState
+from guilds.vocabulary import ChannelKind
+
+SPACE = RoomID("!space:hs")
+ADMIN_ROOM = RoomID("!admins:hs")
+MOD_ROOM = RoomID("!mods:hs")
+OWNER, MOD, PLAIN, BOT = (UserID(f"@{n}:hs") for n in ("owner", "mod", "plain", "bot"))
+
+
+def server(channels: tuple[Channel, ...] = ()) -> Server:
+    rooms = {"admin": ADMIN_ROOM, "moderator": MOD_ROOM}
+    roles = tuple(
+        Role(r.role_id, r.name, r.color, r.power, r.position, r.permissions, rooms.get(r.role_id))
+        for r in BUILTIN_ROLES
+    )
+    return Server(
+        server_id=SPACE,
+        name="S",
+        topic="",
+        icon=None,
+        state=ServerState(OWNER, RoomID("!general:hs")),
+        roles=roles,
+        channels=channels,
+        assignments={MOD: frozenset({"moderator"})},
+        members=frozenset({OWNER, MOD, PLAIN}),
+    )
+
+
+def channel(room: str, category: str | None = None, order: str = "000000") -> Channel:
+    return Channel(
+        RoomID(room),
+        room,
+        ChannelKind.TEXT,
+        "",
+        RoomID(category) if category else None,
+        order,
+        None,
+    )
+
+
+def test_next_index_follows_the_largest_order() -> None:
+    assert next_index([]) == 0
+    assert next_index(["000000", "000001"]) == 2
+    # A gap left by a deletion does not make two children share a place.
+    assert next_index(["000000", "000005"]) == 6
+    # Orders another client wrote count as a place each.
+    assert next_index(["a", "b"]) == 2
+
+
+def test_reordered_is_dense_and_total() -> None:
+    siblings = [(RoomID("!a"), "000000"), (RoomID("!b"), "000001"), (RoomID("!c"), "000002")]
+    assert reordered(siblings, RoomID("!c"), 0) == {
+        "!c": "000000",
+        "!a": "000001",
+        "!b": "000002",
+    }
+    # Past the end means last; unchanged siblings are left alone.
+    assert reordered(siblings, RoomID("!a"), 99) == {
+        "!b": "000000",
+        "!c": "000001",
+        "!a": "000002",
+    }
+    # Ties (from another client) are broken by room id, then written apart.
+    tied = [(RoomID("!b"), "x"), (RoomID("!a"), "x")]
+    assert reordered(tied, RoomID("!n"), 1) == {"!a": "000000", "!n": "000001", "!b": "000002"}
+
+
+def test_gates_always_let_admins_in() -> None:
+    s = server()
+    assert gate_rooms(s, None) is None
+    assert gate_rooms(s, ()) == [ADMIN_ROOM]
+    assert gate_rooms(s, ("moderator",)) == [ADMIN_ROOM, MOD_ROOM]
+
+
+def test_who_is_removed_when_a_channel_is_gated() -> None:
+    s = server()
+    ops = channel("!ops:hs")
+    inside = [OWNER, MOD, PLAIN, BOT]
+    assert no_longer_allowed(s, ops, ("moderator",), inside, BOT) == [PLAIN]
+    assert no_longer_allowed(s, ops, (), inside, BOT) == [MOD, PLAIN]
+    assert no_longer_allowed(s, ops, None, inside, BOT) == []
+
+
+def test_delete_channel_plan_unlinks_empties_then_leaves() -> None:
+    plan = delete_channel_plan(RoomID("!ops:hs"), SPACE, [PLAIN, BOT], BOT)
+    plan.validate()
+    first, kicks, leave = plan.stages
+    assert {(s.room, s.type, s.content == {}) for s in first if isinstance(s, SendState)} == {
+        ("!ops:hs", "m.room.join_rules", False),
+        (SPACE, "m.space.child", True),
+        ("!ops:hs", "m.space.parent", True),
+    }
+    assert [(k.room, k.user) for k in kicks if isinstance(k, Kick)] == [("!ops:hs", PLAIN)]
+    assert [type(s) for s in leave] == [Leave]
+
+
+def test_delete_category_moves_its_channels_after_the_top_level() -> None:
+    cat = RoomID("!cat:hs")
+    s = server((channel("!x:hs", cat, "000000"), channel("!y:hs", cat, "000001")))
+    states = {
+        SPACE: {
+            ("m.space.child", "!general:hs"): {"via": ["hs"], "order": "000000"},
+            ("m.space.child", cat): {"via": ["hs"], "order": "000001"},
+        }
+    }
+    plan = delete_category_plan(s, cat, states, [], BOT, "hs")
+    plan.validate()
+    relink = {
+        (step.state_key, step.content.get("order"))
+        for step in plan.stages[0]
+        if isinstance(step, SendState) and step.room == SPACE
+    }
+    assert relink == {("!x:hs", "000001"), ("!y:hs", "000002")}
+    # Nobody in the category: no stage of kicks, only the bot's leave at the end.
+    assert [type(step) for step in plan.stages[-1]] == [Leave]
