@@ -22,10 +22,14 @@ from bridge.directory import ServerDirectory
 from bridge.invites import Invites
 from bridge.invites_http import add_routes as add_invite_routes
 from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
+from bridge.members import Members
+from bridge.members_http import add_routes as add_member_routes
 from bridge.membership import BotMembership
 from bridge.migrations import migrate
 from bridge.operations import OperationJournal
 from bridge.provisioning import create_provisioning_app
+from bridge.roles import Roles
+from bridge.roles_http import add_routes as add_role_routes
 from bridge.servers import Servers
 from bridge.servers_http import add_routes as add_server_routes
 from bridge.store import Database
@@ -109,6 +113,20 @@ class Bridge:
             server_name=self.config.homeserver.server_name,
         )
         add_server_routes(self._provisioning_app, self.servers)
+        self.roles = Roles(
+            servers=self.servers,
+            journal=self._operations,
+            directory=self.directory,
+            bot=self.bot_user_id,
+        )
+        add_role_routes(self._provisioning_app, self.roles)
+        self.members = Members(
+            servers=self.servers,
+            journal=self._operations,
+            directory=self.directory,
+            bot=self.bot_user_id,
+        )
+        add_member_routes(self._provisioning_app, self.members)
         self.channels = Channels(servers=self.servers)
         add_channel_routes(self._provisioning_app, self.channels)
         self.invites = Invites(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from guilds.ids import UserID
@@ -101,4 +102,18 @@ def invite_preview_json(invite: Invite, server: Server, status: InviteStatus) ->
         "expires_at": invite.expires_at,
         "valid": status == "valid",
         "status": status.value,
+    }
+
+
+def member_json(server: Server, user_id: UserID, member_event: Mapping[str, Any]) -> dict[str, Any]:
+    """`Member`: the display name and avatar are those of the user's member event in the space."""
+    name = member_event.get("displayname")
+    avatar = member_event.get("avatar_url")
+    return {
+        "user_id": user_id,
+        "display_name": name if isinstance(name, str) and name else None,
+        "avatar": avatar if isinstance(avatar, str) and avatar else None,
+        "roles": [r.role_id for r in server.roles_of(user_id)],
+        "power": power_of(server, user_id),
+        "owner": user_id == server.state.owner,
     }
