@@ -20,7 +20,6 @@ from typing import Any, Final
 from bridge.directory import ServerDirectory
 from bridge.errors import Conflict, Forbidden, InvalidParam, NotFound
 from bridge.operations import OperationJournal
-from bridge.plans import power_levels_plan
 from bridge.role_plans import (
     ban_plan,
     grant_plan,
@@ -31,6 +30,7 @@ from bridge.role_plans import (
     without_member,
 )
 from bridge.roles import record_state
+from bridge.room_levels import levels_plan
 from bridge.servers import Servers
 from bridge.steps import Plan
 from guilds.ids import RoomID, UserID
@@ -313,7 +313,7 @@ class Members:
         server = self.directory.get(server_id)
         if server is None:
             return
-        plan = power_levels_plan(
+        plan = levels_plan(
             server, self.directory.room_kinds(server_id), self.directory.states(), self.bot
         )
         if plan.stages and plan.stages[0]:

@@ -3,7 +3,8 @@
 The services (bridge/roles.py, bridge/members.py) check a request, build the model as it will
 be afterwards, and ask these functions which rooms to change; the journal carries the plan out
 (bridge/operations.py). Power levels are always re-derived from the model afterwards
-(`bridge.plans.power_levels_plan`), so every plan ends with the rooms matching the roles.
+(`bridge.room_levels.levels_plan`, which also knows the creators of rooms adopted from
+other clients), so every plan ends with the rooms matching the roles.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
-from bridge.plans import RoomStates, joined_or_invited, power_levels_plan
+from bridge.plans import RoomStates, joined_or_invited
+from bridge.room_levels import levels_plan
 from bridge.steps import (
     AutoJoinInvite,
     Ban,
@@ -131,7 +133,7 @@ def power_level_steps(
     server: Server, rooms: RoomKinds, states: RoomStates, bot: UserID
 ) -> list[Step]:
     """`m.room.power_levels` writes for every room whose content differs from the model's."""
-    plan = power_levels_plan(server, rooms, states, bot)
+    plan = levels_plan(server, rooms, states, bot)
     return [step for stage in plan.stages for step in stage]
 
 

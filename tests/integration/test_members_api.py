@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import nio
@@ -128,18 +129,22 @@ async def test_member_list_is_for_members(stack: Stack, alice: User, bob: User) 
 async def test_grant_and_remove_a_role_everywhere(stack: Stack, alice: User, bob: User) -> None:
     server = await create_server(stack, alice, "Promotions")
     sid, general = server["server_id"], server["default_channel_id"]
-    channels = [general, *await with_channels(stack, alice, sid, 3)]
+    channels = [general, *await with_channels(stack, alice, sid, 8)]
     await join_server(stack, sid, bob)
     api = Api(stack, alice)
 
+    # API.md invariant 3 (every room within 2 s for 50 channels) is benchmarked elsewhere;
+    # here the time is only reported, and every room is checked.
+    started = time.monotonic()
     status, member = await api.call("PUT", f"/servers/{sid}/members/{bob.user_id}/roles/moderator")
-    assert status == 200, member
+    elapsed = time.monotonic() - started
+    assert status == 200, (member, f"{elapsed:.2f} s")
     assert member["roles"] == ["moderator", "member"] and member["power"] == 50
     assert member["owner"] is False
     async with stack.nio_client(alice) as client:
         room = await role_room_of(client, sid, "moderator")
         for room_id in [sid, *channels]:
-            assert await power_in(client, room_id, bob.user_id) == 50
+            assert await power_in(client, room_id, bob.user_id) == 50, f"after {elapsed:.2f} s"
     async with stack.nio_client(bob) as client:
         assert await membership(client, room, bob.user_id) == "join"
 
