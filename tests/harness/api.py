@@ -147,3 +147,31 @@ async def as_bot(stack: Stack, method: str, path: str, body: Any = None) -> tupl
     ) as response:
         text = await response.text()
         return response.status, (await response.json() if text else None)
+
+
+async def grant(stack: Stack, server_id: str, granter: User, user: User, role_id: str) -> None:
+    """A role given through the API by `granter`; returns once the holder's own view shows it."""
+    path = f"/servers/{server_id}/members/{user.user_id}/roles/{role_id}"
+    status, answer = await Api(stack, granter).call("PUT", path)
+    assert status == 200, answer
+
+    async def holds() -> bool:
+        status, server = await Api(stack, user).call("GET", f"/servers/{server_id}")
+        return status == 200 and role_id in server["me"]["roles"]
+
+    assert await eventually(holds), f"{user.user_id} never got the role {role_id}"
+
+
+async def join_as(stack: Stack, user: User, room_id: str) -> nio.JoinResponse | nio.JoinError:
+    """The user's own client joins a room (a no-op answer when already joined)."""
+    async with stack.nio_client(user) as client:
+        answer = await client.join(room_id)
+        assert isinstance(answer, nio.JoinResponse | nio.JoinError), answer
+        return answer
+
+
+async def joined_rooms(stack: Stack, user: User) -> set[str]:
+    async with stack.nio_client(user) as client:
+        answer = await client.joined_rooms()
+        assert isinstance(answer, nio.JoinedRoomsResponse), answer
+        return set(answer.rooms)
