@@ -30,7 +30,7 @@ from bridge.channel_plans import (
 )
 from bridge.errors import Conflict, InvalidParam, MissingParam, NotFound
 from bridge.matrix import path_segment
-from bridge.plans import room_version_of
+from bridge.room_levels import room_version_of
 from bridge.servers import Servers
 from bridge.steps import Plan, SendState, Step
 from guilds.ids import RoomID, UserID

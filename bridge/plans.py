@@ -13,7 +13,7 @@ from bridge.steps import AutoJoinInvite, CreateRoom, Kick, Leave, Plan, Ref, Sen
 from guilds.ids import RoomID, UserID
 from guilds.layout import channel_body, role_room_body, server_content, space_body, space_child
 from guilds.model import BUILTIN_ROLES, BuiltinRole, Role, Server, ServerState, order_key
-from guilds.powerlevels import derive_power_levels, merged_power_levels, needs_rewrite
+from guilds.powerlevels import derive_power_levels
 from guilds.rules import RoomKind
 from guilds.vocabulary import ROLE_EVENT, SERVER_EVENT, ChannelKind
 
@@ -132,12 +132,6 @@ def _with_room(role: Role, room: Any) -> Role:
     )
 
 
-def room_version_of(states: RoomStates, room_id: RoomID) -> str:
-    create = states.get(room_id, {}).get(("m.room.create", ""), {})
-    version = create.get("room_version")
-    return version if isinstance(version, str) else "1"
-
-
 def joined_or_invited(states: RoomStates, room_id: RoomID) -> set[UserID]:
     return {
         UserID(key)
@@ -173,31 +167,3 @@ def delete_server_plan(
             )
     leaves = [Leave(name=f"leave_{i}", room=room) for i, room in enumerate(others)]
     return Plan.of(close, kicks, leaves, [Leave(name="leave_space", room=server.server_id)])
-
-
-def power_levels_plan(
-    server: Server,
-    rooms: Iterable[tuple[RoomID, RoomKind, ChannelKind | None]],
-    states: RoomStates,
-    bot: UserID,
-) -> Plan:
-    """Rewrite the power levels of every room whose content differs from what the roles say."""
-    steps: list[Step] = []
-    for i, (room, kind, channel_kind) in enumerate(rooms):
-        version = room_version_of(states, room)
-        derived = derive_power_levels(
-            server, kind, bot=bot, room_version=version, channel_kind=channel_kind
-        )
-        existing = states.get(room, {}).get(("m.room.power_levels", ""))
-        if needs_rewrite(existing, derived):
-            content = merged_power_levels(existing, derived)
-            steps.append(
-                SendState(
-                    name=f"pl_{i}",
-                    room=room,
-                    type="m.room.power_levels",
-                    state_key="",
-                    content=content,
-                )
-            )
-    return Plan.of(steps)

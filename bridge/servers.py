@@ -15,7 +15,8 @@ from bridge.directory import ServerDirectory
 from bridge.errors import Conflict, Forbidden, InvalidParam, NotFound, Unavailable
 from bridge.matrix import MatrixClient, MatrixRequestError, path_segment
 from bridge.operations import OperationJournal
-from bridge.plans import create_server_plan, delete_server_plan, power_levels_plan
+from bridge.plans import create_server_plan, delete_server_plan
+from bridge.room_levels import levels_plan
 from bridge.store import Database
 from guilds.ids import RoomID, UserID
 from guilds.model import Permission, Server, name_problem, topic_problem
@@ -239,7 +240,7 @@ class Servers:
         server = self.directory.get(server_id)
         if server is None:
             return
-        plan = power_levels_plan(
+        plan = levels_plan(
             server, self.directory.room_kinds(server_id), self.directory.states(), self.bot
         )
         if plan.stages and plan.stages[0]:
