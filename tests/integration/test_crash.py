@@ -19,6 +19,7 @@ from bridge.directory import ServerDirectory
 from bridge.matrix import MatrixClient
 from bridge.operations import OperationJournal
 from bridge.plans import create_server_plan, delete_server_plan
+from bridge.role_plans import grant_plan, kick_plan, with_assignment, without_member
 from bridge.steps import Plan
 from bridge.store import Database
 from guilds.ids import RoomID, UserID
@@ -166,3 +167,89 @@ async def test_delete_server_killed_midway_ends_whole(
         for room in directory.rooms(RoomID(sid)):
             answer = await client.join(room)
             assert isinstance(answer, nio.JoinError), f"{room} can still be joined"
+
+
+async def server_with_channels(stack: Stack, owner: User, member: User, count: int) -> str:
+    """A server with `count` extra text channels that `member` has joined, all of them."""
+    server = await create_server(stack, owner, "Busy")
+    sid = server["server_id"]
+    for i in range(count):
+        status, _ = await Api(stack, owner).call(
+            "POST", f"/servers/{sid}/channels", {"name": f"room-{i}", "kind": "text"}
+        )
+        assert status == 201
+    await join_server(stack, sid, member)
+    status, full = await Api(stack, member).call("GET", f"/servers/{sid}")
+    assert status == 200
+    async with stack.nio_client(member) as client:
+        for channel in full["channels"]:
+            joined = await client.join(channel["channel_id"])
+            assert isinstance(joined, nio.JoinResponse), joined
+    return sid
+
+
+async def loaded(bot: MatrixClient, stack: Stack, sid: str) -> ServerDirectory:
+    directory = ServerDirectory(bot, UserID(stack.bot_user_id))
+    assert await directory.load(RoomID(sid)) is not None
+    return directory
+
+
+async def test_role_change_killed_midway_ends_whole(
+    stack: Stack, db: Database, bot: MatrixClient, alice: User, bob: User
+) -> None:
+    sid = await server_with_channels(stack, alice, bob, 6)
+    directory = await loaded(bot, stack, sid)
+    server = directory.get(RoomID(sid))
+    assert server is not None
+    moderator = server.role("moderator")
+    assert moderator is not None
+    bob_id = UserID(bob.user_id)
+    plan = grant_plan(
+        with_assignment(server, bob_id, "moderator", held=True),
+        bob_id,
+        moderator,
+        rooms=directory.room_kinds(RoomID(sid)),
+        states=directory.states(),
+        bot=UserID(stack.bot_user_id),
+    )
+    await run_and_kill_midway(stack, db, bot, "grant_role", sid, plan, kill_after=2)
+
+    # Every room of the server gives bob a moderator's power, and he holds the role.
+    for room in directory.rooms(RoomID(sid)):
+        levels = await bot.request(
+            "GET", f"/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"
+        )
+        assert levels["users"].get(bob.user_id) == 50, room
+
+    async def holds() -> bool:
+        status, page = await Api(stack, alice).call("GET", f"/servers/{sid}/members?limit=100")
+        mine = [m for m in page["members"] if m["user_id"] == bob.user_id]
+        return status == 200 and bool(mine) and "moderator" in mine[0]["roles"]
+
+    assert await eventually(holds), "bob does not hold the moderator role"
+
+
+async def test_kick_cascade_killed_midway_ends_whole(
+    stack: Stack, db: Database, bot: MatrixClient, alice: User, bob: User
+) -> None:
+    sid = await server_with_channels(stack, alice, bob, 6)
+    directory = await loaded(bot, stack, sid)
+    server = directory.get(RoomID(sid))
+    assert server is not None
+    bob_id = UserID(bob.user_id)
+    plan = kick_plan(
+        without_member(server, bob_id),
+        bob_id,
+        "Testing a crash",
+        rooms=directory.room_kinds(RoomID(sid)),
+        states=directory.states(),
+        bot=UserID(stack.bot_user_id),
+    )
+    await run_and_kill_midway(stack, db, bot, "kick_member", sid, plan, kill_after=2)
+
+    async with stack.nio_client(bob) as client:
+        rooms = await client.joined_rooms()
+        assert isinstance(rooms, nio.JoinedRoomsResponse)
+        assert not set(rooms.rooms) & set(directory.rooms(RoomID(sid)))
+    status, _ = await Api(stack, bob).call("GET", f"/servers/{sid}")
+    assert status == 404
