@@ -28,6 +28,7 @@ from bridge.membership import BotMembership
 from bridge.migrations import migrate
 from bridge.operations import OperationJournal
 from bridge.provisioning import create_provisioning_app
+from bridge.reconcile import Reconciler
 from bridge.roles import Roles
 from bridge.roles_http import add_routes as add_role_routes
 from bridge.servers import Servers
@@ -104,6 +105,15 @@ class Bridge:
         self.directory = ServerDirectory(self.matrix, self.bot_user_id)
         # After BotMembership: a room the bot has just joined is known before its events apply.
         self._inbox.add_handler(self.directory.handle)
+        # After the directory's: reconciliation reads the state it has just applied.
+        self.reconciler = Reconciler(
+            matrix=self.matrix,
+            journal=self._operations,
+            directory=self.directory,
+            bot=self.bot_user_id,
+            server_name=self.config.homeserver.server_name,
+        )
+        self._inbox.add_handler(self.reconciler.handle)
         self.servers = Servers(
             matrix=self.matrix,
             journal=self._operations,
