@@ -33,6 +33,7 @@ from guilds.vocabulary import (
     CALL_MEMBER_EVENT,
     CHANNEL_EVENT,
     ROLE_EVENT,
+    ROLE_ROOM_TYPE,
     SERVER_EVENT,
     ChannelKind,
 )
@@ -573,3 +574,27 @@ def state_event_refusal(
         if room.channel_kind is None or not room.channel_kind.has_calls:
             return "Calls can only be joined in voice and video channels; this is a text channel."
     return state_permission_refusal(actor, room, event_type)
+
+
+# The markers that make a room part of a Guilds server: only the bot writes them.
+GUILDS_MARKERS: Final = frozenset({SERVER_EVENT, CHANNEL_EVENT, CATEGORY_EVENT, ROLE_EVENT})
+
+
+def room_creation_refusal(room_config: Mapping[str, Any]) -> str | None:
+    """Why a user (not the bot) may not create a room with this `/createRoom` body.
+
+    State sent at creation is never spam-checked, so a room born with Guilds markers would
+    slip past every state rule: creating one is the bot's alone.
+    """
+    creation = room_config.get("creation_content")
+    if isinstance(creation, Mapping) and creation.get("type") == ROLE_ROOM_TYPE:
+        return "Only the Guilds bot creates role rooms."
+    initial_state = room_config.get("initial_state")
+    if isinstance(initial_state, list):
+        for event in initial_state:
+            if isinstance(event, Mapping) and event.get("type") in GUILDS_MARKERS:
+                return (
+                    f"Only the Guilds bot creates rooms with {event.get('type')} state; "
+                    "create servers and channels through Guilds."
+                )
+    return None

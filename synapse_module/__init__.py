@@ -42,6 +42,7 @@ class GuildsModule:
             check_event_for_spam=self.check_event_for_spam,
             user_may_join_room=self.user_may_join_room,
             user_may_invite=self.user_may_invite,
+            user_may_create_room=self.user_may_create_room,
         )
         if self.acts_here:
             api.register_third_party_rules_callbacks(on_new_event=self.on_new_event)
@@ -64,6 +65,9 @@ class GuildsModule:
 
     async def user_may_join_room(self, user_id: str, room_id: str, is_invited: bool) -> Verdict:
         return await self.vetoes.user_may_join_room(user_id, room_id, is_invited)
+
+    async def user_may_create_room(self, user_id: str, room_config: dict[str, Any]) -> Verdict:
+        return await self.vetoes.user_may_create_room(user_id, room_config)
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Verdict:
         return await self.vetoes.user_may_invite(inviter, invitee, room_id)

@@ -29,6 +29,7 @@ from guilds.rules import (
     call_membership_refusal,
     default_channel_refusal,
     guilds_state_refusal,
+    room_creation_refusal,
     state_event_refusal,
 )
 from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT
@@ -190,6 +191,13 @@ class Vetoes:
         if user_id == self._bot:
             return NOT_SPAM
         refusal = await self.entry_refusal(user_id, room_id, invited_by_other=False)
+        return NOT_SPAM if refusal is None else forbidden(refusal)
+
+    async def user_may_create_room(self, user_id: str, room_config: dict[str, Any]) -> Verdict:
+        # Only the request body is read: no lookup at all.
+        if user_id == self._bot or not self._api.is_mine(user_id):
+            return NOT_SPAM
+        refusal = room_creation_refusal(room_config)
         return NOT_SPAM if refusal is None else forbidden(refusal)
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Verdict:

@@ -13,10 +13,9 @@ import time
 from typing import Any
 
 import nio
-import pytest
 
 from bridge.store import Database
-from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT
+from guilds.vocabulary import CHANNEL_EVENT
 from tests.harness.stack import Stack, User
 
 
@@ -32,60 +31,22 @@ async def eventually(check: Any, *, deadline_s: float = 15.0, what: str = "condi
         await asyncio.sleep(0.1)
 
 
-def call_member_content(device_id: str) -> dict[str, Any]:
-    # The fields MatrixRTC clients write for a call membership.
-    return {
-        "application": "m.call",
-        "call_id": "",
-        "scope": "m.room",
-        "device_id": device_id,
-        "expires": 3_600_000,
-        "focus_active": {"type": "livekit", "focus_selection": "oldest_membership"},
-        "foci_preferred": [],
-    }
-
-
-async def create_channel_room(client: nio.AsyncClient, kind: str | None) -> str:
-    initial_state = (
-        []
-        if kind is None
-        else [{"type": CHANNEL_EVENT, "state_key": "", "content": {"kind": kind}}]
-    )
-    response = await client.room_create(name=f"{kind} channel", initial_state=initial_state)
-    assert isinstance(response, nio.RoomCreateResponse), response
-    return response.room_id
-
-
-async def test_module_refuses_call_membership_in_a_text_channel(stack: Stack, alice: User) -> None:
+async def test_module_refuses_guilds_markers_in_a_users_new_room(stack: Stack, alice: User) -> None:
+    """Synapse calls the module: a user's room born with Guilds markers is refused."""
     async with stack.nio_client(alice) as client:
-        room_id = await create_channel_room(client, "text")
-        state_key = f"_{alice.user_id}_{alice.device_id}"
-        response = await client.room_put_state(
-            room_id, CALL_MEMBER_EVENT, call_member_content(alice.device_id), state_key
-        )
-        assert isinstance(response, nio.RoomPutStateError), response
-        assert response.status_code == "M_FORBIDDEN"
-        assert "text channel" in response.message
-        # Nothing was written: the room state has no call membership.
-        state = await client.room_get_state(room_id)
-        assert isinstance(state, nio.RoomGetStateResponse)
-        assert not [e for e in state.events if e["type"] == CALL_MEMBER_EVENT]
-
-
-@pytest.mark.parametrize("kind", ["voice", "video", None])
-async def test_module_allows_call_membership_elsewhere(
-    stack: Stack, alice: User, kind: str | None
-) -> None:
-    async with stack.nio_client(alice) as client:
-        room_id = await create_channel_room(client, kind)
-        state_key = f"_{alice.user_id}_{alice.device_id}"
-        response = await client.room_put_state(
-            room_id, CALL_MEMBER_EVENT, call_member_content(alice.device_id), state_key
-        )
-        assert isinstance(response, nio.RoomPutStateResponse), response
-        got = await client.room_get_state_event(room_id, CALL_MEMBER_EVENT, state_key)
-        assert isinstance(got, nio.RoomGetStateEventResponse)
-        assert got.content["device_id"] == alice.device_id
+        before = await client.joined_rooms()
+        assert isinstance(before, nio.JoinedRoomsResponse)
+        forged = [{"type": CHANNEL_EVENT, "state_key": "", "content": {"kind": "voice"}}]
+        refused = await client.room_create(name="forged channel", initial_state=forged)
+        assert isinstance(refused, nio.RoomCreateError), refused
+        assert refused.status_code == "M_FORBIDDEN"
+        assert "Only the Guilds bot" in refused.message
+        after = await client.joined_rooms()
+        assert isinstance(after, nio.JoinedRoomsResponse)
+        assert set(after.rooms) == set(before.rooms), "a refused room was created anyway"
+        # An ordinary room is none of the module's business.
+        plain = await client.room_create(name="plain room")
+        assert isinstance(plain, nio.RoomCreateResponse), plain
 
 
 async def inbox_row(stack: Stack, event_id: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guilds.rules import call_membership_refusal, channel_kind
+from guilds.rules import call_membership_refusal, channel_kind, room_creation_refusal
 from guilds.vocabulary import ChannelKind
 
 
@@ -33,3 +33,32 @@ def test_call_membership_refused_only_in_text_channels() -> None:
     assert call_membership_refusal({"kind": "video"}) is None
     # Rooms that are not Guilds channels are none of our business.
     assert call_membership_refusal(None) is None
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"initial_state": [{"type": "chat.guilds.channel", "state_key": "", "content": {}}]},
+        {"initial_state": [{"type": "chat.guilds.server", "state_key": "", "content": {}}]},
+        {"initial_state": [{"type": "chat.guilds.role", "state_key": "admin", "content": {}}]},
+        {"initial_state": [{"type": "chat.guilds.category", "state_key": "", "content": {}}]},
+        {"creation_content": {"type": "chat.guilds.role"}},
+    ],
+)
+def test_only_the_bot_creates_rooms_with_guilds_markers(config: dict) -> None:
+    assert room_creation_refusal(config) is not None
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"name": "plain"},
+        {"creation_content": {"type": "m.space"}},
+        {"initial_state": [{"type": "m.room.topic", "state_key": "", "content": {"topic": "x"}}]},
+        # Malformed bodies are Synapse's to refuse, not ours.
+        {"initial_state": "nonsense", "creation_content": []},
+    ],
+)
+def test_ordinary_rooms_may_be_created(config: dict) -> None:
+    assert room_creation_refusal(config) is None

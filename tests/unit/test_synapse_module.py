@@ -58,6 +58,7 @@ def test_registers_its_callbacks() -> None:
         check_event_for_spam=guilds.check_event_for_spam,
         user_may_join_room=guilds.user_may_join_room,
         user_may_invite=guilds.user_may_invite,
+        user_may_create_room=guilds.user_may_create_room,
     )
     api.register_third_party_rules_callbacks.assert_called_once_with(
         on_new_event=guilds.on_new_event
