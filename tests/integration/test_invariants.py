@@ -10,6 +10,7 @@ module's refusals, and call membership where calls belong.
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class Built:
         return [self.server_id, self.category, *self.channels.values()]
 
     async def fresh_member(self, *roles: str, rooms: tuple[str, ...] = ()) -> User:
-        user = await self.stack.register_user(f"inv{next(_names)}")
+        user = await self.stack.register_user(f"inv{next(_names)}_{secrets.token_hex(3)}")
         await join_server(self.stack, self.server_id, user)
         for role_id in roles:
             await grant(self.stack, self.server_id, self["owner"], user, role_id)
@@ -88,7 +89,7 @@ async def _post(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
 @pytest_asyncio.fixture(scope="module")
 async def built(stack: Stack) -> AsyncIterator[Built]:
     users = {
-        who: await stack.register_user(f"{who}{next(_names)}")
+        who: await stack.register_user(f"{who}{next(_names)}_{secrets.token_hex(3)}")
         for who in ("owner", "admin", "moderator", "vip", "member", "outsider")
     }
     server = await create_server(stack, users["owner"], "Invariants")
@@ -342,18 +343,24 @@ async def _cannot_join_anything(built: Built, user: User) -> None:
         answer = await join_as(built.stack, user, room_id)
         assert isinstance(answer, nio.JoinError), (room_id, answer)
     # Rooms made after the ban hold no ban of their own: the module refuses.
+    owner = built.api("owner")
     later = await _post(
-        built.api("owner"),
+        owner,
         f"/servers/{built.server_id}/channels",
         {"name": f"later-{next(_names)}", "kind": "text"},
     )
-    answer = await join_as(built.stack, user, later["channel_id"])
-    assert isinstance(answer, nio.JoinError) and answer.status_code == "M_FORBIDDEN", answer
-    # Even an invite from the bot does not open a door.
-    for room_id in (later["channel_id"], built.channels["chat"]):
-        await as_bot(built.stack, "POST", f"/rooms/{room_id}/invite", {"user_id": user.user_id})
-        answer = await join_as(built.stack, user, room_id)
-        assert isinstance(answer, nio.JoinError), (room_id, answer)
+    try:
+        answer = await join_as(built.stack, user, later["channel_id"])
+        assert isinstance(answer, nio.JoinError) and answer.status_code == "M_FORBIDDEN", answer
+        # Even an invite from the bot does not open a door.
+        for room_id in (later["channel_id"], built.channels["chat"]):
+            invite = {"user_id": user.user_id}
+            await as_bot(built.stack, "POST", f"/rooms/{room_id}/invite", invite)
+            answer = await join_as(built.stack, user, room_id)
+            assert isinstance(answer, nio.JoinError), (room_id, answer)
+    finally:
+        path = f"/servers/{built.server_id}/channels/{later['channel_id']}"
+        assert (await owner.call("DELETE", path))[0] == 204
 
 
 async def _everywhere_member(built: Built) -> User:

@@ -13,6 +13,7 @@ depends on another having run.
 from __future__ import annotations
 
 import itertools
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +84,7 @@ class Cast:
 
     async def fresh_member(self, *roles: str) -> User:
         """A new member of the server holding `roles`, given through the API by the owner."""
-        user = await self.stack.register_user(f"fresh{next(_fresh)}")
+        user = await self.stack.register_user(f"fresh{next(_fresh)}_{secrets.token_hex(3)}")
         await join_server(self.stack, self.server_id, user)
         for role_id in roles:
             await grant(self.stack, self.server_id, self["owner"], user, role_id)
@@ -129,7 +130,10 @@ async def cast(stack: Stack) -> AsyncIterator[Cast]:
         "peer_custom",
         "banned_target",
     ]
-    users = {who: await stack.register_user(f"{who}{next(_fresh)}") for who in names}
+    users = {
+        who: await stack.register_user(f"{who}{next(_fresh)}_{secrets.token_hex(3)}")
+        for who in names
+    }
     owner = users["owner"]
     server = await create_server(stack, owner, "Permission matrix")
     sid = server["server_id"]
