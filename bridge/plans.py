@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bridge.steps import AutoJoinInvite, CreateRoom, Kick, Leave, Plan, Ref, SendState, Step
+from bridge.steps import AutoJoinInvite, CreateRoom, EmptyRoom, Leave, Plan, Ref, SendState, Step
 from guilds.ids import RoomID, UserID
 from guilds.layout import channel_body, role_room_body, server_content, space_body, space_child
 from guilds.model import BUILTIN_ROLES, BuiltinRole, Role, Server, ServerState, order_key
@@ -140,13 +140,13 @@ def joined_or_invited(states: RoomStates, room_id: RoomID) -> set[UserID]:
     }
 
 
-def delete_server_plan(
-    server: Server, rooms: Iterable[RoomID], states: RoomStates, bot: UserID
-) -> Plan:
-    """Empty every room of the server, close it to joins, then the bot leaves: the server is gone.
+def delete_server_plan(server: Server, rooms: Iterable[RoomID]) -> Plan:
+    """Close every room of the server to joins, empty it, then the bot leaves: it is gone.
 
-    The space goes last, so until the end its members still see why (the other rooms empty
-    first). With every join rule `invite` and nobody left to invite, no one can join again.
+    Who is inside is read as each room is emptied, after it was closed, so a join of the last
+    moment (the module joining a new member to the default channel) is not missed. The space
+    goes last, so until the end its members still see why. With every join rule `invite` and
+    nobody left to invite, no one can join again.
     """
     others = [r for r in rooms if r != server.server_id]
     close = [
@@ -159,11 +159,9 @@ def delete_server_plan(
         )
         for i, room in enumerate([*others, server.server_id])
     ]
-    kicks: list[Step] = []
-    for i, room in enumerate([*others, server.server_id]):
-        for j, user in enumerate(sorted(joined_or_invited(states, room) - {bot})):
-            kicks.append(
-                Kick(name=f"kick_{i}_{j}", room=room, user=user, reason="The server was deleted")
-            )
+    kicks: list[Step] = [
+        EmptyRoom(name=f"empty_{i}", room=room, reason="The server was deleted")
+        for i, room in enumerate([*others, server.server_id])
+    ]
     leaves = [Leave(name=f"leave_{i}", room=room) for i, room in enumerate(others)]
     return Plan.of(close, kicks, leaves, [Leave(name="leave_space", room=server.server_id)])

@@ -184,7 +184,7 @@ class Servers:
         if actor != server.state.owner:
             raise Forbidden("Only the owner can delete the server")
         rooms = self.directory.rooms(server.server_id)
-        plan = delete_server_plan(server, rooms, self.directory.states(), self.bot)
+        plan = delete_server_plan(server, rooms)
         # The server leaves every list at once; the journal finishes emptying it even after a
         # crash, and marks it deleted again when it completes.
         await self._deleted(server.server_id, {})

@@ -522,6 +522,41 @@ class Join(Step):
 
 
 @dataclass(frozen=True)
+class EmptyRoom(Step):
+    """Kick everyone joined to or invited into the room but the bot, as they are when it runs.
+
+    Read at execution, not at planning: someone may join in between (the module joins new
+    members to the default channel a moment after they join the space). Close the room to
+    joins in an earlier stage so nobody comes in after the read. Re-running kicks whoever is
+    still there, so the step is idempotent.
+    """
+
+    room: Arg
+    reason: str | None = None
+
+    kind: ClassVar[str] = "empty_room"
+
+    async def apply(self, ctx: StepContext) -> dict[str, Any]:
+        room = _text(self.room, "room")
+        data = await ctx.matrix.request(
+            "GET", _room_path(room, "members"), query={"not_membership": "leave"}
+        )
+        inside = sorted(
+            event["state_key"]
+            for event in (data.get("chunk") or [] if isinstance(data, dict) else [])
+            if isinstance(event, dict)
+            and isinstance(event.get("state_key"), str)
+            and event["state_key"] != ctx.bot_user_id
+            and isinstance(event.get("content"), dict)
+            and event["content"].get("membership") in ("join", "invite")
+        )
+        for user in inside:
+            kick = Kick(name=f"{self.name}_kick", room=room, user=user, reason=self.reason)
+            await kick.apply(ctx)
+        return {"room_id": room, "kicked": len(inside)}
+
+
+@dataclass(frozen=True)
 class Leave(Step):
     """The bot leaves the room (a no-op when it is not in it)."""
 

@@ -154,9 +154,7 @@ async def test_delete_server_killed_midway_ends_whole(
     directory = ServerDirectory(bot, UserID(stack.bot_user_id))
     model = await directory.load(RoomID(sid))
     assert model is not None
-    plan = delete_server_plan(
-        model, directory.rooms(RoomID(sid)), directory.states(), UserID(stack.bot_user_id)
-    )
+    plan = delete_server_plan(model, directory.rooms(RoomID(sid)))
     await run_and_kill_midway(stack, db, bot, "delete_server", sid, plan, kill_after=2)
 
     for user in (alice, bob):
