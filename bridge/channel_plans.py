@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from bridge.plans import RoomStates
-from bridge.steps import CreateRoom, Kick, Leave, Plan, Ref, SendState, Step
+from bridge.steps import CreateRoom, EmptyRoom, Kick, Leave, Plan, Ref, SendState, Step
 from guilds.ids import RoomID, UserID
 from guilds.layout import category_body, channel_allow, channel_body, space_child
 from guilds.model import BuiltinRole, Channel, Server, order_key
@@ -223,9 +223,13 @@ def create_category_plan(
 
 
 def close_room_steps(
-    room: RoomID, inside: Iterable[UserID], bot: UserID, reason: str, *, prefix: str
+    room: RoomID, reason: str, *, prefix: str
 ) -> tuple[list[Step], list[Step], list[Step]]:
-    """Close a room to joins, remove everyone from it, then the bot leaves: three stages."""
+    """Close a room to joins, remove everyone from it, then the bot leaves: three stages.
+
+    Who is inside is read when the emptying step runs, after the close: a join of the last
+    moment cannot slip through (bridge/steps.py EmptyRoom).
+    """
     close: list[Step] = [
         SendState(
             name=f"{prefix}_close",
@@ -235,21 +239,14 @@ def close_room_steps(
             content={"join_rule": "invite"},
         )
     ]
-    kicks: list[Step] = [
-        Kick(name=f"{prefix}_kick_{i}", room=room, user=user, reason=reason)
-        for i, user in enumerate(sorted(set(inside) - {bot}))
-    ]
+    empty: list[Step] = [EmptyRoom(name=f"{prefix}_empty", room=room, reason=reason)]
     leave: list[Step] = [Leave(name=f"{prefix}_leave", room=room)]
-    return close, kicks, leave
+    return close, empty, leave
 
 
-def delete_channel_plan(
-    channel: RoomID, parent: RoomID, inside: Iterable[UserID], bot: UserID
-) -> Plan:
+def delete_channel_plan(channel: RoomID, parent: RoomID) -> Plan:
     """Unlink the channel and close it, empty it, then the bot leaves: nobody can join again."""
-    close, kicks, leave = close_room_steps(
-        channel, inside, bot, CHANNEL_DELETED_REASON, prefix="channel"
-    )
+    close, empty, leave = close_room_steps(channel, CHANNEL_DELETED_REASON, prefix="channel")
     unlink: list[Step] = [
         SendState(
             name="unlink_child", room=parent, type=SPACE_CHILD, state_key=channel, content={}
@@ -258,15 +255,13 @@ def delete_channel_plan(
             name="unlink_parent", room=channel, type=SPACE_PARENT, state_key=parent, content={}
         ),
     ]
-    return _plan(close + unlink, kicks, leave)
+    return _plan(close + unlink, empty, leave)
 
 
 def delete_category_plan(
     server: Server,
     category: RoomID,
     states: RoomStates,
-    inside: Iterable[UserID],
-    bot: UserID,
     via: str,
 ) -> Plan:
     """Move the category's channels to the top level (after the existing children), then close
@@ -310,10 +305,8 @@ def delete_category_plan(
                 name=f"unchild_{i}", room=category, type=SPACE_CHILD, state_key=channel, content={}
             )
         )
-    close, kicks, leave = close_room_steps(
-        category, inside, bot, CATEGORY_DELETED_REASON, prefix="category"
-    )
-    return _plan(relink, unlink + close, kicks, leave)
+    close, empty, leave = close_room_steps(category, CATEGORY_DELETED_REASON, prefix="category")
+    return _plan(relink, unlink + close, empty, leave)
 
 
 def _plan(*stages: list[Step]) -> Plan:

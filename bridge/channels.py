@@ -295,17 +295,6 @@ class Channels:
                 await self._carry_out("gate_channel", sid, [kicks], [room])
         return await self._settled(sid, lambda s: self._channel_of(s, room))
 
-    async def _close(self, room: RoomID) -> set[UserID]:
-        """Close the room to joins, then say who is inside: nobody can join after the read.
-
-        The plan that follows closes it again (the same content is the same event); a crash
-        right after this leaves a closed room still listed, which a retried DELETE finishes.
-        """
-        content = {"join_rule": "invite"}
-        event_id = await self.matrix.send_state(room, JOIN_RULES, "", content)
-        self.directory.record_sent(room, JOIN_RULES, "", content, event_id)
-        return await self._inside(room)
-
     async def _inside(self, room: RoomID) -> set[UserID]:
         """Who is joined to or invited into the room, asked of the homeserver (not the directory,
         which may not have a join of the last few milliseconds yet)."""
@@ -359,8 +348,7 @@ class Channels:
         sid = server.server_id
         async with self._lock(sid):
             parent = channel.category_id or sid
-            inside = await self._close(channel.channel_id)
-            plan = delete_channel_plan(channel.channel_id, parent, inside, self.bot)
+            plan = delete_channel_plan(channel.channel_id, parent)
             await self.journal.execute("delete_channel", sid, plan)
             self.directory.forget_room(channel.channel_id)
             await self.directory.refresh(sid, [parent])
@@ -424,10 +412,7 @@ class Channels:
             server = self._managed(server_id, actor)
             room = category.category_id
             moved = [c.channel_id for c in server.channels if c.category_id == room]
-            inside = await self._close(room)
-            plan = delete_category_plan(
-                server, room, self.directory.states(), inside, self.bot, self.via
-            )
+            plan = delete_category_plan(server, room, self.directory.states(), self.via)
             await self.journal.execute("delete_category", sid, plan)
             self.directory.forget_room(room)
             await self.directory.refresh(sid, [sid, *moved])

@@ -10,7 +10,7 @@ from bridge.channel_plans import (
     no_longer_allowed,
     reordered,
 )
-from bridge.steps import Kick, Leave, SendState
+from bridge.steps import EmptyRoom, Leave, SendState
 from guilds.ids import RoomID, UserID
 from guilds.model import BUILTIN_ROLES, Channel, Role, Server, ServerState
 from guilds.vocabulary import ChannelKind
@@ -96,15 +96,19 @@ def test_who_is_removed_when_a_channel_is_gated() -> None:
 
 
 def test_delete_channel_plan_unlinks_empties_then_leaves() -> None:
-    plan = delete_channel_plan(RoomID("!ops:hs"), SPACE, [PLAIN, BOT], BOT)
+    plan = delete_channel_plan(RoomID("!ops:hs"), SPACE)
     plan.validate()
-    first, kicks, leave = plan.stages
+    first, empty, leave = plan.stages
     assert {(s.room, s.type, s.content == {}) for s in first if isinstance(s, SendState)} == {
         ("!ops:hs", "m.room.join_rules", False),
         (SPACE, "m.space.child", True),
         ("!ops:hs", "m.space.parent", True),
     }
-    assert [(k.room, k.user) for k in kicks if isinstance(k, Kick)] == [("!ops:hs", PLAIN)]
+    # Who is inside is read when the step runs, after the room was closed.
+    assert [(e.room, type(e)) for e in empty if isinstance(e, EmptyRoom)] == [
+        ("!ops:hs", EmptyRoom)
+    ]
+    assert len(empty) == 1
     assert [type(s) for s in leave] == [Leave]
 
 
@@ -117,7 +121,7 @@ def test_delete_category_moves_its_channels_after_the_top_level() -> None:
             ("m.space.child", cat): {"via": ["hs"], "order": "000001"},
         }
     }
-    plan = delete_category_plan(s, cat, states, [], BOT, "hs")
+    plan = delete_category_plan(s, cat, states, "hs")
     plan.validate()
     relink = {
         (step.state_key, step.content.get("order"))
@@ -125,5 +129,6 @@ def test_delete_category_moves_its_channels_after_the_top_level() -> None:
         if isinstance(step, SendState) and step.room == SPACE
     }
     assert relink == {("!x:hs", "000001"), ("!y:hs", "000002")}
-    # Nobody in the category: no stage of kicks, only the bot's leave at the end.
+    # The category is emptied as it is then, and the bot leaves it last.
+    assert [type(step) for step in plan.stages[-2]] == [EmptyRoom]
     assert [type(step) for step in plan.stages[-1]] == [Leave]
