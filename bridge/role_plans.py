@@ -112,17 +112,17 @@ def role_slug(name: str, taken: Iterable[str]) -> str:
 
 
 def free_position(server: Server, actor: UserID) -> int | None:
-    """The position just below the actor's highest role not held by another role, or None.
+    """The lowest free position above `member` and below the actor's highest role, or None.
 
-    New roles rank below their creator (the owner and admins place them just below admin),
-    and positions are unique so "at or above" is always decided.
+    As in Discord, a new role starts at the bottom, just above everyone: a cosmetic role does
+    not outrank the moderators who must still be able to act on its holders; it is moved up
+    deliberately (PATCH position). Positions are unique so "at or above" is always decided.
     """
     taken = {r.position for r in server.roles}
-    position = min(highest_position(server, actor), ADMIN_POSITION) - 1
-    while position > MEMBER_POSITION:
+    ceiling = min(highest_position(server, actor), ADMIN_POSITION)
+    for position in range(MEMBER_POSITION + 1, ceiling):
         if position not in taken:
             return position
-        position -= 1
     return None
 
 

@@ -55,7 +55,7 @@ async def test_create_role_builds_its_room_state_and_power_levels(
         "name": "Voice Mods",
         "color": "#12ab34",
         "power": 20,
-        "position": 999,
+        "position": 1,
         "permissions": ["kick_members", "send_messages"],
         "builtin": False,
     }
@@ -68,7 +68,7 @@ async def test_create_role_builds_its_room_state_and_power_levels(
             "name": "Voice Mods",
             "color": "#12ab34",
             "power": 20,
-            "position": 999,
+            "position": 1,
         }
         room_id = content["room_id"]
         # The role room is Guilds' bookkeeping; the bot reads it, so does a plain client once in.
@@ -83,7 +83,7 @@ async def test_create_role_builds_its_room_state_and_power_levels(
     # A second role whose name makes the same slug gets a distinct id and the next position.
     status, second = await api.call("POST", f"/servers/{sid}/roles", {"name": "voice  mods!"})
     assert status == 201, second
-    assert (second["role_id"], second["position"], second["power"]) == ("voice-mods-2", 998, 0)
+    assert (second["role_id"], second["position"], second["power"]) == ("voice-mods-2", 2, 0)
     assert second["permissions"] == [] and second["color"] is None
 
 
@@ -144,6 +144,11 @@ async def test_a_role_manager_creates_only_below_themselves(
         {"name": "Managers", "power": 30, "permissions": ["manage_roles", "send_messages"]},
     )
     assert status == 201
+    # New roles start at the bottom; the owner moves this one up to delegate to it.
+    status, managers = await owner.call(
+        "PATCH", f"/servers/{sid}/roles/{managers['role_id']}", {"position": 400}
+    )
+    assert status == 200 and managers["position"] == 400
     status, _ = await owner.call(
         "PUT", f"/servers/{sid}/members/{bob.user_id}/roles/{managers['role_id']}"
     )
@@ -163,7 +168,8 @@ async def test_a_role_manager_creates_only_below_themselves(
         {"name": "Helpers", "power": 30, "permissions": ["send_messages"]},
     )
     assert status == 201, role
-    assert role["position"] == managers["position"] - 1
+    # At the bottom, below the manager's own role.
+    assert role["position"] < managers["position"]
     # Nor may they edit or delete a role at their own rank.
     status, error = await manager.call(
         "PATCH", f"/servers/{sid}/roles/{managers['role_id']}", {"name": "Bosses"}

@@ -111,10 +111,17 @@ def test_role_slugs_are_valid_and_unique(name: str, taken: list[str], slug: str)
 
 def test_new_roles_go_just_below_their_creator() -> None:
     s = server()
-    assert free_position(s, OWNER) == 999
-    assert free_position(s, MOD) == 499
-    taken = replace(s, roles=(*s.roles, replace(VIP_ROLE, role_id="x", position=499)))
-    assert free_position(taken, MOD) == 498
+    # New roles start at the bottom, just above member, whoever creates them.
+    assert free_position(s, OWNER) == 1
+    assert free_position(s, MOD) == 1
+    taken = replace(s, roles=(*s.roles, replace(VIP_ROLE, role_id="x", position=1)))
+    assert free_position(taken, MOD) == 2
+    # Nothing free below the actor: positions 1..499 all taken under a moderator.
+    full = replace(
+        s,
+        roles=(*s.roles, *(replace(VIP_ROLE, role_id=f"r{p}", position=p) for p in range(1, 500))),
+    )
+    assert free_position(full, MOD) is None
     assert free_position(s, PLAIN) is None  # nothing lies between member and member
 
 
