@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.matrix import MatrixClient, MatrixRequestError
+from bridge.steps import Plan, SendState
 from bridge.transactions import InboxEvent
 from guilds.ids import RoomID, UserID
 from guilds.model import CATEGORY_EVENT, InvalidContent, Server
@@ -266,6 +267,21 @@ class ServerDirectory:
         self._states.forget(room_id)
         if server_id is not None:
             self._stale.add(server_id)
+
+    def record_plan(self, plan: Plan, results: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record the state an operation's plan sent, so the answer reads it back at once."""
+        for _, _, step in plan.steps():
+            if not isinstance(step, SendState) or step.name not in results:
+                continue
+            sent = step.resolved(results, plan)
+            assert isinstance(sent, SendState)
+            self.record_sent(
+                RoomID(str(sent.room)),
+                sent.type,
+                str(sent.state_key),
+                sent.content,
+                results[step.name].get("event_id"),
+            )
 
     def forget_server(self, server_id: RoomID) -> None:
         for room_id in [r for r, s in self._server_of.items() if s == server_id]:

@@ -29,8 +29,6 @@ from bridge.role_plans import (
     with_assignment,
     without_member,
 )
-from bridge.roles import record_state
-from bridge.room_levels import levels_plan
 from bridge.servers import Servers
 from bridge.steps import Plan
 from guilds.ids import RoomID, UserID
@@ -192,7 +190,7 @@ class Members:
 
         if await self._settled(server.server_id, holds):
             # Anything derived meanwhile from a model without the join is put right now.
-            await self.sync_power_levels(server.server_id)
+            await self.servers.sync_power_levels(server.server_id)
         log.info("Granted %s to %s in %s", role.role_id, user, server.server_id)
 
     async def revoke(self, server_id: str, actor: UserID, user: UserID, role_id: str) -> None:
@@ -291,7 +289,7 @@ class Members:
 
     async def _execute(self, kind: str, plan: Plan, server_id: RoomID) -> None:
         results = await self.journal.execute(kind, server_id, plan)
-        record_state(self.directory, plan, results)
+        self.directory.record_plan(plan, results)
 
     async def _reread_memberships(self, server: Server) -> None:
         """Read back the rooms whose membership makes the model: the space and the role rooms."""
@@ -307,14 +305,3 @@ class Members:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.05)
-
-    async def sync_power_levels(self, server_id: RoomID) -> None:
-        """Bring every room's power levels in line with the roles as the directory sees them."""
-        server = self.directory.get(server_id)
-        if server is None:
-            return
-        plan = levels_plan(
-            server, self.directory.room_kinds(server_id), self.directory.states(), self.bot
-        )
-        if plan.stages and plan.stages[0]:
-            await self._execute("sync_power_levels", plan, server_id)

@@ -12,7 +12,7 @@ from typing import Any
 
 from bridge.directory import ServerDirectory
 from bridge.errors import Conflict, Forbidden, InvalidParam, MissingParam, NotFound
-from bridge.operations import OperationJournal, Results
+from bridge.operations import OperationJournal
 from bridge.role_plans import (
     create_role_plan,
     delete_role_plan,
@@ -22,7 +22,6 @@ from bridge.role_plans import (
     with_role,
 )
 from bridge.servers import Servers
-from bridge.steps import Plan, SendState
 from guilds.ids import RoomID, UserID
 from guilds.model import (
     ADMIN_POSITION,
@@ -52,22 +51,6 @@ log = logging.getLogger(__name__)
 
 # The fields of a role a PATCH may change; others (role_id, builtin…) are read-only, ignored.
 EDITABLE = ("name", "color", "power", "position", "permissions")
-
-
-def record_state(directory: ServerDirectory, plan: Plan, results: Results) -> None:
-    """Tell the directory about the state the plan sent, so the answer reads it back at once."""
-    for _, _, step in plan.steps():
-        if not isinstance(step, SendState) or step.name not in results:
-            continue
-        sent = step.resolved(results, plan)
-        assert isinstance(sent, SendState)
-        directory.record_sent(
-            RoomID(str(sent.room)),
-            sent.type,
-            str(sent.state_key),
-            sent.content,
-            results[step.name].get("event_id"),
-        )
 
 
 def _invalid(problem: str) -> InvalidParam:
@@ -166,7 +149,7 @@ class Roles:
         room_id = RoomID(results["role_room"]["room_id"])
         # The new room is tracked first, so the role's state names a room the directory knows.
         await self.directory.refresh(server.server_id, [room_id])
-        record_state(self.directory, plan, results)
+        self.directory.record_plan(plan, results)
         log.info("Created role %s in %s", role_id, server.server_id)
         return self._role(self.servers.visible(server_id, actor), role_id)
 
@@ -196,7 +179,7 @@ class Roles:
         )
         if plan is not None:
             results = await self.journal.execute("edit_role", server.server_id, plan)
-            record_state(self.directory, plan, results)
+            self.directory.record_plan(plan, results)
         log.info("Edited role %s in %s", role_id, server.server_id)
         return self._role(self.servers.visible(server_id, actor), role_id)
 
@@ -264,7 +247,7 @@ class Roles:
         )
         if plan is not None:
             results = await self.journal.execute("delete_role", server.server_id, plan)
-            record_state(self.directory, plan, results)
+            self.directory.record_plan(plan, results)
         if role.room_id is not None:
             # The bot has left it: nothing more to track there.
             self.directory.forget_room(role.room_id)

@@ -236,7 +236,7 @@ class Servers:
         return self.visible(server_id, actor)
 
     async def sync_power_levels(self, server_id: RoomID) -> None:
-        """Bring every room's power levels in line with the roles (after an ownership change)."""
+        """Bring every room's power levels in line with the roles as the directory sees them."""
         server = self.directory.get(server_id)
         if server is None:
             return
@@ -244,4 +244,5 @@ class Servers:
             server, self.directory.room_kinds(server_id), self.directory.states(), self.bot
         )
         if plan.stages and plan.stages[0]:
-            await self.journal.execute("sync_power_levels", server_id, plan)
+            results = await self.journal.execute("sync_power_levels", server_id, plan)
+            self.directory.record_plan(plan, results)

@@ -71,12 +71,22 @@ async def join_server(stack: Stack, server_id: str, user: User) -> None:
     assert await eventually(visible), f"{user.user_id} never became a member of {server_id}"
 
 
-async def eventually(check: Any, deadline_s: float = 10.0, interval_s: float = 0.1) -> Any:
-    """Await `check()` until it returns something truthy or the deadline passes; return that."""
+async def eventually(
+    check: Any, deadline_s: float = 15.0, interval_s: float = 0.1, *, what: str | None = None
+) -> Any:
+    """Await `check()` until it returns something truthy or the deadline passes; return that.
+
+    With `what`, a timeout fails the test naming what never happened, instead of returning
+    the last (falsy) result for the caller to assert on.
+    """
     deadline = time.monotonic() + deadline_s
     while True:
         result = await check()
-        if result or time.monotonic() > deadline:
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            if what is not None:
+                raise AssertionError(f"timed out waiting for {what}")
             return result
         await asyncio.sleep(interval_s)
 

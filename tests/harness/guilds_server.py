@@ -7,9 +7,6 @@ its own). Everything here speaks plain Client-Server API with the appservice tok
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -142,20 +139,6 @@ class GuildsServer:
 
     def __getitem__(self, name: str) -> User:
         return self.users[name]
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T]], *, deadline_s: float = 15.0, what: str = "condition"
-) -> T:
-    """Await `check()` until it returns something truthy, or fail after the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def join(stack: Stack, user: User, room_id: str) -> None:

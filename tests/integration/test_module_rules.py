@@ -16,11 +16,11 @@ import pytest
 import pytest_asyncio
 
 from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT
+from tests.harness.api import eventually
 from tests.harness.guilds_server import (
     GuildsServer,
     MatrixError,
     build_guilds_server,
-    eventually,
     join,
 )
 from tests.harness.stack import Stack, User

@@ -8,11 +8,10 @@ SIGKILL in the middle, and started again.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,22 +21,10 @@ from bridge.operations import OperationJournal
 from bridge.steps import CreateRoom, Invite, Plan, Ref, SendMessage, SendState
 from bridge.store import Database
 from guildsctl.synapse import spawn
+from tests.harness.api import eventually
 from tests.harness.stack import Stack, User
 
 ROOMS = 20
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], *, deadline_s: float = 60, what: str = "condition"
-) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -212,7 +199,7 @@ async def test_guilds_serve_killed_mid_operation_finishes_it_on_restart(
             )
             return row is not None and int(row["n"]) >= 4
 
-        await eventually(some_rooms_created, what="guilds serve to start the operation")
+        await eventually(some_rooms_created, 60, 0.02, what="guilds serve to start the operation")
         stack.kill_guilds()
         at_kill = await journal_record(db, op_id)
         assert at_kill["status"] == "running", "killed before the operation ended"
@@ -224,7 +211,7 @@ async def test_guilds_serve_killed_mid_operation_finishes_it_on_restart(
         async def finished() -> bool:
             return (await journal_record(db, op_id))["status"] in ("done", "failed")
 
-        await eventually(finished, what="the resumed operation to finish")
+        await eventually(finished, 60, 0.02, what="the resumed operation to finish")
         record = await journal_record(db, op_id)
         assert record["status"] == "done", record
         await assert_server_built(stack, bot, db, op_id, before, marker)

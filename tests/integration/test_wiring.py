@@ -16,19 +16,8 @@ import nio
 
 from bridge.store import Database
 from guilds.vocabulary import CHANNEL_EVENT
+from tests.harness.api import eventually
 from tests.harness.stack import Stack, User
-
-
-async def eventually(check: Any, *, deadline_s: float = 15.0, what: str = "condition") -> Any:
-    """Await `check()` until it returns something truthy, or fail after the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def test_module_refuses_guilds_markers_in_a_users_new_room(stack: Stack, alice: User) -> None:
