@@ -359,6 +359,33 @@ def revoke_plan(
     return Plan.of(*[s for s in ([kick], second) if s])
 
 
+def _cascade_plan(
+    action: type[Kick] | type[Ban],
+    after: Server,
+    user: UserID,
+    reason: str | None,
+    rooms: RoomKinds,
+    states: RoomStates,
+    bot: UserID,
+) -> Plan:
+    """`action` in the space first (so no restricted channel lets them back), then in every
+    channel, category and role room, then the power levels without them.
+
+    Every room, not only those the directory has them in: a join made a moment ago may not
+    have reached the bridge yet, and a kick (or ban) already in effect is done at once.
+    """
+    server_id = after.server_id
+    prefix = action.kind
+    others: list[Step] = [
+        action(name=f"{prefix}_{i}", room=room, user=user, reason=reason)
+        for i, (room, _, _) in enumerate(rooms)
+        if room != server_id
+    ]
+    space: list[Step] = [action(name=f"{prefix}_space", room=server_id, user=user, reason=reason)]
+    levels = power_level_steps(after, rooms, states, bot)
+    return Plan.of(*[s for s in (space, others, levels) if s])
+
+
 def kick_plan(
     after: Server,
     user: UserID,
@@ -368,21 +395,8 @@ def kick_plan(
     states: RoomStates,
     bot: UserID,
 ) -> Plan:
-    """Kick from the space first (so no restricted channel lets them back), then from every
-    channel, category and role room, then the power levels without them.
-
-    Every room, not only those the directory has them in: a join made a moment ago may not
-    have reached the bridge yet, and a kick of someone not there is done at once.
-    """
-    server_id = after.server_id
-    others: list[Step] = [
-        Kick(name=f"kick_{i}", room=room, user=user, reason=reason)
-        for i, (room, _, _) in enumerate(rooms)
-        if room != server_id
-    ]
-    space: list[Step] = [Kick(name="kick_space", room=server_id, user=user, reason=reason)]
-    levels = power_level_steps(after, rooms, states, bot)
-    return Plan.of(*[s for s in (space, others, levels) if s])
+    """Kick from every room of the server, the space first."""
+    return _cascade_plan(Kick, after, user, reason, rooms, states, bot)
 
 
 def ban_plan(
@@ -394,17 +408,9 @@ def ban_plan(
     bot: UserID,
     states: RoomStates,
 ) -> Plan:
-    """Ban in the space, then in every other room of the server (members or not: nobody
-    banned can join any of them with any client), then the power levels without them."""
-    server_id = after.server_id
-    others: list[Step] = [
-        Ban(name=f"ban_{i}", room=room, user=user, reason=reason)
-        for i, (room, _, _) in enumerate(rooms)
-        if room != server_id
-    ]
-    space: list[Step] = [Ban(name="ban_space", room=server_id, user=user, reason=reason)]
-    levels = power_level_steps(after, rooms, states, bot)
-    return Plan.of(*[s for s in (space, others, levels) if s])
+    """Ban in every room of the server, members or not: nobody banned can join any of them
+    with any client."""
+    return _cascade_plan(Ban, after, user, reason, rooms, states, bot)
 
 
 def unban_plan(server_id: RoomID, user: UserID, rooms: RoomKinds, states: RoomStates) -> Plan:
