@@ -96,6 +96,8 @@ class Stack:
     pg_databases: list[str] = field(default_factory=list)
     guilds_proc: subprocess.Popen[bytes] | None = None
     http: aiohttp.ClientSession | None = None
+    # Every access token handed out, so a test can check that none of them reached a log.
+    issued_tokens: list[str] = field(default_factory=list)
 
     # -- addresses -------------------------------------------------------------------------
     @property
@@ -187,6 +189,7 @@ class Stack:
             answer = await response.json()
             if response.status != 200:
                 raise RuntimeError(f"registering {localpart} failed: {answer}")
+        self.issued_tokens.append(answer["access_token"])
         return User(answer["user_id"], password, answer["access_token"], answer["device_id"])
 
     @asynccontextmanager
