@@ -30,6 +30,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         "appservice": args.appservice_port,
         "web": args.web_port,
     }
+    if args.profile == "workers":
+        from guildsctl.run_workers import run_workers
+
+        return run_workers(Path(args.state_dir), overrides, args.postgres)
     return run(Path(args.state_dir), overrides)
 
 
@@ -112,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--appservice-port", type=_port, help="the bridge's port (env GUILDS_APPSERVICE_PORT; 8009)"
     )
     run.add_argument("--web-port", type=_port, help="the web UI's port (env GUILDS_WEB_PORT; 8080)")
+    run.add_argument(
+        "--profile",
+        choices=["default", "workers"],
+        default="default",
+        help="default: one Synapse on SQLite; workers: Synapse main + workers over Redis, "
+        "PostgreSQL (state in <state-dir>/workers)",
+    )
+    run.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="the PostgreSQL server of the workers profile (databases created on first use)",
+    )
     run.set_defaults(func=cmd_run)
 
     serve = sub.add_parser("serve", help="run the bridge and web UI for an existing homeserver")
