@@ -76,6 +76,9 @@ class Acting:
                 )
 
     def _background(self, desc: Any, func: Any, *args: Any) -> None:
+        # One line per action scheduled, naming the process: with workers, these lines across
+        # every process's log show each action was taken up once, by the acting worker alone.
+        logger.info("Guilds acting on %s: %s%r", self._api.worker_name or "main", desc, args)
         self._api.run_as_background_process(desc, self._logged, desc, func, *args)
 
     @staticmethod

@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from tests.harness.stack import Stack, User, build_stack
+from tests.harness.workers import build_workers_stack, workers_stack  # noqa: F401 - a fixture
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -23,7 +24,9 @@ async def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
     backend = request.param
-    s = build_stack(backend, tmp_path_factory.mktemp(f"stack-{backend}"))
+    root = tmp_path_factory.mktemp(f"stack-{backend}")
+    # `workers` only for the tests that opt in (tests.harness.workers.ALSO_ON_WORKERS).
+    s = build_workers_stack(root) if backend == "workers" else build_stack(backend, root)
     try:
         s.http = aiohttp.ClientSession()
         s.start_guilds()

@@ -35,6 +35,10 @@ from tests.harness.api import (
     state_of,
 )
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ALSO_ON_WORKERS
+
+# The same invariants hold when Synapse runs as a main process with workers.
+pytestmark = ALSO_ON_WORKERS
 
 VIP_POWER = 10
 _names = itertools.count(1)

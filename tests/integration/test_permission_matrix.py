@@ -34,6 +34,7 @@ from tests.harness.api import (
     state_of,
 )
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ALSO_ON_WORKERS
 
 ACTORS = ("owner", "admin", "moderator", "member", "custom", "nonmember", "banned")
 # The role whose holders are each actor's peers (same highest role), for "at or above" cells.
@@ -971,6 +972,9 @@ async def _m_call_voice(cast: Cast, who: str, allowed: bool) -> Any:
 assert set(MATRIX_ACTIONS) == set(MATRIX_TABLE), set(MATRIX_ACTIONS) ^ set(MATRIX_TABLE)
 
 
+# The raw-Matrix half also runs against the worker deployment: the module's vetoes are the same
+# on whichever process a request lands.
+@ALSO_ON_WORKERS
 @pytest.mark.parametrize(
     ("action", "who"),
     [pytest.param(a, w, id=f"matrix-{a}-{w}") for a in MATRIX_TABLE for w in ACTORS],
