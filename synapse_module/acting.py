@@ -4,6 +4,12 @@ Runs on the one process named `acting_worker`, from `on_new_event`, which Synaps
 an event is persisted (with the room's current state, which it has loaded anyway). Slow work
 goes through `run_as_background_process`; every action first checks that it is still needed,
 so an event seen twice acts once.
+
+With Synapse workers, every process loads the module and calls `on_new_event` for every event
+it hears of over replication, so the callback is registered on `acting_worker` alone (see
+`GuildsModule`), and each action it schedules is logged with the process's name: the logs of
+all processes show any action taken twice. Nothing is cached between calls: every read goes
+to Synapse's state, so there is nothing to invalidate across workers.
 """
 
 from __future__ import annotations

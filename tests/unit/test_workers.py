@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from synapse.module_api import NOT_SPAM
 
+from guilds.vocabulary import CALL_MEMBER_EVENT
 from guildsctl.synapse import overlay
 from guildsctl.workers import (
     ACTING_WORKER,
@@ -18,6 +20,7 @@ from guildsctl.workers import (
     shared_config,
     worker_config,
 )
+from tests.unit.test_synapse_module import event, make_api, module
 
 PORTS = WorkerPorts(8008, 18008, 18009, 18010, 18011)
 
@@ -137,3 +140,21 @@ def test_the_documented_worker_config_has_the_keys_and_names_guilds_run_writes()
         assert worker["worker_name"] == name
         if name == WRITER_WORKER:
             assert worker["worker_listeners"][0]["port"] == ports[WRITER_WORKER]
+
+
+async def test_the_module_keeps_no_state_between_calls_and_serves_no_http() -> None:
+    """Worker safety: each veto reads the room's current state through Synapse (so a change
+    written by another process counts at once: nothing cached to invalidate), and the module
+    registers no HTTP resource a reverse proxy would have to route."""
+    api = make_api(worker_name=CLIENT_WORKER, channel={"kind": "text"})
+    guilds = module(api, acting_worker=ACTING_WORKER)
+    call = event(CALL_MEMBER_EVENT, state_key="_@a:here_D")
+    assert await guilds.check_event_for_spam(call) != NOT_SPAM
+    # Another process turns the channel into a voice channel: the next call sees it.
+    api.get_room_state.return_value = make_api(
+        channel={"kind": "voice"}
+    ).get_room_state.return_value
+    assert await guilds.check_event_for_spam(call) == NOT_SPAM
+    assert api.get_room_state.await_count == 2
+    api.register_web_resource.assert_not_called()
+    api.register_third_party_rules_callbacks.assert_not_called()  # not the acting worker
