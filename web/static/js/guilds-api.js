@@ -1,128 +1,156 @@
-// The provisioning API (/_guilds/v1, on this page's own origin): servers, channels, roles, invites.
+// The provisioning API client (/_guilds/v1 on this page's origin): every management request.
 //
-// Authenticated with the caller's own Matrix access token in the Authorization header, never in a
-// URL. Errors come back in the Matrix `{errcode, error}` shape and are thrown as MatrixError, so
-// error-messages.js describes them like the homeserver's.
-//
-// NOTE to the management-dialogs engineer (issue 5, manage/): the client-core engineer wrote this
-// file at 07:52 over a first version of yours that had appeared seconds before, by accident —
-// sorry. This one covers every endpoint of API.md; rename or reshape freely, the shell uses only
-// `new GuildsApi({accessToken})`, listServers, getServer, allMembers and redeemInvite.
+// The caller's Matrix access token travels in the Authorization header only, never in a URL.
+// A `{errcode, error}` answer becomes a thrown GuildsError (a MatrixError, so describeError and
+// `error.errcode` work as for the homeserver); a 429 is waited out and retried a bounded number
+// of times, as matrix.js does. Used by the shell (views/home.js), the management dialogs
+// (manage/) and the invite landing page (invite.js).
 
 import { ConnectionError, MatrixError } from "./matrix.js";
 
-const PREFIX = "/_guilds/v1";
-const TIMEOUT_MS = 30_000;
-const enc = encodeURIComponent;
+export const API_PREFIX = "/_guilds/v1";
+const DEFAULT_TIMEOUT_MS = 30_000;
+const MAX_RATE_LIMIT_RETRIES = 3;
+const MAX_RATE_LIMIT_WAIT_MS = 10_000;
+// Bounds allMembers, so a server answering `next` forever cannot loop us.
+const MAX_MEMBER_PAGES = 100;
+
+/** An error answered by the provisioning API; `message` is its human sentence. */
+export class GuildsError extends MatrixError {
+  constructor(errcode, message, options) {
+    super(errcode, message, options);
+    this.name = "GuildsError";
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const seg = encodeURIComponent;
 
 export class GuildsApi {
   /**
    * @param {object} options
-   * @param {string|null} options.accessToken  null for the calls that need none (invite preview)
-   * @param {string} [options.origin]  defaults to this page's origin
+   * @param {string|null} [options.accessToken]  the caller's own Matrix token; none for previews
+   * @param {string} [options.baseUrl]  defaults to this page's origin
+   * @param {typeof fetch} [options.fetch]  for tests
    */
-  constructor({ accessToken = null, origin = globalThis.location?.origin ?? "" } = {}) {
+  constructor({ accessToken = null, baseUrl = "", fetch: fetchImpl = null } = {}) {
+    this.baseUrl = (baseUrl || globalThis.location?.origin || "").replace(/\/+$/, "");
     this.accessToken = accessToken;
-    this.origin = origin.replace(/\/+$/, "");
+    this._fetch = fetchImpl ?? globalThis.fetch.bind(globalThis);
   }
 
-  /** @param {{accessToken: string}} session */
+  /** A client for a signed-in session (see session.js). */
   static forSession(session) {
-    return new GuildsApi({ accessToken: session.accessToken });
+    return new GuildsApi({ accessToken: session?.accessToken ?? null });
   }
 
-  /** One request; answers the decoded JSON body (null for 204). */
-  async request(method, path, { body, query } = {}) {
-    const url = new URL(this.origin + PREFIX + path);
+  /**
+   * One request, retrying on 429. Returns the decoded JSON body (null for 204).
+   * @param {string} method
+   * @param {string} path  below /_guilds/v1, path parameters already encoded
+   * @param {object} [options]
+   * @param {object} [options.body]  sent as JSON
+   * @param {Record<string, string|number|undefined|null>} [options.query]
+   * @param {boolean} [options.auth]
+   */
+  async request(method, path, { body, query, auth = true, timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+    const url = new URL(this.baseUrl + API_PREFIX + path);
     for (const [key, value] of Object.entries(query ?? {})) {
       if (value !== undefined && value !== null) url.searchParams.set(key, String(value));
     }
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
-    let response;
-    try {
-      response = await fetch(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-        credentials: "omit",
-      });
-    } catch (cause) {
-      throw new ConnectionError(this.origin, cause);
-    }
-    const text = await response.text();
-    let data = null;
-    if (text) {
+    if (auth && this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
+
+    for (let attempt = 0; ; attempt++) {
+      let response;
       try {
-        data = JSON.parse(text);
-      } catch {
-        data = null;
+        response = await this._fetch(url, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs),
+          credentials: "omit",
+          referrerPolicy: "no-referrer",
+        });
+      } catch (cause) {
+        throw new ConnectionError(this.baseUrl || "this site", cause);
       }
+      const data = await readJson(response);
+      if (response.ok) return response.status === 204 ? null : data;
+
+      const errcode = typeof data.errcode === "string" ? data.errcode : "M_UNKNOWN";
+      const message =
+        typeof data.error === "string" ? data.error : `The server answered ${response.status}`;
+      const error = new GuildsError(errcode, message, { status: response.status, data });
+      if (response.status === 429 && attempt < MAX_RATE_LIMIT_RETRIES) {
+        const wait = error.retryAfterMs ?? 500 * 2 ** attempt;
+        if (wait <= MAX_RATE_LIMIT_WAIT_MS) {
+          await sleep(wait);
+          continue;
+        }
+      }
+      throw error;
     }
-    if (response.ok) return data;
-    const errcode = typeof data?.errcode === "string" ? data.errcode : "M_UNKNOWN";
-    const message = typeof data?.error === "string" ? data.error : `The server answered ${response.status}`;
-    throw new MatrixError(errcode, message, { status: response.status, data: data ?? {} });
   }
 
-  // --- servers -------------------------------------------------------------------------------
+  // --- servers ------------------------------------------------------------------------------
   listServers() {
     return this.request("GET", "/servers").then((d) => d?.servers ?? []);
   }
-  getServer(sid) {
-    return this.request("GET", `/servers/${enc(sid)}`);
-  }
   createServer({ name, topic, icon } = {}) {
-    return this.request("POST", "/servers", { body: { name, topic, icon } });
+    return this.request("POST", "/servers", { body: dropUndefined({ name, topic, icon }) });
   }
-  editServer(sid, changes) {
-    return this.request("PATCH", `/servers/${enc(sid)}`, { body: changes });
+  getServer(sid) {
+    return this.request("GET", `/servers/${seg(sid)}`);
   }
   updateServer(sid, changes) {
-    return this.editServer(sid, changes);
+    return this.request("PATCH", `/servers/${seg(sid)}`, { body: dropUndefined(changes) });
   }
   deleteServer(sid) {
-    return this.request("DELETE", `/servers/${enc(sid)}`);
+    return this.request("DELETE", `/servers/${seg(sid)}`);
   }
   leaveServer(sid) {
-    return this.request("POST", `/servers/${enc(sid)}/leave`, { body: {} });
+    return this.request("POST", `/servers/${seg(sid)}/leave`, { body: {} });
   }
   transferServer(sid, userId) {
-    return this.request("POST", `/servers/${enc(sid)}/transfer`, { body: { user_id: userId } });
+    return this.request("POST", `/servers/${seg(sid)}/transfer`, { body: { user_id: userId } });
   }
 
-  // --- channels and categories ------------------------------------------------------------------
+  // --- channels and categories ----------------------------------------------------------------
   createChannel(sid, channel) {
-    return this.request("POST", `/servers/${enc(sid)}/channels`, { body: channel });
+    return this.request("POST", `/servers/${seg(sid)}/channels`, { body: dropUndefined(channel) });
   }
-  editChannel(sid, cid, changes) {
-    return this.request("PATCH", `/servers/${enc(sid)}/channels/${enc(cid)}`, { body: changes });
+  updateChannel(sid, cid, changes) {
+    return this.request("PATCH", `/servers/${seg(sid)}/channels/${seg(cid)}`, {
+      body: dropUndefined(changes),
+    });
   }
   deleteChannel(sid, cid) {
-    return this.request("DELETE", `/servers/${enc(sid)}/channels/${enc(cid)}`);
+    return this.request("DELETE", `/servers/${seg(sid)}/channels/${seg(cid)}`);
   }
-  createCategory(sid, name) {
-    return this.request("POST", `/servers/${enc(sid)}/categories`, { body: { name } });
+  createCategory(sid, { name }) {
+    return this.request("POST", `/servers/${seg(sid)}/categories`, { body: { name } });
   }
-  editCategory(sid, cat, changes) {
-    return this.request("PATCH", `/servers/${enc(sid)}/categories/${enc(cat)}`, { body: changes });
+  updateCategory(sid, cat, changes) {
+    return this.request("PATCH", `/servers/${seg(sid)}/categories/${seg(cat)}`, {
+      body: dropUndefined(changes),
+    });
   }
   deleteCategory(sid, cat) {
-    return this.request("DELETE", `/servers/${enc(sid)}/categories/${enc(cat)}`);
+    return this.request("DELETE", `/servers/${seg(sid)}/categories/${seg(cat)}`);
   }
 
-  // --- members and roles ---------------------------------------------------------------------
-  /** One page of members: {members, next}. */
+  // --- members --------------------------------------------------------------------------------
+  /** One page: `{members, next}`; pass `next` back as `from` for the following page. */
   listMembers(sid, { limit, from } = {}) {
-    return this.request("GET", `/servers/${enc(sid)}/members`, { query: { limit, from } });
+    return this.request("GET", `/servers/${seg(sid)}/members`, { query: { limit, from } });
   }
-  /** Every member, following `next` (bounded, so a broken server cannot loop us forever). */
+  /** Every member, following `next`. */
   async allMembers(sid) {
     const members = [];
     let from;
-    for (let page = 0; page < 100; page++) {
+    for (let page = 0; page < MAX_MEMBER_PAGES; page++) {
       const answer = await this.listMembers(sid, { limit: 200, from });
       members.push(...(answer?.members ?? []));
       from = answer?.next;
@@ -131,63 +159,86 @@ export class GuildsApi {
     return members;
   }
   grantRole(sid, uid, rid) {
-    return this.request("PUT", `/servers/${enc(sid)}/members/${enc(uid)}/roles/${enc(rid)}`);
+    return this.request("PUT", `/servers/${seg(sid)}/members/${seg(uid)}/roles/${seg(rid)}`);
   }
   revokeRole(sid, uid, rid) {
-    return this.request("DELETE", `/servers/${enc(sid)}/members/${enc(uid)}/roles/${enc(rid)}`);
+    return this.request("DELETE", `/servers/${seg(sid)}/members/${seg(uid)}/roles/${seg(rid)}`);
   }
   kick(sid, uid, reason) {
-    return this.request("POST", `/servers/${enc(sid)}/members/${enc(uid)}/kick`, { body: { reason } });
+    return this.request("POST", `/servers/${seg(sid)}/members/${seg(uid)}/kick`, {
+      body: reason ? { reason } : {},
+    });
   }
   ban(sid, uid, reason) {
-    return this.request("POST", `/servers/${enc(sid)}/members/${enc(uid)}/ban`, { body: { reason } });
+    return this.request("POST", `/servers/${seg(sid)}/members/${seg(uid)}/ban`, {
+      body: reason ? { reason } : {},
+    });
   }
   unban(sid, uid) {
-    return this.request("DELETE", `/servers/${enc(sid)}/bans/${enc(uid)}`);
-  }
-  listRoles(sid) {
-    return this.request("GET", `/servers/${enc(sid)}/roles`).then((d) => d?.roles ?? []);
-  }
-  createRole(sid, role) {
-    return this.request("POST", `/servers/${enc(sid)}/roles`, { body: role });
-  }
-  editRole(sid, rid, changes) {
-    return this.request("PATCH", `/servers/${enc(sid)}/roles/${enc(rid)}`, { body: changes });
-  }
-  updateRole(sid, rid, changes) {
-    return this.editRole(sid, rid, changes);
-  }
-  deleteRole(sid, rid) {
-    return this.request("DELETE", `/servers/${enc(sid)}/roles/${enc(rid)}`);
+    return this.request("DELETE", `/servers/${seg(sid)}/bans/${seg(uid)}`);
   }
 
-  // --- invites ---------------------------------------------------------------------------------
+  // --- roles ----------------------------------------------------------------------------------
+  listRoles(sid) {
+    return this.request("GET", `/servers/${seg(sid)}/roles`).then((d) => d?.roles ?? []);
+  }
+  createRole(sid, role) {
+    return this.request("POST", `/servers/${seg(sid)}/roles`, { body: dropUndefined(role) });
+  }
+  updateRole(sid, rid, changes) {
+    return this.request("PATCH", `/servers/${seg(sid)}/roles/${seg(rid)}`, {
+      body: dropUndefined(changes),
+    });
+  }
+  deleteRole(sid, rid) {
+    return this.request("DELETE", `/servers/${seg(sid)}/roles/${seg(rid)}`);
+  }
+
+  // --- invites --------------------------------------------------------------------------------
   createInvite(sid, { maxUses, expiresInS } = {}) {
-    const body = {};
-    if (maxUses) body.max_uses = maxUses;
-    if (expiresInS) body.expires_in_s = expiresInS;
-    return this.request("POST", `/servers/${enc(sid)}/invites`, { body });
+    return this.request("POST", `/servers/${seg(sid)}/invites`, {
+      body: dropUndefined({ max_uses: maxUses ?? undefined, expires_in_s: expiresInS ?? undefined }),
+    });
   }
   listInvites(sid) {
-    return this.request("GET", `/servers/${enc(sid)}/invites`).then((d) => d?.invites ?? []);
+    return this.request("GET", `/servers/${seg(sid)}/invites`).then((d) => d?.invites ?? []);
   }
   revokeInvite(sid, code) {
-    return this.request("DELETE", `/servers/${enc(sid)}/invites/${enc(code)}`);
+    return this.request("DELETE", `/servers/${seg(sid)}/invites/${seg(code)}`);
   }
+  /** Public: what the landing page shows. No token is sent. */
   previewInvite(code) {
-    return this.request("GET", `/invites/${enc(code)}`);
+    return this.request("GET", `/invites/${seg(code)}`, { auth: false });
   }
   redeemInvite(code) {
-    return this.request("POST", `/invites/${enc(code)}/redeem`, { body: {} });
+    return this.request("POST", `/invites/${seg(code)}/redeem`, { body: {} });
   }
 }
 
 const CODE_RE = /^[A-Za-z0-9_-]{4,64}$/;
 
-/** The invite code in what someone pasted: a code, or a link ending in /invite/<code>. */
+/**
+ * The invite code in what someone pasted: a bare code, or a link ending in /invite/<code>.
+ * Returns null when nothing usable is there.
+ */
 export function inviteCodeFrom(text) {
   const value = String(text ?? "").trim();
   if (CODE_RE.test(value)) return value;
   const match = /\/invite\/([A-Za-z0-9_-]{4,64})\/?(?:[?#].*)?$/.exec(value);
   return match ? match[1] : null;
+}
+
+function dropUndefined(object) {
+  return Object.fromEntries(Object.entries(object ?? {}).filter(([, v]) => v !== undefined));
+}
+
+async function readJson(response) {
+  const text = await response.text();
+  if (!text) return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    // A proxy's HTML error page, for instance: keep going with the status alone.
+    return {};
+  }
 }
