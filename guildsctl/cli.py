@@ -71,6 +71,7 @@ def cmd_generate_config(args: argparse.Namespace) -> int:
             args.database_url,
             public_homeserver_url=args.public_homeserver_url,
             appservice_url=args.appservice_url,
+            web_public_url=args.web_public_url,
             bot_localpart=args.bot_localpart,
             force=args.force,
         )
@@ -151,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument(
         "--appservice-url", default="http://127.0.0.1:8009", help="where Synapse reaches the bridge"
+    )
+    gen.add_argument(
+        "--web-public-url",
+        help="the URL people open (invite links use it); default http://127.0.0.1:8080",
     )
     gen.add_argument(
         "--bot-localpart", default="guilds", help="localpart of the bot user (default: guilds)"

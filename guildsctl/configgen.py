@@ -143,6 +143,7 @@ def write_installation(
     *,
     public_homeserver_url: str | None = None,
     appservice_url: str = "http://127.0.0.1:8009",
+    web_public_url: str | None = None,
     bot_localpart: str = "guilds",
     force: bool = False,
 ) -> list[Path]:
@@ -178,6 +179,7 @@ def write_installation(
             registration_file=paths["registration"].name,
             public_homeserver_url=public_homeserver_url,
             appservice_port=port,
+            web_public_url=web_public_url,
             bot_localpart=bot_localpart,
         ),
         header="Guilds bridge and web UI configuration.\n"

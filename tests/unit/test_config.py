@@ -305,6 +305,9 @@ def test_generate_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ]
     assert main([*args, "--out", str(out)]) == 0
     assert load_config(out / "guilds.yaml").database_url == "postgresql://g@db/guilds"
+    public = tmp_path / "public"
+    assert main([*args, "--out", str(public), "--web-public-url", "https://chat.example.org"]) == 0
+    assert load_config(public / "guilds.yaml").web.public_url == "https://chat.example.org"
     assert main([*args, "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert (
