@@ -176,11 +176,19 @@ class MatrixClient:
                 delay = min(delay * 2, 1.0)
 
     async def whoami(
-        self, *, token: str | None = None, user_id: str | None = None
+        self,
+        *,
+        token: str | None = None,
+        user_id: str | None = None,
+        timeout_s: float | None = None,
     ) -> dict[str, Any]:
         """`/account/whoami` for the appservice (as `user_id`) or for another access token."""
         return await self.request(
-            "GET", "/_matrix/client/v3/account/whoami", token=token, user_id=user_id
+            "GET",
+            "/_matrix/client/v3/account/whoami",
+            token=token,
+            user_id=user_id,
+            timeout_s=timeout_s,
         )
 
     async def ensure_registered(self, localpart: str) -> bool:

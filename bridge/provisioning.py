@@ -61,7 +61,8 @@ class TokenResolver:
         if cached is not None and cached[1] > now:
             return cached[0]
         try:
-            data = await self.matrix.whoami(token=token)
+            # Bounded well below clients' own timeouts: a stuck homeserver is a 503, not a hang.
+            data = await self.matrix.whoami(token=token, timeout_s=WHOAMI_TIMEOUT_S)
         except HomeserverUnavailable as exc:
             log.warning("Cannot check an access token: %s", exc.reason)
             raise Unavailable(

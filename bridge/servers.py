@@ -135,12 +135,13 @@ class Servers:
     async def _deleted(self, server_id: str | None, _results: dict[str, dict[str, Any]]) -> None:
         if server_id is None:
             return
-        self.directory.forget_server(RoomID(server_id))
+        # Stored before it is forgotten, so an unavailable database changes nothing in memory.
         await self.db.execute(
             "UPDATE servers SET deleted_at = ? WHERE server_id = ? AND deleted_at IS NULL",
             int(time.time() * 1000),
             server_id,
         )
+        self.directory.forget_server(RoomID(server_id))
 
     async def _join_as(self, token: str, room_id: str) -> None:
         await self.matrix.request(
@@ -185,10 +186,12 @@ class Servers:
             raise Forbidden("Only the owner can delete the server")
         rooms = self.directory.rooms(server.server_id)
         plan = delete_server_plan(server, rooms)
+        # Journaled first: a database refusing the write leaves the server exactly as it was.
+        op_id = await self.journal.submit("delete_server", server.server_id, plan)
         # The server leaves every list at once; the journal finishes emptying it even after a
         # crash, and marks it deleted again when it completes.
         await self._deleted(server.server_id, {})
-        await self.journal.execute("delete_server", server.server_id, plan)
+        await self.journal.run(op_id)
         log.info("Deleted server %s", server.server_id)
 
     async def leave(self, server_id: str, user: UserID, token: str) -> None:

@@ -244,5 +244,5 @@ async def test_no_token_of_the_run_is_in_any_log(stack: Stack, alice: User) -> N
         for name, token in secrets_used.items():
             assert token not in text, f"the {name} appears in {path.name}"
     # The logs are not empty: the bridge runs at DEBUG level in the test stack.
-    assert total > 10_000, total
+    assert total > 1_000, total
     print(f"{len(secrets_used)} tokens checked against {len(logs)} logs ({total} characters)")
