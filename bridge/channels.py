@@ -28,7 +28,7 @@ from bridge.channel_plans import (
     order_steps,
     reordered,
 )
-from bridge.errors import Conflict, InvalidParam, MissingParam, NotFound
+from bridge.errors import Conflict, Forbidden, InvalidParam, MissingParam, NotFound
 from bridge.matrix import path_segment
 from bridge.room_levels import room_version_of
 from bridge.servers import Servers
@@ -45,6 +45,7 @@ from guilds.model import (
     topic_problem,
 )
 from guilds.permissions import require
+from guilds.policies import channel_count_refusal, channel_kind_refusal
 from guilds.powerlevels import derive_power_levels, merged_power_levels
 from guilds.rules import RoomKind
 from guilds.vocabulary import CHANNEL_EVENT, ChannelKind
@@ -131,6 +132,17 @@ class Channels:
         require(server, actor, Permission.MANAGE_CHANNELS, "managing channels")
         return server
 
+    def _allowed_kind(self, kind: ChannelKind) -> None:
+        refusal = channel_kind_refusal(self.servers.policies.channel_kinds, kind.value)
+        if refusal is not None:
+            raise Forbidden(refusal)
+
+    def _room_for_one_more(self, server: Server) -> None:
+        limit = self.servers.policies.limits.channels_per_server
+        refusal = channel_count_refusal(limit, len(server.channels))
+        if refusal is not None:
+            raise Forbidden(refusal)
+
     def _lock(self, server_id: RoomID) -> asyncio.Lock:
         return self._locks.setdefault(server_id, asyncio.Lock())
 
@@ -192,12 +204,14 @@ class Channels:
         server = self._managed(server_id, actor)
         name = _name(_required(body, "name"))
         kind = _kind(_required(body, "kind"))
+        self._allowed_kind(kind)
         topic = _topic(body.get("topic"))
         gate = allowed_roles(server, body.get("allowed_roles"))
         category = self._category_arg(server, body.get("category_id"))
         sid = server.server_id
         async with self._lock(sid):
             server = self._managed(server_id, actor)
+            self._room_for_one_more(server)
             parent = category or sid
             order = order_key(next_index(child_orders(self.directory.states(), parent)))
             levels = derive_power_levels(
@@ -232,6 +246,8 @@ class Channels:
         name = _name(body["name"]) if "name" in body else channel.name
         topic = _topic(body["topic"]) if "topic" in body else channel.topic
         kind = _kind(body["kind"]) if "kind" in body else channel.kind
+        if kind != channel.kind:
+            self._allowed_kind(kind)
         position = _position(body["order"]) if "order" in body else None
         gate = (
             allowed_roles(server, body["allowed_roles"])

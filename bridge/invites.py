@@ -190,6 +190,9 @@ class Invites:
     async def create(self, server_id: str, actor: UserID, body: Mapping[str, Any]) -> Invite:
         self._limit(self.create_limiter, actor, "creating invites")
         server = self._managed(server_id, actor)
+        # What the creator leaves out, the policies.invites defaults fill in.
+        defaults = self.servers.policies.invites
+        body = {"max_uses": defaults.max_uses, "expires_in_s": defaults.expires_in_s, **body}
         max_uses, expires_in_s = invite_limits(body)
         now = self._now_ms()
         expires_at = None if expires_in_s is None else now + expires_in_s * 1000

@@ -44,6 +44,7 @@ from guilds.permissions import (
     may_edit_role,
     require,
 )
+from guilds.policies import role_count_refusal
 from guilds.powerlevels import derive_power_levels
 from guilds.rules import RoomKind
 
@@ -114,6 +115,10 @@ class Roles:
     async def create(self, server_id: str, actor: UserID, body: Mapping[str, Any]) -> Role:
         server = self.servers.visible(server_id, actor)
         require(server, actor, Permission.MANAGE_ROLES, "creating roles")
+        custom = sum(1 for r in server.roles if not r.builtin)
+        refusal = role_count_refusal(self.servers.policies, custom)
+        if refusal is not None:
+            raise Forbidden(refusal)
         if "name" not in body:
             raise MissingParam("name is required.")
         problem = name_problem(body["name"])

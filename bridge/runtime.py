@@ -121,6 +121,7 @@ class Bridge:
             db=db,
             bot=self.bot_user_id,
             server_name=self.config.homeserver.server_name,
+            policies=self.config.policies,
         )
         add_server_routes(self._provisioning_app, self.servers)
         self.roles = Roles(

@@ -18,9 +18,11 @@ from bridge.operations import OperationJournal
 from bridge.plans import create_server_plan, delete_server_plan
 from bridge.room_levels import levels_plan
 from bridge.store import Database
+from guilds.config import Policies
 from guilds.ids import RoomID, UserID
 from guilds.model import Permission, Server, name_problem, topic_problem
 from guilds.permissions import require
+from guilds.policies import public_refusal, server_creation_refusal
 from guilds.vocabulary import SERVER_EVENT
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,11 @@ class Servers:
         db: Database,
         bot: UserID,
         server_name: str,
+        policies: Policies | None = None,
     ) -> None:
+        self.policies = policies or Policies()
+        # One creation at a time per owner, so servers_per_user counts what is already made.
+        self._creating: dict[UserID, asyncio.Lock] = {}
         self.matrix = matrix
         self.journal = journal
         self.directory = directory
@@ -101,6 +107,45 @@ class Servers:
         topic = "" if topic is None else topic
         _check(topic_problem(topic))
         _check(icon_problem(icon))
+        async with self._creating.setdefault(owner, asyncio.Lock()):
+            await self._check_policies(owner, owner_token)
+            return await self._create(owner, owner_token, name, topic, icon)
+
+    async def _check_policies(self, owner: UserID, token: str) -> None:
+        policies = self.policies
+        is_admin = policies.create_servers == "admins" and await self.is_server_admin(owner, token)
+        refusal = server_creation_refusal(
+            policies, owner, is_admin=is_admin, servers_owned=self.owned_by(owner)
+        )
+        if refusal is not None:
+            raise Forbidden(refusal)
+
+    def owned_by(self, user: UserID) -> int:
+        return sum(
+            1
+            for server_id in self.directory.server_ids()
+            if (server := self.directory.get(server_id)) is not None and server.state.owner == user
+        )
+
+    async def is_server_admin(self, user: UserID, token: str) -> bool:
+        """Whether the homeserver counts the caller as a server admin.
+
+        Synapse answers its admin API only to admins, so asking about oneself with one's own
+        token (for this request only, never stored) answers 200 exactly for admins.
+        """
+        try:
+            data = await self.matrix.request(
+                "GET", f"/_synapse/admin/v1/users/{path_segment(user)}/admin", token=token
+            )
+        except MatrixRequestError as exc:
+            if exc.status in (401, 403, 404):
+                return False
+            raise
+        return isinstance(data, dict) and data.get("admin") is True
+
+    async def _create(
+        self, owner: UserID, owner_token: str, name: str, topic: str, icon: Any
+    ) -> Server:
         plan = create_server_plan(
             owner=owner,
             name=name,
@@ -175,6 +220,15 @@ class Servers:
         if "icon" in body:
             _check(icon_problem(body["icon"]))
             changes.append(("m.room.avatar", {"url": body["icon"]} if body["icon"] else {}))
+        if "public" in body:
+            if not isinstance(body["public"], bool):
+                raise InvalidParam("public must be true or false")
+            if body["public"]:
+                refusal = public_refusal(self.policies.public_servers)
+                if refusal is not None:
+                    raise Forbidden(refusal)
+            rule = "public" if body["public"] else "invite"
+            changes.append(("m.room.join_rules", {"join_rule": rule}))
         for event_type, content in changes:
             event_id = await self.matrix.send_state(server.server_id, event_type, "", content)
             self.directory.record_sent(server.server_id, event_type, "", content, event_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +24,11 @@ from guilds.ids import LOCALPART_RE, SERVER_NAME_RE, UserID, split_user_id, user
 MIN_TOKEN_LENGTH = 32
 PLACEHOLDER_MARKERS = ("change", "replace", "secret", "token", "generate", "xxx", "<", ">")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+THEMES = ("dark", "light")
+CHANNEL_KINDS = ("text", "voice", "video")
+CREATE_SERVERS_WORDS = ("everyone", "admins")
+# The invite limits the API accepts (bridge/invites.py), so a default is always a valid one.
+INVITE_MAX_USES, INVITE_MIN_EXPIRES_S, INVITE_MAX_EXPIRES_S = 1_000_000, 60, 365 * 24 * 3600
 
 
 class ConfigError(Exception):
@@ -91,6 +96,52 @@ class WebSettings:
     listen: Listen
     public_url: str
     brand_name: str
+    # The web UI's colour scheme and the logo in its header (an https:// URL or a path on the
+    # web UI's origin); None shows the built-in mark.
+    theme: str = "dark"
+    logo: str | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """`policies.limits`: None means unlimited."""
+
+    servers_per_user: int | None = None
+    channels_per_server: int | None = None
+    roles_per_server: int | None = None
+    members_per_voice_channel: int | None = None
+
+
+@dataclass(frozen=True)
+class InviteDefaults:
+    """`policies.invites`: what an invite gets when its creator does not say."""
+
+    expires_in_s: int | None = None
+    max_uses: int | None = None
+
+
+@dataclass(frozen=True)
+class Policies:
+    """`policies`: the homeserver admin's rules, enforced by the bridge and the module."""
+
+    # everyone | admins (the homeserver's server admins) | listed (users and/or regex below)
+    create_servers: str = "everyone"
+    create_servers_users: tuple[str, ...] = ()
+    create_servers_regex: str | None = None
+    limits: Limits = Limits()
+    channel_kinds: tuple[str, ...] = ("text", "voice", "video")
+    invites: InviteDefaults = InviteDefaults()
+    public_servers: bool = True
+
+
+@dataclass(frozen=True)
+class ModulePolicies:
+    """The part of the policies the Synapse module enforces against every client."""
+
+    channels_per_server: int | None = None
+    members_per_voice_channel: int | None = None
+    channel_kinds: tuple[str, ...] = ("text", "voice", "video")
+    public_servers: bool = True
 
 
 @dataclass(frozen=True)
@@ -101,6 +152,11 @@ class GuildsConfig:
     web: WebSettings
     log_level: str
     source: Path | None = None
+    policies: Policies = Policies()
+
+    @property
+    def module_policies(self) -> ModulePolicies:
+        return module_policies_of(self.policies)
 
     @property
     def bot_user_id(self) -> UserID:
@@ -114,6 +170,7 @@ class ModuleConfig:
     bot_user_id: UserID
     # The worker whose callbacks act for local users; None means the main process.
     acting_worker: str | None
+    policies: ModulePolicies = ModulePolicies()
 
 
 class _Reader:
@@ -185,6 +242,32 @@ class _Reader:
         host = sub.string("host", "127.0.0.1", required=True)
         port = sub.integer("port", default_port, 1, 65535)
         return Listen(host, port)
+
+
+def _logo(w: _Reader, web_url: str, homeserver_url: str) -> str | None:
+    """`web.logo`: a path on the web UI's origin, or a URL there or on the homeserver's, which
+    are the only origins the page's Content-Security-Policy loads images from."""
+    logo = w.data.get("logo")
+    if logo is None:
+        return None
+    if isinstance(logo, str) and logo.startswith("/") and not logo.startswith("//"):
+        return logo
+    if isinstance(logo, str) and _is_http_url(logo):
+        origins = {_origin(web_url), _origin(homeserver_url)}
+        if _origin(logo) in origins:
+            return logo
+        w.error(
+            "logo",
+            f"must be on the web UI's or the homeserver's origin ({', '.join(sorted(origins))})",
+        )
+        return None
+    w.error("logo", "must be an http(s):// URL or a path starting with /, or null")
+    return None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _type_name(value: Any) -> str:
@@ -269,7 +352,7 @@ def parse_registration(data: Any, source: str = "registration") -> Registration:
     )
 
 
-GUILDS_KEYS = {"homeserver", "appservice", "database", "web", "log_level"}
+GUILDS_KEYS = {"homeserver", "appservice", "database", "web", "log_level", "policies"}
 
 
 def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> GuildsConfig:
@@ -313,7 +396,7 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
             database_url = resolve_sqlite_path(database_url, base_dir)
 
     w = r.section("web")
-    w.unknown_keys({"enabled", "listen", "public_url", "brand_name"})
+    w.unknown_keys({"enabled", "listen", "public_url", "brand_name", "theme", "logo"})
     web_enabled = w.boolean("enabled", True)
     web_listen = w.listen("listen", 8080)
     default_public = f"http://{_url_host(web_listen.host)}:{web_listen.port}"
@@ -321,7 +404,12 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     brand = w.string("brand_name", "Guilds", required=True)
     if len(brand) > 64:
         w.error("brand_name", "must be at most 64 characters")
-    web = WebSettings(web_enabled, web_listen, web_public, brand)
+    theme = w.string("theme", "dark")
+    if theme not in THEMES:
+        w.error("theme", f"must be one of {', '.join(THEMES)}, not {theme!r}")
+    logo = _logo(w, web_public, public_url)
+    web = WebSettings(web_enabled, web_listen, web_public, brand, theme, logo)
+    policies = parse_policies(r.section("policies"))
 
     log_level = r.string("log_level", "INFO").upper()
     if log_level not in LOG_LEVELS:
@@ -335,7 +423,14 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     appservice = AppserviceSettings(
         as_listen, bot_localpart, bot_displayname, reg_path, registration
     )
-    return GuildsConfig(homeserver, appservice, database_url, web, log_level)
+    return GuildsConfig(
+        homeserver,
+        appservice,
+        database_url,
+        web,
+        log_level,
+        policies=policies,
+    )
 
 
 def _load_registration_for(
@@ -394,17 +489,10 @@ def load_config(path: str | os.PathLike[str]) -> GuildsConfig:
     except yaml.YAMLError as exc:
         raise ConfigErrors(str(path), [ConfigError("(file)", f"not valid YAML: {exc}")]) from None
     config = parse_config(data, path.parent.resolve(), str(path))
-    return GuildsConfig(
-        config.homeserver,
-        config.appservice,
-        config.database_url,
-        config.web,
-        config.log_level,
-        source=path,
-    )
+    return replace(config, source=path)
 
 
-MODULE_KEYS = {"bot_user_id", "acting_worker"}
+MODULE_KEYS = {"bot_user_id", "acting_worker", "policies"}
 
 
 def parse_module_config(data: Any) -> ModuleConfig:
@@ -421,6 +509,166 @@ def parse_module_config(data: Any) -> ModuleConfig:
     if worker is not None and (not isinstance(worker, str) or not worker):
         r.error("acting_worker", "must be the name of a worker, or null for the main process")
         worker = None
+    policies = _parse_module_policies(r.section("policies"))
     if r.errors:
         raise ConfigErrors("synapse_module config", r.errors)
-    return ModuleConfig(UserID(bot), worker)
+    return ModuleConfig(UserID(bot), worker, policies)
+
+
+# -- policies ------------------------------------------------------------------------------------
+
+POLICY_KEYS = {"create_servers", "limits", "channel_kinds", "invites", "public_servers"}
+LIMIT_KEYS = (
+    "servers_per_user",
+    "channels_per_server",
+    "roles_per_server",
+    "members_per_voice_channel",
+)
+
+
+def _limit(r: _Reader, name: str, hi: int = 1_000_000) -> int | None:
+    """A positive whole number, or null (the default) for no limit."""
+    value = r.data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+        r.error(name, f"must be a whole number ≥ 1 (at most {hi}), or null for no limit")
+        return None
+    return value
+
+
+def _kinds(r: _Reader, name: str) -> tuple[str, ...]:
+    value = r.data.get(name, list(CHANNEL_KINDS))
+    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+        r.error(name, f"must be a list of channel kinds ({', '.join(CHANNEL_KINDS)})")
+        return CHANNEL_KINDS
+    unknown = [k for k in value if k not in CHANNEL_KINDS]
+    if unknown:
+        r.error(name, f"unknown channel kind {unknown[0]!r} (known: {', '.join(CHANNEL_KINDS)})")
+        return CHANNEL_KINDS
+    if "text" not in value:
+        r.error(name, "must include text: every server's default channel is a text channel")
+        return CHANNEL_KINDS
+    return tuple(k for k in CHANNEL_KINDS if k in value)
+
+
+def _user_list(r: _Reader, name: str) -> tuple[str, ...]:
+    value = r.data.get(name, [])
+    if not isinstance(value, list):
+        r.error(name, "must be a list of Matrix user ids")
+        return ()
+    users: list[str] = []
+    for i, entry in enumerate(value):
+        try:
+            if not isinstance(entry, str):
+                raise ValueError
+            split_user_id(entry)
+        except ValueError:
+            r.error(f"{name}[{i}]", f"{entry!r} is not a Matrix user id like @alice:example.org")
+            continue
+        users.append(entry)
+    return tuple(users)
+
+
+def _regex(r: _Reader, name: str) -> str | None:
+    value = r.data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        r.error(name, "must be a regular expression matching whole user ids, or null")
+        return None
+    try:
+        re.compile(value)
+    except re.error as exc:
+        r.error(name, f"is not a valid regular expression: {exc}")
+        return None
+    return value
+
+
+def parse_policies(r: _Reader) -> Policies:
+    """`policies:` of guilds.yaml; every key optional, defaults are today's behaviour."""
+    r.unknown_keys(POLICY_KEYS)
+    create = r.data.get("create_servers", "everyone")
+    users: tuple[str, ...] = ()
+    regex: str | None = None
+    if isinstance(create, str):
+        if create not in CREATE_SERVERS_WORDS:
+            r.error(
+                "create_servers",
+                f"must be everyone, admins, or a mapping with users and/or regex, not {create!r}",
+            )
+            create = "everyone"
+    elif isinstance(create, Mapping):
+        sub = r.section("create_servers")
+        sub.unknown_keys({"users", "regex"})
+        users = _user_list(sub, "users")
+        regex = _regex(sub, "regex")
+        if not users and regex is None and "users" not in sub.data:
+            sub.error("", "names nobody: give users, a regex, or both")
+        create = "listed"
+    else:
+        r.error(
+            "create_servers", f"must be everyone, admins, or a mapping, not {_type_name(create)}"
+        )
+        create = "everyone"
+
+    lr = r.section("limits")
+    lr.unknown_keys(set(LIMIT_KEYS))
+    limits = Limits(**{name: _limit(lr, name) for name in LIMIT_KEYS})
+
+    ir = r.section("invites")
+    ir.unknown_keys({"expires_in_s", "max_uses"})
+    invites = InviteDefaults(
+        expires_in_s=_bounded(ir, "expires_in_s", INVITE_MIN_EXPIRES_S, INVITE_MAX_EXPIRES_S),
+        max_uses=_bounded(ir, "max_uses", 1, INVITE_MAX_USES),
+    )
+    return Policies(
+        create_servers=create,
+        create_servers_users=users,
+        create_servers_regex=regex,
+        limits=limits,
+        channel_kinds=_kinds(r, "channel_kinds"),
+        invites=invites,
+        public_servers=r.boolean("public_servers", True),
+    )
+
+
+def _bounded(r: _Reader, name: str, lo: int, hi: int) -> int | None:
+    value = r.data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        r.error(name, f"must be a whole number from {lo} to {hi}, or null for none")
+        return None
+    return value
+
+
+def module_policies_of(policies: Policies) -> ModulePolicies:
+    return ModulePolicies(
+        channels_per_server=policies.limits.channels_per_server,
+        members_per_voice_channel=policies.limits.members_per_voice_channel,
+        channel_kinds=policies.channel_kinds,
+        public_servers=policies.public_servers,
+    )
+
+
+def module_policies_block(policies: ModulePolicies) -> dict[str, Any]:
+    """The module's `policies:` block as configgen writes it into the homeserver snippet."""
+    return {
+        "channels_per_server": policies.channels_per_server,
+        "members_per_voice_channel": policies.members_per_voice_channel,
+        "channel_kinds": list(policies.channel_kinds),
+        "public_servers": policies.public_servers,
+    }
+
+
+def _parse_module_policies(r: _Reader) -> ModulePolicies:
+    r.unknown_keys(
+        {"channels_per_server", "members_per_voice_channel", "channel_kinds", "public_servers"}
+    )
+    return ModulePolicies(
+        channels_per_server=_limit(r, "channels_per_server"),
+        members_per_voice_channel=_limit(r, "members_per_voice_channel"),
+        channel_kinds=_kinds(r, "channel_kinds"),
+        public_servers=r.boolean("public_servers", True),
+    )

@@ -7,7 +7,14 @@ from typing import Any
 
 import yaml
 
-from guilds.config import ConfigError, ConfigErrors, GuildsConfig, load_config, parse_module_config
+from guilds.config import (
+    ConfigError,
+    ConfigErrors,
+    GuildsConfig,
+    load_config,
+    module_policies_block,
+    parse_module_config,
+)
 from guildsctl.configgen import MODULE_PATH
 
 MIN_ROOM_VERSION = 10
@@ -51,6 +58,15 @@ def check_homeserver(config: GuildsConfig, homeserver: dict[str, Any]) -> list[C
                 ConfigError(
                     f"modules[{i}].config.bot_user_id",
                     f"is {module_config.bot_user_id} but guilds.yaml's bot is {config.bot_user_id}",
+                )
+            )
+        if module_config.policies != config.module_policies:
+            # The module would enforce other rules than the bridge: say what it should read.
+            errors.append(
+                ConfigError(
+                    f"modules[{i}].config.policies",
+                    "differs from guilds.yaml's policies; it should be "
+                    f"{module_policies_block(config.module_policies)}",
                 )
             )
     files = homeserver.get("app_service_config_files") or []

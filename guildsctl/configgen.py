@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from guilds.config import ModulePolicies, module_policies_block
 from guilds.ids import user_id
 
 APPSERVICE_ID = "guilds"
@@ -55,18 +56,21 @@ def homeserver_snippet(
     bot_localpart: str,
     *,
     acting_worker: str | None = None,
+    policies: ModulePolicies | None = None,
 ) -> dict[str, Any]:
-    """What an admin adds to an existing Synapse configuration for Guilds."""
+    """What an admin adds to an existing Synapse configuration for Guilds.
+
+    `policies` are the module's share of guilds.yaml's `policies:`; write the snippet again
+    when they change and restart Synapse, which reads them at start-up.
+    """
+    module_config: dict[str, Any] = {
+        "bot_user_id": user_id(bot_localpart, server_name),
+        "acting_worker": acting_worker,
+    }
+    if policies is not None and policies != ModulePolicies():
+        module_config["policies"] = module_policies_block(policies)
     return {
-        "modules": [
-            {
-                "module": MODULE_PATH,
-                "config": {
-                    "bot_user_id": user_id(bot_localpart, server_name),
-                    "acting_worker": acting_worker,
-                },
-            }
-        ],
+        "modules": [{"module": MODULE_PATH, "config": module_config}],
         "app_service_config_files": [str(registration_path)],
         # Restricted join rules (channels) need room version 10 or later.
         "default_room_version": "12",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guilds.config import ModulePolicies
 from guildsctl.configgen import homeserver_snippet, read_yaml, write_yaml
 
 # Rate limits lifted for tests only; the local and production configs keep Synapse's defaults.
@@ -106,6 +107,7 @@ def overlay(
     open_registration: bool,
     database: dict[str, Any] | None = None,
     for_tests: bool = False,
+    policies: ModulePolicies | None = None,
 ) -> dict[str, Any]:
     """The Guilds part of a local Synapse's configuration."""
     config: dict[str, Any] = {
@@ -128,7 +130,7 @@ def overlay(
         "url_preview_enabled": False,
         "presence": {"enabled": True},
     }
-    config |= homeserver_snippet(server_name, registration_path, bot_localpart)
+    config |= homeserver_snippet(server_name, registration_path, bot_localpart, policies=policies)
     if database is not None:
         config["database"] = database
     if for_tests:

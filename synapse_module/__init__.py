@@ -6,6 +6,7 @@ every process. The files of this package:
 - `vetoes.py`: the spam-checker callbacks refusing state events, joins and invites;
 - `acting.py`: `on_new_event`, acting for local users (auto-join, default channel, leaving
   channels a removed role no longer opens), registered on the acting worker only;
+- `policies.py`: the homeserver admin's policies a client could bypass the bridge for;
 - `state.py`: the few state entries each rule reads.
 
 Vetoes apply to local senders only: refusing a federated event would fork the room's history,
@@ -22,6 +23,7 @@ from synapse.module_api.errors import ConfigError
 
 from guilds.config import ConfigErrors, ModuleConfig, parse_module_config
 from synapse_module.acting import Acting
+from synapse_module.policies import PolicyVetoes
 from synapse_module.state import StateMap
 from synapse_module.vetoes import Verdict, Vetoes
 
@@ -35,6 +37,7 @@ class GuildsModule:
         self._config = config
         self._api = api
         self.vetoes = Vetoes(api, config.bot_user_id)
+        self.policies = PolicyVetoes(api, config.bot_user_id, config.policies)
         self.acting = Acting(api, config.bot_user_id)
         # Callbacks that act for users (not just veto) must run on exactly one process.
         self.acts_here = api.worker_name == config.acting_worker
@@ -61,6 +64,9 @@ class GuildsModule:
             raise ConfigError(str(errors), path=first.key.split(".")) from None
 
     async def check_event_for_spam(self, event: EventBase) -> str:
+        refusal = await self.policies.refusal(event)
+        if refusal is not None:
+            return refusal
         return await self.vetoes.check_event_for_spam(event)
 
     async def user_may_join_room(self, user_id: str, room_id: str, is_invited: bool) -> Verdict:

@@ -35,6 +35,9 @@ def render(
         .get_template(template)
         .render(
             brand_name=config.web.brand_name,
+            # The homeserver admin's default look (web.theme, web.logo); a user's choice wins.
+            theme=config.web.theme,
+            logo=config.web.logo,
             homeserver_url=config.homeserver.public_url,
             server_name=config.homeserver.server_name,
             **context,

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import nio
@@ -211,8 +212,12 @@ class Stack:
             drop_pg_database(name)
 
 
-def build_stack(backend: str, root: Path) -> Stack:
-    """Write every config file of a test stack and start Synapse; `start_guilds` comes after."""
+def build_stack(backend: str, root: Path, admin_config: dict[str, Any] | None = None) -> Stack:
+    """Write every config file of a test stack and start Synapse; `start_guilds` comes after.
+
+    `admin_config` adds top-level sections to guilds.yaml (`policies`, `templates`, `servers`);
+    the module's share of the policies goes into Synapse's configuration too.
+    """
     hs_port, as_port, web_port = free_port(), free_port(), free_port()
     pg_databases: list[str] = []
     synapse_db = None
@@ -232,17 +237,6 @@ def build_stack(backend: str, root: Path) -> Stack:
         private=True,
     )
     homeserver = Homeserver(root / "synapse", hs_port, root / "logs" / "synapse.log")
-    homeserver.write_overlay(
-        overlay(
-            server_name=SERVER_NAME,
-            port=hs_port,
-            registration_path=registration_path,
-            bot_localpart=BOT_LOCALPART,
-            open_registration=True,
-            database=synapse_db,
-            for_tests=True,
-        )
-    )
     config_path = root / "guilds.yaml"
     write_yaml(
         config_path,
@@ -254,8 +248,23 @@ def build_stack(backend: str, root: Path) -> Stack:
             web_port=web_port,
             bot_localpart=BOT_LOCALPART,
             log_level="DEBUG",
-        ),
+        )
+        | (admin_config or {}),
         private=True,
+    )
+    # The module enforces its share of the policies: Synapse reads them from its own config.
+    policies = load_config(config_path).module_policies if admin_config else None
+    homeserver.write_overlay(
+        overlay(
+            server_name=SERVER_NAME,
+            port=hs_port,
+            registration_path=registration_path,
+            bot_localpart=BOT_LOCALPART,
+            open_registration=True,
+            database=synapse_db,
+            for_tests=True,
+            policies=policies,
+        )
     )
     stack = Stack(backend, root, homeserver, config_path, web_port, as_port, pg_databases)
     try:

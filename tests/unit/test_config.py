@@ -107,7 +107,9 @@ def test_generate_refuses_to_overwrite(install: Path) -> None:
         (("web", "listen"), [], "web.listen", "must be a mapping"),
         (("log_level",), "LOUD", "log_level", "one of"),
         (("colour",), "red", "colour", "unknown option"),
-        (("web", "theme"), "dark", "web.theme", "unknown option"),
+        (("web", "colour"), "dark", "web.colour", "unknown option"),
+        (("web", "theme"), "pink", "web.theme", "one of dark, light"),
+        (("web", "logo"), "logo.png", "web.logo", "URL or a path"),
     ],
 )
 def test_each_bad_value_names_its_key(
