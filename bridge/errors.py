@@ -213,8 +213,15 @@ async def read_json(request: web.Request, *, max_bytes: int | None = None) -> di
     try:
         # NaN and Infinity are Python extensions, not JSON; Synapse refuses them too.
         data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: arrays nested thousands deep (under the size limit) exhaust the parser.
         raise NotJson() from None
     if not isinstance(data, dict):
         raise BadJson("Body must be a JSON object")
+    try:
+        # JSON may escape lone surrogates (\ud800); they are not text, and the homeserver
+        # refuses them, so refuse them here, once, for every field of every endpoint.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadJson("Body holds invalid Unicode (a lone surrogate)") from None
     return data
