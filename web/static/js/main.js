@@ -3,9 +3,11 @@
 import { readPageConfig } from "./dom.js";
 import { MatrixClient } from "./matrix.js";
 import { clearSession, loadSession, saveSession } from "./session.js";
+import { applyStoredTheme } from "./theme.js";
 import { renderAuth } from "./views/auth.js";
 import { renderHome } from "./views/home.js";
 
+applyStoredTheme();
 const config = readPageConfig();
 const root = document.getElementById("app");
 

@@ -50,6 +50,14 @@ export class UnsupportedAuthError extends Error {
 const SUPPORTED_STAGES = new Set(["m.login.dummy"]);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const enc = encodeURIComponent;
+
+/** A transaction id unique to this tab: a retry with the same id is not sent twice. */
+export function newTxnId() {
+  const random = new Uint8Array(8);
+  crypto.getRandomValues(random);
+  return `g${Date.now().toString(36)}.${Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
 
 export class MatrixClient {
   /**
@@ -74,7 +82,11 @@ export class MatrixClient {
    * @param {boolean} [options.auth]  send the access token (default: when we have one)
    * @param {number} [options.timeoutMs]
    */
-  async request(method, path, { body, query, auth = true, timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+  async request(
+    method,
+    path,
+    { body, query, auth = true, timeoutMs = DEFAULT_TIMEOUT_MS, retryRateLimits = true } = {},
+  ) {
     const url = new URL(this.baseUrl + path);
     for (const [key, value] of Object.entries(query ?? {})) {
       url.searchParams.set(key, value);
@@ -102,7 +114,7 @@ export class MatrixClient {
       if (response.ok) return data;
 
       const error = toMatrixError(response, data);
-      if (response.status === 429 && attempt < MAX_RATE_LIMIT_RETRIES) {
+      if (response.status === 429 && retryRateLimits && attempt < MAX_RATE_LIMIT_RETRIES) {
         const wait = retryDelayMs(error, response, attempt);
         if (wait <= MAX_RATE_LIMIT_WAIT_MS) {
           await sleep(wait);
@@ -181,6 +193,131 @@ export class MatrixClient {
 
   whoami() {
     return this.request("GET", `${CLIENT_PREFIX}/account/whoami`);
+  }
+
+  // --- Sync, timelines and sending (the chat client) -----------------------------------------
+
+  /** One /sync; `timeoutMs` is the long-poll time the server may hold the request. */
+  sync({ since, filter, timeoutMs = 0, setPresence = "online" } = {}) {
+    const query = { timeout: String(timeoutMs), set_presence: setPresence };
+    if (since) query.since = since;
+    if (filter) query.filter = typeof filter === "string" ? filter : JSON.stringify(filter);
+    return this.request("GET", `${CLIENT_PREFIX}/sync`, {
+      query,
+      // The server holds a long poll for `timeoutMs`: give it that plus a margin.
+      timeoutMs: timeoutMs + 20_000,
+      retryRateLimits: false,
+    });
+  }
+
+  /** A page of a room's timeline: {chunk, start, end, state}. */
+  messages(roomId, { from, dir = "b", limit = 30, filter } = {}) {
+    const query = { dir, limit: String(limit) };
+    if (from) query.from = from;
+    if (filter) query.filter = JSON.stringify(filter);
+    return this.request("GET", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/messages`, { query });
+  }
+
+  /** Send a message-like event; the txn id makes a retry idempotent. Answers {event_id}. */
+  sendEvent(roomId, type, content, txnId = newTxnId()) {
+    return this.request("PUT", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/send/${enc(type)}/${enc(txnId)}`, {
+      body: content,
+    });
+  }
+
+  redact(roomId, eventId, { reason, txnId = newTxnId() } = {}) {
+    return this.request("PUT", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/redact/${enc(eventId)}/${enc(txnId)}`, {
+      body: reason ? { reason } : {},
+    });
+  }
+
+  joinRoom(roomIdOrAlias) {
+    return this.request("POST", `${CLIENT_PREFIX}/join/${enc(roomIdOrAlias)}`, { body: {} });
+  }
+
+  sendTyping(roomId, userId, typing, timeoutMs = 6000) {
+    return this.request("PUT", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/typing/${enc(userId)}`, {
+      body: typing ? { typing: true, timeout: timeoutMs } : { typing: false },
+    });
+  }
+
+  /** Move the read receipt and the fully-read marker to `eventId` in one request. */
+  setReadMarkers(roomId, eventId) {
+    return this.request("POST", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/read_markers`, {
+      body: { "m.fully_read": eventId, "m.read": eventId },
+    });
+  }
+
+  sendReceipt(roomId, eventId, type = "m.read") {
+    return this.request("POST", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/receipt/${enc(type)}/${enc(eventId)}`, {
+      body: {},
+    });
+  }
+
+  /** A GET answered with bytes (authenticated media): the Blob, or a thrown MatrixError. */
+  async requestBlob(method, path, { query } = {}) {
+    const url = new URL(this.baseUrl + path);
+    for (const [key, value] of Object.entries(query ?? {})) url.searchParams.set(key, value);
+    const headers = {};
+    if (this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
+    let response;
+    try {
+      response = await this._fetch(url, {
+        method,
+        headers,
+        signal: AbortSignal.timeout(DEFAULT_TIMEOUT_MS * 2),
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+      });
+    } catch (cause) {
+      throw new ConnectionError(this.baseUrl, cause);
+    }
+    if (!response.ok) throw toMatrixError(response, await readJson(response));
+    return response.blob();
+  }
+
+  getRoomState(roomId) {
+    return this.request("GET", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/state`);
+  }
+
+  /**
+   * Upload to the media repository with progress (fetch cannot report upload progress, so this
+   * one request uses XMLHttpRequest). Answers the `mxc://` URI.
+   * @param {Blob} file
+   * @param {{filename?: string, onProgress?: (fraction: number) => void, signal?: AbortSignal}} options
+   */
+  uploadWithProgress(file, { filename, onProgress, signal } = {}) {
+    const url = new URL(`${this.baseUrl}/_matrix/media/v3/upload`);
+    if (filename) url.searchParams.set("filename", filename);
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", url);
+      xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+      if (this.accessToken) xhr.setRequestHeader("Authorization", `Bearer ${this.accessToken}`);
+      xhr.upload.onprogress = (event) => {
+        if (event.lengthComputable && onProgress) onProgress(event.loaded / event.total);
+      };
+      xhr.onerror = () => reject(new ConnectionError(this.baseUrl, new Error("upload failed")));
+      xhr.onabort = () => reject(new ConnectionError(this.baseUrl, new Error("upload aborted")));
+      xhr.onload = () => {
+        let data = {};
+        try {
+          data = JSON.parse(xhr.responseText || "{}");
+        } catch {
+          data = {};
+        }
+        if (xhr.status >= 200 && xhr.status < 300 && typeof data.content_uri === "string") {
+          onProgress?.(1);
+          resolve(data.content_uri);
+          return;
+        }
+        const errcode = typeof data.errcode === "string" ? data.errcode : "M_UNKNOWN";
+        const message = typeof data.error === "string" ? data.error : `The upload failed (${xhr.status})`;
+        reject(new MatrixError(errcode, message, { status: xhr.status, data }));
+      };
+      signal?.addEventListener("abort", () => xhr.abort());
+      xhr.send(file);
+    });
   }
 
   /** The user's display name, or null when they have none. */

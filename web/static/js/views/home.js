@@ -1,89 +1,206 @@
-// The signed-in shell: server rail, sidebar and main area. For now it says who is signed in;
-// servers, channels and chat grow into the rail, the sidebar and the main area.
+// The signed-in shell, as in Discord: server rail | channel sidebar | chat | members.
+//
+// Servers, channels, roles and members come from the provisioning API; messages and everything
+// live from the sync engine. A server is refreshed from the API whenever the Guilds state of one
+// of its rooms changes in the sync, so renames, new channels and roles appear without a reload.
 
 import { h } from "../dom.js";
 import { describeError } from "../error-messages.js";
+import { GuildsApi, inviteCodeFrom } from "../guilds-api.js";
 import { MatrixError } from "../matrix.js";
+import { SyncEngine, isAuthError } from "../sync.js";
+import { currentTheme, toggleTheme } from "../theme.js";
+import { avatar, createChatView, initials } from "./chat.js";
+import { showMenu } from "./popups.js";
+
+const KIND_ICONS = { text: "#", voice: "🔊", video: "📹" };
+const KIND_ORDER = { text: 0, voice: 1, video: 2 };
+const REFRESH_DEBOUNCE_MS = 250;
+// State in a server's rooms that the provisioning API's Server or member list reflects.
+const SERVER_STATE = /^(chat\.guilds\.|m\.room\.(name|topic|avatar|power_levels|join_rules)$|m\.space\.)/;
+const MENU_ENTRIES = [
+  ["Invite people", "openInvitePeople", (s) => has(s, "create_invites"), {}],
+  ["Server settings", "openServerSettings", (s) => has(s, "manage_server"), {}],
+  ["Roles", "openRoles", (s) => has(s, "manage_roles"), {}],
+  ["Members", "openMembers", (s) => has(s, "kick_members") || has(s, "ban_members") || has(s, "manage_roles"), {}],
+  ["Create channel", "openChannelEditor", (s) => has(s, "manage_channels"), {}],
+  ["Create category", "openCategoryEditor", (s) => has(s, "manage_channels"), {}],
+  ["Leave server", "confirmLeave", (s, me) => s.owner !== me, { danger: true }],
+  ["Delete server", "confirmDelete", (s, me) => s.owner === me, { danger: true }],
+];
+
+function has(server, permission) {
+  return Boolean(server?.me?.permissions?.includes(permission));
+}
+
+/** The management dialogs, when that module is installed; null when it is not. */
+let manageModule;
+function loadManage() {
+  manageModule ??= import("../manage/index.js").catch(() => null);
+  return manageModule;
+}
 
 /**
  * @param {object} options
  * @param {{brandName: string}} options.config
  * @param {import("../matrix.js").MatrixClient} options.client  with the session's token
- * @param {{userId: string, deviceId: string}} options.session
+ * @param {{userId: string, deviceId: string, accessToken: string, homeserverUrl: string}} options.session
  * @param {(notice?: string) => void} options.onSignedOut  drops the session and shows sign-in
  */
 export function renderHome({ config, client, session, onSignedOut }) {
-  const displayName = h("h1", { class: "welcome-name", "data-testid": "display-name" });
-  const panelName = h("span", { class: "user-panel-name" });
-  const avatar = h("div", { class: "avatar", "aria-hidden": "true" });
-  const banner = h("p", { class: "banner", role: "status", "data-testid": "home-banner" });
-  banner.hidden = true;
+  const api = new GuildsApi({ accessToken: session.accessToken });
+  const sync = new SyncEngine(client, session.userId);
+  const userId = session.userId;
 
-  const signOut = h("button", {
+  /** @type {Map<string, object>} server id → Server */
+  const servers = new Map();
+  let order = [];
+  let members = new Map(); // server id → [Member]
+  let activeServer = null;
+  let activeChannel = null;
+  let chat = null;
+  let myName = null;
+  let serversLoaded = false;
+  const lastChannel = new Map();
+  const refreshTimers = new Map();
+  const joining = new Set();
+
+  // --- the frame -------------------------------------------------------------------------------
+  const railServers = h("div", { class: "rail-servers", "data-testid": "rail-servers" });
+  const homeButton = h(
+    "button",
+    { type: "button", class: "rail-item home", title: "Home", "aria-label": "Home", "data-testid": "rail-home", onclick: () => selectServer(null) },
+    h("span", { class: "brand-mark small", "aria-hidden": "true" }),
+  );
+  const addButton = h("button", {
     type: "button",
-    class: "button danger",
-    "data-testid": "sign-out",
-    text: "Sign out",
-    onclick: onSignOut,
+    class: "rail-item add",
+    title: "Add a server",
+    "aria-label": "Add a server",
+    "data-testid": "add-server",
+    text: "+",
+    onclick: () => openCreate(),
   });
-
-  const view = h(
-    "div",
-    { class: "shell", "data-testid": "home-view" },
-    h(
-      "nav",
-      { class: "server-rail", "aria-label": "Servers" },
-      h(
-        "button",
-        { type: "button", class: "rail-item selected", title: "Home", "aria-current": "page" },
-        h("span", { class: "brand-mark small", "aria-hidden": "true" }),
-      ),
-      h("div", { class: "rail-separator", "aria-hidden": "true" }),
-    ),
-    h(
-      "aside",
-      { class: "sidebar" },
-      h("header", { class: "sidebar-header", text: config.brandName }),
-      h("div", { class: "sidebar-body muted", text: "Your servers and conversations will show up here." }),
-      h(
-        "footer",
-        { class: "user-panel" },
-        avatar,
-        h(
-          "div",
-          { class: "user-panel-text" },
-          panelName,
-          h("span", { class: "user-panel-id muted", text: session.userId }),
-        ),
-      ),
-    ),
-    h(
-      "main",
-      { class: "content" },
-      h("header", { class: "content-header" }, h("span", { class: "content-title", text: "Home" })),
-      h(
-        "section",
-        { class: "welcome" },
-        banner,
-        h(
-          "div",
-          { class: "card welcome-card" },
-          h("div", { class: "avatar large", "aria-hidden": "true" }),
-          displayName,
-          h("p", { class: "muted", "data-testid": "signed-in-as", text: `Signed in as ${session.userId}` }),
-          h("p", { class: "muted small", text: `Device ${session.deviceId}` }),
-          signOut,
-        ),
-      ),
-    ),
+  const rail = h(
+    "nav",
+    { class: "server-rail", "aria-label": "Servers", "data-testid": "server-rail" },
+    homeButton,
+    h("div", { class: "rail-separator", "aria-hidden": "true" }),
+    railServers,
+    addButton,
   );
 
-  function showName(name) {
-    const shown = name || session.userId;
-    displayName.textContent = shown;
-    panelName.textContent = shown;
-    const initial = (shown.replace(/^@/, "")[0] || "?").toUpperCase();
-    for (const el of view.querySelectorAll(".avatar")) el.textContent = initial;
+  const sidebarTitle = h("span", { class: "sidebar-title", "data-testid": "server-name", text: config.brandName });
+  const serverMenuButton = h(
+    "button",
+    { type: "button", class: "sidebar-header server-menu-button", "data-testid": "server-menu-button", "aria-haspopup": "menu", onclick: () => openServerMenu() },
+    sidebarTitle,
+    h("span", { class: "chevron", "aria-hidden": "true", text: "⌄" }),
+  );
+  const channelList = h("div", { class: "channel-list", "data-testid": "channel-list" });
+
+  const panelName = h("span", { class: "user-panel-name", "data-testid": "display-name" });
+  const panelAvatar = h("div", { class: "avatar", "aria-hidden": "true" });
+  const themeButton = h("button", {
+    type: "button",
+    class: "icon-button",
+    "data-testid": "theme-toggle",
+    onclick: () => {
+      toggleTheme();
+      showTheme();
+    },
+  });
+  const signOut = h("button", {
+    type: "button",
+    class: "icon-button danger",
+    "data-testid": "sign-out",
+    title: "Sign out",
+    "aria-label": "Sign out",
+    text: "⏻",
+    onclick: onSignOut,
+  });
+  const userPanel = h(
+    "footer",
+    { class: "user-panel" },
+    panelAvatar,
+    h(
+      "div",
+      { class: "user-panel-text" },
+      panelName,
+      h("span", { class: "user-panel-id muted", text: userId }),
+      h("span", { class: "visually-hidden", "data-testid": "signed-in-as", text: `Signed in as ${userId}` }),
+    ),
+    themeButton,
+    signOut,
+  );
+  const sidebar = h("aside", { class: "sidebar", "data-testid": "sidebar" }, serverMenuButton, channelList, userPanel);
+
+  const navToggle = h("button", {
+    type: "button",
+    class: "icon-button nav-toggle",
+    "data-testid": "nav-toggle",
+    "aria-label": "Open the server and channel menu",
+    text: "☰",
+    onclick: () => view.classList.toggle("nav-open"),
+  });
+  const membersToggle = h("button", {
+    type: "button",
+    class: "icon-button members-toggle",
+    "data-testid": "members-toggle",
+    title: "Member list",
+    "aria-label": "Member list",
+    text: "👥",
+    onclick: () => view.classList.toggle("members-hidden"),
+  });
+  const contentTitle = h("span", { class: "content-title", "data-testid": "channel-title", text: "Home" });
+  const contentIcon = h("span", { class: "content-icon", "aria-hidden": "true" });
+  const contentTopic = h("span", { class: "content-topic muted", "data-testid": "channel-topic" });
+  const connection = h("div", { class: "connection", role: "status", "data-testid": "connection-status" });
+  connection.hidden = true;
+  const banner = h("p", { class: "banner", role: "status", "data-testid": "home-banner" });
+  banner.hidden = true;
+  const body = h("div", { class: "content-body" });
+  const content = h(
+    "main",
+    { class: "content" },
+    h("header", { class: "content-header" }, navToggle, contentIcon, contentTitle, contentTopic, membersToggle),
+    connection,
+    banner,
+    body,
+  );
+  const memberList = h("aside", { class: "members", "data-testid": "member-list", "aria-label": "Members" });
+  const scrim = h("div", { class: "scrim", onclick: () => view.classList.remove("nav-open") });
+  const view = h("div", { class: "shell", "data-testid": "home-view" }, rail, sidebar, content, memberList, scrim);
+
+  // --- helpers -------------------------------------------------------------------------------
+  function manageContext() {
+    return {
+      session,
+      api,
+      matrix: client,
+      refresh: (sid) => (sid ? refreshServer(sid) : refreshServers()),
+      selectServer: async (sid) => {
+        await refreshServers();
+        selectServer(sid);
+      },
+      onServerGone: (sid) => {
+        removeServer(sid);
+        refreshServers();
+      },
+    };
+  }
+
+  async function openCreate() {
+    const manage = await loadManage();
+    if (manage?.openCreateServer) manage.openCreateServer(manageContext());
+    else selectServer(null);
+  }
+
+  function showTheme() {
+    const dark = currentTheme() === "dark";
+    themeButton.textContent = dark ? "☀" : "☾";
+    themeButton.title = dark ? "Switch to the light theme" : "Switch to the dark theme";
+    themeButton.setAttribute("aria-label", themeButton.title);
   }
 
   function showBanner(message) {
@@ -91,15 +208,506 @@ export function renderHome({ config, client, session, onSignedOut }) {
     banner.hidden = !message;
   }
 
+  function serverIcon(server, className) {
+    const el = avatar(client, { mxc: server.icon, name: server.name, id: server.server_id, size: 48, className });
+    return el;
+  }
+
+  function unreadOf(roomId) {
+    return sync.room(roomId)?.unread ?? { notifications: 0, highlights: 0 };
+  }
+
+  function serverUnread(server) {
+    let notifications = 0;
+    let highlights = 0;
+    for (const channel of server.channels ?? []) {
+      if (channel.channel_id === activeChannel && document.hasFocus()) continue;
+      const u = unreadOf(channel.channel_id);
+      notifications += u.notifications;
+      highlights += u.highlights;
+    }
+    return { notifications, highlights };
+  }
+
+  function roleColor(sid, uid) {
+    const server = servers.get(sid);
+    const member = (members.get(sid) ?? []).find((m) => m.user_id === uid);
+    if (!server || !member) return null;
+    const roles = (server.roles ?? [])
+      .filter((r) => member.roles.includes(r.role_id) && /^#[0-9a-f]{6}$/i.test(r.color ?? ""))
+      .sort((a, b) => b.position - a.position);
+    return roles[0]?.color ?? null;
+  }
+
+  // --- rail ----------------------------------------------------------------------------------
+  function renderRail() {
+    homeButton.classList.toggle("selected", activeServer === null);
+    railServers.replaceChildren(
+      ...order
+        .map((sid) => servers.get(sid))
+        .filter(Boolean)
+        .map((server) => {
+          const unread = serverUnread(server);
+          const selected = server.server_id === activeServer;
+          return h(
+            "button",
+            {
+              type: "button",
+              class: `rail-item server${selected ? " selected" : ""}${unread.notifications ? " unread" : ""}`,
+              "data-testid": "rail-server",
+              "data-server-id": server.server_id,
+              title: server.name,
+              "aria-label": server.name,
+              "aria-current": selected ? "page" : false,
+              onclick: () => selectServer(server.server_id),
+            },
+            serverIcon(server, "rail-icon"),
+            h("span", { class: "rail-tooltip", role: "tooltip", text: server.name }),
+            unread.highlights
+              ? h("span", { class: "badge", "data-testid": "server-badge", text: String(unread.highlights) })
+              : null,
+          );
+        }),
+    );
+  }
+
+  // --- sidebar -------------------------------------------------------------------------------
+  function renderSidebar() {
+    const server = servers.get(activeServer);
+    channelList.replaceChildren();
+    if (!server) {
+      sidebarTitle.textContent = config.brandName;
+      serverMenuButton.disabled = true;
+      channelList.append(h("p", { class: "sidebar-empty muted", text: "Pick a server on the left, or create one." }));
+      return;
+    }
+    serverMenuButton.disabled = false;
+    sidebarTitle.textContent = server.name;
+    const categories = [{ category_id: null, name: "", order: -Infinity }, ...[...(server.categories ?? [])].sort(byOrder)];
+    for (const category of categories) {
+      const channels = (server.channels ?? [])
+        .filter((c) => (c.category_id ?? null) === category.category_id)
+        .sort((a, b) => (KIND_ORDER[a.kind] ?? 9) - (KIND_ORDER[b.kind] ?? 9) || byOrder(a, b));
+      if (category.category_id && channels.length === 0 && !has(server, "manage_channels")) continue;
+      const section = h("section", { class: "category", "data-testid": "category", "data-category-id": category.category_id ?? "" });
+      if (category.category_id) {
+        section.append(h("h3", { class: "category-name", "data-testid": "category-name", text: category.name }));
+      }
+      const ul = h("ul", { class: "channels" });
+      for (const channel of channels) ul.append(renderChannelItem(server, channel));
+      section.append(ul);
+      channelList.append(section);
+    }
+  }
+
+  function byOrder(a, b) {
+    const x = a.order ?? 0;
+    const y = b.order ?? 0;
+    if (x !== y) return x < y ? -1 : 1;
+    return String(a.name).localeCompare(String(b.name));
+  }
+
+  function renderChannelItem(server, channel) {
+    const selected = channel.channel_id === activeChannel;
+    const unread = unreadOf(channel.channel_id);
+    const isDefault = channel.channel_id === server.default_channel_id || channel.default;
+    const li = h(
+      "li",
+      {},
+      h(
+        "button",
+        {
+          type: "button",
+          class: `channel${selected ? " selected" : ""}${unread.notifications && !selected ? " unread" : ""}`,
+          "data-testid": "channel",
+          "data-channel-id": channel.channel_id,
+          "data-kind": channel.kind,
+          "aria-current": selected ? "page" : false,
+          title: channel.topic || channel.name,
+          onclick: () => selectChannel(channel.channel_id),
+        },
+        h("span", { class: "channel-icon", "aria-hidden": "true", text: KIND_ICONS[channel.kind] ?? "#" }),
+        h("span", { class: "channel-name", "data-testid": "channel-name", text: channel.name }),
+        isDefault ? h("span", { class: "default-mark", title: "Default channel", "data-testid": "default-channel", text: "★" }) : null,
+        unread.highlights && !selected
+          ? h("span", { class: "badge", "data-testid": "channel-badge", text: String(unread.highlights) })
+          : null,
+      ),
+    );
+    return li;
+  }
+
+  async function openServerMenu() {
+    const server = servers.get(activeServer);
+    if (!server) return;
+    const manage = await loadManage();
+    const entries = [];
+    for (const [label, fn, allowed, options] of MENU_ENTRIES) {
+      if (!manage || typeof manage[fn] !== "function" || !allowed(server, userId)) continue;
+      const testid = `menu-${fn}`;
+      entries.push([label, () => manage[fn](manageContext(), servers.get(server.server_id) ?? server), { ...options, testid }]);
+    }
+    if (entries.length === 0) {
+      entries.push(["Nothing to manage here", () => {}, { testid: "menu-empty" }]);
+    }
+    showMenu(serverMenuButton, entries, { testid: "server-menu" });
+  }
+
+  // --- members -------------------------------------------------------------------------------
+  function renderMembers() {
+    const server = servers.get(activeServer);
+    memberList.replaceChildren();
+    if (!server) return;
+    const list = members.get(activeServer) ?? [];
+    const roles = [...(server.roles ?? [])].sort((a, b) => b.position - a.position);
+    const groups = new Map();
+    for (const member of list) {
+      const top = roles.find((r) => member.roles.includes(r.role_id) && r.role_id !== "member") ?? null;
+      const key = top?.role_id ?? "member";
+      if (!groups.has(key)) groups.set(key, { role: top, members: [] });
+      groups.get(key).members.push(member);
+    }
+    const ordered = [...groups.values()].sort((a, b) => (b.role?.position ?? -1e9) - (a.role?.position ?? -1e9));
+    for (const group of ordered) {
+      const label = group.role ? group.role.name : "Members";
+      memberList.append(h("h3", { class: "member-group", text: `${label} — ${group.members.length}` }));
+      const sorted = group.members.sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+      for (const member of sorted) {
+        const name = h("span", { class: "member-name", text: nameOf(member) });
+        const color = roleColor(activeServer, member.user_id);
+        if (color) name.style.color = color;
+        memberList.append(
+          h(
+            "div",
+            { class: "member", "data-testid": "member", "data-user-id": member.user_id, title: member.user_id },
+            avatar(client, { mxc: member.avatar, name: nameOf(member), id: member.user_id, size: 32 }),
+            name,
+            member.owner ? h("span", { class: "owner-mark", title: "Server owner", text: "👑" }) : null,
+          ),
+        );
+      }
+    }
+  }
+
+  function nameOf(member) {
+    return member.display_name || member.user_id.replace(/^@/, "").split(":")[0];
+  }
+
+  async function loadMembers(sid) {
+    try {
+      members.set(sid, await api.allMembers(sid));
+      if (sid === activeServer) {
+        renderMembers();
+        chat?.render();
+      }
+    } catch (error) {
+      console.warn("members failed to load", error);
+    }
+  }
+
+  // --- content -------------------------------------------------------------------------------
+  function renderContent() {
+    const server = servers.get(activeServer);
+    const channel = server?.channels?.find((c) => c.channel_id === activeChannel) ?? null;
+    if (!server) {
+      contentIcon.textContent = "";
+      contentTitle.textContent = "Home";
+      contentTopic.textContent = "";
+      replaceChat(null);
+      body.replaceChildren(renderWelcome());
+      view.classList.add("no-server");
+      return;
+    }
+    view.classList.remove("no-server");
+    if (!channel) {
+      contentIcon.textContent = "";
+      contentTitle.textContent = server.name;
+      contentTopic.textContent = "";
+      replaceChat(null);
+      body.replaceChildren(h("div", { class: "empty-state muted", text: "No channel you can see here yet." }));
+      return;
+    }
+    contentIcon.textContent = KIND_ICONS[channel.kind] ?? "#";
+    contentTitle.textContent = channel.name;
+    contentTopic.textContent = channel.topic || "";
+    if (chat && chat.roomId === channel.channel_id) {
+      chat.render();
+      return;
+    }
+    if (!sync.room(channel.channel_id)) {
+      replaceChat(null);
+      body.replaceChildren(h("div", { class: "empty-state muted", "data-testid": "joining", text: `Joining #${channel.name}…` }));
+      joinChannel(channel);
+      return;
+    }
+    const chatView = createChatView({
+      client,
+      sync,
+      userId,
+      roomId: channel.channel_id,
+      channel,
+      server: () => servers.get(activeServer) ?? null,
+      roleColor: (uid) => roleColor(activeServer, uid),
+    });
+    chatView.roomId = channel.channel_id;
+    replaceChat(chatView);
+    body.replaceChildren(chatView.el);
+    chatView.render();
+    if (window.matchMedia("(min-width: 761px)").matches) chatView.focus();
+  }
+
+  function replaceChat(next) {
+    chat?.destroy();
+    chat = next;
+  }
+
+  async function joinChannel(channel) {
+    if (joining.has(channel.channel_id)) return;
+    joining.add(channel.channel_id);
+    try {
+      await client.joinRoom(channel.channel_id);
+      // The room appears in the next sync; renderContent runs again then.
+    } catch (error) {
+      if (activeChannel === channel.channel_id) {
+        body.replaceChildren(
+          h("div", { class: "empty-state" }, h("p", { class: "form-error", text: `Could not join #${channel.name}: ${describeError(error)}` })),
+        );
+      }
+    } finally {
+      joining.delete(channel.channel_id);
+    }
+  }
+
+  function renderWelcome() {
+    const code = h("input", {
+      type: "text",
+      "data-testid": "join-code",
+      placeholder: "https://…/invite/hTKzmak or hTKzmak",
+      "aria-label": "Invite link or code",
+    });
+    const error = h("p", { class: "form-error", role: "alert", "data-testid": "join-error" });
+    error.hidden = true;
+    const joinButton = h("button", { type: "submit", class: "button primary", "data-testid": "join-submit", text: "Join" });
+    const form = h(
+      "form",
+      {
+        class: "join-form",
+        onsubmit: async (event) => {
+          event.preventDefault();
+          const parsed = inviteCodeFrom(code.value);
+          error.hidden = true;
+          if (!parsed) {
+            error.textContent = "Enter a valid invite link or code.";
+            error.hidden = false;
+            return;
+          }
+          joinButton.disabled = true;
+          try {
+            const { server_id: sid } = await api.redeemInvite(parsed);
+            await client.joinRoom(sid);
+            await refreshServers();
+            selectServer(sid);
+          } catch (err) {
+            error.textContent = describeError(err);
+            error.hidden = false;
+          } finally {
+            joinButton.disabled = false;
+          }
+        },
+      },
+      h("label", { class: "field-label", text: "Have an invite? Paste it here" }),
+      h("div", { class: "join-row" }, code, joinButton),
+      error,
+    );
+    const hasServers = order.length > 0;
+    return h(
+      "section",
+      { class: "welcome", "data-testid": hasServers ? "home-screen" : "create-or-join" },
+      h(
+        "div",
+        { class: "card welcome-card" },
+        h("div", { class: "brand-mark", "aria-hidden": "true" }),
+        h("h1", { class: "welcome-name", text: hasServers ? `Welcome back, ${myName ?? userId}` : `Welcome to ${config.brandName}!` }),
+        h("p", {
+          class: "muted",
+          text: hasServers
+            ? "Pick a server on the left, create another one, or join with an invite."
+            : "Servers are where you and your friends hang out. Create one, or join one with an invite.",
+        }),
+        h("button", { type: "button", class: "button primary wide", "data-testid": "create-server", text: "Create a server", onclick: () => openCreate() }),
+        h("div", { class: "or", text: "or" }),
+        form,
+      ),
+    );
+  }
+
+  // --- selection -----------------------------------------------------------------------------
+  function selectServer(sid) {
+    if (sid && !servers.has(sid)) sid = null;
+    activeServer = sid;
+    const server = servers.get(sid);
+    activeChannel = server ? pickChannel(server) : null;
+    view.classList.remove("nav-open");
+    renderAll();
+    if (sid && !members.has(sid)) loadMembers(sid);
+  }
+
+  function pickChannel(server) {
+    const remembered = lastChannel.get(server.server_id);
+    const visible = server.channels ?? [];
+    if (remembered && visible.some((c) => c.channel_id === remembered)) return remembered;
+    if (visible.some((c) => c.channel_id === server.default_channel_id)) return server.default_channel_id;
+    return visible.find((c) => c.kind === "text")?.channel_id ?? visible[0]?.channel_id ?? null;
+  }
+
+  function selectChannel(cid) {
+    activeChannel = cid;
+    if (activeServer) lastChannel.set(activeServer, cid);
+    view.classList.remove("nav-open");
+    renderAll();
+  }
+
+  function renderAll() {
+    renderRail();
+    renderSidebar();
+    renderContent();
+    renderMembers();
+  }
+
+  // --- servers from the provisioning API -------------------------------------------------------
+  async function refreshServers() {
+    try {
+      const list = await api.listServers();
+      const loaded = await Promise.all(
+        list.map((summary) => api.getServer(summary.server_id).catch(() => null)),
+      );
+      const next = new Map();
+      for (const server of loaded) if (server) next.set(server.server_id, server);
+      servers.clear();
+      for (const [sid, server] of next) servers.set(sid, server);
+      order = list.map((s) => s.server_id).filter((sid) => servers.has(sid));
+      serversLoaded = true;
+      showBanner("");
+      if (activeServer && !servers.has(activeServer)) activeServer = null;
+      if (activeServer === null && !firstSelectionDone && order.length) {
+        firstSelectionDone = true;
+        selectServer(order[0]);
+        return;
+      }
+      firstSelectionDone = true;
+      if (activeServer) {
+        const server = servers.get(activeServer);
+        if (!server.channels.some((c) => c.channel_id === activeChannel)) activeChannel = pickChannel(server);
+      }
+      renderAll();
+    } catch (error) {
+      if (isAuthError(error)) {
+        onSignedOut("Your session has ended. Sign in again.");
+        return;
+      }
+      console.warn("servers failed to load", error);
+      if (!serversLoaded) renderAll();
+    }
+  }
+  let firstSelectionDone = false;
+
+  async function refreshServer(sid) {
+    try {
+      const server = await api.getServer(sid);
+      servers.set(sid, server);
+      if (!order.includes(sid)) order.push(sid);
+      if (sid === activeServer && !server.channels.some((c) => c.channel_id === activeChannel)) {
+        activeChannel = pickChannel(server);
+      }
+      renderAll();
+      if (sid === activeServer) loadMembers(sid);
+    } catch (error) {
+      if (error instanceof MatrixError && (error.status === 404 || error.status === 403)) {
+        removeServer(sid);
+        return;
+      }
+      console.warn("server failed to refresh", error);
+    }
+  }
+
+  function removeServer(sid) {
+    servers.delete(sid);
+    members.delete(sid);
+    order = order.filter((x) => x !== sid);
+    if (activeServer === sid) {
+      activeServer = null;
+      activeChannel = null;
+    }
+    renderAll();
+  }
+
+  function scheduleRefresh(sid) {
+    clearTimeout(refreshTimers.get(sid));
+    refreshTimers.set(
+      sid,
+      setTimeout(() => {
+        refreshTimers.delete(sid);
+        if (sid === "*") refreshServers();
+        else refreshServer(sid);
+      }, REFRESH_DEBOUNCE_MS),
+    );
+  }
+
+  function serverOfRoom(roomId) {
+    if (servers.has(roomId)) return roomId;
+    for (const [sid, server] of servers) {
+      if (server.channels?.some((c) => c.channel_id === roomId)) return sid;
+    }
+    return null;
+  }
+
+  function onSyncUpdate(event) {
+    const { rooms, state, membership } = event.detail;
+    let all = membership && serversLoaded;
+    for (const [roomId, types] of state) {
+      const sid = serverOfRoom(roomId);
+      const relevant = [...types].some((t) => SERVER_STATE.test(t));
+      const isSpace = sid === roomId;
+      const roleRoom = sync.room(roomId)?.createType === "chat.guilds.role";
+      if (relevant || ((isSpace || roleRoom) && types.has("m.room.member"))) {
+        if (sid) scheduleRefresh(sid);
+        else all = true;
+      }
+      if (isSpace && types.has("m.room.member") && sid === activeServer) loadMembers(sid);
+    }
+    // A server we left (kicked, banned, deleted) disappears at once.
+    for (const sid of [...servers.keys()]) {
+      if (serversLoaded && !sync.rooms.has(sid) && sync.status === "online" && membership) removeServer(sid);
+    }
+    if (all) scheduleRefresh("*");
+    renderRail();
+    if (activeServer) renderSidebar();
+    if (chat && (rooms.has(chat.roomId) || state.has(chat.roomId))) chat.render();
+    else if (activeChannel && !chat && sync.room(activeChannel)) renderContent();
+  }
+
+  function onStatus(event) {
+    const status = event.detail;
+    connection.hidden = status !== "reconnecting";
+    connection.textContent = status === "reconnecting" ? "Connection lost — reconnecting…" : "";
+    view.dataset.sync = status;
+  }
+
+  // --- account -------------------------------------------------------------------------------
+  function showName(name) {
+    myName = name;
+    const shown = name || userId;
+    panelName.textContent = shown;
+    panelAvatar.textContent = initials(shown);
+  }
+
   async function onSignOut() {
     signOut.disabled = true;
-    signOut.textContent = "Signing out…";
+    sync.stop();
     let notice = "";
     try {
       await client.logout();
     } catch (err) {
-      // A token the server no longer knows is signed out already; anything else is still
-      // signed out here, and the person should know the server may keep the session.
       if (!(err instanceof MatrixError && err.errcode === "M_UNKNOWN_TOKEN")) {
         console.warn("logout failed", err);
         notice = `Signed out on this device, but the homeserver was not told: ${describeError(err)}`;
@@ -108,27 +716,42 @@ export function renderHome({ config, client, session, onSignedOut }) {
     onSignedOut(notice);
   }
 
-  /** Check the stored token still works, and fetch the display name. */
-  async function refresh() {
+  /** Check the stored token still works, fetch the display name, then start syncing. */
+  async function boot() {
     try {
       const me = await client.whoami();
-      if (me.user_id !== session.userId) {
+      if (me.user_id !== userId) {
         onSignedOut("Your session belongs to another account. Sign in again.");
         return;
       }
-      showName(await client.getDisplayName(session.userId));
+      showName(await client.getDisplayName(userId));
       showBanner("");
     } catch (err) {
-      if (err instanceof MatrixError && ["M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"].includes(err.errcode)) {
+      if (isAuthError(err)) {
         onSignedOut("Your session has ended. Sign in again.");
         return;
       }
       console.warn("could not load the profile", err);
       showBanner(describeError(err));
     }
+    sync.addEventListener("update", onSyncUpdate);
+    sync.addEventListener("status", onStatus);
+    sync.addEventListener("signedout", () => onSignedOut("Your session has ended. Sign in again."));
+    sync.start();
+    refreshServers();
   }
 
+  view.addEventListener("read", () => {
+    renderRail();
+    renderSidebar();
+  });
+  window.addEventListener("focus", () => renderRail());
+
   showName(null);
-  refresh();
+  showTheme();
+  renderAll();
+  boot();
+  // For the tests and for debugging in the console: the live state, read-only by convention.
+  view.guilds = { sync, servers };
   return view;
 }

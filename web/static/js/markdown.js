@@ -1,0 +1,246 @@
+// Markdown-lite (bold, italic, strike, code, code blocks, links) and a safe HTML renderer.
+//
+// What we send: our own parse → a small tree → DOM nodes (for display) or an escaped HTML string
+// (for `formatted_body`). What others send: their `formatted_body` is parsed in an inert document
+// and rebuilt node by node from an allow-list; no HTML string ever reaches the live page.
+
+const HTML_FORMAT = "org.matrix.custom.html";
+const SAFE_URL = /^(https?:\/\/|mailto:)/i;
+
+/** Parse markdown-lite into a tree of {type, text?, href?, children?}. */
+export function parseMarkdown(source) {
+  const nodes = [];
+  const fence = /```(?:[a-z0-9_+-]*\n)?([\s\S]*?)```/gi;
+  let last = 0;
+  for (const match of source.matchAll(fence)) {
+    if (match.index > last) nodes.push(...parseInline(source.slice(last, match.index)));
+    nodes.push({ type: "pre", text: match[1].replace(/\n$/, "") });
+    last = match.index + match[0].length;
+  }
+  if (last < source.length) nodes.push(...parseInline(source.slice(last)));
+  return nodes;
+}
+
+const INLINE_RULES = [
+  ["code", /^`([^`\n]+)`/],
+  ["strong", /^\*\*(?=\S)([\s\S]*?\S)\*\*/],
+  ["del", /^~~(?=\S)([\s\S]*?\S)~~/],
+  ["em", /^\*(?=[^\s*])([^*]*?[^\s*])\*/],
+  ["em", /^_(?=[^\s_])([^_]*?[^\s_])_(?![A-Za-z0-9])/],
+  ["link", /^\[([^\]\n]+)\]\((https?:\/\/[^\s)]+)\)/],
+];
+
+function parseInline(text, depth = 0) {
+  const out = [];
+  let buffer = "";
+  const flush = () => {
+    if (buffer) out.push({ type: "text", text: buffer });
+    buffer = "";
+  };
+  let i = 0;
+  while (i < text.length) {
+    const rest = text.slice(i);
+    const prev = i > 0 ? text[i - 1] : " ";
+    let matched = false;
+    if ("`*~_[".includes(rest[0]) && depth < 8) {
+      for (const [type, re] of INLINE_RULES) {
+        if (type === "em" && rest[0] === "_" && /[A-Za-z0-9]/.test(prev)) continue;
+        const m = re.exec(rest);
+        if (!m) continue;
+        flush();
+        if (type === "code") out.push({ type, text: m[1] });
+        else if (type === "link") out.push({ type, href: m[2], children: parseInline(m[1], depth + 1) });
+        else out.push({ type, children: parseInline(m[1], depth + 1) });
+        i += m[0].length;
+        matched = true;
+        break;
+      }
+    }
+    if (matched) continue;
+    const url = /^https?:\/\/[^\s<]*[^\s<.,:;"')\]!?*_~]/.exec(rest);
+    if (url && /[\s(]/.test(prev)) {
+      flush();
+      out.push({ type: "link", href: url[0], children: [{ type: "text", text: url[0] }] });
+      i += url[0].length;
+      continue;
+    }
+    if (rest[0] === "\n") {
+      flush();
+      out.push({ type: "br" });
+      i++;
+      continue;
+    }
+    buffer += rest[0];
+    i++;
+  }
+  flush();
+  return out;
+}
+
+/** Whether a tree has anything beyond text and line breaks (else we send a plain body only). */
+export function hasFormatting(nodes) {
+  return nodes.some((n) => n.type !== "text" && n.type !== "br");
+}
+
+const TAGS = { strong: "strong", em: "em", del: "del", code: "code", link: "a" };
+
+function escapeHtml(text) {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** The tree as an HTML string for `formatted_body`: every text escaped. */
+export function toHtml(nodes) {
+  return nodes
+    .map((node) => {
+      switch (node.type) {
+        case "text":
+          return escapeHtml(node.text);
+        case "br":
+          return "<br>";
+        case "code":
+          return `<code>${escapeHtml(node.text)}</code>`;
+        case "pre":
+          return `<pre><code>${escapeHtml(node.text)}</code></pre>`;
+        case "link":
+          return `<a href="${escapeHtml(node.href)}">${toHtml(node.children)}</a>`;
+        default:
+          return `<${TAGS[node.type]}>${toHtml(node.children)}</${TAGS[node.type]}>`;
+      }
+    })
+    .join("");
+}
+
+/** The tree as DOM nodes (for showing what we parse ourselves). */
+export function toNodes(nodes) {
+  return nodes.map((node) => {
+    switch (node.type) {
+      case "text":
+        return document.createTextNode(node.text);
+      case "br":
+        return document.createElement("br");
+      case "code":
+      case "pre": {
+        const code = document.createElement("code");
+        code.textContent = node.text;
+        if (node.type === "code") return code;
+        const pre = document.createElement("pre");
+        pre.append(code);
+        return pre;
+      }
+      case "link":
+        return safeLink(node.href, toNodes(node.children));
+      default: {
+        const el = document.createElement(TAGS[node.type]);
+        el.append(...toNodes(node.children));
+        return el;
+      }
+    }
+  });
+}
+
+function safeLink(href, children) {
+  if (!SAFE_URL.test(href)) {
+    const span = document.createElement("span");
+    span.append(...children);
+    return span;
+  }
+  const a = document.createElement("a");
+  a.href = href;
+  a.target = "_blank";
+  a.rel = "noopener noreferrer ugc";
+  a.append(...children);
+  return a;
+}
+
+/** The message content for `text` typed in the composer: plain body, plus HTML when formatted. */
+export function messageContent(text, msgtype = "m.text") {
+  const tree = parseMarkdown(text);
+  const content = { msgtype, body: text };
+  if (hasFormatting(tree)) {
+    content.format = HTML_FORMAT;
+    content.formatted_body = toHtml(tree);
+  }
+  return content;
+}
+
+// --- Others' HTML, rebuilt from an allow-list ---------------------------------------------------
+
+const ALLOWED = new Set([
+  "b", "strong", "i", "em", "u", "s", "del", "strike", "code", "pre", "br", "p", "blockquote",
+  "ul", "ol", "li", "a", "span", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "sup", "sub", "div",
+]);
+// Dropped with everything inside; other unknown tags are unwrapped (their text kept).
+const DROPPED = new Set(["script", "style", "mx-reply", "head", "title", "iframe", "object", "embed", "template", "svg", "math"]);
+const MAX_DEPTH = 24;
+
+/**
+ * Rebuild `html` as a DocumentFragment of allowed elements and text. It is parsed into a
+ * detached <template>'s content, which is inert (no script runs, no image loads), and never
+ * put in the page: we copy from it only tag names we know and the `href` of links with a safe scheme.
+ * Images become their alt text.
+ */
+export function sanitizeHtml(html) {
+  const template = document.createElement("template");
+  // Handlers never run here either way; renaming them first spares the console a CSP report
+  // (Chromium checks on* attributes against the page's policy even in inert content).
+  template.innerHTML = html.replace(/<[^>]*>/g, (tag) => tag.replace(/(\s)on([a-z]+\s*=)/gi, "$1data-removed-on$2"));
+  const fragment = document.createDocumentFragment();
+  copyChildren(template.content, fragment, 0);
+  return fragment;
+}
+
+function copyChildren(from, to, depth) {
+  for (const node of from.childNodes) {
+    if (node.nodeType === Node.TEXT_NODE) {
+      to.append(document.createTextNode(node.nodeValue ?? ""));
+      continue;
+    }
+    if (node.nodeType !== Node.ELEMENT_NODE) continue;
+    const tag = node.localName;
+    if (DROPPED.has(tag)) continue;
+    if (tag === "img") {
+      const alt = node.getAttribute("alt") || node.getAttribute("title") || "";
+      if (alt) to.append(document.createTextNode(alt));
+      continue;
+    }
+    if (!ALLOWED.has(tag) || depth >= MAX_DEPTH) {
+      copyChildren(node, to, depth + 1);
+      continue;
+    }
+    let el;
+    if (tag === "a") {
+      const href = node.getAttribute("href") ?? "";
+      const inner = document.createDocumentFragment();
+      copyChildren(node, inner, depth + 1);
+      el = safeLink(href, [inner]);
+    } else {
+      el = document.createElement(tag);
+      copyChildren(node, el, depth + 1);
+    }
+    to.append(el);
+  }
+}
+
+/** Plain text with bare links made clickable (for messages without HTML). */
+export function linkifiedText(text) {
+  const fragment = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(/https?:\/\/[^\s<]*[^\s<.,:;"')\]!?]/g)) {
+    if (match.index > last) fragment.append(document.createTextNode(text.slice(last, match.index)));
+    fragment.append(safeLink(match[0], [document.createTextNode(match[0])]));
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) fragment.append(document.createTextNode(text.slice(last)));
+  return fragment;
+}
+
+/** A body without the quoted reply fallback older clients put in front of a reply. */
+export function stripReplyFallback(body) {
+  const lines = body.split("\n");
+  let i = 0;
+  while (i < lines.length && lines[i].startsWith("> ")) i++;
+  if (i > 0 && i < lines.length && lines[i] === "") return lines.slice(i + 1).join("\n");
+  return body;
+}
+
+export { HTML_FORMAT };

@@ -1,0 +1,33 @@
+// The colour theme: dark by default, light on request, remembered in localStorage.
+
+const KEY = "guilds.theme";
+
+export function currentTheme() {
+  return document.documentElement.dataset.theme === "light" ? "light" : "dark";
+}
+
+export function applyStoredTheme() {
+  let stored = null;
+  try {
+    stored = localStorage.getItem(KEY);
+  } catch {
+    stored = null;
+  }
+  setTheme(stored === "light" ? "light" : "dark", { persist: false });
+}
+
+export function setTheme(theme, { persist = true } = {}) {
+  document.documentElement.dataset.theme = theme;
+  const meta = document.querySelector('meta[name="color-scheme"]');
+  if (meta) meta.content = theme;
+  if (!persist) return;
+  try {
+    localStorage.setItem(KEY, theme);
+  } catch {
+    // private mode: the choice lasts for this page only
+  }
+}
+
+export function toggleTheme() {
+  setTheme(currentTheme() === "dark" ? "light" : "dark");
+}

@@ -1,0 +1,795 @@
+// A channel's chat: the timeline (grouped by author, edits, replies, reactions, attachments,
+// history on scroll) and the composer (markdown-lite, replies, uploads, emoji, typing).
+
+import { h } from "../dom.js";
+import { describeError } from "../error-messages.js";
+import { ConnectionError, newTxnId } from "../matrix.js";
+import {
+  HTML_FORMAT,
+  linkifiedText,
+  messageContent,
+  sanitizeHtml,
+  stripReplyFallback,
+} from "../markdown.js";
+import { downloadFile, loadImage } from "../media.js";
+import { redactsOf } from "../sync.js";
+import { confirmAction, pickEmoji } from "./popups.js";
+
+const GROUP_GAP_MS = 7 * 60 * 1000;
+const TYPING_RESEND_MS = 4000;
+const TOP_LOAD_PX = 300;
+const MESSAGE_TYPES = new Set(["m.room.message", "m.room.encrypted", "m.sticker"]);
+
+/** Initials for an avatar without an image. */
+export function initials(name) {
+  const words = String(name || "?").replace(/^[@#]/, "").trim().split(/\s+/).filter(Boolean);
+  const letters = words.length > 1 ? words[0][0] + words[1][0] : (words[0] ?? "?").slice(0, 2);
+  return [...letters].slice(0, 2).join("").toUpperCase() || "?";
+}
+
+/** An avatar: the mxc image when there is one, else initials on a colour derived from the id. */
+export function avatar(client, { mxc, name, id, size = 40, className = "avatar" }) {
+  const el = h("div", { class: `${className} hue-${hueOf(id ?? name)}`, "aria-hidden": "true", text: initials(name) });
+  if (mxc) {
+    const img = h("img", { alt: "", class: "avatar-img" });
+    img.addEventListener("load", () => el.replaceChildren(img));
+    loadImage(img, client, mxc, { size: size * 2 });
+  }
+  return el;
+}
+
+function hueOf(text) {
+  let hash = 0;
+  for (const c of String(text ?? "")) hash = (hash * 31 + c.codePointAt(0)) | 0;
+  return Math.abs(hash) % 8;
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+function formatTime(ts) {
+  const date = new Date(ts);
+  const today = new Date();
+  return date.toDateString() === today.toDateString()
+    ? `Today at ${timeFormat.format(date)}`
+    : dateFormat.format(date);
+}
+
+function formatSize(bytes) {
+  if (!Number.isFinite(bytes)) return "";
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/**
+ * @param {object} options
+ * @param {import("../matrix.js").MatrixClient} options.client
+ * @param {import("../sync.js").SyncEngine} options.sync
+ * @param {string} options.userId
+ * @param {string} options.roomId
+ * @param {object} options.channel  the provisioning API's Channel
+ * @param {() => object|null} options.server  the current Server (for permissions and roles)
+ * @param {(userId: string) => string|null} options.roleColor
+ */
+export function createChatView({ client, sync, userId, roomId, channel, server, roleColor }) {
+  const nodes = new Map(); // key → {signature, node}
+  let editing = null; // event id being edited
+  let replyTo = null; // event replied to
+  let lastTyping = 0;
+  let lastMarked = null;
+  let destroyed = false;
+
+  const room = () => sync.room(roomId);
+  const can = (permission) => Boolean(server()?.me?.permissions?.includes(permission));
+
+  const start = h("div", { class: "timeline-start", "data-testid": "timeline-start" });
+  const loader = h("div", { class: "timeline-loader", "data-testid": "history-loading", text: "Loading older messages…" });
+  loader.hidden = true;
+  const list = h("ol", { class: "messages", "data-testid": "messages" });
+  const scroller = h("div", { class: "timeline", "data-testid": "timeline", tabindex: "-1" }, start, loader, list);
+
+  const typingLine = h("div", { class: "typing", "data-testid": "typing", "aria-live": "polite" });
+  const replyBar = h("div", { class: "reply-bar", "data-testid": "reply-bar" });
+  replyBar.hidden = true;
+  const uploads = h("div", { class: "uploads" });
+  const composerError = h("p", { class: "composer-error", role: "alert", "data-testid": "composer-error" });
+  composerError.hidden = true;
+
+  const input = h("textarea", {
+    class: "composer-input",
+    "data-testid": "composer",
+    rows: "1",
+    placeholder: `Message #${channel.name}`,
+    "aria-label": `Message #${channel.name}`,
+    maxlength: "4000",
+  });
+  const fileInput = h("input", { type: "file", class: "file-input", "data-testid": "file-input", multiple: true, tabindex: "-1" });
+  const attach = h("button", {
+    type: "button",
+    class: "composer-button attach",
+    "data-testid": "attach",
+    title: "Upload a file",
+    "aria-label": "Upload a file",
+    text: "+",
+    onclick: () => fileInput.click(),
+  });
+  const emojiButton = h("button", {
+    type: "button",
+    class: "composer-button",
+    "data-testid": "emoji-button",
+    title: "Emoji",
+    "aria-label": "Emoji",
+    text: "🙂",
+    onclick: () => pickEmoji(emojiButton, insertAtCursor),
+  });
+  const composer = h(
+    "form",
+    { class: "composer", "data-testid": "composer-form", onsubmit: (e) => e.preventDefault() },
+    replyBar,
+    uploads,
+    composerError,
+    h("div", { class: "composer-row" }, attach, input, emojiButton),
+    fileInput,
+  );
+  const el = h("section", { class: "chat", "data-testid": "chat", "data-room-id": roomId }, scroller, composer, typingLine);
+
+  if (!can("send_messages") && server()) {
+    input.disabled = true;
+    input.placeholder = "You do not have permission to send messages in this channel.";
+    attach.disabled = true;
+  }
+
+  // --- composer ------------------------------------------------------------------------------
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    } else if (event.key === "Escape" && replyTo) {
+      setReply(null);
+    } else if (event.key === "ArrowUp" && !input.value) {
+      const mine = [...room()?.timeline ?? []].reverse().find((e) => isEditable(e));
+      if (mine) {
+        event.preventDefault();
+        startEdit(mine.event_id);
+      }
+    }
+  });
+  input.addEventListener("input", () => {
+    autosize(input);
+    const now = Date.now();
+    if (input.value && now - lastTyping > TYPING_RESEND_MS) {
+      lastTyping = now;
+      client.sendTyping(roomId, userId, true).catch(() => {});
+    } else if (!input.value && lastTyping) {
+      stopTyping();
+    }
+  });
+  fileInput.addEventListener("change", () => {
+    for (const file of fileInput.files ?? []) upload(file);
+    fileInput.value = "";
+  });
+  el.addEventListener("dragover", (event) => event.preventDefault());
+  el.addEventListener("drop", (event) => {
+    event.preventDefault();
+    for (const file of event.dataTransfer?.files ?? []) upload(file);
+  });
+  input.addEventListener("paste", (event) => {
+    const files = [...(event.clipboardData?.files ?? [])];
+    if (files.length) {
+      event.preventDefault();
+      files.forEach(upload);
+    }
+  });
+
+  function autosize(area) {
+    area.style.height = "auto";
+    area.style.height = `${Math.min(area.scrollHeight, 240)}px`;
+  }
+
+  function insertAtCursor(text) {
+    const { selectionStart: a, selectionEnd: b, value } = input;
+    input.value = value.slice(0, a) + text + value.slice(b);
+    input.selectionStart = input.selectionEnd = a + text.length;
+    input.focus();
+  }
+
+  function stopTyping() {
+    if (!lastTyping) return;
+    lastTyping = 0;
+    client.sendTyping(roomId, userId, false).catch(() => {});
+  }
+
+  function showComposerError(message) {
+    composerError.textContent = message;
+    composerError.hidden = !message;
+  }
+
+  function submit() {
+    const text = input.value.trim();
+    if (!text) return;
+    const content = messageContent(text);
+    if (replyTo) content["m.relates_to"] = { "m.in_reply_to": { event_id: replyTo.event_id } };
+    input.value = "";
+    autosize(input);
+    setReply(null);
+    stopTyping();
+    send("m.room.message", content);
+  }
+
+  /** Send with a local echo; a lost connection retries with the same txn id (never twice). */
+  async function send(type, content) {
+    const r = room();
+    if (!r) return;
+    const echo = { txnId: newTxnId(), type, content, status: "sending", eventId: null, ts: Date.now() };
+    if (type === "m.room.message" && !content["m.relates_to"]?.rel_type) r.pending.push(echo);
+    sync.touch(roomId);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const answer = await client.sendEvent(roomId, type, content, echo.txnId);
+        echo.eventId = answer.event_id;
+        if (r.ids.has(answer.event_id)) r.pending = r.pending.filter((p) => p !== echo);
+        showComposerError("");
+        sync.touch(roomId);
+        return;
+      } catch (error) {
+        if (error instanceof ConnectionError && attempt < 60 && !destroyed) {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1000 * 2 ** attempt, 5000)));
+          continue;
+        }
+        echo.status = "failed";
+        showComposerError(describeError(error));
+        sync.touch(roomId);
+        return;
+      }
+    }
+  }
+
+  async function upload(file) {
+    const bar = h("progress", { class: "upload-bar", max: "1", value: "0", "data-testid": "upload-progress" });
+    const row = h("div", { class: "upload", "data-testid": "upload" }, h("span", { class: "upload-name", text: file.name }), bar);
+    uploads.append(row);
+    try {
+      const mxc = await client.uploadWithProgress(file, {
+        filename: file.name,
+        onProgress: (fraction) => {
+          bar.value = fraction;
+        },
+      });
+      const info = { mimetype: file.type || "application/octet-stream", size: file.size };
+      const isImage = /^image\/(png|jpeg|gif|webp)$/.test(file.type);
+      if (isImage) {
+        try {
+          const bitmap = await createImageBitmap(file);
+          info.w = bitmap.width;
+          info.h = bitmap.height;
+          bitmap.close();
+        } catch {
+          // dimensions are optional
+        }
+      }
+      const content = { msgtype: isImage ? "m.image" : "m.file", body: file.name, filename: file.name, url: mxc, info };
+      row.remove();
+      await send("m.room.message", content);
+    } catch (error) {
+      row.remove();
+      showComposerError(`Could not upload ${file.name}: ${describeError(error)}`);
+    }
+  }
+
+  function setReply(event) {
+    replyTo = event;
+    replyBar.replaceChildren();
+    replyBar.hidden = !event;
+    if (!event) return;
+    replyBar.append(
+      h("span", { class: "muted" }, "Replying to ", h("strong", { text: room()?.displayName(event.sender) ?? event.sender })),
+      h("button", {
+        type: "button",
+        class: "reply-cancel",
+        "data-testid": "reply-cancel",
+        "aria-label": "Cancel reply",
+        text: "×",
+        onclick: () => setReply(null),
+      }),
+    );
+    input.focus();
+  }
+
+  // --- actions on messages -------------------------------------------------------------------
+  function isEditable(event) {
+    return (
+      event.sender === userId &&
+      event.type === "m.room.message" &&
+      !room()?.redacted.has(event.event_id) &&
+      ["m.text", "m.emote", "m.notice"].includes(event.content?.msgtype)
+    );
+  }
+
+  function startEdit(eventId) {
+    editing = eventId;
+    render();
+  }
+
+  async function saveEdit(event, text) {
+    editing = null;
+    const current = currentContent(event);
+    if (!text.trim() || text === current.body) {
+      render();
+      return;
+    }
+    const newContent = messageContent(text, current.msgtype === "m.emote" ? "m.emote" : "m.text");
+    const content = {
+      msgtype: newContent.msgtype,
+      body: `* ${newContent.body}`,
+      "m.new_content": newContent,
+      "m.relates_to": { rel_type: "m.replace", event_id: event.event_id },
+    };
+    if (newContent.formatted_body) {
+      content.format = HTML_FORMAT;
+      content.formatted_body = `* ${newContent.formatted_body}`;
+    }
+    // Shown at once; the sync brings the real edit a moment later.
+    const r = room();
+    r?.indexRelations({
+      event_id: `~${newTxnId()}`,
+      type: "m.room.message",
+      sender: userId,
+      origin_server_ts: Date.now(),
+      content,
+    });
+    render();
+    await send("m.room.message", content);
+  }
+
+  async function deleteMessage(event) {
+    const ok = await confirmAction({
+      title: "Delete message",
+      text: "Are you sure you want to delete this message? This cannot be undone.",
+      preview: h("div", { class: "confirm-preview" }, bodyText(currentContent(event))),
+    });
+    if (!ok) return;
+    try {
+      await client.redact(roomId, event.event_id);
+      room()?.redact(event.event_id);
+      sync.touch(roomId);
+    } catch (error) {
+      showComposerError(describeError(error));
+    }
+  }
+
+  async function toggleReaction(event, key) {
+    const r = room();
+    const mine = r?.reactions.get(event.event_id)?.get(key)?.get(userId);
+    try {
+      if (mine && !mine.startsWith("~")) {
+        r.redact(mine);
+        sync.touch(roomId);
+        await client.redact(roomId, mine);
+      } else if (!mine) {
+        await client.sendEvent(roomId, "m.reaction", {
+          "m.relates_to": { rel_type: "m.annotation", event_id: event.event_id, key },
+        });
+      }
+    } catch (error) {
+      showComposerError(describeError(error));
+    }
+  }
+
+  // --- rendering -----------------------------------------------------------------------------
+  function currentContent(event) {
+    const edit = room()?.latestEdit(event);
+    const content = edit?.content?.["m.new_content"] ?? event.content ?? {};
+    return content;
+  }
+
+  function bodyText(content) {
+    return typeof content.body === "string" ? content.body : "";
+  }
+
+  function renderBody(event, content) {
+    const wrap = h("div", { class: "message-content", "data-testid": "message-body" });
+    if (event.type === "m.room.encrypted") {
+      wrap.classList.add("notice");
+      wrap.append("🔒 This message is end-to-end encrypted and can't be read here. Open it in a Matrix client that has your keys.");
+      return wrap;
+    }
+    const msgtype = content.msgtype;
+    const isReply = Boolean(event.content?.["m.relates_to"]?.["m.in_reply_to"]);
+    if (msgtype === "m.image" && typeof content.url === "string") {
+      const img = h("img", { class: "message-image", alt: bodyText(content), "data-testid": "message-image" });
+      const w = content.info?.w;
+      const ht = content.info?.h;
+      if (Number.isFinite(w) && Number.isFinite(ht) && w > 0) {
+        const scale = Math.min(1, 400 / w, 300 / ht);
+        img.width = Math.round(w * scale);
+        img.height = Math.round(ht * scale);
+      }
+      loadImage(img, client, content.url);
+      img.addEventListener("click", () => downloadFile(client, content.url, bodyText(content)));
+      wrap.append(img);
+      return wrap;
+    }
+    if (["m.file", "m.video", "m.audio"].includes(msgtype) && typeof content.url === "string") {
+      const name = content.filename || bodyText(content) || "file";
+      wrap.append(
+        h(
+          "div",
+          { class: "file-card" },
+          h("span", { class: "file-icon", "aria-hidden": "true", text: "📄" }),
+          h(
+            "div",
+            { class: "file-text" },
+            h("a", {
+              href: "#",
+              class: "file-link",
+              "data-testid": "message-file",
+              text: name,
+              onclick: (e) => {
+                e.preventDefault();
+                downloadFile(client, content.url, name).catch((error) => showComposerError(describeError(error)));
+              },
+            }),
+            h("span", { class: "muted small", text: formatSize(content.info?.size) }),
+          ),
+        ),
+      );
+      return wrap;
+    }
+    let body = bodyText(content);
+    if (content.format === HTML_FORMAT && typeof content.formatted_body === "string") {
+      wrap.append(sanitizeHtml(content.formatted_body));
+    } else {
+      if (isReply && content === event.content) body = stripReplyFallback(body);
+      wrap.append(linkifiedText(body));
+    }
+    if (msgtype === "m.emote") {
+      wrap.prepend(`* ${room()?.displayName(event.sender) ?? event.sender} `);
+      wrap.classList.add("emote");
+    }
+    if (msgtype === "m.notice") wrap.classList.add("notice");
+    if (typeof content.body !== "string" && !content.formatted_body) {
+      wrap.classList.add("notice");
+      wrap.textContent = "This message can't be shown.";
+    }
+    return wrap;
+  }
+
+  function renderReplyPreview(event) {
+    const target = event.content?.["m.relates_to"]?.["m.in_reply_to"]?.event_id;
+    if (typeof target !== "string") return null;
+    const r = room();
+    const original = r?.byId.get(target);
+    const box = h("div", { class: "reply-preview", "data-testid": "reply-preview" });
+    if (!original) {
+      box.append(h("span", { class: "muted", text: "Original message not loaded" }));
+    } else if (r.redacted.has(target)) {
+      box.append(h("span", { class: "muted", text: "Original message was deleted" }));
+    } else {
+      const name = h("span", { class: "reply-name", text: r.displayName(original.sender) });
+      const color = roleColor(original.sender);
+      if (color) name.style.color = color;
+      const text = bodyText(currentContent(original)).split("\n")[0].slice(0, 200);
+      box.append(name, h("span", { class: "reply-text", text }));
+      box.addEventListener("click", () => nodes.get(target)?.node.scrollIntoView({ block: "center" }));
+    }
+    return box;
+  }
+
+  function renderReactions(event) {
+    const byKey = room()?.reactions.get(event.event_id);
+    if (!byKey || byKey.size === 0) return null;
+    const bar = h("div", { class: "reactions" });
+    for (const [key, senders] of byKey) {
+      if (senders.size === 0) continue;
+      const mine = senders.has(userId);
+      bar.append(
+        h(
+          "button",
+          {
+            type: "button",
+            class: `reaction${mine ? " mine" : ""}`,
+            "data-testid": "reaction",
+            "data-key": key,
+            "aria-pressed": String(mine),
+            title: [...senders.keys()].map((u) => room()?.displayName(u) ?? u).join(", "),
+            onclick: () => toggleReaction(event, key),
+          },
+          h("span", { class: "reaction-key", text: key }),
+          h("span", { class: "reaction-count", "data-testid": "reaction-count", text: String(senders.size) }),
+        ),
+      );
+    }
+    return bar;
+  }
+
+  function renderActions(event) {
+    const actions = h("div", { class: "message-actions", role: "toolbar" });
+    const add = (label, icon, testid, onclick) =>
+      actions.append(h("button", { type: "button", class: "action", title: label, "aria-label": label, "data-testid": testid, text: icon, onclick }));
+    if (event.type === "m.room.message") {
+      add("Add reaction", "☺", "action-react", (e) => pickEmoji(e.currentTarget, (emoji) => toggleReaction(event, emoji)));
+      if (can("send_messages")) add("Reply", "↩", "action-reply", () => setReply(event));
+    }
+    if (isEditable(event)) add("Edit", "✎", "action-edit", () => startEdit(event.event_id));
+    if (event.sender === userId || can("manage_messages")) {
+      add("Delete", "🗑", "action-delete", () => deleteMessage(event));
+    }
+    return actions;
+  }
+
+  function renderEditor(event) {
+    const area = h("textarea", { class: "edit-input", "data-testid": "edit-input", rows: "1" });
+    area.value = bodyText(currentContent(event));
+    area.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        saveEdit(event, area.value.trim());
+      } else if (e.key === "Escape") {
+        e.preventDefault();
+        editing = null;
+        render();
+        input.focus();
+      }
+    });
+    area.addEventListener("input", () => autosize(area));
+    queueMicrotask(() => {
+      autosize(area);
+      area.focus();
+      area.selectionStart = area.selectionEnd = area.value.length;
+    });
+    return h(
+      "div",
+      { class: "editor" },
+      area,
+      h("p", { class: "small muted", text: "Enter to save · Esc to cancel · Shift+Enter for a new line" }),
+    );
+  }
+
+  function renderMessage(item, grouped) {
+    const { event, echo } = item;
+    const r = room();
+    const content = echo ? echo.content : currentContent(event);
+    const edited = !echo && Boolean(r.latestEdit(event));
+    const name = r.displayName(event.sender);
+    const node = h("li", {
+      class: `message${grouped ? " grouped" : ""}${echo ? ` pending ${echo.status}` : ""}`,
+      "data-testid": "message",
+      "data-event-id": echo ? "" : event.event_id,
+      "data-sender": event.sender,
+    });
+    const gutter = grouped
+      ? h("span", { class: "gutter-time", text: timeFormat.format(new Date(event.origin_server_ts)) })
+      : avatar(client, { mxc: r.avatarOf(event.sender), name, id: event.sender, className: "avatar message-avatar" });
+    const main = h("div", { class: "message-main" });
+    const reply = renderReplyPreview(event);
+    if (reply) {
+      node.classList.add("has-reply");
+      main.append(reply);
+    }
+    if (!grouped || reply) {
+      const author = h("span", { class: "author", "data-testid": "message-author", text: name });
+      const color = roleColor(event.sender);
+      if (color) author.style.color = color;
+      main.append(
+        h(
+          "header",
+          { class: "message-header" },
+          author,
+          h("time", { class: "timestamp", datetime: new Date(event.origin_server_ts).toISOString(), text: formatTime(event.origin_server_ts) }),
+        ),
+      );
+    }
+    if (!echo && editing === event.event_id) {
+      main.append(renderEditor(event));
+    } else {
+      const body = renderBody(event, content);
+      if (edited) body.append(h("span", { class: "edited", "data-testid": "edited", text: " (edited)" }));
+      main.append(body);
+    }
+    if (echo?.status === "failed") {
+      main.append(
+        h("p", { class: "send-failed" }, "Not sent. ",
+          h("button", {
+            type: "button",
+            class: "link-button",
+            "data-testid": "retry-send",
+            text: "Retry",
+            onclick: () => {
+              r.pending = r.pending.filter((p) => p !== echo);
+              send(echo.type, echo.content);
+            },
+          }),
+        ),
+      );
+    }
+    if (!echo) {
+      const reactions = renderReactions(event);
+      if (reactions) main.append(reactions);
+    }
+    node.append(gutter, main);
+    if (!echo) node.append(renderActions(event));
+    return node;
+  }
+
+  function signature(item, grouped) {
+    const { event, echo } = item;
+    const r = room();
+    if (echo) return `echo|${echo.status}|${grouped}`;
+    const edit = r.latestEdit(event);
+    const reactions = [...(r.reactions.get(event.event_id) ?? [])]
+      .map(([k, s]) => `${k}:${[...s.keys()].sort().join(",")}`)
+      .join(";");
+    const replyTarget = event.content?.["m.relates_to"]?.["m.in_reply_to"]?.event_id;
+    const replySig = replyTarget
+      ? `${r.byId.has(replyTarget)}:${r.redacted.has(replyTarget)}:${r.latestEdit(r.byId.get(replyTarget) ?? {})?.event_id ?? ""}`
+      : "";
+    return [
+      grouped,
+      edit?.event_id ?? "",
+      reactions,
+      replySig,
+      editing === event.event_id,
+      r.displayName(event.sender),
+      r.avatarOf(event.sender) ?? "",
+      roleColor(event.sender) ?? "",
+      can("manage_messages"),
+    ].join("|");
+  }
+
+  function visibleItems() {
+    const r = room();
+    if (!r) return [];
+    const items = [];
+    for (const event of r.timeline) {
+      if (!MESSAGE_TYPES.has(event.type)) continue;
+      if (r.redacted.has(event.event_id) || event.unsigned?.redacted_because) continue;
+      const rel = event.content?.["m.relates_to"];
+      if (rel?.rel_type === "m.replace") continue;
+      items.push({ key: event.event_id, event });
+    }
+    for (const echo of r.pending) {
+      if (echo.eventId && r.ids.has(echo.eventId)) continue;
+      items.push({
+        key: `echo:${echo.txnId}`,
+        echo,
+        event: { event_id: `~${echo.txnId}`, type: echo.type, sender: userId, origin_server_ts: echo.ts, content: echo.content },
+      });
+    }
+    return items;
+  }
+
+  function render() {
+    if (destroyed) return;
+    const r = room();
+    const before = {
+      top: scroller.scrollTop,
+      fromBottom: scroller.scrollHeight - scroller.scrollTop,
+      atBottom: scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48,
+      firstKey: list.firstElementChild?.dataset.key ?? null,
+    };
+    const items = visibleItems();
+    const seen = new Set();
+    const children = [];
+    let prev = null;
+    for (const item of items) {
+      const grouped =
+        prev !== null &&
+        prev.event.sender === item.event.sender &&
+        item.event.origin_server_ts - prev.event.origin_server_ts < GROUP_GAP_MS &&
+        !item.event.content?.["m.relates_to"]?.["m.in_reply_to"];
+      const sig = signature(item, grouped);
+      let entry = nodes.get(item.key);
+      if (!entry || entry.signature !== sig) {
+        entry = { signature: sig, node: renderMessage(item, grouped) };
+        entry.node.dataset.key = item.key;
+        nodes.set(item.key, entry);
+      }
+      seen.add(item.key);
+      children.push(entry.node);
+      prev = item;
+    }
+    for (const key of [...nodes.keys()]) if (!seen.has(key)) nodes.delete(key);
+    // Keep nodes that did not change in place (an open emoji picker or focus survives).
+    let cursor = list.firstElementChild;
+    for (const child of children) {
+      if (cursor === child) {
+        cursor = cursor.nextElementSibling;
+      } else {
+        list.insertBefore(child, cursor);
+      }
+    }
+    while (cursor) {
+      const next = cursor.nextElementSibling;
+      cursor.remove();
+      cursor = next;
+    }
+
+    start.replaceChildren();
+    if (r?.atStart) {
+      start.append(
+        h("div", { class: "channel-hero", "aria-hidden": "true", text: channel.kind === "text" ? "#" : "🔊" }),
+        h("h2", { text: `Welcome to #${channel.name}!` }),
+        h("p", { class: "muted", text: `This is the start of the #${channel.name} channel.` }),
+      );
+    }
+    start.hidden = !r?.atStart;
+
+    const firstKey = list.firstElementChild?.dataset.key ?? null;
+    if (before.atBottom) {
+      scroller.scrollTop = scroller.scrollHeight;
+    } else if (firstKey !== before.firstKey) {
+      // Older messages went in above: keep what the person was reading where it was.
+      scroller.scrollTop = scroller.scrollHeight - before.fromBottom;
+    } else {
+      scroller.scrollTop = before.top;
+    }
+    renderTyping();
+    markRead();
+    queueMicrotask(fillViewport);
+  }
+
+  function renderTyping() {
+    const r = room();
+    const names = (r?.typing ?? []).map((u) => r.displayName(u));
+    typingLine.replaceChildren();
+    if (names.length === 0) return;
+    const who = names.length > 3 ? "Several people are" : `${names.join(", ")} ${names.length === 1 ? "is" : "are"}`;
+    typingLine.append(h("span", { class: "typing-dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")), h("strong", { text: who.replace(/ (is|are)$/, "") }), ` ${who.endsWith("are") ? "are" : "is"} typing…`);
+  }
+
+  /** Move the read markers to the newest event when it is on screen and the window has focus. */
+  function markRead() {
+    const r = room();
+    const last = r?.lastEventId;
+    if (!last || last === lastMarked || !document.hasFocus() || document.hidden) return;
+    const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
+    if (!atBottom) return;
+    lastMarked = last;
+    r.unread = { notifications: 0, highlights: 0 };
+    client.setReadMarkers(roomId, last).catch((error) => {
+      lastMarked = null;
+      console.warn("read markers failed", error);
+    });
+    el.dispatchEvent(new CustomEvent("read", { bubbles: true, detail: roomId }));
+  }
+
+  async function loadOlder() {
+    const r = room();
+    if (!r || r.atStart || r.loadingOlder) return;
+    loader.hidden = false;
+    try {
+      await sync.loadOlder(roomId);
+    } catch (error) {
+      console.warn("history failed to load", error);
+    } finally {
+      loader.hidden = true;
+    }
+  }
+
+  /** Load history until the timeline fills the view (or the room's start is reached). */
+  function fillViewport() {
+    const r = room();
+    if (destroyed || !r || r.atStart || r.loadingOlder) return;
+    if (scroller.scrollHeight <= scroller.clientHeight + TOP_LOAD_PX) loadOlder();
+  }
+
+  scroller.addEventListener("scroll", () => {
+    if (scroller.scrollTop < TOP_LOAD_PX) loadOlder();
+    markRead();
+  });
+  const onFocus = () => markRead();
+  window.addEventListener("focus", onFocus);
+
+  return {
+    el,
+    render,
+    focus: () => input.focus(),
+    destroy() {
+      destroyed = true;
+      stopTyping();
+      window.removeEventListener("focus", onFocus);
+    },
+    isRedactionFor: (event) => redactsOf(event),
+  };
+}
