@@ -7,7 +7,7 @@ from aiohttp.typedefs import Handler
 
 from guilds.config import GuildsConfig
 from web.assets import STATIC_DIR, static_handler
-from web.pages import CONFIG_KEY, TEMPLATES_KEY, create_environment, index, not_found
+from web.pages import CONFIG_KEY, TEMPLATES_KEY, create_environment, index, invite, not_found
 from web.security import add_security_headers, security_headers
 
 PROVISIONING_PREFIX = "/_guilds/v1"
@@ -51,6 +51,7 @@ def create_app(
     add_security_headers(app, security_headers(config.homeserver.public_url))
 
     app.router.add_get("/", index, name="index")
+    app.router.add_get("/invite/{code}", invite, name="invite")
     app.router.add_get("/.well-known/matrix/client", well_known_client, name="well_known_client")
     app.router.add_get("/static/{path:.+}", static_handler(STATIC_DIR), name="static")
     if provisioning is not None:

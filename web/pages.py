@@ -57,5 +57,11 @@ async def index(request: web.Request) -> web.Response:
     return render(request, "index.html")
 
 
+async def invite(request: web.Request) -> web.Response:
+    """The landing page of an invite link; /static/js/invite.js looks the code up and joins."""
+    # The code is only echoed into a <meta> (autoescaped); the API decides whether it exists.
+    return render(request, "invite.html", code=request.match_info["code"])
+
+
 def not_found(request: web.Request) -> web.Response:
     return render(request, "404.html", status=404, path=request.path)
