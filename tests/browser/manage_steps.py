@@ -34,10 +34,10 @@ def png(width: int = 4, height: int = 4, rgb: tuple[int, int, int] = (220, 40, 6
     )
 
 
-async def sign_in_as(page: Page, stack: Stack, user: User, *, shell: bool = False) -> None:
+async def sign_in_as(page: Page, stack: Stack, user: User, *, in_app: bool = False) -> None:
     """Store `user`'s session, as if they had signed in before, and open a page of the site.
 
-    With `shell`, the app itself; otherwise a page without the client (the not-found page) so
+    With `in_app`, the app itself; otherwise a page without the client (the not-found page) so
     the dialogs are tested on their own, whatever the shell is doing.
     """
     session = {
@@ -50,7 +50,7 @@ async def sign_in_as(page: Page, stack: Stack, user: User, *, shell: bool = Fals
     await page.evaluate(
         "([key, value]) => localStorage.setItem(key, value)", [SESSION_KEY, json.dumps(session)]
     )
-    await page.goto(stack.web_url if shell else f"{stack.web_url}/manage-dialogs")
+    await page.goto(stack.web_url if in_app else f"{stack.web_url}/manage-dialogs")
 
 
 OPEN_JS = """

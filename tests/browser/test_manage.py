@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.manage_steps import manage_entries, open_dialog, sign_in_as
+from tests.browser.manage_steps import manage_entries, open_dialog, png, sign_in_as
 from tests.browser.steps import sign_up, stored_session
 from tests.harness.api import Api, create_server, eventually, join_server
 from tests.harness.stack import Stack, User
@@ -42,6 +42,27 @@ async def member_roles(stack: Stack, user: User, server_id: str, user_id: str) -
         if member["user_id"] == user_id:
             return list(member["roles"])
     return None
+
+
+async def test_create_server_with_an_icon(page: Page, stack: Stack, alice: User) -> None:
+    await sign_in_as(page, stack, alice)
+    await open_dialog(page, "openCreateServer")
+    dialog = page.get_by_test_id("create-server-dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_test_id("icon-input").set_input_files(
+        {"name": "icon.png", "mimeType": "image/png", "buffer": png()}
+    )
+    await expect(dialog.locator(".icon-picker-preview img")).to_be_visible()
+    await dialog.get_by_test_id("server-name").fill("Book club")
+    await dialog.get_by_test_id("dialog-submit").click()
+    await expect(dialog).to_be_hidden()
+
+    selected = await page.evaluate("window.selectedServer")
+    assert await page.evaluate("window.refreshed") == [selected]
+    server = await get_server(stack, alice, selected)
+    assert server["name"] == "Book club"
+    assert server["owner"] == alice.user_id
+    assert isinstance(server["icon"], str) and server["icon"].startswith("mxc://")
 
 
 async def test_create_server_shows_the_api_error_inline(
@@ -497,3 +518,33 @@ async def test_names_from_the_network_show_literally(
     await expect(page.get_by_test_id("invite-server-name")).to_have_text(XSS)
     assert await page.locator("img[src='x']").count() == 0
     assert await page.evaluate("window.pwned") is None
+
+
+async def test_dialogs_open_from_the_shell_menu_by_permission(
+    page: Page, stack: Stack, alice: User, bob: User, browser: Browser
+) -> None:
+    server = await create_server(stack, alice, "Menus")
+    sid = server["server_id"]
+    await join_server(stack, sid, bob)
+    await sign_in_as(page, stack, alice, in_app=True)
+    await page.locator(f'[data-testid="rail-server"][data-server-id="{sid}"]').click()
+    await page.get_by_test_id("server-menu-button").click()
+    await page.get_by_test_id("menu-openInvitePeople").click()
+    dialog = page.get_by_test_id("invite-dialog")
+    await expect(dialog.get_by_test_id("invite-link")).to_have_value(re.compile("/invite/"))
+    status, listed = await Api(stack, alice).call("GET", f"/servers/{sid}/invites")
+    assert status == 200 and len(listed["invites"]) == 1
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+
+    member = await browser.new_context()
+    try:
+        bob_page = await member.new_page()
+        await sign_in_as(bob_page, stack, bob, in_app=True)
+        await bob_page.locator(f'[data-testid="rail-server"][data-server-id="{sid}"]').click()
+        await bob_page.get_by_test_id("server-menu-button").click()
+        await expect(bob_page.get_by_test_id("menu-confirmLeave")).to_be_visible()
+        for entry in ("openInvitePeople", "openServerSettings", "openRoles", "openMembers"):
+            await expect(bob_page.get_by_test_id(f"menu-{entry}")).to_have_count(0)
+    finally:
+        await member.close()
