@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import yaml
 
 from guilds.config import GuildsConfig, parse_config
+from guildsctl.configgen import fresh_token
 
 # A name that never resolves: every request to it is answered (or refused) by the test.
 FAKE_HS = "http://hs.guilds.test"
@@ -17,8 +17,10 @@ def make_config(root: Path, homeserver_public_url: str = FAKE_HS) -> GuildsConfi
     registration = {
         "id": "guilds",
         "url": "http://127.0.0.1:8009",
-        "as_token": secrets.token_urlsafe(32),
-        "hs_token": secrets.token_urlsafe(32),
+        # The generator guilds uses itself: a random urlsafe token can spell a placeholder
+        # marker ("xxx", "token") and be refused.
+        "as_token": fresh_token(),
+        "hs_token": fresh_token(),
         "sender_localpart": "guilds",
         "namespaces": {"users": [{"regex": "@guilds:guilds\\.test", "exclusive": True}]},
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.typedefs import Handler
 
 from guilds.config import GuildsConfig, parse_config
+from guildsctl.configgen import fresh_token
 from web.app import create_app
 
 HS_PUBLIC = "https://matrix.example.org"
@@ -22,8 +22,10 @@ def make_config(tmp_path: Path, *, brand: str = "Guilds") -> GuildsConfig:
     registration = {
         "id": "guilds",
         "url": "http://127.0.0.1:8009",
-        "as_token": secrets.token_urlsafe(32),
-        "hs_token": secrets.token_urlsafe(32),
+        # The generator guilds uses itself: a random urlsafe token can spell a placeholder
+        # marker ("xxx", "token") and be refused.
+        "as_token": fresh_token(),
+        "hs_token": fresh_token(),
         "sender_localpart": "guilds",
         "namespaces": {"users": [{"regex": "@guilds:example\\.org", "exclusive": True}]},
         "rate_limited": False,
