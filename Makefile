@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # pip's own output, one short line per package fetched, without the already-satisfied noise.
 PIP_PROGRESS := sed -u -n -E 's/^(Collecting|Successfully installed|ERROR).*/&/p' | cut -c1-100
 
-.PHONY: run test unit lint clean-state help
+.PHONY: run test unit lint soak clean-state help
 
 help:
 	@echo "make run    start Synapse + Guilds locally and print the URL to open"
@@ -47,6 +47,13 @@ lint: $(STAMP_TEST)
 
 unit: $(STAMP_TEST)
 	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# The full load test of docs/SECURITY.md: 50 users in 10 channels for 2 minutes (make test runs
+# a short one), and a longer fuzzing run.
+soak: $(STAMP_TEST)
+	@GUILDS_LOAD_USERS=50 GUILDS_LOAD_CHANNELS=10 GUILDS_LOAD_SECONDS=120 GUILDS_FUZZ_EXAMPLES=200 \
+		$(BIN)/python -m pytest -s -o timeout=1800 tests/integration/test_load.py \
+		tests/integration/test_fuzz_api.py $(PYTEST_ARGS)
 
 clean-state:
 	rm -rf local
