@@ -9,10 +9,36 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bridge.steps import AutoJoinInvite, CreateRoom, EmptyRoom, Leave, Plan, Ref, SendState, Step
+from bridge.steps import (
+    AutoJoinInvite,
+    CreateRoom,
+    EmptyRoom,
+    Leave,
+    Plan,
+    Ref,
+    SendMessage,
+    SendState,
+    Step,
+)
+from guilds.config import ServerTemplate
 from guilds.ids import RoomID, UserID
-from guilds.layout import channel_body, role_room_body, server_content, space_body, space_child
-from guilds.model import BUILTIN_ROLES, BuiltinRole, Role, Server, ServerState, order_key
+from guilds.layout import (
+    category_body,
+    channel_body,
+    role_room_body,
+    server_content,
+    space_body,
+    space_child,
+)
+from guilds.model import (
+    BUILTIN_ROLES,
+    BuiltinRole,
+    Permission,
+    Role,
+    Server,
+    ServerState,
+    order_key,
+)
 from guilds.powerlevels import derive_power_levels
 from guilds.rules import RoomKind
 from guilds.vocabulary import ROLE_EVENT, SERVER_EVENT, ChannelKind
@@ -24,7 +50,13 @@ ROLE_ROOM_ROLES = (BuiltinRole.ADMIN.value, BuiltinRole.MODERATOR.value)
 RoomStates = Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]
 
 
-def provisional_server(owner: UserID, name: str, topic: str, icon: str | None) -> Server:
+def provisional_server(
+    owner: UserID,
+    name: str,
+    topic: str,
+    icon: str | None,
+    roles: tuple[Role, ...] = BUILTIN_ROLES,
+) -> Server:
     """The model of a server not yet created: enough to derive its first power levels."""
     return Server(
         server_id=RoomID("!new"),
@@ -32,8 +64,36 @@ def provisional_server(owner: UserID, name: str, topic: str, icon: str | None) -
         topic=topic,
         icon=icon,
         state=ServerState(owner, RoomID("!new-general")),
-        roles=BUILTIN_ROLES,
+        roles=roles,
         members=frozenset({owner}),
+    )
+
+
+def template_roles(template: ServerTemplate) -> tuple[Role, ...]:
+    """The template's custom roles, most senior first, all just above `member` as new roles
+    start (below moderator, so moderators can act on their holders until moved up)."""
+    count = len(template.roles)
+    return tuple(
+        Role(
+            role.role_id,
+            role.name,
+            role.color,
+            role.power,
+            count - i,
+            frozenset(Permission(p) for p in role.permissions),
+        )
+        for i, role in enumerate(template.roles)
+    )
+
+
+def is_plain(template: ServerTemplate | None) -> bool:
+    """Whether the template builds exactly today's server (the built-in `default`)."""
+    return template is None or (
+        not template.roles
+        and not template.categories
+        and not template.channels
+        and template.welcome_message is None
+        and template.default_channel == DEFAULT_CHANNEL_NAME
     )
 
 
@@ -46,9 +106,16 @@ def create_server_plan(
     bot: UserID,
     room_version: str,
     via: str,
+    template: ServerTemplate | None = None,
 ) -> Plan:
-    """A space with its roles and role rooms, and a `general` text channel linked into it."""
-    server = provisional_server(owner, name, topic, icon)
+    """A space with its roles and role rooms, and a `general` text channel linked into it.
+
+    A template adds its custom roles (with role rooms), categories, channels (gated by role
+    rooms) and a welcome message to the same plan, so a crash never leaves half a layout; the
+    built-in `default` template is exactly the plan without one.
+    """
+    custom = () if template is None else template_roles(template)
+    server = provisional_server(owner, name, topic, icon, (*BUILTIN_ROLES, *custom))
 
     def levels(kind: RoomKind, channel_kind: ChannelKind | None = None) -> dict[str, Any]:
         return derive_power_levels(
@@ -66,7 +133,7 @@ def create_server_plan(
             name=name,
             topic=topic,
             icon=icon,
-            roles=list(BUILTIN_ROLES),
+            roles=[*BUILTIN_ROLES, *custom],
             power_levels=levels(RoomKind.SPACE),
         ),
     )
@@ -89,11 +156,26 @@ def create_server_plan(
                 content=_with_room(role, Ref(step, "room_id")).content(),
             )
         )
+    for i, role in enumerate(custom):
+        step = f"custom_role_{i}"
+        body = role_room_body(
+            server_id=space_id, role=role, power_levels=levels(RoomKind.ROLE_ROOM)
+        )
+        role_rooms.append(CreateRoom(name=step, body=body))
+        role_links.append(
+            SendState(
+                name=f"{step}_state",
+                room=space_id,
+                type=ROLE_EVENT,
+                state_key=role.role_id,
+                content=_with_room(role, Ref(step, "room_id")).content(),
+            )
+        )
     general = CreateRoom(
         name="general",
         body=channel_body(
             server_id=space_id,
-            name=DEFAULT_CHANNEL_NAME,
+            name=DEFAULT_CHANNEL_NAME if template is None else template.default_channel,
             kind=ChannelKind.TEXT,
             topic="",
             default=True,
@@ -122,7 +204,111 @@ def create_server_plan(
         AutoJoinInvite(name="invite_owner_space", room=Ref("space", "room_id"), user=owner),
         AutoJoinInvite(name="invite_owner_admin", room=Ref("role_admin", "room_id"), user=owner),
     ]
-    return Plan.of([space], [*role_rooms, general], [link, mark, *role_links], invites)
+    if template is None or is_plain(template):
+        return Plan.of([space], [*role_rooms, general], [link, mark, *role_links], invites)
+    layout = _template_layout(template, custom, levels, via)
+    return Plan.of(
+        [space],
+        [*role_rooms, general, *layout[0]],
+        [link, mark, *role_links, *layout[1]],
+        [*invites, *layout[2]],
+    )
+
+
+def _role_room_ref(role_id: str, custom: tuple[Role, ...]) -> Ref:
+    for i, role in enumerate(custom):
+        if role.role_id == role_id:
+            return Ref(f"custom_role_{i}", "room_id")
+    return Ref(f"role_{role_id}", "room_id")
+
+
+def _template_layout(
+    template: ServerTemplate, custom: tuple[Role, ...], levels: Any, via: str
+) -> tuple[list[Step], list[Step], list[Step]]:
+    """The template's categories (stage 2), channels and category links (stage 3), channel
+    links and the welcome message (stage 4) of a create_server plan."""
+    space_id: Any = Ref("space", "room_id")
+    categories: list[Step] = []
+    category_links: list[Step] = []
+    category_step: dict[str, str] = {}
+    # The space's children: general first, then the top-level channels and categories in the
+    # template's order; each category's channels are ordered within it.
+    top = 1
+    for i, name in enumerate(template.categories):
+        step = f"category_{i}"
+        category_step[name] = step
+        categories.append(
+            CreateRoom(
+                name=step,
+                body=category_body(
+                    server_id=space_id, name=name, power_levels=levels(RoomKind.CATEGORY), via=via
+                ),
+            )
+        )
+    channels: list[Step] = []
+    channel_links: list[Step] = []
+    inside: dict[str, int] = {}
+    top_items: list[tuple[str, Any]] = []
+    for i, channel in enumerate(template.channels):
+        kind = ChannelKind(channel.kind)
+        gate: Any = None
+        if channel.allowed_roles is not None:
+            gate = [
+                _role_room_ref(role_id, custom)
+                for role_id in (BuiltinRole.ADMIN.value, *channel.allowed_roles)
+            ]
+        body = channel_body(
+            server_id=space_id,
+            name=channel.name,
+            kind=kind,
+            topic=channel.topic,
+            default=False,
+            gate_rooms=gate,
+            power_levels=levels(RoomKind.CHANNEL, kind),
+            via=via,
+        )
+        step = f"channel_{i}"
+        if channel.category is not None:
+            parent: Any = Ref(category_step[channel.category], "room_id")
+            for event in body["initial_state"]:
+                if event["type"] == "m.space.parent":
+                    event["state_key"] = parent
+            order = inside.get(channel.category, 0)
+            inside[channel.category] = order + 1
+            channel_links.append(
+                SendState(
+                    name=f"link_{step}",
+                    room=parent,
+                    type="m.space.child",
+                    state_key=Ref(step, "room_id"),
+                    content=space_child(order_key(order), via),
+                )
+            )
+        else:
+            top_items.append((step, channel))
+        channels.append(CreateRoom(name=step, body=body))
+    for step in category_step.values():
+        top_items.append((step, None))
+    # Top-level channels before categories, as Discord lists them.
+    for index, (step, channel) in enumerate(top_items, start=top):
+        link = SendState(
+            name=f"link_{step}",
+            room=space_id,
+            type="m.space.child",
+            state_key=Ref(step, "room_id"),
+            content=space_child(order_key(index), via),
+        )
+        (channel_links if channel is not None else category_links).append(link)
+    late: list[Step] = list(channel_links)
+    if template.welcome_message is not None:
+        late.append(
+            SendMessage(
+                name="welcome",
+                room=Ref("general", "room_id"),
+                content={"msgtype": "m.text", "body": template.welcome_message},
+            )
+        )
+    return categories, [*category_links, *channels], late
 
 
 def _with_room(role: Role, room: Any) -> Role:

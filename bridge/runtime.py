@@ -34,6 +34,7 @@ from bridge.roles_http import add_routes as add_role_routes
 from bridge.servers import Servers
 from bridge.servers_http import add_routes as add_server_routes
 from bridge.store import Database
+from bridge.templates_http import add_routes as add_template_routes
 from bridge.transactions import TransactionInbox
 from guilds.config import GuildsConfig
 from guilds.ids import RoomID
@@ -122,6 +123,7 @@ class Bridge:
             bot=self.bot_user_id,
             server_name=self.config.homeserver.server_name,
             policies=self.config.policies,
+            templates=self.config.templates,
         )
         add_server_routes(self._provisioning_app, self.servers)
         self.roles = Roles(
@@ -147,6 +149,7 @@ class Bridge:
             public_url=self.config.web.public_url,
         )
         add_invite_routes(self._provisioning_app, self.invites)
+        add_template_routes(self._provisioning_app, self.servers)
 
     async def connect(self, *, deadline_s: float = DEFAULT_CONNECT_DEADLINE_S) -> None:
         """Make the bot ready on the homeserver, then start handling stored events.

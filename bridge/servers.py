@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from bridge.directory import ServerDirectory
 from bridge.errors import Conflict, Forbidden, InvalidParam, NotFound, Unavailable
 from bridge.matrix import MatrixClient, MatrixRequestError, path_segment
 from bridge.operations import OperationJournal
-from bridge.plans import create_server_plan, delete_server_plan
+from bridge.plans import create_server_plan, delete_server_plan, is_plain
 from bridge.room_levels import levels_plan
 from bridge.store import Database
-from guilds.config import Policies
+from guilds.config import DEFAULT_TEMPLATE, Policies, ServerTemplate
 from guilds.ids import RoomID, UserID
 from guilds.model import Permission, Server, name_problem, topic_problem
 from guilds.permissions import require
@@ -56,8 +57,10 @@ class Servers:
         bot: UserID,
         server_name: str,
         policies: Policies | None = None,
+        templates: Mapping[str, ServerTemplate] | None = None,
     ) -> None:
         self.policies = policies or Policies()
+        self.templates = templates or {DEFAULT_TEMPLATE.name: DEFAULT_TEMPLATE}
         # One creation at a time per owner, so servers_per_user counts what is already made.
         self._creating: dict[UserID, asyncio.Lock] = {}
         self.matrix = matrix
@@ -101,15 +104,33 @@ class Servers:
         return version
 
     async def create(
-        self, owner: UserID, owner_token: str, name: Any, topic: Any, icon: Any
+        self,
+        owner: UserID,
+        owner_token: str,
+        name: Any,
+        topic: Any,
+        icon: Any,
+        template: Any = None,
     ) -> Server:
         _check(name_problem(name))
-        topic = "" if topic is None else topic
+        chosen = self.template(template)
+        topic = chosen.topic if topic is None or topic == "" else topic
         _check(topic_problem(topic))
         _check(icon_problem(icon))
         async with self._creating.setdefault(owner, asyncio.Lock()):
             await self._check_policies(owner, owner_token)
-            return await self._create(owner, owner_token, name, topic, icon)
+            return await self._create(owner, owner_token, name, topic, icon, chosen)
+
+    def template(self, name: Any) -> ServerTemplate:
+        """The named template (`default` when None), or InvalidParam naming the known ones."""
+        if name is None:
+            name = DEFAULT_TEMPLATE.name
+        template = self.templates.get(name) if isinstance(name, str) else None
+        if template is None:
+            raise InvalidParam(
+                f"Unknown template; the templates are {', '.join(sorted(self.templates))}"
+            )
+        return template
 
     async def _check_policies(self, owner: UserID, token: str) -> None:
         policies = self.policies
@@ -144,7 +165,13 @@ class Servers:
         return isinstance(data, dict) and data.get("admin") is True
 
     async def _create(
-        self, owner: UserID, owner_token: str, name: str, topic: str, icon: Any
+        self,
+        owner: UserID,
+        owner_token: str,
+        name: str,
+        topic: str,
+        icon: Any,
+        template: ServerTemplate,
     ) -> Server:
         plan = create_server_plan(
             owner=owner,
@@ -154,6 +181,7 @@ class Servers:
             bot=self.bot,
             room_version=await self.room_version(),
             via=self.server_name,
+            template=None if is_plain(template) else template,
         )
         results = await self.journal.execute("create_server", None, plan)
         server_id = RoomID(results["space"]["room_id"])

@@ -38,7 +38,12 @@ async def create_server(request: web.Request) -> web.Response:
     user = await require_user(request)
     body = await _body(request)
     server = await _servers(request).create(
-        user, _token(request), body.get("name"), body.get("topic"), body.get("icon")
+        user,
+        _token(request),
+        body.get("name"),
+        body.get("topic"),
+        body.get("icon"),
+        body.get("template"),
     )
     return web.json_response(server_json(server, user), status=201)
 

@@ -19,6 +19,14 @@ from urllib.parse import urlsplit
 import yaml
 
 from guilds.ids import LOCALPART_RE, SERVER_NAME_RE, UserID, split_user_id, user_id
+from guilds.model import (
+    ALL_PERMISSIONS,
+    COLOR_RE,
+    MAX_CUSTOM_POWER,
+    ROLE_ID_RE,
+    name_problem,
+    topic_problem,
+)
 
 # A token shorter than this, or one of these words, is a placeholder someone forgot to replace.
 MIN_TOKEN_LENGTH = 32
@@ -135,6 +143,49 @@ class Policies:
 
 
 @dataclass(frozen=True)
+class TemplateRole:
+    role_id: str
+    name: str
+    color: str | None
+    power: int
+    permissions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TemplateChannel:
+    name: str
+    kind: str
+    topic: str = ""
+    # The name of one of the template's categories; None for the top level.
+    category: str | None = None
+    # Role ids that may enter; None for every member.
+    allowed_roles: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ServerTemplate:
+    """A named server layout `POST /servers` offers with `template: <name>`."""
+
+    name: str
+    description: str = ""
+    # The server's topic when its creator gives none.
+    topic: str = ""
+    # Posted by the bot in the default channel once the server exists.
+    welcome_message: str | None = None
+    default_channel: str = "general"
+    categories: tuple[str, ...] = ()
+    channels: tuple[TemplateChannel, ...] = ()
+    # Custom roles, most senior first; all rank below moderator, as new roles do.
+    roles: tuple[TemplateRole, ...] = ()
+
+
+# The built-in template: today's server, a `general` text channel and the built-in roles.
+DEFAULT_TEMPLATE = ServerTemplate(
+    "default", description="A text channel named general, and the built-in roles."
+)
+
+
+@dataclass(frozen=True)
 class ModulePolicies:
     """The part of the policies the Synapse module enforces against every client."""
 
@@ -153,6 +204,10 @@ class GuildsConfig:
     log_level: str
     source: Path | None = None
     policies: Policies = Policies()
+    # Every template by name, the built-in `default` included (an admin may redefine it).
+    templates: Mapping[str, ServerTemplate] = field(
+        default_factory=lambda: {DEFAULT_TEMPLATE.name: DEFAULT_TEMPLATE}
+    )
 
     @property
     def module_policies(self) -> ModulePolicies:
@@ -352,7 +407,16 @@ def parse_registration(data: Any, source: str = "registration") -> Registration:
     )
 
 
-GUILDS_KEYS = {"homeserver", "appservice", "database", "web", "log_level", "policies"}
+GUILDS_KEYS = {
+    "homeserver",
+    "appservice",
+    "database",
+    "web",
+    "log_level",
+    "policies",
+    "templates",
+    "servers",
+}
 
 
 def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> GuildsConfig:
@@ -410,6 +474,7 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     logo = _logo(w, web_public, public_url)
     web = WebSettings(web_enabled, web_listen, web_public, brand, theme, logo)
     policies = parse_policies(r.section("policies"))
+    templates = parse_templates(r.section("templates"), policies)
 
     log_level = r.string("log_level", "INFO").upper()
     if log_level not in LOG_LEVELS:
@@ -430,6 +495,7 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
         web,
         log_level,
         policies=policies,
+        templates=templates,
     )
 
 
@@ -672,3 +738,181 @@ def _parse_module_policies(r: _Reader) -> ModulePolicies:
         channel_kinds=_kinds(r, "channel_kinds"),
         public_servers=r.boolean("public_servers", True),
     )
+
+
+# -- templates -----------------------------------------------------------------------------------
+
+TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+TEMPLATE_KEYS = {
+    "description",
+    "topic",
+    "welcome_message",
+    "default_channel",
+    "categories",
+    "channels",
+    "roles",
+}
+BUILTIN_ROLE_IDS = ("admin", "moderator", "member")
+MAX_TEMPLATE_ROLES = 100
+MAX_WELCOME_LENGTH = 4000
+
+
+def _name(r: _Reader, name: str, default: str | None = None) -> str:
+    value = r.data.get(name, default)
+    problem = name_problem(value)
+    if problem is not None:
+        r.error(name, problem)
+        return ""
+    return str(value)
+
+
+def parse_templates(r: _Reader, policies: Policies) -> dict[str, ServerTemplate]:
+    """`templates:` of guilds.yaml, each checked against the policies it will be built under."""
+    templates = {DEFAULT_TEMPLATE.name: DEFAULT_TEMPLATE}
+    for name in r.data:
+        if not isinstance(name, str) or not TEMPLATE_NAME_RE.match(name):
+            r.error(str(name), "a template name is 1–32 lower-case letters, digits, - or _")
+            continue
+        template = parse_template(r.section(name), name, policies)
+        if template is not None:
+            templates[name] = template
+    return templates
+
+
+def parse_template(
+    r: _Reader, name: str, policies: Policies, *, other_keys: frozenset[str] = frozenset()
+) -> ServerTemplate | None:
+    before = len(r.errors)
+    r.unknown_keys(TEMPLATE_KEYS | other_keys)
+    description = r.string("description", "")
+    topic = r.string("topic", "")
+    if topic_problem(topic) is not None:
+        r.error("topic", str(topic_problem(topic)))
+    welcome = r.data.get("welcome_message")
+    if welcome is not None and (
+        not isinstance(welcome, str) or not welcome.strip() or len(welcome) > MAX_WELCOME_LENGTH
+    ):
+        r.error("welcome_message", f"must be text of 1 to {MAX_WELCOME_LENGTH} characters, or null")
+        welcome = None
+    default_channel = _name(r, "default_channel", "general")
+
+    categories = _template_categories(r)
+    roles = _template_roles(r)
+    role_ids = {role.role_id for role in roles} | set(BUILTIN_ROLE_IDS)
+    channels = _template_channels(r, set(categories), role_ids, policies, default_channel)
+    limit = policies.limits.roles_per_server
+    if limit is not None and len(roles) > limit:
+        r.error("roles", f"has {len(roles)} roles; policies.limits.roles_per_server allows {limit}")
+    limit = policies.limits.channels_per_server
+    if limit is not None and len(channels) + 1 > limit:
+        r.error(
+            "channels",
+            f"makes {len(channels) + 1} channels with the default one; "
+            f"policies.limits.channels_per_server allows {limit}",
+        )
+    if len(r.errors) > before:
+        return None
+    return ServerTemplate(
+        name=name,
+        description=description,
+        topic=topic,
+        welcome_message=welcome,
+        default_channel=default_channel,
+        categories=categories,
+        channels=channels,
+        roles=roles,
+    )
+
+
+def _list(r: _Reader, name: str) -> list[Any]:
+    value = r.data.get(name, [])
+    if not isinstance(value, list):
+        r.error(name, f"must be a list, not {_type_name(value)}")
+        return []
+    return value
+
+
+def _template_categories(r: _Reader) -> tuple[str, ...]:
+    names: list[str] = []
+    for i, value in enumerate(_list(r, "categories")):
+        problem = name_problem(value)
+        if problem is not None:
+            r.error(f"categories[{i}]", problem)
+        elif value in names:
+            r.error(f"categories[{i}]", f"{value!r} is listed twice")
+        else:
+            names.append(value)
+    return tuple(names)
+
+
+def _template_roles(r: _Reader) -> tuple[TemplateRole, ...]:
+    roles: list[TemplateRole] = []
+    entries = _list(r, "roles")
+    if len(entries) > MAX_TEMPLATE_ROLES:
+        r.error("roles", f"at most {MAX_TEMPLATE_ROLES} roles")
+        return ()
+    for i, _entry in enumerate(entries):
+        sub = _Reader(_entry, f"{r.prefix}roles[{i}].", r.errors)
+        sub.unknown_keys({"id", "name", "color", "power", "permissions"})
+        role_id = sub.string("id", required=True)
+        if role_id and not ROLE_ID_RE.match(role_id):
+            sub.error("id", "must be 1–32 lower-case letters, digits, - or _, starting with one")
+        elif role_id in BUILTIN_ROLE_IDS:
+            sub.error("id", f"{role_id!r} is a built-in role")
+        elif any(role.role_id == role_id for role in roles):
+            sub.error("id", f"{role_id!r} is used twice")
+        name = _name(sub, "name")
+        color = sub.data.get("color")
+        if color is not None and (not isinstance(color, str) or not COLOR_RE.match(color)):
+            sub.error("color", "must be written #rrggbb, or be null")
+            color = None
+        power = sub.integer("power", 0, 0, MAX_CUSTOM_POWER)
+        permissions = _list(sub, "permissions")
+        unknown = [p for p in permissions if p not in ALL_PERMISSIONS]
+        if unknown:
+            sub.error(
+                "permissions",
+                f"unknown permission {unknown[0]!r} (known: {', '.join(sorted(ALL_PERMISSIONS))})",
+            )
+        roles.append(TemplateRole(role_id, name, color, power, tuple(sorted(set(permissions)))))
+    return tuple(roles)
+
+
+def _template_channels(
+    r: _Reader,
+    categories: set[str],
+    role_ids: set[str],
+    policies: Policies,
+    default_channel: str,
+) -> tuple[TemplateChannel, ...]:
+    channels: list[TemplateChannel] = []
+    for i, entry in enumerate(_list(r, "channels")):
+        sub = _Reader(entry, f"{r.prefix}channels[{i}].", r.errors)
+        sub.unknown_keys({"name", "kind", "topic", "category", "allowed_roles"})
+        name = _name(sub, "name")
+        if name and (name == default_channel or any(c.name == name for c in channels)):
+            sub.error(
+                "name", f"{name!r} is used twice (the default channel is {default_channel!r})"
+            )
+        kind = sub.string("kind", "text")
+        if kind not in CHANNEL_KINDS:
+            sub.error("kind", f"must be one of {', '.join(CHANNEL_KINDS)}, not {kind!r}")
+        elif kind not in policies.channel_kinds:
+            sub.error("kind", f"{kind} channels are not allowed by policies.channel_kinds")
+        topic = sub.string("topic", "")
+        if topic_problem(topic) is not None:
+            sub.error("topic", str(topic_problem(topic)))
+        category = sub.data.get("category")
+        if category is not None and category not in categories:
+            sub.error("category", f"{category!r} is not one of the template's categories")
+            category = None
+        allowed: tuple[str, ...] | None = None
+        if sub.data.get("allowed_roles") is not None:
+            listed = _list(sub, "allowed_roles")
+            unknown = [role for role in listed if role not in role_ids]
+            if unknown:
+                sub.error("allowed_roles", f"{unknown[0]!r} is neither built in nor in roles")
+            elif "member" not in listed:
+                allowed = tuple(sorted(set(listed) - {"admin"}))
+        channels.append(TemplateChannel(name, kind, topic, category, allowed))
+    return tuple(channels)

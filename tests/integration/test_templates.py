@@ -1,0 +1,165 @@
+"""Server templates on a real Synapse: a template creates exactly its rooms, roles and gates."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import nio
+import pytest
+import pytest_asyncio
+
+from guilds.vocabulary import ROLE_EVENT
+from tests.conftest import BACKENDS
+from tests.harness.api import Api, eventually, join_server, state_of
+from tests.harness.stack import Stack, build_stack
+
+TEMPLATES: dict[str, Any] = {
+    "templates": {
+        "community": {
+            "description": "Rules, staff and voice rooms",
+            "topic": "Be kind",
+            "welcome_message": "Welcome! Read the rules first.",
+            "categories": ["Info", "Voice"],
+            "roles": [
+                {
+                    "id": "staff",
+                    "name": "Staff",
+                    "color": "#aa0000",
+                    "power": 40,
+                    "permissions": ["manage_messages", "kick_members"],
+                },
+                {"id": "vip", "name": "VIP"},
+            ],
+            "channels": [
+                {"name": "rules", "kind": "text", "category": "Info", "topic": "The rules"},
+                {"name": "staff-room", "kind": "text", "allowed_roles": ["staff"]},
+                {"name": "Lounge", "kind": "voice", "category": "Voice"},
+                {
+                    "name": "VIP lounge",
+                    "kind": "video",
+                    "category": "Voice",
+                    "allowed_roles": ["vip", "staff"],
+                },
+            ],
+        }
+    }
+}
+
+
+@pytest_asyncio.fixture(scope="module", params=BACKENDS)
+async def templated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    backend = request.param
+    s = build_stack(backend, tmp_path_factory.mktemp(f"templates-{backend}"), TEMPLATES)
+    try:
+        s.http = aiohttp.ClientSession()
+        s.start_guilds()
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_templates_are_listed(templated: Stack) -> None:
+    user = await templated.register_user()
+    status, answer = await Api(templated, user).call("GET", "/templates")
+    assert status == 200, answer
+    names = [t["name"] for t in answer["templates"]]
+    assert names == ["default", "community"]
+    community = answer["templates"][1]
+    assert [c["name"] for c in community["channels"]] == [
+        "rules",
+        "staff-room",
+        "Lounge",
+        "VIP lounge",
+    ]
+    assert community["roles"][0]["permissions"] == ["kick_members", "manage_messages"]
+    assert (await Api(templated, None).call("GET", "/templates"))[0] == 401
+
+
+async def test_an_unknown_template_is_refused(templated: Stack) -> None:
+    user = await templated.register_user()
+    for template in ("nope", 3):
+        status, answer = await Api(templated, user).call(
+            "POST", "/servers", {"name": "X", "template": template}
+        )
+        assert status == 400, answer
+        assert answer["errcode"] == "M_INVALID_PARAM"
+        assert "community" in answer["error"]
+    assert (await Api(templated, user).call("GET", "/servers"))[1]["servers"] == []
+
+
+async def test_the_default_template_is_todays_server(templated: Stack) -> None:
+    user = await templated.register_user()
+    status, server = await Api(templated, user).call(
+        "POST", "/servers", {"name": "Plain", "template": "default"}
+    )
+    assert status == 201, server
+    assert [(c["name"], c["kind"]) for c in server["channels"]] == [("general", "text")]
+    assert server["categories"] == []
+    assert sorted(r["role_id"] for r in server["roles"]) == ["admin", "member", "moderator"]
+
+
+async def test_a_template_creates_exactly_its_rooms_roles_and_gates(templated: Stack) -> None:
+    owner = await templated.register_user()
+    status, server = await Api(templated, owner).call(
+        "POST", "/servers", {"name": "Club", "template": "community"}
+    )
+    assert status == 201, server
+    sid = server["server_id"]
+    assert server["topic"] == "Be kind"
+    categories = {c["name"]: c["category_id"] for c in server["categories"]}
+    assert list(categories) == ["Info", "Voice"]
+    channels = {
+        c["name"]: (c["kind"], c["category_id"], c["allowed_roles"]) for c in server["channels"]
+    }
+    assert channels == {
+        "general": ("text", None, None),
+        "rules": ("text", categories["Info"], None),
+        "staff-room": ("text", None, ["staff"]),
+        "Lounge": ("voice", categories["Voice"], None),
+        "VIP lounge": ("video", categories["Voice"], ["staff", "vip"]),
+    }
+    roles = {r["role_id"]: r for r in server["roles"]}
+    assert set(roles) == {"admin", "moderator", "member", "staff", "vip"}
+    assert roles["staff"]["power"] == 40 and roles["staff"]["color"] == "#aa0000"
+    assert sorted(roles["staff"]["permissions"]) == ["kick_members", "manage_messages"]
+    assert roles["staff"]["position"] > roles["vip"]["position"] > roles["member"]["position"]
+    ids = {c["name"]: c["channel_id"] for c in server["channels"]}
+
+    async with templated.nio_client(owner) as client:
+        space = await state_of(client, sid)
+        role_rooms = {
+            key: content["room_id"] for (t, key), content in space.items() if t == ROLE_EVENT
+        }
+        # The space holds general, staff-room and the two categories, nothing else.
+        children = {key for (t, key), content in space.items() if t == "m.space.child" and content}
+        assert children == {ids["general"], ids["staff-room"], *categories.values()}
+        joined = await client.join(ids["VIP lounge"])
+        assert isinstance(joined, nio.JoinResponse), joined
+        lounge = await state_of(client, ids["VIP lounge"])
+        allowed = {a["room_id"] for a in lounge[("m.room.join_rules", "")]["allow"]}
+        assert allowed == {role_rooms["admin"], role_rooms["staff"], role_rooms["vip"]}
+
+        async def welcomed() -> bool:
+            messages = await client.room_messages(ids["general"], limit=20)
+            assert isinstance(messages, nio.RoomMessagesResponse), messages
+            return any(
+                isinstance(e, nio.RoomMessageText)
+                and e.sender == templated.bot_user_id
+                and e.body == "Welcome! Read the rules first."
+                for e in messages.chunk
+            )
+
+        assert await eventually(welcomed)
+
+    # The gates hold for a member without the roles, whichever client they use.
+    member = await templated.register_user()
+    await join_server(templated, sid, member)
+    async with templated.nio_client(member) as client:
+        for name in ("staff-room", "VIP lounge"):
+            answer = await client.join(ids[name])
+            assert isinstance(answer, nio.JoinError) and answer.status_code == "M_FORBIDDEN"
+        assert isinstance(await client.join(ids["Lounge"]), nio.JoinResponse)
