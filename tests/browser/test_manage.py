@@ -196,6 +196,8 @@ async def test_signed_in_user_joins_from_the_landing_page_in_one_click(
     page: Page, stack: Stack, alice: User, bob: User
 ) -> None:
     server = await create_server(stack, alice, "One click")
+    # A server of bob's own that sorts first: the app would open it, not the one just joined.
+    await create_server(stack, bob, "Elsewhere")
     status, invite = await Api(stack, alice).call(
         "POST", f"/servers/{server['server_id']}/invites", {"max_uses": 5}
     )
@@ -206,6 +208,9 @@ async def test_signed_in_user_joins_from_the_landing_page_in_one_click(
     await page.get_by_test_id("invite-accept").click()
     await page.wait_for_url(re.compile(r"/#server="))
     assert (await get_server(stack, bob, server["server_id"]))["me"]["user_id"] == bob.user_id
+    # The app opens on the server just joined, and the address no longer carries it.
+    await expect(page.get_by_test_id("server-name")).to_have_text("One click")
+    assert "#server=" not in page.url
 
 
 async def test_members_change_role_kick_and_ban(

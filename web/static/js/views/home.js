@@ -589,6 +589,14 @@ export function renderHome({ config, client, session, onSignedOut }) {
       serversLoaded = true;
       showBanner("");
       if (activeServer && !servers.has(activeServer)) activeServer = null;
+      if (requestedServer && servers.has(requestedServer)) {
+        // Arrived from an invite landing page: open the server just joined.
+        const sid = requestedServer;
+        requestedServer = null;
+        firstSelectionDone = true;
+        selectServer(sid);
+        return;
+      }
       if (activeServer === null && !firstSelectionDone && order.length) {
         firstSelectionDone = true;
         selectServer(order[0]);
@@ -610,6 +618,10 @@ export function renderHome({ config, client, session, onSignedOut }) {
     }
   }
   let firstSelectionDone = false;
+  // `/#server=<id>`, where the invite landing page sends people after they join. Read once and
+  // cleared from the address, so a later reload opens the app as usual. It may name a server
+  // the bridge has not seen the join of yet: kept until a refresh lists it.
+  let requestedServer = takeRequestedServer();
 
   async function refreshServer(sid) {
     try {
@@ -754,4 +766,16 @@ export function renderHome({ config, client, session, onSignedOut }) {
   // For the tests and for debugging in the console: the live state, read-only by convention.
   view.guilds = { sync, servers };
   return view;
+}
+
+
+function takeRequestedServer() {
+  const match = /^#server=(.+)$/.exec(location.hash);
+  if (!match) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  try {
+    return decodeURIComponent(match[1]);
+  } catch {
+    return null;
+  }
 }
