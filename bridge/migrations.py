@@ -129,11 +129,23 @@ async def _v4_invites(tx: Transaction) -> None:
     )
 
 
+async def _v5_leases(tx: Transaction) -> None:
+    # A named lease one process holds at a time (`guilds apply` and `guilds serve` reconciling
+    # declared servers); it lapses at `expires_at` if its holder died without releasing it.
+    await tx.execute(
+        "CREATE TABLE leases ("
+        " name TEXT PRIMARY KEY,"
+        " holder TEXT NOT NULL,"
+        " expires_at BIGINT NOT NULL)"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "appservice transactions and the event inbox", _v1_transaction_inbox),
     Migration(2, "the journal of multi-room operations", _v2_operation_journal),
     Migration(3, "the servers the bridge administers", _v3_servers),
     Migration(4, "invite codes and who redeemed them", _v4_invites),
+    Migration(5, "leases held by one process at a time", _v5_leases),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -41,9 +41,11 @@ from guilds.model import (
 )
 from guilds.powerlevels import derive_power_levels
 from guilds.rules import RoomKind
-from guilds.vocabulary import ROLE_EVENT, SERVER_EVENT, ChannelKind
+from guilds.vocabulary import NAMESPACE, ROLE_EVENT, SERVER_EVENT, ChannelKind
 
 DEFAULT_CHANNEL_NAME = "general"
+# State in the space of a server declared in guilds.yaml: `{"key": <its key under servers:>}`.
+DECLARED_EVENT = f"{NAMESPACE}.declared"
 # Built-in roles that have a role room (everyone holds `member`: it needs none).
 ROLE_ROOM_ROLES = (BuiltinRole.ADMIN.value, BuiltinRole.MODERATOR.value)
 
@@ -107,6 +109,7 @@ def create_server_plan(
     room_version: str,
     via: str,
     template: ServerTemplate | None = None,
+    declared: str | None = None,
 ) -> Plan:
     """A space with its roles and role rooms, and a `general` text channel linked into it.
 
@@ -204,9 +207,22 @@ def create_server_plan(
         AutoJoinInvite(name="invite_owner_space", room=Ref("space", "room_id"), user=owner),
         AutoJoinInvite(name="invite_owner_admin", room=Ref("role_admin", "room_id"), user=owner),
     ]
-    if template is None or is_plain(template):
+    if is_plain(template) and declared is None:
         return Plan.of([space], [*role_rooms, general], [link, mark, *role_links], invites)
-    layout = _template_layout(template, custom, levels, via)
+    layout: tuple[list[Step], list[Step], list[Step]] = ([], [], [])
+    if template is not None:
+        layout = _template_layout(template, custom, levels, via)
+    if declared is not None:
+        # Where a declared server is found again, on every start and `guilds apply`.
+        layout[1].append(
+            SendState(
+                name="declared",
+                room=space_id,
+                type=DECLARED_EVENT,
+                state_key="",
+                content={"key": declared},
+            )
+        )
     return Plan.of(
         [space],
         [*role_rooms, general, *layout[0]],

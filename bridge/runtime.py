@@ -15,12 +15,15 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from bridge.admin_http import add_routes as add_admin_routes
 from bridge.appservice import create_appservice_app
 from bridge.channels import Channels
 from bridge.channels_http import add_routes as add_channel_routes
+from bridge.declared import Declarations, Report
 from bridge.directory import ServerDirectory
 from bridge.invites import Invites
 from bridge.invites_http import add_routes as add_invite_routes
+from bridge.lease import Lease, LeaseBusy
 from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
 from bridge.members import Members
 from bridge.members_http import add_routes as add_member_routes
@@ -42,6 +45,9 @@ from guilds.ids import RoomID
 log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_DEADLINE_S = 60.0
+DECLARED_LEASE = "declared_servers"
+# How long start-up reconciling waits for a `guilds apply` of the moment to finish.
+DECLARED_START_WAIT_S = 300.0
 T = TypeVar("T")
 
 
@@ -62,6 +68,7 @@ class Bridge:
         self._operations: OperationJournal | None = None
         self._appservice_app: web.Application | None = None
         self._provisioning_app: web.Application | None = None
+        self._declared_task: asyncio.Task[None] | None = None
 
     # Built by open(); reading them earlier is a wiring mistake worth a clear message.
     @property
@@ -150,6 +157,13 @@ class Bridge:
         )
         add_invite_routes(self._provisioning_app, self.invites)
         add_template_routes(self._provisioning_app, self.servers)
+        self.declarations = Declarations(
+            declared=self.config.servers,
+            servers=self.servers,
+            channels=self.channels,
+            roles=self.roles,
+        )
+        add_admin_routes(self._appservice_app, lambda dry_run: self.apply_declared(dry_run=dry_run))
 
     async def connect(self, *, deadline_s: float = DEFAULT_CONNECT_DEADLINE_S) -> None:
         """Make the bot ready on the homeserver, then start handling stored events.
@@ -182,7 +196,31 @@ class Bridge:
         self.inbox.start()
         # Operations a crash or a shutdown left unfinished, now that the bot can act.
         self.operations.start_resume()
+        if self.config.servers:
+            self._declared_task = asyncio.create_task(
+                self._declared_at_start(), name="guilds-declared-servers"
+            )
         log.info("Bridge connected to %s as %s", hs_url, self.bot_user_id)
+
+    async def apply_declared(self, *, dry_run: bool = False, wait_s: float = 30.0) -> Report:
+        """Reconcile the servers guilds.yaml declares, holding the lease `guilds apply` takes."""
+        async with Lease(self.db, DECLARED_LEASE).held(wait_s=wait_s):
+            return await self.declarations.reconcile(dry_run=dry_run)
+
+    async def _declared_at_start(self) -> None:
+        # After the resumed operations: a declared server whose creation a crash interrupted
+        # is finished by them, and then found, not made again.
+        await self.operations.wait_resumed()
+        try:
+            await self.apply_declared(wait_s=DECLARED_START_WAIT_S)
+        except LeaseBusy as exc:
+            log.warning("Declared servers not reconciled at start: %s", exc)
+        except Exception:
+            log.exception("Declared servers could not be reconciled at start")
+
+    async def load_servers(self) -> None:
+        """Read every server into the directory without serving (`guilds apply`)."""
+        await self._load_servers()
 
     async def _load_servers(self) -> None:
         """Read every server the bridge administers into the directory, before events apply."""
@@ -241,6 +279,9 @@ class Bridge:
 
     async def close(self) -> None:
         """Stop the worker and close the homeserver client and the database; safe to repeat."""
+        if self._declared_task is not None:
+            self._declared_task.cancel()
+            await asyncio.gather(self._declared_task, return_exceptions=True)
         if self._inbox is not None:
             await self._inbox.stop()
         if self._operations is not None:

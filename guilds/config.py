@@ -179,6 +179,35 @@ class ServerTemplate:
     roles: tuple[TemplateRole, ...] = ()
 
 
+@dataclass(frozen=True)
+class DeclaredMembers:
+    """Who a declared server holds, by user id or by a regex over whole user ids, and with
+    which roles (besides `member`, which everyone holds)."""
+
+    users: tuple[str, ...] = ()
+    regex: str | None = None
+    roles: tuple[str, ...] = ()
+
+    def matches(self, user: str) -> bool:
+        if user in self.users:
+            return True
+        return self.regex is not None and re.fullmatch(self.regex, user) is not None
+
+
+@dataclass(frozen=True)
+class DeclaredServer:
+    """A server the config describes: created at start-up, reconciled on every start and on
+    `guilds apply`, found again by `key` (kept in the space)."""
+
+    key: str
+    name: str
+    owner: str
+    layout: ServerTemplate
+    # None: whatever the server's topic is (the layout's when created).
+    topic: str | None = None
+    members: tuple[DeclaredMembers, ...] = ()
+
+
 # The built-in template: today's server, a `general` text channel and the built-in roles.
 DEFAULT_TEMPLATE = ServerTemplate(
     "default", description="A text channel named general, and the built-in roles."
@@ -204,6 +233,7 @@ class GuildsConfig:
     log_level: str
     source: Path | None = None
     policies: Policies = Policies()
+    servers: tuple[DeclaredServer, ...] = ()
     # Every template by name, the built-in `default` included (an admin may redefine it).
     templates: Mapping[str, ServerTemplate] = field(
         default_factory=lambda: {DEFAULT_TEMPLATE.name: DEFAULT_TEMPLATE}
@@ -475,6 +505,7 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     web = WebSettings(web_enabled, web_listen, web_public, brand, theme, logo)
     policies = parse_policies(r.section("policies"))
     templates = parse_templates(r.section("templates"), policies)
+    servers = parse_servers(r.section("servers"), policies, templates, server_name)
 
     log_level = r.string("log_level", "INFO").upper()
     if log_level not in LOG_LEVELS:
@@ -496,6 +527,7 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
         log_level,
         policies=policies,
         templates=templates,
+        servers=servers,
     )
 
 
@@ -916,3 +948,85 @@ def _template_channels(
                 allowed = tuple(sorted(set(listed) - {"admin"}))
         channels.append(TemplateChannel(name, kind, topic, category, allowed))
     return tuple(channels)
+
+
+# -- declared servers ----------------------------------------------------------------------------
+
+SERVER_KEYS = frozenset({"name", "owner", "template", "members", "topic"})
+LAYOUT_KEYS = TEMPLATE_KEYS - {"description", "topic"}
+
+
+def parse_servers(
+    r: _Reader, policies: Policies, templates: Mapping[str, ServerTemplate], server_name: str
+) -> tuple[DeclaredServer, ...]:
+    """`servers:` of guilds.yaml: each a name, an owner, a layout (a template or its own) and
+    its members."""
+    declared: list[DeclaredServer] = []
+    for key in r.data:
+        if not isinstance(key, str) or not TEMPLATE_NAME_RE.match(key):
+            r.error(str(key), "a declared server's key is 1–32 lower-case letters, digits, - or _")
+            continue
+        server = _parse_server(r.section(key), key, policies, templates, server_name)
+        if server is not None:
+            declared.append(server)
+    return tuple(declared)
+
+
+def _parse_server(
+    r: _Reader,
+    key: str,
+    policies: Policies,
+    templates: Mapping[str, ServerTemplate],
+    server_name: str,
+) -> DeclaredServer | None:
+    before = len(r.errors)
+    name = _name(r, "name")
+    owner = r.string("owner", required=True)
+    if owner:
+        try:
+            _, domain = split_user_id(owner)
+        except ValueError:
+            r.error("owner", f"{owner!r} is not a Matrix user id like @alice:{server_name}")
+        else:
+            if server_name and domain != server_name:
+                r.error("owner", f"must be a local user (of {server_name})")
+    topic = r.data.get("topic")
+    if topic is not None and (not isinstance(topic, str) or topic_problem(topic) is not None):
+        r.error("topic", "must be a topic of at most 1024 characters, or null")
+    layout: ServerTemplate | None
+    if "template" in r.data:
+        inline = sorted(k for k in r.data if k in LAYOUT_KEYS)
+        if inline:
+            r.error(inline[0], "a declared server names a template or lists its layout, not both")
+        chosen = r.data["template"]
+        layout = templates.get(chosen) if isinstance(chosen, str) else None
+        if layout is None:
+            r.error(
+                "template", f"{chosen!r} is not a template (known: {', '.join(sorted(templates))})"
+            )
+    else:
+        layout = parse_template(r, key, policies, other_keys=SERVER_KEYS)
+    role_ids = set(BUILTIN_ROLE_IDS) - {"member"}
+    if layout is not None:
+        role_ids |= {role.role_id for role in layout.roles}
+    members: list[DeclaredMembers] = []
+    for i, entry in enumerate(_list(r, "members")):
+        sub = _Reader(entry, f"{r.prefix}members[{i}].", r.errors)
+        sub.unknown_keys({"users", "regex", "roles"})
+        users = _user_list(sub, "users")
+        regex = _regex(sub, "regex")
+        if not users and regex is None:
+            sub.error("", "names nobody: give users, a regex, or both")
+        roles = _list(sub, "roles")
+        unknown = [role for role in roles if role not in role_ids]
+        if unknown:
+            sub.error(
+                "roles",
+                f"{unknown[0]!r} is not a role of this server ({', '.join(sorted(role_ids))})",
+            )
+        members.append(DeclaredMembers(users, regex, tuple(dict.fromkeys(roles))))
+    if len(r.errors) > before or layout is None:
+        return None
+    return DeclaredServer(
+        key=key, name=name, owner=owner, layout=layout, topic=topic, members=tuple(members)
+    )

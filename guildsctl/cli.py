@@ -54,6 +54,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apply(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigErrors as errors:
+        print(f"error: {errors}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from guildsctl.apply import ApplyError, apply
+
+    try:
+        lines = asyncio.run(apply(config, dry_run=args.dry_run))
+    except ApplyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 1 if any(line.startswith("failed:") and line != "failed: 0" for line in lines) else 0
+
+
 def cmd_generate_config(args: argparse.Namespace) -> int:
     from guilds.config import validate_database_url
     from guildsctl.configgen import write_installation
@@ -134,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the bridge and web UI for an existing homeserver")
     serve.add_argument("-c", "--config", required=True, help="path to guilds.yaml")
     serve.set_defaults(func=cmd_serve)
+
+    apply = sub.add_parser(
+        "apply", help="create and reconcile the servers guilds.yaml declares, and report"
+    )
+    apply.add_argument("-c", "--config", required=True, help="path to guilds.yaml")
+    apply.add_argument(
+        "--dry-run", action="store_true", help="print what would be created or changed; do nothing"
+    )
+    apply.set_defaults(func=cmd_apply)
 
     gen = sub.add_parser(
         "generate-config", help="write the homeserver snippet, registration and guilds.yaml"

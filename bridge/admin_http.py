@@ -1,0 +1,36 @@
+"""The homeserver admin's endpoint on the appservice listener: `POST /_guilds/admin/v1/apply`.
+
+`guilds apply` asks a running `guilds serve` to reconcile the declared servers, so one process
+acts and its directory sees what it made. The appservice app's middleware admits only the
+hs_token, which only the holders of the registration file have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bridge.declared import Report
+from bridge.lease import LeaseBusy
+
+APPLY_PATH = "/_guilds/admin/v1/apply"
+Apply = Callable[[bool], Awaitable[Report]]
+APPLY: web.AppKey[Apply] = web.AppKey("guilds_apply", Callable)  # type: ignore[arg-type]
+
+
+async def post_apply(request: web.Request) -> web.Response:
+    dry_run = request.query.get("dry_run") in ("1", "true")
+    try:
+        report = await request.app[APPLY](dry_run)
+    except LeaseBusy as exc:
+        return web.json_response(
+            {"errcode": "M_LIMIT_EXCEEDED", "error": f"Busy: {exc}", "retry_after_ms": 5000},
+            status=429,
+        )
+    return web.json_response(report.to_json())
+
+
+def add_routes(app: web.Application, apply: Apply) -> None:
+    app[APPLY] = apply
+    app.router.add_post(APPLY_PATH, post_apply)
