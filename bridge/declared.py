@@ -12,17 +12,23 @@ out (`apply`); `guilds apply --dry-run` prints the plan only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from bridge.appservice import bearer_token
 from bridge.channels import Channels
 from bridge.directory import ServerDirectory
 from bridge.errors import MatrixError
 from bridge.matrix import MatrixClientError
 from bridge.operations import OperationFailed, OperationJournal
 from bridge.plans import DECLARED_EVENT, create_server_plan, is_plain
+from bridge.provisioning import require_user
 from bridge.role_plans import create_role_plan, grant_plan, with_assignment, with_role
 from bridge.roles import Roles
 from bridge.servers import Servers
@@ -124,6 +130,9 @@ class Declarations:
         self.directory: ServerDirectory = servers.directory
         self.journal: OperationJournal = servers.journal
         self.bot = servers.bot
+        # (declaration, user) already greeted by this process: one invite each, not one per call.
+        self._greeted: set[tuple[str, UserID]] = set()
+        self._greeting: set[asyncio.Task[None]] = set()
 
     # -- finding -------------------------------------------------------------------------------
 
@@ -161,6 +170,35 @@ class Declarations:
                 wanted.setdefault(user, set()).update(rule.roles)
         wanted.pop(UserID(declared.owner), None)
         return wanted
+
+    def greet(self, user: UserID) -> None:
+        """A user just used the API: join them now to the declared servers that name them.
+
+        This is how a regex reaches users the bridge had not met (the homeserver lists its users
+        to its admins only): at their first request, not at the next reconcile.
+        """
+        for declared in self.declared:
+            if (declared.key, user) in self._greeted or user == declared.owner:
+                continue
+            rules = [rule for rule in declared.members if rule.matches(user)]
+            if not rules:
+                continue
+            self._greeted.add((declared.key, user))
+            server = self.find(declared.key)
+            if server is None or server.is_member(user):
+                continue
+            roles = {role for rule in rules for role in rule.roles}
+            task = asyncio.create_task(self._greet(server.server_id, user, roles, declared.key))
+            self._greeting.add(task)
+            task.add_done_callback(self._greeting.discard)
+
+    async def _greet(self, sid: RoomID, user: UserID, roles: set[str], key: str) -> None:
+        try:
+            await self._add_member(sid, user, roles)
+            log.info("Declared server %s: %s joined at their first request", key, user)
+        except (MatrixError, MatrixClientError, OperationFailed) as exc:
+            self._greeted.discard((key, user))
+            log.warning("Declared server %s: could not add %s: %s", key, user, exc)
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -466,3 +504,18 @@ class Declarations:
 
 async def _noop() -> None:
     return None
+
+
+def greet_declared_members(declarations: Declarations) -> Any:
+    """A provisioning middleware: each caller is greeted (see `Declarations.greet`)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if bearer_token(request) is not None:
+            try:
+                declarations.greet(await require_user(request))
+            except (MatrixError, MatrixClientError):
+                pass  # the handler answers a bad token, or an absent homeserver, itself
+        return await handler(request)
+
+    return middleware

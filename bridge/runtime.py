@@ -19,7 +19,7 @@ from bridge.admin_http import add_routes as add_admin_routes
 from bridge.appservice import create_appservice_app
 from bridge.channels import Channels
 from bridge.channels_http import add_routes as add_channel_routes
-from bridge.declared import Declarations, Report
+from bridge.declared import Declarations, Report, greet_declared_members
 from bridge.directory import ServerDirectory
 from bridge.invites import Invites
 from bridge.invites_http import add_routes as add_invite_routes
@@ -164,6 +164,8 @@ class Bridge:
             roles=self.roles,
         )
         add_admin_routes(self._appservice_app, lambda dry_run: self.apply_declared(dry_run=dry_run))
+        if self.config.servers:
+            self._provisioning_app.middlewares.append(greet_declared_members(self.declarations))
 
     async def connect(self, *, deadline_s: float = DEFAULT_CONNECT_DEADLINE_S) -> None:
         """Make the bot ready on the homeserver, then start handling stored events.

@@ -5,6 +5,7 @@ bridge, and in-process when none runs)."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -124,6 +125,8 @@ async def test_a_declared_server_is_created_kept_planned_and_repaired(declaring:
                 "members": [
                     {"users": [alice.user_id], "roles": ["staff"]},
                     {"users": [bob.user_id]},
+                    # Users the bridge has not met yet join at their first request.
+                    {"regex": "@newcomer_[a-z0-9]+:localhost"},
                 ],
             }
         },
@@ -212,3 +215,14 @@ async def test_a_declared_server_is_created_kept_planned_and_repaired(declaring:
 
     assert await eventually(whole, deadline_s=30)
     assert stack.guilds_log.read_text().count("Declared servers: created: 0") >= 2
+
+    # A regex names users as they come: a newcomer's first request joins them.
+    newcomer = await stack.register_user(f"newcomer_{secrets.token_hex(3)}")
+    stranger = await stack.register_user()
+
+    async def joined() -> bool:
+        return len(await company_of(stack, newcomer)) == 1
+
+    assert await eventually(joined, deadline_s=30)
+    assert await company_of(stack, stranger) == []
+    assert await roles_of(stack, owner, sid, newcomer) == ["member"]
