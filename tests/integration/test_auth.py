@@ -27,8 +27,14 @@ MEMBER_ROUTES = {
     ("GET", "/servers/{sid}/roles"),
     ("POST", "/servers/{sid}/leave"),
 }
-# Routes about the caller's own things, where "another user's token" has no meaning.
-OWN_ROUTES = {("GET", "/servers"), ("POST", "/servers"), ("POST", "/invites/{code}/redeem")}
+# Routes about no one server (the caller's own list, creating one, redeeming a code, the
+# templates on offer), where "another user's token" has no meaning.
+OWN_ROUTES = {
+    ("GET", "/servers"),
+    ("POST", "/servers"),
+    ("POST", "/invites/{code}/redeem"),
+    ("GET", "/templates"),
+}
 # Tokens made up by these tests: they must not reach the logs either.
 MADE_UP_TOKENS: list[str] = []
 
