@@ -767,17 +767,26 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     }
   }
 
+  /** Whether the timeline is on screen with a size: before it is laid out (not yet attached,
+   * or hidden), every measure is 0 and "near the top" would page back the whole history. */
+  function laidOut() {
+    return scroller.isConnected && scroller.clientHeight > 0;
+  }
+
   /** Load history until the timeline fills the view (or the room's start is reached). */
   function fillViewport() {
     const r = room();
-    if (destroyed || !r || r.atStart || r.loadingOlder) return;
+    if (destroyed || !r || r.atStart || r.loadingOlder || !laidOut()) return;
     if (scroller.scrollHeight <= scroller.clientHeight + TOP_LOAD_PX) loadOlder();
   }
 
   scroller.addEventListener("scroll", () => {
-    if (scroller.scrollTop < TOP_LOAD_PX) loadOlder();
+    if (laidOut() && scroller.scrollTop < TOP_LOAD_PX) loadOlder();
     markRead();
   });
+  // Once it gets a size (attached, shown, window resized), fill it if it is not full yet.
+  const resizes = new ResizeObserver(() => fillViewport());
+  resizes.observe(scroller);
   const onFocus = () => markRead();
   window.addEventListener("focus", onFocus);
 
@@ -787,6 +796,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     focus: () => input.focus(),
     destroy() {
       destroyed = true;
+      resizes.disconnect();
       stopTyping();
       window.removeEventListener("focus", onFocus);
     },
