@@ -22,6 +22,7 @@ from bridge.plans import create_server_plan, delete_server_plan
 from bridge.role_plans import grant_plan, kick_plan, with_assignment, without_member
 from bridge.steps import Plan
 from bridge.store import Database
+from guilds.config import ServerTemplate, TemplateChannel, TemplateRole
 from guilds.ids import RoomID, UserID
 from guildsctl.synapse import spawn
 from tests.harness.api import Api, create_server, eventually, join_server
@@ -142,6 +143,92 @@ async def test_create_server_killed_midway_ends_whole(
                 return isinstance(rooms, nio.JoinedRoomsResponse) and room in rooms.rooms
 
             assert await eventually(joined), f"the owner is not in {room}"
+
+
+# A template of 20 channels, as the config parser builds it from guilds.yaml: the default
+# channel, 19 more across the top level and two categories, one gated by a custom role.
+TWENTY = ServerTemplate(
+    name="twenty",
+    topic="Twenty rooms",
+    welcome_message="Welcome to twenty",
+    default_channel="lobby",
+    categories=("text-rooms", "voice-rooms"),
+    roles=(TemplateRole("crew", "Crew", "#336699", 20, ("manage_messages",)),),
+    channels=(
+        *(TemplateChannel(f"top-{i}", "text") for i in range(5)),
+        *(TemplateChannel(f"text-{i}", "text", f"topic {i}", "text-rooms") for i in range(7)),
+        *(TemplateChannel(f"voice-{i}", "voice", "", "voice-rooms") for i in range(6)),
+        TemplateChannel("crew-only", "text", "", "text-rooms", ("crew",)),
+    ),
+)
+
+
+async def space_tree(bot: MatrixClient, room: str) -> set[str]:
+    """Every room below `room` in the space tree, through its `m.space.child` state."""
+    found: set[str] = set()
+    state = await bot.request("GET", f"/_matrix/client/v3/rooms/{room}/state")
+    for event in state:
+        if event["type"] == "m.space.child" and event["content"].get("via"):
+            found.add(event["state_key"])
+            found |= await space_tree(bot, event["state_key"])
+    return found
+
+
+async def test_create_server_from_a_twenty_channel_template_killed_midway_ends_whole(
+    stack: Stack, db: Database, bot: MatrixClient, alice: User
+) -> None:
+    assert len(TWENTY.channels) + 1 == 20
+    before = await joined_rooms(bot)
+    capabilities = await bot.request("GET", "/_matrix/client/v3/capabilities")
+    plan = create_server_plan(
+        owner=UserID(alice.user_id),
+        name="Twenty",
+        topic="",
+        icon=None,
+        bot=UserID(stack.bot_user_id),
+        room_version=capabilities["capabilities"]["m.room_versions"]["default"],
+        via=stack.server_name,
+        template=TWENTY,
+    )
+    # Killed once a good part of the rooms exist, well before the links and invites.
+    await run_and_kill_midway(stack, db, bot, "create_server", None, plan, kill_after=8)
+
+    # The space, three role rooms, two categories and 20 channels, each created once.
+    created = await joined_rooms(bot) - before
+    assert len(created) == 1 + 3 + 2 + 20, len(created)
+
+    async def listed() -> dict[str, Any] | None:
+        status, answer = await Api(stack, alice).call("GET", "/servers")
+        found = [s for s in answer["servers"] if s["name"] == "Twenty"]
+        return found[0] if status == 200 and found else None
+
+    summary = await eventually(listed)
+    assert summary is not None and summary["server_id"] in created
+    sid = summary["server_id"]
+    status, server = await Api(stack, alice).call("GET", f"/servers/{sid}")
+    assert status == 200
+    assert server["owner"] == alice.user_id and "admin" in server["me"]["roles"]
+    names = sorted(c["name"] for c in server["channels"])
+    assert names == sorted(["lobby", *(c.name for c in TWENTY.channels)])
+    assert sorted(c["name"] for c in server["categories"]) == ["text-rooms", "voice-rooms"]
+    channel_ids = {c["channel_id"] for c in server["channels"]}
+    assert len(channel_ids) == 20 and channel_ids <= created
+    # Every channel hangs in the space tree (directly or under its category).
+    assert channel_ids <= await space_tree(bot, sid)
+
+    async with stack.nio_client(alice) as client:
+        for room in (sid, server["default_channel_id"]):
+
+            async def joined(room: str = room) -> bool:
+                rooms = await client.joined_rooms()
+                return isinstance(rooms, nio.JoinedRoomsResponse) and room in rooms.rooms
+
+            assert await eventually(joined), f"the owner is not in {room}"
+        # The welcome message was posted once, not again by the resumed operation.
+        history = await client.room_messages(server["default_channel_id"], limit=100)
+        assert isinstance(history, nio.RoomMessagesResponse), history
+        welcomes = [e for e in history.chunk if getattr(e, "body", None) == TWENTY.welcome_message]
+        assert len(welcomes) == 1, welcomes
 
 
 async def test_delete_server_killed_midway_ends_whole(
