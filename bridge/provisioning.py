@@ -7,6 +7,7 @@ is never kept as a key, and a burst of requests costs one round trip to the home
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -150,11 +151,36 @@ async def get_version(request: web.Request) -> web.Response:
     return web.json_response({"version": guilds.__version__})
 
 
-def create_provisioning_app(matrix: MatrixClient) -> web.Application:
-    """The sub-app to mount at `/_guilds/v1` (the web UI's app does, beside its pages)."""
+READY: web.AppKey[asyncio.Event] = web.AppKey("guilds_ready", asyncio.Event)
+STARTING_RETRY_AFTER_MS = 1000
+
+
+@web.middleware
+async def starting_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Until the bridge has loaded its servers, every answer would be partial: say so instead.
+
+    `/version` included, so whatever waits for it (`guilds run`, the tests, a container health
+    check) waits for a bridge that is ready to answer.
+    """
+    ready = request.config_dict.get(READY)
+    if ready is not None and not ready.is_set():
+        raise Unavailable("Guilds is starting", retry_after_ms=STARTING_RETRY_AFTER_MS)
+    return await handler(request)
+
+
+def create_provisioning_app(
+    matrix: MatrixClient, ready: asyncio.Event | None = None
+) -> web.Application:
+    """The sub-app to mount at `/_guilds/v1` (the web UI's app does, beside its pages).
+
+    With `ready`, requests are answered 503 until it is set (the bridge sets it once connected).
+    """
     app = web.Application(
-        middlewares=[error_middleware, domain_errors], client_max_size=PROVISIONING_MAX_BODY
+        middlewares=[error_middleware, starting_guard, domain_errors],
+        client_max_size=PROVISIONING_MAX_BODY,
     )
+    if ready is not None:
+        app[READY] = ready
     app[TOKEN_RESOLVER] = TokenResolver(matrix)
     app.router.add_get("/version", get_version)
     return app

@@ -109,7 +109,9 @@ class Bridge:
             bot_user_id=self.bot_user_id,
             inbox=self._inbox,
         )
-        self._provisioning_app = create_provisioning_app(self.matrix)
+        # Set at the end of connect(): until then the API answers 503 rather than a partial view.
+        self.ready = asyncio.Event()
+        self._provisioning_app = create_provisioning_app(self.matrix, self.ready)
         self.directory = ServerDirectory(self.matrix, self.bot_user_id)
         # After BotMembership: a room the bot has just joined is known before its events apply.
         self._inbox.add_handler(self.directory.handle)
@@ -202,6 +204,7 @@ class Bridge:
             self._declared_task = asyncio.create_task(
                 self._declared_at_start(), name="guilds-declared-servers"
             )
+        self.ready.set()
         log.info("Bridge connected to %s as %s", hs_url, self.bot_user_id)
 
     async def apply_declared(self, *, dry_run: bool = False, wait_s: float = 30.0) -> Report:

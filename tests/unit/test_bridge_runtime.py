@@ -235,8 +235,24 @@ async def provisioning(bridge: Bridge) -> AsyncIterator[TestClient[Any, Any]]:
     sub.router.add_get("/test-whoami", whoami_route)
     parent = web.Application()
     parent.add_subapp("/_guilds/v1", sub)
+    # As connect() would: these tests are about a bridge that is up.
+    bridge.ready.set()
     async with TestClient(TestServer(parent)) as client:
         yield client
+
+
+async def test_the_api_says_it_is_starting_until_the_bridge_is_ready(bridge: Bridge) -> None:
+    parent = web.Application()
+    parent.add_subapp("/_guilds/v1", bridge.provisioning_app)
+    async with TestClient(TestServer(parent)) as client:
+        for path in ("/_guilds/v1/version", "/_guilds/v1/servers"):
+            resp = await client.get(path)
+            body = await resp.json()
+            assert (resp.status, body["errcode"]) == (503, "M_UNAVAILABLE"), path
+            assert body["retry_after_ms"] > 0
+        bridge.ready.set()
+        resp = await client.get("/_guilds/v1/version")
+        assert resp.status == 200
 
 
 async def test_version_needs_no_auth(provisioning: TestClient[Any, Any]) -> None:
