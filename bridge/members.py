@@ -30,7 +30,7 @@ from bridge.role_plans import (
     without_member,
 )
 from bridge.servers import Servers
-from bridge.steps import Plan
+from bridge.steps import Plan, membership_of
 from guilds.ids import RoomID, UserID
 from guilds.model import BuiltinRole, Permission, Role, Server
 from guilds.permissions import MemberAction, highest_position, may_act_on, may_grant, require
@@ -198,7 +198,15 @@ class Members:
         states = self.directory.states()
         assert role.room_id is not None
         member = states.get(role.room_id, {}).get(("m.room.member", user), {})
-        if member.get("membership") not in ("join", "invite"):
+        held = member.get("membership") in ("join", "invite")
+        if not held:
+            # The directory may not have the invite or join of a grant made a moment ago (its
+            # transaction still on its way): ask the homeserver before answering "not held".
+            held = await membership_of(self.servers.matrix, role.room_id, user) in (
+                "join",
+                "invite",
+            )
+        if not held:
             return  # not held: nothing changes
         after = with_assignment(server, user, role.role_id, held=False)
         plan = revoke_plan(
