@@ -98,8 +98,11 @@ export class GuildsApi {
   listServers() {
     return this.request("GET", "/servers").then((d) => d?.servers ?? []);
   }
-  createServer({ name, topic, icon } = {}) {
-    return this.request("POST", "/servers", { body: dropUndefined({ name, topic, icon }) });
+  createServer({ name, topic, icon, template } = {}) {
+    return this.request("POST", "/servers", { body: dropUndefined({ name, topic, icon, template }) });
+  }
+  listTemplates() {
+    return this.request("GET", "/templates").then((d) => d?.templates ?? []);
   }
   getServer(sid) {
     return this.request("GET", `/servers/${seg(sid)}`);

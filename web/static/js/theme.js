@@ -13,7 +13,10 @@ export function applyStoredTheme() {
   } catch {
     stored = null;
   }
-  setTheme(stored === "light" ? "light" : "dark", { persist: false });
+  // Without a choice of the person's own, the theme the admin set in guilds.yaml (web.theme).
+  const fallback = document.querySelector('meta[name="guilds-default-theme"]')?.content;
+  const theme = stored === "light" || stored === "dark" ? stored : fallback === "light" ? "light" : "dark";
+  setTheme(theme, { persist: false });
 }
 
 export function setTheme(theme, { persist = true } = {}) {

@@ -110,11 +110,29 @@ export function openCreateServer(rawCtx) {
     placeholder: `${location.origin}/invite/hTKzmak`,
   });
 
+  // The templates the homeserver's admin offers (guilds.yaml); shown only when there is a choice.
+  const template = h("select", { "data-testid": "server-template" });
+  const templateField = field("Template", template, "The channels and roles your server starts with.");
+  templateField.hidden = true;
+  ctx.api
+    .listTemplates()
+    .then((templates) => {
+      if (templates.length < 2) return;
+      for (const t of templates) {
+        const label = t.description ? `${t.name} — ${t.description}` : t.name;
+        template.append(h("option", { value: t.name, text: label }));
+      }
+      template.value = "default";
+      templateField.hidden = false;
+    })
+    .catch((err) => console.warn("templates failed to load", err));
+
   const createPane = h(
     "div",
     { class: "pane", "data-testid": "create-pane" },
     h("div", { class: "center" }, icon.el),
     field("Server name", name),
+    templateField,
     h("p", { class: "field-hint muted", text: "By creating a server, you agree to be nice to its members." }),
   );
   const joinPane = h(
@@ -177,7 +195,8 @@ export function openCreateServer(rawCtx) {
         let mxc;
         const file = icon.file();
         if (file) mxc = await ctx.matrix.uploadWithProgress(file, { filename: file.name });
-        const server = await ctx.api.createServer({ name: value, icon: mxc });
+        const chosen = templateField.hidden ? undefined : template.value;
+        const server = await ctx.api.createServer({ name: value, icon: mxc, template: chosen });
         await ctx.refresh(server.server_id);
         ctx.selectServer(server.server_id);
         ui.close();

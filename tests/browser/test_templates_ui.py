@@ -1,0 +1,90 @@
+"""The admin's choices in guilds.yaml reach the web UI: server templates, the default theme."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from playwright.async_api import Page, expect
+
+from tests.browser.manage_steps import open_dialog, sign_in_as
+from tests.conftest import BACKENDS
+from tests.harness.api import Api
+from tests.harness.stack import Stack, build_stack
+from tests.integration.test_templates import TEMPLATES
+
+pytestmark = pytest.mark.browser
+
+
+@pytest_asyncio.fixture(scope="module", params=BACKENDS)
+async def templated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    s = build_stack(
+        request.param, tmp_path_factory.mktemp(f"ui-templates-{request.param}"), TEMPLATES
+    )
+    try:
+        s.http = aiohttp.ClientSession()
+        s.start_guilds()
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_the_create_dialog_offers_the_admins_templates(page: Page, templated: Stack) -> None:
+    owner = await templated.register_user()
+    await sign_in_as(page, templated, owner)
+    await open_dialog(page, "openCreateServer")
+    dialog = page.get_by_test_id("create-server-dialog")
+    choice = dialog.get_by_test_id("server-template")
+    await expect(choice).to_be_visible()
+    await expect(choice.locator("option")).to_have_count(2)
+    await expect(choice).to_have_value("default")
+    await choice.select_option("community")
+    await dialog.get_by_test_id("server-name").fill("From a template")
+    await dialog.get_by_test_id("dialog-submit").click()
+    await expect(dialog).to_be_hidden()
+
+    status, listed = await Api(templated, owner).call("GET", "/servers")
+    assert status == 200
+    sid = next(s["server_id"] for s in listed["servers"] if s["name"] == "From a template")
+    status, server = await Api(templated, owner).call("GET", f"/servers/{sid}")
+    assert status == 200
+    names = {c["name"] for c in server["channels"]}
+    # The template's channels, not only general.
+    assert {"rules", "staff-room", "Lounge", "VIP lounge"} <= names
+    assert {"staff", "vip"} <= {r["role_id"] for r in server["roles"]}
+
+
+async def test_the_create_dialog_hides_a_choice_of_one(page: Page, stack: Stack) -> None:
+    owner = await stack.register_user()
+    await sign_in_as(page, stack, owner)
+    await open_dialog(page, "openCreateServer")
+    dialog = page.get_by_test_id("create-server-dialog")
+    await expect(dialog.get_by_test_id("server-name")).to_be_visible()
+    # Only the built-in default: nothing to choose, the field stays hidden.
+    await page.wait_for_load_state("networkidle")
+    await expect(dialog.get_by_test_id("server-template")).to_be_hidden()
+
+
+async def test_without_a_choice_of_ones_own_the_admins_default_theme_applies(
+    page: Page, stack: Stack
+) -> None:
+    await page.goto(stack.web_url)
+    theme = await page.evaluate(
+        """async () => {
+          localStorage.removeItem('guilds.theme');
+          document.querySelector('meta[name="guilds-default-theme"]').content = 'light';
+          const { applyStoredTheme } = await import('/static/js/theme.js');
+          applyStoredTheme();
+          const admins = document.documentElement.dataset.theme;
+          localStorage.setItem('guilds.theme', 'dark');
+          applyStoredTheme();
+          const own = document.documentElement.dataset.theme;
+          localStorage.removeItem('guilds.theme');
+          return [admins, own];
+        }"""
+    )
+    assert theme == ["light", "dark"]
