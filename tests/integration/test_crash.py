@@ -286,10 +286,12 @@ async def loaded(bot: MatrixClient, stack: Stack, sid: str) -> ServerDirectory:
 async def test_role_change_killed_midway_ends_whole(
     stack: Stack, db: Database, bot: MatrixClient, alice: User, bob: User
 ) -> None:
-    sid = await server_with_channels(stack, alice, bob, 6)
+    # 19 channels and general: a role change across 20 channels, as the reliability issue asks.
+    sid = await server_with_channels(stack, alice, bob, 19)
     directory = await loaded(bot, stack, sid)
     server = directory.get(RoomID(sid))
     assert server is not None
+    assert len(server.channels) == 20
     moderator = server.role("moderator")
     assert moderator is not None
     bob_id = UserID(bob.user_id)
