@@ -9,11 +9,9 @@ rooms must match its model: nothing half-changed, no room created twice.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import nio
-import pytest
 
 from bridge.directory import ServerDirectory
 from bridge.matrix import MatrixClient
@@ -27,24 +25,6 @@ from guilds.ids import RoomID, UserID
 from guildsctl.synapse import spawn
 from tests.harness.api import Api, create_server, eventually, join_server
 from tests.harness.stack import Stack, User
-
-
-@pytest.fixture
-async def db(stack: Stack) -> AsyncIterator[Database]:
-    database = await Database.open(stack.config.database_url)
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
-@pytest.fixture
-async def bot(stack: Stack) -> AsyncIterator[MatrixClient]:
-    client = MatrixClient(stack.hs_url, stack.config.appservice.registration.as_token)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def steps_done(db: Database, op_id: str) -> tuple[int, int, str]:

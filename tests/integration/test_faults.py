@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import nio
 import psycopg2
-import pytest
 
 from bridge.provisioning import WHOAMI_TIMEOUT_S
 from bridge.store import Database, StoreUnavailable
@@ -30,15 +29,6 @@ from tests.harness.stack import PG_HOST, PG_PORT, PG_USER, Stack, User
 # A call that needs the homeserver or the database may take this long to be refused, at most:
 # the bridge's own bounds (whoami timeout, SQLite busy timeout) plus slack for a slow machine.
 REFUSAL_BOUND_S = WHOAMI_TIMEOUT_S + 20
-
-
-@pytest.fixture
-async def db(stack: Stack) -> AsyncIterator[Database]:
-    database = await Database.open(stack.config.database_url)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def send(client: nio.AsyncClient, room_id: str, body: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,24 +24,6 @@ from tests.harness.api import eventually
 from tests.harness.stack import Stack, User
 
 ROOMS = 20
-
-
-@pytest.fixture
-async def db(stack: Stack) -> AsyncIterator[Database]:
-    database = await Database.open(stack.config.database_url)
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
-@pytest.fixture
-async def bot(stack: Stack) -> AsyncIterator[MatrixClient]:
-    client = MatrixClient(stack.hs_url, stack.config.appservice.registration.as_token)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def server_plan(marker: str, user: str) -> Plan:
