@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 
 from aiohttp import web
+from aiohttp.helpers import ETAG_ANY
 from aiohttp.typedefs import Handler
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -29,20 +32,58 @@ MIME_TYPES = {
 STATIC_CACHE_CONTROL = "no-cache"
 
 
+@dataclass(frozen=True)
+class Asset:
+    """One static file as served: its bytes, and the (mtime, size) stamp they were read at."""
+
+    body: bytes
+    stamp: tuple[int, int]
+    modified: float
+
+    @property
+    def etag(self) -> str:
+        return f"{self.stamp[0]:x}-{self.stamp[1]:x}"
+
+
 def static_handler(root: Path = STATIC_DIR) -> Handler:
+    """Serve `root`'s files from memory, re-read when a file's mtime or size changes.
+
+    The whole client is a few hundred kilobytes, so every file is kept; and a handler that holds
+    no open file cannot leak one when the browser drops a request halfway, as aiohttp's
+    FileResponse does when cancelled while its executor is still opening the file.
+    """
     root = root.resolve()
+    assets: dict[Path, Asset] = {}
+
+    def load(path: Path) -> Asset | None:
+        try:
+            stat = path.stat()
+            if not S_ISREG(stat.st_mode):
+                return None
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            asset = assets.get(path)
+            if asset is None or asset.stamp != stamp:
+                asset = assets[path] = Asset(path.read_bytes(), stamp, stat.st_mtime)
+        except OSError:
+            return None
+        return asset
 
     async def handle(request: web.Request) -> web.StreamResponse:
         relative = request.match_info["path"]
         path = (root / relative).resolve()
-        if not path.is_relative_to(root) or path.suffix not in MIME_TYPES or not path.is_file():
+        asset = None
+        if path.is_relative_to(root) and path.suffix in MIME_TYPES:
+            asset = load(path)
+        if asset is None:
             raise web.HTTPNotFound()
-        return web.FileResponse(
-            path,
-            headers={
-                "Content-Type": MIME_TYPES[path.suffix],
-                "Cache-Control": STATIC_CACHE_CONTROL,
-            },
-        )
+        headers = {"Cache-Control": STATIC_CACHE_CONTROL}
+        if any(tag.value in (asset.etag, ETAG_ANY) for tag in request.if_none_match or ()):
+            response = web.Response(status=304, headers=headers)
+        else:
+            headers["Content-Type"] = MIME_TYPES[path.suffix]
+            response = web.Response(body=asset.body, headers=headers)
+        response.etag = asset.etag
+        response.last_modified = asset.modified
+        return response
 
     return handle

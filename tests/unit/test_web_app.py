@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import yaml
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from aiohttp.typedefs import Handler
 
 from guilds.config import GuildsConfig, parse_config
 from guildsctl.configgen import fresh_token
 from web.app import create_app
+from web.assets import static_handler
 
 HS_PUBLIC = "https://matrix.example.org"
 
@@ -202,3 +207,49 @@ async def test_provisioning_is_mounted_and_keeps_its_own_errors(tmp_path: Path) 
         assert (await client.get("/")).status == 200
     finally:
         await client.close()
+
+
+async def test_a_static_file_changed_on_disk_is_served_anew(tmp_path: Path) -> None:
+    (tmp_path / "app.js").write_text("export const version = 1;\n")
+    server = TestServer(_static_app(tmp_path), host="127.0.0.1")
+    async with TestClient(server) as client:
+        first = await client.get("/static/app.js")
+        assert await first.text() == "export const version = 1;\n"
+        etag = first.headers["ETag"]
+        assert (await client.get("/static/app.js", headers={"If-None-Match": "*"})).status == 304
+        (tmp_path / "app.js").write_text("export const version = 22;\n")
+        again = await client.get("/static/app.js", headers={"If-None-Match": etag})
+        assert again.status == 200
+        assert await again.text() == "export const version = 22;\n"
+        assert again.headers["ETag"] != etag
+        (tmp_path / "app.js").unlink()
+        assert (await client.get("/static/app.js")).status == 404
+
+
+async def test_a_static_request_dropped_halfway_leaves_no_file_open(tmp_path: Path) -> None:
+    # A browser that reloads drops its pending requests, and aiohttp cancels their handlers; a
+    # response still opening its file then leaked it (a ResourceWarning that failed a later test).
+    (tmp_path / "icon.svg").write_text("<svg/>")
+    handle = static_handler(tmp_path)
+    request = make_mocked_request(
+        "GET", "/static/icon.svg", match_info={"path": "icon.svg"}, loop=asyncio.get_running_loop()
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(20):
+            response = await handle(request)
+            sending = asyncio.ensure_future(response.prepare(request))
+            await asyncio.sleep(0)
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
+            del response, sending
+        await asyncio.sleep(0.2)  # anything an executor was still doing has finished
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def _static_app(root: Path) -> web.Application:
+    app = web.Application()
+    app.router.add_get("/static/{path:.+}", static_handler(root))
+    return app
