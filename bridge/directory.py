@@ -167,23 +167,30 @@ class ServerDirectory:
 
     def room_kinds(self, server_id: RoomID) -> list[tuple[RoomID, RoomKind, ChannelKind | None]]:
         """What each room of the server is, as power levels and rules need to know."""
-        view = self._states.view()
-        kinds: list[tuple[RoomID, RoomKind, ChannelKind | None]] = []
-        for room_id in self.rooms(server_id):
-            state = view[room_id]
-            if room_id == server_id:
-                kinds.append((room_id, RoomKind.SPACE, None))
-            elif (CHANNEL_EVENT, "") in state:
-                channel = state[(CHANNEL_EVENT, "")]
-                kind = (
-                    RoomKind.DEFAULT_CHANNEL if channel.get("default") is True else RoomKind.CHANNEL
-                )
-                kinds.append((room_id, kind, channel_kind(channel)))
-            elif (CATEGORY_EVENT, "") in state:
-                kinds.append((room_id, RoomKind.CATEGORY, None))
-            elif state.get(("m.room.create", ""), {}).get("type") == ROLE_ROOM_TYPE:
-                kinds.append((room_id, RoomKind.ROLE_ROOM, None))
-        return kinds
+        kinds = (self._kind_of(room_id, server_id) for room_id in self.rooms(server_id))
+        return [kind for kind in kinds if kind is not None]
+
+    def room_kind(self, room_id: RoomID) -> RoomKind | None:
+        """What a tracked room is to its server; None for a room the directory does not track."""
+        server_id = self._server_of.get(room_id)
+        kind = self._kind_of(room_id, server_id) if server_id is not None else None
+        return kind[1] if kind is not None else None
+
+    def _kind_of(
+        self, room_id: RoomID, server_id: RoomID
+    ) -> tuple[RoomID, RoomKind, ChannelKind | None] | None:
+        state = self._states.view()[room_id]
+        if room_id == server_id:
+            return (room_id, RoomKind.SPACE, None)
+        if (CHANNEL_EVENT, "") in state:
+            channel = state[(CHANNEL_EVENT, "")]
+            kind = RoomKind.DEFAULT_CHANNEL if channel.get("default") is True else RoomKind.CHANNEL
+            return (room_id, kind, channel_kind(channel))
+        if (CATEGORY_EVENT, "") in state:
+            return (room_id, RoomKind.CATEGORY, None)
+        if state.get(("m.room.create", ""), {}).get("type") == ROLE_ROOM_TYPE:
+            return (room_id, RoomKind.ROLE_ROOM, None)
+        return None
 
     # -- loading -------------------------------------------------------------------------------
 

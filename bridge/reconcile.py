@@ -606,13 +606,6 @@ def guilds_state_decision(
 # -- the inbox handler ---------------------------------------------------------------------------
 
 
-def _prev_content(event: InboxEvent) -> dict[str, Any] | None:
-    # Synapse fetches the events of appservice transactions with their previous content.
-    unsigned = event.event.get("unsigned")
-    prev = unsigned.get("prev_content") if isinstance(unsigned, dict) else None
-    return prev if isinstance(prev, dict) else None
-
-
 class Reconciler:
     """Inbox handler: reads back what other clients changed, and repairs what breaks a rule."""
 
@@ -660,7 +653,7 @@ class Reconciler:
                 self.directory.states(),
                 UserID(event.state_key),
                 UserID(event.sender),
-                _prev_content(event),
+                event.prev_content,
                 event.content,
                 self.bot,
             )
@@ -686,7 +679,7 @@ class Reconciler:
             kinds,
             states,
             UserID(event.sender),
-            _prev_content(event),
+            event.prev_content,
             event.content,
             self.bot,
         )
@@ -700,7 +693,7 @@ class Reconciler:
             self.directory.states(),
             child_id,
             UserID(event.sender),
-            _prev_content(event),
+            event.prev_content,
             event.content,
             self.bot,
         )
@@ -710,7 +703,7 @@ class Reconciler:
         await self._carry_out("reconcile_space_child", server.server_id, event, decision)
 
     async def _guilds_state(self, server: Server, event: InboxEvent) -> None:
-        prev = _prev_content(event)
+        prev = event.prev_content
         key = (event.type, str(event.state_key))
         before = model_before(
             server.server_id, self.directory.states(), server.server_id, key, prev, self.bot

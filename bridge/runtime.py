@@ -15,8 +15,10 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from bridge.acting import MembershipActing
 from bridge.admin_http import add_routes as add_admin_routes
 from bridge.appservice import create_appservice_app
+from bridge.calls import CallSweeper
 from bridge.channels import Channels
 from bridge.channels_http import add_routes as add_channel_routes
 from bridge.declared import Declarations, Report, greet_declared_members
@@ -41,6 +43,7 @@ from bridge.templates_http import add_routes as add_template_routes
 from bridge.transactions import TransactionInbox
 from guilds.config import GuildsConfig
 from guilds.ids import RoomID
+from guilds.vocabulary import CALL_MEMBER_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ class Bridge:
         self._appservice_app: web.Application | None = None
         self._provisioning_app: web.Application | None = None
         self._declared_task: asyncio.Task[None] | None = None
+        self._calls: CallSweeper | None = None
 
     # Built by open(); reading them earlier is a wiring mistake worth a clear message.
     @property
@@ -114,7 +118,10 @@ class Bridge:
         self._provisioning_app = create_provisioning_app(self.matrix, self.ready)
         self.directory = ServerDirectory(self.matrix, self.bot_user_id)
         # After BotMembership: a room the bot has just joined is known before its events apply.
-        self._inbox.add_handler(self.directory.handle)
+        self._inbox.add_handler(self.directory.handle, state_only=True)
+        # Call memberships past their expiry (a closed tab, a lost connection) are cleared.
+        self._calls = CallSweeper(self.matrix, self.directory)
+        self._inbox.add_handler(self._calls.handle, CALL_MEMBER_EVENT)
         # After the directory's: reconciliation reads the state it has just applied.
         self.reconciler = Reconciler(
             matrix=self.matrix,
@@ -123,7 +130,14 @@ class Bridge:
             bot=self.bot_user_id,
             server_name=self.config.homeserver.server_name,
         )
-        self._inbox.add_handler(self.reconciler.handle)
+        self._inbox.add_handler(self.reconciler.handle, state_only=True)
+        # After the directory's, which knows what kind of room each membership is in.
+        self._inbox.add_handler(
+            MembershipActing(
+                self.matrix, self.directory, self.bot_user_id, self.config.homeserver.server_name
+            ).handle,
+            "m.room.member",
+        )
         self.servers = Servers(
             matrix=self.matrix,
             journal=self._operations,
@@ -198,6 +212,8 @@ class Bridge:
         await self._ping(deadline)
         await self._load_servers()
         self.inbox.start()
+        if self._calls is not None:
+            self._calls.start()
         # Operations a crash or a shutdown left unfinished, now that the bot can act.
         self.operations.start_resume()
         if self.config.servers:
@@ -287,6 +303,8 @@ class Bridge:
         if self._declared_task is not None:
             self._declared_task.cancel()
             await asyncio.gather(self._declared_task, return_exceptions=True)
+        if self._calls is not None:
+            await self._calls.stop()
         if self._inbox is not None:
             await self._inbox.stop()
         if self._operations is not None:

@@ -370,42 +370,6 @@ class SendState(Step):
 
 
 @dataclass(frozen=True)
-class SetPowerLevels(Step):
-    """Read the room's power levels, merge these changes in, write them back if they changed.
-
-    `users` and `events` map to a level, or to None to remove the entry; `levels` sets top-level
-    keys (`ban`, `kick`, `invite`, `redact`, `state_default`, `events_default`, `users_default`).
-    The merge only sets values, so running it again changes nothing.
-    """
-
-    room: Arg
-    users: Mapping[str, int | None] = dataclasses.field(default_factory=dict)
-    events: Mapping[str, int | None] = dataclasses.field(default_factory=dict)
-    levels: Mapping[str, int] = dataclasses.field(default_factory=dict)
-
-    kind: ClassVar[str] = "set_power_levels"
-    primary: ClassVar[str] = "room_id"
-
-    async def apply(self, ctx: StepContext) -> dict[str, Any]:
-        path = _room_path(self.room, "state/m.room.power_levels/")
-        current = await ctx.matrix.request("GET", path)
-        wanted = json.loads(json.dumps(current))  # a deep copy
-        for section, changes in (("users", self.users), ("events", self.events)):
-            merged = dict(wanted.get(section) or {})
-            for key, level in changes.items():
-                if level is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = level
-            wanted[section] = merged
-        wanted.update(self.levels)
-        if wanted == current:
-            return {"room_id": self.room, "changed": False}
-        data = await ctx.matrix.request("PUT", path, json=wanted)
-        return {"room_id": self.room, "changed": True, "event_id": str(data["event_id"])}
-
-
-@dataclass(frozen=True)
 class SendMessage(Step):
     """Send an event as the bot with a txn id derived from the step, so a retry is deduplicated."""
 

@@ -4,6 +4,12 @@ Synapse retries a transaction until it gets a 200, so a transaction is acknowled
 events are committed to the database, and recorded by txn id so a retry stores nothing twice.
 Handlers run later, from the database, in arrival order: a crash between acknowledging and
 handling loses nothing, and a failing handler is retried with backoff, then given up on.
+
+Only the events some handler wants are stored: the bot sits in every Guilds room, so Synapse
+sends the bridge every message too, and none of the bridge's handlers reads messages — storing
+them would put a copy of every conversation in the bridge's database and a few writes on every
+message's path. Handled events are deleted after a day (`RETENTION_MS`); until then a
+redelivered event is recognised and stored once.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.store import Database, Row, StoreUnavailable, Transaction
+from bridge.store import Database, Row, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,11 @@ DEFAULT_MAX_BACKOFF_S = 60.0
 BATCH_SIZE = 200
 # The worker re-checks this often even without a wake-up, e.g. after losing the database.
 IDLE_POLL_S = 30.0
+# Handled events and recorded transactions are kept this long, then deleted (events a handler
+# gave up on are kept for the admin to look at). Synapse resends a transaction only until it is
+# acknowledged, so a day covers every retry with a wide margin.
+RETENTION_MS = 24 * 3600 * 1000
+PRUNE_EVERY_MS = 3600 * 1000
 
 # Events due now, with one `?` for the current time. An event whose room has an earlier event
 # waiting for its retry is not due: a room's events are handled in order; other rooms go on.
@@ -59,8 +70,27 @@ class InboxEvent:
         content = self.event.get("content")
         return content if isinstance(content, dict) else {}
 
+    @property
+    def prev_content(self) -> dict[str, Any] | None:
+        """The content this state event replaced (Synapse sends it in `unsigned`), if any."""
+        unsigned = self.event.get("unsigned")
+        prev = unsigned.get("prev_content") if isinstance(unsigned, dict) else None
+        return prev if isinstance(prev, dict) else None
+
 
 Handler = Callable[[InboxEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Registration:
+    handler: Handler
+    event_type: str | None
+    state_only: bool
+
+    def wants(self, event_type: str, state_key: str | None) -> bool:
+        if self.event_type is not None and self.event_type != event_type:
+            return False
+        return state_key is not None or not self.state_only
 
 
 def _now_ms() -> int:
@@ -95,28 +125,41 @@ class TransactionInbox:
         self.max_attempts = max_attempts
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
-        self._handlers: list[tuple[str | None, Handler]] = []
+        self._handlers: list[_Registration] = []
+        self._pruned_at = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # Replaced by a fresh event, and set, at the end of each worker pass (see wait_idle).
         self._pass_done = asyncio.Event()
 
-    def add_handler(self, handler: Handler, event_type: str | None = None) -> None:
-        """Call `handler` for every event (of `event_type`, if given).
+    def add_handler(
+        self, handler: Handler, event_type: str | None = None, *, state_only: bool = False
+    ) -> None:
+        """Call `handler` for every event (of `event_type`, if given; state events only, if
+        `state_only`). Events that no handler wants are not stored.
 
         Handlers must be idempotent: when one of them fails the event is retried, and the
         handlers that already succeeded on it run again.
         """
-        self._handlers.append((event_type, handler))
+        self._handlers.append(_Registration(handler, event_type, state_only))
+
+    def wants(self, event_type: str, state_key: str | None) -> bool:
+        return any(r.wants(event_type, state_key) for r in self._handlers)
 
     # -- receiving ---------------------------------------------------------------------------
 
     async def record(self, txn_id: str, events: Sequence[Any]) -> int:
-        """Store one transaction's events unless the txn id was stored; return how many are new.
+        """Store one transaction's wanted events unless the txn id was stored; return how many
+        new events were stored.
 
         Returns once committed: the caller may then acknowledge the transaction. Raises
-        StoreUnavailable when the database cannot take it (the homeserver will retry).
+        StoreUnavailable when the database cannot take it (the homeserver will retry). A
+        transaction holding nothing wanted (messages, typically) touches no database at all:
+        with nothing stored there is nothing a retry could store twice.
         """
+        rows = self._wanted_rows(txn_id, events)
+        if not rows:
+            return 0
         digest = _events_digest(events)
         received_at = _now_ms()
         async with self.db.transaction() as tx:
@@ -144,16 +187,24 @@ class TransactionInbox:
                     "database reset? Storing the new events.",
                     txn_id,
                 )
-            new = await self._store_events(tx, txn_id, events, received_at)
+            new = 0
+            for columns in rows:
+                # An event redelivered in another transaction is stored once.
+                new += await tx.execute(
+                    "INSERT INTO inbox (event_id, txn_id, room_id, type, state_key, sender,"
+                    " event_json, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (event_id) DO NOTHING",
+                    *columns,
+                    received_at,
+                )
         log.debug("Transaction %s stored: %d new of %d events", txn_id, new, len(events))
         if new:
             self._wake.set()
         return new
 
-    async def _store_events(
-        self, tx: Transaction, txn_id: str, events: Sequence[Any], received_at: int
-    ) -> int:
-        new = 0
+    def _wanted_rows(self, txn_id: str, events: Sequence[Any]) -> list[tuple[str | None, ...]]:
+        """The inbox columns (but `received_at`) of the events some handler wants."""
+        rows: list[tuple[str | None, ...]] = []
         for event in events:
             if not isinstance(event, dict):
                 log.warning("Transaction %s holds a non-object event; skipped", txn_id)
@@ -164,22 +215,22 @@ class TransactionInbox:
             if not event_id or not room_id or event_type is None:
                 log.warning("Transaction %s holds an event without id, room or type", txn_id)
                 continue
-            # An event redelivered in another transaction is stored once.
-            new += await tx.execute(
-                "INSERT INTO inbox (event_id, txn_id, room_id, type, state_key, sender,"
-                " event_json, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (event_id) DO NOTHING",
-                event_id,
-                txn_id,
-                room_id,
-                event_type,
-                _column_text(event.get("state_key")),
-                _column_text(event.get("sender")) or "",
-                # ensure_ascii: escapes make any string storable, lone surrogates included.
-                json.dumps(event, ensure_ascii=True, separators=(",", ":")),
-                received_at,
+            state_key = _column_text(event.get("state_key"))
+            if not self.wants(event_type, state_key):
+                continue
+            rows.append(
+                (
+                    event_id,
+                    txn_id,
+                    room_id,
+                    event_type,
+                    state_key,
+                    _column_text(event.get("sender")) or "",
+                    # ensure_ascii: escapes make any string storable, lone surrogates included.
+                    json.dumps(event, ensure_ascii=True, separators=(",", ":")),
+                )
             )
-        return new
+        return rows
 
     # -- handling ----------------------------------------------------------------------------
 
@@ -223,6 +274,9 @@ class TransactionInbox:
 
     async def process_pending(self) -> float:
         """Handle every event that is due; return how long until the next retry is due."""
+        if _now_ms() - self._pruned_at >= PRUNE_EVERY_MS:
+            await self.prune(_now_ms() - RETENTION_MS)
+            self._pruned_at = _now_ms()
         while True:
             rows = await self.db.fetchall(
                 "SELECT seq, event_id, room_id, type, state_key, sender, event_json, attempts"  # noqa: S608 - constant SQL
@@ -248,6 +302,17 @@ class TransactionInbox:
             return IDLE_POLL_S
         return max(0.0, min(IDLE_POLL_S, (int(due["due"]) - _now_ms()) / 1000))
 
+    async def prune(self, before_ms: int) -> int:
+        """Delete the events handled and the transactions received before `before_ms`."""
+        async with self.db.transaction() as tx:
+            events = await tx.execute(
+                "DELETE FROM inbox WHERE handled_at IS NOT NULL AND handled_at < ?", before_ms
+            )
+            txns = await tx.execute("DELETE FROM appservice_txn WHERE received_at < ?", before_ms)
+        if events or txns:
+            log.info("Pruned %d handled events and %d old transactions", events, txns)
+        return events
+
     async def _handle(self, row: Row) -> bool:
         """Run the handlers on one event; False if it failed and waits for a retry."""
         event = InboxEvent(
@@ -261,9 +326,9 @@ class TransactionInbox:
             event=json.loads(row["event_json"]),
         )
         try:
-            for event_type, handler in self._handlers:
-                if event_type is None or event_type == event.type:
-                    await handler(event)
+            for registration in self._handlers:
+                if registration.wants(event.type, event.state_key):
+                    await registration.handler(event)
         except Exception as exc:
             return await self._failed(event, exc)
         await self.db.execute(

@@ -253,7 +253,8 @@ class ModuleConfig:
     """The `config:` block of the Synapse module."""
 
     bot_user_id: UserID
-    # The worker whose callbacks act for local users; None means the main process.
+    # No longer used (every process serves the bridge's requests to act): accepted, and
+    # warned about, so that configurations written for earlier versions still load.
     acting_worker: str | None
     policies: ModulePolicies = ModulePolicies()
 

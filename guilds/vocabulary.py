@@ -21,6 +21,10 @@ CALL_MEMBER_EVENT: Final = "org.matrix.msc3401.call.member"
 
 SPACE_ROOM_TYPE: Final = "m.space"
 
+# The Synapse module's one HTTP endpoint, on every Synapse process, for the bridge alone (its
+# appservice token): "this local user's membership in this room changed; do what Guilds does".
+MODULE_MEMBERSHIP_PATH: Final = "/_synapse/client/guilds/v1/membership"
+
 
 class ChannelKind(StrEnum):
     TEXT = "text"

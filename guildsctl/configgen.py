@@ -55,7 +55,6 @@ def homeserver_snippet(
     registration_path: Path | str,
     bot_localpart: str,
     *,
-    acting_worker: str | None = None,
     policies: ModulePolicies | None = None,
 ) -> dict[str, Any]:
     """What an admin adds to an existing Synapse configuration for Guilds.
@@ -65,7 +64,6 @@ def homeserver_snippet(
     """
     module_config: dict[str, Any] = {
         "bot_user_id": user_id(bot_localpart, server_name),
-        "acting_worker": acting_worker,
     }
     if policies is not None and policies != ModulePolicies():
         module_config["policies"] = module_policies_block(policies)

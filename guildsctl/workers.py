@@ -8,9 +8,7 @@ router in front, because Synapse does not route requests between its processes i
   `CLIENT_WORKER_ROUTES` (Synapse's documented generic-worker endpoints that Guilds and its
   clients use).
 - `guilds_writer` is the event persister (every event of every room is written by it), sends
-  the application service its transactions, runs Synapse's background tasks, and is the
-  module's `acting_worker`: it sees each event first, right after persisting it, and keeps
-  acting work away from the process users talk to.
+  the application service its transactions and runs Synapse's background tasks.
 - The main process keeps what must stay on it: the admin API (registration through the shared
   secret), the account data, receipts, presence and typing streams, `/_synapse/client`, and
   every endpoint not routed to the client worker.
@@ -39,7 +37,6 @@ from guildsctl.synapse import Homeserver, http_ok, spawn, stop, tail, wait_until
 
 CLIENT_WORKER: Final = "guilds_client"
 WRITER_WORKER: Final = "guilds_writer"
-ACTING_WORKER: Final = WRITER_WORKER
 WORKERS: Final = (CLIENT_WORKER, WRITER_WORKER)
 
 _CS = r"^/_matrix/client/(api/v1|r0|v3|unstable)"
@@ -183,11 +180,6 @@ def shared_config(
     config["stream_writers"] = {"events": [WRITER_WORKER]}
     config["notify_appservices_from_worker"] = WRITER_WORKER
     config["run_background_tasks_on"] = WRITER_WORKER
-    modules = [dict(m) for m in config.get("modules", [])]
-    for module in modules:
-        if module.get("module") == "synapse_module.GuildsModule":
-            module["config"] = {**module.get("config", {}), "acting_worker": ACTING_WORKER}
-    config["modules"] = modules
     return config
 
 

@@ -4,8 +4,8 @@ Synapse loads `synapse_module.GuildsModule` from the `modules:` list of its conf
 every process. The files of this package:
 
 - `vetoes.py`: the spam-checker callbacks refusing state events, joins and invites;
-- `acting.py`: `on_new_event`, acting for local users (auto-join, default channel, leaving
-  channels a removed role no longer opens), registered on the acting worker only;
+- `acting.py`: acting for local users (auto-join, default channel, leaving channels a removed
+  role no longer opens), when the bridge asks through `acting_http.py`'s endpoint;
 - `policies.py`: the homeserver admin's policies a client could bypass the bridge for;
 - `state.py`: the few state entries each rule reads.
 
@@ -22,9 +22,10 @@ from synapse.module_api import EventBase, ModuleApi
 from synapse.module_api.errors import ConfigError
 
 from guilds.config import ConfigErrors, ModuleConfig, parse_module_config
+from guilds.vocabulary import MODULE_MEMBERSHIP_PATH
 from synapse_module.acting import Acting
+from synapse_module.acting_http import MembershipResource
 from synapse_module.policies import PolicyVetoes
-from synapse_module.state import StateMap
 from synapse_module.vetoes import Verdict, Vetoes
 
 logger = logging.getLogger(__name__)
@@ -39,21 +40,23 @@ class GuildsModule:
         self.vetoes = Vetoes(api, config.bot_user_id)
         self.policies = PolicyVetoes(api, config.bot_user_id, config.policies)
         self.acting = Acting(api, config.bot_user_id)
-        # Callbacks that act for users (not just veto) must run on exactly one process.
-        self.acts_here = api.worker_name == config.acting_worker
         api.register_spam_checker_callbacks(
             check_event_for_spam=self.check_event_for_spam,
             user_may_join_room=self.user_may_join_room,
             user_may_invite=self.user_may_invite,
             user_may_create_room=self.user_may_create_room,
         )
-        if self.acts_here:
-            api.register_third_party_rules_callbacks(on_new_event=self.on_new_event)
-        logger.info(
-            "Guilds module loaded (bot %s; acting callbacks %s on this process)",
-            config.bot_user_id,
-            "run" if self.acts_here else "do not run",
+        # No `on_new_event`: Synapse would load each room's whole state for it on every event
+        # (acting.py); the bridge asks the module to act instead.
+        api.register_web_resource(
+            MODULE_MEMBERSHIP_PATH, MembershipResource(api, self.acting, config.bot_user_id)
         )
+        if config.acting_worker is not None:
+            logger.warning(
+                "Guilds: acting_worker is no longer used (every process serves the bridge's "
+                "requests to act); remove it from the module's configuration"
+            )
+        logger.info("Guilds module loaded (bot %s)", config.bot_user_id)
 
     @staticmethod
     def parse_config(config: dict[str, Any]) -> ModuleConfig:
@@ -77,6 +80,3 @@ class GuildsModule:
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Verdict:
         return await self.vetoes.user_may_invite(inviter, invitee, room_id)
-
-    async def on_new_event(self, event: EventBase, state: StateMap) -> None:
-        await self.acting.on_new_event(event, state)

@@ -1,15 +1,17 @@
 """Acting for local users where the protocol needs the user's own membership event.
 
-Runs on the one process named `acting_worker`, from `on_new_event`, which Synapse calls after
-an event is persisted (with the room's current state, which it has loaded anyway). Slow work
-goes through `run_as_background_process`; every action first checks that it is still needed,
-so an event seen twice acts once.
+The bridge asks (synapse_module/acting_http.py): it receives every membership event of every
+Guilds room by appservice transaction, and tells the module "this local user's membership in
+this room changed". The module then reads the few state entries it needs — never the room's
+whole state — and does what Guilds does: accept the bot's auto-join invites, join a new member
+of a server to its default channel, leave the channels a lost role alone opened. Each action
+first checks that it is still needed, so a request repeated (the bridge retries after a
+failure) acts once.
 
-With Synapse workers, every process loads the module and calls `on_new_event` for every event
-it hears of over replication, so the callback is registered on `acting_worker` alone (see
-`GuildsModule`), and each action it schedules is logged with the process's name: the logs of
-all processes show any action taken twice. Nothing is cached between calls: every read goes
-to Synapse's state, so there is nothing to invalidate across workers.
+This replaces an `on_new_event` callback: Synapse loads a room's entire current state before
+calling it, for every event of every room, on the path that wakes `/sync` listeners — a cost
+every message paid, growing with the room (docs/PERFORMANCE.md, figure 1). Any Synapse process
+can serve the request; each action it takes is logged with the process's name.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
-from synapse.module_api import EventBase, ModuleApi
+from synapse.module_api import ModuleApi
 
 from guilds.layout import AUTO_JOIN_KEY
 from guilds.model import CATEGORY_EVENT, BuiltinRole
@@ -27,7 +29,9 @@ from guilds.vocabulary import ROLE_EVENT, SERVER_EVENT
 from synapse_module.state import (
     JOIN_RULES,
     MEMBER,
+    ROOM_MARKERS,
     SPACE_CHILD,
+    SPACE_PARENT,
     StateMap,
     StateReader,
     admin_room,
@@ -43,6 +47,10 @@ logger = logging.getLogger(__name__)
 # Categories nest one level below the space; deeper sub-spaces are not Guilds'.
 _MAX_DEPTH: Final = 2
 
+ACCEPT_INVITE: Final = "accept_invite"
+JOIN_DEFAULT_CHANNEL: Final = "join_default_channel"
+LEAVE_UNGATED_CHANNELS: Final = "leave_ungated_channels"
+
 
 class Acting:
     def __init__(self, api: ModuleApi, bot_user_id: str) -> None:
@@ -50,22 +58,25 @@ class Acting:
         self._bot = bot_user_id
         self._state = StateReader(api)
 
-    async def on_new_event(self, event: EventBase, state: StateMap) -> None:
-        if event.type != MEMBER:
-            return
-        user_id: str = event.state_key
+    async def on_membership(self, user_id: str, room_id: str) -> str | None:
+        """Do what Guilds does after `user_id`'s membership in `room_id` changed, as it stands
+        now; return the action taken, or None when there was nothing to do."""
         if user_id == self._bot or not self._api.is_mine(user_id):
-            return
-        membership = event.content.get("membership")
-        room_id: str = event.room_id
+            return None
+        state = await self._state.read(
+            room_id, [(MEMBER, user_id), *ROOM_MARKERS, (SPACE_PARENT, None)]
+        )
+        member = state.get((MEMBER, user_id))
+        membership = membership_in(state, user_id)
         if membership == "invite":
-            if event.sender == self._bot and event.content.get(AUTO_JOIN_KEY) is True:
-                self._background("guilds_auto_join", self.accept_invite, user_id, room_id)
+            if member is not None and member.sender == self._bot:
+                if member.content.get(AUTO_JOIN_KEY) is True:
+                    return await self._act(ACCEPT_INVITE, self.accept_invite, user_id, room_id)
         elif membership == "join":
             server = server_state(state)
-            if server is not None and membership_in(state, user_id) == "join":
-                self._background(
-                    "guilds_join_default_channel",
+            if server is not None:
+                return await self._act(
+                    JOIN_DEFAULT_CHANNEL,
                     self.join_default_channel,
                     user_id,
                     server.default_channel,
@@ -73,34 +84,29 @@ class Acting:
         elif membership in ("leave", "ban"):
             room = classify(room_id, state)
             if room is not None and room.kind is RoomKind.ROLE_ROOM:
-                self._background(
-                    "guilds_leave_ungated_channels",
+                return await self._act(
+                    LEAVE_UNGATED_CHANNELS,
                     self.leave_ungated_channels,
                     user_id,
                     room.server_id,
                     room_id,
                 )
+        return None
 
-    def _background(self, desc: Any, func: Any, *args: Any) -> None:
-        # One line per action scheduled, naming the process: with workers, these lines across
-        # every process's log show each action was taken up once, by the acting worker alone.
-        logger.info("Guilds acting on %s: %s%r", self._api.worker_name or "main", desc, args)
-        self._api.run_as_background_process(desc, self._logged, desc, func, *args)
+    async def _act(self, action: str, func: Any, *args: Any) -> str | None:
+        if not await func(*args):
+            return None
+        # One line per action taken, naming the process: with workers, these lines across
+        # every process's log show each action was taken once.
+        logger.info("Guilds acted on %s: %s%r", self._api.worker_name or "main", action, args)
+        return action
 
-    @staticmethod
-    async def _logged(desc: str, func: Any, *args: Any) -> None:
-        try:
-            await func(*args)
-        except Exception:
-            logger.exception("Guilds: %s%r failed", desc, args)
-
-    async def accept_invite(self, user_id: str, room_id: str) -> None:
-        """Join a room the bot invited the user to with the auto-join flag."""
-        if await self._state.membership(room_id, user_id) != "invite":
-            return  # already joined, or the invite was withdrawn or declined
+    async def accept_invite(self, user_id: str, room_id: str) -> bool:
+        """Join a room the bot invited the user to with the auto-join flag (just read)."""
         await self._api.update_room_membership(user_id, user_id, room_id, "join")
+        return True
 
-    async def join_default_channel(self, user_id: str, channel_id: str) -> None:
+    async def join_default_channel(self, user_id: str, channel_id: str) -> bool:
         """Join a new member of a server to its default channel.
 
         A direct join rather than a bot invite: the channel is restricted to members of the
@@ -108,19 +114,20 @@ class Acting:
         A ban in the channel, or being joined already, leaves things as they are.
         """
         if await self._state.membership(channel_id, user_id) in ("join", "ban"):
-            return
+            return False
         await self._api.update_room_membership(user_id, user_id, channel_id, "join")
+        return True
 
-    async def leave_ungated_channels(self, user_id: str, server_id: str, role_room: str) -> None:
+    async def leave_ungated_channels(self, user_id: str, server_id: str, role_room: str) -> bool:
         """Leave the channels the lost role gated that no other role of the user still opens."""
         if await self._state.membership(role_room, user_id) == "join":
-            return  # the role was given back meanwhile
+            return False  # the role was given back meanwhile
         space = await self._state.read(
             server_id, [(SERVER_EVENT, ""), (SPACE_CHILD, None), (ROLE_EVENT, BuiltinRole.ADMIN)]
         )
         server = server_state(space)
         if server is None or server.owner == user_id:
-            return
+            return False
         admins = admin_room(space)
         joined: dict[str, bool] = {}
 
@@ -130,7 +137,8 @@ class Acting:
             return joined[room_id]
 
         if admins is not None and admins != role_room and await holds(admins):
-            return
+            return False
+        left = False
         pending = [(child, 1) for child in _children(space)]
         seen: set[str] = set()
         while pending:
@@ -158,6 +166,8 @@ class Acting:
                     break
             if not still_open:
                 await self._api.update_room_membership(user_id, user_id, room_id, "leave")
+                left = True
+        return left
 
 
 def _children(state: StateMap) -> list[str]:

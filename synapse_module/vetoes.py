@@ -33,6 +33,7 @@ from guilds.rules import (
     state_event_refusal,
 )
 from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT
+from synapse_module.policies import call_user
 from synapse_module.state import (
     JOIN_RULES,
     MEMBER,
@@ -135,10 +136,15 @@ class Vetoes:
         )
         prev_content = content_of(here, (event_type, state_key))
         if event_type == CALL_MEMBER_EVENT:
+            channel = content_of(here, (CHANNEL_EVENT, ""))
+            if channel is not None and call_user(state_key) != sender:
+                # In these room versions a `_@user_DEVICE` key is not owned by anyone: without
+                # this, anyone with connect could fake or end another person's membership.
+                return "You can only join or leave a call as yourself."
             if not new_content:
                 return None  # leaving a call is always allowed
             # Any room marked as a text channel refuses calls, whether or not its server is known.
-            refusal = call_membership_refusal(content_of(here, (CHANNEL_EVENT, "")))
+            refusal = call_membership_refusal(channel)
             if refusal is not None:
                 return refusal
         room = classify(event.room_id, here)

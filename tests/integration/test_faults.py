@@ -32,8 +32,11 @@ REFUSAL_BOUND_S = WHOAMI_TIMEOUT_S + 20
 
 
 async def send(client: nio.AsyncClient, room_id: str, body: str) -> str:
-    answer = await client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body})
-    assert isinstance(answer, nio.RoomSendResponse), answer
+    """An event the bridge stores (it keeps state events only): a room nickname of the sender."""
+    answer = await client.room_put_state(
+        room_id, "m.room.member", {"membership": "join", "displayname": body}, client.user_id
+    )
+    assert isinstance(answer, nio.RoomPutStateResponse), answer
     return str(answer.event_id)
 
 

@@ -219,14 +219,26 @@ async def test_power_levels_match_the_roles_in_every_room(built: Built) -> None:
             assert users[bot] == 100, room_id
 
 
-async def _levels_everywhere(built: Built, user_id: str, power: int) -> bool:
-    for room_id in built.rooms:
-        status, levels = await as_bot(
-            built.stack, "GET", f"/rooms/{room_id}/state/m.room.power_levels/"
+async def _levels_everywhere(built: Built, user_id: str, power: int) -> None:
+    """Wait until `user_id` has `power` in every room; on a timeout, name the rooms that lag
+    and what they hold."""
+    lagging: dict[str, Any] = {}
+
+    async def settled() -> bool:
+        lagging.clear()
+        for room_id in built.rooms:
+            status, levels = await as_bot(
+                built.stack, "GET", f"/rooms/{room_id}/state/m.room.power_levels/"
+            )
+            if status != 200 or _level(levels, user_id) != power:
+                lagging[room_id] = _level(levels, user_id) if status == 200 else status
+        return not lagging
+
+    if not await eventually(settled, deadline_s=30):
+        raise AssertionError(
+            f"{user_id} lacks power {power} in: "
+            + ", ".join(f"{room} ({got})" for room, got in lagging.items())
         )
-        if status != 200 or _level(levels, user_id) != power:
-            return False
-    return True
 
 
 async def test_a_role_change_through_the_api_reaches_every_room(built: Built) -> None:
@@ -234,7 +246,7 @@ async def test_a_role_change_through_the_api_reaches_every_room(built: Built) ->
     sid, owner = built.server_id, built.api("owner")
     started = time.monotonic()
     await grant(built.stack, sid, built["owner"], user, "moderator")
-    assert await eventually(lambda: _levels_everywhere(built, user.user_id, 50))
+    await _levels_everywhere(built, user.user_id, 50)
     print(
         f"\nmoderator granted: power 50 in {len(built.rooms)} rooms after "
         f"{time.monotonic() - started:.2f}s"
@@ -245,7 +257,7 @@ async def test_a_role_change_through_the_api_reaches_every_room(built: Built) ->
         "DELETE", f"/servers/{sid}/members/{user.user_id}/roles/moderator"
     )
     assert status == 200, answer
-    assert await eventually(lambda: _levels_everywhere(built, user.user_id, 0))
+    await _levels_everywhere(built, user.user_id, 0)
     print(f"moderator removed: power 0 in every room after {time.monotonic() - started:.2f}s")
 
     # Editing a role's power moves its holders everywhere too.
@@ -255,16 +267,14 @@ async def test_a_role_change_through_the_api_reaches_every_room(built: Built) ->
     )
     assert status == 200, answer
     try:
-        assert await eventually(
-            lambda: _levels_everywhere(built, built["vip"].user_id, VIP_POWER + 5)
-        )
+        await _levels_everywhere(built, built["vip"].user_id, VIP_POWER + 5)
         print(f"vip power edited: every room after {time.monotonic() - started:.2f}s")
     finally:
         status, answer = await owner.call(
             "PATCH", f"/servers/{sid}/roles/{built.vip}", {"power": VIP_POWER}
         )
         assert status == 200, answer
-    assert await eventually(lambda: _levels_everywhere(built, built["vip"].user_id, VIP_POWER))
+    await _levels_everywhere(built, built["vip"].user_id, VIP_POWER)
 
 
 # --- 4. what no client may do -------------------------------------------------------------------

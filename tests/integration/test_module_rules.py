@@ -15,7 +15,13 @@ import nio
 import pytest
 import pytest_asyncio
 
-from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT
+from guilds.vocabulary import (
+    CALL_MEMBER_EVENT,
+    CHANNEL_EVENT,
+    MODULE_MEMBERSHIP_PATH,
+    ROLE_EVENT,
+    SERVER_EVENT,
+)
 from tests.harness.api import eventually
 from tests.harness.guilds_server import (
     GuildsServer,
@@ -295,6 +301,27 @@ async def test_call_membership_needs_a_voice_channel_and_connect(
     assert state["device_id"] == speaker.device_id
 
 
+async def test_nobody_writes_or_ends_another_persons_call_membership(
+    stack: Stack, server: GuildsServer
+) -> None:
+    owner, speaker = server["owner"], server["speaker"]
+    content, key = call_member(speaker)
+    assert_allowed(await put_state(stack, speaker, server.lounge, CALL_MEMBER_EVENT, content, key))
+    # The owner (unlimited power in the room) may neither end the speaker's membership...
+    response = await put_state(stack, owner, server.lounge, CALL_MEMBER_EVENT, {}, key)
+    assert_forbidden(response, "as yourself")
+    # ...nor write one in the speaker's name.
+    forged_key = f"_{speaker.user_id}_FORGED"
+    forged = {**content, "device_id": "FORGED"}
+    response = await put_state(stack, owner, server.lounge, CALL_MEMBER_EVENT, forged, forged_key)
+    assert_forbidden(response, "as yourself")
+    assert (await server.bot.state(server.lounge, CALL_MEMBER_EVENT, key))["device_id"] == (
+        speaker.device_id
+    )
+    # The speaker leaves on their own.
+    assert_allowed(await put_state(stack, speaker, server.lounge, CALL_MEMBER_EVENT, {}, key))
+
+
 # --- acting for local users ------------------------------------------------------------------
 
 
@@ -348,5 +375,82 @@ async def test_losing_a_role_leaves_the_channels_it_gated(
     assert await server.bot.membership(server.lounge, newcomer.user_id) == "join"
 
 
+async def ask_to_act(stack: Stack, body: Any, token: str | None) -> tuple[int, dict[str, Any]]:
+    assert stack.http is not None
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    async with stack.http.post(
+        stack.hs_url + MODULE_MEMBERSHIP_PATH, json=body, headers=headers
+    ) as response:
+        return response.status, await response.json()
+
+
+async def test_only_the_bridge_may_ask_the_module_to_act_and_state_decides(
+    stack: Stack, server: GuildsServer
+) -> None:
+    as_token = stack.config.appservice.registration.as_token
+    newcomer = await stack.register_user()
+    ask = {"user_id": newcomer.user_id, "room_id": server.server_id}
+    # The endpoint is Synapse's: its own 401s for a missing or unknown token.
+    assert (await ask_to_act(stack, ask, None))[0] == 401
+    status, answer = await ask_to_act(stack, ask, "syt_not_a_token")
+    assert (status, answer["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+    # A user's own token, even the owner's, is not the bridge's.
+    for user in (newcomer, server["owner"]):
+        status, answer = await ask_to_act(stack, ask, user.access_token)
+        assert (status, answer["errcode"]) == (403, "M_FORBIDDEN"), answer
+    for body, errcode in [
+        ({"room_id": server.server_id}, "M_MISSING_PARAM"),
+        ({"user_id": "newcomer", "room_id": server.server_id}, "M_INVALID_PARAM"),
+        ({"user_id": newcomer.user_id, "room_id": ["!x"]}, "M_INVALID_PARAM"),
+        ({"user_id": "@someone:elsewhere.example", "room_id": server.server_id}, "M_INVALID_PARAM"),
+        ({"user_id": stack.bot_user_id, "room_id": server.server_id}, "M_INVALID_PARAM"),
+    ]:
+        status, answer = await ask_to_act(stack, body, as_token)
+        assert (status, answer["errcode"]) == (400, errcode), (body, answer)
+    status, answer = await ask_to_act(stack, [1, 2], as_token)
+    assert (status, answer["errcode"]) == (400, "M_BAD_JSON"), answer
+    # Even the bridge cannot make the module act where the state calls for nothing: the
+    # newcomer is not in the space, so nobody is joined to the default channel.
+    assert await ask_to_act(stack, ask, as_token) == (200, {"action": None})
+    assert await server.bot.membership(server.general, newcomer.user_id) is None
+    # Once the newcomer has joined the space (with nio), the module joins them to the default
+    # channel — by the bridge's own request, so asking again finds nothing left to do.
+    await server.bot.invite(server.server_id, newcomer.user_id)
+    await join(stack, newcomer, server.server_id)
+    await eventually(
+        lambda: _is_joined(server, server.general, newcomer),
+        what="the module to join the default channel",
+    )
+    assert await ask_to_act(stack, ask, as_token) == (200, {"action": None})
+
+
 async def _is_joined(server: GuildsServer, room_id: str, user: User) -> bool:
     return await server.bot.membership(room_id, user.user_id) == "join"
+
+
+async def test_a_new_display_name_reaches_every_room_of_the_server(
+    stack: Stack, server: GuildsServer
+) -> None:
+    # Synapse rewrites the member event in each joined room: the module must let a profile
+    # change through everywhere, gated channels included.
+    newcomer = await stack.register_user()
+    await server.bot.invite(server.server_id, newcomer.user_id)
+    await join(stack, newcomer, server.server_id)
+    await eventually(
+        lambda: _is_joined(server, server.general, newcomer),
+        what="the module to join the default channel",
+    )
+    await join(stack, newcomer, server.lounge)
+    async with stack.nio_client(newcomer) as client:
+        assert isinstance(
+            await client.set_displayname("Renamed"), nio.ProfileSetDisplayNameResponse
+        )
+
+    async def renamed_everywhere() -> bool:
+        for room_id in (server.server_id, server.general, server.lounge):
+            member = await server.bot.state(room_id, "m.room.member", newcomer.user_id)
+            if member.get("displayname") != "Renamed":
+                return False
+        return True
+
+    await eventually(renamed_everywhere, deadline_s=60, what="the new name in every room")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from bridge.store import (
     Transaction,
     upgrade,
 )
-from bridge.transactions import InboxEvent, TransactionInbox
+from bridge.transactions import RETENTION_MS, InboxEvent, TransactionInbox
 
 POSTGRES_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
@@ -77,6 +78,17 @@ def _event(n: int, room: str = "!room:localhost", **extra: object) -> dict[str, 
         "origin_server_ts": 1_700_000_000_000 + n,
         **extra,
     }
+
+
+async def _ignore(event: InboxEvent) -> None:
+    pass
+
+
+def _inbox(db: Database) -> TransactionInbox:
+    """An inbox that keeps every event (a handler wants them all)."""
+    inbox = TransactionInbox(db)
+    inbox.add_handler(_ignore)
+    return inbox
 
 
 async def _count(db: Database, table: str) -> int:
@@ -253,7 +265,7 @@ async def test_a_locked_sqlite_database_is_unavailable(
 
 
 async def test_a_transaction_is_recorded_once(db: Database) -> None:
-    inbox = TransactionInbox(db)
+    inbox = _inbox(db)
     events = [_event(1), _event(2)]
     assert await inbox.record("txn1", events) == 2
     assert await inbox.record("txn1", events) == 0
@@ -268,7 +280,7 @@ async def test_a_transaction_delivered_twice_concurrently_is_recorded_once(
     other = await Database.open(db_url)
     try:
         events = [_event(n) for n in range(20)]
-        inboxes = [TransactionInbox(db), TransactionInbox(other)] * 2
+        inboxes = [_inbox(db), _inbox(other)] * 2
         results = await asyncio.gather(*(i.record("txn-race", events) for i in inboxes))
         assert sorted(results) == [0, 0, 0, 20]
         assert await _count(db, "appservice_txn") == 1
@@ -278,7 +290,7 @@ async def test_a_transaction_delivered_twice_concurrently_is_recorded_once(
 
 
 async def test_an_event_redelivered_in_another_transaction_is_kept_once(db: Database) -> None:
-    inbox = TransactionInbox(db)
+    inbox = _inbox(db)
     assert await inbox.record("txn1", [_event(1), _event(2)]) == 2
     assert await inbox.record("txn2", [_event(2), _event(3)]) == 1
     rows = await db.fetchall("SELECT event_id, txn_id FROM inbox ORDER BY seq")
@@ -291,22 +303,73 @@ async def test_an_event_redelivered_in_another_transaction_is_kept_once(db: Data
 
 async def test_a_reused_txn_id_with_new_events_keeps_them(db: Database) -> None:
     # What a homeserver whose database was reset does: numbering starts again.
-    inbox = TransactionInbox(db)
+    inbox = _inbox(db)
     assert await inbox.record("1", [_event(1)]) == 1
     assert await inbox.record("1", [_event(9)]) == 1
     assert await _count(db, "inbox") == 2
 
 
+async def test_only_events_a_handler_wants_are_stored(db: Database) -> None:
+    # The bridge's handlers read state events: messages are not copied into its database.
+    inbox = TransactionInbox(db)
+    handled: list[str] = []
+
+    async def on_state(event: InboxEvent) -> None:
+        handled.append(event.event_id)
+
+    inbox.add_handler(on_state, state_only=True)
+    inbox.add_handler(on_state, "m.call.invite")
+    state = _event(2, type="m.room.topic", state_key="", content={"topic": "t"})
+    invite = _event(3, type="m.call.invite")
+    assert await inbox.record("txn1", [_event(1), state, invite]) == 2
+    # A retry of the transaction stores nothing again.
+    assert await inbox.record("txn1", [_event(1), state, invite]) == 0
+    # A transaction of messages alone is not even recorded: there is nothing to store twice.
+    assert await inbox.record("txn2", [_event(4)]) == 0
+    assert await _count(db, "appservice_txn") == 1
+    rows = await db.fetchall("SELECT event_id FROM inbox ORDER BY seq")
+    assert [r["event_id"] for r in rows] == ["$event2", "$event3"]
+    await inbox.process_pending()
+    assert handled == ["$event2", "$event3"]
+
+
+async def test_handled_events_and_old_transactions_are_pruned(db: Database) -> None:
+    inbox = TransactionInbox(db, max_attempts=1)
+
+    async def fail_on_5(event: InboxEvent) -> None:
+        if event.event_id == "$event5":
+            raise RuntimeError("handler bug")
+
+    inbox.add_handler(fail_on_5)
+    await inbox.record("old", [_event(1), _event(2), _event(5, room="!other:x")])
+    await inbox.process_pending()  # 1 and 2 handled, 5 given up on
+    await inbox.record("new", [_event(3)])  # not handled yet
+    # A day passes for the old transaction and what was handled of it.
+    await db.execute(
+        "UPDATE inbox SET handled_at = handled_at - ? WHERE handled_at IS NOT NULL", RETENTION_MS
+    )
+    await db.execute(
+        "UPDATE appservice_txn SET received_at = received_at - ? WHERE txn_id = ?",
+        RETENTION_MS,
+        "old",
+    )
+    assert await inbox.prune(int(time.time() * 1000) - RETENTION_MS) == 2
+    # The event not yet handled stays, and so does the one given up on (for the admin).
+    rows = await db.fetchall("SELECT event_id FROM inbox ORDER BY seq")
+    assert [r["event_id"] for r in rows] == ["$event5", "$event3"]
+    assert [r["txn_id"] for r in await db.fetchall("SELECT txn_id FROM appservice_txn")] == ["new"]
+
+
 async def test_awkward_text_is_stored_and_returned_intact(db: Database) -> None:
     inbox = TransactionInbox(db)
-    event = _event(1, state_key="a/b\x00\ud800", content={"body": "nul\x00 é 🎉 \ud800"})
-    assert await inbox.record("txn1", [event, {"not": "an event"}, "junk"]) == 1
     seen: list[InboxEvent] = []
 
     async def handler(e: InboxEvent) -> None:
         seen.append(e)
 
     inbox.add_handler(handler)
+    event = _event(1, state_key="a/b\x00\ud800", content={"body": "nul\x00 é 🎉 \ud800"})
+    assert await inbox.record("txn1", [event, {"not": "an event"}, "junk"]) == 1
     await inbox.process_pending()
     assert [e.event_id for e in seen] == ["$event1"]
     assert seen[0].content == {"body": "nul\x00 é 🎉 \ud800"}
@@ -318,7 +381,7 @@ async def test_unhandled_events_are_resumed_after_reopening(db_url: str) -> None
     try:
         await migrate(db)
         # Stored and acknowledged, then the process dies before any handler ran.
-        await TransactionInbox(db).record("txn1", [_event(n) for n in range(5)])
+        await _inbox(db).record("txn1", [_event(n) for n in range(5)])
     finally:
         await db.close()
 

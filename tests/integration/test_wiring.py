@@ -69,16 +69,20 @@ async def test_bridge_joins_when_invited_and_receives_the_rooms_events(
             room_id, "m.room.message", {"msgtype": "m.text", "body": "hello bridge"}
         )
         assert isinstance(sent, nio.RoomSendResponse), sent
+        topic = await client.room_put_state(room_id, "m.room.topic", {"topic": "after"})
+        assert isinstance(topic, nio.RoomPutStateResponse), topic
         row = await eventually(
-            lambda: inbox_row(stack, sent.event_id), what="the message in the bridge's inbox"
+            lambda: inbox_row(stack, topic.event_id), what="the state event in the bridge's inbox"
         )
-        assert row["type"] == "m.room.message"
+        assert row["type"] == "m.room.topic"
 
         async def handled() -> bool:
-            current = await inbox_row(stack, sent.event_id)
+            current = await inbox_row(stack, topic.event_id)
             return current is not None and current["handled_at"] is not None
 
         await eventually(handled, what="the event to be handled")
+        # The message came first, and no handler reads messages: it was not stored.
+        assert await inbox_row(stack, sent.event_id) is None
 
 
 async def put_transaction(
@@ -98,10 +102,12 @@ def fake_event(room_id: str = "!nowhere:localhost") -> dict[str, Any]:
     return {
         "event_id": f"$test-{secrets.token_hex(8)}",
         "room_id": room_id,
-        "type": "m.room.message",
+        # A state event: the bridge stores those (its handlers read no messages).
+        "type": "m.room.topic",
+        "state_key": "",
         "sender": "@someone:localhost",
         "origin_server_ts": int(time.time() * 1000),
-        "content": {"msgtype": "m.text", "body": "replayed"},
+        "content": {"topic": "replayed"},
     }
 
 

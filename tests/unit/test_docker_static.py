@@ -32,7 +32,7 @@ from guilds.config import (
 from guildsctl.check import check, check_homeserver
 from guildsctl.cli import build_parser, cmd_serve
 from guildsctl.configgen import MODULE_PATH, fresh_token
-from guildsctl.workers import ACTING_WORKER, CLIENT_WORKER_ROUTES, WORKERS
+from guildsctl.workers import CLIENT_WORKER_ROUTES, WORKERS
 from web.app import PROVISIONING_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
@@ -516,9 +516,7 @@ def test_synapse_config_loads_guilds_and_matches_the_bridge(service: str, tmp_pa
     for listed in merged["app_service_config_files"]:
         assert synapse.host_path(listed) == guilds.host_path(str(in_container))
     (module,) = [m for m in merged["modules"] if m["module"] == MODULE_PATH]
-    module_config = parse_module_config(module["config"])
-    workers = {synapse_config(s)[0].get("worker_name") for s in SYNAPSE_SERVICES} - {None}
-    assert module_config.acting_worker is None or module_config.acting_worker in workers
+    assert parse_module_config(module["config"]).acting_worker is None  # no longer used
 
 
 def test_synapse_processes_agree_on_workers_replication_and_ports() -> None:
@@ -625,8 +623,7 @@ def test_workers_split_the_work_as_config_workers_does() -> None:
     assert set(main["instance_map"]) == set(shared["instance_map"])
     (module,) = [m for m in main["modules"] if m["module"] == MODULE_PATH]
     (documented,) = [m for m in shared["modules"] if m["module"] == MODULE_PATH]
-    assert module["config"]["acting_worker"] == documented["config"]["acting_worker"]
-    assert module["config"]["acting_worker"] == ACTING_WORKER
+    assert module["config"] == documented["config"]
     names = []
     for service in SYNAPSE_SERVICES[1:]:
         merged, _ = synapse_config(service)

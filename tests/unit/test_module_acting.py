@@ -1,8 +1,7 @@
-"""The module acting for local users, with a mocked ModuleApi (background work run inline)."""
+"""The module acting for local users when the bridge asks, with a mocked ModuleApi."""
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,55 +23,69 @@ from tests.unit.test_module_vetoes import (
 )
 
 
-def member_event(room_id: str, user: str, content: dict[str, Any], sender: str) -> Any:
-    return SimpleNamespace(
-        type="m.room.member", state_key=user, room_id=room_id, sender=sender, content=content
-    )
+def member(content: dict[str, Any], sender: str) -> Any:
+    return SimpleNamespace(content=content, sender=sender)
 
 
-async def act(state: State, event: Any) -> Any:
+async def act(state: State, user: str, room_id: str) -> tuple[str | None, Any]:
+    """What the module does when asked about `user` in `room_id`, given `state`."""
     module, api = guilds(state)
-    pending: list[Coroutine[Any, Any, Any]] = []
-    api.run_as_background_process.side_effect = lambda desc, func, *args: pending.append(
-        func(*args)
-    )
-    await module.on_new_event(event, state.get(event.room_id, {}))
-    for coroutine in pending:
-        await coroutine
-    return api
+    action = await module.acting.on_membership(user, room_id)
+    return action, api
 
 
 async def test_bot_invites_with_auto_join_are_accepted_once() -> None:
     state = server_state()
-    state[STAFF][("m.room.member", MOD)] = ev({"membership": "invite"})
-    invite = member_event(STAFF, MOD, {"membership": "invite", AUTO_JOIN_KEY: True}, BOT)
-    api = await act(state, invite)
+    state[STAFF][("m.room.member", MOD)] = member(
+        {"membership": "invite", AUTO_JOIN_KEY: True}, BOT
+    )
+    action, api = await act(state, MOD, STAFF)
+    assert action == "accept_invite"
     api.update_room_membership.assert_awaited_once_with(MOD, MOD, STAFF, "join")
-    # Seen again after the join: nothing to do.
-    state[STAFF][("m.room.member", MOD)] = ev({"membership": "join"})
-    (await act(state, invite)).update_room_membership.assert_not_called()
+    # Asked again after the join: nothing to do.
+    state[STAFF][("m.room.member", MOD)] = member({"membership": "join"}, MOD)
+    action, api = await act(state, MOD, STAFF)
+    assert action is None
+    api.update_room_membership.assert_not_called()
 
 
 async def test_invites_without_the_flag_or_from_others_are_left_alone() -> None:
-    state = server_state()
-    state[STAFF][("m.room.member", MOD)] = ev({"membership": "invite"})
     cases: list[tuple[dict[str, Any], str]] = [
         ({"membership": "invite"}, BOT),
         ({"membership": "invite", AUTO_JOIN_KEY: True}, MEMBER),
     ]
     for content, sender in cases:
-        api = await act(state, member_event(STAFF, MOD, content, sender))
+        state = server_state()
+        state[STAFF][("m.room.member", MOD)] = member(content, sender)
+        action, api = await act(state, MOD, STAFF)
+        assert action is None
         api.update_room_membership.assert_not_called()
-        api.run_as_background_process.assert_not_called()
 
 
 async def test_joining_the_space_joins_the_default_channel() -> None:
     state = server_state()
-    join = member_event(SPACE, MEMBER, {"membership": "join"}, MEMBER)
-    api = await act(state, join)
+    action, api = await act(state, MEMBER, SPACE)
+    assert action == "join_default_channel"
     api.update_room_membership.assert_awaited_once_with(MEMBER, MEMBER, GENERAL, "join")
     state[GENERAL][("m.room.member", MEMBER)] = ev({"membership": "join"})
-    (await act(state, join)).update_room_membership.assert_not_called()
+    action, api = await act(state, MEMBER, SPACE)
+    assert action is None
+    api.update_room_membership.assert_not_called()
+
+
+async def test_nothing_is_done_for_someone_not_in_the_state_the_request_names() -> None:
+    # The module decides from the room's current state, whatever the caller claims.
+    state = server_state()
+    outsider = "@outsider:here"
+    for room_id in (SPACE, STAFF, MOD_ROOM, "!not-guilds:here"):
+        action, api = await act(state, outsider, room_id)
+        assert action is None
+        api.update_room_membership.assert_not_called()
+    # A banned member is not joined to the default channel; remote users and the bot never act.
+    for user, room_id in (("@banned:here", SPACE), ("@far:elsewhere", SPACE), (BOT, SPACE)):
+        action, api = await act(state, user, room_id)
+        assert action is None
+        api.update_room_membership.assert_not_called()
 
 
 async def test_leaving_a_role_room_leaves_the_channels_it_alone_opened() -> None:
@@ -84,9 +97,11 @@ async def test_leaving_a_role_room_leaves_the_channels_it_alone_opened() -> None
         ("m.room.create", ""): ev({"type": ROLE_ROOM_TYPE, "server_id": SPACE}),
         ("m.room.member", MOD): ev({"membership": "leave"}),
     }
-    leave = member_event(MOD_ROOM, MOD, {"membership": "leave"}, BOT)
-    api = await act(state, leave)
+    action, api = await act(state, MOD, MOD_ROOM)
+    assert action == "leave_ungated_channels"
     api.update_room_membership.assert_awaited_once_with(MOD, MOD, STAFF, "leave")
     # An admin keeps every channel.
     state[ADMIN_ROOM][("m.room.member", MOD)] = ev({"membership": "join"})
-    (await act(state, leave)).update_room_membership.assert_not_called()
+    action, api = await act(state, MOD, MOD_ROOM)
+    assert action is None
+    api.update_room_membership.assert_not_called()

@@ -164,11 +164,16 @@ async def test_calls_need_connect_in_voice_channels() -> None:
     member_role = state[SPACE][(ROLE_EVENT, "member")].content
     state[SPACE][(ROLE_EVENT, "member")] = ev({**member_role, "permissions": ["send_messages"]})
     module, _ = guilds(state)
-    call = state_event(LOUNGE, CALL_MEMBER_EVENT, {"device_id": "D"}, MEMBER, "_k")
+    call = state_event(LOUNGE, CALL_MEMBER_EVENT, {"device_id": "D"}, MEMBER, f"_{MEMBER}_D")
     assert "connect" in await module.check_event_for_spam(call)
-    assert await module.check_event_for_spam(replace_sender(call, MOD)) == NOT_SPAM
-    leave = state_event(LOUNGE, CALL_MEMBER_EVENT, {}, MEMBER, "_k")
+    mods = state_event(LOUNGE, CALL_MEMBER_EVENT, {"device_id": "D"}, MOD, f"_{MOD}_D")
+    assert await module.check_event_for_spam(mods) == NOT_SPAM
+    leave = state_event(LOUNGE, CALL_MEMBER_EVENT, {}, MEMBER, f"_{MEMBER}_D")
     assert await module.check_event_for_spam(leave) == NOT_SPAM
+    # A membership's key names its sender: nobody joins or ends a call for someone else.
+    for content in ({"device_id": "D"}, {}):
+        forged = state_event(LOUNGE, CALL_MEMBER_EVENT, content, MOD, f"_{MEMBER}_D")
+        assert "as yourself" in await module.check_event_for_spam(forged)
 
 
 async def test_gated_channels_need_a_gating_role_whichever_way_in() -> None:

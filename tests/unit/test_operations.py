@@ -21,6 +21,7 @@ from bridge.matrix import HomeserverUnavailable, MatrixRequestError
 from bridge.migrations import migrate
 from bridge.operations import OperationFailed, OperationJournal
 from bridge.steps import (
+    AutoJoinInvite,
     Ban,
     CreateRoom,
     Invite,
@@ -32,7 +33,6 @@ from bridge.steps import (
     Ref,
     SendMessage,
     SendState,
-    SetPowerLevels,
     Step,
     StepContext,
     Unban,
@@ -259,7 +259,7 @@ def test_a_plan_survives_a_json_round_trip() -> None:
         [CreateRoom("space", {"name": "S", "initial_state": [{"type": "a", "content": {}}]})],
         [
             SendState("s", Ref("space"), "m.room.topic", "", {"nested": [{"r": Ref("space")}]}),
-            SetPowerLevels("pl", Ref("space", "room_id"), users={ALICE: 50, BOB: None}),
+            AutoJoinInvite("aj", Ref("space", "room_id"), ALICE),
             Invite("i", Ref("space"), ALICE, "welcome"),
             Kick("k", Ref("space"), BOB),
             Ban("b", Ref("space"), BOB, None),
@@ -514,28 +514,6 @@ async def test_inviting_a_banned_user_still_fails(
     )
     with pytest.raises(OperationFailed, match="M_BAD_STATE"):
         await journal.execute("x", None, Plan.of([Invite("i", results["room"]["room_id"], BOB)]))
-
-
-async def test_power_levels_are_merged_and_written_only_on_change(
-    journal: OperationJournal, hs: FakeMatrix
-) -> None:
-    results = await journal.execute("setup", None, Plan.of([CreateRoom("room")]))
-    room_id = results["room"]["room_id"]
-    hs.rooms[room_id].state[("m.room.power_levels", "")] = {
-        "users": {BOB: 50, ALICE: 0},
-        "events": {"m.room.name": 50},
-        "ban": 50,
-    }
-    change = SetPowerLevels("pl", room_id, users={ALICE: 100, BOB: None}, levels={"ban": 75})
-    first = await journal.execute("pl", None, Plan.of([change]))
-    assert first["pl"]["changed"] is True
-    assert hs.rooms[room_id].state[("m.room.power_levels", "")] == {
-        "users": {ALICE: 100},
-        "events": {"m.room.name": 50},
-        "ban": 75,
-    }
-    again = await journal.execute("pl", None, Plan.of([change]))
-    assert again["pl"] == {"room_id": room_id, "changed": False}
 
 
 @dataclass(frozen=True)

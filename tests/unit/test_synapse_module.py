@@ -10,8 +10,9 @@ import pytest
 from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.module_api.errors import ConfigError
 
-from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT
+from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, MODULE_MEMBERSHIP_PATH
 from synapse_module import GuildsModule
+from synapse_module.acting_http import MembershipResource
 from synapse_module.state import ROOM_MARKERS
 
 
@@ -60,18 +61,20 @@ def test_registers_its_callbacks() -> None:
         user_may_invite=guilds.user_may_invite,
         user_may_create_room=guilds.user_may_create_room,
     )
-    api.register_third_party_rules_callbacks.assert_called_once_with(
-        on_new_event=guilds.on_new_event
-    )
+    # No on_new_event (Synapse would load each room's whole state for it on every event): the
+    # bridge asks the module to act through its endpoint, served by every process.
+    api.register_third_party_rules_callbacks.assert_not_called()
+    (path, resource), _ = api.register_web_resource.call_args
+    assert path == MODULE_MEMBERSHIP_PATH == "/_synapse/client/guilds/v1/membership"
+    assert isinstance(resource, MembershipResource)
 
 
-def test_acting_callbacks_only_on_the_named_worker() -> None:
-    assert module(make_api(worker_name="w1"), acting_worker="w1").acts_here
-    elsewhere = make_api(worker_name="w2")
-    assert not module(elsewhere, acting_worker="w1").acts_here
-    elsewhere.register_third_party_rules_callbacks.assert_not_called()
-    assert not module(make_api(worker_name=None), acting_worker="w1").acts_here
-    assert module(make_api(worker_name=None)).acts_here
+def test_every_process_serves_the_acting_endpoint_and_acting_worker_is_accepted() -> None:
+    for worker_name in (None, "w1", "w2"):
+        api = make_api(worker_name=worker_name)
+        # Configurations written for earlier versions name an acting worker: they still load.
+        module(api, acting_worker="w1")
+        api.register_web_resource.assert_called_once()
 
 
 @pytest.mark.parametrize("type_", ["m.room.message", "m.reaction", "m.room.redaction"])
@@ -95,7 +98,9 @@ async def test_call_membership_in_text_channel_is_refused() -> None:
 async def test_call_membership_allowed_outside_servers_and_for_remote_senders() -> None:
     # A voice "channel" with no server: not a Guilds server, nothing to rule on.
     api = make_api(channel={"kind": "voice"})
-    answer = await module(api).check_event_for_spam(event(CALL_MEMBER_EVENT, state_key="k"))
+    answer = await module(api).check_event_for_spam(
+        event(CALL_MEMBER_EVENT, state_key="_@a:here_D")
+    )
     assert answer == NOT_SPAM
     text_api = make_api(channel={"kind": "text"})
     # Vetoing a federated event would fork the room: remote senders are never refused here.

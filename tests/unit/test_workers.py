@@ -11,7 +11,6 @@ from synapse.module_api import NOT_SPAM
 from guilds.vocabulary import CALL_MEMBER_EVENT
 from guildsctl.synapse import overlay
 from guildsctl.workers import (
-    ACTING_WORKER,
     CLIENT_WORKER,
     CLIENT_WORKER_ROUTES,
     WRITER_WORKER,
@@ -63,7 +62,7 @@ def _shared() -> dict:
     )
 
 
-def test_the_shared_config_wires_replication_and_names_the_acting_worker() -> None:
+def test_the_shared_config_wires_replication_and_loads_the_module() -> None:
     config = _shared()
     assert config["redis"] == {"enabled": True, "host": "127.0.0.1", "port": 6379, "dbid": 3}
     assert config["instance_map"]["main"]["port"] == PORTS.main_replication
@@ -74,8 +73,7 @@ def test_the_shared_config_wires_replication_and_names_the_acting_worker() -> No
     resources = [listener["resources"][0]["names"] for listener in config["listeners"]]
     assert resources == [["client"], ["replication"]]
     (module,) = config["modules"]
-    assert module["config"]["acting_worker"] == ACTING_WORKER
-    assert module["config"]["bot_user_id"] == "@guilds:example.org"
+    assert module["config"] == {"bot_user_id": "@guilds:example.org"}
 
 
 @pytest.mark.parametrize(
@@ -126,7 +124,9 @@ def test_the_documented_worker_config_has_the_keys_and_names_guilds_run_writes()
             assert documented[key] == generated[key], key
     assert set(documented["instance_map"]) == set(generated["instance_map"])
     assert set(documented["redis"]) == set(generated["redis"])
-    assert documented["modules"][0]["config"]["acting_worker"] == ACTING_WORKER
+    assert documented["modules"] == [
+        {"module": "synapse_module.GuildsModule", "config": {"bot_user_id": "@guilds:example.org"}}
+    ]
     ports = {m: documented["instance_map"][m]["port"] for m in documented["instance_map"]}
     listening = {
         listener["port"]
@@ -142,12 +142,13 @@ def test_the_documented_worker_config_has_the_keys_and_names_guilds_run_writes()
             assert worker["worker_listeners"][0]["port"] == ports[WRITER_WORKER]
 
 
-async def test_the_module_keeps_no_state_between_calls_and_serves_no_http() -> None:
+async def test_the_module_keeps_no_state_between_calls_and_needs_no_route_of_its_own() -> None:
     """Worker safety: each veto reads the room's current state through Synapse (so a change
-    written by another process counts at once: nothing cached to invalidate), and the module
-    registers no HTTP resource a reverse proxy would have to route."""
+    written by another process counts at once: nothing cached to invalidate), and the module's
+    one HTTP resource lies under /_synapse/client, which every process serves and every
+    reverse proxy already sends to Synapse."""
     api = make_api(worker_name=CLIENT_WORKER, channel={"kind": "text"})
-    guilds = module(api, acting_worker=ACTING_WORKER)
+    guilds = module(api)
     call = event(CALL_MEMBER_EVENT, state_key="_@a:here_D")
     assert await guilds.check_event_for_spam(call) != NOT_SPAM
     # Another process turns the channel into a voice channel: the next call sees it.
@@ -156,5 +157,6 @@ async def test_the_module_keeps_no_state_between_calls_and_serves_no_http() -> N
     ).get_room_state.return_value
     assert await guilds.check_event_for_spam(call) == NOT_SPAM
     assert api.get_room_state.await_count == 2
-    api.register_web_resource.assert_not_called()
-    api.register_third_party_rules_callbacks.assert_not_called()  # not the acting worker
+    (path, _), _ = api.register_web_resource.call_args
+    assert path.startswith("/_synapse/client/")
+    api.register_third_party_rules_callbacks.assert_not_called()

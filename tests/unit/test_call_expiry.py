@@ -1,0 +1,28 @@
+"""When a call membership stops counting, as the bridge's sweep reads it (bridge/calls.py)."""
+
+from __future__ import annotations
+
+from bridge.calls import DEFAULT_EXPIRES_MS, membership_expiry_ms
+
+
+def test_an_empty_membership_has_left() -> None:
+    assert membership_expiry_ms({}, 1_000) is None
+
+
+def test_expires_ts_wins_over_everything() -> None:
+    content = {"expires_ts": 5_000, "created_ts": 1_000, "expires": 60_000}
+    assert membership_expiry_ms(content, 2_000) == 5_000
+
+
+def test_expires_counts_from_created_ts_else_from_the_event() -> None:
+    assert membership_expiry_ms({"created_ts": 1_000, "expires": 60_000}, 9_000) == 61_000
+    assert membership_expiry_ms({"expires": 60_000}, 9_000) == 69_000
+
+
+def test_without_expires_matrixrtc_default_of_four_hours() -> None:
+    assert membership_expiry_ms({"application": "m.call"}, 1_000) == 1_000 + DEFAULT_EXPIRES_MS
+
+
+def test_values_that_are_not_numbers_are_ignored() -> None:
+    content = {"expires_ts": "soon", "created_ts": True, "expires": "60000"}
+    assert membership_expiry_ms(content, 1_000) == 1_000 + DEFAULT_EXPIRES_MS
