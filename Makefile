@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # pip's own output, one short line per package fetched, without the already-satisfied noise.
 PIP_PROGRESS := sed -u -n -E 's/^(Collecting|Successfully installed|ERROR).*/&/p' | cut -c1-100
 
-.PHONY: run test unit lint soak clean-state help
+.PHONY: run test unit lint soak bench clean-state help
 
 help:
 	@echo "make run    start Synapse + Guilds locally and print the URL to open"
@@ -33,17 +33,19 @@ $(STAMP_TEST): setup.cfg pyproject.toml | $(BIN)/python
 	@touch $@ $(STAMP_RUN)
 
 run: $(STAMP_RUN)
+	@if [ -n "$(GUILDS_TURN_PORT)" ]; then ./scripts/ensure-coturn.sh; fi
 	@$(BIN)/guilds run
 
 test: $(STAMP_TEST) lint
 	@./scripts/ensure-chromium.sh
+	@./scripts/ensure-coturn.sh
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
 	@echo "==> ruff and mypy"
 	@$(BIN)/ruff check --quiet .
 	@$(BIN)/ruff format --check --quiet .
-	@$(BIN)/mypy --no-error-summary guilds guildsctl synapse_module bridge web tests
+	@$(BIN)/mypy --no-error-summary guilds guildsctl synapse_module bridge web tests bench
 
 unit: $(STAMP_TEST)
 	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
@@ -54,6 +56,15 @@ soak: $(STAMP_TEST)
 	@GUILDS_LOAD_USERS=50 GUILDS_LOAD_CHANNELS=10 GUILDS_LOAD_SECONDS=120 GUILDS_FUZZ_EXAMPLES=200 \
 		$(BIN)/python -m pytest -s -o timeout=1800 tests/integration/test_load.py \
 		tests/integration/test_fuzz_api.py $(PYTEST_ARGS)
+
+# The figures of docs/PERFORMANCE.md: every bench/fig*.py in turn (BENCH_ARGS=--quick for a
+# smoke run); each prints its table and writes bench/results/<figure>.json.
+BENCH_ARGS ?=
+bench: $(STAMP_TEST)
+	@for script in bench/fig*.py; do \
+		echo "==> $$script"; \
+		$(BIN)/python -m bench.$$(basename $$script .py) $(BENCH_ARGS) || exit 1; \
+	done
 
 clean-state:
 	rm -rf local

@@ -18,6 +18,29 @@ from guilds.config import (
 from guildsctl.configgen import MODULE_PATH
 
 MIN_ROOM_VERSION = 10
+# Synapse secrets that examples ship as placeholders and that must be long random strings.
+SECRET_KEYS = (
+    "registration_shared_secret",
+    "macaroon_secret_key",
+    "form_secret",
+    "worker_replication_secret",
+    "turn_shared_secret",
+)
+MIN_SECRET_LENGTH = 16
+HOW_TO_GENERATE = "python -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+def weak_secret_reason(value: object) -> str | None:
+    """Why a configured secret is not fit for use, or None when it looks like a real one."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if "change" in value.lower() or len(set(value)) < 4:
+        return f"is a placeholder; generate one with {HOW_TO_GENERATE}"
+    if len(value) < MIN_SECRET_LENGTH:
+        return (
+            f"is shorter than {MIN_SECRET_LENGTH} characters; generate one with {HOW_TO_GENERATE}"
+        )
+    return None
 
 
 def merged_homeserver_config(paths: list[Path]) -> dict[str, Any]:
@@ -81,6 +104,9 @@ def check_homeserver(config: GuildsConfig, homeserver: dict[str, Any]) -> list[C
                 f"must be {MIN_ROOM_VERSION} or later for restricted channels",
             )
         )
+    for key in SECRET_KEYS:
+        if key in homeserver and (reason := weak_secret_reason(homeserver[key])):
+            errors.append(ConfigError(key, reason))
     server_name = homeserver.get("server_name")
     if server_name is not None and server_name != config.homeserver.server_name:
         errors.append(

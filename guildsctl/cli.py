@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -33,8 +34,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.profile == "workers":
         from guildsctl.run_workers import run_workers
 
+        if args.turn_port or os.environ.get("GUILDS_TURN_PORT"):
+            print(
+                "error: the local TURN server comes with the default profile only; with workers, "
+                "add turn_uris + turn_shared_secret to Synapse as config/homeserver-guilds.yaml "
+                "shows",
+                file=sys.stderr,
+            )
+            return 2
+
         return run_workers(Path(args.state_dir), overrides, args.postgres)
-    return run(Path(args.state_dir), overrides)
+    return run(Path(args.state_dir), overrides, args.turn_port, args.turn_host)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -139,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--appservice-port", type=_port, help="the bridge's port (env GUILDS_APPSERVICE_PORT; 8009)"
     )
     run.add_argument("--web-port", type=_port, help="the web UI's port (env GUILDS_WEB_PORT; 8080)")
+    run.add_argument(
+        "--turn-port",
+        type=_port,
+        help="also start a local TURN server (coturn) on this port, and give Synapse its "
+        "turn_uris and a fresh turn_shared_secret (env GUILDS_TURN_PORT; default: no TURN)",
+    )
+    run.add_argument(
+        "--turn-host",
+        help="the address the local coturn listens and relays on (env GUILDS_TURN_HOST; "
+        "127.0.0.1; a LAN address lets other machines' browsers reach it)",
+    )
     run.add_argument(
         "--profile",
         choices=["default", "workers"],

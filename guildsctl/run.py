@@ -3,7 +3,9 @@
 Layout of the state folder (git-ignored `local/` by default):
 
     synapse/homeserver.yaml      Synapse's own generated config (keys, secrets, SQLite path)
-    synapse/guilds-overlay.yaml  the Guilds settings, rewritten on every start
+    synapse/guilds-overlay.yaml  the Guilds settings, rewritten on every start (with TURN's
+                                 turn_uris + a fresh turn_shared_secret when a local coturn runs)
+    coturn/                      the local coturn's pid file and database (GUILDS_TURN_PORT only)
     registration.yaml            the application service registration (tokens, mode 0600)
     guilds.yaml                  the bridge and web UI config, rewritten on every start
     guilds.db                    the bridge's database
@@ -16,9 +18,10 @@ import errno
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from guildsctl.configgen import guilds_config, read_yaml, registration, write_yaml
@@ -31,6 +34,14 @@ from guildsctl.synapse import (
     stop,
     tail,
     wait_until,
+)
+from guildsctl.turn import (
+    CoturnMissing,
+    fresh_turn_secret,
+    port_listening_udp_tcp,
+    start_coturn,
+    synapse_turn_settings,
+    turn_uris,
 )
 
 SERVER_NAME = "localhost"
@@ -65,6 +76,54 @@ class PortInUse(Exception):
             f"Stop what is using it, or choose another port: "
             f"`make run {setting.env}=<port>` or `guilds run {setting.option} <port>`."
         )
+
+
+TURN_PORT_ENV = "GUILDS_TURN_PORT"
+TURN_HOST_ENV = "GUILDS_TURN_HOST"
+
+
+@dataclass(frozen=True)
+class LocalTurn:
+    """A coturn `guilds run` starts beside Synapse, sharing a secret made fresh at each start."""
+
+    port: int
+    host: str = "127.0.0.1"
+    secret: str = field(default_factory=fresh_turn_secret, repr=False)
+
+    def synapse_settings(self) -> dict[str, object]:
+        return synapse_turn_settings(turn_uris(self.host, self.port), self.secret)
+
+
+def resolve_turn(port_option: int | None, host_option: str | None = None) -> LocalTurn | None:
+    """The local coturn asked for by --turn-port or GUILDS_TURN_PORT, if any (port checked free)."""
+    port = port_option
+    if port is None and os.environ.get(TURN_PORT_ENV):
+        try:
+            port = int(os.environ[TURN_PORT_ENV])
+        except ValueError:
+            raise SystemExit(
+                f"{TURN_PORT_ENV} must be a port number, not {os.environ[TURN_PORT_ENV]!r}"
+            ) from None
+    if port is None:
+        return None
+    if not 1 <= port <= 65535:
+        raise SystemExit(f"The TURN port must be between 1 and 65535, not {port}")
+    host = host_option or os.environ.get(TURN_HOST_ENV) or "127.0.0.1"
+    if not port_free(port, host) or not udp_port_free(port, host):
+        raise SystemExit(
+            f"Port {port} is already in use, and the local TURN server (coturn) needs it "
+            f"(TCP and UDP). Choose another: `make run {TURN_PORT_ENV}=<port>`."
+        )
+    return LocalTurn(port, host)
+
+
+def udp_port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -118,7 +177,9 @@ class Progress:
         print(f" {note}", flush=True)
 
 
-def prepare(state: Path, ports: dict[str, int]) -> tuple[Homeserver, Path]:
+def prepare(
+    state: Path, ports: dict[str, int], turn: LocalTurn | None = None
+) -> tuple[Homeserver, Path]:
     """Create what is missing in the state folder and rewrite the per-start files."""
     state.mkdir(parents=True, exist_ok=True)
     os.chmod(state, 0o700)
@@ -150,6 +211,8 @@ def prepare(state: Path, ports: dict[str, int]) -> tuple[Homeserver, Path]:
             # The local default lets a newcomer sign up at once; config/ for production does not.
             open_registration=True,
         )
+        # Calls get TURN credentials from /voip/turnServer, for the coturn started beside it.
+        | (turn.synapse_settings() if turn is not None else {})
     )
     guilds_path = state / "guilds.yaml"
     write_yaml(
@@ -168,14 +231,41 @@ def prepare(state: Path, ports: dict[str, int]) -> tuple[Homeserver, Path]:
     return homeserver, guilds_path
 
 
-def run(state: Path, port_overrides: dict[str, int | None]) -> int:
+def start_local_turn(state: Path, turn: LocalTurn) -> subprocess.Popen[bytes]:
+    """Start coturn and wait until it listens; RuntimeError (with its log) when it does not."""
+    log_path = state / "logs" / "coturn.log"
+    proc = start_coturn(
+        port=turn.port,
+        secret=turn.secret,
+        state_dir=state / "coturn",
+        log_path=log_path,
+        realm=SERVER_NAME,
+        listen_ip=turn.host,
+    )
+    if not wait_until(
+        lambda: port_listening_udp_tcp(turn.port, turn.host),
+        deadline_s=15,
+        alive=lambda: proc.poll() is None,
+    ):
+        stop(proc)
+        raise RuntimeError(f"coturn did not start; the end of {log_path}:\n{tail(log_path)}")
+    return proc
+
+
+def run(
+    state: Path,
+    port_overrides: dict[str, int | None],
+    turn_port: int | None = None,
+    turn_host: str | None = None,
+) -> int:
     state = state.resolve()
     try:
         ports = resolve_ports(port_overrides)
     except PortInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    homeserver, guilds_path = prepare(state, ports)
+    turn = resolve_turn(turn_port, turn_host)
+    homeserver, guilds_path = prepare(state, ports, turn)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -184,6 +274,31 @@ def run(state: Path, port_overrides: dict[str, int | None]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
+    coturn: subprocess.Popen[bytes] | None = None
+    if turn is not None:
+        progress = Progress(f"Starting the TURN server (coturn on {turn.host}:{turn.port})")
+        try:
+            coturn = start_local_turn(state, turn)
+        except (CoturnMissing, RuntimeError) as exc:
+            progress.done("failed")
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        progress.done()
+    try:
+        return _run_started(state, ports, homeserver, guilds_path, stopping, coturn)
+    finally:
+        if coturn is not None:
+            stop(coturn)
+
+
+def _run_started(
+    state: Path,
+    ports: dict[str, int],
+    homeserver: Homeserver,
+    guilds_path: Path,
+    stopping: threading.Event,
+    coturn: subprocess.Popen[bytes] | None,
+) -> int:
     progress = Progress("Starting Synapse")
     try:
         homeserver.start(tick=progress.tick)
@@ -228,6 +343,9 @@ def run(state: Path, port_overrides: dict[str, int | None]) -> int:
                 return 1
             if homeserver.proc is not None and homeserver.proc.poll() is not None:
                 print(f"error: Synapse exited; see {homeserver.log_path}", file=sys.stderr)
+                return 1
+            if coturn is not None and coturn.poll() is not None:
+                print(f"error: coturn exited; see {state / 'logs' / 'coturn.log'}", file=sys.stderr)
                 return 1
         print("\n==> Stopping", flush=True)
         return 0

@@ -37,6 +37,12 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Calls (TESTING.md): fake camera and microphone, no permission prompt, loopback ICE, and
+    # remote audio that may play without a click.
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
 ]
 DEFAULT_TIMEOUT_MS = 15_000
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()

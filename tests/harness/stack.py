@@ -212,11 +212,17 @@ class Stack:
             drop_pg_database(name)
 
 
-def build_stack(backend: str, root: Path, admin_config: dict[str, Any] | None = None) -> Stack:
+def build_stack(
+    backend: str,
+    root: Path,
+    admin_config: dict[str, Any] | None = None,
+    homeserver_extra: dict[str, Any] | None = None,
+) -> Stack:
     """Write every config file of a test stack and start Synapse; `start_guilds` comes after.
 
     `admin_config` adds top-level sections to guilds.yaml (`policies`, `templates`, `servers`);
     the module's share of the policies goes into Synapse's configuration too.
+    `homeserver_extra` adds settings to Synapse's (e.g. `turn_uris` and `turn_shared_secret`).
     """
     hs_port, as_port, web_port = free_port(), free_port(), free_port()
     pg_databases: list[str] = []
@@ -265,6 +271,7 @@ def build_stack(backend: str, root: Path, admin_config: dict[str, Any] | None = 
             for_tests=True,
             policies=policies,
         )
+        | (homeserver_extra or {})
     )
     stack = Stack(backend, root, homeserver, config_path, web_port, as_port, pg_databases)
     try:

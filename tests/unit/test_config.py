@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import secrets
 import stat
 from pathlib import Path
 from typing import Any
@@ -248,15 +249,10 @@ def test_check_config_explains_every_error(
     assert "homeserver.url" in err and "web.listen.port" in err
 
 
-def test_check_config_checks_the_homeserver_side(
-    install: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    snippet = yaml.safe_load((install / "homeserver-guilds.yaml").read_text())
-    snippet["modules"][0]["config"]["bot_user_id"] = "@someone:example.org"
-    snippet["app_service_config_files"] = ["/elsewhere/registration.yaml"]
-    snippet["default_room_version"] = "9"
+def check_homeserver_snippet(install: Path, snippet: dict[str, Any]) -> int:
+    """`guilds check-config` on the install's guilds.yaml and this homeserver configuration."""
     (install / "hs.yaml").write_text(yaml.safe_dump(snippet))
-    code = main(
+    return main(
         [
             "check-config",
             "-c",
@@ -265,11 +261,49 @@ def test_check_config_checks_the_homeserver_side(
             str(install / "hs.yaml"),
         ]
     )
+
+
+def test_check_config_checks_the_homeserver_side(
+    install: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snippet = yaml.safe_load((install / "homeserver-guilds.yaml").read_text())
+    snippet["modules"][0]["config"]["bot_user_id"] = "@someone:example.org"
+    snippet["app_service_config_files"] = ["/elsewhere/registration.yaml"]
+    snippet["default_room_version"] = "9"
+    code = check_homeserver_snippet(install, snippet)
     assert code == 1
     err = capsys.readouterr().err
     assert "modules[0].config.bot_user_id" in err
     assert "app_service_config_files" in err
     assert "default_room_version" in err
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("worker_replication_secret", "CHANGE-ME"),
+        ("registration_shared_secret", "secret"),
+        ("macaroon_secret_key", "aaaaaaaaaaaaaaaaaaaaaaaa"),
+        ("turn_shared_secret", 12345),
+    ],
+)
+def test_check_config_flags_placeholder_secrets(
+    install: Path, capsys: pytest.CaptureFixture[str], key: str, value: object
+) -> None:
+    snippet = yaml.safe_load((install / "homeserver-guilds.yaml").read_text())
+    snippet[key] = value
+    code = check_homeserver_snippet(install, snippet)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{key}:" in err
+    assert "secrets.token_hex" in err or "must be a string" in err
+
+
+def test_check_config_accepts_generated_secrets(install: Path) -> None:
+    snippet = yaml.safe_load((install / "homeserver-guilds.yaml").read_text())
+    snippet["worker_replication_secret"] = secrets.token_hex(32)
+    code = check_homeserver_snippet(install, snippet)
+    assert code == 0
 
 
 def test_check_config_without_the_module(install: Path, capsys: pytest.CaptureFixture[str]) -> None:

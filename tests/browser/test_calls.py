@@ -1,0 +1,414 @@
+"""Voice and video channels in Chromium with fake media (issue #6, group calls in a full mesh).
+
+Three people in three browser contexts join one video channel and each receives audio and video
+from both others (getStats per peer); a matrix-nio client reads the three memberships from room
+state; one leaves; one loses its connection and its membership is gone after its expiry (the
+bridge's sweep). A voice channel carries no video even when the page asks for a camera. A
+channel whose call holds eight memberships tells the ninth person it is full and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+import nio
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from guilds.vocabulary import CALL_MEMBER_EVENT
+from tests.browser.chat_steps import channel, message_with, new_page, open_as, send
+from tests.harness.api import Api, create_server, eventually, join_server
+from tests.harness.stack import Stack, User
+
+pytestmark = pytest.mark.browser
+
+GROUP_JS = "/static/js/calls/group.js"
+# Short membership timing for the tests (production: 45 s expiry, refreshed every 15 s).
+TEST_TIMING = {"expiresMs": 15_000, "refreshMs": 4_000}
+# A small, slow camera: three pages decoding two streams each on a shared 2-core machine.
+TEST_CAMERA = {"width": 160, "height": 120, "frameRate": 10}
+MEDIA_DEADLINE_S = 90.0
+# Live updates (sidebar, tiles) under a loaded machine: a refresh or a sync may lag.
+LIVE_MS = 30_000
+
+
+async def add_channel(stack: Stack, owner: User, sid: str, name: str, kind: str) -> str:
+    status, answer = await Api(stack, owner).call(
+        "POST", f"/servers/{sid}/channels", {"name": name, "kind": kind}
+    )
+    assert status == 201, answer
+    return str(answer["channel_id"])
+
+
+async def call_members(stack: Stack, user: User, room_id: str) -> dict[str, dict[str, Any]]:
+    """State key → content of every call membership in the room, as a plain Matrix client sees
+    it (empty contents included)."""
+    async with stack.nio_client(user) as client:
+        response = await client.room_get_state(room_id)
+        assert isinstance(response, nio.RoomGetStateResponse), response
+        return {
+            e["state_key"]: e["content"] for e in response.events if e["type"] == CALL_MEMBER_EVENT
+        }
+
+
+async def open_in_server(page: Page, stack: Stack, user: User, sid: str) -> None:
+    await open_as(page, stack, user)
+    await page.evaluate(
+        f"async ([t, v]) => {{ const m = await import('{GROUP_JS}'); m.setCallTiming(t);"
+        " m.setCameraConstraints(v); }",
+        [TEST_TIMING, TEST_CAMERA],
+    )
+    await page.locator(f'[data-testid="rail-server"][data-server-id="{sid}"]').click()
+
+
+async def joined(page: Page) -> None:
+    """The call panel shows the call's tiles (not a refusal)."""
+    await expect(page.get_by_test_id("call-panel")).to_be_visible()
+    tiles = page.get_by_test_id("call-tiles")
+    try:
+        await expect(tiles).to_be_visible(timeout=30_000)
+    except AssertionError:
+        error = await page.get_by_test_id("call-error").text_content()
+        raise AssertionError(f"not in the call; the panel says: {error!r}") from None
+
+
+async def call_stats(page: Page) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = await page.evaluate(
+        f"async () => {{ const c = (await import('{GROUP_JS}')).currentCall();"
+        " return c ? await c.stats() : []; }"
+    )
+    return result
+
+
+async def wait_for_media(page: Page, others: set[str], *, video: bool) -> list[dict[str, Any]]:
+    """Poll getStats until every other participant's audio (and video) arrives in this page."""
+    latest: list[dict[str, Any]] = []
+
+    async def flowing() -> bool:
+        nonlocal latest
+        latest = await call_stats(page)
+        per_user = {s["userId"]: s for s in latest}
+        return set(per_user) == others and all(
+            s["audioBytesReceived"] > 0 and (not video or s["videoFramesDecoded"] > 0)
+            for s in per_user.values()
+        )
+
+    try:
+        await eventually(flowing, MEDIA_DEADLINE_S, 0.5, what="media from every peer")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last stats: {latest}") from None
+    return latest
+
+
+async def sending_budgets(page: Page) -> dict[str, Any]:
+    """Per peer user id: the maxBitrate our video sender to them was given."""
+    return {s["userId"]: s["videoMaxBitrate"] for s in await call_stats(page)}
+
+
+async def expect_budget(page: Page, peers: int) -> None:
+    """Every video sender of the page holds the budget of a call with `peers` peers."""
+    wanted = await page.evaluate(
+        f"async (n) => (await import('{GROUP_JS}')).videoEncoding(n).maxBitrate", peers
+    )
+    budgets: dict[str, Any] = {}
+
+    async def applied() -> bool:
+        nonlocal budgets
+        budgets = await sending_budgets(page)
+        return len(budgets) == peers and set(budgets.values()) == {wanted}
+
+    try:
+        await eventually(applied, 30.0, 0.5, what=f"the {peers}-peer video budget")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; wanted {wanted}, senders have {budgets}") from None
+
+
+async def test_three_people_in_a_video_channel_mesh_leave_and_expiry(
+    browser: Browser, stack: Stack, alice: User, bob: User
+) -> None:
+    carol = await stack.register_user()
+    server = await create_server(stack, alice, "Calls")
+    sid = server["server_id"]
+    video_id = await add_channel(stack, alice, sid, "hangout", "video")
+    for user in (bob, carol):
+        await join_server(stack, sid, user)
+
+    problems: list[str] = []
+    contexts: list[BrowserContext] = []
+    pages: list[Page] = []
+    try:
+        for user in (alice, bob, carol):
+            context = await browser.new_context(viewport={"width": 1280, "height": 800})
+            context.set_default_timeout(60_000)
+            contexts.append(context)
+            page = await new_page(context, problems)
+            pages.append(page)
+            await open_in_server(page, stack, user, sid)
+        for page in pages:
+            await channel(page, "hangout").click()
+            await joined(page)
+
+        users = {alice.user_id, bob.user_id, carol.user_id}
+        for page, user in zip(pages, (alice, bob, carol), strict=True):
+            stats = await wait_for_media(page, users - {user.user_id}, video=True)
+            print(user.user_id, stats)
+            assert all(s["state"] == "connected" for s in stats), stats
+            # Three tiles (self + two), each peer shown connected.
+            await expect(page.get_by_test_id("call-tile")).to_have_count(3, timeout=LIVE_MS)
+            await expect(
+                page.get_by_test_id("peer-state").filter(has_text="Connected")
+            ).to_have_count(2, timeout=LIVE_MS)
+            # The sidebar lists the three, live from room state.
+            people = page.locator(
+                f'[data-testid="call-participants"][data-channel-id="{video_id}"] '
+                '[data-testid="call-participant"]'
+            )
+            await expect(people).to_have_count(3, timeout=LIVE_MS)
+            # Each stream gets the budget of a mesh of two peers.
+            await expect_budget(page, 2)
+
+        # Any Matrix client sees the three memberships, in the MatrixRTC shape.
+        members = await call_members(stack, alice, video_id)
+        live = {k: c for k, c in members.items() if c}
+        assert set(live) == {f"_{u.user_id}_{u.device_id}" for u in (alice, bob, carol)}, members
+        for content in live.values():
+            assert content["application"] == "m.call" and content["scope"] == "m.room"
+            assert content["call_id"] == "" and content["foci_preferred"] == []
+            assert content["expires"] > 0 and content["created_ts"] > 0
+            assert isinstance(content["membershipID"], str) and content["device_id"]
+
+        # Carol leaves: the others' tiles and the room state follow.
+        await pages[2].get_by_test_id("call-leave").click()
+        await expect(pages[2].get_by_test_id("call-panel")).to_be_hidden()
+        for page in pages[:2]:
+            await expect(page.get_by_test_id("call-tile")).to_have_count(2, timeout=LIVE_MS)
+            await expect(
+                page.locator(f'[data-channel-id="{video_id}"] [data-testid="call-participant"]')
+            ).to_have_count(2, timeout=LIVE_MS)
+        carol_key = f"_{carol.user_id}_{carol.device_id}"
+        assert (await call_members(stack, alice, video_id))[carol_key] == {}
+        # One peer left: the stream to it gets the larger budget back.
+        for page in pages[:2]:
+            await expect_budget(page, 1)
+
+        # Bob loses his connection, then his tab is gone: no goodbye reaches the homeserver.
+        # His membership outlives him only until its expiry, when the bridge clears it.
+        bob_key = f"_{bob.user_id}_{bob.device_id}"
+        await contexts[1].set_offline(True)
+        started = asyncio.get_running_loop().time()
+
+        async def bob_gone() -> bool:
+            return not (await call_members(stack, alice, video_id)).get(bob_key)
+
+        assert await eventually(bob_gone, 90.0, 0.5, what="bob's membership cleared")
+        took = asyncio.get_running_loop().time() - started
+        print(f"bob's membership cleared {took:.1f} s after he went offline")
+        await contexts[1].close()
+        await expect(pages[0].get_by_test_id("call-tile")).to_have_count(1, timeout=LIVE_MS)
+        await expect(
+            pages[0].locator(f'[data-channel-id="{video_id}"] [data-testid="call-participant"]')
+        ).to_have_count(1, timeout=LIVE_MS)
+    finally:
+        print("page problems:", problems)
+        for context in contexts:
+            await context.close()
+    assert problems == []
+
+
+async def test_a_voice_channel_carries_no_video_even_when_asked(
+    browser: Browser, stack: Stack, alice: User, bob: User
+) -> None:
+    server = await create_server(stack, alice, "Voice")
+    sid = server["server_id"]
+    voice_id = await add_channel(stack, alice, sid, "lounge", "voice")
+    await join_server(stack, sid, bob)
+    problems: list[str] = []
+    contexts: list[BrowserContext] = []
+    pages: list[Page] = []
+    try:
+        for user in (alice, bob):
+            context = await browser.new_context()
+            context.set_default_timeout(60_000)
+            contexts.append(context)
+            page = await new_page(context, problems)
+            pages.append(page)
+            await open_in_server(page, stack, user, sid)
+            await channel(page, "lounge").click()
+            await joined(page)
+        await wait_for_media(pages[0], {bob.user_id}, video=False)
+        await wait_for_media(pages[1], {alice.user_id}, video=False)
+        # The camera and screen buttons are not offered in a voice channel...
+        await expect(pages[0].get_by_test_id("call-camera")).to_be_hidden()
+        # ...and asking the engine directly is refused.
+        refusal = await pages[0].evaluate(
+            f"async () => {{ const c = (await import('{GROUP_JS}')).currentCall();"
+            " try { await c.setCamera(true); return 'accepted'; } catch (e) { return e.message; } }"
+        )
+        assert refusal == "Voice channels carry no video.", refusal
+        await asyncio.sleep(2)
+        for page in pages:
+            stats = await call_stats(page)
+            assert stats and all(
+                s["videoTracksSent"] == 0
+                and s["videoBytesSent"] == 0
+                and s["videoFramesDecoded"] == 0
+                for s in stats
+            ), stats
+            sdp_has_video = await page.evaluate(
+                f"async () => [...(await import('{GROUP_JS}')).currentCall().peers.values()]"
+                ".some((p) => /m=video [1-9]/.test(p.pc.localDescription.sdp)"
+                " || p.pc.getSenders().some((s) => s.track && s.track.kind === 'video'))"
+            )
+            assert sdp_has_video is False
+        members = await call_members(stack, alice, voice_id)
+        assert len([c for c in members.values() if c]) == 2
+
+        # Closing the tab says goodbye at once (fetch keepalive on pagehide): with bob's
+        # membership now valid for an hour, nothing else could clear it within the deadline.
+        bob_key = f"_{bob.user_id}_{bob.device_id}"
+        await pages[1].evaluate(
+            f"async () => (await import('{GROUP_JS}')).setCallTiming({{expiresMs: 3600000}})"
+        )
+
+        async def long_lived() -> bool:
+            content = (await call_members(stack, alice, voice_id)).get(bob_key) or {}
+            return content.get("expires_ts", 0) > time.time() * 1000 + 600_000
+
+        assert await eventually(long_lived, 20.0, 0.5, what="bob's hour-long membership")
+        await pages[1].close(run_before_unload=True)
+
+        async def bob_left() -> bool:
+            return (await call_members(stack, alice, voice_id)).get(bob_key) == {}
+
+        assert await eventually(bob_left, 20.0, 0.5, what="bob's goodbye on closing the tab")
+        await expect(pages[0].get_by_test_id("call-tile")).to_have_count(1, timeout=LIVE_MS)
+    finally:
+        print("page problems:", problems)
+        for context in contexts:
+            await context.close()
+    assert problems == []
+
+
+async def test_the_ninth_person_is_told_the_channel_is_full(
+    page: Page, stack: Stack, alice: User
+) -> None:
+    server = await create_server(stack, alice, "Crowded")
+    sid = server["server_id"]
+    voice_id = await add_channel(stack, alice, sid, "stage", "voice")
+    crowd = [await stack.register_user() for _ in range(8)]
+
+    async def enter(user: User) -> None:
+        await join_server(stack, sid, user)
+        async with stack.nio_client(user) as client:
+            joined = await client.join(voice_id)
+            assert isinstance(joined, nio.JoinResponse), joined
+            content = {
+                "application": "m.call",
+                "call_id": "",
+                "scope": "m.room",
+                "device_id": user.device_id,
+                "focus_active": {"type": "mesh"},
+                "foci_preferred": [],
+                "membershipID": f"crowd-{user.device_id}",
+                "expires": 3_600_000,
+            }
+            put = await client.room_put_state(
+                voice_id, CALL_MEMBER_EVENT, content, f"_{user.user_id}_{user.device_id}"
+            )
+            assert isinstance(put, nio.RoomPutStateResponse), put
+
+    await asyncio.gather(*(enter(user) for user in crowd))
+    await open_in_server(page, stack, alice, sid)
+    # Alice sees the eight in the sidebar without joining the call.
+    people = page.locator(f'[data-channel-id="{voice_id}"] [data-testid="call-participant"]')
+    await expect(people).to_have_count(8, timeout=LIVE_MS)
+    await channel(page, "stage").click()
+    await expect(page.get_by_test_id("call-error")).to_contain_text("stage is full")
+    await expect(page.get_by_test_id("call-tiles")).to_be_hidden()
+    members = await call_members(stack, alice, voice_id)
+    assert f"_{alice.user_id}_{alice.device_id}" not in members
+    assert len([c for c in members.values() if c]) == 8
+
+
+async def test_controls_permissions_speaking_and_chat_during_a_call(
+    browser: Browser, stack: Stack, alice: User, bob: User
+) -> None:
+    server = await create_server(stack, alice, "Studio")
+    sid = server["server_id"]
+    await add_channel(stack, alice, sid, "hangout", "video")
+    # Members may talk but not show video: bob (a plain member) gets no camera.
+    status, role = await Api(stack, alice).call(
+        "PATCH", f"/servers/{sid}/roles/member", {"permissions": ["send_messages", "connect"]}
+    )
+    assert status == 200, role
+    await join_server(stack, sid, bob)
+    problems: list[str] = []
+    contexts: list[BrowserContext] = []
+    pages: list[Page] = []
+    try:
+        for user in (alice, bob):
+            context = await browser.new_context(viewport={"width": 1280, "height": 800})
+            context.set_default_timeout(60_000)
+            contexts.append(context)
+            page = await new_page(context, problems)
+            pages.append(page)
+            await open_in_server(page, stack, user, sid)
+            await channel(page, "hangout").click()
+            await joined(page)
+        alice_page, bob_page = pages
+        # Alice (owner) sends video; bob only audio, his camera button disabled.
+        await wait_for_media(bob_page, {alice.user_id}, video=True)
+        await wait_for_media(alice_page, {bob.user_id}, video=False)
+        await expect(bob_page.get_by_test_id("call-camera")).to_be_disabled()
+        await expect(alice_page.get_by_test_id("call-camera")).to_be_enabled()
+        assert all(s["videoTracksSent"] == 0 for s in await call_stats(bob_page))
+
+        # Speaking indicators: the fake microphone beeps; bob's page shows alice speaking.
+        alice_tile = bob_page.locator(f'[data-testid="call-tile"][data-user-id="{alice.user_id}"]')
+        await expect(alice_tile).to_have_class(re.compile(r"\bspeaking\b"), timeout=20_000)
+
+        # Mute: bob sees alice muted; deafen silences alice's speakers.
+        await alice_page.get_by_test_id("call-mute").click()
+        await expect(alice_tile.get_by_test_id("tile-muted")).to_be_visible()
+        await alice_page.get_by_test_id("call-mute").click()
+        await expect(alice_tile.get_by_test_id("tile-muted")).to_be_hidden()
+        await alice_page.get_by_test_id("call-deafen").click()
+        muted = await alice_page.evaluate(
+            "() => [...document.querySelectorAll('[data-testid=call-audio]')].map((a) => a.muted)"
+        )
+        assert muted == [True], muted
+        await alice_page.get_by_test_id("call-deafen").click()
+
+        # Camera off: no video leaves alice; screen share: video flows again, from the screen.
+        await alice_page.get_by_test_id("call-camera").click()
+        await expect(alice_page.get_by_test_id("call-camera")).to_have_attribute(
+            "aria-pressed", "false"
+        )
+        assert all(s["videoTracksSent"] == 0 for s in await call_stats(alice_page))
+        await alice_page.get_by_test_id("call-screen").click()
+        await expect(alice_page.get_by_test_id("call-screen")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        before = (await call_stats(bob_page))[0]["videoFramesDecoded"]
+
+        async def screen_frames() -> bool:
+            stats = await call_stats(bob_page)
+            return bool(stats) and stats[0]["videoFramesDecoded"] > before
+
+        assert await eventually(screen_frames, 30.0, 0.5, what="screen frames at bob")
+
+        # The call stays while alice reads and writes in a text channel.
+        await channel(alice_page, "general").click()
+        await expect(alice_page.get_by_test_id("composer")).to_be_enabled()
+        await send(alice_page, "talking and typing")
+        await expect(message_with(alice_page, "talking and typing")).to_have_count(1)
+        await expect(alice_page.get_by_test_id("call-panel")).to_be_visible()
+        assert [s["state"] for s in await call_stats(alice_page)] == ["connected"]
+    finally:
+        print("page problems:", problems)
+        for context in contexts:
+            await context.close()
+    assert problems == []

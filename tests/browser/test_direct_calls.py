@@ -1,0 +1,589 @@
+"""1:1 calls in direct conversations, in Chromium with fake camera and microphone.
+
+Two browser contexts (two people) call each other in a DM with the Matrix spec's VoIP room
+events (version "1"): invite, ring, answer, media both ways (getStats), hang up; decline; a call
+hung up before it is answered is a missed call; glare (both call at once) ends with exactly one
+call; turning the camera on renegotiates (m.call.negotiate); a call forced through a local coturn
+relay connects over a relay candidate pair; a matrix-nio client sees the events with the spec's
+fields, and an invite it sends rings (or, once past its lifetime, does not).
+
+The DM rooms are made with matrix-nio (is_direct, invite, join, m.direct on both sides) so the
+tests do not depend on the DM UI's timing; the DM is then opened from the Home view's DM list.
+These tests use their own stack, whose Synapse has `turn_uris` + `turn_shared_secret` for a
+coturn on a reserved port (started for the relay test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import nio
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from guildsctl.synapse import stop, wait_until
+from guildsctl.turn import (
+    CoturnMissing,
+    fresh_turn_secret,
+    port_listening_udp_tcp,
+    start_coturn,
+    synapse_turn_settings,
+    turn_uris,
+)
+from tests.browser.chat_steps import LIVE_MS, new_page, open_as
+from tests.harness.api import eventually
+from tests.harness.stack import Stack, User, build_stack, free_port
+
+pytestmark = pytest.mark.browser
+
+CALL_MS = 30_000  # ring, answer and connect, generously (the machine is shared)
+VOIP_FIELDS = {"call_id", "party_id", "version"}
+
+
+@dataclass
+class Turn:
+    port: int
+    secret: str
+    state_dir: Path
+
+
+@pytest.fixture(scope="module")
+def turn(tmp_path_factory: pytest.TempPathFactory) -> Turn:
+    return Turn(free_port(), fresh_turn_secret(), tmp_path_factory.mktemp("coturn"))
+
+
+@pytest_asyncio.fixture(scope="module")
+async def call_stack(tmp_path_factory: pytest.TempPathFactory, turn: Turn) -> AsyncIterator[Stack]:
+    """A stack whose homeserver hands out TURN credentials for the test's coturn."""
+    root = tmp_path_factory.mktemp("stack-calls")
+    settings = synapse_turn_settings(turn_uris("127.0.0.1", turn.port), turn.secret)
+    stack = build_stack("sqlite", root, homeserver_extra=settings)
+    try:
+        stack.http = aiohttp.ClientSession()
+        stack.start_guilds()
+        yield stack
+    finally:
+        await stack.close()
+
+
+@pytest.fixture(scope="module")
+def coturn(turn: Turn) -> Iterator[Turn]:
+    """coturn on the reserved port, with the homeserver's secret (`make test` installs it)."""
+    try:
+        proc = start_coturn(
+            port=turn.port,
+            secret=turn.secret,
+            state_dir=turn.state_dir,
+            log_path=turn.state_dir / "turnserver.log",
+            realm="localhost",
+        )
+    except CoturnMissing as exc:
+        pytest.fail(str(exc))
+    try:
+        if not wait_until(
+            lambda: port_listening_udp_tcp(turn.port),
+            deadline_s=15,
+            alive=lambda: proc.poll() is None,
+        ):
+            log = (turn.state_dir / "turnserver.log").read_text(errors="replace")[-2000:]
+            pytest.fail(f"coturn did not start on port {turn.port}:\n{log}")
+        yield turn
+    finally:
+        stop(proc)
+
+
+# --- steps ------------------------------------------------------------------------------------
+
+
+async def put_direct(stack: Stack, user: User, content: dict[str, list[str]]) -> None:
+    assert stack.http is not None
+    url = f"{stack.hs_url}/_matrix/client/v3/user/{quote(user.user_id)}/account_data/m.direct"
+    headers = {"Authorization": f"Bearer {user.access_token}"}
+    async with stack.http.put(url, json=content, headers=headers) as response:
+        assert response.status == 200, await response.text()
+
+
+async def make_dm(stack: Stack, a: User, b: User) -> str:
+    """A DM as Element makes one: is_direct + invite, joined, in both users' m.direct."""
+    async with stack.nio_client(a) as client:
+        created = await client.room_create(
+            is_direct=True, preset=nio.RoomPreset.trusted_private_chat, invite=[b.user_id]
+        )
+        assert isinstance(created, nio.RoomCreateResponse), created
+        room_id = created.room_id
+    async with stack.nio_client(b) as client:
+        joined = await client.join(room_id)
+        assert isinstance(joined, nio.JoinResponse), joined
+    await put_direct(stack, a, {b.user_id: [room_id]})
+    await put_direct(stack, b, {a.user_id: [room_id]})
+    return room_id
+
+
+async def open_dm(page: Page, stack: Stack, me: User, other: User, room_id: str) -> None:
+    await open_as(page, stack, me)
+    await page.get_by_test_id("rail-home").click()
+    entry = page.get_by_test_id("dm-list").locator(
+        f'[data-testid="dm-item"][data-user-id="{other.user_id}"]'
+    )
+    await expect(entry).to_be_visible(timeout=LIVE_MS)
+    await entry.click()
+    header = page.get_by_test_id("dm-header")
+    await expect(header).to_have_attribute("data-room-id", room_id, timeout=LIVE_MS)
+    await expect(header.get_by_test_id("dm-call-video")).to_be_visible()
+
+
+@pytest_asyncio.fixture
+async def second(browser: Browser) -> AsyncIterator[tuple[BrowserContext, list[str]]]:
+    """A second person's browser context; its page errors fail the test."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(15_000)
+    problems: list[str] = []
+    try:
+        yield context, problems
+    finally:
+        await context.close()
+    assert not problems, problems
+
+
+async def pair(
+    page: Page, second: tuple[BrowserContext, list[str]], stack: Stack
+) -> tuple[Page, User, User, str]:
+    """Alice in `page`, Bob in a second context, both in their DM. Answers (bob's page, ...)."""
+    alice, bob = await stack.register_user(), await stack.register_user()
+    room_id = await make_dm(stack, alice, bob)
+    other = await new_page(second[0], second[1])
+    await open_dm(page, stack, alice, bob, room_id)
+    await open_dm(other, stack, bob, alice, room_id)
+    return other, alice, bob, room_id
+
+
+def panel(page: Page) -> Any:
+    return page.get_by_test_id("direct-call-panel")
+
+
+def status(page: Page) -> Any:
+    return panel(page).get_by_test_id("direct-call-status")
+
+
+async def call_info(page: Page) -> dict[str, Any]:
+    """Every 1:1 call this page knows, by call id: state, direction, end reason."""
+    info: dict[str, Any] = await page.evaluate(
+        """async () => {
+          const mod = await import("/static/js/views/direct-call.js");
+          const out = {};
+          for (const [id, c] of mod.current.calls) {
+            out[id] = {state: c.state, direction: c.direction, endReason: c.endReason};
+          }
+          return out;
+        }"""
+    )
+    return info
+
+
+MEDIA_JS = """async ({deadlineMs, needVideo}) => {
+  const mod = await import("/static/js/views/direct-call.js");
+  const deadline = Date.now() + deadlineMs;
+  let last = null;
+  while (Date.now() < deadline) {
+    const call = mod.current.current;
+    if (call && call.pc) {
+      const stats = await call.pc.getStats();
+      let frames = 0, audioBytes = 0, pairType = null;
+      const byId = new Map();
+      stats.forEach((s) => byId.set(s.id, s));
+      stats.forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0;
+        if (s.type === "inbound-rtp" && s.kind === "audio") audioBytes += s.bytesReceived || 0;
+        if (s.type === "transport" && s.selectedCandidatePairId) {
+          const p = byId.get(s.selectedCandidatePairId);
+          const local = p && byId.get(p.localCandidateId);
+          const remote = p && byId.get(p.remoteCandidateId);
+          if (local && remote) pairType = [local.candidateType, remote.candidateType];
+        }
+      });
+      last = {frames, audioBytes, pairType, callId: call.callId, state: call.state};
+      if (audioBytes > 0 && (!needVideo || frames > 0)) return last;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {timedOut: true, ...last};
+}"""
+
+
+async def media(page: Page, *, video: bool = True) -> dict[str, Any]:
+    """Poll the current call's getStats until audio (and video) arrive; answers the figures."""
+    result: dict[str, Any] = await page.evaluate(
+        MEDIA_JS, {"deadlineMs": CALL_MS, "needVideo": video}
+    )
+    assert not result.get("timedOut"), f"no media: {result}"
+    return result
+
+
+# matrix-nio's own classes for the call events it knows: parsing into them (not BadEvent) means
+# the events pass nio's schema, written independently of ours.
+NIO_CALL_CLASSES: dict[str, type] = {
+    "m.call.invite": nio.CallInviteEvent,
+    "m.call.answer": nio.CallAnswerEvent,
+    "m.call.candidates": nio.CallCandidatesEvent,
+    "m.call.hangup": nio.CallHangupEvent,
+}
+
+
+async def room_call_events(stack: Stack, user: User, room_id: str) -> list[dict[str, Any]]:
+    """The room's m.call.* events as a plain matrix-nio client reads them, oldest first."""
+    async with stack.nio_client(user) as client:
+        answer = await client.room_messages(room_id, start="", limit=100)
+        assert isinstance(answer, nio.RoomMessagesResponse), answer
+    events = []
+    for parsed in reversed(answer.chunk):
+        source = parsed.source
+        if not str(source.get("type", "")).startswith("m.call."):
+            continue
+        expected = NIO_CALL_CLASSES.get(source["type"])
+        if expected is not None:
+            assert isinstance(parsed, expected), f"nio could not parse {source}: {parsed}"
+        events.append(source)
+    return events
+
+
+def notices(page: Page) -> Any:
+    return page.get_by_test_id("call-notice")
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+
+async def test_video_call_invite_ring_answer_media_both_ways_hangup(
+    page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack
+) -> None:
+    other, alice, bob, room_id = await pair(page, second, call_stack)
+
+    await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+    await expect(panel(page)).to_have_attribute("data-state", "inviting", timeout=CALL_MS)
+    await expect(status(page)).to_contain_text("Calling")
+
+    ringing = other.get_by_test_id("incoming-call")
+    await expect(ringing).to_be_visible(timeout=CALL_MS)
+    await expect(ringing).to_contain_text("video call")
+    await ringing.get_by_test_id("call-accept").click()
+    await expect(ringing).to_have_count(0)
+
+    for p in (page, other):
+        await expect(panel(p)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+    seen_by_alice = await media(page)
+    seen_by_bob = await media(other)
+    print(f"alice receives {seen_by_alice}; bob receives {seen_by_bob}")
+    assert seen_by_alice["callId"] == seen_by_bob["callId"]
+
+    await panel(page).get_by_test_id("direct-call-hangup").click()
+    await expect(panel(page)).to_have_attribute("data-state", "ended")
+    await expect(panel(other)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
+    await expect(panel(other)).to_have_attribute("data-end-reason", "user_hangup")
+    await expect(status(other)).to_contain_text("ended the call")
+    # Media stopped: no live camera or microphone track stays open after the call.
+    live_tracks = await page.evaluate(
+        """async () => {
+          const mod = await import("/static/js/views/direct-call.js");
+          const call = [...mod.current.calls.values()].pop();
+          return call.localStream.getTracks().filter((t) => t.readyState === "live").length;
+        }"""
+    )
+    assert live_tracks == 0
+    for p in (page, other):
+        await expect(notices(p)).to_have_count(1, timeout=LIVE_MS)
+        await expect(notices(p)).to_contain_text("Video call ended")
+
+    # A plain Matrix client sees the spec's events, version "1", with the spec's fields.
+    events = await room_call_events(call_stack, bob, room_id)
+    types = [e["type"] for e in events]
+    for needed in (
+        "m.call.invite",
+        "m.call.candidates",
+        "m.call.answer",
+        "m.call.select_answer",
+        "m.call.hangup",
+    ):
+        assert needed in types, types
+    for e in events:
+        assert VOIP_FIELDS <= set(e["content"]), e
+        assert e["content"]["version"] == "1", e
+        assert e["content"]["call_id"] == seen_by_alice["callId"], e
+    invite = next(e for e in events if e["type"] == "m.call.invite")
+    answer = next(e for e in events if e["type"] == "m.call.answer")
+    select = next(e for e in events if e["type"] == "m.call.select_answer")
+    hangup = next(e for e in events if e["type"] == "m.call.hangup")
+    assert invite["sender"] == alice.user_id and invite["content"]["invitee"] == bob.user_id
+    assert invite["content"]["lifetime"] == 60_000
+    assert invite["content"]["offer"]["type"] == "offer"
+    assert "m=video" in invite["content"]["offer"]["sdp"]
+    assert answer["sender"] == bob.user_id and answer["content"]["answer"]["type"] == "answer"
+    assert select["sender"] == alice.user_id
+    assert select["content"]["selected_party_id"] == answer["content"]["party_id"]
+    assert select["content"]["party_id"] == invite["content"]["party_id"]
+    assert hangup["sender"] == alice.user_id and hangup["content"]["reason"] == "user_hangup"
+    for e in events:
+        if e["type"] == "m.call.candidates":
+            assert isinstance(e["content"]["candidates"], list) and e["content"]["candidates"]
+            for c in e["content"]["candidates"]:
+                assert {"candidate", "sdpMid", "sdpMLineIndex"} <= set(c), c
+
+
+async def test_declined_call_missed_call_and_calling_back_picks_up(
+    page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack
+) -> None:
+    other, alice, bob, room_id = await pair(page, second, call_stack)
+
+    # Declined: the caller is told, both timelines say so.
+    await page.get_by_test_id("dm-header").get_by_test_id("dm-call-voice").click()
+    ringing = other.get_by_test_id("incoming-call")
+    await expect(ringing).to_be_visible(timeout=CALL_MS)
+    await expect(ringing).to_contain_text("voice call")
+    await ringing.get_by_test_id("call-reject").click()
+    await expect(ringing).to_have_count(0)
+    await expect(panel(page)).to_have_attribute("data-end-reason", "rejected", timeout=CALL_MS)
+    await expect(status(page)).to_contain_text("declined the call")
+    await expect(notices(page).last).to_contain_text("declined the call", timeout=LIVE_MS)
+    await expect(notices(other).last).to_contain_text("You declined the call", timeout=LIVE_MS)
+    events = await room_call_events(call_stack, alice, room_id)
+    reject = [e for e in events if e["type"] == "m.call.reject"]
+    assert len(reject) == 1 and reject[0]["sender"] == bob.user_id
+    assert VOIP_FIELDS <= set(reject[0]["content"]) and reject[0]["content"]["version"] == "1"
+    assert not any(e["type"] == "m.call.answer" for e in events)
+
+    # Missed: the caller gives up before anyone answers; the ringing stops, a notice stays.
+    await page.get_by_test_id("direct-call-close").click()
+    await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+    await expect(panel(page)).to_have_attribute("data-state", "inviting", timeout=CALL_MS)
+    await expect(ringing).to_be_visible(timeout=CALL_MS)
+    await panel(page).get_by_test_id("direct-call-hangup").click()
+    await expect(ringing).to_have_count(0, timeout=CALL_MS)
+    await expect(notices(other).last).to_contain_text("Missed video call from", timeout=LIVE_MS)
+    await expect(notices(page).last).to_contain_text("did not answer your video call")
+
+    # Calling back while their call rings here picks it up: one call, not two.
+    await page.get_by_test_id("direct-call-close").click()
+    await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+    await expect(ringing).to_be_visible(timeout=CALL_MS)
+    await other.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+    for p in (page, other):
+        await expect(panel(p)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+    a, b = await call_info(page), await call_info(other)
+    live = {k for k, v in a.items() if v["state"] != "ended"}
+    assert len(live) == 1 and live == {k for k, v in b.items() if v["state"] != "ended"}, (a, b)
+    await panel(other).get_by_test_id("direct-call-hangup").click()
+    await expect(panel(page)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
+
+
+async def test_glare_both_call_at_once_ends_with_exactly_one_call_then_a_closed_tab_hangs_up(
+    page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack
+) -> None:
+    other, alice, bob, room_id = await pair(page, second, call_stack)
+
+    await asyncio.gather(
+        page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click(),
+        other.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click(),
+    )
+    for p in (page, other):
+        await expect(panel(p)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+    alive_a: dict[str, Any] = {}
+    alive_b: dict[str, Any] = {}
+
+    async def one_call_each() -> bool:
+        nonlocal alive_a, alive_b
+        a, b = await call_info(page), await call_info(other)
+        alive_a = {k: v for k, v in a.items() if v["state"] != "ended"}
+        alive_b = {k: v for k, v in b.items() if v["state"] != "ended"}
+        return len(alive_a) == 1 and alive_a.keys() == alive_b.keys()
+
+    await eventually(one_call_each, deadline_s=30, what="exactly one live call on both sides")
+    (survivor,) = alive_a
+    assert alive_a[survivor]["direction"] != alive_b[survivor]["direction"]
+    await media(page)
+    await media(other)
+    await expect(page.get_by_test_id("incoming-call")).to_have_count(0)
+    await expect(other.get_by_test_id("incoming-call")).to_have_count(0)
+
+    # The room tells the same story: two invites, the lesser call id answered, the other hung up.
+    events = await room_call_events(call_stack, alice, room_id)
+    invites = sorted(e["content"]["call_id"] for e in events if e["type"] == "m.call.invite")
+    if len(invites) == 2:
+        assert survivor == invites[0], (survivor, invites)
+        answered = {e["content"]["call_id"] for e in events if e["type"] == "m.call.answer"}
+        assert answered == {invites[0]}
+        hung_up = {e["content"]["call_id"] for e in events if e["type"] == "m.call.hangup"}
+        assert invites[1] in hung_up
+    else:
+        # One side saw the other's invite before sending its own: it answered that one instead.
+        assert invites == [survivor], invites
+    print(f"glare: invites {invites}, survivor {survivor}")
+
+    # Bob closes his tab mid-call: the hangup goes out as the page goes (fetch keepalive), so
+    # Alice's call ends as hung up, not when ICE gives up (that would be ice_timeout).
+    await other.close(run_before_unload=True)
+    await expect(panel(page)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
+    await expect(panel(page)).to_have_attribute("data-end-reason", "user_hangup")
+    # No missed-call notice for the call that lost the glare: one "call ended" line only.
+    await expect(notices(page)).to_have_count(1, timeout=LIVE_MS)
+    await expect(notices(page)).to_contain_text("Video call ended")
+
+
+async def test_voice_call_then_camera_on_renegotiates_and_leaving_ends_it(
+    page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack
+) -> None:
+    other, alice, bob, room_id = await pair(page, second, call_stack)
+
+    await page.get_by_test_id("dm-header").get_by_test_id("dm-call-voice").click()
+    ringing = other.get_by_test_id("incoming-call")
+    await expect(ringing).to_be_visible(timeout=CALL_MS)
+    await ringing.get_by_test_id("call-accept").click()
+    for p in (page, other):
+        await expect(panel(p)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+    heard = await media(other, video=False)
+    assert heard["frames"] == 0, heard
+
+    await panel(page).get_by_test_id("direct-call-camera").click()
+    seen = await media(other, video=True)
+    print(f"after the camera went on, bob receives {seen}")
+    events = await room_call_events(call_stack, alice, room_id)
+    negotiate = [e for e in events if e["type"] == "m.call.negotiate"]
+    assert [e["content"]["description"]["type"] for e in negotiate][:2] == ["offer", "answer"]
+    for e in negotiate:
+        assert VOIP_FIELDS <= set(e["content"]) and e["content"]["version"] == "1"
+        assert e["content"]["lifetime"] > 0
+
+    # Bob leaves the room from another client: as the spec says, that ends the call for both.
+    async with call_stack.nio_client(bob) as client:
+        left = await client.room_leave(room_id)
+        assert isinstance(left, nio.RoomLeaveResponse), left
+    for p in (page, other):
+        await expect(panel(p)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
+    await expect(panel(page)).to_have_attribute("data-end-reason", "user_hangup")
+
+
+async def test_call_forced_through_the_local_coturn_relay(
+    page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack, coturn: Turn
+) -> None:
+    other, _alice, _bob, _room_id = await pair(page, second, call_stack)
+    for p in (page, other):
+        servers = await p.evaluate(
+            """async () => {
+              const ice = await import("/static/js/calls/ice.js");
+              ice.setIceOverride({iceTransportPolicy: "relay"});
+              const calls = (await import("/static/js/views/direct-call.js")).current;
+              return ice.getIceServers(calls.client);
+            }"""
+        )
+        # The homeserver's /voip/turnServer hands out the coturn with fresh credentials.
+        assert servers and f"turn:127.0.0.1:{coturn.port}?transport=udp" in servers[0]["urls"]
+        assert servers[0]["username"] and servers[0]["credential"]
+
+    await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+    ringing = other.get_by_test_id("incoming-call")
+    await expect(ringing).to_be_visible(timeout=CALL_MS)
+    await ringing.get_by_test_id("call-accept").click()
+    for p in (page, other):
+        await expect(panel(p)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+    for p in (page, other):
+        seen = await media(p)
+        print(f"through the relay: {seen}")
+        assert seen["pairType"] == ["relay", "relay"], seen
+    await panel(page).get_by_test_id("direct-call-hangup").click()
+    await expect(panel(other)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
+
+
+async def test_another_clients_invite_rings_and_an_expired_one_does_not(
+    page: Page, call_stack: Stack
+) -> None:
+    alice, bob = await call_stack.register_user(), await call_stack.register_user()
+    room_id = await make_dm(call_stack, alice, bob)
+    sdp = (
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n"
+    )
+    party = secrets.token_hex(4)
+
+    def invite(call_id: str, lifetime: int) -> dict[str, Any]:
+        return {
+            "call_id": call_id,
+            "party_id": party,
+            "version": "1",
+            "lifetime": lifetime,
+            "offer": {"type": "offer", "sdp": sdp},
+            "invitee": bob.user_id,
+        }
+
+    # Sent (as another client would) with a lifetime that is over before Bob opens the app.
+    async with call_stack.nio_client(alice) as client:
+        sent = await client.room_send(room_id, "m.call.invite", invite("expired1", 1))
+        assert isinstance(sent, nio.RoomSendResponse), sent
+    await open_dm(page, call_stack, bob, alice, room_id)
+    await expect(notices(page)).to_contain_text("Missed voice call from", timeout=LIVE_MS)
+    await expect(page.get_by_test_id("incoming-call")).to_have_count(0)
+
+    # A live invite from that client rings; declining sends the spec's m.call.reject.
+    async with call_stack.nio_client(alice) as client:
+        sent = await client.room_send(room_id, "m.call.invite", invite("live1", 60_000))
+        assert isinstance(sent, nio.RoomSendResponse), sent
+    ringing = page.get_by_test_id("incoming-call")
+    await expect(ringing).to_have_attribute("data-call-id", "live1", timeout=LIVE_MS)
+    await expect(page.get_by_test_id("incoming-call")).to_have_count(1)
+    await ringing.get_by_test_id("call-reject").click()
+
+    async def rejected() -> bool:
+        events = await room_call_events(call_stack, alice, room_id)
+        return any(
+            e["type"] == "m.call.reject"
+            and e["content"]["call_id"] == "live1"
+            and e["content"]["version"] == "1"
+            and e["sender"] == bob.user_id
+            and isinstance(e["content"].get("party_id"), str)
+            for e in events
+        )
+
+    await eventually(rejected, what="bob's m.call.reject in the room")
+
+    # An invite nobody answers stops ringing when its lifetime runs out, and is a missed call.
+    async with call_stack.nio_client(alice) as client:
+        sent = await client.room_send(room_id, "m.call.invite", invite("short1", 6_000))
+        assert isinstance(sent, nio.RoomSendResponse), sent
+    await expect(ringing).to_have_attribute("data-call-id", "short1", timeout=LIVE_MS)
+    await expect(page.get_by_test_id("incoming-call")).to_have_count(0, timeout=CALL_MS)
+    await expect(notices(page)).to_have_count(3, timeout=LIVE_MS)
+    await expect(notices(page).last).to_contain_text("Missed voice call from")
+
+    # A version 0 client (no party_id, no invitee, numeric version) rings too, and its hangup
+    # before anyone answers stops the ringing.
+    old = {k: v for k, v in invite("old1", 60_000).items() if k not in ("party_id", "invitee")}
+    async with call_stack.nio_client(alice) as client:
+        sent = await client.room_send(room_id, "m.call.invite", old | {"version": 0})
+        assert isinstance(sent, nio.RoomSendResponse), sent
+        await expect(ringing).to_have_attribute("data-call-id", "old1", timeout=LIVE_MS)
+        sent = await client.room_send(room_id, "m.call.hangup", {"call_id": "old1", "version": 0})
+        assert isinstance(sent, nio.RoomSendResponse), sent
+    await expect(page.get_by_test_id("incoming-call")).to_have_count(0, timeout=LIVE_MS)
+    await expect(notices(page)).to_have_count(4, timeout=LIVE_MS)
+
+
+async def test_no_call_in_an_end_to_end_encrypted_dm(page: Page, call_stack: Stack) -> None:
+    alice, bob = await call_stack.register_user(), await call_stack.register_user()
+    room_id = await make_dm(call_stack, alice, bob)
+    async with call_stack.nio_client(alice) as client:
+        sent = await client.room_put_state(
+            room_id, "m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"}
+        )
+        assert isinstance(sent, nio.RoomPutStateResponse), sent
+    await open_dm(page, call_stack, alice, bob, room_id)
+    await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+    await expect(page.get_by_test_id("dm-call-error")).to_contain_text("end-to-end encrypted")
+    await expect(panel(page)).to_have_count(0)
+    assert not any(
+        e["type"] == "m.call.invite" for e in await room_call_events(call_stack, alice, room_id)
+    )

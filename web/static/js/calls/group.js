@@ -1,0 +1,1037 @@
+// Group calls in voice and video channels: MatrixRTC membership in room state, media in a full
+// mesh signalled with to-device VoIP events (the MSC3401 mesh scheme).
+//
+// Joining writes `org.matrix.msc3401.call.member` with the state key `_@user:server_DEVICE`;
+// leaving writes `{}`. The membership expires (`expires` after `created_ts`, also given as
+// `expires_ts`) unless this tab refreshes it, so a tab that dies leaves no ghost: the bridge
+// clears memberships past their expiry (bridge/calls.py). See docs/CALLS.md.
+//
+// Every pair of participants has one RTCPeerConnection. The side whose (user id, device id) sorts
+// first places the call (`m.call.invite`); the other answers. Every to-device message carries
+// `conf_id` (the room id), `device_id`, `sender_session_id`, `dest_session_id`, `seq`,
+// `call_id`, `party_id` and `version: "1"`. Later changes (camera, screen share) are offered with
+// `m.call.negotiate`, glare there resolved by the same order (the later one rolls back).
+
+import { newTxnId } from "../matrix.js";
+import { rtcConfiguration } from "./ice.js";
+
+export const CALL_MEMBER = "org.matrix.msc3401.call.member";
+export const MAX_PARTICIPANTS = 8;
+const VERSION = "1";
+// How long an offer may wait for its answer before the caller tries again.
+const INVITE_LIFETIME_MS = 30_000;
+const MAX_ATTEMPTS = 3;
+// Speaking: the loudest 10 ms block since the last poll is above this RMS level; the indicator
+// stays on for SPEAKING_HOLD_MS after the last loud block, so it does not flicker between words.
+const SPEAKING_LEVEL = 0.02;
+const SPEAKING_BLOCK_S = 0.01;
+const SPEAKING_HOLD_MS = 400;
+const SPEAKING_POLL_MS = 150;
+
+/**
+ * Membership timing: production values; tests shorten them with setCallTiming(). A membership
+ * counts for `graceMs` past its expiry, so a refresh delayed by a slow homeserver or sync does
+ * not make someone flicker out of the call; the bridge clears it for good soon after.
+ */
+const timing = { expiresMs: 45_000, refreshMs: 15_000, graceMs: 10_000 };
+
+/**
+ * Camera constraints. A mesh sends one stream per peer (up to 7), so a modest size by default;
+ * tests ask for less still, to spare a loaded machine.
+ */
+const media = { video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 20 } } };
+
+/**
+ * What each outgoing video stream may use, by how many peers we send to. In a full mesh every
+ * participant encodes one stream per peer, so the per-stream budget shrinks as the call grows:
+ * the upload (about 1.2–1.4 Mbit/s in all) and the encoding work stay roughly what a two-person
+ * call costs, and 8 people fit on a laptop. A screen share keeps its full resolution (text must
+ * stay legible) and gives up frame rate instead.
+ */
+export function videoEncoding(peerCount, { screen = false } = {}) {
+  const tier =
+    peerCount <= 1
+      ? { maxBitrate: 1_200_000, maxFramerate: 20, scaleResolutionDownBy: 1 }
+      : peerCount <= 3
+        ? { maxBitrate: 450_000, maxFramerate: 20, scaleResolutionDownBy: 1 }
+        : peerCount <= 5
+          ? { maxBitrate: 280_000, maxFramerate: 15, scaleResolutionDownBy: 2 }
+          : { maxBitrate: 200_000, maxFramerate: 12, scaleResolutionDownBy: 2 };
+  if (!screen) return tier;
+  return { maxBitrate: Math.max(tier.maxBitrate, 300_000), maxFramerate: Math.min(tier.maxFramerate, 10), scaleResolutionDownBy: 1 };
+}
+
+/** Replace the camera constraints (tests, weak devices): a MediaTrackConstraints object. */
+export function setCameraConstraints(video) {
+  if (video && typeof video === "object") media.video = video;
+}
+
+/** Shorten (tests) or restore the membership expiry and refresh period, in milliseconds. */
+export function setCallTiming({ expiresMs, refreshMs } = {}) {
+  if (Number.isFinite(expiresMs) && expiresMs > 0) timing.expiresMs = expiresMs;
+  if (Number.isFinite(refreshMs) && refreshMs > 0) timing.refreshMs = refreshMs;
+}
+
+export class CallError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = "CallError";
+    this.code = code;
+  }
+}
+
+/** The state key of a device's membership (MSC4143's `_` + user id + `_` + device id). */
+export function memberKey(userId, deviceId) {
+  return `_${userId}_${deviceId}`;
+}
+
+/** When a membership event stops counting, in ms since the epoch (Infinity: never said). */
+export function membershipExpiry(event) {
+  const content = event?.content ?? {};
+  if (Number.isFinite(content.expires_ts)) return content.expires_ts;
+  const start = Number.isFinite(content.created_ts) ? content.created_ts : (event.origin_server_ts ?? 0);
+  // MatrixRTC's default for memberships that do not say: four hours.
+  const expires = Number.isFinite(content.expires) ? content.expires : 4 * 3600_000;
+  return start + expires;
+}
+
+/** The user id a membership state key names (`_@u:s_DEV`, `@u:s_DEV` or `@u:s`). */
+export function userOfKey(key) {
+  const bare = key.startsWith("_") ? key.slice(1) : key;
+  const colon = bare.indexOf(":");
+  if (colon < 0) return bare;
+  const underscore = bare.indexOf("_", colon);
+  return underscore < 0 ? bare : bare.slice(0, underscore);
+}
+
+/**
+ * The live call members of a room from its state: [{userId, deviceId, sessionId, key, since}],
+ * oldest first. Memberships that are empty, past their expiry, or not a room-scoped `m.call`
+ * don't count; neither does one whose state key names another user than its sender.
+ * @param {import("../sync.js").Room | null} room
+ */
+export function callMembers(room, now = Date.now(), { includeExpired = false } = {}) {
+  if (!room) return [];
+  const members = [];
+  for (const event of room.stateOfType(CALL_MEMBER)) {
+    const content = event.content ?? {};
+    if (!content.application || content.application !== "m.call") continue;
+    if (content.scope && content.scope !== "m.room") continue;
+    if (typeof content.device_id !== "string" || !content.device_id) continue;
+    const userId = userOfKey(event.state_key);
+    if (event.sender && userId !== event.sender) continue;
+    if (!includeExpired && membershipExpiry(event) + timing.graceMs <= now) continue;
+    if (room.getState("m.room.member", userId)?.content?.membership === "leave") continue;
+    members.push({
+      userId,
+      deviceId: content.device_id,
+      sessionId: typeof content.membershipID === "string" ? content.membershipID : `${event.origin_server_ts ?? ""}`,
+      key: event.state_key,
+      since: Number.isFinite(content.created_ts) ? content.created_ts : (event.origin_server_ts ?? 0),
+    });
+  }
+  return members.sort((a, b) => a.since - b.since);
+}
+
+function randomId(bytes = 12) {
+  const raw = new Uint8Array(bytes);
+  crypto.getRandomValues(raw);
+  return Array.from(raw, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function compareParty(a, b) {
+  if (a.userId !== b.userId) return a.userId < b.userId ? -1 : 1;
+  if (a.deviceId !== b.deviceId) return a.deviceId < b.deviceId ? -1 : 1;
+  return 0;
+}
+
+let activeCall = null;
+
+/** The call this tab is in, or null (tests read stats through it). */
+export function currentCall() {
+  return activeCall;
+}
+
+/**
+ * One device's presence in one channel's call. Events: "change" (participants, states, local
+ * media), "ended" (detail: reason).
+ */
+export class GroupCall extends EventTarget {
+  /**
+   * @param {object} options
+   * @param {import("../matrix.js").MatrixClient} options.client
+   * @param {import("../sync.js").SyncEngine} options.sync
+   * @param {{userId: string, deviceId: string}} options.session
+   * @param {string} options.roomId
+   * @param {"voice" | "video"} options.kind
+   * @param {boolean} options.canVideo  the `video` permission in this channel
+   */
+  constructor({ client, sync, session, roomId, kind, canVideo }) {
+    super();
+    this.client = client;
+    this.sync = sync;
+    this.me = { userId: session.userId, deviceId: session.deviceId };
+    this.roomId = roomId;
+    this.kind = kind === "video" ? "video" : "voice";
+    this.canVideo = this.kind === "video" && Boolean(canVideo);
+    this.sessionId = randomId();
+    this.key = memberKey(this.me.userId, this.me.deviceId);
+    this.state = "idle"; // idle | joining | joined | left
+    /** @type {Map<string, Peer>} "user|device" → peer */
+    this.peers = new Map();
+    /** Signalling from devices whose membership we have not seen yet: id → [{event, at}] */
+    this.pending = new Map();
+    this.micStream = null; // audio (+ camera) from getUserMedia
+    this.cameraTrack = null;
+    this.screenTrack = null;
+    this.muted = false;
+    this.deafened = false;
+    this.createdTs = 0;
+    this._refreshTimer = null;
+    this._onUpdate = (event) => {
+      if (event.detail.state.get(this.roomId)?.has(CALL_MEMBER) || event.detail.rooms.has(this.roomId)) {
+        this._reconcile();
+      }
+    };
+    this._onToDevice = (event) => this._handleToDevice(event.detail);
+    this._onPageHide = () => this._leaveBestEffort();
+  }
+
+  get peerList() {
+    return [...this.peers.values()];
+  }
+
+  /** The local media as one stream (for the self tile): mic + camera or screen. */
+  get localVideoTrack() {
+    return this.screenTrack ?? this.cameraTrack;
+  }
+
+  // --- joining and leaving -------------------------------------------------------------------
+
+  async join() {
+    if (this.state !== "idle") return;
+    this.state = "joining";
+    const room = this.sync.room(this.roomId);
+    const others = callMembers(room).filter((m) => !(m.userId === this.me.userId && m.deviceId === this.me.deviceId));
+    if (others.length >= MAX_PARTICIPANTS) {
+      this.state = "left";
+      throw new CallError(
+        "full",
+        `This channel is full: ${others.length} people are in the call, and a call holds ${MAX_PARTICIPANTS}.`,
+      );
+    }
+    try {
+      const wantVideo = this.canVideo;
+      this.micStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: wantVideo && media.video });
+    } catch (error) {
+      // No camera (or it was refused): join with the microphone alone.
+      try {
+        this.micStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+      } catch (inner) {
+        this.state = "left";
+        throw new CallError("media", `Guilds could not use your microphone: ${inner.message || error.message}`);
+      }
+    }
+    // A voice channel never sends video, whatever getUserMedia answered.
+    for (const track of this.micStream.getVideoTracks()) {
+      if (this.canVideo) this.cameraTrack = track;
+      else {
+        track.stop();
+        this.micStream.removeTrack(track);
+      }
+    }
+    this.createdTs = Date.now();
+    try {
+      await this._writeMembership();
+    } catch (error) {
+      this._stopLocalMedia();
+      this.state = "left";
+      throw error;
+    }
+    this.state = "joined";
+    activeCall = this;
+    this.sync.addEventListener("update", this._onUpdate);
+    this.sync.addEventListener("to_device", this._onToDevice);
+    window.addEventListener("pagehide", this._onPageHide);
+    this._refreshTimer = setInterval(() => this._refresh(), timing.refreshMs);
+    this._reconcile();
+    this._changed();
+  }
+
+  membershipContent() {
+    const now = Date.now();
+    return {
+      application: "m.call",
+      call_id: "",
+      scope: "m.room",
+      device_id: this.me.deviceId,
+      // A full mesh needs no SFU: no focus is preferred, and the active one says so.
+      focus_active: { type: "mesh" },
+      foci_preferred: [],
+      membershipID: this.sessionId,
+      created_ts: this.createdTs,
+      // Relative to created_ts, as MatrixRTC reads it; expires_ts is the same instant, absolute.
+      expires: now + timing.expiresMs - this.createdTs,
+      expires_ts: now + timing.expiresMs,
+      "org.guilds.call": { kind: this.kind },
+    };
+  }
+
+  _statePath() {
+    const enc = encodeURIComponent;
+    return `/_matrix/client/v3/rooms/${enc(this.roomId)}/state/${enc(CALL_MEMBER)}/${enc(this.key)}`;
+  }
+
+  _writeMembership() {
+    return this.client.request("PUT", this._statePath(), { body: this.membershipContent() });
+  }
+
+  async _refresh() {
+    if (this.state !== "joined") return;
+    try {
+      await this._writeMembership();
+    } catch (error) {
+      console.warn("call membership refresh failed", error);
+    }
+  }
+
+  async leave(reason = "left") {
+    if (this.state === "left" || this.state === "idle") return;
+    this.state = "left";
+    this._teardown();
+    for (const peer of this.peerList) peer.hangup("user_hangup");
+    this.peers.clear();
+    try {
+      await this.client.request("PUT", this._statePath(), { body: {} });
+    } catch (error) {
+      console.warn("leaving the call's membership failed", error);
+    }
+    this.dispatchEvent(new CustomEvent("ended", { detail: reason }));
+  }
+
+  /** On pagehide: a request that outlives the page (fetch keepalive) writes `{}`. */
+  _leaveBestEffort() {
+    if (this.state !== "joined") return;
+    // If it is lost, the expiry and the bridge's sweep clear the membership anyway.
+    this.client.sendOnUnload("PUT", this._statePath(), {});
+  }
+
+  _teardown() {
+    clearInterval(this._refreshTimer);
+    this.sync.removeEventListener("update", this._onUpdate);
+    this.sync.removeEventListener("to_device", this._onToDevice);
+    window.removeEventListener("pagehide", this._onPageHide);
+    this._stopLocalMedia();
+    if (activeCall === this) activeCall = null;
+  }
+
+  _stopLocalMedia() {
+    for (const track of this.micStream?.getTracks() ?? []) track.stop();
+    this.screenTrack?.stop();
+    this.cameraTrack?.stop();
+    this.screenTrack = null;
+    this.cameraTrack = null;
+  }
+
+  _changed() {
+    this.dispatchEvent(new CustomEvent("change"));
+  }
+
+  // --- who is in the call ----------------------------------------------------------------------
+
+  /** Match the peers to the memberships in room state: call the new ones, drop the gone ones. */
+  _reconcile() {
+    if (this.state !== "joined") return;
+    const room = this.sync.room(this.roomId);
+    if (!room) {
+      this.leave("room_left");
+      return;
+    }
+    const own = room.getState(CALL_MEMBER, this.key);
+    if (own && own.content?.membershipID !== this.sessionId && own.origin_server_ts > this.createdTs) {
+      // This device rejoined elsewhere (another tab with the same session): yield to it.
+      this.leave("replaced");
+      return;
+    }
+    const notMe = (m) => !(m.userId === this.me.userId && m.deviceId === this.me.deviceId);
+    const idOf = (m) => `${m.userId}|${m.deviceId}`;
+    const live = new Set(callMembers(room).filter(notMe).map(idOf));
+    // A connected peer whose refresh is late (a slow sync, a busy tab) stays until its
+    // membership is emptied (it left, or the bridge cleared it) or its connection ends.
+    const present = callMembers(room, Date.now(), { includeExpired: true }).filter(notMe);
+    const wanted = new Map(present.map((m) => [idOf(m), m]));
+    for (const [id, peer] of this.peers) {
+      const member = wanted.get(id);
+      if (member && !live.has(id) && !peer.connected && peer.membershipSeen) {
+        peer.close();
+        this.peers.delete(id);
+      } else if (!member) {
+        // A peer that called us before its membership reached our sync stays while it is new.
+        if (peer.membershipSeen || Date.now() - peer.createdAt > INVITE_LIFETIME_MS) {
+          peer.close();
+          this.peers.delete(id);
+        }
+      } else if (member.sessionId !== peer.remoteSessionId && peer.membershipSeen) {
+        // They left and came back: a fresh call for their new session.
+        peer.close();
+        this.peers.delete(id);
+      } else {
+        peer.membershipSeen = true;
+        peer.remoteSessionId = member.sessionId;
+      }
+    }
+    for (const [id, list] of [...this.pending]) {
+      if (!live.has(id)) {
+        if (list.every((e) => Date.now() - e.at >= INVITE_LIFETIME_MS)) this.pending.delete(id);
+        continue;
+      }
+      this.pending.delete(id);
+      for (const entry of list) if (Date.now() - entry.at < INVITE_LIFETIME_MS) this._handleToDevice(entry.event);
+    }
+    for (const [id, member] of wanted) {
+      if (this.peers.has(id) || !live.has(id)) continue;
+      const peer = new Peer(this, member.userId, member.deviceId, member.sessionId);
+      peer.membershipSeen = true;
+      this.peers.set(id, peer);
+      if (compareParty(this.me, member) < 0) peer.placeCall();
+    }
+    this._applyVideoEncodings();
+    this._changed();
+  }
+
+  /** The sending budget of every peer's video for the call's current size (see videoEncoding). */
+  get videoEncoding() {
+    return videoEncoding(this.peers.size, { screen: Boolean(this.screenTrack) });
+  }
+
+  _applyVideoEncodings() {
+    for (const peer of this.peerList) peer.applyVideoEncoding();
+  }
+
+  // --- signalling ----------------------------------------------------------------------------
+
+  async sendToDevice(type, userId, deviceId, content) {
+    const enc = encodeURIComponent;
+    await this.client.request("PUT", `/_matrix/client/v3/sendToDevice/${enc(type)}/${enc(newTxnId())}`, {
+      body: { messages: { [userId]: { [deviceId]: content } } },
+    });
+  }
+
+  _handleToDevice(event) {
+    if (this.state !== "joined" || typeof event?.type !== "string" || !event.type.startsWith("m.call.")) return;
+    const content = event.content ?? {};
+    if (content.conf_id !== this.roomId) return;
+    if (content.dest_session_id && content.dest_session_id !== this.sessionId) return;
+    const userId = event.sender;
+    const deviceId = content.device_id;
+    if (typeof userId !== "string" || typeof deviceId !== "string") return;
+    if (userId === this.me.userId && deviceId === this.me.deviceId) return;
+    const room = this.sync.room(this.roomId);
+    const id = `${userId}|${deviceId}`;
+    let peer = this.peers.get(id);
+    if (!peer && !callMembers(room).some((m) => m.userId === userId && m.deviceId === deviceId)) {
+      // Only devices with a live membership in this room's call may reach us. Their signalling
+      // can overtake their membership in our sync: keep it briefly, replayed once it shows.
+      const list = (this.pending.get(id) ?? []).filter((e) => Date.now() - e.at < INVITE_LIFETIME_MS);
+      if (list.length < 200) list.push({ event, at: Date.now() });
+      this.pending.set(id, list);
+      return;
+    }
+    if (event.type === "m.call.invite") {
+      if (peer && peer.callId === content.call_id) {
+        peer.handle(event.type, content);
+        return;
+      }
+      if (peer && peer.outgoing && !peer.connected && compareParty(this.me, { userId, deviceId }) < 0) {
+        // Glare: both placed a call; ours wins, theirs is dropped (they answer ours).
+        return;
+      }
+      if (this.peerList.length >= MAX_PARTICIPANTS && !peer) return;
+      peer?.close();
+      peer = new Peer(this, userId, deviceId, content.sender_session_id);
+      peer.membershipSeen = true;
+      this.peers.set(id, peer);
+      peer.answerInvite(content);
+      this._applyVideoEncodings();
+      this._changed();
+      return;
+    }
+    if (!peer || peer.callId !== content.call_id) return;
+    peer.handle(event.type, content);
+  }
+
+  // --- local media controls --------------------------------------------------------------------
+
+  setMuted(muted) {
+    this.muted = Boolean(muted);
+    for (const track of this.micStream?.getAudioTracks() ?? []) track.enabled = !this.muted;
+    this._sendMetadata();
+    this._changed();
+  }
+
+  setDeafened(deafened) {
+    this.deafened = Boolean(deafened);
+    // Deafened also mutes, as in Discord; undeafening gives the microphone back.
+    this.setMuted(this.deafened);
+  }
+
+  /** Turn the camera on or off; refused in voice channels and without the `video` permission. */
+  async setCamera(on) {
+    if (on && !this.canVideo) {
+      throw new CallError(
+        "no_video",
+        this.kind === "voice" ? "Voice channels carry no video." : "You need the video permission to turn on your camera.",
+      );
+    }
+    if (!on) {
+      this.cameraTrack?.stop();
+      this.cameraTrack = null;
+    } else if (!this.cameraTrack) {
+      const stream = await navigator.mediaDevices.getUserMedia({ video: media.video, audio: false });
+      this.cameraTrack = stream.getVideoTracks()[0] ?? null;
+    }
+    await Promise.all(this.peerList.map((peer) => peer.updateVideo()));
+    this._sendMetadata();
+    this._changed();
+  }
+
+  /** Share the screen instead of the camera (video channels); off returns to the camera. */
+  async setScreenShare(on) {
+    if (on && !this.canVideo) {
+      throw new CallError("no_video", "Screen sharing is for video channels, with the video permission.");
+    }
+    if (on && !this.screenTrack) {
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+      this.screenTrack = stream.getVideoTracks()[0] ?? null;
+      // The browser's own "Stop sharing" button ends it too.
+      this.screenTrack?.addEventListener("ended", () => this.setScreenShare(false));
+    } else if (!on && this.screenTrack) {
+      this.screenTrack.stop();
+      this.screenTrack = null;
+    }
+    await Promise.all(this.peerList.map((peer) => peer.updateVideo()));
+    this._sendMetadata();
+    this._changed();
+  }
+
+  _metadata() {
+    return {
+      [this.streamId]: {
+        purpose: this.screenTrack ? "m.screenshare" : "m.usermedia",
+        audio_muted: this.muted,
+        video_muted: !this.localVideoTrack,
+      },
+    };
+  }
+
+  get streamId() {
+    return this.micStream?.id ?? "none";
+  }
+
+  _sendMetadata() {
+    for (const peer of this.peerList) peer.sendMetadata();
+  }
+
+  /** Per peer: inbound audio bytes and video frames, and the connection state (tests, UI). */
+  async stats() {
+    const result = [];
+    for (const peer of this.peerList) result.push(await peer.stats());
+    return result;
+  }
+}
+
+/** One RTCPeerConnection with one other device. */
+class Peer {
+  constructor(call, userId, deviceId, remoteSessionId) {
+    this.call = call;
+    this.userId = userId;
+    this.deviceId = deviceId;
+    this.remoteSessionId = remoteSessionId ?? null;
+    this.partyId = call.me.deviceId;
+    this.callId = null;
+    this.seq = 0;
+    this.outgoing = false;
+    this.connected = false;
+    this.membershipSeen = false;
+    this.createdAt = Date.now();
+    this.attempts = 0;
+    this.pc = null;
+    this.stream = new MediaStream();
+    this.remoteMuted = { audio: false, video: true };
+    this.pendingCandidates = [];
+    this.outCandidates = [];
+    this._candidateTimer = null;
+    this._answerTimer = null;
+    this.makingOffer = false;
+    this.described = false;
+    this.closed = false;
+    this._encoding = Promise.resolve();
+  }
+
+  get state() {
+    if (!this.pc) return "new";
+    return this.pc.connectionState;
+  }
+
+  get polite() {
+    // The device that sorts later yields when both offer at once.
+    return compareParty(this.call.me, this) > 0;
+  }
+
+  async _newConnection() {
+    const config = await rtcConfiguration(this.call.client);
+    const pc = new RTCPeerConnection(config);
+    this.pc = pc;
+    this.stream = new MediaStream();
+    pc.addEventListener("icecandidate", (event) => this._queueCandidate(event.candidate));
+    pc.addEventListener("track", (event) => {
+      if (this.call.kind === "voice" && event.track.kind === "video") {
+        event.transceiver.direction = "inactive";
+        return;
+      }
+      this.stream.addTrack(event.track);
+      event.track.addEventListener("ended", () => this.stream.removeTrack(event.track));
+      this.call._changed();
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      this.connected = pc.connectionState === "connected";
+      if (pc.connectionState === "failed" && !this.closed && this.outgoing) this._retry();
+      this.call._changed();
+    });
+    pc.addEventListener("negotiationneeded", () => this._renegotiate());
+    return pc;
+  }
+
+  /** Add our tracks: audio always; video only in video channels (camera or screen, or none). */
+  _addLocalTracks() {
+    const pc = this.pc;
+    const audio = this.call.micStream?.getAudioTracks()[0] ?? null;
+    const stream = this.call.micStream ?? new MediaStream();
+    if (audio) pc.addTransceiver(audio, { direction: "sendrecv", streams: [stream] });
+    else pc.addTransceiver("audio", { direction: "recvonly" });
+    if (this.call.kind === "video") {
+      const video = this.call.localVideoTrack;
+      if (video) pc.addTransceiver(video, { direction: "sendrecv", streams: [stream] });
+      else pc.addTransceiver("video", { direction: "recvonly" });
+    }
+  }
+
+  _base() {
+    return {
+      call_id: this.callId,
+      party_id: this.partyId,
+      version: VERSION,
+      conf_id: this.call.roomId,
+      device_id: this.call.me.deviceId,
+      sender_session_id: this.call.sessionId,
+      dest_session_id: this.remoteSessionId ?? undefined,
+      seq: this.seq++,
+    };
+  }
+
+  _send(type, extra) {
+    if (this.closed && type !== "m.call.hangup") return Promise.resolve();
+    const content = { ...this._base(), ...extra };
+    if (content.dest_session_id === undefined) delete content.dest_session_id;
+    return this.call.sendToDevice(type, this.userId, this.deviceId, content).catch((error) => {
+      console.warn(`${type} to ${this.userId} failed`, error);
+    });
+  }
+
+  async placeCall() {
+    this.outgoing = true;
+    this.attempts += 1;
+    this.callId = randomId();
+    this.seq = 0;
+    this.described = false;
+    this.outCandidates = [];
+    const pc = await this._newConnection();
+    this._addLocalTracks();
+    this.makingOffer = true;
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+    } finally {
+      this.makingOffer = false;
+    }
+    if (this.closed) return;
+    this.applyVideoEncoding();
+    await this._send("m.call.invite", {
+      lifetime: INVITE_LIFETIME_MS,
+      offer: { type: pc.localDescription.type, sdp: pc.localDescription.sdp },
+      invitee: this.userId,
+      sdp_stream_metadata: this.call._metadata(),
+    });
+    this.described = true;
+    this._flushCandidates();
+    clearTimeout(this._answerTimer);
+    this._answerTimer = setTimeout(() => {
+      if (!this.closed && pc.signalingState === "have-local-offer") this._retry();
+    }, INVITE_LIFETIME_MS);
+  }
+
+  _retry() {
+    if (this.closed || this.attempts >= MAX_ATTEMPTS) return;
+    this._send("m.call.hangup", { reason: "ice_failed" });
+    this.pc?.close();
+    this.pendingCandidates = [];
+    setTimeout(() => {
+      if (!this.closed) this.placeCall();
+    }, 1000);
+  }
+
+  async answerInvite(content) {
+    this.outgoing = false;
+    this.callId = content.call_id;
+    this.remoteSessionId = content.sender_session_id ?? this.remoteSessionId;
+    this.seq = 0;
+    this._readMetadata(content.sdp_stream_metadata);
+    const pc = await this._newConnection();
+    const offer = content.offer;
+    if (!offer || offer.type !== "offer" || typeof offer.sdp !== "string") return;
+    await pc.setRemoteDescription(offer);
+    this._attachToOfferedTransceivers();
+    await this._drainCandidates();
+    await pc.setLocalDescription(await pc.createAnswer());
+    if (this.closed) return;
+    this.applyVideoEncoding();
+    await this._send("m.call.answer", {
+      answer: { type: pc.localDescription.type, sdp: pc.localDescription.sdp },
+      sdp_stream_metadata: this.call._metadata(),
+    });
+    this.described = true;
+    this._flushCandidates();
+  }
+
+  /** The answerer sends on the transceivers the offer made: audio on the first audio one, video
+   *  (in video channels only) on the first video one. */
+  _attachToOfferedTransceivers() {
+    const stream = this.call.micStream ?? new MediaStream();
+    let audioDone = false;
+    let videoDone = false;
+    for (const transceiver of this.pc.getTransceivers()) {
+      const kind = transceiver.receiver.track.kind;
+      if (kind === "audio" && !audioDone) {
+        audioDone = true;
+        const track = this.call.micStream?.getAudioTracks()[0] ?? null;
+        if (track) {
+          transceiver.sender.replaceTrack(track);
+          transceiver.sender.setStreams?.(stream);
+          transceiver.direction = "sendrecv";
+        } else transceiver.direction = "recvonly";
+      } else if (kind === "video" && !videoDone && this.call.kind === "video") {
+        videoDone = true;
+        const track = this.call.localVideoTrack;
+        if (track) {
+          transceiver.sender.replaceTrack(track);
+          transceiver.sender.setStreams?.(stream);
+        }
+        transceiver.direction = track ? "sendrecv" : "recvonly";
+      } else {
+        transceiver.direction = "inactive";
+      }
+    }
+  }
+
+  /** Camera or screen changed: swap the video track, renegotiating only if the direction must. */
+  async updateVideo() {
+    if (!this.pc || this.call.kind !== "video" || this.pc.signalingState === "closed") return;
+    const track = this.call.localVideoTrack;
+    let transceiver = this.pc.getTransceivers().find((t) => t.receiver.track.kind === "video" && t.direction !== "inactive");
+    if (!transceiver) {
+      if (!track) return;
+      // No video line yet (a foreign client offered audio only): add one; negotiationneeded fires.
+      this.pc.addTransceiver(track, { direction: "sendrecv", streams: [this.call.micStream ?? new MediaStream()] });
+      return;
+    }
+    await transceiver.sender.replaceTrack(track);
+    if (track) transceiver.sender.setStreams?.(this.call.micStream ?? new MediaStream());
+    this.applyVideoEncoding();
+    const wanted = track ? "sendrecv" : "recvonly";
+    // Changing the direction fires negotiationneeded: an m.call.negotiate round follows.
+    if (transceiver.direction !== wanted) transceiver.direction = wanted;
+  }
+
+  /** Give our video sender the call's current budget (a no-op until it has an encoding). */
+  applyVideoEncoding() {
+    // One at a time: setParameters refuses parameters read before another call changed them.
+    this._encoding = this._encoding.then(() => this._setVideoEncoding());
+    return this._encoding;
+  }
+
+  async _setVideoEncoding() {
+    const sender = this.pc?.getSenders().find((s) => s.track?.kind === "video");
+    if (!sender || this.pc.signalingState === "closed") return;
+    const wanted = this.call.videoEncoding;
+    try {
+      const params = sender.getParameters();
+      const current = params.encodings?.[0];
+      if (!current) return; // not negotiated yet: applied again once it is
+      if (Object.entries(wanted).every(([key, value]) => current[key] === value)) return;
+      params.encodings[0] = { ...current, ...wanted };
+      await sender.setParameters(params);
+    } catch (error) {
+      console.warn("setting the video budget failed", error);
+    }
+  }
+
+  async _renegotiate() {
+    const pc = this.pc;
+    // The first offer goes as m.call.invite; only later changes are negotiated.
+    if (!pc || this.closed || !this.callId || !pc.remoteDescription || pc.signalingState !== "stable") return;
+    try {
+      this.makingOffer = true;
+      await pc.setLocalDescription();
+      this.applyVideoEncoding();
+      await this._send("m.call.negotiate", {
+        description: { type: pc.localDescription.type, sdp: pc.localDescription.sdp },
+        lifetime: INVITE_LIFETIME_MS,
+        sdp_stream_metadata: this.call._metadata(),
+      });
+    } catch (error) {
+      console.warn("renegotiation failed", error);
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  async handle(type, content) {
+    const pc = this.pc;
+    try {
+      if (type === "m.call.answer") {
+        if (!pc || pc.signalingState !== "have-local-offer") return;
+        clearTimeout(this._answerTimer);
+        this._readMetadata(content.sdp_stream_metadata);
+        await pc.setRemoteDescription(content.answer);
+        await this._drainCandidates();
+        // MSC2746: the caller confirms which answer it took.
+        this._send("m.call.select_answer", { selected_party_id: content.party_id });
+      } else if (type === "m.call.candidates") {
+        for (const candidate of content.candidates ?? []) {
+          if (!candidate || typeof candidate !== "object") continue;
+          if (!pc?.remoteDescription) this.pendingCandidates.push(candidate);
+          else await this._addCandidate(candidate);
+        }
+      } else if (type === "m.call.negotiate") {
+        const description = content.description;
+        if (!pc || !description || typeof description.sdp !== "string") return;
+        this._readMetadata(content.sdp_stream_metadata);
+        const collision = description.type === "offer" && (this.makingOffer || pc.signalingState !== "stable");
+        if (collision && !this.polite) return;
+        await pc.setRemoteDescription(description);
+        if (description.type === "offer") {
+          if (this.call.kind === "voice") {
+            for (const t of pc.getTransceivers()) if (t.receiver.track.kind === "video") t.direction = "inactive";
+          }
+          await pc.setLocalDescription();
+          this.applyVideoEncoding();
+          await this._send("m.call.negotiate", {
+            description: { type: pc.localDescription.type, sdp: pc.localDescription.sdp },
+            sdp_stream_metadata: this.call._metadata(),
+          });
+        }
+      } else if (type === "m.call.sdp_stream_metadata_changed") {
+        this._readMetadata(content.sdp_stream_metadata);
+        this.call._changed();
+      } else if (type === "m.call.hangup" || type === "m.call.reject") {
+        this.close();
+        this.call.peers.delete(`${this.userId}|${this.deviceId}`);
+        this.call._applyVideoEncodings();
+        this.call._changed();
+      }
+    } catch (error) {
+      console.warn(`handling ${type} from ${this.userId} failed`, error);
+    }
+  }
+
+  _readMetadata(metadata) {
+    if (!metadata || typeof metadata !== "object") return;
+    const entries = Object.values(metadata).filter((m) => m && typeof m === "object");
+    const main = entries.find((m) => m.purpose === "m.usermedia" || m.purpose === "m.screenshare") ?? entries[0];
+    if (!main) return;
+    this.remoteMuted = { audio: Boolean(main.audio_muted), video: Boolean(main.video_muted) };
+    this.remotePurpose = main.purpose;
+  }
+
+  sendMetadata() {
+    if (!this.callId || this.closed) return;
+    this._send("m.call.sdp_stream_metadata_changed", { sdp_stream_metadata: this.call._metadata() });
+  }
+
+  async _addCandidate(candidate) {
+    try {
+      if (candidate.candidate === "") await this.pc.addIceCandidate();
+      else await this.pc.addIceCandidate(candidate);
+    } catch (error) {
+      console.warn("a remote ICE candidate was refused", error);
+    }
+  }
+
+  async _drainCandidates() {
+    const queued = this.pendingCandidates;
+    this.pendingCandidates = [];
+    for (const candidate of queued) await this._addCandidate(candidate);
+  }
+
+  _queueCandidate(candidate) {
+    // null marks the end of gathering: sent as the spec's empty candidate.
+    this.outCandidates.push(
+      candidate
+        ? { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex }
+        : { candidate: "" },
+    );
+    if (!this._candidateTimer) this._candidateTimer = setTimeout(() => this._flushCandidates(), 100);
+  }
+
+  _flushCandidates() {
+    clearTimeout(this._candidateTimer);
+    this._candidateTimer = null;
+    // Candidates wait until the invite or answer carrying our description has gone first.
+    if (!this.callId || !this.described || this.outCandidates.length === 0) return;
+    const candidates = this.outCandidates;
+    this.outCandidates = [];
+    this._send("m.call.candidates", { candidates });
+  }
+
+  hangup(reason) {
+    if (this.callId && !this.closed) this._send("m.call.hangup", { reason });
+    this.close();
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this._answerTimer);
+    clearTimeout(this._candidateTimer);
+    try {
+      this.pc?.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  async stats() {
+    const entry = {
+      userId: this.userId,
+      deviceId: this.deviceId,
+      state: this.state,
+      audioBytesReceived: 0,
+      videoFramesDecoded: 0,
+      videoTracksSent: 0,
+      videoBytesSent: 0,
+      // What our encoder sends this peer now, and the budget it was given.
+      videoSentWidth: 0,
+      videoSentHeight: 0,
+      videoMaxBitrate: null,
+    };
+    if (!this.pc) return entry;
+    const report = await this.pc.getStats();
+    report.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") entry.audioBytesReceived += s.bytesReceived ?? 0;
+      if (s.type === "inbound-rtp" && s.kind === "video") entry.videoFramesDecoded += s.framesDecoded ?? 0;
+      if (s.type === "outbound-rtp" && s.kind === "video") {
+        entry.videoBytesSent += s.bytesSent ?? 0;
+        entry.videoSentWidth = s.frameWidth ?? entry.videoSentWidth;
+        entry.videoSentHeight = s.frameHeight ?? entry.videoSentHeight;
+      }
+    });
+    const videoSenders = this.pc.getSenders().filter((s) => s.track?.kind === "video");
+    entry.videoTracksSent = videoSenders.length;
+    entry.videoMaxBitrate = videoSenders[0]?.getParameters().encodings?.[0]?.maxBitrate ?? null;
+    return entry;
+  }
+}
+
+/**
+ * A speaking detector: an analyser per stream, polled; calls `onChange(id, speaking)` on edges.
+ * One AudioContext for the page. Each poll reads every sample since the previous one (the
+ * analyser keeps the last ~340 ms), so a short sound between two polls is not missed, and a
+ * late timer on a busy machine only delays the indicator.
+ */
+export class SpeakingMonitor {
+  constructor(onChange) {
+    this.onChange = onChange;
+    this.entries = new Map(); // id → {source, analyser, data, speaking, loudAt, stream}
+    this.context = null;
+    this.timer = null;
+    this.polledAt = 0;
+  }
+
+  watch(id, stream) {
+    const current = this.entries.get(id);
+    if (current?.stream === stream && current.trackCount === stream.getAudioTracks().length) return;
+    this.unwatch(id);
+    if (!stream || stream.getAudioTracks().length === 0) return;
+    try {
+      this.context ??= new AudioContext();
+      if (this.context.state === "suspended") this.context.resume().catch(() => {});
+      const source = this.context.createMediaStreamSource(stream);
+      const analyser = this.context.createAnalyser();
+      analyser.fftSize = 16384;
+      source.connect(analyser);
+      this.entries.set(id, {
+        source,
+        analyser,
+        data: new Float32Array(analyser.fftSize),
+        speaking: false,
+        loudAt: -Infinity,
+        stream,
+        trackCount: stream.getAudioTracks().length,
+      });
+    } catch (error) {
+      console.warn("no speaking indicator", error);
+      return;
+    }
+    if (this.timer === null) {
+      this.polledAt = performance.now();
+      this.timer = setInterval(() => this._poll(), SPEAKING_POLL_MS);
+    }
+  }
+
+  unwatch(id) {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    entry.source.disconnect();
+    this.entries.delete(id);
+    if (entry.speaking) this.onChange(id, false);
+  }
+
+  _poll() {
+    const now = performance.now();
+    const elapsed = (now - this.polledAt) / 1000;
+    this.polledAt = now;
+    const count = Math.ceil(elapsed * this.context.sampleRate);
+    const block = Math.round(SPEAKING_BLOCK_S * this.context.sampleRate);
+    for (const [id, entry] of this.entries) {
+      entry.analyser.getFloatTimeDomainData(entry.data);
+      if (loudestBlock(entry.data, count, block) > SPEAKING_LEVEL) entry.loudAt = now;
+      const speaking = now - entry.loudAt < SPEAKING_HOLD_MS;
+      if (speaking !== entry.speaking) {
+        entry.speaking = speaking;
+        this.onChange(id, speaking);
+      }
+    }
+  }
+
+  stop() {
+    for (const id of [...this.entries.keys()]) this.unwatch(id);
+    clearInterval(this.timer);
+    this.timer = null;
+    this.context?.close().catch(() => {});
+    this.context = null;
+  }
+}
+
+/**
+ * The RMS level of the loudest block of `blockSize` samples among the newest `count` samples of
+ * `data` (oldest first, as an analyser gives them).
+ */
+export function loudestBlock(data, count, blockSize) {
+  const start = Math.max(0, data.length - count);
+  let loudest = 0;
+  for (let from = start; from < data.length; from += blockSize) {
+    const to = Math.min(data.length, from + blockSize);
+    let sum = 0;
+    for (let i = from; i < to; i++) sum += data[i] * data[i];
+    loudest = Math.max(loudest, Math.sqrt(sum / (to - from)));
+  }
+  return loudest;
+}
