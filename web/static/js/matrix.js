@@ -125,6 +125,26 @@ export class MatrixClient {
     }
   }
 
+  /**
+   * Send a request that outlives the page (fetch `keepalive`), for a goodbye on pagehide: no
+   * answer is awaited and failures are ignored — whatever it ends also ends another way
+   * (a call membership's expiry, a call's failed connection).
+   */
+  sendOnUnload(method, path, body) {
+    try {
+      this._fetch(new URL(this.baseUrl + path), {
+        method,
+        keepalive: true,
+        headers: { Authorization: `Bearer ${this.accessToken}`, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+      }).catch(() => {});
+    } catch {
+      // Nothing more can be done while the page goes away.
+    }
+  }
+
   // --- Client-Server API calls ------------------------------------------------------------
 
   versions() {
@@ -330,6 +350,51 @@ export class MatrixClient {
       return typeof data.displayname === "string" ? data.displayname : null;
     } catch (error) {
       if (error instanceof MatrixError && error.errcode === "M_NOT_FOUND") return null;
+      throw error;
+    }
+  }
+
+  // --- Direct conversations (views/dms.js) ---------------------------------------------------
+
+  /** Create a room; answers {room_id}. */
+  createRoom(body) {
+    return this.request("POST", `${CLIENT_PREFIX}/createRoom`, { body });
+  }
+
+  leaveRoom(roomId) {
+    return this.request("POST", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/leave`, { body: {} });
+  }
+
+  /** One state event's content, or null when the room has none of that type and key. */
+  async getStateEvent(roomId, type, stateKey = "") {
+    try {
+      return await this.request("GET", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`);
+    } catch (error) {
+      if (error instanceof MatrixError && error.errcode === "M_NOT_FOUND") return null;
+      throw error;
+    }
+  }
+
+  /** The user's global account data of a type, or null when they have none. */
+  async getAccountData(userId, type) {
+    try {
+      return await this.request("GET", `${CLIENT_PREFIX}/user/${enc(userId)}/account_data/${enc(type)}`);
+    } catch (error) {
+      if (error instanceof MatrixError && error.errcode === "M_NOT_FOUND") return null;
+      throw error;
+    }
+  }
+
+  setAccountData(userId, type, content) {
+    return this.request("PUT", `${CLIENT_PREFIX}/user/${enc(userId)}/account_data/${enc(type)}`, { body: content });
+  }
+
+  /** {displayname?, avatar_url?} of a user; empty when the profile is not found. */
+  async getProfile(userId) {
+    try {
+      return await this.request("GET", `${CLIENT_PREFIX}/profile/${enc(userId)}`);
+    } catch (error) {
+      if (error instanceof MatrixError && ["M_NOT_FOUND", "M_FORBIDDEN"].includes(error.errcode)) return {};
       throw error;
     }
   }

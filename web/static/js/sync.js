@@ -190,8 +190,10 @@ export class Room {
 
 /**
  * The engine. Listen for `update` (detail: {rooms: Set of changed room ids, state: Map room id →
- * Set of state types changed, membership: boolean}), `status` (detail: "connecting" | "online" |
- * "reconnecting"), and `signedout` (the token was refused).
+ * Set of state types changed, membership: boolean, accountData?: Set of account data types changed}), `status` (detail: "connecting" | "online" |
+ * "reconnecting"), `signedout` (the token was refused), `to_device` (detail: one to-device
+ * event, {type, sender, content}, each dispatched once) and `timeline` (detail: Map room id →
+ * the live events new in one sync batch, oldest first, after the whole batch is applied).
  */
 export class SyncEngine extends EventTarget {
   /** @param {import("./matrix.js").MatrixClient} client */
@@ -270,13 +272,16 @@ export class SyncEngine extends EventTarget {
     const changed = new Set();
     const stateChanged = new Map();
     let membership = false;
+    const freshByRoom = new Map(); // room id → events new to us in this batch, oldest first
     const noteState = (roomId, type) => {
       if (!stateChanged.has(roomId)) stateChanged.set(roomId, new Set());
       stateChanged.get(roomId).add(type);
     };
 
+    const accountData = new Set();
     for (const event of data.account_data?.events ?? []) {
       this.accountData.set(event.type, event.content);
+      accountData.add(event.type);
     }
 
     const joined = data.rooms?.join ?? {};
@@ -297,15 +302,29 @@ export class SyncEngine extends EventTarget {
       if (room.timeline.length === 0) {
         if (room.prevBatch === null) room.prevBatch = timeline.prev_batch ?? null;
       } else if (timeline.limited && timeline.prev_batch) {
-        events = [...(await this._fillGap(room, timeline.prev_batch, events)), ...events];
+        const gap = await this._fillGap(room, timeline.prev_batch, events);
+        // The gap is older than the `state` block (the state where the timeline starts): apply
+        // its state first and the block again, so an older value never overwrites a newer one.
+        for (const event of gap) {
+          if (typeof event.state_key === "string") {
+            room.applyState(event);
+            noteState(roomId, event.type);
+          }
+        }
+        for (const event of section.state?.events ?? []) room.applyState(event);
+        events = [...gap, ...events];
       }
-      for (const event of events) {
+      for (const event of timeline.events ?? []) {
         if (typeof event.state_key === "string") {
           room.applyState(event);
           noteState(roomId, event.type);
         }
       }
-      if (room.addEvents(events).length > 0) changed.add(roomId);
+      const fresh = room.addEvents(events);
+      if (fresh.length > 0) {
+        changed.add(roomId);
+        freshByRoom.set(roomId, fresh);
+      }
       for (const event of section.ephemeral?.events ?? []) {
         if (event.type === "m.typing") {
           room.typing = (event.content?.user_ids ?? []).filter((u) => u !== this.userId);
@@ -344,10 +363,18 @@ export class SyncEngine extends EventTarget {
       }
     }
 
-    if (changed.size || membership || stateChanged.size) {
+    if (changed.size || membership || stateChanged.size || accountData.size) {
       this.dispatchEvent(
-        new CustomEvent("update", { detail: { rooms: changed, state: stateChanged, membership } }),
+        new CustomEvent("update", { detail: { rooms: changed, state: stateChanged, membership, accountData } }),
       );
+    }
+    // The batch's new timeline events, once all of it is applied (1:1 calls ring only then).
+    if (freshByRoom.size) this.dispatchEvent(new CustomEvent("timeline", { detail: freshByRoom }));
+    // After the rooms, so a listener sees the state the same batch brought (calls need both).
+    for (const event of data.to_device?.events ?? []) {
+      if (event && typeof event.type === "string") {
+        this.dispatchEvent(new CustomEvent("to_device", { detail: event }));
+      }
     }
   }
 

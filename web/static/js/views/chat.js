@@ -1,6 +1,7 @@
 // A channel's chat: the timeline (grouped by author, edits, replies, reactions, attachments,
 // history on scroll) and the composer (markdown-lite, replies, uploads, emoji, typing).
 
+import { CALL_NOTICE_TYPES, callNotice } from "../calls/notices.js";
 import { h } from "../dom.js";
 import { describeError } from "../error-messages.js";
 import { ConnectionError, newTxnId } from "../matrix.js";
@@ -71,17 +72,23 @@ function formatSize(bytes) {
  * @param {object} options.channel  the provisioning API's Channel
  * @param {() => object|null} options.server  the current Server (for permissions and roles)
  * @param {(userId: string) => string|null} options.roleColor
+ * @param {(permission: string) => boolean} [options.can]  permissions where no server decides (a DM)
+ * @param {(userId: string, anchor: Element) => void} [options.onUserClick]  an author's name or avatar clicked
+ * @param {string|null} [options.readOnly]  why nothing can be sent here, when nothing can
  */
-export function createChatView({ client, sync, userId, roomId, channel, server, roleColor }) {
+export function createChatView({ client, sync, userId, roomId, channel, server, roleColor, can: canOverride, onUserClick, readOnly = null }) {
   const nodes = new Map(); // key → {signature, node}
   let editing = null; // event id being edited
   let replyTo = null; // event replied to
   let lastTyping = 0;
   let lastMarked = null;
+  const askedMembers = new Set(); // users whose member event was fetched for the typing line
   let destroyed = false;
 
   const room = () => sync.room(roomId);
-  const can = (permission) => Boolean(server()?.me?.permissions?.includes(permission));
+  const can = canOverride ?? ((permission) => Boolean(server()?.me?.permissions?.includes(permission)));
+  const isDm = channel.kind === "dm";
+  const label = `${isDm ? "@" : "#"}${channel.name}`;
 
   const start = h("div", { class: "timeline-start", "data-testid": "timeline-start" });
   const loader = h("div", { class: "timeline-loader", "data-testid": "history-loading", text: "Loading older messages…" });
@@ -100,8 +107,8 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     class: "composer-input",
     "data-testid": "composer",
     rows: "1",
-    placeholder: `Message #${channel.name}`,
-    "aria-label": `Message #${channel.name}`,
+    placeholder: `Message ${label}`,
+    "aria-label": `Message ${label}`,
     maxlength: "4000",
   });
   const fileInput = h("input", { type: "file", class: "file-input", "data-testid": "file-input", multiple: true, tabindex: "-1" });
@@ -134,9 +141,9 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
   );
   const el = h("section", { class: "chat", "data-testid": "chat", "data-room-id": roomId }, scroller, composer, typingLine);
 
-  if (!can("send_messages") && server()) {
+  if (readOnly || (!can("send_messages") && server())) {
     input.disabled = true;
-    input.placeholder = "You do not have permission to send messages in this channel.";
+    input.placeholder = readOnly || "You do not have permission to send messages in this channel.";
     attach.disabled = true;
   }
 
@@ -561,6 +568,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     const gutter = grouped
       ? h("span", { class: "gutter-time", text: timeFormat.format(new Date(event.origin_server_ts)) })
       : avatar(client, { mxc: r.avatarOf(event.sender), name, id: event.sender, className: "avatar message-avatar" });
+    if (onUserClick && !grouped) userClickable(gutter, event.sender, `${name}: profile`);
     const main = h("div", { class: "message-main" });
     const reply = renderReplyPreview(event);
     if (reply) {
@@ -569,6 +577,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     }
     if (!grouped || reply) {
       const author = h("span", { class: "author", "data-testid": "message-author", text: name });
+      if (onUserClick) userClickable(author, event.sender);
       const color = roleColor(event.sender);
       if (color) author.style.color = color;
       main.append(
@@ -612,6 +621,24 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     return node;
   }
 
+  /** A name or avatar that opens the person's profile card (and from there a DM). */
+  function userClickable(node, sender, ariaLabel = null) {
+    node.classList.add("user-link");
+    node.setAttribute("role", "button");
+    node.setAttribute("tabindex", "0");
+    if (ariaLabel) {
+      node.removeAttribute("aria-hidden");
+      node.setAttribute("aria-label", ariaLabel);
+    }
+    node.addEventListener("click", () => onUserClick(sender, node));
+    node.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        onUserClick(sender, node);
+      }
+    });
+  }
+
   function signature(item, grouped) {
     const { event, echo } = item;
     const r = room();
@@ -642,6 +669,12 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     if (!r) return [];
     const items = [];
     for (const event of r.timeline) {
+      if (CALL_NOTICE_TYPES.has(event.type)) {
+        // A 1:1 call's end (or a missed call) is a small system line.
+        const notice = callNotice(r, event, userId);
+        if (notice) items.push({ key: event.event_id, event, notice });
+        continue;
+      }
       if (!MESSAGE_TYPES.has(event.type)) continue;
       if (r.redacted.has(event.event_id) || event.unsigned?.redacted_because) continue;
       const rel = event.content?.["m.relates_to"];
@@ -657,6 +690,16 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       });
     }
     return items;
+  }
+
+  function renderNotice(item) {
+    return h(
+      "li",
+      { class: "message system-notice", "data-testid": "call-notice", "data-event-id": item.event.event_id },
+      h("span", { class: "system-notice-icon", "aria-hidden": "true", text: "📞" }),
+      h("span", { class: "system-notice-text", text: item.notice }),
+      h("time", { class: "timestamp", datetime: new Date(item.event.origin_server_ts).toISOString(), text: formatTime(item.event.origin_server_ts) }),
+    );
   }
 
   function render() {
@@ -675,13 +718,14 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     for (const item of items) {
       const grouped =
         prev !== null &&
+        !prev.notice &&
         prev.event.sender === item.event.sender &&
         item.event.origin_server_ts - prev.event.origin_server_ts < GROUP_GAP_MS &&
         !item.event.content?.["m.relates_to"]?.["m.in_reply_to"];
-      const sig = signature(item, grouped);
+      const sig = item.notice ? `notice|${item.notice}` : signature(item, grouped);
       let entry = nodes.get(item.key);
       if (!entry || entry.signature !== sig) {
-        entry = { signature: sig, node: renderMessage(item, grouped) };
+        entry = { signature: sig, node: item.notice ? renderNotice(item) : renderMessage(item, grouped) };
         entry.node.dataset.key = item.key;
         nodes.set(item.key, entry);
       }
@@ -706,9 +750,15 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     }
 
     start.replaceChildren();
-    if (r?.atStart) {
+    if (r?.atStart && isDm) {
       start.append(
-        h("div", { class: "channel-hero", "aria-hidden": "true", text: channel.kind === "text" ? "#" : "🔊" }),
+        h("div", { class: "channel-hero", "aria-hidden": "true", text: "@" }),
+        h("h2", { text: channel.name }),
+        h("p", { class: "muted", text: `This is the beginning of your direct message history with ${label}.` }),
+      );
+    } else if (r?.atStart) {
+      start.append(
+        h("div", { class: "channel-hero", "aria-hidden": "true", text: { voice: "🔊", video: "📹" }[channel.kind] ?? "#" }),
         h("h2", { text: `Welcome to #${channel.name}!` }),
         h("p", { class: "muted", text: `This is the start of the #${channel.name} channel.` }),
       );
@@ -731,11 +781,28 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
 
   function renderTyping() {
     const r = room();
+    (r?.typing ?? []).forEach(loadMember);
     const names = (r?.typing ?? []).map((u) => r.displayName(u));
     typingLine.replaceChildren();
     if (names.length === 0) return;
     const who = names.length > 3 ? "Several people are" : `${names.join(", ")} ${names.length === 1 ? "is" : "are"}`;
     typingLine.append(h("span", { class: "typing-dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")), h("strong", { text: who.replace(/ (is|are)$/, "") }), ` ${who.endsWith("are") ? "are" : "is"} typing…`);
+  }
+
+  /** Fetch the member event of someone typing who has sent nothing lately: lazy loading has
+   * not brought it, and without it they would show by their user id, not their name. */
+  function loadMember(uid) {
+    const r = room();
+    if (!r || r.member(uid) || askedMembers.has(uid)) return;
+    askedMembers.add(uid);
+    client
+      .getStateEvent(roomId, "m.room.member", uid)
+      .then((content) => {
+        if (!content || r.member(uid)) return;
+        r.pastMembers.set(uid, { type: "m.room.member", state_key: uid, sender: uid, content });
+        if (!destroyed) renderTyping();
+      })
+      .catch((error) => console.warn("member failed to load", error));
   }
 
   /** Move the read markers to the newest event when it is on screen and the window has focus. */

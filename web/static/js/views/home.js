@@ -10,12 +10,18 @@ import { GuildsApi, inviteCodeFrom } from "../guilds-api.js";
 import { MatrixError } from "../matrix.js";
 import { SyncEngine, isAuthError } from "../sync.js";
 import { currentTheme, toggleTheme } from "../theme.js";
+import { createCallUi } from "./call-panel.js";
 import { avatar, createChatView, initials } from "./chat.js";
+import { mountDirectCalls } from "./direct-call.js";
+import { createDmView } from "./dms.js";
+import { installSwitcher, shellItems } from "./switcher.js";
 import { showMenu } from "./popups.js";
 
 const KIND_ICONS = { text: "#", voice: "🔊", video: "📹" };
 const KIND_ORDER = { text: 0, voice: 1, video: 2 };
 const REFRESH_DEBOUNCE_MS = 250;
+// Below this width app.css has no column for the member list: it opens as a drawer instead.
+const DRAWER_MEMBERS_QUERY = "(max-width: 1100px)";
 // State in a server's rooms that the provisioning API's Server or member list reflects.
 const SERVER_STATE = /^(chat\.guilds\.|m\.room\.(name|topic|avatar|power_levels|join_rules)$|m\.space\.)/;
 const MENU_ENTRIES = [
@@ -50,6 +56,8 @@ function loadManage() {
 export function renderHome({ config, client, session, onSignedOut }) {
   const api = new GuildsApi({ accessToken: session.accessToken });
   const sync = new SyncEngine(client, session.userId);
+  // Voice and video channels: the call panel, who is in each call, joining by a click.
+  const calls = createCallUi({ client, sync, session, onChange: () => activeServer && renderSidebar() });
   const userId = session.userId;
 
   /** @type {Map<string, object>} server id → Server */
@@ -64,6 +72,23 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const lastChannel = new Map();
   const refreshTimers = new Map();
   const joining = new Set();
+  // Direct conversations (views/dms.js): shown in the Home view, with their avatars in the rail.
+  const dms = createDmView({
+    client,
+    sync,
+    userId,
+    onShow: () => {
+      activeServer = null;
+      activeChannel = null;
+      setDrawer(null);
+      renderAll();
+    },
+    onChange: () => {
+      renderRail();
+      if (!activeServer) renderSidebar();
+    },
+    toggleNav: () => setDrawer(view.classList.contains("nav-open") ? null : "nav-open"),
+  });
 
   // --- the frame -------------------------------------------------------------------------------
   const railServers = h("div", { class: "rail-servers", "data-testid": "rail-servers" });
@@ -85,6 +110,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     "nav",
     { class: "server-rail", "aria-label": "Servers", "data-testid": "server-rail" },
     homeButton,
+    dms.railEl,
     h("div", { class: "rail-separator", "aria-hidden": "true" }),
     railServers,
     addButton,
@@ -116,7 +142,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
     "data-testid": "sign-out",
     title: "Sign out",
     "aria-label": "Sign out",
-    text: "⏻",
+    // An emoji, which every desktop has a font for; U+23FB POWER SYMBOL is missing from most.
+    text: "🚪",
     onclick: onSignOut,
   });
   const userPanel = h(
@@ -141,7 +168,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
     "data-testid": "nav-toggle",
     "aria-label": "Open the server and channel menu",
     text: "☰",
-    onclick: () => view.classList.toggle("nav-open"),
+    "aria-expanded": "false",
+    onclick: () => setDrawer(view.classList.contains("nav-open") ? null : "nav-open"),
   });
   const membersToggle = h("button", {
     type: "button",
@@ -150,7 +178,14 @@ export function renderHome({ config, client, session, onSignedOut }) {
     title: "Member list",
     "aria-label": "Member list",
     text: "👥",
-    onclick: () => view.classList.toggle("members-hidden"),
+    onclick: () => {
+      // Beside the chat on a wide window; a drawer over it where the list has no room.
+      if (window.matchMedia(DRAWER_MEMBERS_QUERY).matches) {
+        setDrawer(view.classList.contains("members-open") ? null : "members-open");
+      } else {
+        view.classList.toggle("members-hidden");
+      }
+    },
   });
   const contentTitle = h("span", { class: "content-title", "data-testid": "channel-title", text: "Home" });
   const contentIcon = h("span", { class: "content-icon", "aria-hidden": "true" });
@@ -166,11 +201,24 @@ export function renderHome({ config, client, session, onSignedOut }) {
     h("header", { class: "content-header" }, navToggle, contentIcon, contentTitle, contentTopic, membersToggle),
     connection,
     banner,
+    calls.panel,
     body,
   );
   const memberList = h("aside", { class: "members", "data-testid": "member-list", "aria-label": "Members" });
-  const scrim = h("div", { class: "scrim", onclick: () => view.classList.remove("nav-open") });
+  const scrim = h("div", { class: "scrim", "data-testid": "scrim", onclick: () => setDrawer(null) });
   const view = h("div", { class: "shell", "data-testid": "home-view" }, rail, sidebar, content, memberList, scrim);
+
+  // --- drawers on small screens (app.css folds the rail, sidebar and members away) -----------
+  /** Open one drawer ("nav-open" or "members-open") and close the other, or close both. */
+  function setDrawer(name) {
+    for (const [cls, toggle] of [["nav-open", navToggle], ["members-open", membersToggle]]) {
+      view.classList.toggle(cls, cls === name);
+      toggle.setAttribute("aria-expanded", String(cls === name));
+    }
+  }
+  view.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && view.matches(".nav-open, .members-open")) setDrawer(null);
+  });
 
   // --- helpers -------------------------------------------------------------------------------
   function manageContext() {
@@ -180,8 +228,9 @@ export function renderHome({ config, client, session, onSignedOut }) {
       matrix: client,
       refresh: (sid) => (sid ? refreshServer(sid) : refreshServers()),
       selectServer: async (sid) => {
+        // A server just joined may not be listed by the bridge yet: it opens once it is.
+        requestedServer = sid;
         await refreshServers();
-        selectServer(sid);
       },
       onServerGone: (sid) => {
         removeServer(sid);
@@ -242,6 +291,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   // --- rail ----------------------------------------------------------------------------------
   function renderRail() {
     homeButton.classList.toggle("selected", activeServer === null);
+    dms.renderRail();
     railServers.replaceChildren(
       ...order
         .map((sid) => servers.get(sid))
@@ -272,17 +322,29 @@ export function renderHome({ config, client, session, onSignedOut }) {
   }
 
   // --- sidebar -------------------------------------------------------------------------------
+  // The sidebar is drawn again on every sync update; the new drawing replaces the old one only
+  // when it differs, so a button under the pointer is not swapped out between press and release
+  // (a lost click) and keyboard focus stays put. Its handlers read the current server when run.
   function renderSidebar() {
+    const fresh = h("div");
+    drawSidebar(fresh);
+    const now = [...channelList.childNodes];
+    const next = [...fresh.childNodes];
+    if (now.length === next.length && now.every((node, i) => node.isEqualNode(next[i]))) return;
+    channelList.replaceChildren(...next);
+  }
+
+  function drawSidebar(list) {
     const server = servers.get(activeServer);
-    channelList.replaceChildren();
     if (!server) {
       sidebarTitle.textContent = config.brandName;
       serverMenuButton.disabled = true;
-      channelList.append(h("p", { class: "sidebar-empty muted", text: "Pick a server on the left, or create one." }));
+      list.append(dms.renderList());
       return;
     }
     serverMenuButton.disabled = false;
     sidebarTitle.textContent = server.name;
+    calls.watchServer(server);
     const categories = [{ category_id: null, name: "", order: -Infinity }, ...[...(server.categories ?? [])].sort(byOrder)];
     for (const category of categories) {
       const channels = (server.channels ?? [])
@@ -291,12 +353,19 @@ export function renderHome({ config, client, session, onSignedOut }) {
       if (category.category_id && channels.length === 0 && !has(server, "manage_channels")) continue;
       const section = h("section", { class: "category", "data-testid": "category", "data-category-id": category.category_id ?? "" });
       if (category.category_id) {
-        section.append(h("h3", { class: "category-name", "data-testid": "category-name", text: category.name }));
+        section.append(
+          h(
+            "div",
+            { class: "category-header" },
+            h("h3", { class: "category-name", "data-testid": "category-name", text: category.name }),
+            has(server, "manage_channels") ? editButton("category-edit", `Edit ${category.name}`, server, "openCategoryEditor", category) : null,
+          ),
+        );
       }
       const ul = h("ul", { class: "channels" });
       for (const channel of channels) ul.append(renderChannelItem(server, channel));
       section.append(ul);
-      channelList.append(section);
+      list.append(section);
     }
   }
 
@@ -313,7 +382,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     const isDefault = channel.channel_id === server.default_channel_id || channel.default;
     const li = h(
       "li",
-      {},
+      { class: "channel-row" },
       h(
         "button",
         {
@@ -324,7 +393,11 @@ export function renderHome({ config, client, session, onSignedOut }) {
           "data-kind": channel.kind,
           "aria-current": selected ? "page" : false,
           title: channel.topic || channel.name,
-          onclick: () => selectChannel(channel.channel_id),
+          onclick: () => {
+            selectChannel(channel.channel_id);
+            const now = servers.get(server.server_id) ?? server;
+            calls.join(now, currentItem(now, channel));
+          },
         },
         h("span", { class: "channel-icon", "aria-hidden": "true", text: KIND_ICONS[channel.kind] ?? "#" }),
         h("span", { class: "channel-name", "data-testid": "channel-name", text: channel.name }),
@@ -334,7 +407,34 @@ export function renderHome({ config, client, session, onSignedOut }) {
           : null,
       ),
     );
+    if (has(server, "manage_channels")) li.append(editButton("channel-edit", `Edit #${channel.name}`, server, "openChannelEditor", channel));
+    const inCall = calls.participants(channel);
+    if (inCall) li.append(inCall);
     return li;
+  }
+
+  /** The server's current version of a channel or category drawn earlier (the same id). */
+  function currentItem(server, item) {
+    if (item.channel_id) return (server.channels ?? []).find((c) => c.channel_id === item.channel_id) ?? item;
+    if (item.category_id) return (server.categories ?? []).find((c) => c.category_id === item.category_id) ?? item;
+    return item;
+  }
+
+  /** A small gear beside a channel or category, for those who may manage channels. */
+  function editButton(testid, label, server, fn, item) {
+    return h("button", {
+      type: "button",
+      class: `icon-button edit-gear ${testid}`,
+      "data-testid": testid,
+      title: label,
+      "aria-label": label,
+      text: "⚙",
+      onclick: async () => {
+        const manage = await loadManage();
+        const now = servers.get(server.server_id) ?? server;
+        if (typeof manage?.[fn] === "function") manage[fn](manageContext(), now, currentItem(now, item));
+      },
+    });
   }
 
   async function openServerMenu() {
@@ -373,13 +473,27 @@ export function renderHome({ config, client, session, onSignedOut }) {
       memberList.append(h("h3", { class: "member-group", text: `${label} — ${group.members.length}` }));
       const sorted = group.members.sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
       for (const member of sorted) {
-        const name = h("span", { class: "member-name", text: nameOf(member) });
+        const name = h("span", { class: "member-name", "data-testid": "member-name", text: nameOf(member) });
         const color = roleColor(activeServer, member.user_id);
         if (color) name.style.color = color;
         memberList.append(
           h(
             "div",
-            { class: "member", "data-testid": "member", "data-user-id": member.user_id, title: member.user_id },
+            {
+              class: "member",
+              "data-testid": "member",
+              "data-user-id": member.user_id,
+              title: member.user_id,
+              role: "button",
+              tabindex: "0",
+              onclick: (e) => showMemberProfile(e.currentTarget, member),
+              onkeydown: (e) => {
+                if (e.key === "Enter" || e.key === " ") {
+                  e.preventDefault();
+                  showMemberProfile(e.currentTarget, member);
+                }
+              },
+            },
             avatar(client, { mxc: member.avatar, name: nameOf(member), id: member.user_id, size: 32 }),
             name,
             member.owner ? h("span", { class: "owner-mark", title: "Server owner", text: "👑" }) : null,
@@ -387,6 +501,10 @@ export function renderHome({ config, client, session, onSignedOut }) {
         );
       }
     }
+  }
+
+  function showMemberProfile(anchor, member) {
+    dms.showProfile(anchor, { userId: member.user_id, name: nameOf(member), avatar: member.avatar });
   }
 
   function nameOf(member) {
@@ -409,6 +527,18 @@ export function renderHome({ config, client, session, onSignedOut }) {
   function renderContent() {
     const server = servers.get(activeServer);
     const channel = server?.channels?.find((c) => c.channel_id === activeChannel) ?? null;
+    view.classList.remove("dm-mode");
+    const dmPane = server ? null : dms.content(chat);
+    if (dmPane) {
+      view.classList.add("no-server", "dm-mode");
+      if (dmPane !== chat) {
+        replaceChat(dmPane);
+        body.replaceChildren(dmPane.el);
+      }
+      dmPane.render();
+      if (window.matchMedia("(min-width: 761px)").matches) dmPane.focus();
+      return;
+    }
     if (!server) {
       contentIcon.textContent = "";
       contentTitle.textContent = "Home";
@@ -437,7 +567,11 @@ export function renderHome({ config, client, session, onSignedOut }) {
     if (!sync.room(channel.channel_id)) {
       replaceChat(null);
       body.replaceChildren(h("div", { class: "empty-state muted", "data-testid": "joining", text: `Joining #${channel.name}…` }));
-      joinChannel(channel);
+      // Before the first sync the channel may be joined already (the servers often answer
+      // first): join only if it is still missing then, not with a wasted /join on every boot.
+      sync.firstSync.then(() => {
+        if (activeChannel === channel.channel_id && !sync.room(channel.channel_id)) joinChannel(channel);
+      });
       return;
     }
     const chatView = createChatView({
@@ -448,6 +582,11 @@ export function renderHome({ config, client, session, onSignedOut }) {
       channel,
       server: () => servers.get(activeServer) ?? null,
       roleColor: (uid) => roleColor(activeServer, uid),
+      onUserClick: (uid, anchor) => {
+        const member = (members.get(activeServer) ?? []).find((m) => m.user_id === uid);
+        const room = sync.room(channel.channel_id);
+        dms.showProfile(anchor, { userId: uid, name: member ? nameOf(member) : room?.displayName(uid), avatar: member?.avatar ?? room?.avatarOf(uid) });
+      },
     });
     chatView.roomId = channel.channel_id;
     replaceChat(chatView);
@@ -505,8 +644,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
           try {
             const { server_id: sid } = await api.redeemInvite(parsed);
             await client.joinRoom(sid);
+            requestedServer = sid;
             await refreshServers();
-            selectServer(sid);
           } catch (err) {
             error.textContent = describeError(err);
             error.hidden = false;
@@ -544,10 +683,12 @@ export function renderHome({ config, client, session, onSignedOut }) {
   // --- selection -----------------------------------------------------------------------------
   function selectServer(sid) {
     if (sid && !servers.has(sid)) sid = null;
+    dms.close();
     activeServer = sid;
     const server = servers.get(sid);
     activeChannel = server ? pickChannel(server) : null;
-    view.classList.remove("nav-open");
+    // On a phone the menu stays open on the server just picked, to choose one of its channels.
+    setDrawer(view.classList.contains("nav-open") ? "nav-open" : null);
     renderAll();
     if (sid && !members.has(sid)) loadMembers(sid);
   }
@@ -563,7 +704,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   function selectChannel(cid) {
     activeChannel = cid;
     if (activeServer) lastChannel.set(activeServer, cid);
-    view.classList.remove("nav-open");
+    setDrawer(null);
     renderAll();
   }
 
@@ -693,8 +834,9 @@ export function renderHome({ config, client, session, onSignedOut }) {
     }
     if (all) scheduleRefresh("*");
     renderRail();
-    if (activeServer) renderSidebar();
-    if (chat && (rooms.has(chat.roomId) || state.has(chat.roomId))) chat.render();
+    if (activeServer || dms.touches(event.detail)) renderSidebar();
+    if (!activeServer && dms.active && chat?.key !== dms.key()) renderContent();
+    else if (chat && (rooms.has(chat.roomId) || state.has(chat.roomId))) chat.render();
     else if (activeChannel && !chat && sync.room(activeChannel)) renderContent();
   }
 
@@ -715,6 +857,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
 
   async function onSignOut() {
     signOut.disabled = true;
+    directCalls.calls.destroy();
+    await calls.destroy();
     sync.stop();
     let notice = "";
     try {
@@ -731,12 +875,15 @@ export function renderHome({ config, client, session, onSignedOut }) {
   /** Check the stored token still works, fetch the display name, then start syncing. */
   async function boot() {
     try {
+      // Asked beside whoami, not after it: one round trip less before the first sync.
+      const name = client.getDisplayName(userId);
+      name.catch(() => {}); // whoami's failure is the one reported
       const me = await client.whoami();
       if (me.user_id !== userId) {
         onSignedOut("Your session belongs to another account. Sign in again.");
         return;
       }
-      showName(await client.getDisplayName(userId));
+      showName(await name);
       showBanner("");
     } catch (err) {
       if (isAuthError(err)) {
@@ -759,12 +906,39 @@ export function renderHome({ config, client, session, onSignedOut }) {
   });
   window.addEventListener("focus", () => renderRail());
 
+  // 1:1 calls in direct conversations (views/direct-call.js): ringing and the call panel.
+  const directCalls = mountDirectCalls({ client, sync, userId });
+  view.append(directCalls.el);
+
   showName(null);
   showTheme();
   renderAll();
   boot();
   // For the tests and for debugging in the console: the live state, read-only by convention.
-  view.guilds = { sync, servers };
+  // The quick switcher (views/switcher.js): Ctrl+K or ⌘+K.
+  const switcher = installSwitcher({
+    root: view,
+    items: () =>
+      shellItems({
+        client,
+        userId,
+        servers,
+        order,
+        members,
+        dms,
+        activeServer,
+        jumpToChannel: (sid, cid) => {
+          lastChannel.set(sid, cid);
+          selectServer(sid);
+        },
+        selectServer,
+      }),
+    // People are searched in every server's member list: load those not loaded yet.
+    onOpen: () => {
+      for (const sid of order) if (!members.has(sid)) loadMembers(sid).then(() => switcher.refresh());
+    },
+  });
+  view.guilds = { sync, servers, calls };
   return view;
 }
 
