@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import json
 import logging
 import time
@@ -114,6 +115,9 @@ class Members:
         self.journal = journal
         self.directory = directory
         self.bot = bot
+        # The member order of each server's current model (models are immutable and replaced
+        # when the server changes), so a page costs a slice, not a sort of every member.
+        self._orders: dict[RoomID, tuple[Server, list[UserID], list[tuple[int, str]]]] = {}
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -125,13 +129,26 @@ class Members:
         """
         server = self.servers.visible(server_id, actor)
         after = _from_token(start) if start is not None else None
-        users = sorted(server.members | {server.state.owner}, key=lambda u: _sort_key(server, u))
-        if after is not None:
-            users = [u for u in users if _sort_key(server, u) > after]
-        chunk = users[:limit]
-        next_token = _token(_sort_key(server, chunk[-1])) if len(users) > limit else None
+        users, keys = self._order(server)
+        first = bisect.bisect_right(keys, after) if after is not None else 0
+        chunk = users[first : first + limit]
+        next_token = _token(keys[first + limit - 1]) if len(users) - first > limit else None
         space = self.directory.states().get(server.server_id, {})
         return MemberPage([(u, space.get(("m.room.member", u), {})) for u in chunk], next_token)
+
+    def _order(self, server: Server) -> tuple[list[UserID], list[tuple[int, str]]]:
+        """The server's members and owner sorted by `_sort_key`, with their keys."""
+        cached = self._orders.get(server.server_id)
+        if cached is not None and cached[0] is server:
+            return cached[1], cached[2]
+        ordered = sorted(
+            ((_sort_key(server, u), u) for u in server.members | {server.state.owner}),
+        )
+        if len(self._orders) > 2 * len(self.directory.server_ids()) + 16:
+            self._orders.clear()  # servers deleted since: drop their orders
+        users, keys = [u for _, u in ordered], [k for k, _ in ordered]
+        self._orders[server.server_id] = (server, users, keys)
+        return users, keys
 
     def member(
         self, server_id: str, actor: UserID, user: UserID

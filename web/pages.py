@@ -8,6 +8,7 @@ import jinja2
 from aiohttp import web
 
 from guilds.config import GuildsConfig
+from web.preload import module_graph
 
 CONFIG_KEY = web.AppKey("config", GuildsConfig)
 TEMPLATES_KEY = web.AppKey("templates", jinja2.Environment)
@@ -54,7 +55,7 @@ def render(
 
 async def index(request: web.Request) -> web.Response:
     """The app shell; the browser client in /static/js/main.js draws everything inside it."""
-    return render(request, "index.html")
+    return render(request, "index.html", preload=module_graph("js/main.js"))
 
 
 async def invite(request: web.Request) -> web.Response:

@@ -1,0 +1,234 @@
+"""Measures the memory of the bridge's in-memory model for N copies of one captured server.
+
+Figure 6 captures the real server it populated (`capture`: every room the bridge's directory
+tracks, with its `/state` as the homeserver answered it) into a JSON file, then runs
+
+    python -m bench.directory_memory FILE --copies N
+
+which loads N distinct copies of that server into a `bridge.directory.ServerDirectory` through
+its normal path (`load`), reads each one as `GET /servers/{sid}` and the member list do (so the
+model and the member order the bridge caches exist for every copy), and prints as JSON the
+process's RSS before loading, after 1, 10 and N copies, and the MiB each copy costs.
+
+Each copy has its own room and event ids (`copy_id`); user ids are shared, as they are between
+real servers. The stand-in homeserver decodes every answer afresh from text, as the real client
+does, so no object is shared between copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from bench.common import log, rss_mb
+from bridge.directory import ServerDirectory
+from bridge.matrix import MatrixClient, MatrixRequestError
+from bridge.members import MAX_PAGE, Members
+from bridge.operations import OperationJournal
+from bridge.servers import Servers
+from bridge.shapes import server_json
+from bridge.store import Database
+from guilds.ids import RoomID, UserID
+
+Captured = dict[str, Any]
+
+_STATE_PREFIX = "/_matrix/client/v3/rooms/"
+_STATE_SUFFIX = "/state"
+# A room or event id inside a JSON string, up to the closing quote; candidates only: each one
+# is remapped only if it is an id of the captured server, so text that merely looks like an id
+# (in a topic, say) stays as it is.
+_ID_CANDIDATE = re.compile(r'[!$][^"\\\s]+')
+_COPIED = re.compile(r"([!$])c(\d+)-(.+)")
+# Where a `/state` answer names event ids, as `capture` writes it (json.dumps' separators).
+_EVENT_ID = re.compile(r'"(?:event_id|replaces_state)": "([^"\\]+)"')
+
+
+# -- capturing a real server --------------------------------------------------------------------
+async def capture(matrix: MatrixClient, server_id: RoomID, bot: UserID) -> Captured:
+    """The rooms the bridge's directory tracks for the server, each with its `/state` answer.
+
+    The rooms are found by a real `ServerDirectory` (the space's children, the categories'
+    children and the role rooms), then each room's state is fetched as the directory fetches
+    it. Each answer is kept as JSON text, the form the stand-in serves it from.
+    """
+    directory = ServerDirectory(matrix, bot)
+    if await directory.load(server_id) is None:
+        raise RuntimeError(f"{server_id} is not a Guilds server the bot can read")
+    rooms = {
+        room_id: json.dumps(await matrix.get_state(room_id))
+        for room_id in directory.rooms(server_id)
+    }
+    return {"server_id": server_id, "bot": bot, "rooms": rooms}
+
+
+# -- copies of it -------------------------------------------------------------------------------
+def copy_id(original: str, copy: int) -> str:
+    """The id a room or event of the captured server has in copy `copy` (1, 2, …)."""
+    return f"{original[0]}c{copy}-{original[1:]}"
+
+
+def original_id(copied: str) -> tuple[str, int] | None:
+    """The captured id and the copy number behind a `copy_id`; None for any other id."""
+    match = _COPIED.fullmatch(copied)
+    return (match[1] + match[3], int(match[2])) if match else None
+
+
+class CapturedHomeserver(MatrixClient):
+    """Answers `GET …/rooms/{room}/state` for every copy of a captured server; nothing else.
+
+    It holds the answers as text only, and remaps and decodes one on each request, so every
+    copy gets objects of its own, as from the real client. Holding no decoded event matters:
+    the memory of decoded events freed before the "before" reading would stay in the process
+    (Python returns an arena to the system only once it is wholly free) and the first copies
+    would fill it without growing the RSS.
+    """
+
+    def __init__(self, captured: Captured) -> None:
+        super().__init__("http://captured.invalid", "unused")
+        self.server_id = RoomID(captured["server_id"])
+        self.bot = UserID(captured["bot"])
+        self._texts: dict[str, str] = captured["rooms"]
+        self.state_events = sum(len(json.loads(text)) for text in self._texts.values())
+        self._ids = set(self._texts)
+        for text in self._texts.values():
+            self._ids.update(_EVENT_ID.findall(text))
+
+    @property
+    def rooms(self) -> int:
+        return len(self._texts)
+
+    def state(self, room_id: str, copy: int) -> list[dict[str, Any]]:
+        """The captured state of `room_id` as copy `copy` has it."""
+
+        def remap(match: re.Match[str]) -> str:
+            found = match[0]
+            return copy_id(found, copy) if found in self._ids else found
+
+        events: list[dict[str, Any]] = json.loads(_ID_CANDIDATE.sub(remap, self._texts[room_id]))
+        return events
+
+    async def request(self, method: str, path: str, **_: Any) -> Any:
+        if method != "GET" or not (path.startswith(_STATE_PREFIX) and path.endswith(_STATE_SUFFIX)):
+            raise NotImplementedError(f"the captured homeserver answers no {method} {path}")
+        found = original_id(unquote(path[len(_STATE_PREFIX) : -len(_STATE_SUFFIX)]))
+        if found is None or found[0] not in self._texts:
+            # As Synapse answers for a room the bot is not in; the directory skips it.
+            raise MatrixRequestError(404, "M_NOT_FOUND", "not a room of the captured server")
+        return self.state(*found)
+
+
+class BridgeModel:
+    """The parts of the bridge that hold servers in memory, wired as `bridge.runtime` does."""
+
+    def __init__(
+        self, homeserver: MatrixClient, db: Database, bot: UserID, server_name: str
+    ) -> None:
+        self.directory = ServerDirectory(homeserver, bot)
+        journal = OperationJournal(db, homeserver, bot)
+        self.servers = Servers(
+            matrix=homeserver,
+            journal=journal,
+            directory=self.directory,
+            db=db,
+            bot=bot,
+            server_name=server_name,
+        )
+        self.members = Members(
+            servers=self.servers, journal=journal, directory=self.directory, bot=bot
+        )
+
+    async def serve(self, server_id: RoomID) -> None:
+        """Load a server, then read it as `GET /servers/{sid}` and the member list do."""
+        loaded = await self.directory.load(server_id)
+        if loaded is None:
+            raise RuntimeError(f"{server_id} did not load as a Guilds server")
+        owner = loaded.state.owner
+        server_json(self.servers.visible(server_id, owner), owner)
+        start: str | None = None
+        while True:
+            page = self.members.page(server_id, owner, MAX_PAGE, start)
+            if page.next is None:
+                return
+            start = page.next
+
+
+def rss_now() -> float:
+    """This process's RSS in MiB, once the garbage of the last step is collected."""
+    gc.collect()
+    return rss_mb(os.getpid())
+
+
+def steps_for(copies: int) -> list[int]:
+    return sorted({step for step in (1, 10, copies) if step <= copies})
+
+
+async def measure(homeserver: CapturedHomeserver, copies: int) -> dict[str, Any]:
+    if copies < 1:
+        raise ValueError("copies must be at least 1")
+    server_id = homeserver.server_id
+    steps = steps_for(copies)
+    with tempfile.TemporaryDirectory(prefix="guilds-model-") as tmp:
+        # The journal and Servers need a database to exist; loading and reading never touch it.
+        db = await Database.open(f"sqlite:///{Path(tmp) / 'bridge.db'}")
+        try:
+            # Room ids carry no server name from room version 12 on; the bot's id always does.
+            server_name = homeserver.bot.split(":", 1)[1]
+            bridge = BridgeModel(homeserver, db, homeserver.bot, server_name)
+            rss = {"before": rss_now()}
+            started = time.monotonic()
+            loaded = 0
+            for step in steps:
+                while loaded < step:
+                    loaded += 1
+                    await bridge.serve(RoomID(copy_id(server_id, loaded)))
+                rss[str(step)] = rss_now()
+                log(f"  {step} of {copies} copies loaded: {rss[str(step)] - rss['before']:.1f} MiB")
+            seconds = time.monotonic() - started
+            first = bridge.directory.get(RoomID(copy_id(server_id, 1)))
+            assert first is not None
+            tracked = [bridge.directory.rooms(s) for s in bridge.directory.server_ids()]
+        finally:
+            await db.close()
+    return {
+        "copies": copies,
+        "rooms_per_copy": homeserver.rooms,
+        "state_events_per_copy": homeserver.state_events,
+        "channels_per_copy": len(first.channels),
+        "members_per_copy": len(first.members),
+        "servers_loaded": len(tracked),
+        "rooms_tracked": sum(len(rooms) for rooms in tracked),
+        "rss_mb": rss,
+        "model_mb": {str(step): rss[str(step)] - rss["before"] for step in steps},
+        "per_copy_mb": (rss[str(copies)] - rss["before"]) / copies,
+        # What each copy cost between two readings: the same from step to step when linear.
+        "per_copy_mb_between": {
+            f"{a}-{b}": (rss[str(b)] - rss[str(a)]) / (b - a)
+            for a, b in zip(steps, steps[1:], strict=False)
+        },
+        "load_s": seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.directory_memory", description=__doc__)
+    parser.add_argument("file", type=Path, help="a server captured by fig6 (JSON)")
+    parser.add_argument("--copies", type=int, default=100, help="how many copies to load")
+    args = parser.parse_args()
+    homeserver = CapturedHomeserver(json.loads(args.file.read_text()))
+    report = asyncio.run(measure(homeserver, args.copies))
+    json.dump(report, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()

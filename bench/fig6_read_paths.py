@@ -1,0 +1,300 @@
+"""Figure 6: read paths at scale, and the bridge's memory.
+
+One server of 1,000 members and 200 channels (`--quick`: 10 members, 5 channels), populated
+through the shared-secret admin API (registration) and concurrent joins (the bot invites, the
+user's client joins the space, the module joins them to the default channel).
+
+Latency, interleaved A B A B …, each trial `REQUESTS` sequential requests by a member:
+- `GET /_guilds/v1/servers/{sid}` vs Synapse's own `GET /_matrix/client/v1/rooms/{sid}/hierarchy`
+  (every page, limit 50): the server's channels as the same member may see them;
+- the member list, `GET /_guilds/v1/servers/{sid}/members?limit=500` followed to the last page,
+  vs Synapse's `GET /_matrix/client/v3/rooms/{sid}/joined_members` (all at once).
+Target: p95 ≤ 100 ms for the Guilds calls.
+
+Memory: the bridge's RSS (from /proc) before the server, after it is populated, and after
+adding small servers (1 channel, the owner alone) up to 10 and 40 of them. 100 full servers
+(100,000 joins) do not fit the run, so the bridge's model of 100 of them is measured apart:
+the current state of every room of the real server, fetched as the bridge fetches it, is loaded
+100 times (`--quick`: 5) under distinct room ids into a `ServerDirectory` in a separate process
+(bench/directory_memory.py), each copy read as `GET /servers/{sid}` and the member list read it;
+that process's RSS is read before, after 1, 10 and 100 copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from bench.common import (
+    Figure,
+    Target,
+    bench_stack,
+    fmt,
+    interleaved,
+    log,
+    parse_args,
+    percentile,
+    rss_mb,
+    spread,
+)
+from bench.directory_memory import capture
+from bench.raw import Raw, register, register_many
+from bench.shapes import build_guilds_server, templates_config
+from bridge.matrix import MatrixClient
+from guilds.ids import RoomID, UserID
+
+FIGURE = "fig6_read_paths"
+REQUESTS = 20
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# Seconds spent waiting out a 429 (Synapse rate-limits /hierarchy): not counted as latency.
+_paused = [0.0]
+
+
+async def timed_requests(call: Any, count: int) -> dict[str, float]:
+    samples = []
+    for _ in range(count):
+        _paused[0] = 0.0
+        started = time.monotonic()
+        await call()
+        samples.append((time.monotonic() - started - _paused[0]) * 1000)
+    return {"p50_ms": percentile(samples, 50), "p95_ms": percentile(samples, 95)}
+
+
+async def populate(stack: Any, space: str, count: int, concurrency: int = 8) -> list[Raw]:
+    bot = Raw(stack.http, stack.hs_url, stack.config.appservice.registration.as_token)
+    users = await register_many(stack.http, stack.homeserver, count, concurrency)
+    semaphore = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async def join(user: Raw) -> None:
+        nonlocal done
+        async with semaphore:
+            await bot.invite(space, user.user_id)
+            await user.join(space)
+            done += 1
+            if done % 100 == 0:
+                log(f"  {done}/{count} joined")
+
+    await asyncio.gather(*(join(u) for u in users))
+    return users
+
+
+async def member_count(stack: Any, space: str, user: Raw) -> int:
+    total, start = 0, None
+    while True:
+        query = "limit=500" + (f"&from={quote(start)}" if start else "")
+        async with stack.http.get(
+            f"{stack.web_url}/_guilds/v1/servers/{space}/members?{query}",
+            headers={"Authorization": f"Bearer {user.token}"},
+        ) as response:
+            page = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"members: {response.status} {page}")
+        total += len(page["members"])
+        start = page.get("next")
+        if not start:
+            return total
+
+
+async def capture_server(stack: Any, space: str) -> dict[str, Any]:
+    """Every room of the server with its current state, fetched as the bridge fetches it."""
+    matrix = MatrixClient(
+        stack.hs_url, stack.config.appservice.registration.as_token, session=stack.http
+    )
+    return await capture(matrix, RoomID(space), UserID(stack.bot_user_id))
+
+
+async def model_memory(captured: dict[str, Any], copies: int) -> dict[str, Any]:
+    """bench/directory_memory.py's report for `copies` copies of the captured server.
+
+    A process of its own, so what it measures is the model alone, not this script's objects.
+    """
+    with tempfile.NamedTemporaryFile("w", prefix="guilds-fig6-", suffix=".json") as file:
+        json.dump(captured, file)
+        file.flush()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.directory_memory",
+            file.name,
+            "--copies",
+            str(copies),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"bench.directory_memory exited with {process.returncode}")
+    report: dict[str, Any] = json.loads(out)
+    return report
+
+
+async def main(args: argparse.Namespace) -> Figure:
+    members, channels = (10, 5) if args.quick else (1000, 200)
+    small_steps = [2, 4] if args.quick else [10, 40]
+    copies = 5 if args.quick else 100
+    figure = Figure(
+        FIGURE,
+        f"read paths, server of {members} members and {channels} channels",
+        [
+            "call",
+            "A guilds p95 ms median [min–max]",
+            "B synapse p95 ms median [min–max]",
+            "A/B p95",
+        ],
+        params={
+            "members": members,
+            "channels": channels,
+            "requests_per_trial": REQUESTS,
+            "model_copies": copies,
+        },
+    )
+    async with bench_stack(args.backend, admin_config=templates_config([channels])) as stack:
+        http = stack.http
+        bridge_pid = stack.guilds_proc.pid
+        rss: dict[str, float] = {"start": rss_mb(bridge_pid)}
+        owner = await register(http, stack.homeserver)
+        log(f"{FIGURE}: creating a server of {channels} channels")
+        server = await build_guilds_server(stack, owner, channels)
+        rss["one_empty_server"] = rss_mb(bridge_pid)
+        log(f"{FIGURE}: {members} members joining")
+        started = time.monotonic()
+        users = await populate(stack, server.space, members)
+        reader = users[-1]
+        deadline = time.monotonic() + 600
+        while await member_count(stack, server.space, owner) < members + 1:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the bridge never counted every member")
+            await asyncio.sleep(1)
+        figure.params["populate_s"] = round(time.monotonic() - started, 1)
+        rss["one_full_server"] = rss_mb(bridge_pid)
+        captured = await capture_server(stack, server.space)
+        headers = {"Authorization": f"Bearer {reader.token}"}
+
+        async def get(url: str) -> Any:
+            for _ in range(50):
+                async with http.get(url, headers=headers) as response:
+                    body = await response.json()
+                    if response.status == 429:
+                        wait = body.get("retry_after_ms", 100) / 1000
+                        _paused[0] += wait
+                        await asyncio.sleep(wait)
+                        continue
+                    if response.status != 200:
+                        raise RuntimeError(f"{url}: {response.status} {body}")
+                    return body
+            raise RuntimeError(f"{url}: still rate-limited")
+
+        async def guilds_server() -> None:
+            await get(f"{stack.web_url}/_guilds/v1/servers/{server.space}")
+
+        async def synapse_hierarchy() -> None:
+            url = f"{stack.hs_url}/_matrix/client/v1/rooms/{quote(server.space)}/hierarchy?limit=50"
+            page = await get(url)
+            while page.get("next_batch"):
+                page = await get(f"{url}&from={quote(page['next_batch'])}")
+
+        async def guilds_members() -> None:
+            url = f"{stack.web_url}/_guilds/v1/servers/{server.space}/members?limit=500"
+            page = await get(url)
+            while page.get("next"):
+                page = await get(f"{url}&from={quote(page['next'])}")
+
+        async def synapse_members() -> None:
+            await get(
+                f"{stack.hs_url}/_matrix/client/v3/rooms/{quote(server.space)}/joined_members"
+            )
+
+        count = 5 if args.quick else REQUESTS
+        for label, a_call, b_call in (
+            ("GET /servers/{sid} vs /hierarchy", guilds_server, synapse_hierarchy),
+            ("member list vs /joined_members", guilds_members, synapse_members),
+        ):
+            log(f"{FIGURE}: {label}")
+
+            async def run_a(call: Any = a_call) -> dict[str, float]:
+                return await timed_requests(call, count)
+
+            async def run_b(call: Any = b_call) -> dict[str, float]:
+                return await timed_requests(call, count)
+
+            result = await interleaved(
+                run_a,
+                run_b,
+                pairs=args.pairs,
+                warmup=0 if args.quick else 1,
+                a_label="guilds",
+                b_label="synapse",
+                log=log,
+            )
+            figure.results[label] = result.as_json()
+            p95 = result["p95_ms"].as_json()
+            figure.rows.append([label, spread(p95["a"]), spread(p95["b"]), spread(p95["ratio"])])
+            figure.targets.append(
+                Target(
+                    label.split(" vs ")[0],
+                    "p95 ≤ 100 ms",
+                    f"{fmt(p95['a']['median'])} ms (median of the trials' p95; "
+                    f"worst {fmt(p95['a']['max'])})",
+                    None if args.quick else p95["a"]["median"] <= 100,
+                )
+            )
+        # Memory: small servers on top.
+        made = 0
+        for target in small_steps:
+            while made < target:
+                small_owner = await register(http, stack.homeserver)
+                await build_guilds_server(stack, small_owner, 1)
+                made += 1
+            rss[f"plus_{target}_small_servers"] = rss_mb(bridge_pid)
+    full_delta = rss["one_full_server"] - rss["start"]
+    last = small_steps[-1]
+    small_per = (rss[f"plus_{last}_small_servers"] - rss["one_full_server"]) / last
+    figure.results["rss_mb"] = rss
+    figure.results["rss_delta_mb"] = {"one_full_server": full_delta, "per_small_server": small_per}
+    for key, value in rss.items():
+        figure.rows.append([f"bridge RSS, {key.replace('_', ' ')}", f"{value:.0f} MiB", "", ""])
+    # After the stack has stopped, so that its processes are not loading the cores meanwhile.
+    log(f"{FIGURE}: the bridge's model of {copies} copies of the server")
+    model = await model_memory(captured, copies)
+    figure.results["model_memory"] = model
+    for step, mib in model["model_mb"].items():
+        n = int(step)
+        # Measured (see the note): the real server's room states loaded n times.
+        label = f"bridge model, {n} such server{'s' if n > 1 else ''} (measured)"
+        figure.rows.append([label, f"{fmt(mib)} MiB", "", ""])
+    figure.rows.append(
+        ["bridge model, per such server", f"{fmt(model['per_copy_mb'])} MiB", "", ""]
+    )
+    between = ", ".join(
+        f"{span.replace('-', '→')}: {fmt(mib)}"
+        for span, mib in model["per_copy_mb_between"].items()
+    )
+    figure.notes.append(
+        f"one full server adds {full_delta:.1f} MiB to the bridge's RSS (the whole process); a "
+        f"small server {small_per:.2f} MiB"
+    )
+    figure.notes.append(
+        f"bridge model: {model['rooms_per_copy']} rooms and {model['state_events_per_copy']} "
+        f"state events per server, each copy with room and event ids of its own, loaded through "
+        f"ServerDirectory.load and read as GET /servers/{{sid}} and the member list read it, in "
+        f"a process of its own; the rows are its RSS above what it held before loading "
+        f"({model['rss_mb']['before']:.0f} MiB); MiB per server between readings: {between}"
+    )
+    return figure
+
+
+if __name__ == "__main__":
+    arguments = parse_args(FIGURE, __doc__)
+    result = asyncio.run(main(arguments))
+    result.print()
+    result.write(arguments)
