@@ -35,6 +35,20 @@ class _Entry:
     # True once a transaction has delivered this very event (or a later one): from then on,
     # transactions arrive in stream order and each one replaces what we hold.
     confirmed: bool
+    # The ids of the events this entry replaced, newest first (a few): a homeserver answering a
+    # write with one of them has not written anything (see `superseded`).
+    replaced: tuple[str, ...] = ()
+
+
+# How many replaced event ids an entry remembers.
+REPLACED_KEPT = 4
+
+
+def _after(previous: _Entry | None) -> tuple[str, ...]:
+    """The replaced ids of an entry that takes `previous`'s place."""
+    if previous is None or previous.event_id is None:
+        return previous.replaced if previous is not None else ()
+    return ((previous.event_id,) + previous.replaced)[:REPLACED_KEPT]
 
 
 class RoomStates:
@@ -70,7 +84,12 @@ class RoomStates:
         """Record state the bridge itself just sent, before its transaction comes back."""
         room = self._rooms.get(room_id)
         if room is not None:
-            room[(event_type, state_key)] = _Entry(dict(content), event_id, confirmed=False)
+            previous = room.get((event_type, state_key))
+            if previous is not None and event_id is not None and event_id == previous.event_id:
+                return  # the same event again (a write the homeserver deduplicated)
+            room[(event_type, state_key)] = _Entry(
+                dict(content), event_id, confirmed=False, replaced=_after(previous)
+            )
 
     def apply_received(self, event: Mapping[str, Any]) -> bool:
         """Apply a state event that came by transaction; True if it changed what we hold."""
@@ -91,9 +110,17 @@ class RoomStates:
                 return False
         content = event.get("content")
         room[key] = _Entry(
-            dict(content) if isinstance(content, dict) else {}, event_id, confirmed=True
+            dict(content) if isinstance(content, dict) else {},
+            event_id,
+            confirmed=True,
+            replaced=_after(current),
         )
         return True
+
+    def superseded(self, room_id: RoomID, event_type: str, state_key: str, event_id: str) -> bool:
+        """Whether `event_id` is one this state has been replaced since (it is not current)."""
+        entry = self._rooms.get(room_id, {}).get((event_type, state_key))
+        return entry is not None and event_id in entry.replaced
 
     def forget(self, room_id: RoomID) -> None:
         self._rooms.pop(room_id, None)
@@ -267,6 +294,17 @@ class ServerDirectory:
         server_id = self._server_of.get(room_id)
         if server_id is not None:
             self._stale.add(server_id)
+
+    def superseded(self, room_id: str, event_type: str, state_key: str, event_id: str) -> bool:
+        """Whether the homeserver answered a state write with an event since replaced.
+
+        Synapse answers a write whose content equals the current state's with that event's id
+        and writes nothing. A worker that has not yet seen the latest event of a room takes an
+        older one for current: writing back an earlier content (a role's power edited, then
+        edited back) is then answered with that older event, and the room keeps the newer
+        one. The write must be made again once the worker has caught up.
+        """
+        return self._states.superseded(RoomID(room_id), event_type, state_key, event_id)
 
     def forget_room(self, room_id: RoomID) -> None:
         """Stop tracking one room of a server (a deleted channel or category the bot has left)."""

@@ -28,8 +28,10 @@ from bridge.steps import (
     MatrixRequester,
     Plan,
     PlanError,
+    StaleAnswer,
     Step,
     StepContext,
+    SupersededCheck,
     operation_alias_localpart,
 )
 from bridge.store import Database, StoreError
@@ -93,6 +95,8 @@ def _describe(exc: BaseException) -> str:
         return f"{exc.status} {exc.errcode}: {exc.message}"
     if isinstance(exc, HomeserverUnavailable):
         return exc.reason
+    if isinstance(exc, StaleAnswer):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -117,6 +121,9 @@ class OperationJournal:
         self.max_attempts = max_attempts
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
+        # Set once the directory exists: recognises a state write the homeserver answered with
+        # an event since replaced (bridge.directory.ServerDirectory.superseded).
+        self.superseded: SupersededCheck | None = None
         # One task per operation running in this process: a second `run` of it joins the first.
         self._tasks: dict[str, asyncio.Task[Results]] = {}
         self._resume_task: asyncio.Task[None] | None = None
@@ -344,7 +351,7 @@ class OperationJournal:
     async def _run_step(
         self, op_id: str, plan: Plan, stage: int, idx: int, step: Step, results: Results
     ) -> dict[str, Any]:
-        ctx = StepContext(self.matrix, self.bot_user_id, op_id, stage, idx)
+        ctx = StepContext(self.matrix, self.bot_user_id, op_id, stage, idx, self.superseded)
         try:
             resolved = step.resolved(results, plan)
         except PlanError as exc:
@@ -365,7 +372,7 @@ class OperationJournal:
                 result = await resolved.apply(ctx)
             except StoreError:
                 raise
-            except (MatrixRequestError, HomeserverUnavailable) as exc:
+            except (MatrixRequestError, HomeserverUnavailable, StaleAnswer) as exc:
                 delay = self._retry_delay(exc, attempt)
                 if delay is None or attempt >= self.max_attempts:
                     error = _describe(exc)
@@ -403,7 +410,7 @@ class OperationJournal:
     def _retry_delay(self, exc: Exception, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when retrying cannot help."""
         backoff = min(self.max_backoff_s, self.base_backoff_s * 2 ** (attempt - 1))
-        if isinstance(exc, HomeserverUnavailable):
+        if isinstance(exc, HomeserverUnavailable | StaleAnswer):
             return backoff
         if isinstance(exc, MatrixRequestError):
             if exc.status == 429:

@@ -117,6 +117,7 @@ class Bridge:
         self.ready = asyncio.Event()
         self._provisioning_app = create_provisioning_app(self.matrix, self.ready)
         self.directory = ServerDirectory(self.matrix, self.bot_user_id)
+        self._operations.superseded = self.directory.superseded
         # After BotMembership: a room the bot has just joined is known before its events apply.
         self._inbox.add_handler(self.directory.handle, state_only=True)
         # Call memberships past their expiry (a closed tab, a lost connection) are cleared.

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -48,6 +48,17 @@ PLAN_FORMAT = 1
 
 class PlanError(ValueError):
     """A plan is malformed: duplicate or missing names, a bad reference, unserialisable data."""
+
+
+class StaleAnswer(Exception):
+    """The homeserver answered a state write with an event the state has since replaced.
+
+    Nothing was written (see `ServerDirectory.superseded`); the step is retried, as after a 5xx.
+    """
+
+
+# Whether an event id is one a room's state has since replaced: (room, type, state_key, id).
+SupersededCheck = Callable[[str, str, str, str], bool]
 
 
 class MatrixRequester(Protocol):
@@ -87,6 +98,8 @@ class StepContext:
     op_id: str
     stage: int
     idx: int
+    # Set by the journal from the directory; None where nothing tracks the rooms (unit tests).
+    superseded: SupersededCheck | None = None
 
     @property
     def server_name(self) -> str:
@@ -360,13 +373,20 @@ class SendState(Step):
     primary: ClassVar[str] = "event_id"
 
     async def apply(self, ctx: StepContext) -> dict[str, Any]:
-        state_key = path_segment(_text(self.state_key, "state_key"))
+        state_key = _text(self.state_key, "state_key")
         data = await ctx.matrix.request(
             "PUT",
-            _room_path(self.room, f"state/{path_segment(self.type)}/{state_key}"),
+            _room_path(self.room, f"state/{path_segment(self.type)}/{path_segment(state_key)}"),
             json=dict(self.content),
         )
-        return {"event_id": str(data["event_id"]), "room_id": self.room}
+        event_id = str(data["event_id"])
+        room = _text(self.room, "room")
+        if ctx.superseded is not None and ctx.superseded(room, self.type, state_key, event_id):
+            raise StaleAnswer(
+                f"{self.type} in {room}: the homeserver answered with {event_id}, which the "
+                "room's state has since replaced (a worker behind on the room); nothing written"
+            )
+        return {"event_id": event_id, "room_id": self.room}
 
 
 @dataclass(frozen=True)

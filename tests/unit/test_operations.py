@@ -530,3 +530,50 @@ async def test_a_bug_in_a_step_fails_the_operation_instead_of_looping(
     with pytest.raises(OperationFailed, match="internal error: ValueError: a bug"):
         await journal.execute("x", None, Plan.of([Explode("boom")]))
     assert await journal.resume() == []
+
+
+async def test_a_state_write_answered_with_a_replaced_event_is_made_again(
+    journal: OperationJournal, hs: FakeMatrix, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Synapse worker behind on the room takes an older event for current; asked to write that
+    # older event's content again, it answers with the older event's id and writes nothing.
+    room = "!r"
+    hs.rooms[room] = Room()
+    hs.rooms[room].state[("m.room.member", BOT)] = {"membership": "join"}
+    stale = "$older"
+    answer, stale_answers = hs._answer, [stale]
+
+    def behind(method: str, path: str, body: dict[str, Any]) -> Any:
+        if method == "PUT" and "/state/" in path and stale_answers:
+            return {"event_id": stale_answers.pop()}  # and nothing written
+        return answer(method, path, body)
+
+    monkeypatch.setattr(hs, "_answer", behind)
+    checked: list[tuple[str, str, str, str]] = []
+
+    def superseded(room_id: str, event_type: str, state_key: str, event_id: str) -> bool:
+        checked.append((room_id, event_type, state_key, event_id))
+        return event_id == stale
+
+    journal.superseded = superseded
+    step = SendState("pl", room, "m.room.power_levels", "", {"users": {BOT: 100}})
+    results = await journal.execute("x", None, Plan.of([step]))
+    assert results["pl"]["event_id"] != stale
+    assert hs.rooms[room].state[("m.room.power_levels", "")] == {"users": {BOT: 100}}
+    assert checked[0] == (room, "m.room.power_levels", "", stale)
+    row = await db.fetchone("SELECT attempts, status FROM operation_steps WHERE name = 'pl'")
+    assert row == {"attempts": 2, "status": "done"}
+
+
+async def test_a_homeserver_that_keeps_answering_with_a_replaced_event_fails_the_step(
+    db: Database, hs: FakeMatrix
+) -> None:
+    journal = OperationJournal(db, hs, BOT, max_attempts=3, base_backoff_s=0.001)
+    journal.superseded = lambda *_: True
+    hs.rooms["!r"] = Room()
+    hs.rooms["!r"].state[("m.room.member", BOT)] = {"membership": "join"}
+    try:
+        with pytest.raises(OperationFailed, match="gave up after 3 attempts: .*since replaced"):
+            await journal.execute("x", None, Plan.of([SendState("s", "!r", "t", "", {"a": 1})]))
+    finally:
+        await journal.stop()

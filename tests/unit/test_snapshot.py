@@ -177,6 +177,26 @@ def test_room_states_keep_the_newest_state_whatever_the_arrival_order() -> None:
     assert states.view()[GENERAL][("m.room.name", "")] == {"name": "five"}
 
 
+def test_room_states_know_which_events_a_state_has_replaced() -> None:
+    states = RoomStates()
+    states.replace(GENERAL, [state_event("$1", {"name": "one"})])
+    states.apply_sent(GENERAL, "m.room.name", "", {"name": "two"}, "$2")
+    # Our own event comes back by transaction before the plan records it: not a replacement.
+    assert not states.apply_received(state_event("$2", {"name": "two"}, replaces="$1"))
+    states.apply_sent(GENERAL, "m.room.name", "", {"name": "two"}, "$2")
+    assert not states.superseded(GENERAL, "m.room.name", "", "$2")
+    states.apply_sent(GENERAL, "m.room.name", "", {"name": "three"}, "$3")
+    assert states.apply_received(state_event("$4", {"name": "four"}, replaces="$3"))
+    # Writing "one" or "two" again answered with $1 or $2: a homeserver behind on the room.
+    assert states.superseded(GENERAL, "m.room.name", "", "$1")
+    assert states.superseded(GENERAL, "m.room.name", "", "$2")
+    assert states.superseded(GENERAL, "m.room.name", "", "$3")
+    # The current event (a write of the same content) and a new one are not.
+    assert not states.superseded(GENERAL, "m.room.name", "", "$4")
+    assert not states.superseded(GENERAL, "m.room.name", "", "$5")
+    assert not states.superseded(GENERAL, "m.room.topic", "", "$1")
+
+
 def test_room_states_ignore_untracked_rooms() -> None:
     states = RoomStates()
     assert not states.apply_received(state_event("$1", {"name": "x"}))
