@@ -99,12 +99,12 @@ class RoomStates:
         key = (str(event.get("type")), str(event.get("state_key")))
         current = room.get(key)
         event_id = event.get("event_id")
+        unsigned = event.get("unsigned")
+        replaces = unsigned.get("replaces_state") if isinstance(unsigned, dict) else None
         if current is not None and not current.confirmed:
             if event_id == current.event_id:
                 current.confirmed = True
                 return False
-            unsigned = event.get("unsigned")
-            replaces = unsigned.get("replaces_state") if isinstance(unsigned, dict) else None
             if replaces != current.event_id:
                 # Older than what we sent ourselves (its transaction was still on its way).
                 return False
@@ -113,7 +113,12 @@ class RoomStates:
             dict(content) if isinstance(content, dict) else {},
             event_id,
             confirmed=True,
-            replaced=_after(current),
+            # Only what the homeserver says this event replaced counts as replaced: after a
+            # restart, events stored before it are handled after the rooms were loaded anew,
+            # and such an older event does not make the newer one we hold a replaced one.
+            replaced=_after(current)
+            if current is None or replaces == current.event_id
+            else current.replaced,
         )
         return True
 

@@ -197,6 +197,17 @@ def test_room_states_know_which_events_a_state_has_replaced() -> None:
     assert not states.superseded(GENERAL, "m.room.topic", "", "$1")
 
 
+def test_an_older_event_handled_after_a_reload_does_not_mark_the_current_one_replaced() -> None:
+    # The bridge restarts: the room is loaded anew ($5 is current), then events stored before
+    # the restart are handled. A write of $5's content is answered with $5: not a stale answer.
+    states = RoomStates()
+    states.replace(GENERAL, [state_event("$5", {"name": "five"})])
+    states.apply_received(state_event("$4", {"name": "four"}, replaces="$3"))
+    assert not states.superseded(GENERAL, "m.room.name", "", "$5")
+    states.apply_sent(GENERAL, "m.room.name", "", {"name": "five"}, "$5")
+    assert states.view()[GENERAL][("m.room.name", "")] == {"name": "five"}
+
+
 def test_room_states_ignore_untracked_rooms() -> None:
     states = RoomStates()
     assert not states.apply_received(state_event("$1", {"name": "x"}))
