@@ -263,6 +263,18 @@ def spread(summary: Mapping[str, float], digits: int = 3) -> str:
     return f"{fmt(summary['median'], digits)} [{low}–{high}]"
 
 
+def p95_cells(seconds: Mapping[str, Any]) -> list[str]:
+    """A's spread and p95, B's spread and p95, and the ratio's spread: the cells figures 3–5
+    give each row, from a comparison's `as_json()`."""
+    return [
+        spread(seconds["a"]),
+        fmt(seconds["a"]["p95"]),
+        spread(seconds["b"]),
+        fmt(seconds["b"]["p95"]),
+        spread(seconds["ratio"]),
+    ]
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain-text table with aligned columns (markdown-compatible pipes)."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]

@@ -29,8 +29,8 @@ from bench.common import (
     fmt,
     interleaved,
     log,
+    p95_cells,
     parse_args,
-    spread,
     with_cpu,
 )
 from bench.raw import (
@@ -186,11 +186,7 @@ async def main(args: argparse.Namespace) -> Figure:
                     figure.rows.append(
                         [
                             size,
-                            spread(seconds["a"]),
-                            fmt(seconds["a"]["p95"]),
-                            spread(seconds["b"]),
-                            fmt(seconds["b"]["p95"]),
-                            spread(seconds["ratio"]),
+                            *p95_cells(seconds),
                         ]
                     )
                     server = result["server_cpu_s"].as_json()

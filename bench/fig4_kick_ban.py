@@ -25,8 +25,8 @@ from bench.common import (
     fmt,
     interleaved,
     log,
+    p95_cells,
     parse_args,
-    spread,
     with_cpu,
 )
 from bench.raw import (
@@ -200,11 +200,7 @@ async def main(args: argparse.Namespace) -> Figure:
                         [
                             action,
                             size,
-                            spread(seconds["a"]),
-                            fmt(seconds["a"]["p95"]),
-                            spread(seconds["b"]),
-                            fmt(seconds["b"]["p95"]),
-                            spread(seconds["ratio"]),
+                            *p95_cells(seconds),
                         ]
                     )
                     p95 = seconds["a"]["p95"]
