@@ -1,4 +1,4 @@
-"""HTTP handlers of the channel and category endpoints of shared/API.md."""
+"""HTTP handlers of the channel and category endpoints of docs/API.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HTTP handlers of the invite endpoints of shared/API.md (`…/invites…` and `/invites/…`)."""
+"""HTTP handlers of the invite endpoints of docs/API.md (`…/invites…` and `/invites/…`)."""
 
 from __future__ import annotations
 

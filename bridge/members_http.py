@@ -1,4 +1,4 @@
-"""HTTP handlers of the member endpoints of shared/API.md (members, their roles, kicks, bans)."""
+"""HTTP handlers of the member endpoints of docs/API.md (members, their roles, kicks, bans)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HTTP handlers of the role endpoints of shared/API.md (`/_guilds/v1/servers/{sid}/roles…`)."""
+"""HTTP handlers of the role endpoints of docs/API.md (`/_guilds/v1/servers/{sid}/roles…`)."""
 
 from __future__ import annotations
 

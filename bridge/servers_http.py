@@ -1,4 +1,4 @@
-"""HTTP handlers of the server endpoints of shared/API.md (`/_guilds/v1/servers…`)."""
+"""HTTP handlers of the server endpoints of docs/API.md (`/_guilds/v1/servers…`)."""
 
 from __future__ import annotations
 

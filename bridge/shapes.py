@@ -1,4 +1,4 @@
-"""The JSON shapes of shared/API.md, rendered from the model as a given caller may see it."""
+"""The JSON shapes of docs/API.md, rendered from the model as a given caller may see it."""
 
 from __future__ import annotations
 
