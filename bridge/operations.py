@@ -52,6 +52,8 @@ _INSERT_STEPS = (
 Results = dict[str, dict[str, Any]]
 # Called with the operation's server id (None until the server exists) and its results.
 CompletionHook = Callable[[str | None, Results], Awaitable[None]]
+# Called with the kind and server id of every operation that ended, done or failed.
+EndHook = Callable[[str, str | None], Awaitable[None]]
 
 
 class OperationFailed(Exception):
@@ -128,6 +130,7 @@ class OperationJournal:
         self._tasks: dict[str, asyncio.Task[Results]] = {}
         self._resume_task: asyncio.Task[None] | None = None
         self._hooks: dict[str, list[CompletionHook]] = {}
+        self._end_hooks: list[EndHook] = []
         self._stopped = False
 
     # -- the API -------------------------------------------------------------------------------
@@ -139,6 +142,11 @@ class OperationJournal:
         in between) and must be idempotent; if it raises, the operation stays unfinished.
         """
         self._hooks.setdefault(kind, []).append(hook)
+
+    def on_end(self, hook: EndHook) -> None:
+        """Call `hook(kind, server_id)` after any operation ends, done or failed (convergence
+        checks the server then). A hook that raises is logged; the operation's outcome stands."""
+        self._end_hooks.append(hook)
 
     async def submit(self, kind: str, server_id: str | None, plan: Plan) -> str:
         """Validate and store the plan (nothing runs yet); return the new operation's id."""
@@ -303,13 +311,22 @@ class OperationJournal:
         if error is not None:
             await self._set_status(op_id, "failed", error)
             log.error("Operation %s (%s) failed: %s", op_id, op["kind"], error)
+            await self._ended(op["kind"], op["server_id"])
             raise OperationFailed(op_id, error)
         # Before "done": a crash in between runs the hooks again on resume, never not at all.
         for hook in self._hooks.get(op["kind"], []):
             await hook(op["server_id"], results)
         await self._set_status(op_id, "done")
         log.info("Operation %s (%s) done", op_id, op["kind"])
+        await self._ended(op["kind"], op["server_id"])
         return results
+
+    async def _ended(self, kind: str, server_id: str | None) -> None:
+        for hook in self._end_hooks:
+            try:
+                await hook(kind, server_id)
+            except Exception:
+                log.exception("A hook on the end of a %s operation failed", kind)
 
     async def _run_stage(
         self,

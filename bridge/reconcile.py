@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bridge.channel_plans import next_index
+from bridge.derived import with_pending_roles
 from bridge.directory import ServerDirectory
 from bridge.matrix import MatrixClient, MatrixRequestError
 from bridge.operations import OperationFailed, OperationJournal
@@ -34,7 +35,7 @@ from bridge.room_levels import (
 from bridge.steps import AutoJoinInvite, Kick, Plan, SendState, Step, Unban
 from bridge.transactions import InboxEvent
 from guilds.ids import RoomID, UserID
-from guilds.layout import AUTO_JOIN_KEY, channel_allow, space_child
+from guilds.layout import channel_allow, space_child
 from guilds.model import (
     ADMIN_POWER,
     MEMBER_POWER,
@@ -131,27 +132,6 @@ def model_before(
         room[key] = prev_content
     patched[room_id] = room
     return assemble(server_id, patched, bot=bot)
-
-
-def with_pending_roles(server: Server, states: RoomStates, bot: UserID) -> Server:
-    """The model counting the bot's auto-join invites to role rooms as held roles.
-
-    The module accepts those invites a moment later; reading them as held already keeps a
-    second power-level change, arriving in between, from undoing the first one's roles.
-    """
-    assignments = {user: set(held) for user, held in server.assignments.items()}
-    for role in server.roles:
-        if role.room_id is None:
-            continue
-        for (event_type, user), content in states.get(role.room_id, {}).items():
-            if (
-                event_type == MEMBER
-                and user != bot
-                and content.get("membership") == "invite"
-                and content.get(AUTO_JOIN_KEY) is True
-            ):
-                assignments.setdefault(UserID(user), set()).add(role.role_id)
-    return replace(server, assignments={u: frozenset(h) for u, h in assignments.items()})
 
 
 # -- 1. power levels ---------------------------------------------------------------------------

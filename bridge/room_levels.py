@@ -20,7 +20,6 @@ from guilds.powerlevels import (
     creators_have_unlimited_power,
     derive_power_levels,
     merged_power_levels,
-    needs_rewrite,
 )
 from guilds.rules import RoomKind
 from guilds.vocabulary import CHANNEL_EVENT, ChannelKind
@@ -71,6 +70,25 @@ def derived_levels(
     return content
 
 
+def wanted_levels(
+    server: Server,
+    room: RoomID,
+    kind: RoomKind,
+    channel_kind: ChannelKind | None,
+    states: RoomStates,
+    bot: UserID,
+) -> dict[str, Any]:
+    """The power-levels content the room must hold: derived from the roles, aware of the
+    room's version and creators, keeping what other clients added that grants nothing."""
+    version = room_version_of(states, room)
+    creators = adopted_creators(states, room) if creators_have_unlimited_power(version) else ()
+    derived = derived_levels(
+        server, kind, channel_kind, bot=bot, room_version=version, creators=creators
+    )
+    existing = states.get(room, {}).get(("m.room.power_levels", ""))
+    return writable_levels(existing, merged_power_levels(existing, derived, creators=creators))
+
+
 def levels_step(
     name: str,
     server: Server,
@@ -81,15 +99,8 @@ def levels_step(
     bot: UserID,
 ) -> Step | None:
     """The step rewriting one room's power levels, or None when they already match the roles."""
-    version = room_version_of(states, room)
-    creators = adopted_creators(states, room) if creators_have_unlimited_power(version) else ()
-    derived = derived_levels(
-        server, kind, channel_kind, bot=bot, room_version=version, creators=creators
-    )
     existing = states.get(room, {}).get(("m.room.power_levels", ""))
-    if not needs_rewrite(existing, derived, creators=creators):
-        return None
-    content = writable_levels(existing, merged_power_levels(existing, derived, creators=creators))
+    content = wanted_levels(server, room, kind, channel_kind, states, bot)
     if existing is not None and content == dict(existing):
         return None
     return SendState(

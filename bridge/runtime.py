@@ -21,6 +21,7 @@ from bridge.appservice import create_appservice_app
 from bridge.calls import CallSweeper
 from bridge.channels import Channels
 from bridge.channels_http import add_routes as add_channel_routes
+from bridge.convergence import Convergence
 from bridge.declared import Declarations, Report, greet_declared_members
 from bridge.directory import ServerDirectory
 from bridge.invites import Invites
@@ -73,6 +74,7 @@ class Bridge:
         self._provisioning_app: web.Application | None = None
         self._declared_task: asyncio.Task[None] | None = None
         self._calls: CallSweeper | None = None
+        self._convergence: Convergence | None = None
 
     # Built by open(); reading them earlier is a wiring mistake worth a clear message.
     @property
@@ -86,6 +88,10 @@ class Bridge:
     @property
     def operations(self) -> OperationJournal:
         return _opened(self._operations)
+
+    @property
+    def convergence(self) -> Convergence:
+        return _opened(self._convergence)
 
     @property
     def appservice_app(self) -> web.Application:
@@ -139,6 +145,18 @@ class Bridge:
             ).handle,
             "m.room.member",
         )
+        # Last: after the directory applied the event and the reconciler read it back, the
+        # server is checked against what its model derives (the bot's own events included).
+        self._convergence = Convergence(
+            db=db,
+            journal=self._operations,
+            directory=self.directory,
+            bot=self.bot_user_id,
+            via=self.config.homeserver.server_name,
+            sweep_interval_s=self.config.sweep_interval_s,
+        )
+        self._inbox.add_handler(self._convergence.handle, state_only=True)
+        self._operations.on_end(self._convergence.after_operation)
         self.servers = Servers(
             matrix=self.matrix,
             journal=self._operations,
@@ -217,6 +235,8 @@ class Bridge:
             self._calls.start()
         # Operations a crash or a shutdown left unfinished, now that the bot can act.
         self.operations.start_resume()
+        # Every server checked once those are through, then on the slow sweep.
+        self.convergence.start()
         if self.config.servers:
             self._declared_task = asyncio.create_task(
                 self._declared_at_start(), name="guilds-declared-servers"
@@ -306,6 +326,8 @@ class Bridge:
             await asyncio.gather(self._declared_task, return_exceptions=True)
         if self._calls is not None:
             await self._calls.stop()
+        if self._convergence is not None:
+            await self._convergence.stop()
         if self._inbox is not None:
             await self._inbox.stop()
         if self._operations is not None:

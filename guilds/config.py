@@ -224,6 +224,10 @@ class ModulePolicies:
     public_servers: bool = True
 
 
+# The slow sweep comparing every room with what its server's model derives (bridge/convergence.py).
+DEFAULT_SWEEP_INTERVAL_S = 600
+
+
 @dataclass(frozen=True)
 class GuildsConfig:
     homeserver: HomeserverSettings
@@ -238,6 +242,9 @@ class GuildsConfig:
     templates: Mapping[str, ServerTemplate] = field(
         default_factory=lambda: {DEFAULT_TEMPLATE.name: DEFAULT_TEMPLATE}
     )
+    # Seconds between two sweeps of every server's rooms; 0 turns the sweep off (the checks
+    # after operations, on events and at start-up still run).
+    sweep_interval_s: int = DEFAULT_SWEEP_INTERVAL_S
 
     @property
     def module_policies(self) -> ModulePolicies:
@@ -447,6 +454,7 @@ GUILDS_KEYS = {
     "policies",
     "templates",
     "servers",
+    "convergence",
 }
 
 
@@ -508,6 +516,10 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     templates = parse_templates(r.section("templates"), policies)
     servers = parse_servers(r.section("servers"), policies, templates, server_name)
 
+    conv = r.section("convergence")
+    conv.unknown_keys({"sweep_interval_s"})
+    sweep_interval_s = conv.integer("sweep_interval_s", DEFAULT_SWEEP_INTERVAL_S, 0, 7 * 86400)
+
     log_level = r.string("log_level", "INFO").upper()
     if log_level not in LOG_LEVELS:
         r.error("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
@@ -529,6 +541,7 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
         policies=policies,
         templates=templates,
         servers=servers,
+        sweep_interval_s=sweep_interval_s,
     )
 
 
