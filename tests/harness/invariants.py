@@ -1,0 +1,206 @@
+"""The invariant checker: for every room of a server, API view == Matrix state == derived state.
+
+Three views of one server are compared:
+- the Matrix state of every room of the server (the space, its channels and categories, the
+  categories' channels, the role rooms), read over the Client-Server API as the bot, and again
+  as each member sees it in the rooms they are joined to;
+- the state the model derives for those rooms (the model assembled from that Matrix state by
+  `guilds.snapshot.assemble`, the derivation `bridge.derived.divergences`);
+- the provisioning API's answers (`GET /servers/{sid}` as the owner, the member list).
+
+`server_problems` returns every difference as a sentence; `assert_converged` waits, with a
+deadline, until there are none, and fails naming what is still wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import nio
+
+from bridge.derived import divergences, server_rooms
+from guilds.ids import RoomID, UserID
+from guilds.model import CATEGORY_EVENT, Server
+from guilds.permissions import power_of
+from guilds.rules import RoomKind, channel_kind
+from guilds.snapshot import assemble, rooms_of
+from guilds.vocabulary import CHANNEL_EVENT, ROLE_ROOM_TYPE, ChannelKind
+from tests.harness.api import Api, as_bot, eventually
+from tests.harness.stack import Stack, User
+
+States = dict[RoomID, dict[tuple[str, str], dict[str, Any]]]
+# Which state each member's own view is compared on: what decides what they may do.
+MEMBER_VIEW = ("m.room.power_levels", "m.room.join_rules")
+
+
+async def room_state(stack: Stack, room_id: str) -> dict[tuple[str, str], dict[str, Any]] | None:
+    """A room's state as the bot reads it; None when the bot is not in it."""
+    status, events = await as_bot(stack, "GET", f"/rooms/{room_id}/state")
+    if status != 200:
+        return None
+    return {(e["type"], e["state_key"]): e["content"] for e in events}
+
+
+async def matrix_states(stack: Stack, server_id: str) -> States:
+    """Every room of the server as the bot reads it (the space first, then what it links).
+
+    A linked room the bot is not in (one never adopted) is asked for once and left out.
+    """
+    states: States = {}
+    asked: set[RoomID] = set()
+    todo = {RoomID(server_id)}
+    while todo:
+        rooms = sorted(todo)
+        asked |= todo
+        for room, state in zip(
+            rooms, await asyncio.gather(*(room_state(stack, r) for r in rooms)), strict=True
+        ):
+            if state is not None:
+                states[room] = state
+        todo = rooms_of(RoomID(server_id), states) - asked
+    return states
+
+
+def room_kinds(
+    server: Server, states: Mapping[RoomID, Mapping[tuple[str, str], Any]]
+) -> list[tuple[RoomID, RoomKind, ChannelKind | None]]:
+    """What each read room is, as the bridge's directory classifies it."""
+    found: list[tuple[RoomID, RoomKind, ChannelKind | None]] = []
+    for room, state in states.items():
+        if room == server.server_id:
+            found.append((room, RoomKind.SPACE, None))
+        elif (CHANNEL_EVENT, "") in state:
+            channel = state[(CHANNEL_EVENT, "")]
+            default = channel.get("default") is True
+            kind = RoomKind.DEFAULT_CHANNEL if default else RoomKind.CHANNEL
+            found.append((room, kind, channel_kind(channel)))
+        elif (CATEGORY_EVENT, "") in state:
+            found.append((room, RoomKind.CATEGORY, None))
+        elif state.get(("m.room.create", ""), {}).get("type") == ROLE_ROOM_TYPE:
+            found.append((room, RoomKind.ROLE_ROOM, None))
+    return found
+
+
+def derived_problems(stack: Stack, server_id: str, states: States) -> tuple[Server, list[str]]:
+    """The model the Matrix state makes, and every room that differs from what it derives."""
+    bot = UserID(stack.bot_user_id)
+    server = assemble(RoomID(server_id), states, bot=bot)
+    ctx = server_rooms(server, room_kinds(server, states), states, bot, stack.server_name)
+    return server, [f"derived: {d.line()}" for d in divergences(ctx)]
+
+
+async def _api_members(api: Api, server_id: str) -> dict[str, dict[str, Any]]:
+    members: dict[str, dict[str, Any]] = {}
+    start: str | None = None
+    while True:
+        path = f"/servers/{server_id}/members?limit=500"
+        if start is not None:
+            path += f"&from={start}"
+        status, page = await api.call("GET", path)
+        assert status == 200, page
+        members |= {m["user_id"]: m for m in page["members"]}
+        start = page.get("next")
+        if start is None:
+            return members
+
+
+async def api_problems(stack: Stack, server: Server, owner: User) -> list[str]:
+    """Where the API, asked as the owner, says something else than the Matrix state."""
+    api = Api(stack, owner)
+    status, shown = await api.call("GET", f"/servers/{server.server_id}")
+    if status != 200:
+        return [f"api: GET /servers/{server.server_id} answered {status}: {shown}"]
+    problems: list[str] = []
+
+    def differ(what: str, api_value: Any, matrix_value: Any) -> None:
+        if api_value != matrix_value:
+            problems.append(f"api: {what}: the API says {api_value!r}, Matrix {matrix_value!r}")
+
+    differ("owner", shown["owner"], server.state.owner)
+    differ("name", shown["name"], server.name)
+    differ(
+        "channels",
+        sorted((c["channel_id"], c["category_id"], c["allowed_roles"]) for c in shown["channels"]),
+        sorted((c.channel_id, c.category_id, _gate(c.allowed_roles)) for c in server.channels),
+    )
+    differ(
+        "categories",
+        sorted(c["category_id"] for c in shown["categories"]),
+        sorted(c.category_id for c in server.categories),
+    )
+    differ(
+        "roles",
+        sorted((r["role_id"], r["power"]) for r in shown["roles"]),
+        sorted((r.role_id, r.power) for r in server.roles),
+    )
+    members = await _api_members(api, server.server_id)
+    differ("members", sorted(members), sorted(server.members | {server.state.owner}))
+    for user, member in sorted(members.items()):
+        uid = UserID(user)
+        differ(f"roles of {user}", member["roles"], [r.role_id for r in server.roles_of(uid)])
+        differ(f"power of {user}", member["power"], power_of(server, uid))
+    return problems
+
+
+def _gate(allowed_roles: tuple[str, ...] | None) -> list[str] | None:
+    return None if allowed_roles is None else list(allowed_roles)
+
+
+async def member_view_problems(
+    stack: Stack, states: States, users: Iterable[User], server: Server
+) -> list[str]:
+    """Where a member, reading a room they are joined to, sees other state than the bot."""
+    problems: list[str] = []
+    for user in users:
+        if not server.is_member(UserID(user.user_id)):
+            continue
+        async with stack.nio_client(user) as client:
+            for room, state in states.items():
+                joined = state.get(("m.room.member", user.user_id), {}).get("membership")
+                if joined != "join":
+                    continue
+                answer = await client.room_get_state(room)
+                if not isinstance(answer, nio.RoomGetStateResponse):
+                    problems.append(f"member view: {user.user_id} cannot read {room}: {answer}")
+                    continue
+                seen = {(e["type"], e["state_key"]): e["content"] for e in answer.events}
+                for key in MEMBER_VIEW:
+                    if seen.get((key, "")) != state.get((key, "")):
+                        problems.append(f"member view: {user.user_id} sees another {key} in {room}")
+    return problems
+
+
+async def server_problems(
+    stack: Stack, server_id: str, owner: User, members: Iterable[User] = ()
+) -> list[str]:
+    """Every way the server's API view, Matrix state and derived state disagree (empty: none)."""
+    states = await matrix_states(stack, server_id)
+    server, problems = derived_problems(stack, server_id, states)
+    problems += await api_problems(stack, server, owner)
+    problems += await member_view_problems(stack, states, members, server)
+    return problems
+
+
+async def assert_converged(
+    stack: Stack,
+    server_id: str,
+    owner: User,
+    members: Iterable[User] = (),
+    *,
+    deadline_s: float = 60.0,
+    context: str = "",
+) -> None:
+    """Wait until the server has no problem; fail listing what is still wrong at the deadline."""
+    members = list(members)
+    last: list[str] = []
+
+    async def none() -> bool:
+        nonlocal last
+        last = await server_problems(stack, server_id, owner, members)
+        return not last
+
+    if not await eventually(none, deadline_s=deadline_s, interval_s=0.5):
+        listed = "\n  ".join(last)
+        raise AssertionError(f"{context}server {server_id} did not converge:\n  {listed}")

@@ -1,0 +1,190 @@
+"""Convergence (issue 15, observations 2–4): once quiet, every room equals what the roles derive.
+
+Role changes racing channel creations, a kick racing a role's power edit: whatever order the
+homeserver took the writes in, the bridge compares every room with the model and repairs it.
+Each test ends with the invariant checker (tests/harness/invariants.py): API view == Matrix
+state (as the bot and as each member reads it) == derived state, for every room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import nio
+
+from tests.harness.api import Api, create_server, eventually, grant, join_as, join_server
+from tests.harness.invariants import assert_converged, room_state
+from tests.harness.stack import Stack, User
+
+
+async def _users(stack: Stack, *names: str) -> list[User]:
+    return [await stack.register_user(f"{n}_{secrets.token_hex(3)}") for n in names]
+
+
+async def _channel(api: Api, sid: str, name: str, **body: Any) -> str:
+    status, answer = await api.call(
+        "POST", f"/servers/{sid}/channels", {"name": name, "kind": "text", **body}
+    )
+    assert status == 201, answer
+    return str(answer["channel_id"])
+
+
+async def _power_in(stack: Stack, room: str, user: User) -> int | None:
+    state = await room_state(stack, room)
+    if state is None:
+        return None
+    levels = state[("m.room.power_levels", "")]
+    return int(levels.get("users", {}).get(user.user_id, levels.get("users_default", 0)))
+
+
+async def _power_everywhere(stack: Stack, rooms: list[str], user: User, power: int) -> None:
+    found: dict[str, int | None] = {}
+
+    async def settled() -> bool:
+        for room in rooms:
+            found[room] = await _power_in(stack, room, user)
+        return all(p == power for p in found.values())
+
+    if not await eventually(settled, deadline_s=60, interval_s=0.5):
+        lagging = {r: p for r, p in found.items() if p != power}
+        raise AssertionError(f"{user.user_id} should have {power} but has {lagging}")
+
+
+def _forbidden(answer: Any) -> bool:
+    return isinstance(answer, nio.ErrorResponse) and answer.status_code == "M_FORBIDDEN"
+
+
+# -- observation 2 --------------------------------------------------------------------------------
+
+
+async def test_a_member_promoted_after_channels_were_made_has_the_power_in_them(
+    stack: Stack,
+) -> None:
+    owner, user = await _users(stack, "owner", "promoted")
+    server = await create_server(stack, owner, "Promotion")
+    sid, api = server["server_id"], Api(stack, owner)
+    status, category = await api.call("POST", f"/servers/{sid}/categories", {"name": "Den"})
+    assert status == 201, category
+    channels = [
+        await _channel(api, sid, "first"),
+        await _channel(api, sid, "second"),
+        await _channel(api, sid, "tucked", category_id=category["category_id"]),
+    ]
+    await join_server(stack, sid, user)
+    for room in channels:
+        assert isinstance(await join_as(stack, user, room), nio.JoinResponse)
+    await grant(stack, sid, owner, user, "moderator")
+    rooms = [sid, server["default_channel_id"], category["category_id"], *channels]
+    await _power_everywhere(stack, rooms, user, 50)
+    # As the promoted member reads it, too, and everything else agrees.
+    async with stack.nio_client(user) as client:
+        for room in channels:
+            answer = await client.room_get_state_event(room, "m.room.power_levels")
+            assert isinstance(answer, nio.RoomGetStateEventResponse), answer
+            assert answer.content["users"][user.user_id] == 50, room
+    await assert_converged(stack, sid, owner, [user])
+
+
+# -- observation 3 --------------------------------------------------------------------------------
+
+
+async def test_removing_a_role_while_channels_are_made_leaves_no_channel_with_its_power(
+    stack: Stack,
+) -> None:
+    owner, moderator, plain = await _users(stack, "owner", "demoted", "plain")
+    server = await create_server(stack, owner, "Demotion")
+    sid, api = server["server_id"], Api(stack, owner)
+    for user in (moderator, plain):
+        await join_server(stack, sid, user)
+    await grant(stack, sid, owner, moderator, "moderator")
+
+    async def revoke() -> None:
+        path = f"/servers/{sid}/members/{moderator.user_id}/roles/moderator"
+        status, answer = await api.call("DELETE", path)
+        assert status == 200, answer
+
+    made = await asyncio.gather(
+        _channel(api, sid, "one"),
+        revoke(),
+        _channel(api, sid, "two"),
+        _channel(api, sid, "three"),
+        _channel(api, sid, "four"),
+    )
+    channels = [room for room in made if isinstance(room, str)]
+    await assert_converged(stack, sid, owner, [moderator, plain])
+    await _power_everywhere(stack, [sid, *channels], moderator, 0)
+    # And Matrix holds them to it: no redaction, kick or ban in the new channels.
+    async with (
+        stack.nio_client(owner) as owner_client,
+        stack.nio_client(moderator) as client,
+    ):
+        for room in channels:
+            for user in (owner, moderator, plain):
+                assert isinstance(await join_as(stack, user, room), nio.JoinResponse)
+            sent = await owner_client.room_send(
+                room, "m.room.message", {"msgtype": "m.text", "body": "mine"}
+            )
+            assert isinstance(sent, nio.RoomSendResponse), sent
+            assert _forbidden(await client.room_redact(room, sent.event_id)), room
+            assert _forbidden(await client.room_kick(room, plain.user_id)), room
+            assert _forbidden(await client.room_ban(room, plain.user_id)), room
+
+
+# -- observation 4 --------------------------------------------------------------------------------
+
+
+async def test_grants_racing_channel_creations_reach_every_channel(stack: Stack) -> None:
+    owner, *crew = await _users(stack, "owner", *(f"crew{i}" for i in range(6)))
+    server = await create_server(stack, owner, "Crew")
+    sid, api = server["server_id"], Api(stack, owner)
+    for user in crew:
+        await join_server(stack, sid, user)
+
+    async def give(user: User) -> None:
+        path = f"/servers/{sid}/members/{user.user_id}/roles/moderator"
+        status, answer = await api.call("PUT", path)
+        assert status == 200, answer
+
+    made = await asyncio.gather(
+        *(give(user) for user in crew), *(_channel(api, sid, f"room{i}") for i in range(6))
+    )
+    channels = [room for room in made if isinstance(room, str)]
+    assert len(channels) == 6
+    for user in crew:
+        await _power_everywhere(stack, [sid, *channels], user, 50)
+    await assert_converged(stack, sid, owner, crew)
+
+
+async def test_a_kick_racing_a_role_power_edit_leaves_every_room_at_the_new_power(
+    stack: Stack,
+) -> None:
+    owner, holder, other, *leaving = await _users(
+        stack, "owner", "holder", "other", "leaving1", "leaving2", "leaving3"
+    )
+    server = await create_server(stack, owner, "Race")
+    sid, api = server["server_id"], Api(stack, owner)
+    channels = [await _channel(api, sid, f"c{i}") for i in range(3)]
+    for user in (holder, other, *leaving):
+        await join_server(stack, sid, user)
+    for user in (holder, other):
+        await grant(stack, sid, owner, user, "moderator")
+
+    async def kick(user: User) -> None:
+        path = f"/servers/{sid}/members/{user.user_id}/kick"
+        status, answer = await api.call("POST", path, {})
+        assert status == 204, answer
+
+    async def edit(power: int) -> None:
+        path = f"/servers/{sid}/roles/moderator"
+        status, answer = await api.call("PATCH", path, {"power": power})
+        assert status == 200, answer
+
+    rooms = [sid, server["default_channel_id"], *channels]
+    # Round after round, so an interleaving that loses a write is met at least once.
+    for user, power in zip(leaving, (47, 43, 47), strict=True):
+        await asyncio.gather(kick(user), edit(power))
+    for user in (holder, other):
+        await _power_everywhere(stack, rooms, user, 47)
+    await assert_converged(stack, sid, owner, [holder, other])
