@@ -140,12 +140,44 @@ async def _v5_leases(tx: Transaction) -> None:
     )
 
 
+async def _v6_server_queue(tx: Transaction) -> None:
+    # Requests waiting for, or holding, their server's turn (bridge/queue.py), stored before
+    # they wait so a restart runs them; kept after they end, with their answer, for
+    # `GET /operations/{id}`. Bodies are JSON text; tokens are never stored here.
+    await tx.execute(
+        "CREATE TABLE queued_jobs ("
+        " job_id TEXT PRIMARY KEY,"
+        " kind TEXT NOT NULL,"
+        " server_id TEXT NOT NULL,"
+        " actor TEXT,"
+        " params_json TEXT NOT NULL,"
+        " body_json TEXT NOT NULL,"
+        " state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),"
+        " created_at BIGINT NOT NULL,"
+        " updated_at BIGINT NOT NULL,"
+        " result_status INTEGER,"
+        " result_json TEXT,"
+        " error_status INTEGER,"
+        " error_json TEXT)"
+    )
+    # Start-up looks only for jobs that have not ended, in arrival order.
+    await tx.execute(
+        "CREATE INDEX queued_jobs_unfinished ON queued_jobs (created_at)"
+        " WHERE state IN ('queued', 'running')"
+    )
+    # The journal operations a job submitted, so a job a crash interrupted is finished by
+    # resuming them rather than by running it again.
+    await tx.execute("ALTER TABLE operations ADD COLUMN job_id TEXT")
+    await tx.execute("CREATE INDEX operations_job ON operations (job_id)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "appservice transactions and the event inbox", _v1_transaction_inbox),
     Migration(2, "the journal of multi-room operations", _v2_operation_journal),
     Migration(3, "the servers the bridge administers", _v3_servers),
     Migration(4, "invite codes and who redeemed them", _v4_invites),
     Migration(5, "leases held by one process at a time", _v5_leases),
+    Migration(6, "the per-server queue of requests", _v6_server_queue),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -6,14 +6,17 @@ bridge start, runs again every operation a crash or a shutdown left unfinished, 
 already recorded. A step that ran but whose result was not recorded runs again: every step kind
 is idempotent, and a room created twice is prevented by the alias each CreateRoom step gets.
 
-Transient failures (429, 5xx, an unreachable homeserver) are retried with backoff a bounded
-number of times; any other Matrix error fails the operation with the error recorded. There is no
-rollback: a failed operation leaves what it did, and the journal says how far it got.
+Transient failures (429, 5xx, an unreachable or stuck homeserver, a stale answer) are retried with
+bounded backoff for as long as they last: an operation waits for the homeserver rather than stop
+half-applied, and the step's row says what it waits for. Any other Matrix error fails the
+operation with the step and the error recorded. There is no rollback: a failed operation leaves
+what it did, the journal says how far it got, and convergence repairs what it derived.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import secrets
@@ -39,6 +42,7 @@ from bridge.store import Database, StoreError
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 8
+# Only for removing an operation's own aliases afterwards, which may be left behind harmlessly.
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_BASE_BACKOFF_S = 0.5
 DEFAULT_MAX_BACKOFF_S = 30.0
@@ -47,6 +51,11 @@ _INSERT_BATCH = 100
 _INSERT_STEPS = (
     "INSERT INTO operation_steps (op_id, stage, idx, name, kind, status, attempts, updated_at)"
     " VALUES "
+)
+
+# The queued job (bridge/queue.py) the running code works for; its operations are linked to it.
+CURRENT_JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "guilds_current_job", default=None
 )
 
 Results = dict[str, dict[str, Any]]
@@ -158,13 +167,14 @@ class OperationJournal:
         async with self.db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO operations (op_id, kind, server_id, plan_json, status, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                " updated_at, job_id) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
                 op_id,
                 kind,
                 server_id,
                 plan_json,
                 now,
                 now,
+                CURRENT_JOB.get(),
             )
             for start in range(0, len(rows), _INSERT_BATCH):
                 batch = rows[start : start + _INSERT_BATCH]
@@ -391,19 +401,31 @@ class OperationJournal:
                 raise
             except (MatrixRequestError, HomeserverUnavailable, StaleAnswer) as exc:
                 delay = self._retry_delay(exc, attempt)
-                if delay is None or attempt >= self.max_attempts:
+                if delay is None:
                     error = _describe(exc)
-                    if delay is not None:
-                        error = f"gave up after {attempt} attempts: {error}"
                     await self._step_failed(op_id, stage, idx, error)
                     raise _StepFailed(f"{step.name} ({step.kind}): {error}") from exc
+                # Transient: the homeserver is down, stuck or busy. The step waits for it for
+                # as long as it takes (bounded backoff); giving up would leave the operation
+                # half-applied for a cause that passes.
                 log.warning(
-                    "Operation %s step %s (%s) failed (%s); retrying in %.1f s",
+                    "Operation %s step %s (%s) failed (%s, attempt %d); retrying in %.1f s",
                     op_id,
                     step.name,
                     step.kind,
                     _describe(exc),
+                    attempt,
                     delay,
+                )
+                # Kept on the pending step, so the journal says what the operation waits for.
+                await self.db.execute(
+                    "UPDATE operation_steps SET error = ?, updated_at = ?"
+                    " WHERE op_id = ? AND stage = ? AND idx = ?",
+                    f"waiting: {_describe(exc)}",
+                    _now_ms(),
+                    op_id,
+                    stage,
+                    idx,
                 )
                 await asyncio.sleep(delay)
                 continue

@@ -1,0 +1,254 @@
+"""The per-server queue (bridge/queue.py) over a real SQLite store, with handlers in place of
+the services: turn order, parallel servers, stored outcomes, waiting out a homeserver, restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.errors import Forbidden
+from bridge.matrix import HomeserverUnavailable, MatrixRequestError
+from bridge.migrations import migrate
+from bridge.operations import OperationJournal
+from bridge.queue import Job, JobFailed, JobNotFound, Outcome, ServerQueue
+from bridge.steps import Plan, SendState
+from bridge.store import Database
+
+BOT = "@guilds:example.org"
+
+
+class NoMatrix:
+    async def request(self, method: str, path: str, **_: Any) -> Any:
+        raise HomeserverUnavailable("no homeserver in this test")
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(f"sqlite:///{tmp_path / 'guilds.db'}")
+    await migrate(database)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def make_queue(db: Database, journal: OperationJournal | None = None) -> ServerQueue:
+    return ServerQueue(db, journal or OperationJournal(db, NoMatrix(), BOT))
+
+
+async def until(condition: Any, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_jobs_of_one_server_run_one_at_a_time_in_order(db: Database) -> None:
+    queue = make_queue(db)
+    inside: list[str] = []
+    log: list[tuple[str, str]] = []
+
+    async def handler(job: Job) -> Outcome:
+        inside.append(job.job_id)
+        assert len(inside) == 1, "two jobs of one server ran at once"
+        log.append(("start", job.body["n"]))
+        await asyncio.sleep(0.002)
+        log.append(("end", job.body["n"]))
+        inside.remove(job.job_id)
+        return Outcome(200, {"n": job.body["n"]})
+
+    queue.register("edit", handler)
+    ids = [await queue.submit("edit", "!a", "@u:x", {}, {"n": str(n)}) for n in range(20)]
+    outcomes = [await queue.wait(job_id) for job_id in ids]
+    assert [o.body["n"] for o in outcomes if o is not None] == [str(n) for n in range(20)]
+    assert [n for what, n in log if what == "start"] == [str(n) for n in range(20)]
+    assert queue.depth("!a") == 0 and queue.depths() == {}
+
+
+async def test_servers_run_in_parallel(db: Database) -> None:
+    queue = make_queue(db)
+    release = asyncio.Event()
+    started: set[str] = set()
+
+    async def handler(job: Job) -> Outcome:
+        started.add(job.server_id)
+        await release.wait()
+        return Outcome(204)
+
+    queue.register("slow", handler)
+    a = await queue.submit("slow", "!a", None)
+    b = await queue.submit("slow", "!b", None)
+    a2 = await queue.submit("slow", "!a", None)
+    await until(lambda: started == {"!a", "!b"})
+    assert queue.depths() == {"!a": 2, "!b": 1}
+    assert await queue.wait(a, timeout_s=0.01) is None  # still running: the caller answers 202
+    release.set()
+    assert await queue.wait(a) == Outcome(204)
+    assert await queue.wait(b) == Outcome(204)
+    assert await queue.wait(a2) == Outcome(204)
+    record = await queue.get(a)
+    assert record.state == "done" and record.outcome == Outcome(204)
+
+
+async def test_a_turn_is_shared_with_jobs_and_nests(db: Database) -> None:
+    queue = make_queue(db)
+    order: list[str] = []
+
+    async def handler(job: Job) -> Outcome:
+        # A service called from a job takes the turn it already holds: no deadlock.
+        async with queue.turn(job.server_id):
+            order.append("job")
+        return Outcome(200)
+
+    queue.register("nested", handler)
+    async with queue.turn("!a"):
+        assert queue.holds_turn("!a")
+        job_id = await queue.submit("nested", "!a", None)
+        await asyncio.sleep(0.01)
+        order.append("turn")
+    await queue.wait(job_id)
+    assert order == ["turn", "job"]
+
+
+async def test_a_refusal_is_stored_in_the_api_shape(db: Database) -> None:
+    queue = make_queue(db)
+
+    async def handler(job: Job) -> Outcome:
+        raise Forbidden("You are not the owner")
+
+    queue.register("refused", handler)
+    job_id = await queue.submit("refused", "!a", "@u:x")
+    with pytest.raises(JobFailed) as failed:
+        await queue.wait(job_id)
+    assert failed.value.error.status == 403
+    record = await queue.get(job_id)
+    assert record.state == "failed" and record.error_status == 403
+    assert record.error == {"errcode": "M_FORBIDDEN", "error": "You are not the owner"}
+    # Read back from the database (another caller, after a restart), it answers the same.
+    fresh = make_queue(db)
+    with pytest.raises(JobFailed) as again:
+        await fresh.wait(job_id)
+    assert again.value.error.to_json() == record.error and again.value.error.status == 403
+    with pytest.raises(JobNotFound):
+        await queue.get("nope")
+
+
+async def test_a_job_waits_out_a_homeserver_that_is_down(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bridge.queue.BASE_BACKOFF_S", 0.001)
+    monkeypatch.setattr("bridge.queue.MAX_BACKOFF_S", 0.002)
+    queue = make_queue(db)
+    failures: list[Exception] = [
+        HomeserverUnavailable("refused"),
+        MatrixRequestError(502, "M_UNKNOWN", "bad gateway"),
+        MatrixRequestError(429, "M_LIMIT_EXCEEDED", "slow down", retry_after_ms=1),
+    ] * 5
+    calls = 0
+
+    async def handler(job: Job) -> Outcome:
+        nonlocal calls
+        calls += 1
+        if failures:
+            raise failures.pop()
+        return Outcome(200, {"ok": True})
+
+    queue.register("patient", handler)
+    assert await queue.run("patient", "!a", None) == Outcome(200, {"ok": True})
+    assert calls == 16
+    # A permanent refusal is not waited out.
+    failures.append(MatrixRequestError(403, "M_FORBIDDEN", "no"))
+    queue.explain = lambda exc: Forbidden(str(exc)) if isinstance(exc, MatrixRequestError) else None
+    with pytest.raises(JobFailed):
+        await queue.run("patient", "!a", None)
+
+
+async def test_jobs_stored_before_a_restart_run_after_it_in_order(db: Database) -> None:
+    before = make_queue(db)
+    block = asyncio.Event()
+
+    async def stuck(job: Job) -> Outcome:
+        await block.wait()
+        return Outcome(200)
+
+    before.register("edit", stuck)
+    first = await before.submit("edit", "!a", "@u:x", {"rid": "r"}, {"n": "1"})
+    second = await before.submit("edit", "!a", "@u:x", {"rid": "r"}, {"n": "2"})
+    await until(lambda: before.depth("!a") == 2)
+    await before.stop()  # the crash: the first was running, the second queued
+
+    after = make_queue(db)
+    seen: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+
+    async def handler(job: Job) -> Outcome:
+        seen.append((job.job_id, dict(job.params), dict(job.body)))
+        return Outcome(200, {"n": job.body["n"]})
+
+    after.register("edit", handler)
+    await after.start()
+    assert await after.wait(second) == Outcome(200, {"n": "2"})
+    # The first had journaled nothing, so it changed nothing: it runs again, first.
+    assert seen == [(first, {"rid": "r"}, {"n": "1"}), (second, {"rid": "r"}, {"n": "2"})]
+    await after.stop()
+
+
+async def test_an_interrupted_job_with_a_journaled_change_is_finished_by_resuming_it(
+    db: Database,
+) -> None:
+    # The job had journaled its change when the bridge stopped: at the next start the
+    # operation resumes at the server's turn, ahead of new work, and the job ends with it
+    # instead of running again (which could repeat the change).
+    class Answering:
+        def __init__(self) -> None:
+            self.writes: list[str] = []
+
+        async def request(self, method: str, path: str, **_: Any) -> Any:
+            self.writes.append(path)
+            return {"event_id": "$e"}
+
+    matrix = Answering()
+    journal = OperationJournal(db, matrix, BOT)
+    before = ServerQueue(db, journal)
+    block = asyncio.Event()
+
+    async def journaling(job: Job) -> Outcome:
+        await journal.submit("x", job.server_id, Plan.of([SendState("s", "!a", "t", "", {})]))
+        await block.wait()
+        return Outcome(200)
+
+    before.register("edit", journaling)
+    job_id = await before.submit("edit", "!a", "@u:x")
+    await until_stored(db, job_id)
+    await before.stop()
+    await journal.stop()
+
+    journal = OperationJournal(db, matrix, BOT)
+    after = ServerQueue(db, journal)
+    runs: list[str] = []
+
+    async def handler(job: Job) -> Outcome:
+        runs.append(job.job_id)
+        return Outcome(200)
+
+    after.register("edit", handler)
+    await after.start()
+    later = await after.submit("edit", "!a", "@u:x")
+    assert await after.wait(later) == Outcome(200)
+    assert runs == [later]
+    record = await after.get(job_id)
+    assert record.state == "done" and record.outcome == Outcome(200, None)
+    assert matrix.writes and "/state/t/" in matrix.writes[0]
+    await after.stop()
+    await journal.stop()
+
+
+async def until_stored(db: Database, job_id: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 5
+    while await db.fetchone("SELECT 1 AS x FROM operations WHERE job_id = ?", job_id) is None:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.005)
