@@ -1,6 +1,8 @@
-"""The homeserver admin's endpoint on the appservice listener: `POST /_guilds/admin/v1/apply`.
+"""The homeserver admin's endpoints on the appservice listener: `POST /_guilds/admin/v1/apply`
+and `POST /_guilds/admin/v1/doctor`.
 
-`guilds apply` asks a running `guilds serve` to reconcile the declared servers, so one process
+`guilds apply` asks a running `guilds serve` to reconcile the declared servers, and `guilds
+doctor` asks it to compare (and repair) every server's rooms with its model, so one process
 acts and its directory sees what it made. The appservice app's middleware admits only the
 hs_token, which only the holders of the registration file have.
 """
@@ -11,12 +13,17 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from bridge.convergence import DoctorReport
 from bridge.declared import Report
 from bridge.lease import LeaseBusy
 
 APPLY_PATH = "/_guilds/admin/v1/apply"
 Apply = Callable[[bool], Awaitable[Report]]
 APPLY: web.AppKey[Apply] = web.AppKey("guilds_apply", Callable)  # type: ignore[arg-type]
+DOCTOR_PATH = "/_guilds/admin/v1/doctor"
+# (server id or None for every server, repair?) -> the report.
+Doctor = Callable[[str | None, bool], Awaitable[DoctorReport]]
+DOCTOR: web.AppKey[Doctor] = web.AppKey("guilds_doctor", Callable)  # type: ignore[arg-type]
 
 
 async def post_apply(request: web.Request) -> web.Response:
@@ -31,6 +38,15 @@ async def post_apply(request: web.Request) -> web.Response:
     return web.json_response(report.to_json())
 
 
-def add_routes(app: web.Application, apply: Apply) -> None:
+async def post_doctor(request: web.Request) -> web.Response:
+    server = request.query.get("server") or None
+    repair = request.query.get("repair") in ("1", "true")
+    report = await request.app[DOCTOR](server, repair)
+    return web.json_response(report.to_json())
+
+
+def add_routes(app: web.Application, apply: Apply, doctor: Doctor) -> None:
     app[APPLY] = apply
     app.router.add_post(APPLY_PATH, post_apply)
+    app[DOCTOR] = doctor
+    app.router.add_post(DOCTOR_PATH, post_doctor)

@@ -28,9 +28,10 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from bridge.derived import Divergence, divergences, repair_plan, server_rooms
 from bridge.directory import ServerDirectory
@@ -114,6 +115,7 @@ class Convergence:
         bot: UserID,
         via: str,
         sweep_interval_s: float,
+        turn: Callable[[str], AbstractAsyncContextManager[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
@@ -123,6 +125,9 @@ class Convergence:
         self.via = via
         self.sweep_interval_s = sweep_interval_s
         self._clock = clock
+        # The server's turn (bridge/queue.py `ServerQueue.turn`): a check and its repair run
+        # between the server's operations, never during one. Without a queue, a lock per server.
+        self.turn = turn
         # Repairs counted by (cause kind, what was repaired): the metrics' source.
         self.repairs: Counter[tuple[str, str]] = Counter()
         self._locks: dict[RoomID, asyncio.Lock] = {}
@@ -219,21 +224,28 @@ class Convergence:
         )
         return divergences(ctx)
 
+    def _turn(self, server_id: RoomID) -> AbstractAsyncContextManager[Any]:
+        if self.turn is not None:
+            return self.turn(server_id)
+        return self._locks.setdefault(server_id, asyncio.Lock())
+
     async def converge(
-        self, server_id: RoomID, cause: Cause, *, repair: bool = True
+        self, server_id: RoomID, cause: Cause, *, repair: bool = True, wait: bool = True
     ) -> list[Divergence]:
         """Check one server and repair it (with `repair`); return what differed.
 
-        Waits while an operation of the server is unfinished; what the directory shows as
-        divergent is read again from the homeserver before anything is repaired.
+        With `wait`, first waits (a bounded time) while an operation of the server is
+        unfinished: `guilds doctor` run without `guilds serve` does not, since nothing would
+        finish it. What the directory shows as divergent is read again from the homeserver
+        before anything is repaired.
         """
-        lock = self._locks.setdefault(server_id, asyncio.Lock())
-        async with lock:
+        if wait:
             waited_until = self._clock() + MAX_BUSY_WAIT_S
             while True:
                 if self._clock() >= waited_until or not await self._busy(server_id):
                     break
                 await asyncio.sleep(BUSY_RETRY_S)
+        async with self._turn(server_id):
             found = self.find(server_id)
             if not found:
                 self._repeats.pop(server_id, None)
@@ -314,3 +326,114 @@ class Convergence:
     def _backoff(self, server_id: RoomID) -> float:
         repeats = max(0, self._repeats.get(server_id, 0) - REPEATS_BEFORE_BACKOFF)
         return float(min(MAX_BACKOFF_S, BUSY_RETRY_S * 2**repeats))
+
+
+# -- guilds doctor ---------------------------------------------------------------------------------
+
+# Repair rounds `guilds doctor --repair` makes at most: a repair may reveal what it hid (a
+# member let in by a gate that was wrong), which the next round repairs.
+DOCTOR_ROUNDS: Final = 3
+
+
+@dataclass(frozen=True)
+class ServerReport:
+    """What `guilds doctor` found in one server, and what is left after repairing."""
+
+    server_id: str
+    found: tuple[Divergence, ...]
+    remaining: tuple[Divergence, ...]
+    repaired: bool = False
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server_id": self.server_id,
+            "found": [d.to_json() for d in self.found],
+            "remaining": [d.to_json() for d in self.remaining],
+            "repaired": self.repaired,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ServerReport:
+        def divergences_of(key: str) -> tuple[Divergence, ...]:
+            return tuple(
+                Divergence(RoomID(d["room_id"]), d["what"], d["expected"], d["actual"])
+                for d in data.get(key, [])
+            )
+
+        return cls(
+            str(data["server_id"]),
+            divergences_of("found"),
+            divergences_of("remaining"),
+            bool(data.get("repaired")),
+            data.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    servers: tuple[ServerReport, ...] = field(default_factory=tuple)
+
+    @property
+    def healthy(self) -> bool:
+        return all(not s.remaining and s.error is None for s in self.servers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"servers": [s.to_json() for s in self.servers]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DoctorReport:
+        return cls(tuple(ServerReport.from_json(s) for s in data.get("servers", [])))
+
+    def lines(self) -> list[str]:
+        out: list[str] = []
+        for server in self.servers:
+            if server.error is not None:
+                out.append(f"server {server.server_id}: {server.error}")
+                continue
+            if not server.found:
+                out.append(f"server {server.server_id}: every room matches the model")
+                continue
+            out.append(f"server {server.server_id}: {len(server.found)} divergence(s)")
+            out += [f"  {d.line()}" for d in server.found]
+            if server.repaired:
+                if server.remaining:
+                    out.append(f"  still divergent after repairing: {len(server.remaining)}")
+                    out += [f"  {d.line()}" for d in server.remaining]
+                else:
+                    out.append("  repaired: every room matches the model now")
+        if not self.servers:
+            out.append("no servers")
+        return out
+
+
+async def doctor(
+    convergence: Convergence,
+    server_id: str | None,
+    *,
+    repair: bool,
+    wait: bool,
+) -> DoctorReport:
+    """Compare each server (or the one named) with its model; with `repair`, converge it."""
+    directory = convergence.directory
+    ids = [RoomID(server_id)] if server_id is not None else sorted(directory.server_ids())
+    reports: list[ServerReport] = []
+    cause = Cause("doctor")
+    for sid in ids:
+        if directory.get(sid) is None:
+            reports.append(ServerReport(sid, (), (), error="no such server"))
+            continue
+        # Everything read afresh, not as the directory last heard of it.
+        await directory.refresh(sid, directory.rooms(sid))
+        found = await convergence.converge(sid, cause, repair=False, wait=wait)
+        remaining = found
+        if repair and found:
+            for _ in range(DOCTOR_ROUNDS):
+                await convergence.converge(sid, cause, repair=True, wait=wait)
+                await directory.refresh(sid, directory.rooms(sid))
+                remaining = convergence.find(sid) or []
+                if not remaining:
+                    break
+        reports.append(ServerReport(sid, tuple(found), tuple(remaining), repaired=repair))
+    return DoctorReport(tuple(reports))

@@ -21,7 +21,7 @@ from bridge.appservice import create_appservice_app
 from bridge.calls import CallSweeper
 from bridge.channels import Channels
 from bridge.channels_http import add_routes as add_channel_routes
-from bridge.convergence import Convergence
+from bridge.convergence import Convergence, DoctorReport, doctor
 from bridge.declared import Declarations, Report, greet_declared_members
 from bridge.directory import ServerDirectory
 from bridge.invites import Invites
@@ -198,7 +198,11 @@ class Bridge:
             channels=self.channels,
             roles=self.roles,
         )
-        add_admin_routes(self._appservice_app, lambda dry_run: self.apply_declared(dry_run=dry_run))
+        add_admin_routes(
+            self._appservice_app,
+            lambda dry_run: self.apply_declared(dry_run=dry_run),
+            lambda server, repair: self.doctor(server, repair=repair),
+        )
         if self.config.servers:
             self._provisioning_app.middlewares.append(greet_declared_members(self.declarations))
 
@@ -259,6 +263,16 @@ class Bridge:
             log.warning("Declared servers not reconciled at start: %s", exc)
         except Exception:
             log.exception("Declared servers could not be reconciled at start")
+
+    async def doctor(
+        self, server_id: str | None, *, repair: bool, serving: bool = True
+    ) -> DoctorReport:
+        """`guilds doctor`: every server's rooms compared with its model, repaired on request.
+
+        `serving` is False when `guilds doctor` runs the bridge itself (no `guilds serve`):
+        then nothing else would finish an unfinished operation, so the checks do not wait.
+        """
+        return await doctor(self.convergence, server_id, repair=repair, wait=serving)
 
     async def load_servers(self) -> None:
         """Read every server into the directory without serving (`guilds apply`)."""

@@ -86,6 +86,32 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 1 if any(line.startswith("failed:") and line != "failed: 0" for line in lines) else 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigErrors as errors:
+        print(f"error: {errors}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from guildsctl.doctor import DoctorError, run_doctor
+
+    try:
+        report, where = asyncio.run(run_doctor(config, server=args.server, repair=args.repair))
+    except DoctorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Checked {where}:")
+    print("\n".join(report.lines()))
+    # Non-zero whenever something differs: before repairing, or still after it.
+    if args.repair:
+        return 0 if report.healthy else 1
+    return 0 if all(not s.found and s.error is None for s in report.servers) else 1
+
+
 def cmd_generate_config(args: argparse.Namespace) -> int:
     from guilds.config import validate_database_url
     from guildsctl.configgen import write_installation
@@ -186,6 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print what would be created or changed; do nothing"
     )
     apply.set_defaults(func=cmd_apply)
+
+    doc = sub.add_parser(
+        "doctor",
+        help="compare every server's Matrix state with its model; exit 1 if any room differs",
+    )
+    doc.add_argument("-c", "--config", required=True, help="path to guilds.yaml")
+    doc.add_argument("--server", help="only this server (its space's room id)")
+    doc.add_argument(
+        "--repair", action="store_true", help="repair every divergence, then compare again"
+    )
+    doc.set_defaults(func=cmd_doctor)
 
     gen = sub.add_parser(
         "generate-config", help="write the homeserver snippet, registration and guilds.yaml"
