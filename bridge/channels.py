@@ -30,7 +30,7 @@ from bridge.channel_plans import (
 )
 from bridge.errors import Conflict, Forbidden, InvalidParam, MissingParam, NotFound
 from bridge.matrix import path_segment
-from bridge.room_levels import room_version_of
+from bridge.room_levels import new_room_levels, wanted_levels
 from bridge.servers import Servers
 from bridge.steps import Plan, SendState, Step
 from guilds.ids import RoomID, UserID
@@ -46,7 +46,6 @@ from guilds.model import (
 )
 from guilds.permissions import require
 from guilds.policies import channel_count_refusal, channel_kind_refusal
-from guilds.powerlevels import derive_power_levels, merged_power_levels
 from guilds.rules import RoomKind
 from guilds.vocabulary import CHANNEL_EVENT, ChannelKind
 
@@ -214,12 +213,12 @@ class Channels:
             self._room_for_one_more(server)
             parent = category or sid
             order = order_key(next_index(child_orders(self.directory.states(), parent)))
-            levels = derive_power_levels(
+            levels = new_room_levels(
                 server,
                 RoomKind.CHANNEL,
+                kind,
                 bot=self.bot,
                 room_version=await self.servers.room_version(),
-                channel_kind=kind,
             )
             plan = create_channel_plan(
                 server,
@@ -337,16 +336,11 @@ class Channels:
 
     def _retype(self, server: Server, room: RoomID, kind: ChannelKind) -> list[Step]:
         """The channel's kind, and power levels for it (who may write call membership)."""
-        held = self.directory.states().get(room, {})
-        marker = {**held.get((CHANNEL_EVENT, ""), {}), "kind": kind.value}
-        derived = derive_power_levels(
-            server,
-            RoomKind.CHANNEL,
-            bot=self.bot,
-            room_version=room_version_of(self.directory.states(), room),
-            channel_kind=kind,
-        )
-        levels = merged_power_levels(held.get(("m.room.power_levels", "")), derived)
+        states = self.directory.states()
+        marker = {**states.get(room, {}).get((CHANNEL_EVENT, ""), {}), "kind": kind.value}
+        # Aware of the room's version and creators (an adopted room keeps its creators out of
+        # `users` and the bot at 100), like every other power-levels write.
+        levels = wanted_levels(server, room, RoomKind.CHANNEL, kind, states, self.bot)
         return [
             self._state(room, CHANNEL_EVENT, marker),
             self._state(room, "m.room.power_levels", levels),
@@ -381,7 +375,7 @@ class Channels:
         async with self._lock(sid):
             server = self._managed(server_id, actor)
             order = order_key(next_index(child_orders(self.directory.states(), sid)))
-            levels = derive_power_levels(
+            levels = new_room_levels(
                 server,
                 RoomKind.CATEGORY,
                 bot=self.bot,

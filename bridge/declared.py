@@ -31,12 +31,12 @@ from bridge.plans import DECLARED_EVENT, create_server_plan, is_plain
 from bridge.provisioning import require_user
 from bridge.role_plans import create_role_plan, grant_plan, with_assignment, with_role
 from bridge.roles import Roles
+from bridge.room_levels import new_room_levels
 from bridge.servers import Servers
 from bridge.steps import AutoJoinInvite, Plan
 from guilds.config import DeclaredServer, TemplateChannel, TemplateRole
 from guilds.ids import RoomID, UserID
 from guilds.model import Permission, Role, Server
-from guilds.powerlevels import derive_power_levels
 from guilds.rules import RoomKind
 
 log = logging.getLogger(__name__)
@@ -412,7 +412,7 @@ class Declarations:
                 rooms=self.directory.room_kinds(sid),
                 states=self.directory.states(),
                 bot=self.bot,
-                room_power_levels=derive_power_levels(
+                room_power_levels=new_room_levels(
                     after, RoomKind.ROLE_ROOM, bot=self.bot, room_version=version
                 ),
             )

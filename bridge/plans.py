@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bridge.room_levels import new_room_levels
 from bridge.steps import (
     AutoJoinInvite,
     CreateRoom,
@@ -39,7 +40,6 @@ from guilds.model import (
     ServerState,
     order_key,
 )
-from guilds.powerlevels import derive_power_levels
 from guilds.rules import RoomKind
 from guilds.vocabulary import NAMESPACE, ROLE_EVENT, SERVER_EVENT, ChannelKind
 
@@ -121,9 +121,7 @@ def create_server_plan(
     server = provisional_server(owner, name, topic, icon, (*BUILTIN_ROLES, *custom))
 
     def levels(kind: RoomKind, channel_kind: ChannelKind | None = None) -> dict[str, Any]:
-        return derive_power_levels(
-            server, kind, bot=bot, room_version=room_version, channel_kind=channel_kind
-        )
+        return new_room_levels(server, kind, channel_kind, bot=bot, room_version=room_version)
 
     # Refs stand for room ids until the journal resolves them, inside any content.
     space_id: Any = Ref("space", "room_id")

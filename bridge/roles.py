@@ -21,6 +21,7 @@ from bridge.role_plans import (
     role_slug,
     with_role,
 )
+from bridge.room_levels import new_room_levels
 from bridge.servers import Servers
 from guilds.ids import RoomID, UserID
 from guilds.model import (
@@ -45,7 +46,6 @@ from guilds.permissions import (
     require,
 )
 from guilds.policies import role_count_refusal
-from guilds.powerlevels import derive_power_levels
 from guilds.rules import RoomKind
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class Roles:
             rooms=self.directory.room_kinds(server.server_id),
             states=self.directory.states(),
             bot=self.bot,
-            room_power_levels=derive_power_levels(
+            room_power_levels=new_room_levels(
                 after, RoomKind.ROLE_ROOM, bot=self.bot, room_version=version
             ),
         )

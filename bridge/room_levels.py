@@ -1,5 +1,9 @@
 """Each room's derived power levels, aware of who created it (rooms adopted from other clients).
 
+The one owner of power levels in the bridge: a room being created (`new_room_levels`), a room
+to bring in line (`wanted_levels`, `levels_step`, `levels_plan`) and a room being adopted
+(`derived_levels` with its creators) all derive them here, from `guilds.powerlevels`.
+
 Guilds creates every room it makes as the bot, so under room version 12 the bot is the one
 creator and `guilds.powerlevels.derive_power_levels` leaves it out of `users`. A room adopted
 from another client (bridge/reconcile.py) was created by someone else: under v12 that creator
@@ -68,6 +72,18 @@ def derived_levels(
         # The bot did not create this room: it holds its power from `users`, like before v12.
         content["users"][bot] = ADMIN_POWER
     return content
+
+
+def new_room_levels(
+    server: Server,
+    kind: RoomKind,
+    channel_kind: ChannelKind | None = None,
+    *,
+    bot: UserID,
+    room_version: str,
+) -> dict[str, Any]:
+    """The power levels of a room the bot is about to create (it is the room's one creator)."""
+    return derived_levels(server, kind, channel_kind, bot=bot, room_version=room_version)
 
 
 def wanted_levels(
