@@ -183,6 +183,34 @@ async def server_problems(
     return problems
 
 
+def level_of(levels: Mapping[str, Any], user_id: str) -> int:
+    """A user's power as Matrix reads a power-levels content."""
+    return int(levels.get("users", {}).get(user_id, levels.get("users_default", 0)))
+
+
+async def power_everywhere(
+    stack: Stack, rooms: Iterable[str], user_id: str, power: int, *, deadline_s: float = 60.0
+) -> None:
+    """Wait until `user_id` has `power` in every room (read as the bot); on a timeout, name the
+    rooms that lag and what they hold."""
+    rooms = list(rooms)
+    lagging: dict[str, Any] = {}
+
+    async def settled() -> bool:
+        lagging.clear()
+        for room in rooms:
+            status, levels = await as_bot(stack, "GET", f"/rooms/{room}/state/m.room.power_levels/")
+            if status != 200 or level_of(levels, user_id) != power:
+                lagging[room] = level_of(levels, user_id) if status == 200 else status
+        return not lagging
+
+    if not await eventually(settled, deadline_s=deadline_s, interval_s=0.2):
+        raise AssertionError(
+            f"{user_id} lacks power {power} in: "
+            + ", ".join(f"{room} ({got})" for room, got in lagging.items())
+        )
+
+
 async def assert_converged(
     stack: Stack,
     server_id: str,

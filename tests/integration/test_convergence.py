@@ -14,8 +14,8 @@ from typing import Any
 
 import nio
 
-from tests.harness.api import Api, create_server, eventually, grant, join_as, join_server
-from tests.harness.invariants import assert_converged, room_state
+from tests.harness.api import Api, create_server, grant, join_as, join_server
+from tests.harness.invariants import assert_converged, power_everywhere
 from tests.harness.stack import Stack, User
 
 
@@ -29,27 +29,6 @@ async def _channel(api: Api, sid: str, name: str, **body: Any) -> str:
     )
     assert status == 201, answer
     return str(answer["channel_id"])
-
-
-async def _power_in(stack: Stack, room: str, user: User) -> int | None:
-    state = await room_state(stack, room)
-    if state is None:
-        return None
-    levels = state[("m.room.power_levels", "")]
-    return int(levels.get("users", {}).get(user.user_id, levels.get("users_default", 0)))
-
-
-async def _power_everywhere(stack: Stack, rooms: list[str], user: User, power: int) -> None:
-    found: dict[str, int | None] = {}
-
-    async def settled() -> bool:
-        for room in rooms:
-            found[room] = await _power_in(stack, room, user)
-        return all(p == power for p in found.values())
-
-    if not await eventually(settled, deadline_s=60, interval_s=0.5):
-        lagging = {r: p for r, p in found.items() if p != power}
-        raise AssertionError(f"{user.user_id} should have {power} but has {lagging}")
 
 
 def _forbidden(answer: Any) -> bool:
@@ -77,7 +56,7 @@ async def test_a_member_promoted_after_channels_were_made_has_the_power_in_them(
         assert isinstance(await join_as(stack, user, room), nio.JoinResponse)
     await grant(stack, sid, owner, user, "moderator")
     rooms = [sid, server["default_channel_id"], category["category_id"], *channels]
-    await _power_everywhere(stack, rooms, user, 50)
+    await power_everywhere(stack, rooms, user.user_id, 50)
     # As the promoted member reads it, too, and everything else agrees.
     async with stack.nio_client(user) as client:
         for room in channels:
@@ -114,7 +93,7 @@ async def test_removing_a_role_while_channels_are_made_leaves_no_channel_with_it
     )
     channels = [room for room in made if isinstance(room, str)]
     await assert_converged(stack, sid, owner, [moderator, plain])
-    await _power_everywhere(stack, [sid, *channels], moderator, 0)
+    await power_everywhere(stack, [sid, *channels], moderator.user_id, 0)
     # And Matrix holds them to it: no redaction, kick or ban in the new channels.
     async with (
         stack.nio_client(owner) as owner_client,
@@ -153,7 +132,7 @@ async def test_grants_racing_channel_creations_reach_every_channel(stack: Stack)
     channels = [room for room in made if isinstance(room, str)]
     assert len(channels) == 6
     for user in crew:
-        await _power_everywhere(stack, [sid, *channels], user, 50)
+        await power_everywhere(stack, [sid, *channels], user.user_id, 50)
     await assert_converged(stack, sid, owner, crew)
 
 
@@ -186,5 +165,5 @@ async def test_a_kick_racing_a_role_power_edit_leaves_every_room_at_the_new_powe
     for user, power in zip(leaving, (47, 43, 47), strict=True):
         await asyncio.gather(kick(user), edit(power))
     for user in (holder, other):
-        await _power_everywhere(stack, rooms, user, 47)
+        await power_everywhere(stack, rooms, user.user_id, 47)
     await assert_converged(stack, sid, owner, [holder, other])

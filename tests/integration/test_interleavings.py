@@ -16,6 +16,7 @@ set GUILDS_INTERLEAVE_SEED to it to replay the same sequence.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -81,6 +82,14 @@ async def _api(world: World, method: str, path: str, body: Any = None) -> int:
         return status
     except (aiohttp.ClientError, TimeoutError, AssertionError):
         return 0
+
+
+async def _tolerant(action: Action) -> None:
+    """Run an action; a homeserver or bridge away (a crash of this round) only cuts it short."""
+    # AssertionError: the harness's own reads assert, say a room state unreadable while
+    # Synapse restarts. The actions assert nothing else: the end state is what is checked.
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError, AssertionError):
+        await action()
 
 
 async def _raw(world: World, what: Callable[[nio.AsyncClient], Awaitable[Any]]) -> None:
@@ -304,7 +313,7 @@ async def test_any_interleaving_converges_once_quiet(stack: Stack, db: Database)
         }
         for round_no in range(ROUNDS):
             chosen = rng.sample(sorted(kinds), rng.randint(2, 4))
-            running: list[Awaitable[Any]] = [kinds[name]()() for name in chosen]
+            running: list[Awaitable[Any]] = [_tolerant(kinds[name]()) for name in chosen]
             if round_no in crash_rounds["bridge"]:
                 chosen.append("kill_bridge")
                 running.append(kill_bridge(world))

@@ -34,6 +34,7 @@ from tests.harness.api import (
     role_room,
     state_of,
 )
+from tests.harness.invariants import power_everywhere
 from tests.harness.stack import Stack, User
 from tests.harness.workers import ALSO_ON_WORKERS
 
@@ -197,10 +198,6 @@ async def test_outsiders_and_members_without_the_role_cannot_join(built: Built) 
 # --- 3. power levels follow the roles -----------------------------------------------------------
 
 
-def _level(levels: dict[str, Any], user_id: str) -> int:
-    return int(levels.get("users", {}).get(user_id, levels.get("users_default", 0)))
-
-
 async def test_power_levels_match_the_roles_in_every_room(built: Built) -> None:
     bot = built.stack.bot_user_id
     for room_id in built.rooms:
@@ -220,25 +217,7 @@ async def test_power_levels_match_the_roles_in_every_room(built: Built) -> None:
 
 
 async def _levels_everywhere(built: Built, user_id: str, power: int) -> None:
-    """Wait until `user_id` has `power` in every room; on a timeout, name the rooms that lag
-    and what they hold."""
-    lagging: dict[str, Any] = {}
-
-    async def settled() -> bool:
-        lagging.clear()
-        for room_id in built.rooms:
-            status, levels = await as_bot(
-                built.stack, "GET", f"/rooms/{room_id}/state/m.room.power_levels/"
-            )
-            if status != 200 or _level(levels, user_id) != power:
-                lagging[room_id] = _level(levels, user_id) if status == 200 else status
-        return not lagging
-
-    if not await eventually(settled, deadline_s=30):
-        raise AssertionError(
-            f"{user_id} lacks power {power} in: "
-            + ", ".join(f"{room} ({got})" for room, got in lagging.items())
-        )
+    await power_everywhere(built.stack, built.rooms, user_id, power, deadline_s=30)
 
 
 async def test_a_role_change_through_the_api_reaches_every_room(built: Built) -> None:
