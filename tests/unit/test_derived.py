@@ -7,146 +7,41 @@ any corruption, repairing then diffing must find nothing.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.derived import (
-    Divergence,
-    ServerRooms,
-    divergences,
-    repair_plan,
-    server_rooms,
-    with_pending_roles,
-)
-from bridge.room_levels import wanted_levels
-from bridge.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Unban
+from bridge.derived import Divergence, divergences, repair_plan, with_pending_roles
+from bridge.steps import AutoJoinInvite, Kick, Plan, SendState, Unban
 from guilds.ids import RoomID, UserID
 from guilds.layout import AUTO_JOIN_KEY, channel_allow
-from guilds.model import BUILTIN_ROLES, CATEGORY_EVENT, Role
-from guilds.rules import RoomKind
 from guilds.snapshot import assemble
-from guilds.vocabulary import (
-    CHANNEL_EVENT,
-    ROLE_EVENT,
-    ROLE_ROOM_TYPE,
-    SERVER_EVENT,
-    ChannelKind,
+from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT
+from tests.unit.server_states import (
+    ADMIN_ROOM,
+    BOT,
+    CATEGORY,
+    CHAT,
+    GENERAL,
+    MOD,
+    MOD_ROOM,
+    NOOK,
+    OUTSIDER,
+    OWNER,
+    PLAIN,
+    SECRET,
+    SPACE,
+    USERS,
+    VIP_ROOM,
+    States,
+    apply,
+    build,
+    context,
+    create_content,
+    joined_with_bot,
+    kinds,
 )
-
-SPACE, GENERAL, CHAT, SECRET, CATEGORY, NOOK = (
-    RoomID(f"!{n}:hs") for n in ("space", "general", "chat", "secret", "category", "nook")
-)
-ADMIN_ROOM, MOD_ROOM, VIP_ROOM = RoomID("!admins:hs"), RoomID("!mods:hs"), RoomID("!vips:hs")
-OWNER, MOD, VIP, PLAIN, OUTSIDER = (
-    UserID(f"@{n}:hs") for n in ("owner", "mod", "vip", "plain", "outsider")
-)
-BOT = UserID("@bot:hs")
-USERS = (OWNER, MOD, VIP, PLAIN, OUTSIDER)
-VIA = "hs"
-
-States = dict[RoomID, dict[tuple[str, str], dict[str, Any]]]
-
-
-def _join(*users: UserID) -> dict[tuple[str, str], dict[str, Any]]:
-    return {("m.room.member", u): {"membership": "join"} for u in (*users, BOT)}
-
-
-def _create(version: str, room_type: str | None = None) -> dict[str, Any]:
-    content: dict[str, Any] = {"room_version": version}
-    if room_type is not None:
-        content["type"] = room_type
-    return content
-
-
-def build(version: str = "12") -> States:
-    """A whole server as the bridge makes it, its power levels derived from its roles."""
-    vip = Role("vip", "VIP", None, 10, 300, frozenset({"send_messages"}), VIP_ROOM)  # type: ignore[arg-type]
-    rooms = {"admin": ADMIN_ROOM, "moderator": MOD_ROOM}
-    roles = [
-        Role(r.role_id, r.name, r.color, r.power, r.position, r.permissions, rooms.get(r.role_id))
-        for r in BUILTIN_ROLES
-    ] + [vip]
-    space: dict[tuple[str, str], dict[str, Any]] = {
-        ("m.room.create", ""): _create(version, "m.space"),
-        (SERVER_EVENT, ""): {"owner": OWNER, "default_channel": GENERAL},
-        **{(ROLE_EVENT, r.role_id): r.content() for r in roles},
-        **_join(OWNER, MOD, VIP, PLAIN),
-    }
-    states: States = {SPACE: space}
-    for order, child in enumerate((GENERAL, CHAT, SECRET, CATEGORY)):
-        space[("m.space.child", child)] = {"via": [VIA], "order": f"{order:06d}"}
-
-    def channel(room: RoomID, parent: RoomID, allow: list[RoomID] | None, *inside: UserID) -> None:
-        states[room] = {
-            ("m.room.create", ""): _create(version),
-            (CHANNEL_EVENT, ""): {"kind": "text", "server_id": SPACE, "default": room == GENERAL},
-            ("m.room.name", ""): {"name": room},
-            ("m.room.join_rules", ""): {
-                "join_rule": "restricted",
-                "allow": channel_allow(SPACE, allow),
-            },
-            ("m.space.parent", parent): {"via": [VIA], "canonical": True},
-            **_join(*inside),
-        }
-
-    channel(GENERAL, SPACE, None, OWNER, MOD, VIP, PLAIN)
-    channel(CHAT, SPACE, None, OWNER, PLAIN)
-    channel(SECRET, SPACE, [ADMIN_ROOM, VIP_ROOM], OWNER, VIP)
-    channel(NOOK, CATEGORY, None, MOD)
-    states[CATEGORY] = {
-        ("m.room.create", ""): _create(version, "m.space"),
-        (CATEGORY_EVENT, ""): {"server_id": SPACE},
-        ("m.room.join_rules", ""): {"join_rule": "restricted", "allow": channel_allow(SPACE, None)},
-        ("m.space.parent", SPACE): {"via": [VIA], "canonical": True},
-        ("m.space.child", NOOK): {"via": [VIA], "order": "000000"},
-        **_join(),
-    }
-    for room, holders in ((ADMIN_ROOM, [OWNER]), (MOD_ROOM, [MOD]), (VIP_ROOM, [VIP])):
-        states[room] = {("m.room.create", ""): _create(version, ROLE_ROOM_TYPE), **_join(*holders)}
-    ctx = context(states)
-    for room, kind, ck in ctx.kinds:
-        states[room][("m.room.power_levels", "")] = wanted_levels(
-            ctx.server, room, kind, ck, states, BOT
-        )
-    return states
-
-
-def kinds(states: States) -> list[tuple[RoomID, RoomKind, ChannelKind | None]]:
-    found: list[tuple[RoomID, RoomKind, ChannelKind | None]] = []
-    for room, state in states.items():
-        if room == SPACE:
-            found.append((room, RoomKind.SPACE, None))
-        elif (CHANNEL_EVENT, "") in state:
-            default = state[(CHANNEL_EVENT, "")].get("default") is True
-            kind = RoomKind.DEFAULT_CHANNEL if default else RoomKind.CHANNEL
-            found.append((room, kind, ChannelKind.TEXT))
-        elif (CATEGORY_EVENT, "") in state:
-            found.append((room, RoomKind.CATEGORY, None))
-        else:
-            found.append((room, RoomKind.ROLE_ROOM, None))
-    return found
-
-
-def context(states: States) -> ServerRooms:
-    server = assemble(SPACE, states, bot=BOT)
-    return server_rooms(server, kinds(states), states, BOT, VIA)
-
-
-def apply(states: States, plan: Plan) -> States:
-    """What the homeserver (and the module's auto-join) make of the plan's steps."""
-    after = copy.deepcopy(states)
-    for _, _, step in plan.steps():
-        room = RoomID(str(getattr(step, "room", "")))
-        if isinstance(step, SendState):
-            after[room][(step.type, str(step.state_key))] = dict(step.content)
-            continue
-        assert isinstance(step, Ban | Unban | Kick | AutoJoinInvite), step
-        membership = {Ban: "ban", Unban: "leave", Kick: "leave", AutoJoinInvite: "join"}[type(step)]
-        after[room][("m.room.member", str(step.user))] = {"membership": membership}
-    return after
 
 
 def whats(found: list[Divergence]) -> set[tuple[RoomID, str]]:
@@ -309,7 +204,7 @@ def test_a_channel_that_lost_its_parent_link_gets_it_back() -> None:
 def test_rooms_the_model_does_not_know_are_left_alone() -> None:
     states = build()
     stray = RoomID("!stray:hs")
-    states[stray] = {("m.room.create", ""): _create("12"), **_join(OUTSIDER)}
+    states[stray] = {("m.room.create", ""): create_content("12"), **joined_with_bot(OUTSIDER)}
     assert divergences(context(states)) == []
 
 

@@ -1,0 +1,142 @@
+"""A whole Guilds server as raw room state, for the pure tests of derivation and convergence.
+
+`build` makes the rooms as the bridge creates them (power levels derived from the roles), `kinds`
+classifies them as the directory does, `context` assembles the model, and `apply` is what the
+homeserver (and the module's auto-join) make of a plan's steps.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bridge.derived import ServerRooms, server_rooms
+from bridge.room_levels import wanted_levels
+from bridge.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Unban
+from guilds.ids import RoomID, UserID
+from guilds.layout import channel_allow
+from guilds.model import BUILTIN_ROLES, CATEGORY_EVENT, Role
+from guilds.rules import RoomKind
+from guilds.snapshot import assemble
+from guilds.vocabulary import (
+    CHANNEL_EVENT,
+    ROLE_EVENT,
+    ROLE_ROOM_TYPE,
+    SERVER_EVENT,
+    ChannelKind,
+)
+
+SPACE, GENERAL, CHAT, SECRET, CATEGORY, NOOK = (
+    RoomID(f"!{n}:hs") for n in ("space", "general", "chat", "secret", "category", "nook")
+)
+ADMIN_ROOM, MOD_ROOM, VIP_ROOM = RoomID("!admins:hs"), RoomID("!mods:hs"), RoomID("!vips:hs")
+OWNER, MOD, VIP, PLAIN, OUTSIDER = (
+    UserID(f"@{n}:hs") for n in ("owner", "mod", "vip", "plain", "outsider")
+)
+BOT = UserID("@bot:hs")
+USERS = (OWNER, MOD, VIP, PLAIN, OUTSIDER)
+VIA = "hs"
+
+States = dict[RoomID, dict[tuple[str, str], dict[str, Any]]]
+
+
+def joined_with_bot(*users: UserID) -> dict[tuple[str, str], dict[str, Any]]:
+    return {("m.room.member", u): {"membership": "join"} for u in (*users, BOT)}
+
+
+def create_content(version: str, room_type: str | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"room_version": version}
+    if room_type is not None:
+        content["type"] = room_type
+    return content
+
+
+def build(version: str = "12") -> States:
+    """A whole server as the bridge makes it, its power levels derived from its roles."""
+    vip = Role("vip", "VIP", None, 10, 300, frozenset({"send_messages"}), VIP_ROOM)  # type: ignore[arg-type]
+    rooms = {"admin": ADMIN_ROOM, "moderator": MOD_ROOM}
+    roles = [
+        Role(r.role_id, r.name, r.color, r.power, r.position, r.permissions, rooms.get(r.role_id))
+        for r in BUILTIN_ROLES
+    ] + [vip]
+    space: dict[tuple[str, str], dict[str, Any]] = {
+        ("m.room.create", ""): create_content(version, "m.space"),
+        (SERVER_EVENT, ""): {"owner": OWNER, "default_channel": GENERAL},
+        **{(ROLE_EVENT, r.role_id): r.content() for r in roles},
+        **joined_with_bot(OWNER, MOD, VIP, PLAIN),
+    }
+    states: States = {SPACE: space}
+    for order, child in enumerate((GENERAL, CHAT, SECRET, CATEGORY)):
+        space[("m.space.child", child)] = {"via": [VIA], "order": f"{order:06d}"}
+
+    def channel(room: RoomID, parent: RoomID, allow: list[RoomID] | None, *inside: UserID) -> None:
+        states[room] = {
+            ("m.room.create", ""): create_content(version),
+            (CHANNEL_EVENT, ""): {"kind": "text", "server_id": SPACE, "default": room == GENERAL},
+            ("m.room.name", ""): {"name": room},
+            ("m.room.join_rules", ""): {
+                "join_rule": "restricted",
+                "allow": channel_allow(SPACE, allow),
+            },
+            ("m.space.parent", parent): {"via": [VIA], "canonical": True},
+            **joined_with_bot(*inside),
+        }
+
+    channel(GENERAL, SPACE, None, OWNER, MOD, VIP, PLAIN)
+    channel(CHAT, SPACE, None, OWNER, PLAIN)
+    channel(SECRET, SPACE, [ADMIN_ROOM, VIP_ROOM], OWNER, VIP)
+    channel(NOOK, CATEGORY, None, MOD)
+    states[CATEGORY] = {
+        ("m.room.create", ""): create_content(version, "m.space"),
+        (CATEGORY_EVENT, ""): {"server_id": SPACE},
+        ("m.room.join_rules", ""): {"join_rule": "restricted", "allow": channel_allow(SPACE, None)},
+        ("m.space.parent", SPACE): {"via": [VIA], "canonical": True},
+        ("m.space.child", NOOK): {"via": [VIA], "order": "000000"},
+        **joined_with_bot(),
+    }
+    for room, holders in ((ADMIN_ROOM, [OWNER]), (MOD_ROOM, [MOD]), (VIP_ROOM, [VIP])):
+        states[room] = {
+            ("m.room.create", ""): create_content(version, ROLE_ROOM_TYPE),
+            **joined_with_bot(*holders),
+        }
+    ctx = context(states)
+    for room, kind, ck in ctx.kinds:
+        states[room][("m.room.power_levels", "")] = wanted_levels(
+            ctx.server, room, kind, ck, states, BOT
+        )
+    return states
+
+
+def kinds(states: States) -> list[tuple[RoomID, RoomKind, ChannelKind | None]]:
+    found: list[tuple[RoomID, RoomKind, ChannelKind | None]] = []
+    for room, state in states.items():
+        if room == SPACE:
+            found.append((room, RoomKind.SPACE, None))
+        elif (CHANNEL_EVENT, "") in state:
+            default = state[(CHANNEL_EVENT, "")].get("default") is True
+            kind = RoomKind.DEFAULT_CHANNEL if default else RoomKind.CHANNEL
+            found.append((room, kind, ChannelKind.TEXT))
+        elif (CATEGORY_EVENT, "") in state:
+            found.append((room, RoomKind.CATEGORY, None))
+        else:
+            found.append((room, RoomKind.ROLE_ROOM, None))
+    return found
+
+
+def context(states: States) -> ServerRooms:
+    server = assemble(SPACE, states, bot=BOT)
+    return server_rooms(server, kinds(states), states, BOT, VIA)
+
+
+def apply(states: States, plan: Plan) -> States:
+    """What the homeserver (and the module's auto-join) make of the plan's steps."""
+    after = copy.deepcopy(states)
+    for _, _, step in plan.steps():
+        room = RoomID(str(getattr(step, "room", "")))
+        if isinstance(step, SendState):
+            after[room][(step.type, str(step.state_key))] = dict(step.content)
+            continue
+        assert isinstance(step, Ban | Unban | Kick | AutoJoinInvite), step
+        membership = {Ban: "ban", Unban: "leave", Kick: "leave", AutoJoinInvite: "join"}[type(step)]
+        after[room][("m.room.member", str(step.user))] = {"membership": membership}
+    return after
