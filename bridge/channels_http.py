@@ -1,15 +1,20 @@
-"""HTTP handlers of the channel and category endpoints of docs/API.md."""
+"""HTTP handlers of the channel and category endpoints of docs/API.md.
+
+Changes go through the server's queue (bridge/operations_http.py): one at a time per server,
+answered within a bound.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 from aiohttp import web
 
 from bridge.channels import Channels
 from bridge.errors import read_json
+from bridge.operations_http import queued
 from bridge.provisioning import PROVISIONING_MAX_BODY, require_user
+from bridge.queue import Job, Outcome, ServerQueue
 from bridge.shapes import category_json, channel_json
+from guilds.ids import UserID
 
 CHANNELS: web.AppKey[Channels] = web.AppKey("guilds_channels", Channels)
 
@@ -18,60 +23,83 @@ def _channels(request: web.Request) -> Channels:
     return request.config_dict[CHANNELS]
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    return await read_json(request, max_bytes=PROVISIONING_MAX_BODY)
+async def _change(request: web.Request, kind: str, *, with_body: bool = True) -> web.Response:
+    user = await require_user(request)
+    body = await read_json(request, max_bytes=PROVISIONING_MAX_BODY) if with_body else {}
+    sid = request.match_info["sid"]
+    # Unknown or unseen servers are refused now, not queued; the job checks again at its turn.
+    _channels(request).servers.visible(sid, user)
+    params = {k: v for k, v in request.match_info.items() if k in ("cid", "cat")}
+    return await queued(request, kind, sid, user, params, body)
 
 
 async def create_channel(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    body = await _body(request)
-    channel = await _channels(request).create_channel(request.match_info["sid"], user, body)
-    return web.json_response(channel_json(channel), status=201)
+    return await _change(request, "channel.create")
 
 
 async def patch_channel(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    body = await _body(request)
-    channel = await _channels(request).update_channel(
-        request.match_info["sid"], user, request.match_info["cid"], body
-    )
-    return web.json_response(channel_json(channel))
+    return await _change(request, "channel.update")
 
 
 async def delete_channel(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    await _channels(request).delete_channel(
-        request.match_info["sid"], user, request.match_info["cid"]
-    )
-    return web.Response(status=204)
+    return await _change(request, "channel.delete", with_body=False)
 
 
 async def create_category(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    body = await _body(request)
-    category = await _channels(request).create_category(request.match_info["sid"], user, body)
-    return web.json_response(category_json(category), status=201)
+    return await _change(request, "category.create")
 
 
 async def patch_category(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    body = await _body(request)
-    category = await _channels(request).update_category(
-        request.match_info["sid"], user, request.match_info["cat"], body
-    )
-    return web.json_response(category_json(category))
+    return await _change(request, "category.update")
 
 
 async def delete_category(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    await _channels(request).delete_category(
-        request.match_info["sid"], user, request.match_info["cat"]
-    )
-    return web.Response(status=204)
+    return await _change(request, "category.delete", with_body=False)
 
 
-def add_routes(app: web.Application, channels: Channels) -> None:
+def _register(queue: ServerQueue, channels: Channels) -> None:
+    def actor(job: Job) -> UserID:
+        return UserID(str(job.actor))
+
+    async def create_channel(job: Job) -> Outcome:
+        channel = await channels.create_channel(job.server_id, actor(job), dict(job.body))
+        return Outcome(201, channel_json(channel))
+
+    async def update_channel(job: Job) -> Outcome:
+        channel = await channels.update_channel(
+            job.server_id, actor(job), job.params["cid"], dict(job.body)
+        )
+        return Outcome(200, channel_json(channel))
+
+    async def delete_channel(job: Job) -> Outcome:
+        await channels.delete_channel(job.server_id, actor(job), job.params["cid"])
+        return Outcome(204)
+
+    async def create_category(job: Job) -> Outcome:
+        category = await channels.create_category(job.server_id, actor(job), dict(job.body))
+        return Outcome(201, category_json(category))
+
+    async def update_category(job: Job) -> Outcome:
+        category = await channels.update_category(
+            job.server_id, actor(job), job.params["cat"], dict(job.body)
+        )
+        return Outcome(200, category_json(category))
+
+    async def delete_category(job: Job) -> Outcome:
+        await channels.delete_category(job.server_id, actor(job), job.params["cat"])
+        return Outcome(204)
+
+    queue.register("channel.create", create_channel)
+    queue.register("channel.update", update_channel)
+    queue.register("channel.delete", delete_channel)
+    queue.register("category.create", create_category)
+    queue.register("category.update", update_category)
+    queue.register("category.delete", delete_category)
+
+
+def add_routes(app: web.Application, channels: Channels, queue: ServerQueue) -> None:
     app[CHANNELS] = channels
+    _register(queue, channels)
     app.router.add_post("/servers/{sid}/channels", create_channel)
     app.router.add_patch("/servers/{sid}/channels/{cid}", patch_channel)
     app.router.add_delete("/servers/{sid}/channels/{cid}", delete_channel)

@@ -25,6 +25,7 @@ role rooms count as held (`derived.with_pending_roles`), so the check derives th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections import Counter
@@ -165,8 +166,12 @@ class Convergence:
         pending = self._pending.get(server_id)
         if pending is not None and not pending.done():
             pending.cancel()
+        # A fresh context: scheduled from code that holds the server's turn (the end of an
+        # operation), the check must still wait for the turn, not inherit it.
         self._pending[server_id] = asyncio.create_task(
-            self._delayed(server_id, delay_s), name=f"guilds-converge-{server_id}"
+            self._delayed(server_id, delay_s),
+            name=f"guilds-converge-{server_id}",
+            context=contextvars.Context(),
         )
 
     async def _delayed(self, server_id: RoomID, delay_s: float) -> None:
@@ -185,7 +190,9 @@ class Convergence:
     def start(self) -> None:
         """Check every server once the resumed operations are through, then sweep slowly."""
         if self._sweep_task is None:
-            self._sweep_task = asyncio.create_task(self._run(), name="guilds-converge-sweep")
+            self._sweep_task = asyncio.create_task(
+                self._run(), name="guilds-converge-sweep", context=contextvars.Context()
+            )
 
     async def _run(self) -> None:
         await self.journal.wait_resumed()

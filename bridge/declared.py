@@ -13,8 +13,10 @@ out (`apply`); `guilds apply --dry-run` prints the plan only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ from bridge.matrix import MatrixClientError
 from bridge.operations import OperationFailed, OperationJournal
 from bridge.plans import DECLARED_EVENT, create_server_plan, is_plain
 from bridge.provisioning import require_user
+from bridge.queue import ServerQueue
 from bridge.role_plans import create_role_plan, grant_plan, with_assignment, with_role
 from bridge.roles import Roles
 from bridge.room_levels import new_room_levels
@@ -122,8 +125,10 @@ class Declarations:
         servers: Servers,
         channels: Channels,
         roles: Roles,
+        queue: ServerQueue | None = None,
     ) -> None:
         self.declared = declared
+        self.queue = queue
         self.servers = servers
         self.channels = channels
         self.roles = roles
@@ -194,7 +199,8 @@ class Declarations:
 
     async def _greet(self, sid: RoomID, user: UserID, roles: set[str], key: str) -> None:
         try:
-            await self._add_member(sid, user, roles)
+            async with self._turn(sid):
+                await self._add_member(sid, user, roles)
             log.info("Declared server %s: %s joined at their first request", key, user)
         except (MatrixError, MatrixClientError, OperationFailed) as exc:
             self._greeted.discard((key, user))
@@ -339,29 +345,42 @@ class Declarations:
     # -- carrying out --------------------------------------------------------------------------
 
     async def reconcile(self, *, dry_run: bool = False) -> Report:
-        """Plan every declared server, then (unless a dry run) carry the plan out."""
+        """Plan every declared server, then (unless a dry run) carry the plan out.
+
+        An existing server is planned and changed at its turn (bridge/queue.py), so no request
+        changes it between the plan and the changes.
+        """
         report = Report(dry_run=dry_run)
         for declared in self.declared:
-            actions, unchanged = self.plan(declared)
-            report.unchanged += unchanged
-            if not actions:
-                report.unchanged.append(f"server {declared.key}: as declared")
-            for action in actions:
-                (report.created if action.created else report.changed).append(action.what)
-            if dry_run:
-                continue
-            for action in actions:
-                try:
-                    await action.run()
-                except (MatrixError, MatrixClientError, OperationFailed) as exc:
-                    log.warning("Declared %s failed: %s", action.what, exc)
-                    report.failed.append(f"{action.what}: {exc}")
-                    if action.what.startswith(f"server {declared.key}:") and action.created:
-                        if self.find(declared.key) is None:
-                            break  # no server: nothing else of it can be done
+            server = self.find(declared.key)
+            async with self._turn(None if server is None else server.server_id):
+                actions, unchanged = self.plan(declared)
+                report.unchanged += unchanged
+                if not actions:
+                    report.unchanged.append(f"server {declared.key}: as declared")
+                for action in actions:
+                    (report.created if action.created else report.changed).append(action.what)
+                if not dry_run:
+                    await self._run(declared, actions, report)
         for line in report.lines():
             log.info("Declared servers: %s", line)
         return report
+
+    def _turn(self, server_id: RoomID | None) -> AbstractAsyncContextManager[None]:
+        if self.queue is None or server_id is None:
+            return contextlib.nullcontext()
+        return self.queue.turn(server_id)
+
+    async def _run(self, declared: DeclaredServer, actions: list[Action], report: Report) -> None:
+        for action in actions:
+            try:
+                await action.run()
+            except (MatrixError, MatrixClientError, OperationFailed) as exc:
+                log.warning("Declared %s failed: %s", action.what, exc)
+                report.failed.append(f"{action.what}: {exc}")
+                if action.what.startswith(f"server {declared.key}:") and action.created:
+                    if self.find(declared.key) is None:
+                        return  # no server: nothing else of it can be done
 
     async def _create(self, declared: DeclaredServer) -> None:
         layout = declared.layout

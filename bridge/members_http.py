@@ -1,4 +1,8 @@
-"""HTTP handlers of the member endpoints of docs/API.md (members, their roles, kicks, bans)."""
+"""HTTP handlers of the member endpoints of docs/API.md (members, their roles, kicks, bans).
+
+Changes go through the server's queue (bridge/operations_http.py): one at a time per server,
+answered within a bound.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from aiohttp import web
 
 from bridge.errors import read_json
 from bridge.members import Members, parse_limit
+from bridge.operations_http import queued
 from bridge.provisioning import PROVISIONING_MAX_BODY, require_user
+from bridge.queue import Job, Outcome, ServerQueue
 from bridge.shapes import member_json
 from guilds.ids import UserID
 
@@ -26,13 +32,6 @@ async def _optional_body(request: web.Request) -> dict[str, Any]:
     return await read_json(request, max_bytes=PROVISIONING_MAX_BODY)
 
 
-def _member(request: web.Request, actor: UserID) -> web.Response:
-    server, event = _members(request).member(
-        request.match_info["sid"], actor, UserID(request.match_info["uid"])
-    )
-    return web.json_response(member_json(server, UserID(request.match_info["uid"]), event))
-
-
 async def list_members(request: web.Request) -> web.Response:
     user = await require_user(request)
     limit = parse_limit(request.query.get("limit"))
@@ -44,45 +43,78 @@ async def list_members(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
-async def grant_role(request: web.Request) -> web.Response:
+async def _change(request: web.Request, kind: str, body: dict[str, Any]) -> web.Response:
     user = await require_user(request)
-    info = request.match_info
-    await _members(request).grant(info["sid"], user, UserID(info["uid"]), info["rid"])
-    return _member(request, user)
+    sid = request.match_info["sid"]
+    # Unknown or unseen servers are refused now, not queued; the job checks again at its turn.
+    _members(request).servers.visible(sid, user)
+    params = {k: v for k, v in request.match_info.items() if k in ("uid", "rid")}
+    return await queued(request, kind, sid, user, params, body)
+
+
+async def grant_role(request: web.Request) -> web.Response:
+    return await _change(request, "member.grant", {})
 
 
 async def revoke_role(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    info = request.match_info
-    await _members(request).revoke(info["sid"], user, UserID(info["uid"]), info["rid"])
-    return _member(request, user)
+    return await _change(request, "member.revoke", {})
 
 
 async def kick_member(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    body = await _optional_body(request)
-    info = request.match_info
-    await _members(request).kick(info["sid"], user, UserID(info["uid"]), body)
-    return web.Response(status=204)
+    await require_user(request)
+    return await _change(request, "member.kick", await _optional_body(request))
 
 
 async def ban_member(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    body = await _optional_body(request)
-    info = request.match_info
-    await _members(request).ban(info["sid"], user, UserID(info["uid"]), body)
-    return web.Response(status=204)
+    await require_user(request)
+    return await _change(request, "member.ban", await _optional_body(request))
 
 
 async def unban_member(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    info = request.match_info
-    await _members(request).unban(info["sid"], user, UserID(info["uid"]))
-    return web.Response(status=204)
+    return await _change(request, "member.unban", {})
 
 
-def add_routes(app: web.Application, members: Members) -> None:
+def _register(queue: ServerQueue, members: Members) -> None:
+    def member(job: Job) -> Outcome:
+        user = UserID(job.params["uid"])
+        server, event = members.member(job.server_id, UserID(str(job.actor)), user)
+        return Outcome(200, member_json(server, user, event))
+
+    async def grant(job: Job) -> Outcome:
+        actor, user = UserID(str(job.actor)), UserID(job.params["uid"])
+        await members.grant(job.server_id, actor, user, job.params["rid"])
+        return member(job)
+
+    async def revoke(job: Job) -> Outcome:
+        actor, user = UserID(str(job.actor)), UserID(job.params["uid"])
+        await members.revoke(job.server_id, actor, user, job.params["rid"])
+        return member(job)
+
+    async def kick(job: Job) -> Outcome:
+        actor, user = UserID(str(job.actor)), UserID(job.params["uid"])
+        await members.kick(job.server_id, actor, user, job.body)
+        return Outcome(204)
+
+    async def ban(job: Job) -> Outcome:
+        actor, user = UserID(str(job.actor)), UserID(job.params["uid"])
+        await members.ban(job.server_id, actor, user, job.body)
+        return Outcome(204)
+
+    async def unban(job: Job) -> Outcome:
+        actor, user = UserID(str(job.actor)), UserID(job.params["uid"])
+        await members.unban(job.server_id, actor, user)
+        return Outcome(204)
+
+    queue.register("member.grant", grant)
+    queue.register("member.revoke", revoke)
+    queue.register("member.kick", kick)
+    queue.register("member.ban", ban)
+    queue.register("member.unban", unban)
+
+
+def add_routes(app: web.Application, members: Members, queue: ServerQueue) -> None:
     app[MEMBERS] = members
+    _register(queue, members)
     app.router.add_get("/servers/{sid}/members", list_members)
     app.router.add_put("/servers/{sid}/members/{uid}/roles/{rid}", grant_role)
     app.router.add_delete("/servers/{sid}/members/{uid}/roles/{rid}", revoke_role)

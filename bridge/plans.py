@@ -7,9 +7,10 @@ interrupted by a crash resumes where it stopped (bridge/operations.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from bridge.room_levels import new_room_levels
+from bridge.room_levels import levels_plan, new_room_levels
 from bridge.steps import (
     AutoJoinInvite,
     CreateRoom,
@@ -365,3 +366,28 @@ def delete_server_plan(server: Server, rooms: Iterable[RoomID]) -> Plan:
     ]
     leaves = [Leave(name=f"leave_{i}", room=room) for i, room in enumerate(others)]
     return Plan.of(close, kicks, leaves, [Leave(name="leave_space", room=server.server_id)])
+
+
+def transfer_plan(
+    server: Server,
+    owner: UserID,
+    rooms: Iterable[tuple[RoomID, RoomKind, ChannelKind | None]],
+    states: RoomStates,
+    bot: UserID,
+) -> Plan:
+    """Make `owner` the owner: the marker, the admin role room, then every room's power levels.
+
+    The new owner joins the admin role room, since gated channels admit by role-room
+    membership (issue 15: an owner outside it was refused a channel gated to admins); the
+    power levels are derived from the server as it is after the transfer.
+    """
+    after = replace(server, state=replace(server.state, owner=owner))
+    stages: list[list[Step]] = [
+        [SendState("owner", server.server_id, SERVER_EVENT, "", after.state.content())]
+    ]
+    admin = server.role(BuiltinRole.ADMIN.value)
+    if admin is not None and admin.room_id is not None:
+        if owner not in joined_or_invited(states, admin.room_id):
+            stages.append([AutoJoinInvite("owner_admin", admin.room_id, owner)])
+    stages.extend(list(stage) for stage in levels_plan(after, rooms, states, bot).stages)
+    return Plan.of(*stages)

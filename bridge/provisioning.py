@@ -21,6 +21,7 @@ from bridge.appservice import bearer_token
 from bridge.errors import (
     Forbidden,
     HomeserverRefused,
+    MatrixError,
     MissingToken,
     Unavailable,
     UnknownToken,
@@ -108,43 +109,64 @@ async def require_user(request: web.Request) -> UserID:
     return await request.config_dict[TOKEN_RESOLVER].resolve(token)
 
 
-@web.middleware
-async def domain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give failures of the layers below the API their answer: 503 when the homeserver or the
-    database is away or busy (with a retry hint), 403 for a permission rule, 502 when the
-    homeserver refused a change — never a bare 500."""
-    try:
-        return await handler(request)
-    except HomeserverUnavailable as exc:
-        log.warning(
-            "Homeserver unavailable during %s %s: %s", request.method, request.path, exc.reason
-        )
-        raise Unavailable(
+def explain_failure(exc: Exception) -> MatrixError | None:
+    """The API's answer for a failure of the layers below it, or None for an internal error.
+
+    503 when the homeserver or the database is away or busy (with a retry hint), 403 for a
+    permission rule, 502 when the homeserver refused a change (with the cause) — never a bare
+    500. Used by `domain_errors` and by the server queue, which stores the answer of a request
+    that outlived its caller (bridge/queue.py).
+    """
+    if isinstance(exc, MatrixError):
+        return exc
+    if isinstance(exc, HomeserverUnavailable):
+        return Unavailable(
             "The homeserver is unavailable", retry_after_ms=HOMESERVER_RETRY_AFTER_MS
-        ) from exc
-    except StoreUnavailable as exc:
-        log.warning("Database unavailable during %s %s", request.method, request.path)
-        raise Unavailable(
-            "The database is unavailable", retry_after_ms=HOMESERVER_RETRY_AFTER_MS
-        ) from exc
-    except PermissionDenied as exc:
-        raise Forbidden(str(exc)) from exc
-    except MatrixRequestError as exc:
+        )
+    if isinstance(exc, StoreUnavailable):
+        return Unavailable("The database is unavailable", retry_after_ms=HOMESERVER_RETRY_AFTER_MS)
+    if isinstance(exc, PermissionDenied):
+        return Forbidden(str(exc))
+    if isinstance(exc, MatrixRequestError):
         # The homeserver throttling the bot is a wait, not a failure of the caller's request.
         if exc.status == 429:
             retry = exc.retry_after_ms or HOMESERVER_RETRY_AFTER_MS
-            raise Unavailable("The homeserver is busy", retry_after_ms=retry) from exc
-        log.warning(
-            "The homeserver refused %s %s: %s %s",
-            request.method,
-            request.path,
-            exc.status,
-            exc.errcode,
-        )
-        raise HomeserverRefused(f"The homeserver refused the change ({exc.errcode})") from exc
-    except OperationFailed as exc:
-        log.warning("Operation %s failed during %s %s", exc.op_id, request.method, request.path)
-        raise HomeserverRefused("The homeserver refused part of the change") from exc
+            return Unavailable("The homeserver is busy", retry_after_ms=retry)
+        return HomeserverRefused(f"The homeserver refused the change ({exc.errcode})")
+    if isinstance(exc, OperationFailed):
+        # The step and the homeserver's own errcode and message, as the journal recorded them.
+        return HomeserverRefused(f"The homeserver refused part of the change: {exc.error}")
+    return None
+
+
+@web.middleware
+async def domain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give failures of the layers below the API their answer (see `explain_failure`)."""
+    try:
+        return await handler(request)
+    except MatrixError:
+        raise
+    except Exception as exc:
+        explained = explain_failure(exc)
+        if explained is None:
+            raise
+        if isinstance(exc, HomeserverUnavailable):
+            log.warning(
+                "Homeserver unavailable during %s %s: %s", request.method, request.path, exc.reason
+            )
+        elif isinstance(exc, StoreUnavailable):
+            log.warning("Database unavailable during %s %s", request.method, request.path)
+        elif isinstance(exc, MatrixRequestError) and exc.status != 429:
+            log.warning(
+                "The homeserver refused %s %s: %s %s",
+                request.method,
+                request.path,
+                exc.status,
+                exc.errcode,
+            )
+        elif isinstance(exc, OperationFailed):
+            log.warning("Operation %s failed during %s %s", exc.op_id, request.method, request.path)
+        raise explained from exc
 
 
 async def get_version(request: web.Request) -> web.Response:

@@ -279,7 +279,18 @@ class ServerQueue:
             yield
         finally:
             _HELD.reset(token)
-            lane.release()
+            self._release(server_id, lane)
+
+    def later(self, server_id: str, work: Callable[[], Awaitable[None]], what: str) -> None:
+        """Run `work` at the server's turn, in the background, in order with everything else.
+
+        For handlers that must not wait for a turn where they are (the inbox: the directory
+        would stop following the rooms meanwhile). Not stored: the work must be derived again
+        if a restart loses it. Transient failures are waited out; others are logged.
+        """
+        ticket = self._lane(server_id).ticket()
+        key = f"later-{secrets.token_hex(8)}"
+        self._spawn(key, self._run_later(server_id, ticket, work, what))
 
     def holds_turn(self, server_id: str) -> bool:
         """Whether the calling task holds the server's turn."""
@@ -388,6 +399,12 @@ class ServerQueue:
             lane = self._lanes[server_id] = _Lane()
         return lane
 
+    def _release(self, server_id: str, lane: _Lane) -> None:
+        lane.release()
+        # An idle lane is dropped, so servers once busy (or ids never valid) cost nothing.
+        if not lane.busy and self._lanes.get(server_id) is lane:
+            del self._lanes[server_id]
+
     def _spawn(self, key: str, coro: Awaitable[Outcome]) -> None:
         task: asyncio.Task[Outcome] = asyncio.ensure_future(coro)
         self._tasks[key] = task
@@ -414,8 +431,45 @@ class ServerQueue:
                 await self._resume_op(op_id)
         finally:
             _HELD.reset(token)
-            if lane is not None:
-                lane.release()
+            if server_id is not None and lane is not None:
+                self._release(server_id, lane)
+        return Outcome(200)
+
+    async def _run_later(
+        self,
+        server_id: str,
+        ticket: asyncio.Future[None],
+        work: Callable[[], Awaitable[None]],
+        what: str,
+    ) -> Outcome:
+        lane = self._lane(server_id)
+        await _enter(lane, ticket)
+        token = _HELD.set(_HELD.get() | {server_id})
+        try:
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    await work()
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if not transient(exc):
+                        log.exception("%s in %s failed", what, server_id)
+                        break
+                    delay = backoff(attempt, exc)
+                    log.warning(
+                        "%s in %s waits for the homeserver (%s); again in %.1f s",
+                        what,
+                        server_id,
+                        exc,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+        finally:
+            _HELD.reset(token)
+            self._release(server_id, lane)
         return Outcome(200)
 
     async def _resume_op(self, op_id: str) -> None:
@@ -457,7 +511,7 @@ class ServerQueue:
         finally:
             CURRENT_JOB.reset(current)
             _HELD.reset(held)
-            lane.release()
+            self._release(job.server_id, lane)
 
     async def _attempt(self, job: Job) -> Outcome:
         """Run the job's handler until it answers or fails for good; store what it came to."""

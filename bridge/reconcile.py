@@ -24,6 +24,7 @@ from bridge.derived import with_pending_roles
 from bridge.directory import ServerDirectory
 from bridge.matrix import MatrixClient, MatrixRequestError
 from bridge.operations import OperationFailed, OperationJournal
+from bridge.queue import ServerQueue
 from bridge.role_plans import ban_plan, kick_plan, outsiders, with_assignment, without_member
 from bridge.room_levels import (
     CREATORS_KEY,
@@ -597,14 +598,52 @@ class Reconciler:
         directory: ServerDirectory,
         bot: UserID,
         server_name: str,
+        queue: ServerQueue | None = None,
     ) -> None:
         self.matrix = matrix
         self.journal = journal
         self.directory = directory
         self.bot = bot
         self.server_name = server_name
+        self.queue = queue
 
     async def handle(self, event: InboxEvent) -> None:
+        """Reconcile at the server's turn (bridge/queue.py), after what is already queued.
+
+        Handed to the queue rather than waited for here: the inbox must go on applying events
+        to the directory meanwhile, or a request holding the turn would wait for a directory
+        that cannot move.
+        """
+        if self.queue is None:
+            await self._handle(event)
+            return
+        server_id = self._server_for(event)
+        if server_id is not None:
+            self.queue.later(
+                server_id, lambda: self._handle(event), f"Reconciling {event.event_id}"
+            )
+
+    def _server_for(self, event: InboxEvent) -> RoomID | None:
+        """The server whose turn the event's reconciliation needs; None if it needs none."""
+        if event.state_key is None:
+            return None
+        room_id = RoomID(event.room_id)
+        known = self.directory.server_of(room_id)
+        if event.sender == self.bot:
+            bot_joined = event.type == MEMBER and event.state_key == self.bot
+            return self._linking_server(room_id) if bot_joined and known is None else None
+        if known is None and event.type == POWER_LEVELS:
+            return self._linking_server(room_id)
+        return known
+
+    def _linking_server(self, room_id: RoomID) -> RoomID | None:
+        states = self.directory.states()
+        for server_id in self.directory.server_ids():
+            if _links(states.get(server_id, {}).get((SPACE_CHILD, room_id))):
+                return server_id
+        return None
+
+    async def _handle(self, event: InboxEvent) -> None:
         if event.state_key is None:
             return
         if event.sender == self.bot:

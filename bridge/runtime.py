@@ -33,7 +33,9 @@ from bridge.members_http import add_routes as add_member_routes
 from bridge.membership import BotMembership
 from bridge.migrations import migrate
 from bridge.operations import OperationJournal
-from bridge.provisioning import create_provisioning_app
+from bridge.operations_http import add_routes as add_operation_routes
+from bridge.provisioning import create_provisioning_app, explain_failure
+from bridge.queue import ServerQueue
 from bridge.reconcile import Reconciler
 from bridge.roles import Roles
 from bridge.roles_http import add_routes as add_role_routes
@@ -70,6 +72,7 @@ class Bridge:
         self._db: Database | None = None
         self._inbox: TransactionInbox | None = None
         self._operations: OperationJournal | None = None
+        self._queue: ServerQueue | None = None
         self._appservice_app: web.Application | None = None
         self._provisioning_app: web.Application | None = None
         self._declared_task: asyncio.Task[None] | None = None
@@ -94,6 +97,10 @@ class Bridge:
         return _opened(self._convergence)
 
     @property
+    def queue(self) -> ServerQueue:
+        return _opened(self._queue)
+
+    @property
     def appservice_app(self) -> web.Application:
         return _opened(self._appservice_app)
 
@@ -114,6 +121,13 @@ class Bridge:
         self._inbox = TransactionInbox(db)
         self._inbox.add_handler(BotMembership(self.matrix, self.bot_user_id), "m.room.member")
         self._operations = OperationJournal(db, self.matrix, self.bot_user_id)
+        # One writer per server: every change to a server takes its turn here.
+        queue = self._queue = ServerQueue(
+            db,
+            self._operations,
+            explain=explain_failure,
+            answer_within_s=float(self.config.answer_within_s),
+        )
         self._appservice_app = create_appservice_app(
             hs_token=self.registration.hs_token,
             bot_user_id=self.bot_user_id,
@@ -122,6 +136,7 @@ class Bridge:
         # Set at the end of connect(): until then the API answers 503 rather than a partial view.
         self.ready = asyncio.Event()
         self._provisioning_app = create_provisioning_app(self.matrix, self.ready)
+        add_operation_routes(self._provisioning_app, queue)
         self.directory = ServerDirectory(self.matrix, self.bot_user_id)
         self._operations.superseded = self.directory.superseded
         # After BotMembership: a room the bot has just joined is known before its events apply.
@@ -136,6 +151,7 @@ class Bridge:
             directory=self.directory,
             bot=self.bot_user_id,
             server_name=self.config.homeserver.server_name,
+            queue=queue,
         )
         self._inbox.add_handler(self.reconciler.handle, state_only=True)
         # After the directory's, which knows what kind of room each membership is in.
@@ -154,6 +170,7 @@ class Bridge:
             bot=self.bot_user_id,
             via=self.config.homeserver.server_name,
             sweep_interval_s=self.config.sweep_interval_s,
+            turn=queue.turn,
         )
         self._inbox.add_handler(self._convergence.handle, state_only=True)
         self._operations.on_end(self._convergence.after_operation)
@@ -167,23 +184,23 @@ class Bridge:
             policies=self.config.policies,
             templates=self.config.templates,
         )
-        add_server_routes(self._provisioning_app, self.servers)
+        add_server_routes(self._provisioning_app, self.servers, queue)
         self.roles = Roles(
             servers=self.servers,
             journal=self._operations,
             directory=self.directory,
             bot=self.bot_user_id,
         )
-        add_role_routes(self._provisioning_app, self.roles)
+        add_role_routes(self._provisioning_app, self.roles, queue)
         self.members = Members(
             servers=self.servers,
             journal=self._operations,
             directory=self.directory,
             bot=self.bot_user_id,
         )
-        add_member_routes(self._provisioning_app, self.members)
+        add_member_routes(self._provisioning_app, self.members, queue)
         self.channels = Channels(servers=self.servers)
-        add_channel_routes(self._provisioning_app, self.channels)
+        add_channel_routes(self._provisioning_app, self.channels, queue)
         self.invites = Invites(
             db=db,
             matrix=self.matrix,
@@ -197,6 +214,7 @@ class Bridge:
             servers=self.servers,
             channels=self.channels,
             roles=self.roles,
+            queue=queue,
         )
         add_admin_routes(
             self._appservice_app,
@@ -234,12 +252,14 @@ class Bridge:
             raise BridgeStartupError(f"The homeserver at {hs_url} went away: {exc}") from exc
         await self._ping(deadline)
         await self._load_servers()
+        # Before the inbox and the API can take a turn: per server, the operations a crash or a
+        # shutdown left unfinished, then the requests that were queued, go first.
+        await self.queue.start()
         self.inbox.start()
         if self._calls is not None:
             self._calls.start()
-        # Operations a crash or a shutdown left unfinished, now that the bot can act.
-        self.operations.start_resume()
-        # Every server checked once those are through, then on the slow sweep.
+        # Every server checked once the queue has finished what a crash left, then on the slow
+        # sweep.
         self.convergence.start()
         if self.config.servers:
             self._declared_task = asyncio.create_task(
@@ -256,7 +276,7 @@ class Bridge:
     async def _declared_at_start(self) -> None:
         # After the resumed operations: a declared server whose creation a crash interrupted
         # is finished by them, and then found, not made again.
-        await self.operations.wait_resumed()
+        await self.queue.wait_started()
         try:
             await self.apply_declared(wait_s=DECLARED_START_WAIT_S)
         except LeaseBusy as exc:
@@ -344,6 +364,9 @@ class Bridge:
             await self._convergence.stop()
         if self._inbox is not None:
             await self._inbox.stop()
+        if self._queue is not None:
+            # Queued requests stay stored; the next start runs them.
+            await self._queue.stop()
         if self._operations is not None:
             # Interrupted operations stay unfinished in the journal; the next start resumes them.
             await self._operations.stop()

@@ -16,15 +16,15 @@ from bridge.directory import ServerDirectory
 from bridge.errors import Conflict, Forbidden, InvalidParam, NotFound, Unavailable
 from bridge.matrix import MatrixClient, MatrixRequestError, path_segment
 from bridge.operations import OperationJournal
-from bridge.plans import create_server_plan, delete_server_plan, is_plain
+from bridge.plans import create_server_plan, delete_server_plan, is_plain, transfer_plan
 from bridge.room_levels import levels_plan
+from bridge.steps import Plan, SendState
 from bridge.store import Database
 from guilds.config import DEFAULT_TEMPLATE, Policies, ServerTemplate
 from guilds.ids import RoomID, UserID
 from guilds.model import Permission, Server, name_problem, topic_problem
 from guilds.permissions import require
 from guilds.policies import public_refusal, server_creation_refusal
-from guilds.vocabulary import SERVER_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -257,9 +257,17 @@ class Servers:
                     raise Forbidden(refusal)
             rule = "public" if body["public"] else "invite"
             changes.append(("m.room.join_rules", {"join_rule": rule}))
-        for event_type, content in changes:
-            event_id = await self.matrix.send_state(server.server_id, event_type, "", content)
-            self.directory.record_sent(server.server_id, event_type, "", content, event_id)
+        if changes:
+            # Journaled like every change: it waits out a homeserver that is down, and a
+            # restart finishes it.
+            plan = Plan.of(
+                [
+                    SendState(f"set_{i}", server.server_id, event_type, "", content)
+                    for i, (event_type, content) in enumerate(changes)
+                ]
+            )
+            results = await self.journal.execute("edit_server", server.server_id, plan)
+            self.directory.record_plan(plan, results)
         return self.visible(server_id, actor)
 
     async def delete(self, server_id: str, actor: UserID) -> None:
@@ -314,10 +322,15 @@ class Servers:
             raise Conflict("You already own this server")
         if not server.is_member(UserID(target)):
             raise NotFound("That user is not a member of this server")
-        content = {"owner": target, "default_channel": server.state.default_channel}
-        event_id = await self.matrix.send_state(server.server_id, SERVER_EVENT, "", content)
-        self.directory.record_sent(server.server_id, SERVER_EVENT, "", content, event_id)
-        await self.sync_power_levels(server.server_id)
+        plan = transfer_plan(
+            server,
+            UserID(target),
+            self.directory.room_kinds(server.server_id),
+            self.directory.states(),
+            self.bot,
+        )
+        results = await self.journal.execute("transfer_server", server.server_id, plan)
+        self.directory.record_plan(plan, results)
         return self.visible(server_id, actor)
 
     async def sync_power_levels(self, server_id: RoomID) -> None:

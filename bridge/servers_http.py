@@ -1,14 +1,24 @@
-"""HTTP handlers of the server endpoints of docs/API.md (`/_guilds/v1/servers…`)."""
+"""HTTP handlers of the server endpoints of docs/API.md (`/_guilds/v1/servers…`).
+
+Changes to a server go through its queue (bridge/operations_http.py): one at a time per
+server, answered within a bound. Creating a server and leaving one use the caller's own token,
+which is never stored, so they are not queued.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
 from bridge.appservice import bearer_token
 from bridge.errors import MissingToken, read_json
+from bridge.operations_http import queued
 from bridge.provisioning import PROVISIONING_MAX_BODY, require_user
+from bridge.queue import Job, Outcome, ServerQueue
 from bridge.servers import Servers
 from bridge.shapes import server_json, server_summary_json
+from guilds.ids import UserID
 
 SERVERS: web.AppKey[Servers] = web.AppKey("guilds_servers", Servers)
 
@@ -54,34 +64,59 @@ async def get_server(request: web.Request) -> web.Response:
     return web.json_response(server_json(server, user))
 
 
-async def patch_server(request: web.Request) -> web.Response:
+async def _change(request: web.Request, kind: str, body: dict[str, Any]) -> web.Response:
     user = await require_user(request)
-    body = await _body(request)
-    server = await _servers(request).update(request.match_info["sid"], user, body)
-    return web.json_response(server_json(server, user))
+    sid = request.match_info["sid"]
+    # Unknown or unseen servers are refused now, not queued; the job checks again at its turn.
+    _servers(request).visible(sid, user)
+    return await queued(request, kind, sid, user, {}, body)
+
+
+async def patch_server(request: web.Request) -> web.Response:
+    await require_user(request)
+    return await _change(request, "server.update", await _body(request))
 
 
 async def delete_server(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    await _servers(request).delete(request.match_info["sid"], user)
-    return web.Response(status=204)
+    return await _change(request, "server.delete", {})
 
 
 async def leave_server(request: web.Request) -> web.Response:
+    # The user's own leaves, made with their token for this request only: never stored, so
+    # not queued (the bridge changes nothing of the server's structure here).
     user = await require_user(request)
     await _servers(request).leave(request.match_info["sid"], user, _token(request))
     return web.Response(status=204)
 
 
 async def transfer_server(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    body = await _body(request)
-    server = await _servers(request).transfer(request.match_info["sid"], user, body)
-    return web.json_response(server_json(server, user))
+    await require_user(request)
+    return await _change(request, "server.transfer", await _body(request))
 
 
-def add_routes(app: web.Application, servers: Servers) -> None:
+def _register(queue: ServerQueue, servers: Servers) -> None:
+    async def update(job: Job) -> Outcome:
+        actor = UserID(str(job.actor))
+        server = await servers.update(job.server_id, actor, dict(job.body))
+        return Outcome(200, server_json(server, actor))
+
+    async def delete(job: Job) -> Outcome:
+        await servers.delete(job.server_id, UserID(str(job.actor)))
+        return Outcome(204)
+
+    async def transfer(job: Job) -> Outcome:
+        actor = UserID(str(job.actor))
+        server = await servers.transfer(job.server_id, actor, dict(job.body))
+        return Outcome(200, server_json(server, actor))
+
+    queue.register("server.update", update)
+    queue.register("server.delete", delete)
+    queue.register("server.transfer", transfer)
+
+
+def add_routes(app: web.Application, servers: Servers, queue: ServerQueue) -> None:
     app[SERVERS] = servers
+    _register(queue, servers)
     app.router.add_get("/servers", list_servers)
     app.router.add_post("/servers", create_server)
     app.router.add_get("/servers/{sid}", get_server)

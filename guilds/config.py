@@ -35,6 +35,10 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 THEMES = ("dark", "light")
 CHANNEL_KINDS = ("text", "voice", "video")
 CREATE_SERVERS_WORDS = ("everyone", "admins")
+# How long an API request that changes a server waits for its result before answering 202
+# with an operation to poll (bridge/queue.py); docs/API.md, "Operations".
+DEFAULT_ANSWER_WITHIN_S = 10
+MAX_ANSWER_WITHIN_S = 600
 # The invite limits the API accepts (bridge/invites.py), so a default is always a valid one.
 INVITE_MAX_USES, INVITE_MIN_EXPIRES_S, INVITE_MAX_EXPIRES_S = 1_000_000, 60, 365 * 24 * 3600
 
@@ -242,6 +246,8 @@ class GuildsConfig:
     templates: Mapping[str, ServerTemplate] = field(
         default_factory=lambda: {DEFAULT_TEMPLATE.name: DEFAULT_TEMPLATE}
     )
+    # `operations.answer_within_s`: the bound on an API answer before it becomes a 202.
+    answer_within_s: int = DEFAULT_ANSWER_WITHIN_S
     # Seconds between two sweeps of every server's rooms; 0 turns the sweep off (the checks
     # after operations, on events and at start-up still run).
     sweep_interval_s: int = DEFAULT_SWEEP_INTERVAL_S
@@ -454,6 +460,7 @@ GUILDS_KEYS = {
     "policies",
     "templates",
     "servers",
+    "operations",
     "convergence",
 }
 
@@ -516,6 +523,11 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     templates = parse_templates(r.section("templates"), policies)
     servers = parse_servers(r.section("servers"), policies, templates, server_name)
 
+    ops = r.section("operations")
+    ops.unknown_keys({"answer_within_s"})
+    answer_within_s = ops.integer(
+        "answer_within_s", DEFAULT_ANSWER_WITHIN_S, 1, MAX_ANSWER_WITHIN_S
+    )
     conv = r.section("convergence")
     conv.unknown_keys({"sweep_interval_s"})
     sweep_interval_s = conv.integer("sweep_interval_s", DEFAULT_SWEEP_INTERVAL_S, 0, 7 * 86400)
@@ -541,6 +553,7 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
         policies=policies,
         templates=templates,
         servers=servers,
+        answer_within_s=answer_within_s,
         sweep_interval_s=sweep_interval_s,
     )
 

@@ -29,6 +29,7 @@ from bridge.derived import Divergence
 from bridge.directory import ServerDirectory
 from bridge.migrations import migrate
 from bridge.operations import OperationJournal
+from bridge.queue import ServerQueue
 from bridge.steps import Plan, SendState
 from bridge.store import Database
 from bridge.transactions import InboxEvent
@@ -256,3 +257,23 @@ def test_a_doctor_report_survives_json() -> None:
         )
     )
     assert DoctorReport.from_json(report.to_json()) == report
+
+
+async def test_a_check_scheduled_inside_a_turn_waits_for_that_turn_to_end(
+    db: Database, journal: OperationJournal, hs: RecordingMatrix
+) -> None:
+    """An operation ends (and schedules a check) while its job holds the server's turn: the
+    check must not inherit the turn and run in the middle of the job."""
+    queue = ServerQueue(db, journal)
+    conv = convergence(db, journal, FakeDirectory(drifted()))
+    conv.turn = queue.turn
+    async with queue.turn(SPACE):
+        await conv.after_operation("grant_role", SPACE)
+        await asyncio.sleep(1.0)
+        assert hs.calls == [], "the check ran inside another holder's turn"
+    for _ in range(200):
+        if conv.repairs:
+            break
+        await asyncio.sleep(0.05)
+    assert conv.repairs == {("operation", "power_levels"): 1}
+    await conv.stop()

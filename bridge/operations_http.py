@@ -1,0 +1,103 @@
+"""Requests that change a server, answered within a bound: their result, or 202 and an operation.
+
+Every such endpoint hands its request to the server's queue (bridge/queue.py) through `queued`
+and waits at most `answer_within_s` for it: done in time, it answers as it always has; still
+waiting (its turn has not come, or the homeserver is down or stuck), it answers **202** with
+`{"operation_id", "status": "pending", …}` and a `Location` of `GET /operations/{id}`, where the
+outcome stays: `pending`, `done` with the result, or `failed` with the `{errcode, error}` cause.
+The request goes on either way. Only the user who made the request may read its operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from bridge.errors import NotFound
+from bridge.provisioning import require_user
+from bridge.queue import JobFailed, JobNotFound, JobRecord, Outcome, ServerQueue
+from guilds.ids import UserID
+
+QUEUE: web.AppKey[ServerQueue] = web.AppKey("guilds_queue", ServerQueue)
+# Where the operation resource is, relative to the provisioning API's root.
+OPERATIONS_PATH = "/_guilds/v1/operations"
+
+
+def queue_of(request: web.Request) -> ServerQueue:
+    return request.config_dict[QUEUE]
+
+
+async def queued(
+    request: web.Request,
+    kind: str,
+    server_id: str,
+    actor: UserID,
+    params: Mapping[str, Any] | None = None,
+    body: Mapping[str, Any] | None = None,
+) -> web.Response:
+    """Queue the change and answer its result, its failure, or 202 once the bound has passed."""
+    queue = queue_of(request)
+    job_id = await queue.submit(kind, server_id, actor, params, body)
+    try:
+        outcome = await queue.wait(job_id, queue.answer_within_s)
+    except JobFailed as exc:
+        raise exc.error from None
+    if outcome is None:
+        record = await queue.get(job_id)
+        return web.json_response(
+            operation_json(record),
+            status=202,
+            headers={"Location": f"{OPERATIONS_PATH}/{job_id}"},
+        )
+    return response(outcome)
+
+
+def response(outcome: Outcome) -> web.Response:
+    if outcome.body is None:
+        return web.Response(status=outcome.status)
+    return web.json_response(outcome.body, status=outcome.status)
+
+
+def operation_json(record: JobRecord) -> dict[str, Any]:
+    """The operation resource of docs/API.md."""
+    status = {"queued": "pending", "running": "pending"}.get(record.state, record.state)
+    answer: dict[str, Any] = {
+        "operation_id": record.job_id,
+        "status": status,
+        "kind": record.kind,
+        "server_id": record.server_id,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "href": f"{OPERATIONS_PATH}/{record.job_id}",
+    }
+    if record.state == "running":
+        answer["started"] = True
+    if record.outcome is not None:
+        answer["http_status"] = record.outcome.status
+        answer["result"] = record.outcome.body
+    if record.error is not None:
+        answer["http_status"] = record.error_status
+        answer["error"] = {
+            "errcode": record.error.get("errcode"),
+            "error": record.error.get("error"),
+        }
+    return answer
+
+
+async def get_operation(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    try:
+        record = await queue_of(request).get(request.match_info["oid"])
+    except JobNotFound:
+        raise NotFound("No such operation") from None
+    # Someone else's operation is as unknown as a made-up id: its id tells nothing.
+    if record.actor != user:
+        raise NotFound("No such operation")
+    return web.json_response(operation_json(record))
+
+
+def add_routes(app: web.Application, queue: ServerQueue) -> None:
+    app[QUEUE] = queue
+    app.router.add_get("/operations/{oid}", get_operation)
