@@ -131,6 +131,9 @@ class Convergence:
         self.turn = turn
         # Repairs counted by (cause kind, what was repaired): the metrics' source.
         self.repairs: Counter[tuple[str, str]] = Counter()
+        # Called with (cause kind, what was repaired) for every repair: where a metrics
+        # counter (guilds_convergence_repairs_total) is wired.
+        self.on_repair: Callable[[str, str], None] | None = None
         self._locks: dict[RoomID, asyncio.Lock] = {}
         self._pending: dict[RoomID, asyncio.Task[None]] = {}
         self._causes: dict[RoomID, Cause] = {}
@@ -328,7 +331,10 @@ class Convergence:
 
     def _count(self, cause: Cause, divergence: Divergence) -> None:
         """One repair, counted by its cause and by what it repaired (exported as a metric)."""
-        self.repairs[(cause.kind, _category(divergence))] += 1
+        what = _category(divergence)
+        self.repairs[(cause.kind, what)] += 1
+        if self.on_repair is not None:
+            self.on_repair(cause.kind, what)
 
     def _backoff(self, server_id: RoomID) -> float:
         repeats = max(0, self._repeats.get(server_id, 0) - REPEATS_BEFORE_BACKOFF)

@@ -152,6 +152,8 @@ async def test_a_repair_is_journaled_counted_by_cause_and_logged_without_content
 ) -> None:
     directory = FakeDirectory(drifted())
     conv = convergence(db, journal, directory)
+    observed: list[tuple[str, str]] = []
+    conv.on_repair = lambda kind, what: observed.append((kind, what))
     cause = Cause("event", "$ev1", CHAT, "m.room.power_levels")
     with caplog.at_level(logging.INFO, logger="bridge.convergence"):
         found = await conv.converge(SPACE, cause)
@@ -162,6 +164,7 @@ async def test_a_repair_is_journaled_counted_by_cause_and_logged_without_content
     row = await db.fetchone("SELECT kind, status FROM operations")
     assert row is not None and (row["kind"], row["status"]) == (REPAIR_KIND, "done")
     assert conv.repairs == {("event", "power_levels"): 1}
+    assert observed == [("event", "power_levels")]
     # What was re-read before acting: the divergent room, the space, the role rooms.
     assert CHAT in directory.refreshed[0] and SPACE in directory.refreshed[0]
     logged = caplog.text
