@@ -203,6 +203,11 @@ class Convergence:
         while not self._stopped:
             for server_id in self.directory.server_ids():
                 try:
+                    if cause.kind == "sweep":
+                        # Read afresh: an event the homeserver never delivered (lost in a
+                        # restart of its own) left the directory behind, and the sweep is
+                        # what catches it.
+                        await self.directory.refresh(server_id, self.directory.rooms(server_id))
                     await self.converge(server_id, cause)
                 except Exception:
                     log.exception("Convergence of server %s (%s) failed", server_id, cause.kind)

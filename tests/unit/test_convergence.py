@@ -280,3 +280,20 @@ async def test_a_check_scheduled_inside_a_turn_waits_for_that_turn_to_end(
         await asyncio.sleep(0.05)
     assert conv.repairs == {("operation", "power_levels"): 1}
     await conv.stop()
+
+
+async def test_start_up_checks_every_server_and_the_sweep_rereads_them(
+    db: Database, journal: OperationJournal, hs: RecordingMatrix
+) -> None:
+    directory = FakeDirectory(drifted())
+    conv = convergence(db, journal, directory)
+    conv.sweep_interval_s = 0.2
+    conv.start()
+    for _ in range(200):
+        if directory.refreshed and set(directory.held) in directory.refreshed:
+            break
+        await asyncio.sleep(0.05)
+    await conv.stop()
+    # Start-up found and repaired the drift; a sweep then read every room again.
+    assert conv.repairs[("startup", "power_levels")] == 1
+    assert set(directory.held) in directory.refreshed
