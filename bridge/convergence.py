@@ -100,6 +100,8 @@ def _category(divergence: Divergence) -> str:
         return f"member_{divergence.expected}"
     if what.startswith("space.parent"):
         return "space_parent"
+    if what.startswith("space.child"):
+        return "space_child"
     return what
 
 

@@ -36,6 +36,7 @@ POWER_LEVELS: Final = "m.room.power_levels"
 MEMBER: Final = "m.room.member"
 JOIN_RULES: Final = "m.room.join_rules"
 SPACE_PARENT: Final = "m.space.parent"
+SPACE_CHILD: Final = "m.space.child"
 
 NOT_A_MEMBER_REASON: Final = "Not a member of the server"
 GATE_REASON: Final = "You no longer have a role that may enter this channel"
@@ -62,7 +63,8 @@ class Divergence:
     """One difference between a room and what the model derives for it.
 
     `what` names the part of the room: `power_levels.users.<user>`, `power_levels.<key>`,
-    `member.<user>`, `join_rules`, `space.parent.<room>`. `expected` and `actual` are plain
+    `member.<user>`, `join_rules`, `space.parent.<room>`, `space.child.<room>`. `expected` and
+    `actual` are plain
     JSON values (None for absent), so the doctor prints them and the log records them.
     """
 
@@ -132,12 +134,52 @@ def _allowed_rooms(content: Mapping[str, Any] | None) -> list[str]:
     )
 
 
+def _linked(content: Mapping[str, Any] | None) -> bool:
+    via = (content or {}).get("via")
+    return isinstance(via, list) and bool(via)
+
+
 def _parents(ctx: ServerRooms) -> dict[RoomID, RoomID]:
-    """Each channel and category of the model, and the container that links it."""
+    """Each channel and category of the model, and the one container that must link it.
+
+    A channel linked from two containers (the space and a category, say a link added by hand)
+    belongs to the one its own `m.space.parent` names; when that does not decide, the default
+    channel belongs to the space and any other to its category.
+    """
     server = ctx.server
     found: dict[RoomID, RoomID] = {c.category_id: server.server_id for c in server.categories}
+    linking: dict[RoomID, list[RoomID]] = {}
     for channel in server.channels:
-        found[channel.channel_id] = channel.category_id or server.server_id
+        parent = channel.category_id or server.server_id
+        if parent not in linking.setdefault(channel.channel_id, []):
+            linking[channel.channel_id].append(parent)
+    for room, containers in linking.items():
+        if len(containers) == 1:
+            found[room] = containers[0]
+            continue
+        state = ctx.states.get(room, {})
+        named = [c for c in containers if _linked(state.get((SPACE_PARENT, c)))]
+        if len(named) == 1:
+            found[room] = named[0]
+        elif room == server.state.default_channel:
+            found[room] = server.server_id
+        else:
+            found[room] = next((c for c in containers if c != server.server_id), containers[0])
+    return found
+
+
+def _stray_links(ctx: ServerRooms, parents: Mapping[RoomID, RoomID]) -> list[Divergence]:
+    """Links to a channel or category from a container other than the one it belongs to."""
+    containers = {ctx.server.server_id, *(c.category_id for c in ctx.server.categories)}
+    found: list[Divergence] = []
+    for container in sorted(containers):
+        state = ctx.states.get(container, {})
+        for (event_type, child), content in sorted(state.items()):
+            if event_type != SPACE_CHILD or not _linked(content):
+                continue
+            parent = parents.get(RoomID(child))
+            if parent is not None and parent != container:
+                found.append(Divergence(container, f"space.child.{child}", "unlinked", "linked"))
     return found
 
 
@@ -214,6 +256,8 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
     space_members = _memberships(ctx.states, space)
     banned = {u for u, m in space_members.items() if m == "ban"} - {bot, owner}
     parents = _parents(ctx)
+    containers = {space, *(c.category_id for c in server.categories)}
+    found += _stray_links(ctx, parents)
     role_of_room = {r.room_id: r for r in server.roles if r.room_id is not None}
 
     for room, kind, channel_kind in ctx.kinds:
@@ -239,9 +283,12 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
         # The space tree: the room names the container that links it.
         parent = parents.get(room)
         if parent is not None:
-            link = state.get((SPACE_PARENT, parent))
-            if not (isinstance((link or {}).get("via"), list) and (link or {}).get("via")):
+            if not _linked(state.get((SPACE_PARENT, parent))):
                 found.append(Divergence(room, f"space.parent.{parent}", "linked", "missing"))
+            for (event_type, key), content in sorted(state.items()):
+                if event_type == SPACE_PARENT and key != parent and key in containers:
+                    if _linked(content):
+                        found.append(Divergence(room, f"space.parent.{key}", "unlinked", "linked"))
         # Memberships: bans first, then who may be inside.
         members = _memberships(ctx.states, room)
         if room != space:
@@ -254,7 +301,7 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
         inside = _inside(members) - {bot}
         role = role_of_room.get(room)
         if room == space:
-            if owner not in inside and members.get(owner) != "ban":
+            if owner not in inside:
                 found.append(Divergence(room, f"member.{owner}", "join", members.get(owner)))
             continue
         channel = _channel(server, room)
@@ -265,12 +312,7 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
                 found.append(Divergence(room, f"member.{user}", "leave", members[user]))
             elif channel is not None and not may_enter(server, user, channel):
                 found.append(Divergence(room, f"member.{user}", "leave", members[user]))
-        if (
-            role is not None
-            and role.role_id == BuiltinRole.ADMIN.value
-            and owner not in inside
-            and members.get(owner) != "ban"
-        ):
+        if role is not None and role.role_id == BuiltinRole.ADMIN.value and owner not in inside:
             found.append(Divergence(room, f"member.{owner}", "join", members.get(owner)))
     return found
 
@@ -290,6 +332,7 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
     kinds = {room: (kind, ck) for room, kind, ck in ctx.kinds}
     first: list[Step] = []
     second: list[Step] = []
+    # (room, what) already repaired by a step of the plan.
     done: set[tuple[RoomID, str]] = set()
     for divergence in found:
         room, what = divergence.room, divergence.what
@@ -308,22 +351,32 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
                 held = ctx.states.get(room, {}).get((JOIN_RULES, "")) or {}
                 content = {**held, **rules}
                 first.append(_state(f"join_rules_{len(first)}", room, JOIN_RULES, "", content))
+        elif what.startswith("space.child."):
+            child = what.removeprefix("space.child.")
+            first.append(_state(f"unlink_{len(first)}", room, SPACE_CHILD, child, {}))
         elif what.startswith("space.parent."):
             parent = what.removeprefix("space.parent.")
-            content = {"via": [ctx.via], "canonical": True}
+            unlinked = divergence.expected == "unlinked"
+            content = {} if unlinked else {"via": [ctx.via], "canonical": True}
             first.append(_state(f"parent_{len(first)}", room, SPACE_PARENT, parent, content))
         elif what.startswith("member."):
             user = UserID(what.removeprefix("member."))
             if divergence.expected == "ban":
                 first.append(Ban(name=f"ban_{len(first)}", room=room, user=user, reason=None))
             elif divergence.expected == "join":
+                if divergence.actual == "ban" and (room, f"unban {user}") not in done:
+                    # The owner banned by hand: unbanned first, then back in.
+                    done.add((room, f"unban {user}"))
+                    first.append(Unban(name=f"unban_{len(first)}", room=room, user=user))
                 second.append(
                     AutoJoinInvite(
                         name=f"invite_{len(second)}", room=room, user=user, reason=OWNER_REASON
                     )
                 )
             elif divergence.actual == "ban":
-                first.append(Unban(name=f"unban_{len(first)}", room=room, user=user))
+                if (room, f"unban {user}") not in done:
+                    done.add((room, f"unban {user}"))
+                    first.append(Unban(name=f"unban_{len(first)}", room=room, user=user))
             else:
                 member = ctx.server.is_member(user)
                 reason = GATE_REASON if member else NOT_A_MEMBER_REASON

@@ -14,7 +14,7 @@ from typing import Any
 
 import nio
 
-from tests.harness.api import Api, create_server, grant, join_as, join_server
+from tests.harness.api import Api, create_server, grant, join_as, join_server, settled
 from tests.harness.invariants import assert_converged, power_everywhere
 from tests.harness.stack import Stack, User
 
@@ -24,8 +24,8 @@ async def _users(stack: Stack, *names: str) -> list[User]:
 
 
 async def _channel(api: Api, sid: str, name: str, **body: Any) -> str:
-    status, answer = await api.call(
-        "POST", f"/servers/{sid}/channels", {"name": name, "kind": "text", **body}
+    status, answer = await settled(
+        api, "POST", f"/servers/{sid}/channels", {"name": name, "kind": "text", **body}
     )
     assert status == 201, answer
     return str(answer["channel_id"])
@@ -81,7 +81,7 @@ async def test_removing_a_role_while_channels_are_made_leaves_no_channel_with_it
 
     async def revoke() -> None:
         path = f"/servers/{sid}/members/{moderator.user_id}/roles/moderator"
-        status, answer = await api.call("DELETE", path)
+        status, answer = await settled(api, "DELETE", path)
         assert status == 200, answer
 
     made = await asyncio.gather(
@@ -123,7 +123,7 @@ async def test_grants_racing_channel_creations_reach_every_channel(stack: Stack)
 
     async def give(user: User) -> None:
         path = f"/servers/{sid}/members/{user.user_id}/roles/moderator"
-        status, answer = await api.call("PUT", path)
+        status, answer = await settled(api, "PUT", path)
         assert status == 200, answer
 
     made = await asyncio.gather(
@@ -152,12 +152,12 @@ async def test_a_kick_racing_a_role_power_edit_leaves_every_room_at_the_new_powe
 
     async def kick(user: User) -> None:
         path = f"/servers/{sid}/members/{user.user_id}/kick"
-        status, answer = await api.call("POST", path, {})
+        status, answer = await settled(api, "POST", path, {})
         assert status == 204, answer
 
     async def edit(power: int) -> None:
         path = f"/servers/{sid}/roles/moderator"
-        status, answer = await api.call("PATCH", path, {"power": power})
+        status, answer = await settled(api, "PATCH", path, {"power": power})
         assert status == 200, answer
 
     rooms = [sid, server["default_channel_id"], *channels]

@@ -29,7 +29,15 @@ import nio
 
 from bridge.store import Database
 from guilds.vocabulary import SERVER_EVENT
-from tests.harness.api import Api, as_bot, create_server, eventually, grant, join_server
+from tests.harness.api import (
+    Api,
+    as_bot,
+    create_server,
+    eventually,
+    grant,
+    join_server,
+    settled,
+)
 from tests.harness.invariants import assert_converged, room_state
 from tests.harness.stack import Stack, User
 
@@ -266,17 +274,18 @@ async def build_world(stack: Stack, rng: random.Random) -> World:
     owner = users[0]
     server = await create_server(stack, owner, "Interleavings")
     sid, api = server["server_id"], Api(stack, owner)
-    status, crew = await api.call(
+    status, crew = await settled(
+        api,
         "POST",
         f"/servers/{sid}/roles",
         {"name": "Crew", "power": CREW_POWER, "permissions": ["send_messages", "kick_members"]},
     )
     assert status == 201, crew
-    status, category = await api.call("POST", f"/servers/{sid}/categories", {"name": "Den"})
+    status, category = await settled(api, "POST", f"/servers/{sid}/categories", {"name": "Den"})
     assert status == 201, category
     for name in ("alpha", "beta"):
-        status, answer = await api.call(
-            "POST", f"/servers/{sid}/channels", {"name": name, "kind": "text"}
+        status, answer = await settled(
+            api, "POST", f"/servers/{sid}/channels", {"name": name, "kind": "text"}
         )
         assert status == 201, answer
     for user in users[1:]:
