@@ -122,8 +122,14 @@ async def api_problems(stack: Stack, server: Server, owner: User) -> list[str]:
     differ("name", shown["name"], server.name)
     differ(
         "channels",
-        sorted((c["channel_id"], c["category_id"], c["allowed_roles"]) for c in shown["channels"]),
-        sorted((c.channel_id, c.category_id, _gate(c.allowed_roles)) for c in server.channels),
+        sorted(
+            ((c["channel_id"], c["category_id"], c["allowed_roles"]) for c in shown["channels"]),
+            key=repr,
+        ),
+        sorted(
+            ((c.channel_id, c.category_id, _gate(c.allowed_roles)) for c in server.channels),
+            key=repr,
+        ),
     )
     differ(
         "categories",
@@ -178,6 +184,10 @@ async def server_problems(
     """Every way the server's API view, Matrix state and derived state disagree (empty: none)."""
     states = await matrix_states(stack, server_id)
     server, problems = derived_problems(stack, server_id, states)
+    ids = [c.channel_id for c in server.channels]
+    problems += [
+        f"matrix: {room} is linked from two places" for room in set(ids) if ids.count(room) > 1
+    ]
     problems += await api_problems(stack, server, owner)
     problems += await member_view_problems(stack, states, members, server)
     return problems
