@@ -259,11 +259,12 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
     containers = {space, *(c.category_id for c in server.categories)}
     found += _stray_links(ctx, parents)
     role_of_room = {r.room_id: r for r in server.roles if r.room_id is not None}
+    by_shape: dict[Any, dict[str, Any]] = {}
 
     for room, kind, channel_kind in ctx.kinds:
         state = ctx.states.get(room, {})
         # Power levels.
-        wanted = wanted_levels(server, room, kind, channel_kind, ctx.states, bot)
+        wanted = wanted_levels(server, room, kind, channel_kind, ctx.states, bot, by_shape)
         found += _levels_divergences(room, wanted, state.get((POWER_LEVELS, "")))
         # Join rules of channels and categories.
         rules = expected_join_rules(ctx, room)

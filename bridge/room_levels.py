@@ -93,14 +93,24 @@ def wanted_levels(
     channel_kind: ChannelKind | None,
     states: RoomStates,
     bot: UserID,
+    derived_by_shape: dict[Any, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The power-levels content the room must hold: derived from the roles, aware of the
-    room's version and creators, keeping what other clients added that grants nothing."""
+    room's version and creators, keeping what other clients added that grants nothing.
+
+    `derived_by_shape`, shared across the rooms of one server, keeps each derivation for
+    rooms of the same kind, version and creators: a server's hundred channels derive once.
+    """
     version = room_version_of(states, room)
     creators = adopted_creators(states, room) if creators_have_unlimited_power(version) else ()
-    derived = derived_levels(
-        server, kind, channel_kind, bot=bot, room_version=version, creators=creators
-    )
+    shape = (kind, channel_kind, version, tuple(sorted(creators)))
+    derived = (derived_by_shape or {}).get(shape)
+    if derived is None:
+        derived = derived_levels(
+            server, kind, channel_kind, bot=bot, room_version=version, creators=creators
+        )
+        if derived_by_shape is not None:
+            derived_by_shape[shape] = derived
     existing = states.get(room, {}).get(("m.room.power_levels", ""))
     return writable_levels(existing, merged_power_levels(existing, derived, creators=creators))
 
