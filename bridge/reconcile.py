@@ -25,7 +25,14 @@ from bridge.directory import ServerDirectory
 from bridge.matrix import MatrixClient, MatrixRequestError
 from bridge.operations import OperationFailed, OperationJournal
 from bridge.queue import ServerQueue
-from bridge.role_plans import ban_plan, kick_plan, outsiders, with_assignment, without_member
+from bridge.role_plans import (
+    ban_plan,
+    kick_plan,
+    outsiders,
+    unban_plan,
+    with_assignment,
+    without_member,
+)
 from bridge.room_levels import (
     CREATORS_KEY,
     RoomStates,
@@ -504,11 +511,19 @@ def membership_decision(
     new_content: Mapping[str, Any],
     bot: UserID,
 ) -> Decision:
-    """A member left, was kicked or banned from the space: the same in every room of the server."""
+    """A member left, was kicked, banned or unbanned in the space: the same in every room of
+    the server, as the API's kick, ban and unban do."""
     membership = new_content.get("membership")
     before = (prev_content or {}).get("membership")
     if membership not in ("leave", "ban") or user == bot or membership == before:
         return Decision()
+    if before == "ban":
+        # An unban from another client: lifted in every room, exactly as the API's unban
+        # (else the channels would refuse the user forever once they are back in the space).
+        return Decision(
+            unban_plan(server.server_id, user, room_kinds, states),
+            (Finding("unban_cascade", f"{user} is unbanned in every room of the server."),),
+        )
     if user == server.state.owner:
         # The owner cannot leave or be removed: back into the space (the module auto-joins).
         steps: list[Step] = []

@@ -598,3 +598,184 @@ def room_creation_refusal(room_config: Mapping[str, Any]) -> str | None:
                     "create servers and channels through Guilds."
                 )
     return None
+
+
+# --- Membership, redactions and messages: what Matrix's thresholds stand for --------------------
+#
+# Matrix's kick, ban, invite, redact and events_default levels are the lowest power of any role
+# holding the permission (`guilds.powerlevels.threshold`): whoever passes one without holding
+# the permission is refused here. Matrix's own rules (power above the target's) still apply.
+
+
+class MemberChange(StrEnum):
+    """What one user's membership event does to another user."""
+
+    KICK = "kick"
+    BAN = "ban"
+    UNBAN = "unban"
+    INVITE = "invite"
+    # An invite taken back before it was answered (a "kick" of an invited user in Matrix).
+    WITHDRAW_INVITE = "withdraw_invite"
+
+
+def member_change(
+    sender: str, target: str, before: str | None, after: str | None
+) -> MemberChange | None:
+    """What a membership event sent by `sender` about `target` does; None for one's own
+    joins and leaves (and for changes that change nothing), which no permission gates."""
+    if sender == target or before == after:
+        return None
+    if after == "ban":
+        return MemberChange.BAN
+    if after == "invite":
+        return MemberChange.INVITE
+    if after == "leave":
+        if before == "ban":
+            return MemberChange.UNBAN
+        if before == "invite":
+            return MemberChange.WITHDRAW_INVITE
+        if before in ("join", "knock"):
+            return MemberChange.KICK
+    return None
+
+
+_CHANGE_PERMISSION: Final[Mapping[MemberChange, Permission]] = {
+    MemberChange.KICK: Permission.KICK_MEMBERS,
+    MemberChange.BAN: Permission.BAN_MEMBERS,
+    MemberChange.UNBAN: Permission.BAN_MEMBERS,
+    MemberChange.INVITE: Permission.CREATE_INVITES,
+    MemberChange.WITHDRAW_INVITE: Permission.CREATE_INVITES,
+}
+_CHANGE_DOING: Final[Mapping[MemberChange, str]] = {
+    MemberChange.KICK: "kicking members",
+    MemberChange.BAN: "banning members",
+    MemberChange.UNBAN: "unbanning members",
+    MemberChange.INVITE: "inviting people",
+    MemberChange.WITHDRAW_INVITE: "taking back invites",
+}
+ROLE_ROOM_MEMBERSHIP_SENTENCE: Final = (
+    "Role rooms change only through Guilds: grant or remove the role in Guilds instead."
+)
+
+
+def member_change_refusal(
+    actor: Actor, target: Actor, room: RoomContext, change: MemberChange
+) -> str | None:
+    """Why the actor may not kick, ban, unban or invite the target in this Guilds room.
+
+    The permission first (named in the sentence), then the rank, as the API's `may_act_on`:
+    nobody acts on the owner, nor on a member whose highest role is at or above their own.
+    Role rooms are the bot's alone: their membership *is* the role assignment, which only
+    Guilds changes (a user may still leave one, giving the role up). An invite goes to a
+    newcomer or an outsider, so only the permission counts for it.
+    """
+    if actor.bot:
+        return None
+    if room.kind is RoomKind.ROLE_ROOM:
+        return ROLE_ROOM_MEMBERSHIP_SENTENCE
+    permission = _CHANGE_PERMISSION[change]
+    if not _has(actor, permission):
+        return missing_permission_sentence(permission, _CHANGE_DOING[change])
+    if change in (MemberChange.INVITE, MemberChange.WITHDRAW_INVITE, MemberChange.UNBAN):
+        return None
+    verb = change.value
+    if target.owner:
+        return f"Nobody can {verb} the server's owner."
+    if not actor.owner and target.position >= actor.position:
+        return f"You cannot {verb} a member whose highest role is at or above yours."
+    return None
+
+
+def role_room_join_refusal(invited_by_bot: bool) -> str | None:
+    """Why a user may not join a role room: only on the bot's invite (a role granted)."""
+    return None if invited_by_bot else ROLE_ROOM_MEMBERSHIP_SENTENCE
+
+
+def redaction_refusal(actor: Actor, own: bool) -> str | None:
+    """Why the actor may not redact this event: another's needs manage_messages."""
+    if actor.bot or own or _has(actor, Permission.MANAGE_MESSAGES):
+        return None
+    return missing_permission_sentence(
+        Permission.MANAGE_MESSAGES, "removing other members' messages"
+    )
+
+
+# Non-state event types that belong to calls: `connect`, not `send_messages`, gates them.
+CALL_EVENT_PREFIXES: Final = ("m.call.", "org.matrix.msc3401.call", "m.rtc.", "org.matrix.msc4075")
+
+
+def message_permission(event_type: str) -> Permission:
+    """The permission a non-state event (other than a redaction) needs in a channel."""
+    if event_type.startswith(CALL_EVENT_PREFIXES):
+        return Permission.CONNECT
+    return Permission.SEND_MESSAGES
+
+
+def message_refusal(actor: Actor, room: RoomContext, event_type: str) -> str | None:
+    """Why the actor may not send this non-state event here (channels only: the other Guilds
+    rooms take messages from admins alone, which Matrix's events_default of 100 says)."""
+    if actor.bot or not room.kind.is_channel:
+        return None
+    permission = message_permission(event_type)
+    if _has(actor, permission):
+        return None
+    doing = "calls" if permission is Permission.CONNECT else "sending messages"
+    return missing_permission_sentence(permission, f"{doing} in this channel")
+
+
+# The state types the bot writes when it adopts a room as a channel (bridge/reconcile.py).
+ADOPTION_STATE: Final = (CHANNEL_EVENT, SPACE_PARENT, "m.room.join_rules", POWER_LEVELS)
+
+
+@dataclass(frozen=True)
+class LinkedRoom:
+    """What the module reads of a room someone links into a server's space or category."""
+
+    # The bot's membership there (None: never been in it, or the room is not on this server).
+    bot_membership: str | None
+    # Whether the bot's power there reaches every type ADOPTION_STATE names (a v12 creator's
+    # unlimited power does).
+    bot_has_power: bool
+    # The server it already belongs to (a channel or category being moved), if any.
+    server_id: str | None = None
+    # Its creators when they hold unlimited power (room version 12 and later), else empty.
+    unlimited_creators: tuple[str, ...] = ()
+    # Users other than the bot at or above the bot's power there whose roles give them less:
+    # Matrix lets nobody lower a power equal to their own, so adoption could not either.
+    out_of_reach: tuple[str, ...] = ()
+
+
+def link_refusal(bot: str, server_id: str, owner: str, child: LinkedRoom) -> str | None:
+    """Why a room may not become a child of this server's space or category.
+
+    A linked room is adopted as a channel (its power levels and join rule rewritten by the
+    bot), so it follows the server's rules. Guilds can only do that where the bot is in the
+    room (or invited: it joins when the link arrives) with power 100; a room it could not
+    adopt would sit in the space untouched by every rule, so it is refused with what to do.
+    Rooms of another server are refused too: a room belongs to one server. So are rooms whose
+    creators keep unlimited power (room version 12): no role, kick or ban reaches a creator
+    there, so the room could never follow the server's rules. The owner, whom no rule
+    restricts anyway, may link a room of their own.
+    """
+    if child.server_id is not None:
+        if child.server_id == server_id:
+            return None
+        return "This room belongs to another Guilds server."
+    kept = [c for c in child.unlimited_creators if c not in (bot, owner)]
+    if kept:
+        return (
+            f"Guilds cannot adopt this room as a channel: its creator {kept[0]} keeps unlimited "
+            "power in it (room version 12), beyond the server's roles. Create the channel in "
+            "Guilds instead."
+        )
+    if child.bot_membership not in ("join", "invite") or not child.bot_has_power:
+        return (
+            f"Guilds cannot adopt this room as a channel: invite {bot} to it and give it "
+            "power 100 there first, or create the channel in Guilds."
+        )
+    if child.out_of_reach:
+        return (
+            f"Guilds cannot adopt this room as a channel: {child.out_of_reach[0]} has as much "
+            "power there as the bot, which nobody can take away; lower it below 100 first."
+        )
+    return None

@@ -58,7 +58,9 @@ class Cast:
     category: str
     warden: str  # the custom role's id
     tag: str  # a plain custom role (no permissions), below warden
-    outside: str  # a room of the owner's, not in the server
+    # A room of the owner's, not in the server, that Guilds can adopt (the bot is invited
+    # with power 100): the module refuses linking any other (test_module_moderation.py).
+    outside: str
     users: dict[str, User] = field(default_factory=dict)
 
     def __getitem__(self, who: str) -> User:
@@ -152,7 +154,11 @@ async def cast(stack: Stack) -> AsyncIterator[Cast]:
     vault = await _channel(api, sid, name="vault", kind="text", allowed_roles=[warden, tag])
     stage = await _channel(api, sid, name="stage", kind="voice")
     async with stack.nio_client(owner) as client:
-        made = await client.room_create(name="not in the server")
+        made = await client.room_create(
+            name="not in the server",
+            invite=[stack.bot_user_id],
+            power_level_override={"users": {stack.bot_user_id: 100}},
+        )
         assert isinstance(made, nio.RoomCreateResponse), made
     built = Cast(
         stack,

@@ -478,6 +478,22 @@ def test_a_ban_from_the_space_bans_everywhere() -> None:
     assert banned == {room for room, _, _ in kinds_of(world())}
 
 
+def test_an_unban_in_the_space_lifts_the_ban_in_every_room_as_the_api_does() -> None:
+    # Observation 10 (issue 15): an unban from a Matrix client left the channels banning.
+    states = world()
+    for room in (SPACE, GENERAL):
+        states[room][("m.room.member", BOB)] = {"membership": "ban"}
+    prev = states[SPACE][("m.room.member", BOB)]
+    new = {"membership": "leave"}
+    states[SPACE][("m.room.member", BOB)] = new
+    server = assemble(SPACE, states, bot=BOT)
+    decision = membership_decision(server, kinds_of(states), states, BOB, OWNER, prev, new, BOT)
+    unbans = {s.room for s in steps(decision) if isinstance(s, Unban)}
+    assert unbans == {SPACE, GENERAL}
+    assert all(isinstance(s, Unban) for s in steps(decision))
+    assert decision.findings[0].rule == "unban_cascade"
+
+
 def test_the_owner_removed_from_the_space_is_brought_back() -> None:
     decision = leave(world(), OWNER, EVE, "ban")
     assert steps(decision) == [
