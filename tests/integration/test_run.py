@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from guildsctl.run_workers import supervise_deployment
+from guildsctl.supervise import Supervisor
+from guildsctl.synapse import http_ok
 from tests.harness.stack import free_port
+from tests.harness.workers import build_workers_stack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,6 +50,7 @@ class Launcher:
         self.ports = ports
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
+        self.reader: threading.Thread | None = None
 
     def start(self) -> subprocess.Popen[str]:
         self.output = []
@@ -79,11 +88,39 @@ class Launcher:
                 return line.split("open ", 1)[1].split()[0]
         raise AssertionError("no URL line; output was:\n" + "".join(self.output))
 
+    def follow(self) -> None:
+        """Keep reading the output in the background, for `wait_for_output`."""
+        assert self.proc is not None and self.proc.stdout is not None
+        stdout = self.proc.stdout
+
+        def read() -> None:
+            for line in stdout:
+                self.output.append(line)
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+
+    def wait_for_output(self, text: str, deadline_s: float = 60) -> str:
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            for line in list(self.output):
+                if text in line:
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"no {text!r} in the output:\n" + "".join(self.output))
+
     def interrupt(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGINT)
-        rest, _ = self.proc.communicate(timeout=60)
-        self.output.append(rest)
+        if self.reader is not None:
+            self.proc.wait(timeout=60)
+            self.reader.join(timeout=10)
+            self.reader = None
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+        else:
+            rest, _ = self.proc.communicate(timeout=60)
+            self.output.append(rest)
         return self.proc.returncode
 
 
@@ -192,3 +229,184 @@ def test_port_in_use_is_explained(launcher: Launcher, busy: str, setting: str) -
     assert f"Port {port} is already in use" in out
     assert setting in out and "Traceback" not in out
     assert processes_mentioning(str(launcher.state)) == []
+
+
+def pids_of(state: Path, marker: str) -> list[int]:
+    """Live processes of this stack whose command line holds `marker`."""
+    found = []
+    for pid in processes_mentioning(str(state)):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(pid)
+    return found
+
+
+def wait_for(check: Callable[[], bool], what: str, deadline_s: float = 90) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {deadline_s} s")
+
+
+def api_answers(url: str, token: str) -> bool:
+    request = urllib.request.Request(  # noqa: S310 - the local stack
+        f"{url}/_guilds/v1/servers", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def server_created(url: str, token: str, name: str) -> bool:
+    """A server made through the API: the bridge and Synapse both work, and together."""
+    request = urllib.request.Request(  # noqa: S310 - the local stack
+        f"{url}/_guilds/v1/servers",
+        data=json.dumps({"name": name}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return bool(response.status == 201)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def test_run_restarts_a_process_that_dies_and_keeps_serving(launcher: Launcher) -> None:
+    # Observation (issue 16): killing Synapse stopped the whole stack, and the message named
+    # local/logs/synapse.log, which stayed empty (Synapse wrote local/synapse/homeserver.log).
+    launcher.start()
+    url = launcher.wait_for_url()
+    launcher.follow()
+    _, well_known = get_json(f"{url}/.well-known/matrix/client")
+    hs = well_known["m.homeserver"]["base_url"]
+    token = sign_up(hs, "survivor", "correct horse battery")["access_token"]
+    assert api_answers(url, token)
+    logs = launcher.state / "logs"
+
+    [synapse] = pids_of(launcher.state, "synapse.app.homeserver")
+    os.kill(synapse, signal.SIGKILL)
+    said = launcher.wait_for_output("Synapse was killed by SIGKILL")
+    assert "starting it again in" in said and str(logs / "synapse.log") in said, said
+    # The web origin keeps answering while Synapse is away (the page shows its banner).
+    with urllib.request.urlopen(url, timeout=10) as page:  # noqa: S310
+        assert page.status == 200
+    wait_for(lambda: http_ok(f"{hs}/_matrix/client/versions"), "Synapse answering again")
+    wait_for(lambda: server_created(url, token, "after Synapse"), "the API working again")
+    launcher.wait_for_output("Synapse started again")
+    assert pids_of(launcher.state, "synapse.app.homeserver") not in ([], [synapse])
+    # The log the message names is the one Synapse writes, from both of its runs.
+    synapse_log = (logs / "synapse.log").read_text(errors="replace")
+    assert synapse_log.count("Synapse now listening on TCP port") >= 2, synapse_log[-2000:]
+
+    [bridge] = pids_of(launcher.state, "guildsctl.cli serve")
+    os.kill(bridge, signal.SIGKILL)
+    said = launcher.wait_for_output("The Guilds bridge and web UI was killed by SIGKILL")
+    assert str(logs / "guilds.log") in said, said
+    wait_for(lambda: api_answers(url, token), "the API answering after the bridge's restart")
+    assert server_created(url, token, "after the bridge")
+    assert pids_of(launcher.state, "guildsctl.cli serve") not in ([], [bridge])
+
+    assert launcher.interrupt() == 0
+    assert processes_mentioning(str(launcher.state)) == []
+
+
+def test_everything_run_writes_is_private(launcher: Launcher) -> None:
+    # Observation (issue 16): homeserver.db (every access token), guilds.db and the logs were
+    # 0644. A state folder an earlier version left open is made private too.
+    state = launcher.state
+    (state / "logs").mkdir(parents=True, mode=0o755)
+    state.chmod(0o755)
+    (state / "logs").chmod(0o755)
+    (state / "logs" / "guilds.log").write_text("an earlier run\n")
+    (state / "logs" / "guilds.log").chmod(0o644)
+
+    launcher.start()
+    url = launcher.wait_for_url()
+    _, well_known = get_json(f"{url}/.well-known/matrix/client")
+    hs = well_known["m.homeserver"]["base_url"]
+    token = sign_up(hs, "private", "correct horse battery")["access_token"]
+    upload = urllib.request.Request(  # noqa: S310 - the local stack
+        f"{hs}/_matrix/media/v3/upload?filename=a.txt",
+        data=b"user data",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
+    )
+    with urllib.request.urlopen(upload, timeout=10) as response:  # noqa: S310
+        assert response.status == 200
+    assert launcher.interrupt() == 0
+
+    seen = {p.relative_to(state).as_posix(): p.stat().st_mode for p in state.rglob("*")}
+    for expected in (
+        "synapse/homeserver.db",
+        "synapse/localhost.signing.key",
+        "guilds.db",
+        "registration.yaml",
+        "logs/synapse.log",
+        "logs/guilds.log",
+    ):
+        assert expected in seen, sorted(seen)
+    assert any(name.startswith("synapse/media_store/") for name in seen), sorted(seen)
+    open_to_others = {name: oct(mode & 0o777) for name, mode in seen.items() if mode & 0o077} | (
+        {".": oct(state.stat().st_mode & 0o777)} if state.stat().st_mode & 0o077 else {}
+    )
+    assert open_to_others == {}
+
+
+def written(out: io.StringIO, text: str) -> bool:
+    return text in out.getvalue()
+
+
+async def test_workers_profile_restarts_each_synapse_process_and_the_router(
+    tmp_path: Path,
+) -> None:
+    # The same wiring `guilds run --profile workers` uses (run_workers.supervise_deployment),
+    # on a deployment of its own: its databases and Redis number are the test's, not local/'s.
+    stack = build_workers_stack(tmp_path)
+    out = io.StringIO()
+    supervisor = Supervisor(out=out)
+    stopping = threading.Event()
+    watcher = threading.Thread(target=supervisor.run, args=(stopping,), kwargs={"interval_s": 0.1})
+    try:
+        supervise_deployment(supervisor, stack.workers)
+        watcher.start()
+        deployment = stack.workers
+        checks = {
+            "guilds_client": f"{deployment.client_worker_url}/_matrix/client/versions",
+            "guilds_writer": f"http://127.0.0.1:{deployment.ports.writer_replication}/health",
+            "router": f"{deployment.url}/_matrix/client/versions",
+            "main": f"http://127.0.0.1:{deployment.ports.main_client}/_matrix/client/versions",
+        }
+        names = {
+            "guilds_client": "Synapse's guilds_client worker",
+            "guilds_writer": "Synapse's guilds_writer worker",
+            "router": "The router",
+            "main": "Synapse's main process",
+        }
+        for process, url in checks.items():
+            proc = (
+                deployment.router
+                if process == "router"
+                else deployment.main.proc
+                if process == "main"
+                else deployment.workers[process]
+            )
+            assert proc is not None and http_ok(url), process
+            proc.kill()
+            said = f"{names[process]} was killed by SIGKILL"
+            wait_for(partial(written, out, said), f"{process}'s death being reported")
+            wait_for(partial(http_ok, url), f"{process} answering again")
+        # Every process answers at the end, the client worker through the router too.
+        assert all(http_ok(url) for url in checks.values())
+        assert out.getvalue().count("started again") == len(checks)
+    finally:
+        stopping.set()
+        if watcher.is_alive():
+            watcher.join(timeout=10)
+        supervisor.stop()
+        await stack.close()
