@@ -19,6 +19,7 @@ from bridge.errors import (
     Unauthorized,
     Unavailable,
     error_middleware,
+    forbid_caching,
     read_json,
 )
 from bridge.store import StoreUnavailable
@@ -110,6 +111,7 @@ def create_appservice_app(
     app = web.Application(
         middlewares=[error_middleware, _hs_auth_middleware], client_max_size=client_max_size
     )
+    forbid_caching(app)
     app[HS_TOKEN] = hs_token
     app[BOT_USER_ID] = bot_user_id
     app[INBOX] = inbox

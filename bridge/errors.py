@@ -196,6 +196,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return MatrixError().to_response()
 
 
+def forbid_caching(app: web.Application) -> None:
+    """Mark every answer of `app` `Cache-Control: no-store`: they are per caller and per moment.
+
+    API answers hold a member's view of a server, invite codes, what the homeserver sent; no
+    browser cache or proxy may keep them. A response-prepare signal reaches the answers built
+    by `error_middleware` and aiohttp's own 404/405 as well as the handlers'.
+    """
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Cache-Control"] = "no-store"
+
+    app.on_response_prepare.append(on_prepare)
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 

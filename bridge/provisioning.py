@@ -26,6 +26,7 @@ from bridge.errors import (
     Unavailable,
     UnknownToken,
     error_middleware,
+    forbid_caching,
 )
 from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
 from bridge.operations import OperationFailed
@@ -201,6 +202,7 @@ def create_provisioning_app(
         middlewares=[error_middleware, starting_guard, domain_errors],
         client_max_size=PROVISIONING_MAX_BODY,
     )
+    forbid_caching(app)
     if ready is not None:
         app[READY] = ready
     app[TOKEN_RESOLVER] = TokenResolver(matrix)

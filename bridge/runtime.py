@@ -27,7 +27,12 @@ from bridge.directory import ServerDirectory
 from bridge.invites import Invites
 from bridge.invites_http import add_routes as add_invite_routes
 from bridge.lease import Lease, LeaseBusy
-from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
+from bridge.matrix import (
+    HomeserverUnavailable,
+    MatrixClient,
+    MatrixClientError,
+    MatrixRequestError,
+)
 from bridge.members import Members
 from bridge.members_http import add_routes as add_member_routes
 from bridge.membership import BotMembership
@@ -44,13 +49,19 @@ from bridge.servers_http import add_routes as add_server_routes
 from bridge.store import Database
 from bridge.templates_http import add_routes as add_template_routes
 from bridge.transactions import TransactionInbox
+from bridge.waiting import wait_out
 from guilds.config import GuildsConfig
 from guilds.ids import RoomID
 from guilds.vocabulary import CALL_MEMBER_EVENT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONNECT_DEADLINE_S = 60.0
+# How long the homeserver may keep answering that it cannot reach our listener.
+PING_DEADLINE_S = 60.0
+# Synapse's answers to the appservice ping when it cannot reach us (a 502 or 504 either way).
+PING_FAILURES = frozenset(
+    {"M_CONNECTION_FAILED", "M_CONNECTION_TIMEOUT", "M_BAD_STATUS", "M_URL_NOT_SET"}
+)
 DECLARED_LEASE = "declared_servers"
 # How long start-up reconciling waits for a `guilds apply` of the moment to finish.
 DECLARED_START_WAIT_S = 300.0
@@ -224,19 +235,29 @@ class Bridge:
         if self.config.servers:
             self._provisioning_app.middlewares.append(greet_declared_members(self.declarations))
 
-    async def connect(self, *, deadline_s: float = DEFAULT_CONNECT_DEADLINE_S) -> None:
+    async def connect(self, *, deadline_s: float | None = None) -> None:
         """Make the bot ready on the homeserver, then start handling stored events.
 
         Call once `appservice_app` is being served: the homeserver's ping calls it back.
+        A homeserver that is not up yet, restarting or rate-limiting is waited out (each wait
+        logged; bridge/waiting.py), for ever unless `deadline_s` is given. What waiting cannot
+        fix — an unknown as_token, a homeserver that cannot reach this listener — is a
+        BridgeStartupError naming what to check.
         """
-        deadline = time.monotonic() + deadline_s
+        deadline = None if deadline_s is None else time.monotonic() + deadline_s
         hs_url = self.config.homeserver.url
         try:
-            await self.matrix.wait_until_reachable(deadline_s)
-        except HomeserverUnavailable as exc:
+            await wait_out(
+                f"The homeserver at {hs_url} is not answering",
+                self.matrix.versions,
+                deadline=deadline,
+            )
+        except MatrixClientError as exc:
             raise BridgeStartupError(f"The homeserver at {hs_url} is not reachable: {exc}") from exc
         try:
-            await self._prepare_bot()
+            await wait_out(
+                f"Setting up the bot {self.bot_user_id}", self._prepare_bot, deadline=deadline
+            )
         except MatrixRequestError as exc:
             hint = ""
             if exc.errcode in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
@@ -324,16 +345,25 @@ class Bridge:
         if wanted and await self.matrix.get_displayname(self.bot_user_id) != wanted:
             await self.matrix.set_displayname(self.bot_user_id, wanted)
 
-    async def _ping(self, deadline: float) -> None:
-        """Have the homeserver call our appservice endpoint, until it answers or time runs out."""
+    async def _ping(self, deadline: float | None) -> None:
+        """Have the homeserver call our appservice endpoint, until it answers or time runs out.
+
+        The homeserver itself being away is waited out like the rest of start-up; its answer
+        that it cannot reach us (most often hs_token differs between the two sides) is given
+        PING_DEADLINE_S, then explained.
+        """
+        own_deadline = deadline if deadline is not None else time.monotonic() + PING_DEADLINE_S
         delay = 0.1
         while True:
             try:
-                ms = await self.matrix.ping(self.registration.id)
+                ms = await wait_out(
+                    "The homeserver is not answering the appservice ping",
+                    lambda: self.matrix.ping(self.registration.id),
+                    deadline=deadline,
+                    passes=lambda exc: getattr(exc, "errcode", None) not in PING_FAILURES,
+                )
             except HomeserverUnavailable as exc:
-                # 502/504: the homeserver could not reach our listener, or it answered an error
-                # (M_BAD_STATUS: most often hs_token differs between the two sides).
-                if time.monotonic() + delay > deadline:
+                if time.monotonic() + delay > own_deadline:
                     raise BridgeStartupError(
                         f"The homeserver cannot reach the application service at "
                         f"{self.registration.url} ({exc.errcode or exc.reason}): is it listening "

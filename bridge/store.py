@@ -12,9 +12,11 @@ allows one writer), and keeps the facade small.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -282,7 +284,19 @@ class Transaction:
         return await self._call(sql, args, "all")
 
 
+def _create_private(path: str) -> None:
+    """Create the database file 0600 if missing: it holds users' data (invites, the journal).
+
+    SQLite gives its -wal and -shm files the database file's mode, so they follow.
+    """
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _connect_sqlite(path: str) -> sqlite3.Connection:
+    _create_private(path)
     # isolation_level=None: the driver opens no transactions behind our back; we BEGIN ourselves.
     conn = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     try:

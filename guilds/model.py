@@ -238,12 +238,39 @@ def name_problem(name: Any, what: str = "name") -> str | None:
         return f"{what} must be a string"
     if not 1 <= len(name) <= MAX_NAME_LENGTH:
         return f"{what} must be 1 to {MAX_NAME_LENGTH} characters"
-    if not name.strip():
-        return f"{what} must not be blank"
     # Cc are the C0/C1 controls; Zl/Zp (U+2028, U+2029) break lines just as well.
     if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
         return f"{what} must not contain control characters"
+    if any(c in BIDI_CONTROLS for c in name):
+        # They reorder what follows them, so a name could display as another one.
+        return (
+            f"{what} must not contain bidirectional control characters "
+            "(U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C)"
+        )
+    if not any(is_visible(c) for c in name):
+        return f"{what} must contain a visible character, not only spaces or invisible ones"
     return None
+
+
+# Explicit embeddings, overrides and isolates, the marks LRM/RLM and the Arabic letter mark.
+BIDI_CONTROLS: Final = frozenset(
+    [chr(c) for c in range(0x202A, 0x202F)]
+    + [chr(c) for c in range(0x2066, 0x206A)]
+    + ["\u200e", "\u200f", "\u061c"]
+)
+# Letters and symbols that draw nothing (Hangul fillers, the blank Braille pattern) and marks
+# that only select a glyph's variant: a name made of them alone looks empty.
+_BLANK_GRAPHICS: Final = frozenset(
+    ["\u115f", "\u1160", "\u3164", "\uffa0", "\u2800", "\u034f"]
+    + [chr(c) for c in range(0xFE00, 0xFE10)]
+    + [chr(c) for c in range(0xE0100, 0xE01F0)]
+)
+
+
+def is_visible(char: str) -> bool:
+    """Whether `char` draws something: not a space, control, format (zero-width) or blank."""
+    category = unicodedata.category(char)
+    return category[0] not in ("Z", "C") and char not in _BLANK_GRAPHICS
 
 
 def topic_problem(topic: Any) -> str | None:

@@ -6,6 +6,7 @@ The same functions serve `guilds generate-config` (for an admin's existing Synap
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -119,16 +120,21 @@ def guilds_config(
 def write_yaml(
     path: Path, data: dict[str, Any], *, header: str = "", private: bool = False
 ) -> None:
-    """Write YAML atomically; private files (holding secrets) are created with mode 0600."""
+    """Write YAML atomically; private files (holding secrets) are created with mode 0600.
+
+    Other files get 0644 less the umask, so under `guilds run` (umask 077) they are private too.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    mode = 0o600 if private else 0o644
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # left by an interrupted write, with whatever mode it had
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         if header:
             f.write("".join(f"# {line}\n" if line else "#\n" for line in header.splitlines()))
         yaml.safe_dump(data, f, sort_keys=False, default_flow_style=False)
-    os.chmod(tmp, mode)
+    if private:
+        os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
 

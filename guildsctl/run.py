@@ -9,11 +9,16 @@ Layout of the state folder (git-ignored `local/` by default):
     registration.yaml            the application service registration (tokens, mode 0600)
     guilds.yaml                  the bridge and web UI config, rewritten on every start
     guilds.db                    the bridge's database
-    logs/                        synapse.log and guilds.log
+    logs/                        synapse.log, guilds.log (and coturn.log): each process's output
+
+Everything in it is readable by its owner only (files 0600, directories 0700): the processes
+run with umask 077, and a file an earlier version left open is made private at start.
+While the stack runs, a process that exits is started again (guildsctl/supervise.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -25,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from guildsctl.configgen import guilds_config, read_yaml, registration, write_yaml
+from guildsctl.supervise import Supervisor
 from guildsctl.synapse import (
+    PRIVATE_UMASK,
     Homeserver,
     generate_base_config,
     http_ok,
@@ -177,12 +184,27 @@ class Progress:
         print(f" {note}", flush=True)
 
 
+def make_private(state: Path) -> None:
+    """Take group and other permissions off everything in the state folder.
+
+    It holds the signing key, every user's access token (Synapse's database), messages and
+    logs. New files are private by umask; this covers those an earlier version created 0644.
+    """
+    for path in (state, *state.rglob("*")):
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            if mode & 0o077:
+                path.chmod(mode & 0o700)
+
+
 def prepare(
     state: Path, ports: dict[str, int], turn: LocalTurn | None = None
 ) -> tuple[Homeserver, Path]:
     """Create what is missing in the state folder and rewrite the per-start files."""
     state.mkdir(parents=True, exist_ok=True)
-    os.chmod(state, 0o700)
+    make_private(state)
     synapse_dir = state / "synapse"
     if not (synapse_dir / "homeserver.yaml").exists():
         print("==> Generating the homeserver configuration (first run)", flush=True)
@@ -231,17 +253,26 @@ def prepare(
     return homeserver, guilds_path
 
 
-def start_local_turn(state: Path, turn: LocalTurn) -> subprocess.Popen[bytes]:
-    """Start coturn and wait until it listens; RuntimeError (with its log) when it does not."""
-    log_path = state / "logs" / "coturn.log"
-    proc = start_coturn(
+def coturn_log(state: Path) -> Path:
+    return state / "logs" / "coturn.log"
+
+
+def spawn_local_turn(state: Path, turn: LocalTurn) -> subprocess.Popen[bytes]:
+    """Start coturn without waiting for it (a restart)."""
+    return start_coturn(
         port=turn.port,
         secret=turn.secret,
         state_dir=state / "coturn",
-        log_path=log_path,
+        log_path=coturn_log(state),
         realm=SERVER_NAME,
         listen_ip=turn.host,
     )
+
+
+def start_local_turn(state: Path, turn: LocalTurn) -> subprocess.Popen[bytes]:
+    """Start coturn and wait until it listens; RuntimeError (with its log) when it does not."""
+    log_path = coturn_log(state)
+    proc = spawn_local_turn(state, turn)
     if not wait_until(
         lambda: port_listening_udp_tcp(turn.port, turn.host),
         deadline_s=15,
@@ -258,6 +289,8 @@ def run(
     turn_port: int | None = None,
     turn_host: str | None = None,
 ) -> int:
+    # Whatever this command and its children write is private (see the module docstring).
+    os.umask(PRIVATE_UMASK)
     state = state.resolve()
     try:
         ports = resolve_ports(port_overrides)
@@ -274,21 +307,26 @@ def run(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    coturn: subprocess.Popen[bytes] | None = None
-    if turn is not None:
-        progress = Progress(f"Starting the TURN server (coturn on {turn.host}:{turn.port})")
-        try:
-            coturn = start_local_turn(state, turn)
-        except (CoturnMissing, RuntimeError) as exc:
-            progress.done("failed")
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        progress.done()
+    supervisor = Supervisor()
     try:
-        return _run_started(state, ports, homeserver, guilds_path, stopping, coturn)
+        if turn is not None:
+            progress = Progress(f"Starting the TURN server (coturn on {turn.host}:{turn.port})")
+            try:
+                coturn = start_local_turn(state, turn)
+            except (CoturnMissing, RuntimeError) as exc:
+                progress.done("failed")
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            progress.done()
+            supervisor.add(
+                "coturn", coturn, lambda: spawn_local_turn(state, turn), coturn_log(state)
+            )
+        return _run_started(state, ports, homeserver, guilds_path, stopping, supervisor)
     finally:
-        if coturn is not None:
-            stop(coturn)
+        if stopping.is_set():
+            print("\n==> Stopping", flush=True)
+        supervisor.stop()
+        homeserver.stop()
 
 
 def _run_started(
@@ -297,7 +335,7 @@ def _run_started(
     homeserver: Homeserver,
     guilds_path: Path,
     stopping: threading.Event,
-    coturn: subprocess.Popen[bytes] | None,
+    supervisor: Supervisor,
 ) -> int:
     progress = Progress("Starting Synapse")
     try:
@@ -307,48 +345,41 @@ def _run_started(
         print(f"error: {exc}", file=sys.stderr)
         return 1
     progress.done()
+    assert homeserver.proc is not None
+    supervisor.add("Synapse", homeserver.proc, homeserver.spawn, homeserver.log_path)
 
     web_url = f"http://127.0.0.1:{ports['web']}"
     progress = Progress("Starting the Guilds bridge and web UI")
-    guilds = spawn(
-        [sys.executable, "-m", "guildsctl.cli", "serve", "-c", str(guilds_path)],
-        log_path=state / "logs" / "guilds.log",
-        cwd=state,
+    guilds_log = state / "logs" / "guilds.log"
+
+    def spawn_guilds() -> subprocess.Popen[bytes]:
+        return spawn(
+            [sys.executable, "-m", "guildsctl.cli", "serve", "-c", str(guilds_path)],
+            log_path=guilds_log,
+            cwd=state,
+        )
+
+    guilds = spawn_guilds()
+    supervisor.add("The Guilds bridge and web UI", guilds, spawn_guilds, guilds_log)
+    ready = wait_until(
+        lambda: http_ok(f"{web_url}/_guilds/v1/version") or stopping.is_set(),
+        deadline_s=60,
+        alive=lambda: guilds.poll() is None,
+        tick=progress.tick,
     )
-    try:
-        ready = wait_until(
-            lambda: http_ok(f"{web_url}/_guilds/v1/version") or stopping.is_set(),
-            deadline_s=60,
-            alive=lambda: guilds.poll() is None,
-            tick=progress.tick,
-        )
-        if not ready or stopping.is_set():
-            progress.done("failed" if not stopping.is_set() else "stopped")
-            if not stopping.is_set():
-                log = tail(state / "logs" / "guilds.log")
-                print(f"error: Guilds did not start; the end of its log:\n{log}", file=sys.stderr)
-                return 1
-            return 0
-        progress.done()
-        print(
-            f"Guilds is running: open {web_url}  (logs in {state / 'logs'}; Ctrl-C stops it)",
-            flush=True,
-        )
-        while not stopping.wait(0.5):
-            if guilds.poll() is not None:
-                print(
-                    f"error: the Guilds process exited; see {state / 'logs' / 'guilds.log'}",
-                    file=sys.stderr,
-                )
-                return 1
-            if homeserver.proc is not None and homeserver.proc.poll() is not None:
-                print(f"error: Synapse exited; see {homeserver.log_path}", file=sys.stderr)
-                return 1
-            if coturn is not None and coturn.poll() is not None:
-                print(f"error: coturn exited; see {state / 'logs' / 'coturn.log'}", file=sys.stderr)
-                return 1
-        print("\n==> Stopping", flush=True)
+    if not ready or stopping.is_set():
+        progress.done("failed" if not stopping.is_set() else "stopped")
+        if not stopping.is_set():
+            print(
+                f"error: Guilds did not start; the end of {guilds_log}:\n{tail(guilds_log)}",
+                file=sys.stderr,
+            )
+            return 1
         return 0
-    finally:
-        stop(guilds)
-        homeserver.stop()
+    progress.done()
+    print(
+        f"Guilds is running: open {web_url}  (logs in {state / 'logs'}; Ctrl-C stops it)",
+        flush=True,
+    )
+    supervisor.run(stopping)
+    return 0

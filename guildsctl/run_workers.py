@@ -11,13 +11,19 @@ guildsctl/workers.py for who does what). The state lives beside the default prof
     workers/synapse/router.yaml        where the router sends what
     workers/registration.yaml          the appservice registration (tokens, mode 0600)
     workers/guilds.yaml                the bridge and web UI config
-    workers/logs/                      one log per process
+    workers/logs/                      one log per process (synapse-main.log, synapse-<worker>.log,
+                                       router.log, guilds.log)
+
+As in the default profile, everything in it is private (0600/0700) and each process that exits
+is started again on its own (guildsctl/supervise.py).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
+import subprocess
 import sys
 import threading
 from contextlib import closing
@@ -28,14 +34,22 @@ from urllib.parse import urlsplit
 import psycopg2
 
 from guildsctl.configgen import guilds_config, read_yaml, registration, write_yaml
-from guildsctl.run import BOT_LOCALPART, SERVER_NAME, PortInUse, Progress, resolve_ports
+from guildsctl.run import (
+    BOT_LOCALPART,
+    SERVER_NAME,
+    PortInUse,
+    Progress,
+    make_private,
+    resolve_ports,
+)
+from guildsctl.supervise import Supervisor
 from guildsctl.synapse import (
+    PRIVATE_UMASK,
     generate_base_config,
     http_ok,
     overlay,
     postgres_database,
     spawn,
-    stop,
     tail,
     wait_until,
 )
@@ -84,7 +98,7 @@ def ensure_databases(server: dict[str, Any]) -> None:
 def prepare(state: Path, ports: dict[str, int], postgres_url: str) -> tuple[WorkerDeployment, Path]:
     root = state / "workers"
     root.mkdir(parents=True, exist_ok=True)
-    root.chmod(0o700)
+    make_private(root)
     server = _server(postgres_url)
     ensure_databases(server)
     synapse_dir = root / "synapse"
@@ -159,7 +173,28 @@ def _write_configs(
     return guilds_path
 
 
+def supervise_deployment(supervisor: Supervisor, deployment: WorkerDeployment) -> None:
+    """Hand the started deployment's processes to `supervisor`, each restarted on its own.
+
+    A worker or the router that dies is started again without touching the others; the
+    workers reconnect to the main process over replication when it comes back.
+    """
+    main = deployment.main
+    assert main.proc is not None and deployment.router is not None
+    supervisor.add("Synapse's main process", main.proc, main.spawn, main.log_path)
+    for name, proc in deployment.workers.items():
+        supervisor.add(
+            f"Synapse's {name} worker",
+            proc,
+            lambda name=name: deployment.spawn_worker(name),  # type: ignore[misc]
+            deployment.log_path(name),
+        )
+    supervisor.add("The router", deployment.router, deployment.spawn_router, deployment.router_log)
+
+
 def run_workers(state: Path, port_overrides: dict[str, int | None], postgres_url: str) -> int:
+    # Whatever this command and its children write is private, as in the default profile.
+    os.umask(PRIVATE_UMASK)
     state = state.resolve()
     try:
         ports = resolve_ports(port_overrides)
@@ -175,7 +210,6 @@ def run_workers(state: Path, port_overrides: dict[str, int | None], postgres_url
             file=sys.stderr,
         )
         return 1
-    logs = deployment.log_dir
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -184,6 +218,24 @@ def run_workers(state: Path, port_overrides: dict[str, int | None], postgres_url
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
+    supervisor = Supervisor()
+    try:
+        return _run_started(deployment, guilds_path, ports, stopping, supervisor)
+    finally:
+        if stopping.is_set():
+            print("\n==> Stopping", flush=True)
+        supervisor.stop()
+        deployment.stop()
+
+
+def _run_started(
+    deployment: WorkerDeployment,
+    guilds_path: Path,
+    ports: dict[str, int],
+    stopping: threading.Event,
+    supervisor: Supervisor,
+) -> int:
+    logs = deployment.log_dir
     progress = Progress("Starting Synapse: main process, client worker, writer worker, router")
     try:
         deployment.start(tick=progress.tick)
@@ -192,49 +244,44 @@ def run_workers(state: Path, port_overrides: dict[str, int | None], postgres_url
         print(f"error: {exc}", file=sys.stderr)
         return 1
     progress.done()
+    supervise_deployment(supervisor, deployment)
 
     web_url = f"http://127.0.0.1:{ports['web']}"
     progress = Progress("Starting the Guilds bridge and web UI (PostgreSQL)")
-    guilds = spawn(
-        [sys.executable, "-m", "guildsctl.cli", "serve", "-c", str(guilds_path)],
-        log_path=logs / "guilds.log",
-        cwd=guilds_path.parent,
+    guilds_log = logs / "guilds.log"
+
+    def spawn_guilds() -> subprocess.Popen[bytes]:
+        return spawn(
+            [sys.executable, "-m", "guildsctl.cli", "serve", "-c", str(guilds_path)],
+            log_path=guilds_log,
+            cwd=guilds_path.parent,
+        )
+
+    guilds = spawn_guilds()
+    supervisor.add("The Guilds bridge and web UI", guilds, spawn_guilds, guilds_log)
+    ready = wait_until(
+        lambda: http_ok(f"{web_url}/_guilds/v1/version") or stopping.is_set(),
+        deadline_s=60,
+        alive=lambda: guilds.poll() is None,
+        tick=progress.tick,
     )
-    try:
-        ready = wait_until(
-            lambda: http_ok(f"{web_url}/_guilds/v1/version") or stopping.is_set(),
-            deadline_s=60,
-            alive=lambda: guilds.poll() is None,
-            tick=progress.tick,
-        )
-        if not ready or stopping.is_set():
-            progress.done("failed" if not stopping.is_set() else "stopped")
-            if not stopping.is_set():
-                log = tail(logs / "guilds.log")
-                print(f"error: Guilds did not start; the end of its log:\n{log}", file=sys.stderr)
-                return 1
-            return 0
-        progress.done()
-        p = deployment.ports
-        print(
-            f"    homeserver {deployment.url} (router) -> main :{p.main_client}, "
-            f"{CLIENT_WORKER} :{p.client_worker}, {WRITER_WORKER} (events, appservice, "
-            f"acting) :{p.writer_replication}; Redis db {deployment.redis_dbid}",
-            flush=True,
-        )
-        print(f"Guilds is running: open {web_url}  (logs in {logs}; Ctrl-C stops it)", flush=True)
-        while not stopping.wait(0.5):
-            if guilds.poll() is not None:
-                print(
-                    f"error: the Guilds process exited; see {logs / 'guilds.log'}", file=sys.stderr
-                )
-                return 1
-            dead = deployment.alive()
-            if dead is not None:
-                print(f"error: Synapse's {dead} process exited; see {logs}", file=sys.stderr)
-                return 1
-        print("\n==> Stopping", flush=True)
+    if not ready or stopping.is_set():
+        progress.done("failed" if not stopping.is_set() else "stopped")
+        if not stopping.is_set():
+            print(
+                f"error: Guilds did not start; the end of {guilds_log}:\n{tail(guilds_log)}",
+                file=sys.stderr,
+            )
+            return 1
         return 0
-    finally:
-        stop(guilds)
-        deployment.stop()
+    progress.done()
+    p = deployment.ports
+    print(
+        f"    homeserver {deployment.url} (router) -> main :{p.main_client}, "
+        f"{CLIENT_WORKER} :{p.client_worker}, {WRITER_WORKER} (events, appservice, "
+        f"acting) :{p.writer_replication}; Redis db {deployment.redis_dbid}",
+        flush=True,
+    )
+    print(f"Guilds is running: open {web_url}  (logs in {logs}; Ctrl-C stops it)", flush=True)
+    supervisor.run(stopping)
+    return 0

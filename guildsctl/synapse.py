@@ -139,19 +139,60 @@ def overlay(
     return config
 
 
-def _die_with_parent() -> None:
+# What the children write — Synapse's database and media store, the bridge's database, their
+# logs — holds tokens and users' messages: readable by their owner only (files 0600, dirs 0700).
+PRIVATE_UMASK = 0o077
+
+
+def _child_setup() -> None:
+    os.umask(PRIVATE_UMASK)
     # Linux: the child gets SIGTERM if the process that started it dies, even by SIGKILL,
     # so a crashed launcher or test run never leaves an orphaned homeserver behind.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def open_private_log(log_path: Path) -> int:
+    """Open (create) a log for appending, readable by its owner only; return the descriptor."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.chmod(0o700)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # a log an earlier version created 0644
+    return fd
+
+
+def stdout_log_config() -> dict[str, Any]:
+    """Synapse logs to its standard output, which its launcher writes to the log it names."""
+    return {
+        "version": 1,
+        "formatters": {
+            "precise": {
+                "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s"
+                " - %(request)s - %(message)s"
+            }
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "precise",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        # DEBUG on this logger would log access tokens.
+        "loggers": {"synapse.storage.SQL": {"level": "INFO"}},
+        "root": {"level": "INFO", "handlers": ["console"]},
+        "disable_existing_loggers": False,
+    }
+
+
 def spawn(
     args: list[str], *, log_path: Path, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start a child in its own session (Ctrl-C goes to us, and we stop it in order)."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child; closed when it is reaped
+    """Start a child in its own session (Ctrl-C goes to us, and we stop it in order).
+
+    Its output goes to `log_path` (mode 0600), and it runs with umask 077.
+    """
+    log = open_private_log(log_path)
     try:
         return subprocess.Popen(
             args,
@@ -160,11 +201,11 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+            preexec_fn=_child_setup,  # noqa: PLW1509 - only umask and prctl
             env=env,
         )
     finally:
-        log.close()
+        os.close(log)
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -229,7 +270,19 @@ class Homeserver:
     def overlay_config(self) -> Path:
         return self.config_dir / "guilds-overlay.yaml"
 
+    @property
+    def log_config(self) -> Path:
+        return self.config_dir / "log.yaml"
+
     def write_overlay(self, data: dict[str, Any]) -> None:
+        """Write the overlay; unless it names a log_config, Synapse logs to `log_path`."""
+        if "log_config" not in data:
+            write_yaml(
+                self.log_config,
+                stdout_log_config(),
+                header="Written by Guilds: Synapse logs to its output, which goes to one file.",
+            )
+            data = data | {"log_config": str(self.log_config)}
         write_yaml(
             self.overlay_config,
             data,
@@ -243,7 +296,8 @@ class Homeserver:
             raise RuntimeError(f"{self.base_config} has no registration_shared_secret")
         return secret
 
-    def start(self, *, deadline_s: float = 60.0, tick: Callable[[], None] | None = None) -> None:
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process without waiting for it (`start` waits; a restart does not)."""
         args = [
             sys.executable,
             "-m",
@@ -254,6 +308,10 @@ class Homeserver:
             str(self.overlay_config),
         ]
         self.proc = spawn(args, log_path=self.log_path, cwd=self.config_dir)
+        return self.proc
+
+    def start(self, *, deadline_s: float = 60.0, tick: Callable[[], None] | None = None) -> None:
+        self.spawn()
         ready = wait_until(
             lambda: http_ok(f"{self.url}/_matrix/client/versions"),
             deadline_s=deadline_s,

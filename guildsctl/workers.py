@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from guildsctl.configgen import write_yaml
-from guildsctl.synapse import Homeserver, http_ok, spawn, stop, tail, wait_until
+from guildsctl.synapse import (
+    Homeserver,
+    http_ok,
+    spawn,
+    stdout_log_config,
+    stop,
+    tail,
+    wait_until,
+)
 
 CLIENT_WORKER: Final = "guilds_client"
 WRITER_WORKER: Final = "guilds_writer"
@@ -119,30 +127,6 @@ def _listener(port: int, resource: str) -> dict[str, Any]:
         "tls": False,
         "x_forwarded": False,
         "resources": [{"names": [resource], "compress": False}],
-    }
-
-
-def log_config() -> dict[str, Any]:
-    """Each process logs to its standard output, which its launcher writes to its own file."""
-    return {
-        "version": 1,
-        "formatters": {
-            "precise": {
-                "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s"
-                " - %(request)s - %(message)s"
-            }
-        },
-        "handlers": {
-            "console": {
-                "class": "logging.StreamHandler",
-                "formatter": "precise",
-                "stream": "ext://sys.stdout",
-            }
-        },
-        # DEBUG on this logger would log access tokens.
-        "loggers": {"synapse.storage.SQL": {"level": "INFO"}},
-        "root": {"level": "INFO", "handlers": ["console"]},
-        "disable_existing_loggers": False,
     }
 
 
@@ -283,6 +267,7 @@ class WorkerDeployment:
     main: Homeserver = field(init=False)
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
     router: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    redis_released: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.main = Homeserver(self.config_dir, self.ports.main_client, self.log_path("main"))
@@ -311,7 +296,7 @@ class WorkerDeployment:
         return {name: self.log_path(name) for name in ("main", *WORKERS)}
 
     def write_configs(self, base_overlay: dict[str, Any], replication_secret: str) -> None:
-        write_yaml(self.log_config_path, log_config())
+        write_yaml(self.log_config_path, stdout_log_config())
         self.main.write_overlay(
             shared_config(
                 base_overlay,
@@ -342,32 +327,8 @@ class WorkerDeployment:
         try:
             self.main.start(deadline_s=deadline_s, tick=tick)
             for name in WORKERS:
-                self.workers[name] = spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "synapse.app.generic_worker",
-                        "-c",
-                        str(self.main.base_config),
-                        "-c",
-                        str(self.main.overlay_config),
-                        "-c",
-                        str(self.worker_config_path(name)),
-                    ],
-                    log_path=self.log_path(name),
-                    cwd=self.config_dir,
-                )
-            self.router = spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "guildsctl.router",
-                    "-c",
-                    str(self.config_dir / "router.yaml"),
-                ],
-                log_path=self.log_dir / "router.log",
-                cwd=self.config_dir,
-            )
+                self.spawn_worker(name)
+            self.spawn_router()
             checks = {
                 CLIENT_WORKER: f"{self.client_worker_url}/_matrix/client/versions",
                 WRITER_WORKER: f"http://127.0.0.1:{self.ports.writer_replication}/health",
@@ -383,22 +344,43 @@ class WorkerDeployment:
                     tick=tick,
                 )
                 if not ready:
-                    log = self.log_dir / "router.log" if name == "router" else self.log_path(name)
+                    log = self.router_log if name == "router" else self.log_path(name)
                     raise RuntimeError(f"{name} did not start; the end of {log}:\n{tail(log)}")
         except BaseException:
             self.stop()
             raise
 
-    def alive(self) -> str | None:
-        """None while every process runs, else the name of one that exited."""
-        if self.main.proc is not None and self.main.proc.poll() is not None:
-            return "main"
-        for name, proc in self.workers.items():
-            if proc.poll() is not None:
-                return name
-        if self.router is not None and self.router.poll() is not None:
-            return "router"
-        return None
+    def spawn_worker(self, name: str) -> subprocess.Popen[bytes]:
+        """Start (or start again) one worker, without waiting for it."""
+        self.workers[name] = spawn(
+            [
+                sys.executable,
+                "-m",
+                "synapse.app.generic_worker",
+                "-c",
+                str(self.main.base_config),
+                "-c",
+                str(self.main.overlay_config),
+                "-c",
+                str(self.worker_config_path(name)),
+            ],
+            log_path=self.log_path(name),
+            cwd=self.config_dir,
+        )
+        return self.workers[name]
+
+    @property
+    def router_log(self) -> Path:
+        return self.log_dir / "router.log"
+
+    def spawn_router(self) -> subprocess.Popen[bytes]:
+        """Start (or start again) the router, without waiting for it."""
+        self.router = spawn(
+            [sys.executable, "-m", "guildsctl.router", "-c", str(self.config_dir / "router.yaml")],
+            log_path=self.router_log,
+            cwd=self.config_dir,
+        )
+        return self.router
 
     def stop(self) -> None:
         if self.router is not None:
@@ -409,4 +391,7 @@ class WorkerDeployment:
         self.workers.clear()
         self.main.stop()
         # Synapse's external cache lives in this database: nothing in it outlives the stack.
-        release_redis_db(self.redis_dbid)
+        # Once only: by then another stack may have claimed the number.
+        if not self.redis_released:
+            release_redis_db(self.redis_dbid)
+            self.redis_released = True

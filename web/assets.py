@@ -45,6 +45,22 @@ class Asset:
         return f"{self.stamp[0]:x}-{self.stamp[1]:x}"
 
 
+def _resolve_within(root: Path, relative: str) -> Path | None:
+    """The file `relative` names under `root`, or None for any path that cannot name one.
+
+    The path comes decoded from the URL, so it may hold what no file name here has: a NUL
+    (`%00`, which `resolve()` refuses with ValueError), lone surrogates from invalid UTF-8,
+    control characters, or more than the file system accepts (OSError).
+    """
+    if any(ord(c) < 0x20 or 0xD800 <= ord(c) <= 0xDFFF or c == "\x7f" for c in relative):
+        return None
+    try:
+        path = (root / relative).resolve()
+    except (ValueError, OSError):
+        return None
+    return path if path.is_relative_to(root) else None
+
+
 def static_handler(root: Path = STATIC_DIR) -> Handler:
     """Serve `root`'s files from memory, re-read when a file's mtime or size changes.
 
@@ -69,12 +85,9 @@ def static_handler(root: Path = STATIC_DIR) -> Handler:
         return asset
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        relative = request.match_info["path"]
-        path = (root / relative).resolve()
-        asset = None
-        if path.is_relative_to(root) and path.suffix in MIME_TYPES:
-            asset = load(path)
-        if asset is None:
+        path = _resolve_within(root, request.match_info["path"])
+        asset = load(path) if path is not None and path.suffix in MIME_TYPES else None
+        if path is None or asset is None:
             raise web.HTTPNotFound()
         headers = {"Cache-Control": STATIC_CACHE_CONTROL}
         if any(tag.value in (asset.etag, ETAG_ANY) for tag in request.if_none_match or ()):

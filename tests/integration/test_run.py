@@ -2,130 +2,39 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import socket
-import subprocess
-import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tests.harness.stack import free_port
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """PIDs of live processes whose command line mentions `text` (our state folder)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if text in cmdline and "State:\tZ" not in status:
-            pids.append(int(entry.name))
-    return pids
-
-
-class Launcher:
-    def __init__(self, state: Path, ports: dict[str, int]) -> None:
-        self.state = state
-        self.ports = ports
-        self.proc: subprocess.Popen[str] | None = None
-        self.output: list[str] = []
-
-    def start(self) -> subprocess.Popen[str]:
-        self.output = []
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "guildsctl.cli",
-                "run",
-                "--state-dir",
-                str(self.state),
-                "--homeserver-port",
-                str(self.ports["homeserver"]),
-                "--appservice-port",
-                str(self.ports["appservice"]),
-                "--web-port",
-                str(self.ports["web"]),
-            ],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        return self.proc
-
-    def wait_for_url(self, deadline_s: float = 120) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output.append(line)
-            if line.startswith("Guilds is running: open "):
-                return line.split("open ", 1)[1].split()[0]
-        raise AssertionError("no URL line; output was:\n" + "".join(self.output))
-
-    def interrupt(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGINT)
-        rest, _ = self.proc.communicate(timeout=60)
-        self.output.append(rest)
-        return self.proc.returncode
+from guildsctl.run_workers import supervise_deployment
+from guildsctl.supervise import Supervisor
+from guildsctl.synapse import http_ok
+from tests.harness.launcher import (
+    Launcher,
+    get_json,
+    launched,
+    pids_of,
+    processes_mentioning,
+    sign_up,
+    wait_for,
+)
+from tests.harness.workers import build_workers_stack
 
 
 @pytest.fixture
 def launcher(tmp_path: Path) -> Iterator[Launcher]:
-    ports = {"homeserver": free_port(), "appservice": free_port(), "web": free_port()}
-    launcher = Launcher(tmp_path / "local", ports)
-    yield launcher
-    if launcher.proc is not None and launcher.proc.poll() is None:
-        launcher.proc.kill()
-        launcher.proc.wait()
-    for pid in processes_mentioning(str(launcher.state)):
-        os.kill(pid, signal.SIGKILL)
-
-
-def get_json(url: str, body: dict | None = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    if not url.startswith("http://127.0.0.1:"):
-        raise ValueError(f"only the local stack is called here, not {url}")
-    headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - checked above
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - checked above
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def sign_up(hs: str, username: str, password: str) -> dict:
-    """Open registration with the dummy stage, as the web UI does."""
-    status, first = get_json(
-        f"{hs}/_matrix/client/v3/register", {"username": username, "password": password}
-    )
-    assert status == 401, first
-    body = {
-        "username": username,
-        "password": password,
-        "auth": {"type": "m.login.dummy", "session": first["session"]},
-    }
-    status, answer = get_json(f"{hs}/_matrix/client/v3/register", body)
-    assert status == 200, answer
-    return answer
+    yield from launched(tmp_path)
 
 
 def test_run_starts_everything_stops_cleanly_and_keeps_state(launcher: Launcher) -> None:
@@ -192,3 +101,162 @@ def test_port_in_use_is_explained(launcher: Launcher, busy: str, setting: str) -
     assert f"Port {port} is already in use" in out
     assert setting in out and "Traceback" not in out
     assert processes_mentioning(str(launcher.state)) == []
+
+
+def api_answers(url: str, token: str) -> bool:
+    request = urllib.request.Request(  # noqa: S310 - the local stack
+        f"{url}/_guilds/v1/servers", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def server_created(url: str, token: str, name: str) -> bool:
+    """A server made through the API: the bridge and Synapse both work, and together."""
+    request = urllib.request.Request(  # noqa: S310 - the local stack
+        f"{url}/_guilds/v1/servers",
+        data=json.dumps({"name": name}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return bool(response.status == 201)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def test_run_restarts_a_process_that_dies_and_keeps_serving(launcher: Launcher) -> None:
+    # Observation (issue 16): killing Synapse stopped the whole stack, and the message named
+    # local/logs/synapse.log, which stayed empty (Synapse wrote local/synapse/homeserver.log).
+    launcher.start()
+    url = launcher.wait_for_url()
+    launcher.follow()
+    _, well_known = get_json(f"{url}/.well-known/matrix/client")
+    hs = well_known["m.homeserver"]["base_url"]
+    token = sign_up(hs, "survivor", "correct horse battery")["access_token"]
+    assert api_answers(url, token)
+    logs = launcher.state / "logs"
+
+    [synapse] = pids_of(launcher.state, "synapse.app.homeserver")
+    os.kill(synapse, signal.SIGKILL)
+    said = launcher.wait_for_output("Synapse was killed by SIGKILL")
+    assert "starting it again in" in said and str(logs / "synapse.log") in said, said
+    # The web origin keeps answering while Synapse is away (the page shows its banner).
+    with urllib.request.urlopen(url, timeout=10) as page:  # noqa: S310
+        assert page.status == 200
+    wait_for(lambda: http_ok(f"{hs}/_matrix/client/versions"), "Synapse answering again")
+    wait_for(lambda: server_created(url, token, "after Synapse"), "the API working again")
+    launcher.wait_for_output("Synapse started again")
+    assert pids_of(launcher.state, "synapse.app.homeserver") not in ([], [synapse])
+    # The log the message names is the one Synapse writes, from both of its runs.
+    synapse_log = (logs / "synapse.log").read_text(errors="replace")
+    assert synapse_log.count("Synapse now listening on TCP port") >= 2, synapse_log[-2000:]
+
+    [bridge] = pids_of(launcher.state, "guildsctl.cli serve")
+    os.kill(bridge, signal.SIGKILL)
+    said = launcher.wait_for_output("The Guilds bridge and web UI was killed by SIGKILL")
+    assert str(logs / "guilds.log") in said, said
+    wait_for(lambda: api_answers(url, token), "the API answering after the bridge's restart")
+    assert server_created(url, token, "after the bridge")
+    assert pids_of(launcher.state, "guildsctl.cli serve") not in ([], [bridge])
+
+    assert launcher.interrupt() == 0
+    assert processes_mentioning(str(launcher.state)) == []
+
+
+def test_everything_run_writes_is_private(launcher: Launcher) -> None:
+    # Observation (issue 16): homeserver.db (every access token), guilds.db and the logs were
+    # 0644. A state folder an earlier version left open is made private too.
+    state = launcher.state
+    (state / "logs").mkdir(parents=True, mode=0o755)
+    state.chmod(0o755)
+    (state / "logs").chmod(0o755)
+    (state / "logs" / "guilds.log").write_text("an earlier run\n")
+    (state / "logs" / "guilds.log").chmod(0o644)
+
+    launcher.start()
+    url = launcher.wait_for_url()
+    _, well_known = get_json(f"{url}/.well-known/matrix/client")
+    hs = well_known["m.homeserver"]["base_url"]
+    token = sign_up(hs, "private", "correct horse battery")["access_token"]
+    upload = urllib.request.Request(  # noqa: S310 - the local stack
+        f"{hs}/_matrix/media/v3/upload?filename=a.txt",
+        data=b"user data",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
+    )
+    with urllib.request.urlopen(upload, timeout=10) as response:  # noqa: S310
+        assert response.status == 200
+    assert launcher.interrupt() == 0
+
+    seen = {p.relative_to(state).as_posix(): p.stat().st_mode for p in state.rglob("*")}
+    for expected in (
+        "synapse/homeserver.db",
+        "synapse/localhost.signing.key",
+        "guilds.db",
+        "registration.yaml",
+        "logs/synapse.log",
+        "logs/guilds.log",
+    ):
+        assert expected in seen, sorted(seen)
+    assert any(name.startswith("synapse/media_store/") for name in seen), sorted(seen)
+    open_to_others = {name: oct(mode & 0o777) for name, mode in seen.items() if mode & 0o077} | (
+        {".": oct(state.stat().st_mode & 0o777)} if state.stat().st_mode & 0o077 else {}
+    )
+    assert open_to_others == {}
+
+
+def written(out: io.StringIO, text: str) -> bool:
+    return text in out.getvalue()
+
+
+async def test_workers_profile_restarts_each_synapse_process_and_the_router(
+    tmp_path: Path,
+) -> None:
+    # The same wiring `guilds run --profile workers` uses (run_workers.supervise_deployment),
+    # on a deployment of its own: its databases and Redis number are the test's, not local/'s.
+    stack = build_workers_stack(tmp_path)
+    out = io.StringIO()
+    supervisor = Supervisor(out=out)
+    stopping = threading.Event()
+    watcher = threading.Thread(target=supervisor.run, args=(stopping,), kwargs={"interval_s": 0.1})
+    try:
+        supervise_deployment(supervisor, stack.workers)
+        watcher.start()
+        deployment = stack.workers
+        checks = {
+            "guilds_client": f"{deployment.client_worker_url}/_matrix/client/versions",
+            "guilds_writer": f"http://127.0.0.1:{deployment.ports.writer_replication}/health",
+            "router": f"{deployment.url}/_matrix/client/versions",
+            "main": f"http://127.0.0.1:{deployment.ports.main_client}/_matrix/client/versions",
+        }
+        names = {
+            "guilds_client": "Synapse's guilds_client worker",
+            "guilds_writer": "Synapse's guilds_writer worker",
+            "router": "The router",
+            "main": "Synapse's main process",
+        }
+        for process, url in checks.items():
+            proc = (
+                deployment.router
+                if process == "router"
+                else deployment.main.proc
+                if process == "main"
+                else deployment.workers[process]
+            )
+            assert proc is not None and http_ok(url), process
+            proc.kill()
+            said = f"{names[process]} was killed by SIGKILL"
+            wait_for(partial(written, out, said), f"{process}'s death being reported")
+            wait_for(partial(http_ok, url), f"{process} answering again")
+        # Every process answers at the end, the client worker through the router too.
+        assert all(http_ok(url) for url in checks.values())
+        assert out.getvalue().count("started again") == len(checks)
+    finally:
+        stopping.set()
+        if watcher.is_alive():
+            watcher.join(timeout=10)
+        supervisor.stop()
+        await stack.close()

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from guilds.ids import RoomID, UserID
 from guilds.model import (
     ALL_PERMISSIONS,
+    BIDI_CONTROLS,
     BUILTIN_ROLES,
     MAX_NAME_LENGTH,
     InvalidContent,
@@ -49,7 +50,21 @@ def test_names_accepted(name: str) -> None:
     [
         ("", "1 to 100"),
         ("x" * (MAX_NAME_LENGTH + 1), "1 to 100"),
-        ("   ", "blank"),
+        ("   ", "visible"),
+        ("\u200b\u200b", "visible"),
+        ("\u200b \u2060\ufeff", "visible"),
+        ("\u3164\u3164", "visible"),
+        ("\u2800", "visible"),
+        ("\u00a0\u3000", "visible"),
+        ("\ufe0f", "visible"),
+        ("\U000e0041\U000e0042", "visible"),
+        ("admin\u202e", "bidirectional"),
+        ("\u202egnp.exe", "bidirectional"),
+        ("a\u2066b\u2069", "bidirectional"),
+        ("\u200fname", "bidirectional"),
+        ("x\u200ey", "bidirectional"),
+        ("\u061cname", "bidirectional"),
+        ("\u202a\u202b\u202c\u202d", "bidirectional"),
         ("tab\there", "control"),
         ("new\nline", "control"),
         ("nul\x00", "control"),
@@ -67,10 +82,27 @@ def test_names_refused(name: object, why: str) -> None:
     assert problem.startswith("channel name")
 
 
-@given(st.text(alphabet=st.characters(exclude_categories=("Cc", "Zl", "Zp", "Cs")), min_size=1))
-def test_any_printable_name_of_valid_length_is_accepted(name: str) -> None:
-    expected_ok = len(name) <= MAX_NAME_LENGTH and bool(name.strip())
+@given(
+    st.text(alphabet=st.characters(exclude_categories=("Cc", "Zl", "Zp", "Cs", "Cf"))),
+    st.text(alphabet=st.characters(categories=("L", "N", "P", "S")), min_size=1, max_size=1),
+)
+def test_any_printable_name_of_valid_length_is_accepted(rest: str, letter: str) -> None:
+    # One letter, digit, punctuation or symbol always draws something (the blank Hangul
+    # fillers and Braille pattern are letters and symbols too: appended, never alone).
+    name = rest + (letter if letter not in "\u115f\u1160\u3164\uffa0\u2800" else "a")
+    expected_ok = len(name) <= MAX_NAME_LENGTH
     assert (name_problem(name) is None) is expected_ok
+
+
+@given(st.text(min_size=1, max_size=20), st.sampled_from(sorted(BIDI_CONTROLS)))
+def test_a_bidi_control_anywhere_is_refused(text: str, control: str) -> None:
+    cut = len(text) // 2
+    assert name_problem(text[:cut] + control + text[cut:]) is not None
+
+
+@given(st.text(alphabet=st.characters(categories=("Zs", "Cf")), min_size=1, max_size=20))
+def test_a_name_of_only_spaces_and_format_characters_is_refused(name: str) -> None:
+    assert name_problem(name) is not None
 
 
 @given(st.text(min_size=0, max_size=20), st.sampled_from(["\x00", "\n", "\r", "\x7f", "\x9f"]))

@@ -121,6 +121,26 @@ async def test_static_serves_nothing_outside_its_files(client: TestClient, path:
     assert "def " not in await response.text()
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/js/main.js%00.txt",
+        "/static/js/%00",
+        "/static/%2e%2e%2f%2e%2e%2fapp.py",
+        "/static/js%2fmain.js%2f..%2f..%2f..%2fapp.py",
+        "/static/js/%ff%fe.js",
+        "/static/js/%c0%af.js",
+        "/static/js/" + "a" * 5000 + ".js",
+        "/static/" + "d/" * 3000 + "x.js",
+    ],
+)
+async def test_malformed_static_paths_are_refused_not_errors(client: TestClient, path: str) -> None:
+    # Observation (issue 16): `%00` raised ValueError in the handler and answered 500.
+    response = await client.get(path)
+    assert 400 <= response.status < 500, (path[:60], response.status)
+    assert "def " not in await response.text()
+
+
 async def test_every_response_carries_the_security_headers(client: TestClient) -> None:
     for path in ("/", "/static/js/main.js", "/.well-known/matrix/client", "/missing"):
         response = await client.get(path)

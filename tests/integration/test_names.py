@@ -1,0 +1,92 @@
+"""Names that look empty or read in another order are refused by every endpoint that takes one.
+
+Observation (issue 16): names made only of zero-width characters, or holding bidi overrides,
+were accepted for channels and roles. The rule is `guilds.model.name_problem` (API.md: Names).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.harness.api import Api, create_server
+from tests.harness.stack import Stack, User
+
+INVISIBLE = {
+    "zero-width spaces": "\u200b\u200b\u200b",
+    "word joiner and BOM": "\u2060\ufeff",
+    "Hangul fillers": "\u3164\u3164",
+    "no-break and ideographic spaces": "\u00a0\u3000",
+}
+BIDI = {
+    "right-to-left override": "admin\u202e",
+    "override disguising an extension": "\u202egnp.exe",
+    "isolates": "a\u2066b\u2069",
+    "right-to-left mark": "\u200fname",
+    "Arabic letter mark": "\u061cname",
+}
+CASES = [(label, name, "visible") for label, name in INVISIBLE.items()] + [
+    (label, name, "bidirectional") for label, name in BIDI.items()
+]
+
+
+def refused(status: int, body: Any, why: str) -> bool:
+    return status == 400 and body["errcode"] == "M_INVALID_PARAM" and why in body["error"]
+
+
+@pytest.mark.parametrize(("label", "name", "why"), CASES, ids=[c[0] for c in CASES])
+async def test_each_name_is_refused_everywhere(
+    stack: Stack, alice: User, label: str, name: str, why: str
+) -> None:
+    api = Api(stack, alice)
+    status, body = await api.call("POST", "/servers", {"name": name})
+    assert refused(status, body, why), (label, "create server", status, body)
+
+    sid = (await create_server(stack, alice, "Names"))["server_id"]
+    made = {
+        "channel": await api.call(
+            "POST", f"/servers/{sid}/channels", {"name": "talk", "kind": "text"}
+        ),
+        "category": await api.call("POST", f"/servers/{sid}/categories", {"name": "Lounge"}),
+        "role": await api.call("POST", f"/servers/{sid}/roles", {"name": "helpers"}),
+    }
+    assert all(status == 201 for status, _ in made.values()), made
+    status, server = await api.call("GET", f"/servers/{sid}")
+    assert status == 200
+    attempts: list[tuple[str, str, dict[str, Any]]] = [
+        ("PATCH", f"/servers/{sid}", {"name": name}),
+        ("POST", f"/servers/{sid}/channels", {"name": name, "kind": "text"}),
+        ("PATCH", f"/servers/{sid}/channels/{made['channel'][1]['channel_id']}", {"name": name}),
+        ("POST", f"/servers/{sid}/categories", {"name": name}),
+        (
+            "PATCH",
+            f"/servers/{sid}/categories/{made['category'][1]['category_id']}",
+            {"name": name},
+        ),
+        ("POST", f"/servers/{sid}/roles", {"name": name}),
+        ("PATCH", f"/servers/{sid}/roles/{made['role'][1]['role_id']}", {"name": name}),
+    ]
+    for method, path, body_sent in attempts:
+        status, body = await api.call(method, path, body_sent)
+        assert refused(status, body, why), (label, method, path, status, body)
+
+    # Nothing was renamed or added meanwhile.
+    status, after = await api.call("GET", f"/servers/{sid}")
+    assert status == 200
+    assert after["name"] == "Names"
+    assert [c["name"] for c in after["channels"]] == [c["name"] for c in server["channels"]]
+    assert after["categories"] == server["categories"]
+    assert [r["name"] for r in after["roles"]] == [r["name"] for r in server["roles"]]
+
+
+async def test_names_with_invisible_characters_beside_visible_ones_are_kept(
+    stack: Stack, alice: User
+) -> None:
+    # A zero-width joiner inside an emoji sequence and spaces around words are ordinary.
+    server = await create_server(stack, alice, "👩\u200d👩\u200d👧 family")
+    assert server["name"] == "👩\u200d👩\u200d👧 family"
+    status, channel = await Api(stack, alice).call(
+        "POST", f"/servers/{server['server_id']}/channels", {"name": " قناة ", "kind": "text"}
+    )
+    assert status == 201 and channel["name"] == " قناة ", channel
