@@ -28,7 +28,14 @@ from urllib.parse import urlsplit
 import psycopg2
 
 from guildsctl.configgen import guilds_config, read_yaml, registration, write_yaml
-from guildsctl.run import BOT_LOCALPART, SERVER_NAME, PortInUse, Progress, resolve_ports
+from guildsctl.run import (
+    BOT_LOCALPART,
+    SERVER_NAME,
+    PortInUse,
+    Progress,
+    free_loopback_port,
+    resolve_ports,
+)
 from guildsctl.synapse import (
     generate_base_config,
     http_ok,
@@ -152,6 +159,7 @@ def _write_configs(
             appservice_port=ports["appservice"],
             web_port=ports["web"],
             bot_localpart=BOT_LOCALPART,
+            metrics_port=free_loopback_port(),
         ),
         header="Written by `guilds run --profile workers` on every start. See config/.",
         private=True,
