@@ -28,6 +28,7 @@ from bridge.errors import (
 )
 from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
 from bridge.metrics import METRICS, BridgeMetrics, api_metrics
+from bridge.openapi import add_routes as add_openapi_routes
 from bridge.operations import OperationFailed
 from bridge.store import StoreUnavailable
 from guilds.ids import UserID
@@ -190,4 +191,5 @@ def create_provisioning_app(
         app[METRICS] = metrics
     app[TOKEN_RESOLVER] = TokenResolver(matrix)
     app.router.add_get("/version", get_version)
+    add_openapi_routes(app)
     return app
