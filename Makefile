@@ -51,11 +51,12 @@ unit: $(STAMP_TEST)
 	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 # The full load test of docs/SECURITY.md: 50 users in 10 channels for 2 minutes (make test runs
-# a short one), and a longer fuzzing run.
+# a short one), and longer fuzzing and schemathesis runs.
 soak: $(STAMP_TEST)
 	@GUILDS_LOAD_USERS=50 GUILDS_LOAD_CHANNELS=10 GUILDS_LOAD_SECONDS=120 GUILDS_FUZZ_EXAMPLES=200 \
+		GUILDS_SCHEMATHESIS_EXAMPLES=100 \
 		$(BIN)/python -m pytest -s -o timeout=1800 tests/integration/test_load.py \
-		tests/integration/test_fuzz_api.py $(PYTEST_ARGS)
+		tests/integration/test_fuzz_api.py tests/integration/test_schemathesis.py $(PYTEST_ARGS)
 
 # The figures of docs/PERFORMANCE.md: every bench/fig*.py in turn (BENCH_ARGS=--quick for a
 # smoke run); each prints its table and writes bench/results/<figure>.json.
