@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -43,9 +44,10 @@ CHECKS = [
 pytestmark = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
 
 
-def load(stack: Stack) -> Any:
+def load(stack: Stack, mode: str = "all") -> Any:
     """The document as the bridge serves it, not as the repository holds it."""
-    return schemathesis.openapi.from_url(f"{stack.web_url}/_guilds/v1/openapi.json")
+    config = SchemathesisConfig.from_dict({"generation": {"mode": mode}})
+    return schemathesis.openapi.from_url(f"{stack.web_url}/_guilds/v1/openapi.json", config=config)
 
 
 def base_url(stack: Stack) -> str:
@@ -85,7 +87,9 @@ def test_every_operation_answers_as_documented(stack: Stack, alice: User) -> Non
 
 
 def test_linked_calls_answer_as_documented(stack: Stack, alice: User) -> None:
-    schema = load(stack)
+    # Valid requests only: invalid ones are the test above's, and here they would mostly end a
+    # scenario before its links lead anywhere.
+    schema = load(stack, "positive")
     headers = {"Authorization": f"Bearer {alice.access_token}"}
     url = base_url(stack)
 

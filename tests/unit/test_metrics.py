@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import json
+import tracemalloc
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.directory import RoomStates
 from bridge.metrics import (
     METRICS,
     UNMATCHED_ROUTE,
@@ -15,6 +19,7 @@ from bridge.metrics import (
     api_metrics,
     create_metrics_app,
 )
+from guilds.ids import RoomID
 
 
 def samples(metrics: BridgeMetrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -141,3 +146,45 @@ async def test_metrics_app_serves_the_text_format() -> None:
         text = await response.text()
     names = {f.name for f in text_string_to_metric_families(text)}
     assert {"guilds_convergence_repairs", "process_resident_memory_bytes"} <= names
+
+
+def _room_json(room: int, members: int) -> str:
+    """A room's `/state` answer as the homeserver sends it, as text (parsed like the real one)."""
+    events = [
+        {
+            "type": "m.room.member",
+            "state_key": f"@user{i}:example.org",
+            "content": {"membership": "join", "displayname": f"User number {i}"},
+            "event_id": f"$member{room}-{i}",
+        }
+        for i in range(members)
+    ]
+    events.append(
+        {
+            "type": "m.room.power_levels",
+            "state_key": "",
+            "content": {"users": {f"@user{i}:example.org": 50 for i in range(0, members, 7)}},
+            "event_id": f"$pl{room}",
+        }
+    )
+    return json.dumps(events)
+
+
+def test_directory_bytes_estimate_is_near_what_python_allocates() -> None:
+    texts = [_room_json(room, 40 + room % 30) for room in range(120)]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        states = RoomStates()
+        for room, text in enumerate(texts):
+            # Parsed here, so the strings the state keeps are allocated while traced.
+            states.replace(RoomID(f"!room{room}:x"), json.loads(text))
+        gc.collect()
+        allocated, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    rooms, entries, estimate = states.footprint()
+    assert rooms == 120
+    assert entries == sum(40 + room % 30 + 1 for room in range(120))
+    # A sampled estimate, not an accounting: it must land within a factor of two.
+    assert allocated / 2 <= estimate <= allocated * 2, (estimate, allocated)
