@@ -51,13 +51,15 @@ unit: $(STAMP_TEST)
 	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 # The full load test of docs/SECURITY.md: 50 users in 10 channels for 2 minutes (make test runs
-# a short one), a longer fuzzing run, and 60 rounds of randomized interleavings with 6 bridge and
-# 6 Synapse SIGKILLs (make test runs 6 rounds; GUILDS_INTERLEAVE_SEED replays a failure).
+# a short one), longer fuzzing and schemathesis runs, and 60 rounds of randomized interleavings
+# with 6 bridge and 6 Synapse SIGKILLs (make test runs 6 rounds; GUILDS_INTERLEAVE_SEED replays a
+# failure).
 soak: $(STAMP_TEST)
 	@GUILDS_LOAD_USERS=50 GUILDS_LOAD_CHANNELS=10 GUILDS_LOAD_SECONDS=120 GUILDS_FUZZ_EXAMPLES=200 \
-		GUILDS_INTERLEAVE_ROUNDS=60 GUILDS_INTERLEAVE_CRASHES=6 \
+		GUILDS_SCHEMATHESIS_EXAMPLES=100 GUILDS_INTERLEAVE_ROUNDS=60 GUILDS_INTERLEAVE_CRASHES=6 \
 		$(BIN)/python -m pytest -s -o timeout=3600 tests/integration/test_load.py \
-		tests/integration/test_fuzz_api.py tests/integration/test_interleavings.py $(PYTEST_ARGS)
+		tests/integration/test_fuzz_api.py tests/integration/test_schemathesis.py \
+		tests/integration/test_interleavings.py $(PYTEST_ARGS)
 
 # The figures of docs/PERFORMANCE.md: every bench/fig*.py in turn (BENCH_ARGS=--quick for a
 # smoke run); each prints its table and writes bench/results/<figure>.json.

@@ -22,6 +22,7 @@ from bridge.errors import (
     forbid_caching,
     read_json,
 )
+from bridge.metrics import METRICS, BridgeMetrics
 from bridge.store import StoreUnavailable
 from bridge.transactions import TransactionInbox
 from guilds.ids import UserID
@@ -76,6 +77,9 @@ async def put_transaction(request: web.Request) -> web.Response:
         raise Unavailable(
             "Database unavailable; retry the transaction", retry_after_ms=STORE_RETRY_AFTER_MS
         ) from exc
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.observe_transaction(events)
     return web.json_response({})
 
 
@@ -105,6 +109,7 @@ def create_appservice_app(
     bot_user_id: UserID | str,
     inbox: TransactionInbox,
     client_max_size: int = APPSERVICE_MAX_BODY,
+    metrics: BridgeMetrics | None = None,
 ) -> web.Application:
     """The app a runner serves on `appservice.listen`, at the registration's `url`."""
     # error_middleware is outermost so that auth failures and 404s get the Matrix shape too.
@@ -115,6 +120,8 @@ def create_appservice_app(
     app[HS_TOKEN] = hs_token
     app[BOT_USER_ID] = bot_user_id
     app[INBOX] = inbox
+    if metrics is not None:
+        app[METRICS] = metrics
     app.router.add_put(PREFIX + "/transactions/{txnId}", put_transaction)
     app.router.add_get(PREFIX + "/users/{userId}", get_user)
     app.router.add_get(PREFIX + "/rooms/{alias}", get_room)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +44,22 @@ class _Entry:
 
 # How many replaced event ids an entry remembers.
 REPLACED_KEPT = 4
+# How many rooms, and state entries in each, `RoomStates.footprint` measures to estimate the rest.
+FOOTPRINT_SAMPLE_ROOMS = 32
+FOOTPRINT_SAMPLE_ENTRIES = 32
+
+
+def _deep_size(value: object) -> int:
+    """Bytes of `value` and what it holds (dicts, lists, tuples, dataclass fields), as
+    `sys.getsizeof` counts them; strings shared with other objects are counted each time."""
+    size = sys.getsizeof(value)
+    if isinstance(value, dict):
+        size += sum(_deep_size(k) + _deep_size(v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        size += sum(_deep_size(v) for v in value)
+    elif isinstance(value, _Entry):
+        size += sys.getsizeof(value.__dict__) + sum(_deep_size(v) for v in vars(value).values())
+    return size
 
 
 def _after(previous: _Entry | None) -> tuple[str, ...]:
@@ -130,6 +148,28 @@ class RoomStates:
     def forget(self, room_id: RoomID) -> None:
         self._rooms.pop(room_id, None)
 
+    def footprint(self) -> tuple[int, int, int]:
+        """(rooms, state entries, estimated bytes) of what is held.
+
+        Counts are exact. Bytes are estimated, so that a scrape costs O(rooms), not a walk over
+        every event: each room's dict is measured, and its entries count as the mean deep size
+        of up to FOOTPRINT_SAMPLE_ENTRIES of them, drawn at random from up to
+        FOOTPRINT_SAMPLE_ROOMS rooms drawn at random, times how many it holds.
+        """
+        rooms = list(self._rooms.values())
+        entries = sum(len(room) for room in rooms)
+        sampled = 0
+        measured = 0
+        # Sampling for an estimate, not for secrets.
+        for room in random.sample(rooms, min(len(rooms), FOOTPRINT_SAMPLE_ROOMS)):  # noqa: S311
+            items = list(room.items())
+            for item in random.sample(items, min(len(items), FOOTPRINT_SAMPLE_ENTRIES)):  # noqa: S311
+                measured += _deep_size(item[0]) + _deep_size(item[1])
+                sampled += 1
+        per_entry = measured / sampled if sampled else 0.0
+        containers = sys.getsizeof(self._rooms) + sum(sys.getsizeof(room) for room in rooms)
+        return len(rooms), entries, containers + round(per_entry * entries)
+
     def view(self) -> Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]:
         return _View(self._rooms)
 
@@ -196,6 +236,16 @@ class ServerDirectory:
 
     def states(self) -> Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]:
         return self._states.view()
+
+    def footprint(self) -> dict[str, int]:
+        """Servers, rooms, state events and the estimated bytes of their state (for metrics)."""
+        rooms, events, size = self._states.footprint()
+        return {
+            "servers": len(self.server_ids()),
+            "rooms": rooms,
+            "state_events": events,
+            "bytes": size,
+        }
 
     def room_kinds(self, server_id: RoomID) -> list[tuple[RoomID, RoomKind, ChannelKind | None]]:
         """What each room of the server is, as power levels and rules need to know."""

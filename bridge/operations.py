@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.matrix import HomeserverUnavailable, MatrixRequestError, path_segment
+from bridge.metrics import BridgeMetrics
 from bridge.steps import (
     CreateRoom,
     MatrixRequester,
@@ -124,8 +125,10 @@ class OperationJournal:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         base_backoff_s: float = DEFAULT_BASE_BACKOFF_S,
         max_backoff_s: float = DEFAULT_MAX_BACKOFF_S,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.matrix = matrix
         self.bot_user_id = bot_user_id
         self.concurrency = concurrency
@@ -305,6 +308,7 @@ class OperationJournal:
         if op["status"] == "failed":
             raise OperationFailed(op_id, op["error"] or "failed")
         plan = Plan.from_json(op["plan_json"])
+        started = time.monotonic()
         if op["status"] == "pending":
             await self._set_status(op_id, "running")
         else:
@@ -321,6 +325,7 @@ class OperationJournal:
         if error is not None:
             await self._set_status(op_id, "failed", error)
             log.error("Operation %s (%s) failed: %s", op_id, op["kind"], error)
+            self._observe(op["kind"], "failed", started)
             await self._ended(op["kind"], op["server_id"])
             raise OperationFailed(op_id, error)
         # Before "done": a crash in between runs the hooks again on resume, never not at all.
@@ -328,8 +333,13 @@ class OperationJournal:
             await hook(op["server_id"], results)
         await self._set_status(op_id, "done")
         log.info("Operation %s (%s) done", op_id, op["kind"])
+        self._observe(op["kind"], "done", started)
         await self._ended(op["kind"], op["server_id"])
         return results
+
+    def _observe(self, kind: str, outcome: str, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_operation(kind, outcome, time.monotonic() - started)
 
     async def _ended(self, kind: str, server_id: str | None) -> None:
         for hook in self._end_hooks:

@@ -29,6 +29,8 @@ from bridge.errors import (
     forbid_caching,
 )
 from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
+from bridge.metrics import METRICS, BridgeMetrics, api_metrics
+from bridge.openapi import add_routes as add_openapi_routes
 from bridge.operations import OperationFailed
 from bridge.store import StoreUnavailable
 from guilds.ids import UserID
@@ -192,19 +194,26 @@ async def starting_guard(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def create_provisioning_app(
-    matrix: MatrixClient, ready: asyncio.Event | None = None
+    matrix: MatrixClient,
+    ready: asyncio.Event | None = None,
+    metrics: BridgeMetrics | None = None,
 ) -> web.Application:
     """The sub-app to mount at `/_guilds/v1` (the web UI's app does, beside its pages).
 
     With `ready`, requests are answered 503 until it is set (the bridge sets it once connected).
+    With `metrics`, every request is counted and timed by route (outermost, so the status
+    counted is the one the caller got).
     """
     app = web.Application(
-        middlewares=[error_middleware, starting_guard, domain_errors],
+        middlewares=[api_metrics, error_middleware, starting_guard, domain_errors],
         client_max_size=PROVISIONING_MAX_BODY,
     )
     forbid_caching(app)
     if ready is not None:
         app[READY] = ready
+    if metrics is not None:
+        app[METRICS] = metrics
     app[TOKEN_RESOLVER] = TokenResolver(matrix)
     app.router.add_get("/version", get_version)
+    add_openapi_routes(app)
     return app

@@ -36,6 +36,7 @@ from bridge.matrix import (
 from bridge.members import Members
 from bridge.members_http import add_routes as add_member_routes
 from bridge.membership import BotMembership
+from bridge.metrics import BridgeMetrics
 from bridge.migrations import migrate
 from bridge.operations import OperationJournal
 from bridge.operations_http import add_routes as add_operation_routes
@@ -80,6 +81,8 @@ class Bridge:
         self.bot_user_id = config.bot_user_id
         self.registration = config.appservice.registration
         self.matrix = matrix or MatrixClient(config.homeserver.url, self.registration.as_token)
+        # Its own registry: several bridges in one process (tests) keep their counts apart.
+        self.metrics = BridgeMetrics()
         self._db: Database | None = None
         self._inbox: TransactionInbox | None = None
         self._operations: OperationJournal | None = None
@@ -131,7 +134,7 @@ class Bridge:
         self._db = db
         self._inbox = TransactionInbox(db)
         self._inbox.add_handler(BotMembership(self.matrix, self.bot_user_id), "m.room.member")
-        self._operations = OperationJournal(db, self.matrix, self.bot_user_id)
+        self._operations = OperationJournal(db, self.matrix, self.bot_user_id, metrics=self.metrics)
         # One writer per server: every change to a server takes its turn here.
         queue = self._queue = ServerQueue(
             db,
@@ -143,12 +146,14 @@ class Bridge:
             hs_token=self.registration.hs_token,
             bot_user_id=self.bot_user_id,
             inbox=self._inbox,
+            metrics=self.metrics,
         )
         # Set at the end of connect(): until then the API answers 503 rather than a partial view.
         self.ready = asyncio.Event()
-        self._provisioning_app = create_provisioning_app(self.matrix, self.ready)
+        self._provisioning_app = create_provisioning_app(self.matrix, self.ready, self.metrics)
         add_operation_routes(self._provisioning_app, queue)
         self.directory = ServerDirectory(self.matrix, self.bot_user_id)
+        self.metrics.watch_directory(self.directory.footprint)
         self._operations.superseded = self.directory.superseded
         # After BotMembership: a room the bot has just joined is known before its events apply.
         self._inbox.add_handler(self.directory.handle, state_only=True)

@@ -115,6 +115,14 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """`metrics`: Prometheus metrics on a listener of their own, off unless enabled."""
+
+    enabled: bool = False
+    listen: Listen = Listen("127.0.0.1", 9400)
+
+
+@dataclass(frozen=True)
 class Limits:
     """`policies.limits`: None means unlimited."""
 
@@ -241,6 +249,7 @@ class GuildsConfig:
     log_level: str
     source: Path | None = None
     policies: Policies = Policies()
+    metrics: MetricsSettings = MetricsSettings()
     servers: tuple[DeclaredServer, ...] = ()
     # Every template by name, the built-in `default` included (an admin may redefine it).
     templates: Mapping[str, ServerTemplate] = field(
@@ -457,6 +466,7 @@ GUILDS_KEYS = {
     "database",
     "web",
     "log_level",
+    "metrics",
     "policies",
     "templates",
     "servers",
@@ -531,6 +541,9 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     conv = r.section("convergence")
     conv.unknown_keys({"sweep_interval_s"})
     sweep_interval_s = conv.integer("sweep_interval_s", DEFAULT_SWEEP_INTERVAL_S, 0, 7 * 86400)
+    m = r.section("metrics")
+    m.unknown_keys({"enabled", "listen"})
+    metrics = MetricsSettings(m.boolean("enabled", False), m.listen("listen", 9400))
 
     log_level = r.string("log_level", "INFO").upper()
     if log_level not in LOG_LEVELS:
@@ -538,6 +551,8 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
 
     if web_enabled and as_listen == web_listen:
         w.error("listen", "must differ from appservice.listen")
+    if metrics.enabled and metrics.listen in (as_listen, web_listen if web_enabled else None):
+        m.error("listen", "must differ from appservice.listen and web.listen")
 
     if r.errors or registration is None:
         raise ConfigErrors(source, r.errors)
@@ -551,6 +566,7 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
         web,
         log_level,
         policies=policies,
+        metrics=metrics,
         templates=templates,
         servers=servers,
         answer_within_s=answer_within_s,

@@ -90,8 +90,9 @@ def guilds_config(
     web_public_url: str | None = None,
     bot_localpart: str = "guilds",
     log_level: str = "INFO",
+    metrics_port: int | None = None,
 ) -> dict[str, Any]:
-    """The bridge's and web UI's `guilds.yaml`."""
+    """The bridge's and web UI's `guilds.yaml`; with `metrics_port`, metrics on loopback."""
     web: dict[str, Any] = {
         "enabled": True,
         "listen": {"host": "127.0.0.1", "port": web_port},
@@ -99,7 +100,7 @@ def guilds_config(
     }
     if web_public_url:
         web["public_url"] = web_public_url
-    return {
+    config: dict[str, Any] = {
         "homeserver": {
             "server_name": server_name,
             "url": homeserver_url,
@@ -115,6 +116,9 @@ def guilds_config(
         "web": web,
         "log_level": log_level,
     }
+    if metrics_port is not None:
+        config["metrics"] = {"enabled": True, "listen": {"host": "127.0.0.1", "port": metrics_port}}
+    return config
 
 
 def write_yaml(

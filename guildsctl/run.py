@@ -133,6 +133,13 @@ def udp_port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # As the servers themselves bind: connections of a previous run in TIME_WAIT are no
@@ -246,6 +253,9 @@ def prepare(
             appservice_port=ports["appservice"],
             web_port=ports["web"],
             bot_localpart=BOT_LOCALPART,
+            # Metrics for whoever wants to look (`local/guilds.yaml` names the port); a fresh
+            # free port each start, so they never stand in the way of the ports people choose.
+            metrics_port=free_loopback_port(),
         ),
         header="Written by `guilds run` on every start. For your own installation, see config/.",
         private=True,

@@ -39,6 +39,7 @@ from guildsctl.run import (
     SERVER_NAME,
     PortInUse,
     Progress,
+    free_loopback_port,
     make_private,
     resolve_ports,
 )
@@ -166,6 +167,7 @@ def _write_configs(
             appservice_port=ports["appservice"],
             web_port=ports["web"],
             bot_localpart=BOT_LOCALPART,
+            metrics_port=free_loopback_port(),
         ),
         header="Written by `guilds run --profile workers` on every start. See config/.",
         private=True,

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 async def serve(config: GuildsConfig) -> None:
     # Imported here so `guilds check-config` and `generate-config` start without aiohttp's weight.
+    from bridge.metrics import create_metrics_app, metrics_url
     from bridge.runtime import Bridge
     from web.app import create_app
 
@@ -40,6 +41,14 @@ async def serve(config: GuildsConfig) -> None:
             await ui.setup()
             runners.append(ui)
             await web.TCPSite(ui, config.web.listen.host, config.web.listen.port).start()
+        if config.metrics.enabled:
+            scrape = web.AppRunner(create_metrics_app(bridge.metrics), access_log=None)
+            await scrape.setup()
+            runners.append(scrape)
+            await web.TCPSite(
+                scrape, config.metrics.listen.host, config.metrics.listen.port
+            ).start()
+            logger.info("Metrics at %s", metrics_url(config.metrics.listen))
         # Waiting for the homeserver can take a while; a signal meanwhile must still stop us.
         connecting = asyncio.ensure_future(bridge.connect())
         stopping = asyncio.ensure_future(stop.wait())

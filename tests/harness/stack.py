@@ -23,6 +23,7 @@ import aiohttp
 import nio
 import psycopg2
 
+from bridge.metrics import metrics_url
 from guilds.config import GuildsConfig, load_config
 from guildsctl.configgen import guilds_config, registration, write_yaml
 from guildsctl.synapse import (
@@ -116,6 +117,10 @@ class Stack:
     @property
     def appservice_url(self) -> str:
         return f"http://127.0.0.1:{self.appservice_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return metrics_url(self.config.metrics.listen)
 
     @property
     def config(self) -> GuildsConfig:
@@ -254,6 +259,7 @@ def build_stack(
             web_port=web_port,
             bot_localpart=BOT_LOCALPART,
             log_level="DEBUG",
+            metrics_port=free_port(),
         )
         | (admin_config or {}),
         private=True,

@@ -1,10 +1,12 @@
-"""Property-based fuzzing of every provisioning endpoint that takes a body, with hostile JSON.
+"""Hostile JSON against every provisioning endpoint that takes a body: what schemathesis cannot see.
 
-Routes come from the bridge's own router. Bodies are random JSON (wrong types, huge numbers and
-strings, deep nesting, surrogates, RTL and zero-width characters, control characters) put under
-the field names the endpoint reads. Whatever is sent: never a 500, and a refused request changes
-nothing (the server's model is the same before and after). `make test` runs a few examples per
-endpoint; set GUILDS_FUZZ_EXAMPLES for a longer run.
+tests/integration/test_schemathesis.py checks, from the OpenAPI document, that every answer is no
+5xx and conforms. What it cannot check is kept here: that a refused request changes nothing (the
+server's model is the same before and after, which needs reading the server back after each
+call), with values a schema-driven generator does not make (lone surrogates, bidi overrides,
+zero-width and terminal control characters, fields an endpoint does not read); bodies that are
+not JSON at all, nested too deep or too large; and the name rules' edge cases. `make test` runs
+a few examples per endpoint; set GUILDS_FUZZ_EXAMPLES for a longer run.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tests.harness.api import Api, create_server, join_server
 from tests.harness.stack import Stack, User
 from tests.integration.test_auth import app_routes, fill
 
-EXAMPLES = int(os.environ.get("GUILDS_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("GUILDS_FUZZ_EXAMPLES", "6"))
 # The fields each endpoint reads (API.md), plus one it does not know.
 FIELDS = [
     "name",
@@ -160,7 +162,7 @@ def check_answer(status: int, answer: Any, what: str) -> None:
         assert "Traceback" not in answer["error"], answer
 
 
-def test_every_endpoint_survives_hostile_json(target: Target) -> None:
+def test_a_refused_hostile_body_changes_nothing(target: Target) -> None:
     assert len(target.routes) >= 15, target.routes
     created: list[str] = []
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from bridge.metrics import METRICS_PATH, BridgeMetrics, create_metrics_app
 from bridge.provisioning import create_provisioning_app
 from guilds.config import (
     ConfigErrors,
@@ -43,7 +44,15 @@ DEPLOYMENT = REPO / "docs" / "DEPLOYMENT.md"
 
 SYNAPSE_SERVICES = ("synapse", "synapse-client", "synapse-writer")
 CONFIG_WORKERS = REPO / "config" / "workers"
-REQUIRED_SERVICES = {*SYNAPSE_SERVICES, "postgres", "redis", "guilds", "coturn", "proxy"}
+REQUIRED_SERVICES = {
+    *SYNAPSE_SERVICES,
+    "postgres",
+    "redis",
+    "guilds",
+    "coturn",
+    "proxy",
+    "prometheus",
+}
 
 
 # --- compose: interpolation and the container's view of the repository ------------------------
@@ -332,9 +341,12 @@ def dockerignore_allows(name: str, path: str) -> bool:
 
 def test_compose_has_the_production_shape() -> None:
     assert REQUIRED_SERVICES <= set(services())
-    # Only the proxy and coturn face the internet; databases, Redis and Synapse stay internal.
+    # Only the proxy and coturn face the internet; databases, Redis and Synapse stay internal,
+    # and Prometheus (its answers are not authenticated) is published on the host's loopback only.
     for name, spec in services().items():
-        if name not in ("proxy", "coturn"):
+        if name == "prometheus":
+            assert all(str(p).startswith("127.0.0.1:") for p in spec["ports"]), spec["ports"]
+        elif name not in ("proxy", "coturn"):
             assert "ports" not in spec, f"{name} must not publish ports"
 
 
@@ -482,9 +494,11 @@ def test_the_deployment_guilds_yaml_parses_but_refuses_its_placeholder_tokens(
 def test_guilds_ports_and_addresses_match_the_compose_services(tmp_path: Path) -> None:
     config = guilds_config_with_tokens(tmp_path)
     guilds = container("guilds")
-    assert guilds.exposed == {config.appservice.listen.port, config.web.listen.port}
+    assert config.metrics.enabled
+    listens = (config.appservice.listen, config.web.listen, config.metrics.listen)
+    assert guilds.exposed == {listen.port for listen in listens}
     # Inside a container the listeners must accept other containers' connections.
-    assert config.appservice.listen.host == "0.0.0.0" == config.web.listen.host  # noqa: S104
+    assert {listen.host for listen in listens} == {"0.0.0.0"}  # noqa: S104
     host, port = service_port(config.homeserver.url)
     assert host == "synapse" and port in http_ports(synapse_config(host)[0], "client")
     host, port = service_port(config.appservice.registration.url)
@@ -497,6 +511,27 @@ def test_guilds_ports_and_addresses_match_the_compose_services(tmp_path: Path) -
     assert f"CREATE ROLE {db.username} LOGIN" in init
     assert f"CREATE DATABASE {db.path.strip('/')} OWNER {db.username}" in init
     assert container("postgres").host_path("/docker-entrypoint-initdb.d/init-guilds.sh").is_file()
+
+
+def test_prometheus_scrapes_the_bridges_metrics_listener(tmp_path: Path) -> None:
+    config = guilds_config_with_tokens(tmp_path)
+    prometheus = container("prometheus")
+    path = prometheus.host_path("/etc/prometheus/prometheus.yml")
+    assert path.is_file() and path.is_relative_to(DOCKER)
+    scrape = yaml.safe_load(path.read_text(encoding="utf-8"))["scrape_configs"]
+    jobs = {job["job_name"]: job for job in scrape}
+    guilds = jobs["guilds"]
+    assert guilds.get("metrics_path", "/metrics") == METRICS_PATH
+    targets = [t for group in guilds["static_configs"] for t in group["targets"]]
+    assert targets == [f"guilds:{config.metrics.listen.port}"]
+    assert config.metrics.listen.port in container("guilds").exposed
+    assert prometheus.spec["depends_on"].keys() == {"guilds"}
+    # Its time series outlive the container.
+    data = [str(v).split(":")[0] for v in prometheus.spec["volumes"]]
+    assert any(d in compose()["volumes"] for d in data)
+    # The path is the metrics app's only route.
+    app = create_metrics_app(BridgeMetrics())
+    assert {r.resource.canonical for r in app.router.routes() if r.resource} == {METRICS_PATH}
 
 
 @pytest.mark.parametrize("service", SYNAPSE_SERVICES)
