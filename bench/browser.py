@@ -11,7 +11,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.harness.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.harness.stack import Stack, User
 
 # What TESTING.md measured for calls: fake camera and microphone, no permission prompt, and

@@ -32,9 +32,9 @@ from playwright.async_api import Page, async_playwright, expect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.chat_steps import channel, message_with, open_as  # noqa: E402
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.harness.api import Api, join_as, join_server  # noqa: E402
+from tests.harness.chat_steps import channel, message_with, open_as  # noqa: E402
+from tests.harness.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.harness.stack import Stack, User, build_stack  # noqa: E402
 
 VIEWPORT = {"width": 1280, "height": 800}

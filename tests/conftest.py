@@ -13,10 +13,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.harness.stack import Stack, User, build_stack
+from tests.harness.stack import BACKENDS, Stack, User, build_stack
 from tests.harness.workers import build_workers_stack, workers_stack  # noqa: F401 - a fixture
-
-BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest_asyncio.fixture(scope="session", params=BACKENDS)

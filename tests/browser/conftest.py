@@ -23,27 +23,10 @@ from playwright.async_api import (
     async_playwright,
 )
 
-from tests.browser.web_only import make_config
+from tests.harness.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.harness.web_only import make_config
 from web.app import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Measured on this kind of machine (TESTING.md): Playwright cannot fetch its own browser here.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Calls (TESTING.md): fake camera and microphone, no permission prompt, loopback ICE, and
-    # remote audio that may play without a click.
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 DEFAULT_TIMEOUT_MS = 15_000
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 

@@ -7,7 +7,7 @@ import secrets
 import pytest
 from playwright.async_api import Page, Request, expect
 
-from tests.browser.steps import sign_in, sign_up, stored_session
+from tests.harness.auth_steps import sign_in, sign_up, stored_session
 from tests.harness.stack import Stack
 
 pytestmark = pytest.mark.browser

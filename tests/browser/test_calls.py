@@ -19,8 +19,8 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from guilds.vocabulary import CALL_MEMBER_EVENT
-from tests.browser.chat_steps import channel, message_with, new_page, open_as, send
 from tests.harness.api import Api, create_server, eventually, join_server
+from tests.harness.chat_steps import channel, message_with, new_page, open_as, send
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser

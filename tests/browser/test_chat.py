@@ -8,7 +8,8 @@ import nio
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.chat_steps import (
+from tests.harness.api import create_server, join_server
+from tests.harness.chat_steps import (
     LIVE_MS,
     message_with,
     new_page,
@@ -17,7 +18,6 @@ from tests.browser.chat_steps import (
     send,
     timed,
 )
-from tests.harness.api import create_server, join_server
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser

@@ -10,8 +10,8 @@ import nio
 import pytest
 from playwright.async_api import FilePayload, Page, expect
 
-from tests.browser.chat_steps import LIVE_MS, channel, message_with, open_as, open_channel, send
 from tests.harness.api import Api, create_server, join_as, join_server
+from tests.harness.chat_steps import LIVE_MS, channel, message_with, open_as, open_channel, send
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser

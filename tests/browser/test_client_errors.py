@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, Request, Route, expect
 
-from tests.browser.steps import sign_in, sign_up
-from tests.browser.web_only import FAKE_HS
+from tests.harness.auth_steps import sign_in, sign_up
+from tests.harness.web_only import FAKE_HS
 
 pytestmark = pytest.mark.browser
 

@@ -38,8 +38,8 @@ from guildsctl.turn import (
     synapse_turn_settings,
     turn_uris,
 )
-from tests.browser.chat_steps import LIVE_MS, new_page, open_as
 from tests.harness.api import eventually
+from tests.harness.chat_steps import LIVE_MS, new_page, open_as
 from tests.harness.stack import Stack, User, build_stack, free_port
 
 pytestmark = pytest.mark.browser

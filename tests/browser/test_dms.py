@@ -15,8 +15,8 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.browser.chat_steps import LIVE_MS, message_with, new_page, open_as, open_channel, send
 from tests.harness.api import create_server, eventually, join_server
+from tests.harness.chat_steps import LIVE_MS, message_with, new_page, open_as, open_channel, send
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser

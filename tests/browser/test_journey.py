@@ -13,8 +13,8 @@ import secrets
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.chat_steps import LIVE_MS, channel, new_page
-from tests.browser.steps import sign_up
+from tests.harness.auth_steps import sign_up
+from tests.harness.chat_steps import LIVE_MS, channel, new_page
 from tests.harness.stack import Stack
 
 pytestmark = pytest.mark.browser

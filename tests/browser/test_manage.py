@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.manage_steps import manage_entries, open_dialog, png, sign_in_as
-from tests.browser.steps import sign_up, stored_session
 from tests.harness.api import Api, create_server, eventually, join_server
+from tests.harness.auth_steps import sign_up, stored_session
+from tests.harness.manage_steps import manage_entries, open_dialog, png, sign_in_as
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser

@@ -9,8 +9,8 @@ import secrets
 import pytest
 from playwright.async_api import Locator, Page, expect
 
-from tests.browser.chat_steps import open_as, open_channel
 from tests.harness.api import Api, create_server, join_server
+from tests.harness.chat_steps import open_as, open_channel
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser

@@ -9,11 +9,10 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Page, expect
 
-from tests.browser.manage_steps import open_dialog, sign_in_as
-from tests.conftest import BACKENDS
 from tests.harness.api import Api
-from tests.harness.stack import Stack, build_stack
-from tests.integration.test_templates import TEMPLATES
+from tests.harness.manage_steps import open_dialog, sign_in_as
+from tests.harness.stack import BACKENDS, Stack, build_stack
+from tests.harness.templates import TEMPLATES
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.chat_steps import LIVE_MS, message_with, new_page, open_as, open_channel, send
 from tests.harness.api import create_server, join_server
+from tests.harness.chat_steps import LIVE_MS, message_with, new_page, open_as, open_channel, send
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser

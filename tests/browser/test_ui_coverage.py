@@ -11,7 +11,8 @@ import nio
 import pytest
 from playwright.async_api import Browser, FilePayload, Locator, Page, ViewportSize, expect
 
-from tests.browser.chat_steps import (
+from tests.harness.api import Api, create_server, eventually, join_as, join_server
+from tests.harness.chat_steps import (
     LIVE_MS,
     channel,
     message_with,
@@ -21,7 +22,6 @@ from tests.browser.chat_steps import (
     send,
     timed,
 )
-from tests.harness.api import Api, create_server, eventually, join_as, join_server
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser

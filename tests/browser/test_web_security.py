@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import FilePayload, Page, expect
 
-from tests.browser.chat_steps import LIVE_MS, channel, open_as, open_channel
 from tests.harness.api import Api, create_server, eventually, join_server
+from tests.harness.chat_steps import LIVE_MS, channel, open_as, open_channel
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser

@@ -41,6 +41,8 @@ from guildsctl.synapse import (
 SERVER_NAME = "localhost"
 BOT_LOCALPART = "guilds"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+# The homeserver databases every integration test runs on (the `stack` fixture's params).
+BACKENDS = ["sqlite", "postgres"]
 
 
 def free_port() -> int:

@@ -8,14 +8,12 @@ Finally the logs of the whole stack are searched for every token the run has use
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import secrets
 from pathlib import Path
 from typing import Any
 
-from bridge.runtime import Bridge
 from tests.harness.api import Api, create_server, join_server
+from tests.harness.routes import app_routes, fill
 from tests.harness.stack import Stack, User
 
 # API.md: the only endpoints that answer without a token.
@@ -37,40 +35,6 @@ OWN_ROUTES = {
 }
 # Tokens made up by these tests: they must not reach the logs either.
 MADE_UP_TOKENS: list[str] = []
-
-
-async def app_routes(stack: Stack, tmp_path: Path) -> tuple[list[tuple[str, str]], list[str]]:
-    """(method, path template) of every provisioning route, and every appservice path."""
-    config = dataclasses.replace(stack.config, database_url=f"sqlite:///{tmp_path / 'routes.db'}")
-    bridge = Bridge(config)
-    await bridge.open()
-    try:
-        provisioning = sorted(
-            {
-                (route.method, route.resource.canonical)
-                for route in bridge.provisioning_app.router.routes()
-                if route.method != "HEAD" and route.resource is not None
-            }
-        )
-        appservice = sorted(
-            {
-                f"{route.method} {route.resource.canonical}"
-                for route in bridge.appservice_app.router.routes()
-                if route.method != "HEAD" and route.resource is not None
-            }
-        )
-    finally:
-        await bridge.close()
-    # The enumeration itself works: API.md's endpoints are all there.
-    assert len(provisioning) >= 29 and ("POST", "/servers/{sid}/invites") in provisioning
-    return provisioning, appservice
-
-
-def fill(template: str, values: dict[str, str]) -> str:
-    def one(match: re.Match[str]) -> str:
-        return values[match.group(1)]
-
-    return re.sub(r"\{(\w+)\}", one, template)
 
 
 # A body each endpoint would accept, so a refusal is about who calls, not what is sent.

@@ -15,9 +15,8 @@ import pytest
 import pytest_asyncio
 
 from guildsctl.configgen import read_yaml, write_yaml
-from tests.conftest import BACKENDS
 from tests.harness.api import Api, eventually
-from tests.harness.stack import Stack, User, build_stack
+from tests.harness.stack import BACKENDS, Stack, User, build_stack
 
 
 @pytest_asyncio.fixture(scope="module", params=BACKENDS)

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness.api import Api, create_server, join_server
+from tests.harness.routes import app_routes, fill
 from tests.harness.stack import Stack, User
-from tests.integration.test_auth import app_routes, fill
 
 EXAMPLES = int(os.environ.get("GUILDS_FUZZ_EXAMPLES", "6"))
 # The fields each endpoint reads (API.md), plus one it does not know.

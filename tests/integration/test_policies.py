@@ -18,9 +18,8 @@ import pytest
 import pytest_asyncio
 
 from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT
-from tests.conftest import BACKENDS
 from tests.harness.api import Api, join_server, state_of
-from tests.harness.stack import Stack, User, build_stack
+from tests.harness.stack import BACKENDS, Stack, User, build_stack
 
 POLICIES: dict[str, Any] = {
     "policies": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import nio
@@ -11,41 +10,9 @@ import pytest
 import pytest_asyncio
 
 from guilds.vocabulary import ROLE_EVENT
-from tests.conftest import BACKENDS
 from tests.harness.api import Api, eventually, join_server, state_of
-from tests.harness.stack import Stack, build_stack
-
-TEMPLATES: dict[str, Any] = {
-    "templates": {
-        "community": {
-            "description": "Rules, staff and voice rooms",
-            "topic": "Be kind",
-            "welcome_message": "Welcome! Read the rules first.",
-            "categories": ["Info", "Voice"],
-            "roles": [
-                {
-                    "id": "staff",
-                    "name": "Staff",
-                    "color": "#aa0000",
-                    "power": 40,
-                    "permissions": ["manage_messages", "kick_members"],
-                },
-                {"id": "vip", "name": "VIP"},
-            ],
-            "channels": [
-                {"name": "rules", "kind": "text", "category": "Info", "topic": "The rules"},
-                {"name": "staff-room", "kind": "text", "allowed_roles": ["staff"]},
-                {"name": "Lounge", "kind": "voice", "category": "Voice"},
-                {
-                    "name": "VIP lounge",
-                    "kind": "video",
-                    "category": "Voice",
-                    "allowed_roles": ["vip", "staff"],
-                },
-            ],
-        }
-    }
-}
+from tests.harness.stack import BACKENDS, Stack, build_stack
+from tests.harness.templates import TEMPLATES
 
 
 @pytest_asyncio.fixture(scope="module", params=BACKENDS)

@@ -23,7 +23,7 @@ from guilds.config import (
     Registration,
     WebSettings,
 )
-from tests.unit.test_bridge_matrix import (
+from tests.harness.fake_homeserver import (
     ALICE_TOKEN,
     AS_TOKEN,
     BOT,

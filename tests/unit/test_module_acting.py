@@ -7,7 +7,7 @@ from typing import Any
 
 from guilds.layout import AUTO_JOIN_KEY
 from guilds.vocabulary import ROLE_ROOM_TYPE
-from tests.unit.test_module_vetoes import (
+from tests.harness.module_server import (
     ADMIN_ROOM,
     BOT,
     GENERAL,

@@ -377,7 +377,7 @@ async def test_web_ui_shows_the_configured_theme_and_logo(tmp_path: Path) -> Non
 
     from aiohttp.test_utils import TestClient, TestServer
 
-    from tests.unit.test_web_app import make_config
+    from tests.harness.web_app import make_config
     from web.app import create_app
 
     config = make_config(tmp_path)

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import bridge.invites
 from bridge.invites import CODE_BYTES, CODE_RE, Invites
-from tests.browser.web_only import make_config
+from tests.harness.web_only import make_config
 from web.app import create_app
 from web.assets import STATIC_DIR
 

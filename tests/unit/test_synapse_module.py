@@ -7,7 +7,7 @@ from typing import Any
 from unittest.mock import AsyncMock, Mock
 
 import pytest
-from synapse.module_api import NOT_SPAM, ModuleApi
+from synapse.module_api import NOT_SPAM
 from synapse.module_api.errors import ConfigError, SynapseError
 
 from guilds.vocabulary import (
@@ -20,31 +20,7 @@ from guilds.vocabulary import (
 from synapse_module import GuildsModule
 from synapse_module.acting_http import MembershipResource
 from synapse_module.state import MEMBER, ROOM_MARKERS
-
-
-def make_api(worker_name: str | None = None, channel: dict | None = None) -> Mock:
-    api = Mock(spec=ModuleApi)
-    api.worker_name = worker_name
-    api.is_mine.side_effect = lambda user_id: user_id.endswith(":here")
-    state = {} if channel is None else {(CHANNEL_EVENT, ""): SimpleNamespace(content=channel)}
-    api.get_room_state = AsyncMock(return_value=state)
-    return api
-
-
-def event(type_: str, sender: str = "@a:here", state_key: str | None = None) -> Any:
-    # Only the attributes the module reads; a real EventBase needs a whole homeserver.
-    return SimpleNamespace(
-        type=type_,
-        sender=sender,
-        room_id="!r:here",
-        content={"device_id": "D"},
-        state_key=state_key,
-        is_state=lambda: state_key is not None,
-    )
-
-
-def module(api: Mock, **config: Any) -> GuildsModule:
-    return GuildsModule(GuildsModule.parse_config({"bot_user_id": "@guilds:here", **config}), api)
+from tests.harness.module_api import event, make_api, module
 
 
 def test_parse_config_names_the_key() -> None:

@@ -16,7 +16,7 @@ from guilds.config import DEFAULT_TEMPLATE, ConfigErrors, ServerTemplate, parse_
 from guilds.ids import UserID
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT
 from guildsctl import configgen
-from tests.unit.test_operations import BOT, FakeMatrix, db, hs, journal  # noqa: F401
+from tests.harness.fake_matrix import BOT, FakeMatrix
 
 OWNER = UserID("@owner:localhost")
 

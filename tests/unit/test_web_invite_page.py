@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
 
-from tests.unit.test_web_app import make_config, start
+from tests.harness.web_app import make_config, start
 from web.app import create_app
 
 

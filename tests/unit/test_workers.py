@@ -19,7 +19,7 @@ from guildsctl.workers import (
     shared_config,
     worker_config,
 )
-from tests.unit.test_synapse_module import event, make_api, module
+from tests.harness.module_api import event, make_api, module
 
 PORTS = WorkerPorts(8008, 18008, 18009, 18010, 18011)
 
