@@ -1,7 +1,7 @@
 """The convergence runner: what triggers a check, waiting out operations, repairing, counting.
 
 Against a real SQLite store and the real journal; the directory is a small in-memory stand-in
-holding the rooms of tests/unit/server_states.py, and the homeserver a fake that records the
+holding the rooms of tests/harness/server_states.py, and the homeserver a fake that records the
 bot's requests and answers them as Synapse does.
 """
 
@@ -38,7 +38,7 @@ from guilds.model import Server
 from guilds.rules import RoomKind
 from guilds.snapshot import assemble
 from guilds.vocabulary import ChannelKind
-from tests.unit.server_states import BOT, CHAT, MOD, SPACE, States, apply, build, kinds
+from tests.harness.server_states import BOT, CHAT, MOD, SPACE, States, apply, build, kinds
 
 
 class FakeDirectory:

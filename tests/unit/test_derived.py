@@ -17,7 +17,7 @@ from bridge.steps import AutoJoinInvite, Kick, Plan, SendState, Unban
 from guilds.ids import RoomID, UserID
 from guilds.layout import AUTO_JOIN_KEY, channel_allow
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT
-from tests.unit.server_states import (
+from tests.harness.server_states import (
     ADMIN_ROOM,
     BOT,
     CATEGORY,
