@@ -5,6 +5,8 @@ Layout of the state folder (git-ignored `local/` by default):
     synapse/homeserver.yaml      Synapse's own generated config (keys, secrets, SQLite path)
     synapse/guilds-overlay.yaml  the Guilds settings, rewritten on every start (with TURN's
                                  turn_uris + a fresh turn_shared_secret when a local coturn runs)
+    synapse/log.yaml             Synapse logs to its output, which goes to logs/synapse.log
+    synapse/homeserver.db, media_store/  Synapse's data (every access token, uploads)
     coturn/                      the local coturn's pid file and database (GUILDS_TURN_PORT only)
     registration.yaml            the application service registration (tokens, mode 0600)
     guilds.yaml                  the bridge and web UI config, rewritten on every start

@@ -62,7 +62,6 @@ class Child:
     started_at: float = 0.0
     failures: int = 0
     restart_at: float | None = None
-    restarts: int = 0
 
 
 class Supervisor:
@@ -119,7 +118,6 @@ class Supervisor:
             child.proc = None
             self._say(f"{child.name} could not be started: {exc}")
             return
-        child.restarts += 1
         self._say(f"{child.name} started again (pid {child.proc.pid})")
 
     def run(self, stopping: threading.Event, interval_s: float = 0.5) -> None:

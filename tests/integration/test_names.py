@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import nio
 import pytest
 
+from guilds.vocabulary import ROLE_EVENT
 from tests.harness.api import Api, create_server
+from tests.harness.guilds_server import build_guilds_server
 from tests.harness.stack import Stack, User
 
 INVISIBLE = {
@@ -90,3 +93,20 @@ async def test_names_with_invisible_characters_beside_visible_ones_are_kept(
         "POST", f"/servers/{server['server_id']}/channels", {"name": " قناة ", "kind": "text"}
     )
     assert status == 201 and channel["name"] == " قناة ", channel
+
+
+async def test_the_homeserver_refuses_such_a_role_name_from_any_client(stack: Stack) -> None:
+    # The module applies the same rule to a `<ns>.role` event, whatever client sends it.
+    server = await build_guilds_server(stack)
+    helper_role = await server.bot.state(server.server_id, ROLE_EVENT, "helper")
+    async with stack.nio_client(server["owner"]) as client:
+        for label, name, why in CASES:
+            renamed = {**helper_role, "name": name}
+            response = await client.room_put_state(server.server_id, ROLE_EVENT, renamed, "helper")
+            assert isinstance(response, nio.RoomPutStateError), (label, response)
+            assert response.status_code == "M_FORBIDDEN", (label, response)
+            assert why in response.message, (label, response.message)
+        # An ordinary rename by the same owner goes through.
+        renamed = {**helper_role, "name": "Helpers"}
+        response = await client.room_put_state(server.server_id, ROLE_EVENT, renamed, "helper")
+        assert isinstance(response, nio.RoomPutStateResponse), response

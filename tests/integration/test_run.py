@@ -163,6 +163,11 @@ def test_run_restarts_a_process_that_dies_and_keeps_serving(launcher: Launcher) 
     assert server_created(url, token, "after the bridge")
     assert pids_of(launcher.state, "guildsctl.cli serve") not in ([], [bridge])
 
+    # Ctrl-C while a restart is pending (the bridge's second quick death: 2 s) still leaves
+    # nothing behind.
+    [bridge] = pids_of(launcher.state, "guildsctl.cli serve")
+    os.kill(bridge, signal.SIGKILL)
+    wait_for(lambda: bridge not in pids_of(launcher.state, "guildsctl.cli serve"), "its death")
     assert launcher.interrupt() == 0
     assert processes_mentioning(str(launcher.state)) == []
 
