@@ -36,10 +36,15 @@ async def queued(
     actor: UserID,
     params: Mapping[str, Any] | None = None,
     body: Mapping[str, Any] | None = None,
+    *,
+    held: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """Queue the change and answer its result, its failure, or 202 once the bound has passed."""
+    """Queue the change and answer its result, its failure, or 202 once the bound has passed.
+
+    `held` (the caller's token, for changes made as the caller) is kept in memory only.
+    """
     queue = queue_of(request)
-    job_id = await queue.submit(kind, server_id, actor, params, body)
+    job_id = await queue.submit(kind, server_id, actor, params, body, held=held)
     try:
         outcome = await queue.wait(job_id, queue.answer_within_s)
     except JobFailed as exc:
@@ -67,7 +72,8 @@ def operation_json(record: JobRecord) -> dict[str, Any]:
         "operation_id": record.job_id,
         "status": status,
         "kind": record.kind,
-        "server_id": record.server_id,
+        # A creation waits in its owner's line (a user id): its server is in the result.
+        "server_id": record.server_id if record.server_id.startswith("!") else None,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "href": f"{OPERATIONS_PATH}/{record.job_id}",

@@ -39,16 +39,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.errors import MatrixError
-from bridge.matrix import HomeserverUnavailable, MatrixRequestError
 from bridge.operations import CURRENT_JOB, OperationFailed, OperationJournal
-from bridge.steps import StaleAnswer
+from bridge.patience import backoff, transient
 from bridge.store import Database, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ANSWER_WITHIN_S = 10.0
-BASE_BACKOFF_S = 0.5
-MAX_BACKOFF_S = 30.0
 
 # The servers whose turn the running task holds (turns nest; see `turn`).
 _HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
@@ -66,6 +63,8 @@ class Job:
     actor: str | None
     params: Mapping[str, Any] = field(default_factory=dict)
     body: Mapping[str, Any] = field(default_factory=dict)
+    # Held in memory only, never stored (the caller's access token): empty after a restart.
+    held: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -118,20 +117,6 @@ class _StoredError(MatrixError):
 JobHandler = Callable[[Job], Awaitable[Outcome]]
 # Turns an exception a handler raised into the API's answer for it; None: an internal error.
 Explain = Callable[[Exception], MatrixError | None]
-
-
-def transient(exc: BaseException) -> bool:
-    """Whether waiting can cure the failure: the homeserver (or database) down, stuck or busy."""
-    if isinstance(exc, HomeserverUnavailable | StaleAnswer | StoreUnavailable):
-        return True
-    return isinstance(exc, MatrixRequestError) and (exc.status == 429 or exc.status >= 500)
-
-
-def backoff(attempt: int, exc: BaseException | None = None) -> float:
-    """Seconds before attempt `attempt + 1`: doubling from BASE_BACKOFF_S, at most MAX_BACKOFF_S."""
-    if isinstance(exc, MatrixRequestError) and exc.retry_after_ms is not None:
-        return min(MAX_BACKOFF_S, max(0.0, exc.retry_after_ms / 1000))
-    return min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** max(0, attempt - 1))
 
 
 def _now_ms() -> int:
@@ -203,14 +188,26 @@ class ServerQueue:
         actor: str | None,
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
+        *,
+        held: Mapping[str, str] | None = None,
     ) -> str:
-        """Store the job, take its place in the server's line, and return its id at once."""
+        """Store the job, take its place in the server's line, and return its id at once.
+
+        `held` is handed to the handler from memory and never stored (a caller's token): a
+        job run after a restart gets none, and its handler must do without.
+        """
         if kind not in self._handlers:
             raise ValueError(f"no handler for job kind {kind!r}")
         if self._stopped:
             raise RuntimeError("the server queue is stopped")
         job = Job(
-            secrets.token_hex(12), kind, server_id, actor, dict(params or {}), dict(body or {})
+            secrets.token_hex(12),
+            kind,
+            server_id,
+            actor,
+            dict(params or {}),
+            dict(body or {}),
+            dict(held or {}),
         )
         now = _now_ms()
         await self.db.execute(

@@ -363,3 +363,41 @@ async def test_an_operation_is_visible_to_its_requester_only(
     status, failed = await Api(stack, bob).call("GET", f"/operations/{row['job_id']}")
     assert status == 200 and failed["status"] == "failed" and failed["http_status"] == 403
     assert failed["error"] == {"errcode": error["errcode"], "error": error["error"]}
+
+
+# -- observations 3 and 4 (the serialization half): role changes while channels are created ------
+
+
+@ALSO_ON_WORKERS
+async def test_role_changes_during_channel_creation_reach_every_new_channel(
+    stack: Stack, alice: User
+) -> None:
+    server = await create_server(stack, alice, "Growing")
+    sid = server["server_id"]
+    users = [await stack.register_user() for _ in range(6)]
+    for user in users:
+        await join_server(stack, sid, user)
+    leaving = users[0]
+    await grant(stack, sid, alice, leaving, "moderator")
+    path = f"/servers/{sid}/members/{{}}/roles/moderator"
+    answers = await asyncio.gather(
+        *(
+            call(
+                stack,
+                alice,
+                "POST",
+                f"/servers/{sid}/channels",
+                {"name": f"new-{i}", "kind": "text"},
+            )
+            for i in range(6)
+        ),
+        *(call(stack, alice, "PUT", path.format(u.user_id)) for u in users[1:]),
+        call(stack, alice, "DELETE", path.format(leaving.user_id)),
+    )
+    results = [await outcome(stack, alice, status, answer) for status, answer in answers]
+    assert [status for status, _ in results] == [201] * 6 + [200] * 6, results
+    for room in await every_room(stack, alice, sid):
+        users_levels = (await levels(stack, room))["users"]
+        for user in users[1:]:
+            assert users_levels.get(user.user_id) == 50, (room, user.user_id)
+        assert users_levels.get(leaving.user_id, 0) == 0, room

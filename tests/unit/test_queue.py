@@ -141,8 +141,8 @@ async def test_a_refusal_is_stored_in_the_api_shape(db: Database) -> None:
 async def test_a_job_waits_out_a_homeserver_that_is_down(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bridge.queue.BASE_BACKOFF_S", 0.001)
-    monkeypatch.setattr("bridge.queue.MAX_BACKOFF_S", 0.002)
+    monkeypatch.setattr("bridge.patience.BASE_BACKOFF_S", 0.001)
+    monkeypatch.setattr("bridge.patience.MAX_BACKOFF_S", 0.002)
     queue = make_queue(db)
     failures: list[Exception] = [
         HomeserverUnavailable("refused"),
