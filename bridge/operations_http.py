@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bridge.errors import NotFound
 from bridge.provisioning import require_user
-from bridge.queue import JobFailed, JobNotFound, JobRecord, Outcome, ServerQueue
+from bridge.queue import JobFailed, JobNotFound, JobRecord, Outcome, Progress, ServerQueue
 from guilds.ids import UserID
 
 QUEUE: web.AppKey[ServerQueue] = web.AppKey("guilds_queue", ServerQueue)
@@ -52,7 +52,7 @@ async def queued(
     if outcome is None:
         record = await queue.get(job_id)
         return web.json_response(
-            operation_json(record),
+            operation_json(record, await queue.progress(job_id)),
             status=202,
             headers={"Location": f"{OPERATIONS_PATH}/{job_id}"},
         )
@@ -65,7 +65,7 @@ def response(outcome: Outcome) -> web.Response:
     return web.json_response(outcome.body, status=outcome.status)
 
 
-def operation_json(record: JobRecord) -> dict[str, Any]:
+def operation_json(record: JobRecord, progress: Progress | None = None) -> dict[str, Any]:
     """The operation resource of docs/API.md."""
     status = {"queued": "pending", "running": "pending"}.get(record.state, record.state)
     answer: dict[str, Any] = {
@@ -80,6 +80,12 @@ def operation_json(record: JobRecord) -> dict[str, Any]:
     }
     if record.state == "running":
         answer["started"] = True
+        if progress is not None:
+            answer["steps_done"] = progress.steps_done
+            answer["steps_total"] = progress.steps_total
+            if progress.waiting_for is not None:
+                # Why it is not done yet: the homeserver's failure it is waiting out.
+                answer["waiting_for"] = progress.waiting_for
     if record.outcome is not None:
         answer["http_status"] = record.outcome.status
         answer["result"] = record.outcome.body
@@ -101,7 +107,10 @@ async def get_operation(request: web.Request) -> web.Response:
     # Someone else's operation is as unknown as a made-up id: its id tells nothing.
     if record.actor != user:
         raise NotFound("No such operation")
-    return web.json_response(operation_json(record))
+    progress = (
+        await queue_of(request).progress(record.job_id) if record.state == "running" else None
+    )
+    return web.json_response(operation_json(record, progress))
 
 
 def add_routes(app: web.Application, queue: ServerQueue) -> None:

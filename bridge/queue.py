@@ -91,6 +91,15 @@ class JobRecord:
     error_status: int | None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far a job's journaled changes are, and what they wait for (None: nothing)."""
+
+    steps_done: int
+    steps_total: int
+    waiting_for: str | None
+
+
 class JobNotFound(LookupError):
     """No job has this id."""
 
@@ -326,6 +335,26 @@ class ServerQueue:
             outcome=outcome,
             error=None if row["error_json"] is None else json.loads(row["error_json"]),
             error_status=None if row["error_status"] is None else int(row["error_status"]),
+        )
+
+    async def progress(self, job_id: str) -> Progress:
+        """The steps of the job's journal operations done so far, and a transient failure a
+        pending step waits out (the journal records it on the step: bridge/operations.py)."""
+        row = await self.db.fetchone(
+            "SELECT COUNT(*) AS total,"
+            " SUM(CASE WHEN s.status = 'done' THEN 1 ELSE 0 END) AS done,"
+            " MAX(CASE WHEN s.status = 'pending' AND s.error LIKE 'waiting: %' THEN s.error END)"
+            " AS waiting FROM operation_steps s JOIN operations o ON o.op_id = s.op_id"
+            " WHERE o.job_id = ?",
+            job_id,
+        )
+        if row is None:
+            return Progress(0, 0, None)
+        waiting = row["waiting"]
+        return Progress(
+            int(row["done"] or 0),
+            int(row["total"] or 0),
+            waiting[len("waiting: ") :] if isinstance(waiting, str) else None,
         )
 
     async def start(self) -> None:

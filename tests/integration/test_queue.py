@@ -238,7 +238,10 @@ async def test_a_role_edit_resumes_after_synapse_is_killed_midway(
         # Answered while Synapse is down: accepted, not done, and not failed.
         status, answer = await edit
         assert status == 202, answer
-        assert answer["status"] == "pending"
+        assert answer["status"] == "pending" and answer["started"] is True, answer
+        # It says how far it got and what it waits for, instead of giving up.
+        assert 0 < answer["steps_done"] < answer["steps_total"], answer
+        assert answer["waiting_for"], answer
     finally:
         await asyncio.to_thread(stack.homeserver.start)
     status, role = await outcome(stack, alice, status, answer)
