@@ -46,6 +46,9 @@ from bridge.store import Database, StoreError, StoreUnavailable
 log = logging.getLogger(__name__)
 
 DEFAULT_ANSWER_WITHIN_S = 10.0
+# Ended jobs are kept this long for `GET /operations/{id}`, then pruned (checked hourly).
+RETENTION_MS = 7 * 24 * 3600 * 1000
+PRUNE_EVERY_MS = 3600 * 1000
 
 # The servers whose turn the running task holds (turns nest; see `turn`).
 _HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
@@ -181,6 +184,7 @@ class ServerQueue:
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._started = False
         self._stopped = False
+        self._pruned_at = 0
 
     # -- the interface -------------------------------------------------------------------------
 
@@ -234,7 +238,27 @@ class ServerQueue:
         # The ticket is taken before anything else can run: submission order is turn order.
         ticket = self._lane(server_id).ticket()
         self._spawn(job.job_id, self._run_job(job, ticket))
+        if now - self._pruned_at >= PRUNE_EVERY_MS:
+            self._pruned_at = now
+            self._spawn(f"prune-{job.job_id}", self._prune_logged(now - RETENTION_MS))
         return job.job_id
+
+    async def prune(self, before_ms: int) -> int:
+        """Delete the jobs that ended before `before_ms`; return how many."""
+        count = await self.db.execute(
+            "DELETE FROM queued_jobs WHERE state IN ('done', 'failed') AND updated_at < ?",
+            before_ms,
+        )
+        if count:
+            log.info("Pruned %d ended operations", count)
+        return count
+
+    async def _prune_logged(self, before_ms: int) -> Outcome:
+        try:
+            await self.prune(before_ms)
+        except StoreError as exc:
+            log.warning("Pruning ended operations failed: %s", exc)
+        return Outcome(200)
 
     async def wait(self, job_id: str, timeout_s: float | None = None) -> Outcome | None:
         """The job's outcome, or None if it is still queued or running after `timeout_s`.

@@ -299,3 +299,19 @@ async def test_held_values_reach_the_handler_but_are_never_stored(db: Database) 
     row = await db.fetchone("SELECT * FROM queued_jobs WHERE job_id = ?", job_id)
     assert row is not None and "syt_secret_value" not in repr(dict(row))
     assert seen == ["syt_secret_value"]
+
+
+async def test_ended_jobs_are_pruned_after_their_retention(db: Database) -> None:
+    queue = make_queue(db)
+
+    async def handler(job: Job) -> Outcome:
+        return Outcome(204)
+
+    queue.register("edit", handler)
+    old = await queue.submit("edit", "!a", None)
+    await queue.wait(old)
+    record = await queue.get(old)
+    assert await queue.prune(record.updated_at) == 0  # ended at, not before, the cut
+    assert await queue.prune(record.updated_at + 1) == 1
+    with pytest.raises(JobNotFound):
+        await queue.get(old)
