@@ -34,7 +34,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,7 +264,8 @@ class ServerQueue:
         """The job's outcome, or None if it is still queued or running after `timeout_s`.
 
         Raises JobFailed if it failed, JobNotFound for an unknown id. The job goes on when the
-        caller stops waiting.
+        caller stops waiting. Never wait for a job of a server whose turn the caller holds: it
+        comes after the caller.
         """
         task = self._tasks.get(job_id)
         if task is not None:
@@ -455,8 +456,10 @@ class ServerQueue:
         if not lane.busy and self._lanes.get(server_id) is lane:
             del self._lanes[server_id]
 
-    def _spawn(self, key: str, coro: Awaitable[Outcome]) -> None:
-        task: asyncio.Task[Outcome] = asyncio.ensure_future(coro)
+    def _spawn(self, key: str, coro: Coroutine[Any, Any, Outcome]) -> None:
+        # A fresh context: the new task holds no turn and works for no job until it says so,
+        # whatever the task that spawned it held.
+        task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         self._tasks[key] = task
 
         def forget(done: asyncio.Task[Outcome]) -> None:
