@@ -15,7 +15,16 @@ from typing import Any
 
 from bridge.store import Database
 from guilds.vocabulary import SERVER_EVENT
-from tests.harness.api import Api, as_bot, create_server, eventually, grant, join_server, role_room
+from tests.harness.api import (
+    Api,
+    as_bot,
+    create_server,
+    eventually,
+    grant,
+    join_server,
+    outcome,
+    role_room,
+)
 from tests.harness.stack import Stack, User
 from tests.harness.workers import ALSO_ON_WORKERS
 
@@ -32,26 +41,6 @@ async def call(stack: Stack, user: User, method: str, path: str, body: Any = Non
     return await asyncio.wait_for(
         Api(stack, user).call(method, path, body), timeout=answer_bound(stack)
     )
-
-
-async def outcome(stack: Stack, user: User, status: int, answer: Any) -> tuple[int, Any]:
-    """What the request came to: its answer, or once its operation has ended, the operation's."""
-    if status != 202:
-        return status, answer
-    assert answer["status"] == "pending" and answer["operation_id"], answer
-    path = f"/operations/{answer['operation_id']}"
-
-    async def ended() -> dict[str, Any] | None:
-        code, operation = await Api(stack, user).call("GET", path)
-        if code == 200 and operation["status"] != "pending":
-            return dict(operation)
-        return None
-
-    operation = await eventually(ended, deadline_s=180, interval_s=0.2, what=f"{path} to end")
-    if operation["status"] == "done":
-        return operation["http_status"], operation["result"]
-    assert operation["status"] == "failed", operation
-    return operation["http_status"], operation["error"]
 
 
 async def levels(stack: Stack, room: str) -> dict[str, Any]:
