@@ -128,7 +128,10 @@ async def test_a_room_added_to_the_space_becomes_a_text_channel(stack: Stack, al
         async def adopted() -> dict[str, Any] | None:
             status, body = await Api(stack, alice).call("GET", f"/servers/{sid}")
             assert status == 200, body
-            return next((c for c in body["channels"] if c["channel_id"] == room_id), None)
+            channel = next((c for c in body["channels"] if c["channel_id"] == room_id), None)
+            # Reconciliation runs at the server's turn, beside the inbox: the room may be
+            # listed between the adoption's first write and its last (its link's order).
+            return channel if channel is not None and channel["order"] == "000001" else None
 
         channel = await eventually(adopted, DEADLINE_S)
         assert channel is not None, "the room never became a channel"
