@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.matrix import MatrixClient, MatrixRequestError
+from bridge.patience import patiently
 from bridge.steps import Plan, SendState
 from bridge.transactions import InboxEvent
 from guilds.ids import RoomID, UserID
@@ -277,7 +278,11 @@ class ServerDirectory:
 
     async def _fetch(self, room_id: RoomID) -> list[dict[str, Any]] | None:
         try:
-            return await self._matrix.get_state(room_id)
+            # Patient: a read-back after an operation's changes must not fail the operation
+            # (its job would run again and could repeat a change that was made).
+            return await patiently(
+                lambda: self._matrix.get_state(room_id), f"Reading the state of {room_id}"
+            )
         except MatrixRequestError as exc:
             if exc.status in (403, 404):
                 # The bot is not (or no longer) in that room.

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bridge.errors import NotFound
 from bridge.provisioning import require_user
-from bridge.queue import JobFailed, JobNotFound, JobRecord, Outcome, ServerQueue
+from bridge.queue import JobFailed, JobNotFound, JobRecord, Outcome, Progress, ServerQueue
 from guilds.ids import UserID
 
 QUEUE: web.AppKey[ServerQueue] = web.AppKey("guilds_queue", ServerQueue)
@@ -36,10 +36,15 @@ async def queued(
     actor: UserID,
     params: Mapping[str, Any] | None = None,
     body: Mapping[str, Any] | None = None,
+    *,
+    held: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """Queue the change and answer its result, its failure, or 202 once the bound has passed."""
+    """Queue the change and answer its result, its failure, or 202 once the bound has passed.
+
+    `held` (the caller's token, for changes made as the caller) is kept in memory only.
+    """
     queue = queue_of(request)
-    job_id = await queue.submit(kind, server_id, actor, params, body)
+    job_id = await queue.submit(kind, server_id, actor, params, body, held=held)
     try:
         outcome = await queue.wait(job_id, queue.answer_within_s)
     except JobFailed as exc:
@@ -47,7 +52,7 @@ async def queued(
     if outcome is None:
         record = await queue.get(job_id)
         return web.json_response(
-            operation_json(record),
+            operation_json(record, await queue.progress(job_id)),
             status=202,
             headers={"Location": f"{OPERATIONS_PATH}/{job_id}"},
         )
@@ -60,20 +65,27 @@ def response(outcome: Outcome) -> web.Response:
     return web.json_response(outcome.body, status=outcome.status)
 
 
-def operation_json(record: JobRecord) -> dict[str, Any]:
+def operation_json(record: JobRecord, progress: Progress | None = None) -> dict[str, Any]:
     """The operation resource of docs/API.md."""
     status = {"queued": "pending", "running": "pending"}.get(record.state, record.state)
     answer: dict[str, Any] = {
         "operation_id": record.job_id,
         "status": status,
         "kind": record.kind,
-        "server_id": record.server_id,
+        # A creation waits in its owner's line (a user id): its server is in the result.
+        "server_id": record.server_id if record.server_id.startswith("!") else None,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "href": f"{OPERATIONS_PATH}/{record.job_id}",
     }
     if record.state == "running":
         answer["started"] = True
+        if progress is not None:
+            answer["steps_done"] = progress.steps_done
+            answer["steps_total"] = progress.steps_total
+            if progress.waiting_for is not None:
+                # Why it is not done yet: the homeserver's failure it is waiting out.
+                answer["waiting_for"] = progress.waiting_for
     if record.outcome is not None:
         answer["http_status"] = record.outcome.status
         answer["result"] = record.outcome.body
@@ -95,7 +107,10 @@ async def get_operation(request: web.Request) -> web.Response:
     # Someone else's operation is as unknown as a made-up id: its id tells nothing.
     if record.actor != user:
         raise NotFound("No such operation")
-    return web.json_response(operation_json(record))
+    progress = (
+        await queue_of(request).progress(record.job_id) if record.state == "running" else None
+    )
+    return web.json_response(operation_json(record, progress))
 
 
 def add_routes(app: web.Application, queue: ServerQueue) -> None:

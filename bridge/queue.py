@@ -34,21 +34,21 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.errors import MatrixError
-from bridge.matrix import HomeserverUnavailable, MatrixRequestError
 from bridge.operations import CURRENT_JOB, OperationFailed, OperationJournal
-from bridge.steps import StaleAnswer
+from bridge.patience import backoff, transient
 from bridge.store import Database, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ANSWER_WITHIN_S = 10.0
-BASE_BACKOFF_S = 0.5
-MAX_BACKOFF_S = 30.0
+# Ended jobs are kept this long for `GET /operations/{id}`, then pruned (checked hourly).
+RETENTION_MS = 7 * 24 * 3600 * 1000
+PRUNE_EVERY_MS = 3600 * 1000
 
 # The servers whose turn the running task holds (turns nest; see `turn`).
 _HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
@@ -66,6 +66,8 @@ class Job:
     actor: str | None
     params: Mapping[str, Any] = field(default_factory=dict)
     body: Mapping[str, Any] = field(default_factory=dict)
+    # Held in memory only, never stored (the caller's access token): empty after a restart.
+    held: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,15 @@ class JobRecord:
     outcome: Outcome | None  # when done; its body is None when a restart interrupted the job
     error: dict[str, Any] | None  # when failed: {errcode, error}, as the API would answer
     error_status: int | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a job's journaled changes are, and what they wait for (None: nothing)."""
+
+    steps_done: int
+    steps_total: int
+    waiting_for: str | None
 
 
 class JobNotFound(LookupError):
@@ -118,20 +129,6 @@ class _StoredError(MatrixError):
 JobHandler = Callable[[Job], Awaitable[Outcome]]
 # Turns an exception a handler raised into the API's answer for it; None: an internal error.
 Explain = Callable[[Exception], MatrixError | None]
-
-
-def transient(exc: BaseException) -> bool:
-    """Whether waiting can cure the failure: the homeserver (or database) down, stuck or busy."""
-    if isinstance(exc, HomeserverUnavailable | StaleAnswer | StoreUnavailable):
-        return True
-    return isinstance(exc, MatrixRequestError) and (exc.status == 429 or exc.status >= 500)
-
-
-def backoff(attempt: int, exc: BaseException | None = None) -> float:
-    """Seconds before attempt `attempt + 1`: doubling from BASE_BACKOFF_S, at most MAX_BACKOFF_S."""
-    if isinstance(exc, MatrixRequestError) and exc.retry_after_ms is not None:
-        return min(MAX_BACKOFF_S, max(0.0, exc.retry_after_ms / 1000))
-    return min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** max(0, attempt - 1))
 
 
 def _now_ms() -> int:
@@ -187,6 +184,7 @@ class ServerQueue:
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._started = False
         self._stopped = False
+        self._pruned_at = 0
 
     # -- the interface -------------------------------------------------------------------------
 
@@ -203,14 +201,26 @@ class ServerQueue:
         actor: str | None,
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
+        *,
+        held: Mapping[str, str] | None = None,
     ) -> str:
-        """Store the job, take its place in the server's line, and return its id at once."""
+        """Store the job, take its place in the server's line, and return its id at once.
+
+        `held` is handed to the handler from memory and never stored (a caller's token): a
+        job run after a restart gets none, and its handler must do without.
+        """
         if kind not in self._handlers:
             raise ValueError(f"no handler for job kind {kind!r}")
         if self._stopped:
             raise RuntimeError("the server queue is stopped")
         job = Job(
-            secrets.token_hex(12), kind, server_id, actor, dict(params or {}), dict(body or {})
+            secrets.token_hex(12),
+            kind,
+            server_id,
+            actor,
+            dict(params or {}),
+            dict(body or {}),
+            dict(held or {}),
         )
         now = _now_ms()
         await self.db.execute(
@@ -228,13 +238,34 @@ class ServerQueue:
         # The ticket is taken before anything else can run: submission order is turn order.
         ticket = self._lane(server_id).ticket()
         self._spawn(job.job_id, self._run_job(job, ticket))
+        if now - self._pruned_at >= PRUNE_EVERY_MS:
+            self._pruned_at = now
+            self._spawn(f"prune-{job.job_id}", self._prune_logged(now - RETENTION_MS))
         return job.job_id
+
+    async def prune(self, before_ms: int) -> int:
+        """Delete the jobs that ended before `before_ms`; return how many."""
+        count = await self.db.execute(
+            "DELETE FROM queued_jobs WHERE state IN ('done', 'failed') AND updated_at < ?",
+            before_ms,
+        )
+        if count:
+            log.info("Pruned %d ended operations", count)
+        return count
+
+    async def _prune_logged(self, before_ms: int) -> Outcome:
+        try:
+            await self.prune(before_ms)
+        except StoreError as exc:
+            log.warning("Pruning ended operations failed: %s", exc)
+        return Outcome(200)
 
     async def wait(self, job_id: str, timeout_s: float | None = None) -> Outcome | None:
         """The job's outcome, or None if it is still queued or running after `timeout_s`.
 
         Raises JobFailed if it failed, JobNotFound for an unknown id. The job goes on when the
-        caller stops waiting.
+        caller stops waiting. Never wait for a job of a server whose turn the caller holds: it
+        comes after the caller.
         """
         task = self._tasks.get(job_id)
         if task is not None:
@@ -331,6 +362,26 @@ class ServerQueue:
             error_status=None if row["error_status"] is None else int(row["error_status"]),
         )
 
+    async def progress(self, job_id: str) -> Progress:
+        """The steps of the job's journal operations done so far, and a transient failure a
+        pending step waits out (the journal records it on the step: bridge/operations.py)."""
+        row = await self.db.fetchone(
+            "SELECT COUNT(*) AS total,"
+            " SUM(CASE WHEN s.status = 'done' THEN 1 ELSE 0 END) AS done,"
+            " MAX(CASE WHEN s.status = 'pending' AND s.error LIKE 'waiting: %' THEN s.error END)"
+            " AS waiting FROM operation_steps s JOIN operations o ON o.op_id = s.op_id"
+            " WHERE o.job_id = ?",
+            job_id,
+        )
+        if row is None:
+            return Progress(0, 0, None)
+        waiting = row["waiting"]
+        return Progress(
+            int(row["done"] or 0),
+            int(row["total"] or 0),
+            waiting[len("waiting: ") :] if isinstance(waiting, str) else None,
+        )
+
     async def start(self) -> None:
         """After a start: per server, finish interrupted journal operations, then stored jobs.
 
@@ -405,8 +456,10 @@ class ServerQueue:
         if not lane.busy and self._lanes.get(server_id) is lane:
             del self._lanes[server_id]
 
-    def _spawn(self, key: str, coro: Awaitable[Outcome]) -> None:
-        task: asyncio.Task[Outcome] = asyncio.ensure_future(coro)
+    def _spawn(self, key: str, coro: Coroutine[Any, Any, Outcome]) -> None:
+        # A fresh context: the new task holds no turn and works for no job until it says so,
+        # whatever the task that spawned it held.
+        task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         self._tasks[key] = task
 
         def forget(done: asyncio.Task[Outcome]) -> None:

@@ -16,6 +16,7 @@ from bridge.directory import ServerDirectory
 from bridge.errors import Conflict, Forbidden, InvalidParam, NotFound, Unavailable
 from bridge.matrix import MatrixClient, MatrixRequestError, path_segment
 from bridge.operations import OperationJournal
+from bridge.patience import patiently
 from bridge.plans import create_server_plan, delete_server_plan, is_plain, transfer_plan
 from bridge.room_levels import levels_plan
 from bridge.steps import Plan, SendState
@@ -106,20 +107,39 @@ class Servers:
     async def create(
         self,
         owner: UserID,
-        owner_token: str,
+        owner_token: str | None,
         name: Any,
         topic: Any,
         icon: Any,
         template: Any = None,
     ) -> Server:
+        """Create a server for `owner`.
+
+        `owner_token` is the caller's own token, for this request only; None when a creation
+        accepted before a restart runs after it (bridge/queue.py never stores tokens): the
+        owner's joins are then the module's auto-joins, and the admins-only policy counts as
+        checked when the request was accepted (`check_creation`).
+        """
+        chosen = self._checked(name, topic, icon, template)
+        topic = chosen.topic if topic is None or topic == "" else topic
+        async with self._creating.setdefault(owner, asyncio.Lock()):
+            await self._check_policies(owner, owner_token)
+            return await self._create(owner, owner_token, name, topic, icon, chosen)
+
+    async def check_creation(
+        self, owner: UserID, owner_token: str, name: Any, topic: Any, icon: Any, template: Any
+    ) -> None:
+        """The checks `create` makes, made before its request is queued: refuse early."""
+        self._checked(name, topic, icon, template)
+        await self._check_policies(owner, owner_token)
+
+    def _checked(self, name: Any, topic: Any, icon: Any, template: Any) -> ServerTemplate:
         _check(name_problem(name))
         chosen = self.template(template)
         topic = chosen.topic if topic is None or topic == "" else topic
         _check(topic_problem(topic))
         _check(icon_problem(icon))
-        async with self._creating.setdefault(owner, asyncio.Lock()):
-            await self._check_policies(owner, owner_token)
-            return await self._create(owner, owner_token, name, topic, icon, chosen)
+        return chosen
 
     def template(self, name: Any) -> ServerTemplate:
         """The named template (`default` when None), or InvalidParam naming the known ones."""
@@ -132,9 +152,11 @@ class Servers:
             )
         return template
 
-    async def _check_policies(self, owner: UserID, token: str) -> None:
+    async def _check_policies(self, owner: UserID, token: str | None) -> None:
         policies = self.policies
-        is_admin = policies.create_servers == "admins" and await self.is_server_admin(owner, token)
+        is_admin = policies.create_servers == "admins" and (
+            token is None or await self.is_server_admin(owner, token)
+        )
         refusal = server_creation_refusal(
             policies, owner, is_admin=is_admin, servers_owned=self.owned_by(owner)
         )
@@ -167,7 +189,7 @@ class Servers:
     async def _create(
         self,
         owner: UserID,
-        owner_token: str,
+        owner_token: str | None,
         name: str,
         topic: str,
         icon: Any,
@@ -188,8 +210,13 @@ class Servers:
         # The owner's own joins, made with their token for this request only (never stored), so
         # the answer shows them joined without waiting on the module's auto-join (which covers
         # an operation resumed after a crash): the space, the admin role room, then general.
-        for room_id in (server_id, results["role_admin"]["room_id"], results["general"]["room_id"]):
-            await self._join_as(owner_token, room_id)
+        if owner_token is not None:
+            for room_id in (
+                server_id,
+                results["role_admin"]["room_id"],
+                results["general"]["room_id"],
+            ):
+                await self._join_as(owner_token, room_id)
         await self.directory.refresh(server_id, [server_id, RoomID(results["general"]["room_id"])])
         server = await self._settled(server_id, lambda s: owner in s.members)
         log.info("Created server %s for %s", server_id, owner)
@@ -217,8 +244,12 @@ class Servers:
         self.directory.forget_server(RoomID(server_id))
 
     async def _join_as(self, token: str, room_id: str) -> None:
-        await self.matrix.request(
-            "POST", f"/_matrix/client/v3/join/{path_segment(room_id)}", json={}, token=token
+        # Patient: the server exists by now; a failure here must not make its job run again.
+        await patiently(
+            lambda: self.matrix.request(
+                "POST", f"/_matrix/client/v3/join/{path_segment(room_id)}", json={}, token=token
+            ),
+            f"The owner's join of {room_id}",
         )
 
     async def _settled(self, server_id: RoomID, done: Any) -> Server:

@@ -1,8 +1,8 @@
 """HTTP handlers of the server endpoints of docs/API.md (`/_guilds/v1/servers…`).
 
 Changes to a server go through its queue (bridge/operations_http.py): one at a time per
-server, answered within a bound. Creating a server and leaving one use the caller's own token,
-which is never stored, so they are not queued.
+server, answered within a bound; creations in their owner's line. Leaving a server is made with
+the caller's own token, which is never stored, so it is not queued.
 """
 
 from __future__ import annotations
@@ -47,15 +47,12 @@ async def list_servers(request: web.Request) -> web.Response:
 async def create_server(request: web.Request) -> web.Response:
     user = await require_user(request)
     body = await _body(request)
-    server = await _servers(request).create(
-        user,
-        _token(request),
-        body.get("name"),
-        body.get("topic"),
-        body.get("icon"),
-        body.get("template"),
-    )
-    return web.json_response(server_json(server, user), status=201)
+    token = _token(request)
+    fields = {k: body.get(k) for k in ("name", "topic", "icon", "template")}
+    await _servers(request).check_creation(user, token, **fields)
+    # Queued in the owner's line (no server exists yet: a user id is never a room id), with
+    # the token held in memory for the owner's own joins, never stored.
+    return await queued(request, "server.create", user, user, {}, fields, held={"token": token})
 
 
 async def get_server(request: web.Request) -> web.Response:
@@ -95,6 +92,19 @@ async def transfer_server(request: web.Request) -> web.Response:
 
 
 def _register(queue: ServerQueue, servers: Servers) -> None:
+    async def create(job: Job) -> Outcome:
+        owner = UserID(str(job.actor))
+        body = job.body
+        server = await servers.create(
+            owner,
+            job.held.get("token"),
+            body.get("name"),
+            body.get("topic"),
+            body.get("icon"),
+            body.get("template"),
+        )
+        return Outcome(201, server_json(server, owner))
+
     async def update(job: Job) -> Outcome:
         actor = UserID(str(job.actor))
         server = await servers.update(job.server_id, actor, dict(job.body))
@@ -109,6 +119,7 @@ def _register(queue: ServerQueue, servers: Servers) -> None:
         server = await servers.transfer(job.server_id, actor, dict(job.body))
         return Outcome(200, server_json(server, actor))
 
+    queue.register("server.create", create)
     queue.register("server.update", update)
     queue.register("server.delete", delete)
     queue.register("server.transfer", transfer)

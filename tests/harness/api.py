@@ -40,8 +40,30 @@ class Api:
 
 async def create_server(stack: Stack, owner: User, name: str = "Friends") -> dict[str, Any]:
     status, server = await Api(stack, owner).call("POST", "/servers", {"name": name, "topic": "hi"})
+    status, server = await outcome(stack, owner, status, server)
     assert status == 201, server
-    return server
+    return dict(server)
+
+
+async def outcome(stack: Stack, user: User, status: int, answer: Any) -> tuple[int, Any]:
+    """What a request came to: its answer, or, for a 202, its operation's once it has ended
+    (docs/API.md, "Operations": a change that outlives the answer bound goes on)."""
+    if status != 202:
+        return status, answer
+    assert answer["status"] == "pending" and answer["operation_id"], answer
+    path = f"/operations/{answer['operation_id']}"
+
+    async def ended() -> dict[str, Any] | None:
+        code, operation = await Api(stack, user).call("GET", path)
+        if code == 200 and operation["status"] != "pending":
+            return dict(operation)
+        return None
+
+    operation = await eventually(ended, deadline_s=180, interval_s=0.2, what=f"{path} to end")
+    if operation["status"] == "done":
+        return operation["http_status"], operation["result"]
+    assert operation["status"] == "failed", operation
+    return operation["http_status"], operation["error"]
 
 
 async def state_of(client: nio.AsyncClient, room_id: str) -> dict[tuple[str, str], dict]:
@@ -163,6 +185,7 @@ async def grant(stack: Stack, server_id: str, granter: User, user: User, role_id
     """A role given through the API by `granter`; returns once the holder's own view shows it."""
     path = f"/servers/{server_id}/members/{user.user_id}/roles/{role_id}"
     status, answer = await Api(stack, granter).call("PUT", path)
+    status, answer = await outcome(stack, granter, status, answer)
     assert status == 200, answer
 
     async def holds() -> bool:

@@ -15,7 +15,16 @@ from typing import Any
 
 from bridge.store import Database
 from guilds.vocabulary import SERVER_EVENT
-from tests.harness.api import Api, as_bot, create_server, eventually, grant, join_server, role_room
+from tests.harness.api import (
+    Api,
+    as_bot,
+    create_server,
+    eventually,
+    grant,
+    join_server,
+    outcome,
+    role_room,
+)
 from tests.harness.stack import Stack, User
 from tests.harness.workers import ALSO_ON_WORKERS
 
@@ -32,26 +41,6 @@ async def call(stack: Stack, user: User, method: str, path: str, body: Any = Non
     return await asyncio.wait_for(
         Api(stack, user).call(method, path, body), timeout=answer_bound(stack)
     )
-
-
-async def outcome(stack: Stack, user: User, status: int, answer: Any) -> tuple[int, Any]:
-    """What the request came to: its answer, or once its operation has ended, the operation's."""
-    if status != 202:
-        return status, answer
-    assert answer["status"] == "pending" and answer["operation_id"], answer
-    path = f"/operations/{answer['operation_id']}"
-
-    async def ended() -> dict[str, Any] | None:
-        code, operation = await Api(stack, user).call("GET", path)
-        if code == 200 and operation["status"] != "pending":
-            return dict(operation)
-        return None
-
-    operation = await eventually(ended, deadline_s=180, interval_s=0.2, what=f"{path} to end")
-    if operation["status"] == "done":
-        return operation["http_status"], operation["result"]
-    assert operation["status"] == "failed", operation
-    return operation["http_status"], operation["error"]
 
 
 async def levels(stack: Stack, room: str) -> dict[str, Any]:
@@ -238,7 +227,10 @@ async def test_a_role_edit_resumes_after_synapse_is_killed_midway(
         # Answered while Synapse is down: accepted, not done, and not failed.
         status, answer = await edit
         assert status == 202, answer
-        assert answer["status"] == "pending"
+        assert answer["status"] == "pending" and answer["started"] is True, answer
+        # It says how far it got and what it waits for, instead of giving up.
+        assert 0 < answer["steps_done"] < answer["steps_total"], answer
+        assert answer["waiting_for"], answer
     finally:
         await asyncio.to_thread(stack.homeserver.start)
     status, role = await outcome(stack, alice, status, answer)
@@ -363,3 +355,41 @@ async def test_an_operation_is_visible_to_its_requester_only(
     status, failed = await Api(stack, bob).call("GET", f"/operations/{row['job_id']}")
     assert status == 200 and failed["status"] == "failed" and failed["http_status"] == 403
     assert failed["error"] == {"errcode": error["errcode"], "error": error["error"]}
+
+
+# -- observations 3 and 4 (the serialization half): role changes while channels are created ------
+
+
+@ALSO_ON_WORKERS
+async def test_role_changes_during_channel_creation_reach_every_new_channel(
+    stack: Stack, alice: User
+) -> None:
+    server = await create_server(stack, alice, "Growing")
+    sid = server["server_id"]
+    users = [await stack.register_user() for _ in range(6)]
+    for user in users:
+        await join_server(stack, sid, user)
+    leaving = users[0]
+    await grant(stack, sid, alice, leaving, "moderator")
+    path = f"/servers/{sid}/members/{{}}/roles/moderator"
+    answers = await asyncio.gather(
+        *(
+            call(
+                stack,
+                alice,
+                "POST",
+                f"/servers/{sid}/channels",
+                {"name": f"new-{i}", "kind": "text"},
+            )
+            for i in range(6)
+        ),
+        *(call(stack, alice, "PUT", path.format(u.user_id)) for u in users[1:]),
+        call(stack, alice, "DELETE", path.format(leaving.user_id)),
+    )
+    results = [await outcome(stack, alice, status, answer) for status, answer in answers]
+    assert [status for status, _ in results] == [201] * 6 + [200] * 6, results
+    for room in await every_room(stack, alice, sid):
+        users_levels = (await levels(stack, room))["users"]
+        for user in users[1:]:
+            assert users_levels.get(user.user_id) == 50, (room, user.user_id)
+        assert users_levels.get(leaving.user_id, 0) == 0, room

@@ -141,8 +141,8 @@ async def test_a_refusal_is_stored_in_the_api_shape(db: Database) -> None:
 async def test_a_job_waits_out_a_homeserver_that_is_down(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bridge.queue.BASE_BACKOFF_S", 0.001)
-    monkeypatch.setattr("bridge.queue.MAX_BACKOFF_S", 0.002)
+    monkeypatch.setattr("bridge.patience.BASE_BACKOFF_S", 0.001)
+    monkeypatch.setattr("bridge.patience.MAX_BACKOFF_S", 0.002)
     queue = make_queue(db)
     failures: list[Exception] = [
         HomeserverUnavailable("refused"),
@@ -252,3 +252,66 @@ async def until_stored(db: Database, job_id: str) -> None:
     while await db.fetchone("SELECT 1 AS x FROM operations WHERE job_id = ?", job_id) is None:
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.005)
+
+
+async def test_later_runs_in_turn_and_waits_out_transient_failures(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bridge.patience.BASE_BACKOFF_S", 0.001)
+    queue = make_queue(db)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def job_handler(job: Job) -> Outcome:
+        await release.wait()
+        order.append("job")
+        return Outcome(200)
+
+    failures = [HomeserverUnavailable("down"), HomeserverUnavailable("still down")]
+
+    async def reconcile() -> None:
+        assert queue.holds_turn("!a")
+        if failures:
+            raise failures.pop()
+        order.append("later")
+
+    queue.register("edit", job_handler)
+    job_id = await queue.submit("edit", "!a", None)
+    queue.later("!a", reconcile, "Reconciling")
+    await until(lambda: queue.depth("!a") == 2)
+    release.set()
+    await queue.wait(job_id)
+    await until(lambda: queue.depth("!a") == 0)
+    assert order == ["job", "later"] and not failures
+
+
+async def test_held_values_reach_the_handler_but_are_never_stored(db: Database) -> None:
+    queue = make_queue(db)
+    seen: list[str | None] = []
+
+    async def handler(job: Job) -> Outcome:
+        seen.append(job.held.get("token"))
+        return Outcome(200)
+
+    queue.register("create", handler)
+    job_id = await queue.submit("create", "@u:x", "@u:x", held={"token": "syt_secret_value"})
+    assert await queue.wait(job_id) == Outcome(200)
+    row = await db.fetchone("SELECT * FROM queued_jobs WHERE job_id = ?", job_id)
+    assert row is not None and "syt_secret_value" not in repr(dict(row))
+    assert seen == ["syt_secret_value"]
+
+
+async def test_ended_jobs_are_pruned_after_their_retention(db: Database) -> None:
+    queue = make_queue(db)
+
+    async def handler(job: Job) -> Outcome:
+        return Outcome(204)
+
+    queue.register("edit", handler)
+    old = await queue.submit("edit", "!a", None)
+    await queue.wait(old)
+    record = await queue.get(old)
+    assert await queue.prune(record.updated_at) == 0  # ended at, not before, the cut
+    assert await queue.prune(record.updated_at + 1) == 1
+    with pytest.raises(JobNotFound):
+        await queue.get(old)

@@ -3,7 +3,8 @@
 // The caller's Matrix access token travels in the Authorization header only, never in a URL.
 // A `{errcode, error}` answer becomes a thrown GuildsError (a MatrixError, so describeError and
 // `error.errcode` work as for the homeserver); a 429 is waited out and retried a bounded number
-// of times, as matrix.js does. Used by the shell (views/home.js), the management dialogs
+// of times, as matrix.js does; a 202 (a change still under way) is followed to its end through
+// its operation (docs/API.md, "Operations"). Used by the shell (views/home.js), the management dialogs
 // (manage/) and the invite landing page (invite.js).
 
 import { ConnectionError, MatrixError } from "./matrix.js";
@@ -12,6 +13,8 @@ export const API_PREFIX = "/_guilds/v1";
 const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_RATE_LIMIT_RETRIES = 3;
 const MAX_RATE_LIMIT_WAIT_MS = 10_000;
+// A 202 is followed by polling its operation, backing off to this interval.
+const OPERATION_POLL_MAX_MS = 2_000;
 // Bounds allMembers, so a server answering `next` forever cannot loop us.
 const MAX_MEMBER_PAGES = 100;
 
@@ -77,6 +80,9 @@ export class GuildsApi {
         throw new ConnectionError(this.baseUrl || "this site", cause);
       }
       const data = await readJson(response);
+      if (response.status === 202 && typeof data.operation_id === "string") {
+        return this.followOperation(data.operation_id);
+      }
       if (response.ok) return response.status === 204 ? null : data;
 
       const errcode = typeof data.errcode === "string" ? data.errcode : "M_UNKNOWN";
@@ -91,6 +97,28 @@ export class GuildsApi {
         }
       }
       throw error;
+    }
+  }
+
+  /**
+   * A change the bridge accepted but had not finished within its answer bound (202): poll its
+   * operation until it ends, then answer what the request would have answered. The change goes
+   * on whether or not we wait, so there is no deadline here beyond the user leaving the page.
+   * @param {string} operationId
+   */
+  async followOperation(operationId) {
+    for (let attempt = 0; ; attempt++) {
+      await sleep(Math.min(OPERATION_POLL_MAX_MS, 250 * 2 ** attempt));
+      const operation = await this.request("GET", `/operations/${seg(operationId)}`);
+      if (operation?.status === "done") return operation.result ?? null;
+      if (operation?.status === "failed") {
+        const failure = operation.error ?? {};
+        throw new GuildsError(
+          typeof failure.errcode === "string" ? failure.errcode : "M_UNKNOWN",
+          typeof failure.error === "string" ? failure.error : "The change failed",
+          { status: operation.http_status ?? 500, data: failure },
+        );
+      }
     }
   }
 
