@@ -140,6 +140,10 @@ class Convergence:
         self._pending: dict[RoomID, asyncio.Task[None]] = {}
         self._causes: dict[RoomID, Cause] = {}
         self._repeats: dict[RoomID, int] = {}
+        # Servers a scheduled check is running for; those to check once more after it.
+        self._checking: set[RoomID] = set()
+        self._again: dict[RoomID, Cause] = {}
+        self._retry_after: dict[RoomID, float] = {}
         self._sweep_task: asyncio.Task[None] | None = None
         self._stopped = False
 
@@ -181,16 +185,28 @@ class Convergence:
 
     async def _delayed(self, server_id: RoomID, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
-        # From here on a newer event does not cancel this check; it schedules the next one.
+        # From here on a newer event does not cancel this check.
         self._pending.pop(server_id, None)
         cause = self._causes.pop(server_id, Cause("event"))
+        if server_id in self._checking:
+            # A check of the server is under way (maybe waiting out an operation): one more
+            # runs after it, however many events come meanwhile.
+            self._again.setdefault(server_id, cause)
+            return
+        self._checking.add(server_id)
         try:
             await self.converge(server_id, cause)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("Convergence of server %s (%s) failed", server_id, cause.describe())
-            self.schedule(server_id, cause, max(FAILED_RETRY_S, self._backoff(server_id)))
+            self._again.setdefault(server_id, cause)
+            self._retry_after[server_id] = max(FAILED_RETRY_S, self._backoff(server_id))
+        finally:
+            self._checking.discard(server_id)
+        again = self._again.pop(server_id, None)
+        if again is not None:
+            self.schedule(server_id, again, self._retry_after.pop(server_id, DEBOUNCE_S))
 
     def start(self) -> None:
         """Check every server once the resumed operations are through, then sweep slowly."""

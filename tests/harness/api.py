@@ -211,18 +211,7 @@ async def joined_rooms(stack: Stack, user: User) -> set[str]:
 
 
 async def settled(api: Api, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """A change through the API and what it came to: its answer, or when that is a 202 (the
-    server's queue was busy past the bound), the operation's outcome once it has ended."""
+    """A change through the API and what it came to (`outcome`, for the caller `api` stands for)."""
     status, answer = await api.call(method, path, body)
-    if status != 202:
-        return status, answer
-    where = f"/operations/{answer['operation_id']}"
-
-    async def ended() -> dict[str, Any] | None:
-        code, operation = await api.call("GET", where)
-        return dict(operation) if code == 200 and operation["status"] != "pending" else None
-
-    operation = await eventually(ended, deadline_s=300, interval_s=0.2, what=f"{where} to end")
-    if operation["status"] == "done":
-        return operation["http_status"], operation["result"]
-    return operation["http_status"], operation["error"]
+    assert api.user is not None
+    return await outcome(api.stack, api.user, status, answer)

@@ -14,7 +14,15 @@ from typing import Any
 
 import nio
 
-from tests.harness.api import Api, create_server, grant, join_as, join_server, settled
+from tests.harness.api import (
+    Api,
+    create_server,
+    eventually,
+    grant,
+    join_as,
+    join_server,
+    settled,
+)
 from tests.harness.invariants import assert_converged, power_everywhere
 from tests.harness.stack import Stack, User
 
@@ -167,3 +175,34 @@ async def test_a_kick_racing_a_role_power_edit_leaves_every_room_at_the_new_powe
     for user in (holder, other):
         await power_everywhere(stack, rooms, user.user_id, 47)
     await assert_converged(stack, sid, owner, [holder, other])
+
+
+# -- convergence keeps what reconciliation reads back ---------------------------------------------
+
+
+async def test_a_power_set_by_hand_becomes_a_role_and_is_kept_everywhere(stack: Stack) -> None:
+    """An admin sets a member's power to 50 in the space from another client: it is read back
+    as the moderator role (reconcile.py) first, and convergence then derives 50 everywhere
+    instead of restoring the 0 the model had a moment before."""
+    owner, user = await _users(stack, "owner", "promoted_by_hand")
+    server = await create_server(stack, owner, "By hand")
+    sid, api = server["server_id"], Api(stack, owner)
+    channels = [await _channel(api, sid, "a"), await _channel(api, sid, "b")]
+    await join_server(stack, sid, user)
+    async with stack.nio_client(owner) as client:
+        got = await client.room_get_state_event(sid, "m.room.power_levels")
+        assert isinstance(got, nio.RoomGetStateEventResponse), got
+        content = dict(got.content)
+        content["users"] = {**content["users"], user.user_id: 50}
+        put = await client.room_put_state(sid, "m.room.power_levels", content)
+        assert isinstance(put, nio.RoomPutStateResponse), put
+    rooms = [sid, server["default_channel_id"], *channels]
+    await power_everywhere(stack, rooms, user.user_id, 50)
+
+    async def holds() -> bool:
+        # The read-back's invite to the role room is accepted by the module a moment later.
+        status, shown = await Api(stack, user).call("GET", f"/servers/{sid}")
+        return status == 200 and "moderator" in shown["me"]["roles"]
+
+    await eventually(holds, deadline_s=60, what="the power set by hand to become moderator")
+    await assert_converged(stack, sid, owner, [user])

@@ -148,3 +148,9 @@ async def test_doctor_lists_a_crash_s_divergences_and_repairs_them(
     status, shown = await api.call("GET", f"/servers/{sid}")
     assert status == 200
     assert {r["role_id"]: r["power"] for r in shown["roles"]}["moderator"] == 42
+
+    # With guilds serve running, doctor asks it; the server is healthy.
+    asked = await asyncio.to_thread(doctor, stack, "--server", sid)
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    assert "by the running bridge" in asked.stdout
+    assert f"server {sid}: every room matches the model" in asked.stdout

@@ -297,3 +297,30 @@ async def test_start_up_checks_every_server_and_the_sweep_rereads_them(
     # Start-up found and repaired the drift; a sweep then read every room again.
     assert conv.repairs[("startup", "power_levels")] == 1
     assert set(directory.held) in directory.refreshed
+
+
+async def test_events_during_a_waiting_check_make_one_more_check_not_one_each(
+    db: Database, journal: OperationJournal, hs: RecordingMatrix
+) -> None:
+    conv = convergence(db, journal, FakeDirectory(drifted()))
+    checks: list[str] = []
+    real = conv.converge
+
+    async def counted(server_id: RoomID, cause: Cause, **kw: Any) -> list[Divergence]:
+        checks.append(cause.kind)
+        return await real(server_id, cause, **kw)
+
+    conv.converge = counted  # type: ignore[method-assign]
+    step = SendState(name="s", room=CHAT, type="m.room.topic", state_key="", content={})
+    op_id = await journal.submit("update_channel", SPACE, Plan.of([step]))
+    for _ in range(4):  # each past the debounce: the first check waits, the rest pile up
+        await conv.handle(event("m.room.power_levels", CHAT))
+        await asyncio.sleep(0.4)
+    assert checks == ["event"]
+    await journal.run(op_id)
+    for _ in range(200):
+        if len(checks) == 2 and not conv._checking and not conv._pending:
+            break
+        await asyncio.sleep(0.05)
+    assert checks == ["event", "event"] and conv.repairs == {("event", "power_levels"): 1}
+    await conv.stop()
