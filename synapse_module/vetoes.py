@@ -164,9 +164,9 @@ class Vetoes:
             return None
         server_id = channel.get("server_id")
         if not isinstance(server_id, str) or not server_id:
-            room = classify(
-                event.room_id, await self._state.read(event.room_id, [(SPACE_PARENT, None)])
-            )
+            # A channel marker without server_id names its server by `m.space.parent`.
+            parents = await self._state.read(event.room_id, [(SPACE_PARENT, None)])
+            room = classify(event.room_id, {**here, **parents})
             if room is None:
                 return None
             server_id = room.server_id
