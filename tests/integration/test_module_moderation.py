@@ -248,6 +248,17 @@ async def test_a_room_the_bot_cannot_adopt_cannot_be_linked(stack: Stack, alice:
             assert made.room_id not in await hierarchy(client, sid)
     async with stack.nio_client(stranger) as client:
         assert made.room_id not in await hierarchy(client, sid)
+    # Nor into a category, which is a space of the server too.
+    status, category = await Api(stack, alice).call(
+        "POST", f"/servers/{sid}/categories", {"name": "Zone"}
+    )
+    assert status == 201, category
+    await in_room(stack, alice, category["category_id"])
+    async with stack.nio_client(alice) as client:
+        answer = await client.room_put_state(
+            category["category_id"], "m.space.child", link, made.room_id
+        )
+        refused(answer, stack.bot_user_id, "power 100")
     # A power equal to the bot's cannot be lowered by it: such a room is refused too.
     async with stack.nio_client(moderator) as client:
         made = await client.room_create(
