@@ -344,6 +344,13 @@ _WATCHED = {
         "on_new_event",
     ),
     "get_current_state (whole room state)": ("controllers/state.py", "get_current_state"),
+    # Since issue 15: Synapse's dispatch loads the event's room state for the module's
+    # check_event_allowed (kicks, bans, unbans), on every event it creates.
+    "check_event_allowed (Synapse dispatch, loads the room's state)": (
+        "third_party_event_rules_callbacks.py",
+        "check_event_allowed",
+    ),
+    "GuildsModule.check_event_allowed": ("synapse_module/__init__.py", "check_event_allowed"),
     "GuildsModule.on_new_event": ("synapse_module/__init__.py", "on_new_event"),
     "GuildsModule.check_event_for_spam": ("synapse_module/__init__.py", "check_event_for_spam"),
     "StateReader.read (module state reads)": ("synapse_module/state.py", "read"),

@@ -723,6 +723,26 @@ def message_refusal(actor: Actor, room: RoomContext, event_type: str) -> str | N
     return missing_permission_sentence(permission, f"{doing} in this channel")
 
 
+def pings_the_room(content: Mapping[str, Any]) -> bool:
+    """Whether a message notifies everyone in the room (@room), as Matrix's push rules read it:
+    `m.mentions.room`, or for a message without `m.mentions`, "@room" in its body."""
+    mentions = content.get("m.mentions")
+    if isinstance(mentions, Mapping):
+        return mentions.get("room") is True
+    body = content.get("body")
+    return isinstance(body, str) and "@room" in body
+
+
+def room_ping_refusal(actor: Actor) -> str | None:
+    """Why the actor may not notify the whole room: Matrix's `notifications.room` level is
+    manage_messages' threshold (guilds.powerlevels), so the permission is what it stands for."""
+    if actor.bot or _has(actor, Permission.MANAGE_MESSAGES):
+        return None
+    return missing_permission_sentence(
+        Permission.MANAGE_MESSAGES, "notifying the whole room (@room)"
+    )
+
+
 # The state types the bot writes when it adopts a room as a channel (bridge/reconcile.py).
 ADOPTION_STATE: Final = (CHANNEL_EVENT, SPACE_PARENT, "m.room.join_rules", POWER_LEVELS)
 

@@ -42,9 +42,11 @@ from guilds.rules import (
     member_change_refusal,
     message_permission,
     message_refusal,
+    pings_the_room,
     redaction_refusal,
     role_room_join_refusal,
     room_creation_refusal,
+    room_ping_refusal,
     state_event_refusal,
 )
 from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT
@@ -162,22 +164,33 @@ class Vetoes:
             return None
         server_id = channel.get("server_id")
         if not isinstance(server_id, str) or not server_id:
-            room = classify(
-                event.room_id, await self._state.read(event.room_id, [(SPACE_PARENT, None)])
-            )
+            # A channel marker without server_id names its server by `m.space.parent`.
+            parents = await self._state.read(event.room_id, [(SPACE_PARENT, None)])
+            room = classify(event.room_id, {**here, **parents})
             if room is None:
                 return None
             server_id = room.server_id
         permission = message_permission(event.type)
         space = await self._state.read(server_id, [(ROLE_EVENT, BuiltinRole.MEMBER)])
         member = _role(space, BuiltinRole.MEMBER)
-        if member is not None and permission in member.permissions:
+        pings = pings_the_room(event.content) and await self._passes_here(
+            event.room_id, event.sender, "room"
+        )
+        if member is not None and permission in member.permissions and not pings:
             return None
         actor = await self._actor_in(server_id, event.sender)
         if actor is None:
             return None
         context = RoomContext(RoomKind.CHANNEL, channel_kind(channel))
-        return message_refusal(actor, context, event.type)
+        refusal = message_refusal(actor, context, event.type)
+        if refusal is None and pings:
+            refusal = room_ping_refusal(actor)
+        return refusal
+
+    async def _passes_here(self, room_id: str, user_id: str, notification: str) -> bool:
+        """Whether the user reaches this `notifications` level in the room (an @room ping)."""
+        here = await self._state.read(room_id, [(CREATE, ""), (POWER_LEVELS, "")])
+        return _passes(here, user_id, notification, notifications=True)
 
     async def redaction_refusal(self, event: EventBase) -> str | None:
         """Another member's event needs manage_messages; one's own is always one's own.
@@ -465,6 +478,12 @@ class Vetoes:
             return "You are banned from this server."
         if room.kind is not RoomKind.CHANNEL:
             return None
+        if space_membership != "join" and user_id != server.owner:
+            # Channels are entered through the server (as on Discord): an invite into a channel
+            # alone would carry an outsider past its restricted join rule.
+            if invited_by_other:
+                return f"{user_id} is not a member of this server: invite them to the server first."
+            return "Join the server first: its channels are for its members."
         allow = allowed_rooms(content_of(here, (JOIN_RULES, "")))
         if not allow or room.server_id in allow:
             return None  # open to every member of the server: Synapse's join rule decides
@@ -516,8 +535,9 @@ def _needed(state: StateMap, event_type: str) -> int:
     return _int(found, _int(levels.get("state_default"), 50))
 
 
-def _passes(state: StateMap, user_id: str, threshold: str) -> bool:
-    """Whether the user reaches this threshold (`redact`, `kick`…) here; v12 creators always do."""
+def _passes(state: StateMap, user_id: str, threshold: str, *, notifications: bool = False) -> bool:
+    """Whether the user reaches this threshold (`redact`, `kick`…, or a `notifications` key)
+    here; v12 creators always do."""
     create = state.get((CREATE, ""))
     if create is not None:
         version = create.content.get("room_version")
@@ -525,6 +545,9 @@ def _passes(state: StateMap, user_id: str, threshold: str) -> bool:
             extra = create.content.get("additional_creators")
             if user_id in (create.sender, *(extra if isinstance(extra, list) else ())):
                 return True
-    levels = content_of(state, (POWER_LEVELS, ""))
-    needed = _int((levels or {}).get(threshold), 50)
+    levels = content_of(state, (POWER_LEVELS, "")) or {}
+    if notifications:
+        found = levels.get("notifications")
+        levels = found if isinstance(found, Mapping) else {}
+    needed = _int(levels.get(threshold), 50)
     return _level_of(state, user_id) >= needed

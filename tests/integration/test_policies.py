@@ -165,7 +165,12 @@ async def state_of_as(stack: Stack, user: User, room_id: str) -> dict[tuple[str,
 async def test_a_room_linked_by_hand_within_the_limit_is_allowed(policed: Stack) -> None:
     built = await build(policed)
     async with policed.nio_client(built.owner) as client:
-        created = await client.room_create(name="by hand")
+        # A room Guilds can adopt (the bot invited with power 100): the module refuses others.
+        created = await client.room_create(
+            name="by hand",
+            invite=[policed.bot_user_id],
+            power_level_override={"users": {policed.bot_user_id: 100}},
+        )
         assert isinstance(created, nio.RoomCreateResponse), created
         answer = await client.room_put_state(
             built.server_id, "m.space.child", {"via": [policed.server_name]}, created.room_id

@@ -20,8 +20,10 @@ from guilds.rules import (
     member_change_refusal,
     message_permission,
     message_refusal,
+    pings_the_room,
     redaction_refusal,
     role_room_join_refusal,
+    room_ping_refusal,
 )
 from guilds.vocabulary import ChannelKind
 
@@ -154,3 +156,16 @@ def test_a_room_joins_a_server_only_if_guilds_can_adopt_it(
         assert refusal is None
     else:
         assert refusal is not None and refused_with in refusal
+
+
+def test_notifying_the_whole_room_needs_manage_messages() -> None:
+    # notifications.room follows manage_messages' threshold: a power-0 holder lowers it to 0.
+    assert pings_the_room({"body": "hi @room", "msgtype": "m.text"})
+    assert pings_the_room({"body": "x", "m.mentions": {"room": True}})
+    # With intentional mentions, the body no longer pings.
+    assert not pings_the_room({"body": "@room", "m.mentions": {}})
+    assert not pings_the_room({"body": "hello"})
+    refusal = room_ping_refusal(PLAIN)
+    assert refusal is not None and "manage_messages" in refusal
+    assert room_ping_refusal(actor(Permission.MANAGE_MESSAGES)) is None
+    assert room_ping_refusal(OWNER_ACTOR) is None

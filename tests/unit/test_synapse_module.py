@@ -198,3 +198,14 @@ async def test_call_membership_allowed_outside_servers_and_for_remote_senders() 
     remote = event(CALL_MEMBER_EVENT, "@x:elsewhere", state_key="k")
     assert await module(text_api).check_event_for_spam(remote) == NOT_SPAM
     text_api.get_room_state.assert_not_called()
+
+
+async def test_a_channel_marker_without_server_id_is_found_by_its_parent() -> None:
+    rooms = world(["connect"])
+    parent = SimpleNamespace(content={"via": ["here"], "canonical": True}, sender=OWNER)
+    rooms[CHANNEL] = {
+        (CHANNEL_EVENT, ""): SimpleNamespace(content={"kind": "text"}, sender=OWNER),
+        ("m.space.parent", SPACE): parent,
+    }
+    refusal = await module(fake_api(rooms)).check_event_for_spam(message())
+    assert refusal != NOT_SPAM and "send_messages" in refusal

@@ -159,8 +159,8 @@ async def test_the_module_keeps_no_state_between_calls_and_needs_no_route_of_its
     assert api.get_room_state.await_count == 2
     (path, _), _ = api.register_web_resource.call_args
     assert path.startswith("/_synapse/client/")
-    # The third-party rules callback it registers only answers (kicks, bans, unbans reach no
-    # spam-checker callback); no on_new_event, which would act once per process.
+    # The one third-party rules callback is check_event_allowed (kicks, bans, unbans), which
+    # Synapse runs wherever the event is created, with that process's view of the state.
     api.register_third_party_rules_callbacks.assert_called_once_with(
         check_event_allowed=guilds.check_event_allowed
     )
