@@ -17,7 +17,7 @@ from tests.harness.routes import app_routes, fill
 from tests.harness.stack import Stack, User
 
 # API.md: the only endpoints that answer without a token.
-PUBLIC = {("GET", "/version"), ("GET", "/invites/{code}")}
+PUBLIC = {("GET", "/version"), ("GET", "/openapi.json"), ("GET", "/invites/{code}")}
 # API.md's "needs: member" rows: any member may call them (the rest need a permission).
 MEMBER_ROUTES = {
     ("GET", "/servers/{sid}"),
@@ -155,6 +155,8 @@ async def test_public_endpoints_stay_public(stack: Stack, alice: User, bob: User
     values = await a_full_server(stack, alice, bob)
     status, version = await call(stack, "GET", "/version", None, None)
     assert status == 200 and isinstance(version["version"], str)
+    status, contract = await call(stack, "GET", "/openapi.json", None, None)
+    assert status == 200 and contract["openapi"].startswith("3.1")
     status, preview = await call(stack, "GET", f"/invites/{values['code']}", None, None)
     assert status == 200 and preview["server_id"] == values["sid"] and preview["valid"] is True
 

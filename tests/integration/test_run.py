@@ -16,7 +16,10 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.metrics import metrics_url
+from guilds.config import load_config
 from guildsctl.run_workers import supervise_deployment
 from guildsctl.supervise import Supervisor
 from guildsctl.synapse import http_ok
@@ -47,6 +50,14 @@ def test_run_starts_everything_stops_cleanly_and_keeps_state(launcher: Launcher)
         assert page.status == 200 and "text/html" in page.headers["Content-Type"]
     status, version = get_json(f"{url}/_guilds/v1/version")
     assert status == 200 and version["version"]
+    # Metrics are on, on a loopback port of their own that the launcher does not announce.
+    metrics = load_config(launcher.state / "guilds.yaml").metrics
+    assert metrics.enabled and metrics.listen.host == "127.0.0.1"
+    assert metrics.listen.port not in launcher.ports.values()
+    with urllib.request.urlopen(metrics_url(metrics.listen), timeout=10) as scraped:  # noqa: S310
+        families = {f.name for f in text_string_to_metric_families(scraped.read().decode())}
+    assert "guilds_servers_loaded" in families
+    assert "metrics" not in "".join(launcher.output).lower()
     status, well_known = get_json(f"{url}/.well-known/matrix/client")
     hs = well_known["m.homeserver"]["base_url"]
     assert hs == f"http://127.0.0.1:{launcher.ports['homeserver']}"

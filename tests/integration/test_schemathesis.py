@@ -10,6 +10,7 @@ GUILDS_SCHEMATHESIS_EXAMPLES raises that (`make soak`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis import Case, GenerationMode
+from schemathesis import Case
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
@@ -29,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.harness.api import Api, create_server, join_server
 from tests.harness.stack import Stack, User
 
 EXAMPLES = int(os.environ.get("GUILDS_SCHEMATHESIS_EXAMPLES", "8"))
@@ -54,17 +56,28 @@ def base_url(stack: Stack) -> str:
     return f"{stack.web_url}/_guilds/v1"
 
 
-def test_every_operation_answers_as_documented(stack: Stack, alice: User) -> None:
-    schema = load(stack)
+def call_every_operation(
+    stack: Stack,
+    user: User,
+    schema: Any,
+    ids: dict[str, str] | None = None,
+    skip: frozenset[tuple[str, str]] = frozenset(),
+) -> Counter[tuple[str, int]]:
+    """Valid and invalid requests to each operation (but `skip`); how each was answered.
+
+    With `ids`, valid requests use those real ids as path parameters instead of made-up ones
+    (invalid requests keep theirs: the path may be what was made invalid).
+    """
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 30
-    headers = {"Authorization": f"Bearer {alice.access_token}"}
+    headers = {"Authorization": f"Bearer {user.access_token}"}
+    modes = schema.config.generation.modes
     strategies = [
         operation.as_strategy(generation_mode=mode)
         for operation in operations
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        if (operation.method.upper(), operation.path) not in skip
+        for mode in modes
     ]
-
     answered: Counter[tuple[str, int]] = Counter()
 
     @settings(
@@ -75,15 +88,71 @@ def test_every_operation_answers_as_documented(stack: Stack, alice: User) -> Non
     )
     @given(case=st.one_of(strategies))
     def one(case: Case) -> None:
+        if ids and case.meta is not None and case.meta.generation.mode.is_positive:
+            case.path_parameters = {k: ids.get(k, v) for k, v in case.path_parameters.items()}
         response = case.call_and_validate(base_url=base_url(stack), headers=headers, checks=CHECKS)
         answered[(f"{case.method} {case.path}", response.status_code)] += 1
 
     one()
     print(sorted(answered.items()))
+    return answered
+
+
+def test_every_operation_answers_as_documented(stack: Stack, alice: User) -> None:
+    answered = call_every_operation(stack, alice, load(stack))
     # Not only refusals: valid requests were carried out (a server created, the lists read).
     assert answered[("POST /servers", 201)] >= 1, answered
     assert answered[("GET /servers", 200)] >= 1, answered
     assert len({route for route, _ in answered}) >= 25, answered
+
+
+async def test_operations_on_a_real_server_answer_as_documented(
+    stack: Stack, alice: User, bob: User
+) -> None:
+    """Valid requests with the ids of a real server, so that they reach past the 404s of made-up
+    ids into each operation's own rules (the owner acting; `uid` is a plain member). Invalid
+    ones are the test above's."""
+    server = await create_server(stack, alice, "Generated")
+    sid = server["server_id"]
+    api = Api(stack, alice)
+    made = {}
+    for path, body, key in [
+        ("channels", {"name": "spare", "kind": "voice"}, "channel_id"),
+        ("categories", {"name": "Cat"}, "category_id"),
+        ("roles", {"name": "Crew"}, "role_id"),
+        ("invites", {}, "code"),
+    ]:
+        status, answer = await api.call("POST", f"/servers/{sid}/{path}", body)
+        assert status == 201, answer
+        made[path] = answer[key]
+    await join_server(stack, sid, bob)
+    ids = {
+        "sid": sid,
+        "cid": made["channels"],
+        "cat": made["categories"],
+        "rid": made["roles"],
+        "uid": bob.user_id,
+        "code": made["invites"],
+    }
+    skip = frozenset(
+        {
+            # Not deleting or giving away the server that every other request needs.
+            ("DELETE", "/servers/{sid}"),
+            ("POST", "/servers/{sid}/transfer"),
+            # About no server: the test above has them.
+            ("POST", "/servers"),
+            ("GET", "/servers"),
+            ("GET", "/templates"),
+            ("GET", "/version"),
+            ("GET", "/openapi.json"),
+        }
+    )
+    # Hypothesis drives plain functions; the stack's own event loop is not needed meanwhile.
+    answered = await asyncio.to_thread(
+        call_every_operation, stack, alice, load(stack, "positive"), ids, skip
+    )
+    reached = {route for (route, status) in answered if status < 300 and "{sid}" in route}
+    assert len(reached) >= 8, answered
 
 
 def test_linked_calls_answer_as_documented(stack: Stack, alice: User) -> None:

@@ -143,6 +143,31 @@ def test_same_port_for_appservice_and_web_is_refused(install: Path) -> None:
     assert "differ" in errors_of(data, install)["web.listen"]
 
 
+def test_metrics_are_off_unless_enabled_and_checked_when_on(install: Path) -> None:
+    data = guilds_data(install)
+    config = parse_config(data, install)
+    assert not config.metrics.enabled
+    assert (config.metrics.listen.host, config.metrics.listen.port) == ("127.0.0.1", 9400)
+    data["metrics"] = {"enabled": True, "listen": {"port": 9555}}
+    assert parse_config(data, install).metrics.listen.port == 9555
+    data["metrics"] = {"enabled": "yes", "listen": {"port": 0}, "path": "/m"}
+    errors = errors_of(data, install)
+    assert "true or false" in errors["metrics.enabled"]
+    assert "between 1 and 65535" in errors["metrics.listen.port"]
+    assert "unknown option" in errors["metrics.path"]
+    data["metrics"] = {"enabled": True, "listen": copy.deepcopy(data["web"]["listen"])}
+    assert "differ" in errors_of(data, install)["metrics.listen"]
+
+
+def test_generated_local_config_enables_metrics_on_the_given_loopback_port() -> None:
+    data = configgen.guilds_config("example.org", "http://127.0.0.1:8008", "sqlite:///g.db")
+    assert "metrics" not in data
+    data = configgen.guilds_config(
+        "example.org", "http://127.0.0.1:8008", "sqlite:///g.db", metrics_port=9601
+    )
+    assert data["metrics"] == {"enabled": True, "listen": {"host": "127.0.0.1", "port": 9601}}
+
+
 def test_top_level_must_be_a_mapping(install: Path) -> None:
     assert "must be a mapping" in errors_of(["a", "list"], install)["(top level)"]
 
