@@ -15,6 +15,7 @@ from typing import Any
 
 from bridge.channel_plans import (
     JOIN_RULES,
+    SPACE_CHILD,
     child_orders,
     create_category_plan,
     create_channel_plan,
@@ -48,7 +49,7 @@ from guilds.permissions import require
 from guilds.policies import channel_count_refusal, channel_kind_refusal
 from guilds.powerlevels import derive_power_levels, merged_power_levels
 from guilds.rules import RoomKind
-from guilds.vocabulary import CHANNEL_EVENT, ChannelKind
+from guilds.vocabulary import CHANNEL_EVENT, CHANNEL_KIND_KEY, ChannelKind
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,7 @@ class Channels:
             if topic != channel.topic:
                 first.append(self._state(room, "m.room.topic", {"topic": topic}))
             if kind != channel.kind:
-                first += self._retype(server, room, kind)
+                first += self._retype(server, room, kind, channel.category_id or sid)
             gating = gate != channel.allowed_roles
             if gating:
                 first.append(self._state(room, JOIN_RULES, join_rules(server, gate)))
@@ -293,7 +294,9 @@ class Channels:
                     changes = {room: order_key(next_index(child_orders(states, new_parent)))}
                 else:
                     changes = reordered(self._siblings(server, new_category), room, position)
-                first += order_steps(states, new_parent, changes, self.via, prefix="order")
+                first += order_steps(
+                    states, new_parent, changes, self.via, prefix="order", kinds={room: kind}
+                )
                 point, unlink = move_steps(
                     room, old_parent=old_parent, new_parent=new_parent, via=self.via
                 )
@@ -335,9 +338,13 @@ class Channels:
             name=f"set_{event_type}", room=room, type=event_type, state_key="", content=content
         )
 
-    def _retype(self, server: Server, room: RoomID, kind: ChannelKind) -> list[Step]:
-        """The channel's kind, and power levels for it (who may write call membership)."""
+    def _retype(
+        self, server: Server, room: RoomID, kind: ChannelKind, parent: RoomID
+    ) -> list[Step]:
+        """The channel's kind, power levels for it (who may write call membership), and the
+        kind its parent's link shows to clients that have not joined."""
         held = self.directory.states().get(room, {})
+        link = self.directory.states().get(parent, {}).get((SPACE_CHILD, room))
         marker = {**held.get((CHANNEL_EVENT, ""), {}), "kind": kind.value}
         derived = derive_power_levels(
             server,
@@ -347,10 +354,21 @@ class Channels:
             channel_kind=kind,
         )
         levels = merged_power_levels(held.get(("m.room.power_levels", "")), derived)
-        return [
+        steps: list[Step] = [
             self._state(room, CHANNEL_EVENT, marker),
             self._state(room, "m.room.power_levels", levels),
         ]
+        if link and link.get("via"):
+            steps.append(
+                SendState(
+                    name="link_kind",
+                    room=parent,
+                    type=SPACE_CHILD,
+                    state_key=room,
+                    content={**link, CHANNEL_KIND_KEY: kind.value},
+                )
+            )
+        return steps
 
     @staticmethod
     def _siblings(server: Server, category: RoomID | None) -> list[tuple[RoomID, str]]:
