@@ -29,9 +29,11 @@ const client = createClient({
   accessToken: input.access_token,
   deviceId: input.device_id,
 });
+let answer;
 try {
-  const result = await scenarios[name](client, input);
-  process.stdout.write(JSON.stringify({ result, warnings }) + "\n");
+  answer = JSON.stringify({ result: await scenarios[name](client, input), warnings }) + "\n";
 } finally {
   client.stopClient();
 }
+// A started client leaves timers behind (sync, keep-alives): exit once the answer is out.
+process.stdout.write(answer, () => process.exit(0));

@@ -33,4 +33,33 @@ async function hierarchy(client, { space_id }) {
   }));
 }
 
-export const scenarios = { hierarchy };
+/** Syncs until the room is known, then answers it (or throws after `deadline_ms`). */
+async function syncedRoom(client, roomId, deadlineMs = 30_000) {
+  const prepared = new Promise((resolve) =>
+    client.on("sync", (state) => {
+      if (state === "PREPARED" || state === "SYNCING") resolve();
+    }),
+  );
+  await client.startClient({ initialSyncLimit: 1 });
+  await prepared;
+  const end = Date.now() + deadlineMs;
+  while (!client.getRoom(roomId)) {
+    if (Date.now() > end) throw new Error(`room ${roomId} never arrived in the sync`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return client.getRoom(roomId);
+}
+
+/** The room's MatrixRTC call memberships as 37.5's MatrixRTCSession parses them. */
+async function rtc_memberships(client, { room_id }) {
+  const { MatrixRTCSession } = await import("matrix-js-sdk/lib/matrixrtc/index.js");
+  const room = await syncedRoom(client, room_id);
+  return MatrixRTCSession.callMembershipsForRoom(room).map((m) => ({
+    user_id: m.sender ?? null,
+    device_id: m.deviceId,
+    expired: m.isExpired(),
+    expiry: m.getAbsoluteExpiry() ?? null,
+  }));
+}
+
+export const scenarios = { hierarchy, rtc_memberships };
