@@ -147,6 +147,7 @@ async def test_matrixrtc_sessions_and_element_call_members(
                 f'[data-user-id="{bob.user_id}"]'
             )
             await expect(person).to_have_attribute("data-foreign", "true", timeout=LIVE_MS)
+            await expect(person.get_by_test_id("call-participant-app")).to_have_text("other app")
             await expect(page.get_by_test_id("call-status")).to_contain_text("1 in another app")
             # Both are in the session as the SDK reads it; Bob's transport is LiveKit.
             seen = await rtc_members(sdk_page, voice, [alice.user_id, bob.user_id])
