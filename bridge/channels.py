@@ -304,7 +304,10 @@ class Channels:
                 second += unlink
             elif position is not None:
                 changes = reordered(self._siblings(server, new_category), room, position)
-                first += order_steps(states, new_parent, changes, self.via, prefix="order")
+                # The channel's kind as it now is: a retype in the same edit is not undone.
+                first += order_steps(
+                    states, new_parent, changes, self.via, prefix="order", kinds={room: kind}
+                )
             await self._carry_out("update_channel", sid, [first, second], touched)
             if gating:
                 # Read who is inside only now that the new join rule holds: whoever joined

@@ -52,8 +52,9 @@ async def test_channel_kinds_are_readable_from_the_space_before_joining(
     video = await add_channel(stack, alice, sid, name="Stage", kind="video", category_id=cat)
     text = await add_channel(stack, alice, sid, name="notes", kind="text", category_id=cat)
     retyped = await add_channel(stack, alice, sid, name="was text", kind="text")
+    # Retyped and moved to the top in one edit: the link is rewritten twice, the kind holds.
     status, edited = await Api(stack, alice).call(
-        "PATCH", f"/servers/{sid}/channels/{retyped}", {"kind": "voice"}
+        "PATCH", f"/servers/{sid}/channels/{retyped}", {"kind": "voice", "order": 0}
     )
     assert status == 200 and edited["kind"] == "voice", edited
     expected = {general: "text", voice: "voice", video: "video", text: "text", retyped: "voice"}
