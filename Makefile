@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 # Re-install when the package definition changes; the stamp records which extras are in.
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+# Other Matrix clients as test clients (matrix-js-sdk, tests/harness/jssdk.py), pinned by the lock.
+JS_DIR := tests/js
+STAMP_JS := $(JS_DIR)/node_modules/.installed
 PYTEST_ARGS ?=
 # pip's own output, one short line per package fetched, without the already-satisfied noise.
 PIP_PROGRESS := sed -u -n -E 's/^(Collecting|Successfully installed|ERROR).*/&/p' | cut -c1-100
@@ -32,11 +35,16 @@ $(STAMP_TEST): setup.cfg pyproject.toml | $(BIN)/python
 	@$(BIN)/python -m pip install -e '.[synapse,postgres,test]' 2>&1 | $(PIP_PROGRESS)
 	@touch $@ $(STAMP_RUN)
 
+$(STAMP_JS): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	@echo "==> Installing matrix-js-sdk for the interop tests (npm ci in $(JS_DIR))"
+	@npm ci --prefix $(JS_DIR) --no-audit --no-fund --loglevel=error
+	@touch $@
+
 run: $(STAMP_RUN)
 	@if [ -n "$(GUILDS_TURN_PORT)" ]; then ./scripts/ensure-coturn.sh; fi
 	@$(BIN)/guilds run
 
-test: $(STAMP_TEST) lint
+test: $(STAMP_TEST) $(STAMP_JS) lint
 	@./scripts/ensure-chromium.sh
 	@./scripts/ensure-coturn.sh
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -10,9 +10,11 @@ The bot may: in room versions up to 12 a state key starting with `_@` is not own
 (only MSC3757's experimental room versions make it so), the bot is the rooms' creator (v12) or
 has power 100, and the module lets the bot through and never refuses an empty membership.
 
-Expiry follows MatrixRTC: `expires_ts` when given, else `created_ts` (or the event's
-`origin_server_ts`) plus `expires` (ms; four hours when absent). Before clearing, the current
-event is read again, so a refresh that raced the sweep is never undone.
+Expiry follows MatrixRTC as matrix-js-sdk 43 reads it: `created_ts` (or the event's
+`origin_server_ts`) plus `expires` (ms); `expires_ts` only when `expires` is absent; four hours
+when neither is given. Memberships are read in both state key shapes, `_@user:server_DEVICE`
+(older Guilds) and `_@user:server_DEVICE_m.call` (matrix-js-sdk 43, Guilds now). Before
+clearing, the current event is read again, so a refresh that raced the sweep is never undone.
 """
 
 from __future__ import annotations
@@ -48,14 +50,14 @@ def membership_expiry_ms(content: Mapping[str, Any], origin_server_ts: Any) -> f
     """When a membership stops counting (ms since the epoch); None for an empty one (left)."""
     if not content:
         return None
-    expires_ts = _number(content.get("expires_ts"))
-    if expires_ts is not None:
-        return expires_ts
     start = _number(content.get("created_ts"))
     if start is None:
         start = _number(origin_server_ts) or 0.0
     expires = _number(content.get("expires"))
-    return start + (expires if expires is not None else DEFAULT_EXPIRES_MS)
+    if expires is not None:
+        return start + expires
+    expires_ts = _number(content.get("expires_ts"))
+    return expires_ts if expires_ts is not None else start + DEFAULT_EXPIRES_MS
 
 
 class CallSweeper:

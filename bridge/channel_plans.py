@@ -117,17 +117,30 @@ def link_steps(
     child: RoomID | Ref,
     order: str,
     via: str,
+    kind: ChannelKind | None,
     previous: Mapping[str, Any] | None = None,
 ) -> SendState:
-    """The parent's `m.space.child` for `child` at `order` (keeping what another client added)."""
-    content = {**(previous or {}), **space_child(order, via)}
+    """The parent's `m.space.child` for `child` at `order` (keeping what another client added).
+
+    `kind` is the channel's (None for a category, or to keep the kind the link already says).
+    """
+    content = {**(previous or {}), **space_child(order, via, kind)}
     return SendState(name=name, room=parent, type=SPACE_CHILD, state_key=child, content=content)
 
 
 def order_steps(
-    states: RoomStates, parent: RoomID, changes: Mapping[RoomID, str], via: str, *, prefix: str
+    states: RoomStates,
+    parent: RoomID,
+    changes: Mapping[RoomID, str],
+    via: str,
+    *,
+    prefix: str,
+    kinds: Mapping[RoomID, ChannelKind] | None = None,
 ) -> list[Step]:
-    """Rewrite the `order` of the parent's `m.space.child` events named in `changes`."""
+    """Rewrite the `order` of the parent's `m.space.child` events named in `changes`.
+
+    A link keeps the kind it says; `kinds` names it for links that are new (a channel moved in).
+    """
     held = states.get(parent, {})
     steps: list[Step] = []
     for i, (room, order) in enumerate(sorted(changes.items())):
@@ -139,6 +152,7 @@ def order_steps(
                 child=room,
                 order=order,
                 via=via,
+                kind=(kinds or {}).get(room),
                 previous=previous if previous and previous.get("via") else None,
             )
         )
@@ -204,7 +218,9 @@ def create_channel_plan(
             if event["type"] == SPACE_PARENT:
                 event["state_key"] = parent
     create = CreateRoom(name="channel", body=body)
-    link = link_steps("link", parent=parent, child=Ref("channel", "room_id"), order=order, via=via)
+    link = link_steps(
+        "link", parent=parent, child=Ref("channel", "room_id"), order=order, via=via, kind=kind
+    )
     return Plan.of([create], [link])
 
 
@@ -214,7 +230,12 @@ def create_category_plan(
     body = category_body(server_id=server.server_id, name=name, power_levels=power_levels, via=via)
     create = CreateRoom(name="category", body=body)
     link = link_steps(
-        "link", parent=server.server_id, child=Ref("category", "room_id"), order=order, via=via
+        "link",
+        parent=server.server_id,
+        child=Ref("category", "room_id"),
+        order=order,
+        via=via,
+        kind=None,
     )
     return Plan.of([create], [link])
 
@@ -269,17 +290,23 @@ def delete_category_plan(
     space = server.server_id
     others = [o for room, o in children(states.get(space, {})).items() if room != category]
     start = next_index(others)
-    channels = [c.channel_id for c in server.channels if c.category_id == category]
+    channels = [c for c in server.channels if c.category_id == category]
     relink: list[Step] = []
     unlink: list[Step] = [
         SendState(
             name="unlink_category", room=space, type=SPACE_CHILD, state_key=category, content={}
         )
     ]
-    for i, channel in enumerate(channels):
+    for i, moved in enumerate(channels):
+        channel = moved.channel_id
         relink.append(
             link_steps(
-                f"relink_{i}", parent=space, child=channel, order=order_key(start + i), via=via
+                f"relink_{i}",
+                parent=space,
+                child=channel,
+                order=order_key(start + i),
+                via=via,
+                kind=moved.kind,
             )
         )
         relink.append(

@@ -15,6 +15,7 @@ from typing import Any
 
 from bridge.channel_plans import (
     JOIN_RULES,
+    SPACE_CHILD,
     child_orders,
     create_category_plan,
     create_channel_plan,
@@ -47,7 +48,7 @@ from guilds.model import (
 from guilds.permissions import require
 from guilds.policies import channel_count_refusal, channel_kind_refusal
 from guilds.rules import RoomKind
-from guilds.vocabulary import CHANNEL_EVENT, ChannelKind
+from guilds.vocabulary import CHANNEL_EVENT, CHANNEL_KIND_KEY, ChannelKind
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +280,7 @@ class Channels:
             if topic != channel.topic:
                 first.append(self._state(room, "m.room.topic", {"topic": topic}))
             if kind != channel.kind:
-                first += self._retype(server, room, kind)
+                first += self._retype(server, room, kind, channel.category_id or sid)
             gating = gate != channel.allowed_roles
             if gating:
                 first.append(self._state(room, JOIN_RULES, join_rules(server, gate)))
@@ -292,7 +293,9 @@ class Channels:
                     changes = {room: order_key(next_index(child_orders(states, new_parent)))}
                 else:
                     changes = reordered(self._siblings(server, new_category), room, position)
-                first += order_steps(states, new_parent, changes, self.via, prefix="order")
+                first += order_steps(
+                    states, new_parent, changes, self.via, prefix="order", kinds={room: kind}
+                )
                 point, unlink = move_steps(
                     room, old_parent=old_parent, new_parent=new_parent, via=self.via
                 )
@@ -300,7 +303,10 @@ class Channels:
                 second += unlink
             elif position is not None:
                 changes = reordered(self._siblings(server, new_category), room, position)
-                first += order_steps(states, new_parent, changes, self.via, prefix="order")
+                # The channel's kind as it now is: a retype in the same edit is not undone.
+                first += order_steps(
+                    states, new_parent, changes, self.via, prefix="order", kinds={room: kind}
+                )
             await self._carry_out("update_channel", sid, [first, second], touched)
             if gating:
                 # Read who is inside only now that the new join rule holds: whoever joined
@@ -334,17 +340,32 @@ class Channels:
             name=f"set_{event_type}", room=room, type=event_type, state_key="", content=content
         )
 
-    def _retype(self, server: Server, room: RoomID, kind: ChannelKind) -> list[Step]:
-        """The channel's kind, and power levels for it (who may write call membership)."""
+    def _retype(
+        self, server: Server, room: RoomID, kind: ChannelKind, parent: RoomID
+    ) -> list[Step]:
+        """The channel's kind, power levels for it (who may write call membership), and the
+        kind its parent's link shows to clients that have not joined."""
         states = self.directory.states()
+        link = states.get(parent, {}).get((SPACE_CHILD, room))
         marker = {**states.get(room, {}).get((CHANNEL_EVENT, ""), {}), "kind": kind.value}
         # Aware of the room's version and creators (an adopted room keeps its creators out of
         # `users` and the bot at 100), like every other power-levels write.
         levels = wanted_levels(server, room, RoomKind.CHANNEL, kind, states, self.bot)
-        return [
+        steps: list[Step] = [
             self._state(room, CHANNEL_EVENT, marker),
             self._state(room, "m.room.power_levels", levels),
         ]
+        if link and link.get("via"):
+            steps.append(
+                SendState(
+                    name="link_kind",
+                    room=parent,
+                    type=SPACE_CHILD,
+                    state_key=room,
+                    content={**link, CHANNEL_KIND_KEY: kind.value},
+                )
+            )
+        return steps
 
     @staticmethod
     def _siblings(server: Server, category: RoomID | None) -> list[tuple[RoomID, str]]:

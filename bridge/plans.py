@@ -191,7 +191,7 @@ def create_server_plan(
         room=Ref("space", "room_id"),
         type="m.space.child",
         state_key=Ref("general", "room_id"),
-        content=space_child(order_key(0), via),
+        content=space_child(order_key(0), via, ChannelKind.TEXT),
     )
     mark = SendState(
         name="server",
@@ -296,7 +296,7 @@ def _template_layout(
                     room=parent,
                     type="m.space.child",
                     state_key=Ref(step, "room_id"),
-                    content=space_child(order_key(order), via),
+                    content=space_child(order_key(order), via, kind),
                 )
             )
         else:
@@ -311,7 +311,9 @@ def _template_layout(
             room=space_id,
             type="m.space.child",
             state_key=Ref(step, "room_id"),
-            content=space_child(order_key(index), via),
+            content=space_child(
+                order_key(index), via, ChannelKind(channel.kind) if channel is not None else None
+            ),
         )
         (channel_links if channel is not None else category_links).append(link)
     late: list[Step] = list(channel_links)

@@ -69,6 +69,7 @@ from guilds.rules import (
 from guilds.snapshot import RoomState, assemble, children, rooms_of
 from guilds.vocabulary import (
     CHANNEL_EVENT,
+    CHANNEL_KIND_KEY,
     ROLE_EVENT,
     ROLE_ROOM_TYPE,
     SERVER_EVENT,
@@ -480,12 +481,23 @@ def adoption_decision(
         content=writable_levels(levels, merged_power_levels(levels, derived, creators=others)),
     )
     link: list[Step] = []
-    if not isinstance(link_content.get("order"), str):
+    if (
+        not isinstance(link_content.get("order"), str)
+        or link_content.get(CHANNEL_KIND_KEY) != ChannelKind.TEXT.value
+    ):
         siblings = [
             o for r, o in children(states.get(server.server_id, {})).items() if r != room_id
         ]
-        content = {**space_child(order_key(next_index(siblings)), via), **link_content}
-        content["order"] = order_key(next_index(siblings))
+        order = link_content.get("order")
+        if not isinstance(order, str):
+            order = order_key(next_index(siblings))
+        # The link says what the room now is, for clients that read the space before joining.
+        content = {
+            **space_child(order, via, ChannelKind.TEXT),
+            **link_content,
+            "order": order,
+            CHANNEL_KIND_KEY: ChannelKind.TEXT.value,
+        }
         link.append(
             SendState(
                 name="order",

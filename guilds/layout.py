@@ -13,6 +13,7 @@ from guilds.ids import RoomID, UserID
 from guilds.model import CATEGORY_EVENT, Role
 from guilds.vocabulary import (
     CHANNEL_EVENT,
+    CHANNEL_KIND_KEY,
     ROLE_EVENT,
     ROLE_ROOM_TYPE,
     SERVER_EVENT,
@@ -141,9 +142,19 @@ def role_room_body(
     return body
 
 
-def space_child(order: str, via: str) -> dict[str, Any]:
-    """Content of the `m.space.child` event linking a channel or category into its parent."""
-    return {"via": [via], "order": order, "suggested": True}
+def space_child(order: str, via: str, kind: ChannelKind | None) -> dict[str, Any]:
+    """Content of the `m.space.child` event linking a channel or category into its parent.
+
+    A channel's link carries its kind (`kind`; None for a category, or where a caller rewrites
+    only the order and keeps what the link held): other clients read `/hierarchy` before
+    joining, and a channel's own state is unreadable until then. The kind is not a room type
+    in `m.room.create`: that cannot change when a channel is retyped, and Element reads its own
+    video-room types as "join Element Call here", a call Guilds members are not in.
+    """
+    content: dict[str, Any] = {"via": [via], "order": order, "suggested": True}
+    if kind is not None:
+        content[CHANNEL_KIND_KEY] = kind.value
+    return content
 
 
 def auto_join_invite(reason: str | None = None) -> dict[str, Any]:

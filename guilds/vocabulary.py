@@ -16,6 +16,10 @@ CHANNEL_EVENT: Final = f"{NAMESPACE}.channel"
 ROLE_EVENT: Final = f"{NAMESPACE}.role"
 ROLE_ROOM_TYPE: Final = f"{NAMESPACE}.role"
 
+# In a channel's `m.space.child` content: its kind ("text", "voice", "video"), readable from the
+# space by any client before joining (docs/CLIENTS.md): the channel's own state is not.
+CHANNEL_KIND_KEY: Final = f"{NAMESPACE}.kind"
+
 # The MatrixRTC call membership that Element Call writes too.
 CALL_MEMBER_EVENT: Final = "org.matrix.msc3401.call.member"
 

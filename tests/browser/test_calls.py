@@ -43,6 +43,11 @@ async def add_channel(stack: Stack, owner: User, sid: str, name: str, kind: str)
     return str(answer["channel_id"])
 
 
+def member_key(user: User) -> str:
+    """The state key of a user's call membership, as matrix-js-sdk 43 (and Guilds) write it."""
+    return f"_{user.user_id}_{user.device_id}_m.call"
+
+
 async def call_members(stack: Stack, user: User, room_id: str) -> dict[str, dict[str, Any]]:
     """State key → content of every call membership in the room, as a plain Matrix client sees
     it (empty contents included)."""
@@ -173,12 +178,13 @@ async def test_three_people_in_a_video_channel_mesh_leave_and_expiry(
         # Any Matrix client sees the three memberships, in the MatrixRTC shape.
         members = await call_members(stack, alice, video_id)
         live = {k: c for k, c in members.items() if c}
-        assert set(live) == {f"_{u.user_id}_{u.device_id}" for u in (alice, bob, carol)}, members
+        assert set(live) == {member_key(u) for u in (alice, bob, carol)}, members
         for content in live.values():
             assert content["application"] == "m.call" and content["scope"] == "m.room"
             assert content["call_id"] == "" and content["foci_preferred"] == []
             assert content["expires"] > 0 and content["created_ts"] > 0
             assert isinstance(content["membershipID"], str) and content["device_id"]
+            assert content["m.call.intent"] == "video"
 
         # Carol leaves: the others' tiles and the room state follow.
         await pages[2].get_by_test_id("call-leave").click()
@@ -188,7 +194,7 @@ async def test_three_people_in_a_video_channel_mesh_leave_and_expiry(
             await expect(
                 page.locator(f'[data-channel-id="{video_id}"] [data-testid="call-participant"]')
             ).to_have_count(2, timeout=LIVE_MS)
-        carol_key = f"_{carol.user_id}_{carol.device_id}"
+        carol_key = member_key(carol)
         assert (await call_members(stack, alice, video_id))[carol_key] == {}
         # One peer left: the stream to it gets the larger budget back.
         for page in pages[:2]:
@@ -196,7 +202,7 @@ async def test_three_people_in_a_video_channel_mesh_leave_and_expiry(
 
         # Bob loses his connection, then his tab is gone: no goodbye reaches the homeserver.
         # His membership outlives him only until its expiry, when the bridge clears it.
-        bob_key = f"_{bob.user_id}_{bob.device_id}"
+        bob_key = member_key(bob)
         await contexts[1].set_offline(True)
         started = asyncio.get_running_loop().time()
 
@@ -268,7 +274,7 @@ async def test_a_voice_channel_carries_no_video_even_when_asked(
 
         # Closing the tab says goodbye at once (fetch keepalive on pagehide): with bob's
         # membership now valid for an hour, nothing else could clear it within the deadline.
-        bob_key = f"_{bob.user_id}_{bob.device_id}"
+        bob_key = member_key(bob)
         await pages[1].evaluate(
             f"async () => (await import('{GROUP_JS}')).setCallTiming({{expiresMs: 3600000}})"
         )
@@ -315,6 +321,7 @@ async def test_the_ninth_person_is_told_the_channel_is_full(
                 "membershipID": f"crowd-{user.device_id}",
                 "expires": 3_600_000,
             }
+            # The key shape Guilds wrote before matrix-js-sdk 43's: still read as a member.
             put = await client.room_put_state(
                 voice_id, CALL_MEMBER_EVENT, content, f"_{user.user_id}_{user.device_id}"
             )
@@ -329,7 +336,7 @@ async def test_the_ninth_person_is_told_the_channel_is_full(
     await expect(page.get_by_test_id("call-error")).to_contain_text("stage is full")
     await expect(page.get_by_test_id("call-tiles")).to_be_hidden()
     members = await call_members(stack, alice, voice_id)
-    assert f"_{alice.user_id}_{alice.device_id}" not in members
+    assert member_key(alice) not in members
     assert len([c for c in members.values() if c]) == 8
 
 

@@ -40,6 +40,7 @@ from guildsctl.turn import (
 )
 from tests.harness.api import eventually
 from tests.harness.chat_steps import LIVE_MS, new_page, open_as
+from tests.harness.jssdk import Sdk43Page, start_sdk43
 from tests.harness.stack import Stack, User, build_stack, free_port
 
 pytestmark = pytest.mark.browser
@@ -587,3 +588,119 @@ async def test_no_call_in_an_end_to_end_encrypted_dm(page: Page, call_stack: Sta
     assert not any(
         e["type"] == "m.call.invite" for e in await room_call_events(call_stack, alice, room_id)
     )
+
+
+# --- with matrix-js-sdk 43 on the other side ---------------------------------------------------
+
+# Waits for the SDK's incoming call, answers it with camera and microphone, and waits until
+# it is connected (polled in the page: Playwright does not await async predicates).
+SDK_ANSWER_JS = """async ({deadlineMs}) => {
+  const client = window.client;
+  const end = Date.now() + deadlineMs;
+  while (!window.sdkCall && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  const call = window.sdkCall;
+  if (!call) return {error: "no incoming call reached matrix-js-sdk"};
+  await call.answer(true, true);
+  while (call.state !== "connected" && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {state: call.state};
+}"""
+
+# What the SDK shows of the Guilds side's microphone and camera, once it equals `want`.
+SDK_REMOTE_MUTE_JS = """async ({want, deadlineMs}) => {
+  const end = Date.now() + deadlineMs;
+  let seen = null;
+  while (Date.now() < end) {
+    const feed = window.sdkCall?.remoteUsermediaFeed;
+    seen = feed ? {audio: feed.isAudioMuted(), video: feed.isVideoMuted()} : null;
+    if (seen && seen.audio === want.audio && seen.video === want.video) return seen;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {timedOut: true, seen};
+}"""
+
+
+# A mute change written the way matrix-js-sdk 37 writes it (from the 43 page, which has the call).
+SDK37_MUTED_JS = """async () => {
+  const call = window.sdkCall;
+  const metadata = call.getLocalSDPStreamMetadata();
+  for (const stream of Object.values(metadata)) stream.audio_muted = true;
+  await window.client.sendEvent(call.roomId, "org.matrix.call.sdp_stream_metadata_changed", {
+    call_id: call.callId, party_id: call.ourPartyId, version: "1",
+    "org.matrix.msc3077.sdp_stream_metadata": metadata,
+  });
+}"""
+
+
+async def sdk_sees_guilds_muted(sdk_page: Page, audio: bool, video: bool) -> None:
+    answer = await sdk_page.evaluate(
+        SDK_REMOTE_MUTE_JS, {"want": {"audio": audio, "video": video}, "deadlineMs": CALL_MS}
+    )
+    assert not answer.get("timedOut"), f"matrix-js-sdk shows {answer}, not {audio=} {video=}"
+
+
+async def test_mute_and_camera_state_travel_both_ways_with_matrix_js_sdk_43(
+    page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack
+) -> None:
+    alice, bob = await call_stack.register_user(), await call_stack.register_user()
+    room_id = await make_dm(call_stack, alice, bob)
+    await open_dm(page, call_stack, alice, bob, room_id)
+    sdk_page = await new_page(second[0], second[1])
+    async with Sdk43Page() as url:
+        await start_sdk43(sdk_page, url, call_stack, bob)
+        await sdk_page.evaluate(
+            """() => window.client.on("Call.incoming", (call) => { window.sdkCall = call; })"""
+        )
+        # Alice calls from Guilds; Bob answers in matrix-js-sdk 43; media flows to Guilds.
+        await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+        answered = await sdk_page.evaluate(SDK_ANSWER_JS, {"deadlineMs": CALL_MS})
+        assert answered == {"state": "connected"}, answered
+        await expect(panel(page)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+        await media(page)
+        remote = panel(page).get_by_test_id("direct-call-remote-state")
+        await expect(remote).to_have_attribute("data-audio-muted", "false")
+        await sdk_sees_guilds_muted(sdk_page, audio=False, video=False)
+
+        # Guilds → SDK: Alice mutes, then turns her camera off.
+        await panel(page).get_by_test_id("direct-call-mute").click()
+        await sdk_sees_guilds_muted(sdk_page, audio=True, video=False)
+        await panel(page).get_by_test_id("direct-call-camera").click()
+        await sdk_sees_guilds_muted(sdk_page, audio=True, video=True)
+
+        # SDK → Guilds: Bob mutes and turns his camera off; Alice's panel says so.
+        await sdk_page.evaluate("async () => { await window.sdkCall.setMicrophoneMuted(true); }")
+        await expect(remote).to_have_attribute("data-audio-muted", "true", timeout=CALL_MS)
+        await expect(remote).to_contain_text("is muted")
+        await sdk_page.evaluate("async () => { await window.sdkCall.setLocalVideoMuted(true); }")
+        await expect(remote).to_have_attribute("data-video-muted", "true", timeout=CALL_MS)
+        await expect(remote).to_contain_text("camera off")
+        await sdk_page.evaluate("async () => { await window.sdkCall.setMicrophoneMuted(false); }")
+        await expect(remote).to_have_attribute("data-audio-muted", "false", timeout=CALL_MS)
+        # As matrix-js-sdk 37 sends it: the unstable event type, the unstable key only.
+        await sdk_page.evaluate(SDK37_MUTED_JS)
+        await expect(remote).to_have_attribute("data-audio-muted", "true", timeout=CALL_MS)
+
+        await panel(page).get_by_test_id("direct-call-hangup").click()
+        await expect(panel(page)).to_have_attribute("data-state", "ended")
+        ended = await sdk_page.evaluate(
+            """async () => {
+              const end = Date.now() + 30000;
+              while (window.sdkCall.state !== "ended" && Date.now() < end)
+                await new Promise((r) => setTimeout(r, 100));
+              return window.sdkCall.state;
+            }"""
+        )
+        assert ended == "ended"
+
+    # Guilds wrote every change under both keys, for 37 (unstable) and 43 (stable) alike.
+    changes = [
+        e
+        for e in await room_call_events(call_stack, bob, room_id)
+        if e["type"] == "m.call.sdp_stream_metadata_changed" and e["sender"] == alice.user_id
+    ]
+    assert len(changes) >= 2, changes
+    for e in changes:
+        stable = e["content"]["sdp_stream_metadata"]
+        assert e["content"]["org.matrix.msc3077.sdp_stream_metadata"] == stable, e
+        assert VOIP_FIELDS <= set(e["content"]), e

@@ -231,7 +231,10 @@ async def build_guilds_server(stack: Stack, name: str = "Guilds test server") ->
         )
         channels[channel] = room_id
         await bot.put_state(
-            server_id, "m.space.child", space_child(order_key(index), bot.server_name), room_id
+            server_id,
+            "m.space.child",
+            space_child(order_key(index), bot.server_name, kind),
+            room_id,
         )
     await bot.put_state(server_id, SERVER_EVENT, server_content(owner, channels["general"]))
 

@@ -11,7 +11,7 @@ from typing import Any
 import nio
 
 from guilds.model import CATEGORY_EVENT
-from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT
+from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, CHANNEL_KIND_KEY
 from tests.harness.api import (
     Api,
     create_server,
@@ -95,6 +95,7 @@ async def test_create_channel_links_a_restricted_room_into_the_space(
             "via": [stack.server_name],
             "order": voice["order"],
             "suggested": True,
+            CHANNEL_KIND_KEY: "voice",
         }
         room = await seen(client, voice["channel_id"])
         assert room[(CHANNEL_EVENT, "")] == {"kind": "voice", "server_id": sid, "default": False}

@@ -56,7 +56,8 @@ def assert_forbidden(response: Any, *fragments: str) -> None:
         assert fragment in response.message, response.message
 
 
-def call_member(user: User) -> tuple[dict[str, Any], str]:
+def call_member(user: User, suffix: str = "") -> tuple[dict[str, Any], str]:
+    """A membership as Element Call writes it; `suffix` "_m.call" gives matrix-js-sdk 43's key."""
     content = {
         "application": "m.call",
         "call_id": "",
@@ -66,7 +67,7 @@ def call_member(user: User) -> tuple[dict[str, Any], str]:
         "focus_active": {"type": "livekit", "focus_selection": "oldest_membership"},
         "foci_preferred": [],
     }
-    return content, f"_{user.user_id}_{user.device_id}"
+    return content, f"_{user.user_id}_{user.device_id}{suffix}"
 
 
 # --- 1. channels and the space tree need manage_channels -------------------------------------
@@ -301,17 +302,18 @@ async def test_call_membership_needs_a_voice_channel_and_connect(
     assert state["device_id"] == speaker.device_id
 
 
+@pytest.mark.parametrize("suffix", ["", "_m.call"], ids=["guilds-key", "sdk43-key"])
 async def test_nobody_writes_or_ends_another_persons_call_membership(
-    stack: Stack, server: GuildsServer
+    stack: Stack, server: GuildsServer, suffix: str
 ) -> None:
     owner, speaker = server["owner"], server["speaker"]
-    content, key = call_member(speaker)
+    content, key = call_member(speaker, suffix)
     assert_allowed(await put_state(stack, speaker, server.lounge, CALL_MEMBER_EVENT, content, key))
     # The owner (unlimited power in the room) may neither end the speaker's membership...
     response = await put_state(stack, owner, server.lounge, CALL_MEMBER_EVENT, {}, key)
     assert_forbidden(response, "as yourself")
     # ...nor write one in the speaker's name.
-    forged_key = f"_{speaker.user_id}_FORGED"
+    forged_key = f"_{speaker.user_id}_FORGED{suffix}"
     forged = {**content, "device_id": "FORGED"}
     response = await put_state(stack, owner, server.lounge, CALL_MEMBER_EVENT, forged, forged_key)
     assert_forbidden(response, "as yourself")

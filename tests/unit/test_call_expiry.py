@@ -9,9 +9,15 @@ def test_an_empty_membership_has_left() -> None:
     assert membership_expiry_ms({}, 1_000) is None
 
 
-def test_expires_ts_wins_over_everything() -> None:
+def test_expires_wins_over_expires_ts_as_matrix_js_sdk_43_reads_it() -> None:
+    # 43 reads only `created_ts` + `expires`; a client that writes a stale `expires_ts` beside
+    # a refreshed `expires` is still in the call for it, so it is for the sweeper too.
     content = {"expires_ts": 5_000, "created_ts": 1_000, "expires": 60_000}
-    assert membership_expiry_ms(content, 2_000) == 5_000
+    assert membership_expiry_ms(content, 9_000) == 61_000
+
+
+def test_expires_ts_alone_is_read() -> None:
+    assert membership_expiry_ms({"expires_ts": 5_000, "created_ts": 1_000}, 9_000) == 5_000
 
 
 def test_expires_counts_from_created_ts_else_from_the_event() -> None:

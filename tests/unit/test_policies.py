@@ -202,6 +202,9 @@ def test_limits_name_the_policy_and_the_number() -> None:
     ("key", "user"),
     [
         ("_@alice:example.org_DEVICE", "@alice:example.org"),
+        # The shape matrix-js-sdk 43 (Element Call) writes for a room call.
+        ("_@alice:example.org_DEVICE_m.call", "@alice:example.org"),
+        ("_@a_b:example.org:8448_DEV_1_m.call", "@a_b:example.org:8448"),
         ("@alice:example.org_DEVICE", "@alice:example.org"),
         ("@alice:example.org", "@alice:example.org"),
         ("_@a_b:example.org:8448_DEV_1", "@a_b:example.org:8448"),

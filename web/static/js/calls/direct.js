@@ -4,6 +4,12 @@
 // `version`. Field names follow the spec exactly, so a call rings in (and from) other Matrix
 // clients' 1:1 calls.
 //
+// Mute and camera state travel as MSC3077 stream metadata: in the invite, answer and negotiate
+// events and, on each change, in `m.call.sdp_stream_metadata_changed`. It is written under both
+// the stable key and `org.matrix.msc3077.sdp_stream_metadata` (matrix-js-sdk 37 reads only the
+// unstable one), and read from either key and either event type (37 sends
+// `org.matrix.call.sdp_stream_metadata_changed`).
+//
 // The sync engine hands every batch of new timeline events to `handleBatch`: an invite rings only
 // once the whole batch is read (an invite hung up in the same batch never rings), only while it is
 // younger than its `lifetime` (by the server's `age`, not the local clock), and only for us (the
@@ -23,7 +29,11 @@ export const CALL_EVENT_TYPES = new Set([
   "m.call.negotiate",
   "m.call.reject",
   "m.call.hangup",
+  "m.call.sdp_stream_metadata_changed",
+  "org.matrix.call.sdp_stream_metadata_changed",
 ]);
+export const METADATA_CHANGED = "m.call.sdp_stream_metadata_changed";
+export const METADATA_KEYS = ["sdp_stream_metadata", "org.matrix.msc3077.sdp_stream_metadata"];
 export const VOIP_VERSION = "1";
 export const INVITE_LIFETIME_MS = 60_000;
 // An invite with less time left than this is not worth ringing for: nobody could pick it up.
@@ -49,6 +59,22 @@ export function remainingLifetime(event, receivedAt, now = Date.now()) {
   const age = Number(event.unsigned?.age);
   const ageNow = Number.isFinite(age) ? age + (now - receivedAt) : now - (event.origin_server_ts ?? 0);
   return lifetime - ageNow;
+}
+
+/**
+ * The sender's microphone and camera state from an event's stream metadata (either key), or
+ * null when it carries none: {audio, video} muted flags of its user-media stream.
+ */
+export function remoteMuteState(content) {
+  for (const key of METADATA_KEYS) {
+    const metadata = content?.[key];
+    if (!metadata || typeof metadata !== "object") continue;
+    const streams = Object.values(metadata).filter((s) => s && typeof s === "object");
+    const usermedia = streams.find((s) => s.purpose === "m.usermedia") ?? streams[0];
+    if (!usermedia) continue;
+    return { audio: usermedia.audio_muted === true, video: usermedia.video_muted === true };
+  }
+  return null;
 }
 
 function isVideoSdp(sdp) {
@@ -90,6 +116,8 @@ export class DirectCall extends EventTarget {
     this.everConnected = false;
     this.audioMuted = false;
     this.videoMuted = false;
+    /** What the other side says of its microphone and camera (stream metadata). */
+    this.remoteMuted = { audio: false, video: false };
     // Remote candidates by party id, until that party's description is in the peer connection.
     this.remoteCandidates = new Map();
     this.localCandidates = [];
@@ -151,6 +179,28 @@ export class DirectCall extends EventTarget {
         video_muted: this.videoMuted || this.localStream.getVideoTracks().length === 0,
       },
     };
+  }
+
+  /** The stream metadata under both keys, for an event's content (nothing before media). */
+  _metadataFields() {
+    const metadata = this._streamMetadata();
+    if (!metadata) return {};
+    return Object.fromEntries(METADATA_KEYS.map((key) => [key, metadata]));
+  }
+
+  /** Tell the other side our mute and camera state changed (once the call is set up). */
+  _sendMetadataChanged() {
+    if (this.ended || !this.localStream || this.opponentPartyId === null) return;
+    this._send(METADATA_CHANGED, this._metadataFields()).catch((error) => console.warn("mute state not sent", error));
+  }
+
+  /** Stream metadata from the other side (invite, answer, negotiate or a change event). */
+  _readRemoteMetadata(content) {
+    const state = remoteMuteState(content);
+    if (!state) return;
+    if (state.audio === this.remoteMuted.audio && state.video === this.remoteMuted.video) return;
+    this.remoteMuted = state;
+    this.manager._changed(this);
   }
 
   _getMedia() {
@@ -302,7 +352,7 @@ export class DirectCall extends EventTarget {
       lifetime,
       offer: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
       invitee: this.opponentUserId,
-      sdp_stream_metadata: this._streamMetadata(),
+      ...this._metadataFields(),
     });
     this._afterDescriptionSent(CANDIDATE_BATCH_CALLER_MS);
     this.timer = setTimeout(() => {
@@ -317,6 +367,7 @@ export class DirectCall extends EventTarget {
     // The first answer wins; others (another device of theirs) learn from our select_answer.
     this.opponentPartyId = String(content.party_id ?? "");
     this.opponentUserId = event.sender;
+    this._readRemoteMetadata(content);
     clearTimeout(this.timer);
     this._setState("connecting");
     this._send("m.call.select_answer", { selected_party_id: this.opponentPartyId }).catch((error) =>
@@ -333,6 +384,7 @@ export class DirectCall extends EventTarget {
   _fromInvite(event, receivedAt) {
     const content = event.content;
     this.opponentPartyId = String(content.party_id ?? "");
+    this._readRemoteMetadata(content);
     this.offer = { type: "offer", sdp: content.offer.sdp };
     this.video = isVideoSdp(content.offer.sdp);
     this.expiresAt = Date.now() + remainingLifetime(event, receivedAt);
@@ -369,7 +421,7 @@ export class DirectCall extends EventTarget {
       this._setState("connecting");
       await this._send("m.call.answer", {
         answer: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
-        sdp_stream_metadata: this._streamMetadata(),
+        ...this._metadataFields(),
       });
       this.established = true;
       this._afterDescriptionSent(CANDIDATE_BATCH_CALLEE_MS);
@@ -452,6 +504,7 @@ export class DirectCall extends EventTarget {
   setAudioMuted(muted) {
     this.audioMuted = muted;
     for (const track of this.localStream?.getAudioTracks() ?? []) track.enabled = !muted;
+    this._sendMetadataChanged();
     this.manager._changed(this);
   }
 
@@ -464,12 +517,14 @@ export class DirectCall extends EventTarget {
     const tracks = this.localStream?.getVideoTracks() ?? [];
     if (tracks.length > 0) {
       for (const track of tracks) track.enabled = !muted;
+      this._sendMetadataChanged();
     } else if (!muted && this.pc && !this.ended) {
       const stream = await navigator.mediaDevices.getUserMedia({ video: true });
       const [track] = stream.getVideoTracks();
       this.localStream.addTrack(track);
       this.pc.addTrack(track, this.localStream);
       this.video = true;
+      // The m.call.negotiate that follows carries the new state.
       this.dispatchEvent(new CustomEvent("local", { detail: this.localStream }));
     }
     this.manager._changed(this);
@@ -483,7 +538,7 @@ export class DirectCall extends EventTarget {
       await this._send("m.call.negotiate", {
         lifetime: this.manager.inviteLifetimeMs,
         description: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
-        sdp_stream_metadata: this._streamMetadata(),
+        ...this._metadataFields(),
       });
     } catch (error) {
       console.warn("renegotiation failed", error);
@@ -500,13 +555,14 @@ export class DirectCall extends EventTarget {
     if (remainingLifetime(event, receivedAt) <= 0 && Number.isFinite(Number(event.content.lifetime))) return;
     const collision = description.type === "offer" && (this.makingOffer || this.pc.signalingState !== "stable");
     if (collision && !this.polite) return; // perfect negotiation: the impolite side keeps its offer
+    this._readRemoteMetadata(event.content);
     await this.pc.setRemoteDescription({ type: description.type, sdp: description.sdp });
     if (description.type === "offer") {
       await this.pc.setLocalDescription();
       await this._send("m.call.negotiate", {
         lifetime: this.manager.inviteLifetimeMs,
         description: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
-        sdp_stream_metadata: this._streamMetadata(),
+        ...this._metadataFields(),
       });
     }
   }
@@ -547,6 +603,10 @@ export class DirectCall extends EventTarget {
       }
       case "m.call.negotiate":
         if (fromOpponent && this.opponentPartyId !== null) this._enqueue(() => this._onNegotiate(event, receivedAt));
+        return;
+      case "m.call.sdp_stream_metadata_changed":
+      case "org.matrix.call.sdp_stream_metadata_changed":
+        if (fromOpponent && this.opponentPartyId !== null) this._readRemoteMetadata(content);
         return;
       case "m.call.reject":
         if (event.sender === this.manager.userId && this.direction === "inbound") {

@@ -1,10 +1,15 @@
 // Group calls in voice and video channels: MatrixRTC membership in room state, media in a full
 // mesh signalled with to-device VoIP events (the MSC3401 mesh scheme).
 //
-// Joining writes `org.matrix.msc3401.call.member` with the state key `_@user:server_DEVICE`;
-// leaving writes `{}`. The membership expires (`expires` after `created_ts`, also given as
-// `expires_ts`) unless this tab refreshes it, so a tab that dies leaves no ghost: the bridge
-// clears memberships past their expiry (bridge/calls.py). See docs/CALLS.md.
+// Joining writes `org.matrix.msc3401.call.member` in the shape matrix-js-sdk 43 (Element Call)
+// writes and parses: state key `_@user:server_DEVICE_m.call`, `m.call.intent` "audio" (voice
+// channel) or "video"; leaving writes `{}`. The membership expires (`expires` after `created_ts`,
+// as MatrixRTC reads it; also given as `expires_ts`) unless this tab refreshes it, so a tab that
+// dies leaves no ghost: the bridge clears memberships past their expiry (bridge/calls.py).
+// Memberships in the older Guilds key shape (`_@user:server_DEVICE`) are read alike. A member
+// whose active focus is not the mesh (Element Call's LiveKit SFU) cannot be reached from here:
+// they are listed as "in the call from another app", and no connection is attempted. See
+// docs/CALLS.md.
 //
 // Every pair of participants has one RTCPeerConnection. The side whose (user id, device id) sorts
 // first places the call (`m.call.invite`); the other answers. Every to-device message carries
@@ -80,19 +85,34 @@ export class CallError extends Error {
   }
 }
 
-/** The state key of a device's membership (MSC4143's `_` + user id + `_` + device id). */
+/** The state key of a device's membership, as matrix-js-sdk 43 makes it for a room call. */
 export function memberKey(userId, deviceId) {
-  return `_${userId}_${deviceId}`;
+  return `_${userId}_${deviceId}_m.call`;
 }
 
-/** When a membership event stops counting, in ms since the epoch (Infinity: never said). */
+/** The `m.call.intent` of a channel's calls (matrix-js-sdk 43 warns about a membership without). */
+export function callIntent(kind) {
+  return kind === "video" ? "video" : "audio";
+}
+
+/**
+ * When a membership event stops counting, in ms since the epoch. As matrix-js-sdk 43 reads it:
+ * `expires` after `created_ts` (or the event's timestamp); `expires_ts` only when `expires` is
+ * absent; four hours when neither says.
+ */
 export function membershipExpiry(event) {
   const content = event?.content ?? {};
-  if (Number.isFinite(content.expires_ts)) return content.expires_ts;
   const start = Number.isFinite(content.created_ts) ? content.created_ts : (event.origin_server_ts ?? 0);
-  // MatrixRTC's default for memberships that do not say: four hours.
-  const expires = Number.isFinite(content.expires) ? content.expires : 4 * 3600_000;
-  return start + expires;
+  if (Number.isFinite(content.expires)) return start + content.expires;
+  if (Number.isFinite(content.expires_ts)) return content.expires_ts;
+  return start + 4 * 3600_000;
+}
+
+/** Whether Guilds can reach this member: its active focus is the mesh (or, as Guilds once wrote
+ *  it, not given). Element Call's members name a LiveKit SFU instead. */
+export function meshMembership(content) {
+  const focus = content?.focus_active;
+  return focus === undefined || (typeof focus === "object" && focus !== null && focus.type === "mesh");
 }
 
 /** The user id a membership state key names (`_@u:s_DEV`, `@u:s_DEV` or `@u:s`). */
@@ -105,8 +125,8 @@ export function userOfKey(key) {
 }
 
 /**
- * The live call members of a room from its state: [{userId, deviceId, sessionId, key, since}],
- * oldest first. Memberships that are empty, past their expiry, or not a room-scoped `m.call`
+ * The live call members of a room from its state: [{userId, deviceId, sessionId, key, since,
+ * foreign}], oldest first; `foreign` when the member uses a transport Guilds cannot join. Memberships that are empty, past their expiry, or not a room-scoped `m.call`
  * don't count; neither does one whose state key names another user than its sender.
  * @param {import("../sync.js").Room | null} room
  */
@@ -128,6 +148,7 @@ export function callMembers(room, now = Date.now(), { includeExpired = false } =
       sessionId: typeof content.membershipID === "string" ? content.membershipID : `${event.origin_server_ts ?? ""}`,
       key: event.state_key,
       since: Number.isFinite(content.created_ts) ? content.created_ts : (event.origin_server_ts ?? 0),
+      foreign: !meshMembership(content),
     });
   }
   return members.sort((a, b) => a.since - b.since);
@@ -179,6 +200,8 @@ export class GroupCall extends EventTarget {
     this.state = "idle"; // idle | joining | joined | left
     /** @type {Map<string, Peer>} "user|device" → peer */
     this.peers = new Map();
+    /** Members in this call through a transport Guilds cannot join (Element Call's SFU). */
+    this.foreign = [];
     /** Signalling from devices whose membership we have not seen yet: id → [{event, at}] */
     this.pending = new Map();
     this.micStream = null; // audio (+ camera) from getUserMedia
@@ -269,6 +292,7 @@ export class GroupCall extends EventTarget {
       focus_active: { type: "mesh" },
       foci_preferred: [],
       membershipID: this.sessionId,
+      "m.call.intent": callIntent(this.kind),
       created_ts: this.createdTs,
       // Relative to created_ts, as MatrixRTC reads it; expires_ts is the same instant, absolute.
       expires: now + timing.expiresMs - this.createdTs,
@@ -355,10 +379,13 @@ export class GroupCall extends EventTarget {
     }
     const notMe = (m) => !(m.userId === this.me.userId && m.deviceId === this.me.deviceId);
     const idOf = (m) => `${m.userId}|${m.deviceId}`;
-    const live = new Set(callMembers(room).filter(notMe).map(idOf));
+    const members = callMembers(room).filter(notMe);
+    // Nobody answers a mesh call on another transport: listed, never called.
+    this.foreign = members.filter((m) => m.foreign);
+    const live = new Set(members.filter((m) => !m.foreign).map(idOf));
     // A connected peer whose refresh is late (a slow sync, a busy tab) stays until its
     // membership is emptied (it left, or the bridge cleared it) or its connection ends.
-    const present = callMembers(room, Date.now(), { includeExpired: true }).filter(notMe);
+    const present = callMembers(room, Date.now(), { includeExpired: true }).filter((m) => notMe(m) && !m.foreign);
     const wanted = new Map(present.map((m) => [idOf(m), m]));
     for (const [id, peer] of this.peers) {
       const member = wanted.get(id);

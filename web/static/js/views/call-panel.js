@@ -19,6 +19,8 @@ const STATE_LABELS = {
   failed: "Connection failed",
   closed: "Disconnected",
 };
+// A member whose transport Guilds cannot join (Element Call's SFU): present, never connecting.
+const FOREIGN_LABEL = "In the call from another app";
 
 function has(server, permission) {
   return Boolean(server?.me?.permissions?.includes(permission));
@@ -111,7 +113,9 @@ export function createCallUi({ client, sync, session, onChange }) {
     if (!call) return;
     title.textContent = `${callChannel.kind === "video" ? "Video" : "Voice"} · ${callChannel.name}`;
     const connected = call.peerList.filter((p) => p.state === "connected").length;
-    status.textContent = call.peerList.length === 0 ? "Only you are here" : `${connected} of ${call.peerList.length} connected`;
+    const elsewhere = call.foreign.length ? ` · ${call.foreign.length} in another app` : "";
+    status.textContent =
+      (call.peerList.length === 0 ? "Only you are here" : `${connected} of ${call.peerList.length} connected`) + elsewhere;
     press(muteButton, call.muted, call.muted ? "Unmute" : "Mute");
     press(deafenButton, call.deafened, call.deafened ? "Undeafen" : "Deafen");
     cameraButton.hidden = callChannel.kind !== "video";
@@ -160,7 +164,8 @@ export function createCallUi({ client, sync, session, onChange }) {
   }
 
   function renderTiles() {
-    const wanted = new Set(["self", ...call.peers.keys()]);
+    const foreignIds = call.foreign.map((m) => `foreign|${m.userId}|${m.deviceId}`);
+    const wanted = new Set(["self", ...call.peers.keys(), ...foreignIds]);
     for (const [id, tile] of tiles) {
       if (!wanted.has(id)) {
         tile.el.remove();
@@ -193,6 +198,15 @@ export function createCallUi({ client, sync, session, onChange }) {
       monitor.watch(id, peer.stream);
       nodes.push(tile.el);
     }
+    call.foreign.forEach((member, i) => {
+      // No media reaches Guilds from them: a face and the app note, no "Connecting…".
+      const tile = tileFor(foreignIds[i], member.userId);
+      tile.mic.hidden = true;
+      tile.state.textContent = FOREIGN_LABEL;
+      tile.el.dataset.state = "foreign";
+      tile.label.textContent = nameOf(member.userId);
+      nodes.push(tile.el);
+    });
     // Re-append in order only when it changed, so playing videos are not disturbed.
     const current = [...tileGrid.children];
     if (current.length !== nodes.length || current.some((node, i) => node !== nodes[i])) tileGrid.replaceChildren(...nodes);
@@ -343,6 +357,7 @@ export function createCallUi({ client, sync, session, onChange }) {
       if (seen.has(member.userId)) continue;
       seen.add(member.userId);
       const name = room.displayName(member.userId);
+      const foreign = members.filter((m) => m.userId === member.userId).every((m) => m.foreign);
       items.push(
         h(
           "li",
@@ -350,10 +365,12 @@ export function createCallUi({ client, sync, session, onChange }) {
             class: `call-participant${speaking.has(member.userId) && call?.roomId === channel.channel_id ? " speaking" : ""}`,
             "data-testid": "call-participant",
             "data-user-id": member.userId,
-            title: member.userId,
+            "data-foreign": foreign ? "true" : "false",
+            title: foreign ? `${member.userId} · ${FOREIGN_LABEL}` : member.userId,
           },
           h("span", { class: "call-participant-avatar avatar", "aria-hidden": "true", text: initials(name) }),
           h("span", { class: "call-participant-name", text: name }),
+          foreign ? h("span", { class: "call-participant-app muted", "data-testid": "call-participant-app", text: "other app" }) : null,
         ),
       );
     }

@@ -162,6 +162,8 @@ export function mountDirectCalls({ client, sync, userId }) {
     const localVideo = h("video", { class: "call-local-video", "data-testid": "direct-call-local-video", autoplay: true, playsinline: true });
     localVideo.muted = true;
     const status = h("span", { class: "call-status", role: "status", "data-testid": "direct-call-status" });
+    // What the other side says of its microphone and camera (their stream metadata).
+    const remoteState = h("span", { class: "call-remote-state muted", "data-testid": "direct-call-remote-state" });
     const mute = h("button", { type: "button", class: "icon-button call-button", "data-testid": "direct-call-mute", onclick: () => call.setAudioMuted(!call.audioMuted) });
     const camera = h("button", {
       type: "button",
@@ -182,11 +184,11 @@ export function mountDirectCalls({ client, sync, userId }) {
     const root = h(
       "section",
       { class: "direct-call card", "data-testid": "direct-call-panel", "aria-label": `Call with ${nameOf(call)}` },
-      h("header", { class: "direct-call-header" }, h("strong", { "data-testid": "direct-call-peer", text: nameOf(call) }), status, close),
+      h("header", { class: "direct-call-header" }, h("strong", { "data-testid": "direct-call-peer", text: nameOf(call) }), status, remoteState, close),
       h("div", { class: "call-videos" }, remoteVideo, localVideo),
       h("footer", { class: "call-controls" }, mute, camera, hangup),
     );
-    return { root, remoteVideo, localVideo, status, mute, camera, hangup, close };
+    return { root, remoteVideo, localVideo, status, remoteState, mute, camera, hangup, close };
   }
 
   function hasVideo(call) {
@@ -204,7 +206,7 @@ export function mountDirectCalls({ client, sync, userId }) {
       panel = { call, ...buildPanel(call) };
       panelSlot.replaceChildren(panel.root);
     }
-    const { root, remoteVideo, localVideo, status, mute, camera, hangup, close } = panel;
+    const { root, remoteVideo, localVideo, status, remoteState, mute, camera, hangup, close } = panel;
     root.dataset.state = call.state;
     root.dataset.callId = call.callId;
     root.dataset.roomId = call.roomId;
@@ -212,6 +214,15 @@ export function mountDirectCalls({ client, sync, userId }) {
     root.dataset.endReason = call.endReason ?? "";
     root.classList.toggle("voice-only", !call.video);
     status.textContent = statusText(call);
+    const theirs = call.ended ? { audio: false, video: false } : call.remoteMuted;
+    remoteState.dataset.audioMuted = String(theirs.audio);
+    remoteState.dataset.videoMuted = String(theirs.video && call.video);
+    remoteState.textContent = [
+      theirs.audio ? `${nameOf(call)} is muted` : "",
+      theirs.video && call.video ? "camera off" : "",
+    ]
+      .filter(Boolean)
+      .join(" · ");
     attach(remoteVideo, call.ended ? null : call.remoteStream);
     attach(localVideo, call.ended ? null : call.localStream);
     mute.textContent = call.audioMuted ? "🔇" : "🎤";

@@ -1,0 +1,78 @@
+"""Other Matrix clients reading a Guilds server: matrix-js-sdk 37.5 (in Node) and matrix-nio.
+
+What a member sees before joining a channel is what Element, Cinny and nheko show in their room
+lists and space home pages (docs/CLIENTS.md): the kind of each channel must be readable there,
+from the space's `/hierarchy`, or voice and video channels look like text rooms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nio
+
+from guilds.vocabulary import CHANNEL_KIND_KEY
+from tests.harness.api import Api, create_server, join_server
+from tests.harness.jssdk import run_scenario
+from tests.harness.stack import Stack, User
+
+
+async def add_channel(stack: Stack, owner: User, sid: str, **body: Any) -> str:
+    status, channel = await Api(stack, owner).call("POST", f"/servers/{sid}/channels", body)
+    assert status == 201, channel
+    return str(channel["channel_id"])
+
+
+async def nio_kinds(client: nio.AsyncClient, space_id: str) -> dict[str, str | None]:
+    """Each child's kind as matrix-nio reads it from the hierarchy's `children_state`."""
+    links: dict[str, dict[str, Any]] = {}
+    page: str | None = None
+    while True:
+        answer = await client.space_get_hierarchy(space_id, from_page=page)
+        assert isinstance(answer, nio.SpaceGetHierarchyResponse), answer
+        for room in answer.rooms:
+            for event in room.get("children_state", []):
+                links[event["state_key"]] = event["content"]
+        page = answer.next_batch
+        if not page:
+            return {room: link.get(CHANNEL_KIND_KEY) for room, link in links.items()}
+
+
+async def test_channel_kinds_are_readable_from_the_space_before_joining(
+    stack: Stack, alice: User, bob: User
+) -> None:
+    server = await create_server(stack, alice, "Kinds")
+    sid, general = server["server_id"], server["default_channel_id"]
+    status, category = await Api(stack, alice).call(
+        "POST", f"/servers/{sid}/categories", {"name": "Rooms"}
+    )
+    assert status == 201, category
+    cat = category["category_id"]
+    voice = await add_channel(stack, alice, sid, name="Lounge", kind="voice")
+    video = await add_channel(stack, alice, sid, name="Stage", kind="video", category_id=cat)
+    text = await add_channel(stack, alice, sid, name="notes", kind="text", category_id=cat)
+    retyped = await add_channel(stack, alice, sid, name="was text", kind="text")
+    # Retyped and moved to the top in one edit: the link is rewritten twice, the kind holds.
+    status, edited = await Api(stack, alice).call(
+        "PATCH", f"/servers/{sid}/channels/{retyped}", {"kind": "voice", "order": 0}
+    )
+    assert status == 200 and edited["kind"] == "voice", edited
+    expected = {general: "text", voice: "voice", video: "video", text: "text", retyped: "voice"}
+
+    # Bob is in the space and the default channel only (joining the server auto-joins general).
+    await join_server(stack, sid, bob)
+    answer = await run_scenario("hierarchy", stack, bob, space_id=sid)
+    rows = {row["room_id"]: row for row in answer.result}
+    assert set(expected) | {sid, cat} <= set(rows)
+    for room, kind in expected.items():
+        assert rows[room]["kind"] == kind, (room, rows[room])
+        # Not a room type: Element would take a video-room type for its own call.
+        assert rows[room]["room_type"] is None, rows[room]
+    for room in (voice, video, text, retyped):
+        assert rows[room]["joined"] is False, rows[room]
+    assert rows[cat]["room_type"] == "m.space" and rows[cat]["kind"] is None
+
+    async with stack.nio_client(bob) as client:
+        kinds = await nio_kinds(client, sid)
+    assert {room: kinds.get(room) for room in expected} == expected
+    assert kinds.get(cat) is None

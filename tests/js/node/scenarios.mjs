@@ -1,0 +1,65 @@
+// The scenarios node/scenario.mjs can run: each takes a logged-in MatrixClient (37.5) and the
+// JSON input, and answers plain JSON for the Python test to check.
+
+/** The key under which Guilds writes a channel's kind into its `m.space.child` content. */
+export const CHANNEL_KIND_KEY = "chat.guilds.kind";
+
+/**
+ * The space's hierarchy as the SDK pages through it, before joining any channel: every room
+ * with its room type, and for each child the content of the link that names it (where a
+ * client reads the kind).
+ */
+async function hierarchy(client, { space_id }) {
+  const rooms = [];
+  let from;
+  do {
+    const page = await client.getRoomHierarchy(space_id, 50, undefined, false, from);
+    rooms.push(...page.rooms);
+    from = page.next_batch;
+  } while (from);
+  const links = new Map();
+  for (const room of rooms) {
+    for (const event of room.children_state ?? []) {
+      if (event.type === "m.space.child") links.set(event.state_key, event.content ?? {});
+    }
+  }
+  const joined = new Set((await client.getJoinedRooms()).joined_rooms);
+  return rooms.map((room) => ({
+    room_id: room.room_id,
+    name: room.name ?? null,
+    room_type: room.room_type ?? null,
+    kind: links.get(room.room_id)?.[CHANNEL_KIND_KEY] ?? null,
+    joined: joined.has(room.room_id),
+  }));
+}
+
+/** Syncs until the room is known, then answers it (or throws after `deadline_ms`). */
+async function syncedRoom(client, roomId, deadlineMs = 30_000) {
+  const prepared = new Promise((resolve) =>
+    client.on("sync", (state) => {
+      if (state === "PREPARED" || state === "SYNCING") resolve();
+    }),
+  );
+  await client.startClient({ initialSyncLimit: 1 });
+  await prepared;
+  const end = Date.now() + deadlineMs;
+  while (!client.getRoom(roomId)) {
+    if (Date.now() > end) throw new Error(`room ${roomId} never arrived in the sync`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return client.getRoom(roomId);
+}
+
+/** The room's MatrixRTC call memberships as 37.5's MatrixRTCSession parses them. */
+async function rtc_memberships(client, { room_id }) {
+  const { MatrixRTCSession } = await import("matrix-js-sdk/lib/matrixrtc/index.js");
+  const room = await syncedRoom(client, room_id);
+  return MatrixRTCSession.callMembershipsForRoom(room).map((m) => ({
+    user_id: m.sender ?? null,
+    device_id: m.deviceId,
+    expired: m.isExpired(),
+    expiry: m.getAbsoluteExpiry() ?? null,
+  }));
+}
+
+export const scenarios = { hierarchy, rtc_memberships };
