@@ -50,7 +50,7 @@ from bridge.servers_http import add_routes as add_server_routes
 from bridge.store import Database
 from bridge.templates_http import add_routes as add_template_routes
 from bridge.transactions import TransactionInbox
-from bridge.waiting import wait_out
+from bridge.patience import wait_out
 from guilds.config import GuildsConfig
 from guilds.ids import RoomID
 from guilds.vocabulary import CALL_MEMBER_EVENT
@@ -245,7 +245,7 @@ class Bridge:
 
         Call once `appservice_app` is being served: the homeserver's ping calls it back.
         A homeserver that is not up yet, restarting or rate-limiting is waited out (each wait
-        logged; bridge/waiting.py), for ever unless `deadline_s` is given. What waiting cannot
+        logged; bridge/patience.py), for ever unless `deadline_s` is given. What waiting cannot
         fix — an unknown as_token, a homeserver that cannot reach this listener — is a
         BridgeStartupError naming what to check.
         """
