@@ -40,6 +40,7 @@ from bridge.metrics import BridgeMetrics
 from bridge.migrations import migrate
 from bridge.operations import OperationJournal
 from bridge.operations_http import add_routes as add_operation_routes
+from bridge.patience import wait_out
 from bridge.provisioning import create_provisioning_app, explain_failure
 from bridge.queue import ServerQueue
 from bridge.reconcile import Reconciler
@@ -50,7 +51,6 @@ from bridge.servers_http import add_routes as add_server_routes
 from bridge.store import Database
 from bridge.templates_http import add_routes as add_template_routes
 from bridge.transactions import TransactionInbox
-from bridge.patience import wait_out
 from guilds.config import GuildsConfig
 from guilds.ids import RoomID
 from guilds.vocabulary import CALL_MEMBER_EVENT

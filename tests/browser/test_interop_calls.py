@@ -15,8 +15,8 @@ import nio
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.harness.chat_steps import channel, new_page, open_as
 from tests.harness.api import Api, create_server, join_server
+from tests.harness.chat_steps import channel, new_page, open_as
 from tests.harness.jssdk import Sdk43Page, run_scenario, start_sdk43
 from tests.harness.stack import Stack, User
 
