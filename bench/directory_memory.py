@@ -31,13 +31,13 @@ from typing import Any
 from urllib.parse import unquote
 
 from bench.common import log, rss_mb
-from bridge.directory import ServerDirectory
-from bridge.matrix import MatrixClient, MatrixRequestError
-from bridge.members import MAX_PAGE, Members
-from bridge.operations import OperationJournal
-from bridge.servers import Servers
-from bridge.shapes import server_json
-from bridge.store import Database
+from bridge.api.shapes import server_json
+from bridge.engine.journal import OperationJournal
+from bridge.engine.matrix import MatrixClient, MatrixRequestError
+from bridge.engine.store import Database
+from bridge.readback.directory import ServerDirectory
+from bridge.services.members import MAX_PAGE, Members
+from bridge.services.servers import Servers
 from guilds.ids import RoomID, UserID
 
 Captured = dict[str, Any]

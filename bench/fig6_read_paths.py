@@ -47,7 +47,7 @@ from bench.common import (
 from bench.directory_memory import capture
 from bench.raw import Raw, register, register_many
 from bench.shapes import build_guilds_server, templates_config
-from bridge.matrix import MatrixClient
+from bridge.engine.matrix import MatrixClient
 from guilds.ids import RoomID, UserID
 
 FIGURE = "fig6_read_paths"

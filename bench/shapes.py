@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.raw import Raw
-from bridge.plans import create_server_plan
-from bridge.steps import CreateRoom, StepContext
+from bridge.engine.steps import CreateRoom, StepContext
+from bridge.plans.servers import create_server_plan
 from guilds.config import ServerTemplate
 from guilds.ids import UserID
 from guilds.vocabulary import ROLE_EVENT
@@ -62,7 +62,7 @@ class PlainServer:
 
 
 class _Requester:
-    """bridge.steps.MatrixRequester over a Raw client (the bot's token)."""
+    """bridge.engine.steps.MatrixRequester over a Raw client (the bot's token)."""
 
     def __init__(self, raw: Raw) -> None:
         self.raw = raw

@@ -15,42 +15,42 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from bridge.acting import MembershipActing
-from bridge.admin_http import add_routes as add_admin_routes
-from bridge.appservice import create_appservice_app
-from bridge.calls import CallSweeper
-from bridge.channels import Channels
-from bridge.channels_http import add_routes as add_channel_routes
-from bridge.convergence import Convergence, DoctorReport, doctor
-from bridge.declared import Declarations, Report, greet_declared_members
-from bridge.directory import ServerDirectory
-from bridge.invites import Invites
-from bridge.invites_http import add_routes as add_invite_routes
-from bridge.lease import Lease, LeaseBusy
-from bridge.matrix import (
+from bridge.api.admin import add_routes as add_admin_routes
+from bridge.api.app import create_provisioning_app, explain_failure
+from bridge.api.appservice import create_appservice_app
+from bridge.api.channels import add_routes as add_channel_routes
+from bridge.api.invites import add_routes as add_invite_routes
+from bridge.api.members import add_routes as add_member_routes
+from bridge.api.operations import add_routes as add_operation_routes
+from bridge.api.roles import add_routes as add_role_routes
+from bridge.api.servers import add_routes as add_server_routes
+from bridge.api.templates import add_routes as add_template_routes
+from bridge.engine.inbox import TransactionInbox
+from bridge.engine.journal import OperationJournal
+from bridge.engine.lease import Lease, LeaseBusy
+from bridge.engine.matrix import (
     HomeserverUnavailable,
     MatrixClient,
     MatrixClientError,
     MatrixRequestError,
 )
-from bridge.members import Members
-from bridge.members_http import add_routes as add_member_routes
-from bridge.membership import BotMembership
+from bridge.engine.migrations import migrate
+from bridge.engine.patience import wait_out
+from bridge.engine.queue import ServerQueue
+from bridge.engine.store import Database
 from bridge.metrics import BridgeMetrics
-from bridge.migrations import migrate
-from bridge.operations import OperationJournal
-from bridge.operations_http import add_routes as add_operation_routes
-from bridge.patience import wait_out
-from bridge.provisioning import create_provisioning_app, explain_failure
-from bridge.queue import ServerQueue
-from bridge.reconcile import Reconciler
-from bridge.roles import Roles
-from bridge.roles_http import add_routes as add_role_routes
-from bridge.servers import Servers
-from bridge.servers_http import add_routes as add_server_routes
-from bridge.store import Database
-from bridge.templates_http import add_routes as add_template_routes
-from bridge.transactions import TransactionInbox
+from bridge.readback.acting import MembershipActing
+from bridge.readback.convergence import Convergence, DoctorReport, doctor
+from bridge.readback.directory import ServerDirectory
+from bridge.readback.membership import BotMembership
+from bridge.readback.reconcile import Reconciler
+from bridge.services.calls import CallSweeper
+from bridge.services.channels import Channels
+from bridge.services.declared import Declarations, Report, greet_declared_members
+from bridge.services.invites import Invites
+from bridge.services.members import Members
+from bridge.services.roles import Roles
+from bridge.services.servers import Servers
 from guilds.config import GuildsConfig
 from guilds.ids import RoomID
 from guilds.vocabulary import CALL_MEMBER_EVENT
@@ -245,7 +245,8 @@ class Bridge:
 
         Call once `appservice_app` is being served: the homeserver's ping calls it back.
         A homeserver that is not up yet, restarting or rate-limiting is waited out (each wait
-        logged; bridge/patience.py), for ever unless `deadline_s` is given. What waiting cannot
+        logged; bridge/engine/patience.py), for ever unless `deadline_s` is given. What waiting
+        cannot
         fix — an unknown as_token, a homeserver that cannot reach this listener — is a
         BridgeStartupError naming what to check.
         """

@@ -36,10 +36,11 @@ THEMES = ("dark", "light")
 CHANNEL_KINDS = ("text", "voice", "video")
 CREATE_SERVERS_WORDS = ("everyone", "admins")
 # How long an API request that changes a server waits for its result before answering 202
-# with an operation to poll (bridge/queue.py); docs/API.md, "Operations".
+# with an operation to poll (bridge/engine/queue.py); docs/API.md, "Operations".
 DEFAULT_ANSWER_WITHIN_S = 10
 MAX_ANSWER_WITHIN_S = 600
-# The invite limits the API accepts (bridge/invites.py), so a default is always a valid one.
+# The invite limits the API accepts (bridge/services/invites.py), so a default is always a valid
+# one.
 INVITE_MAX_USES, INVITE_MIN_EXPIRES_S, INVITE_MAX_EXPIRES_S = 1_000_000, 60, 365 * 24 * 3600
 
 
@@ -236,7 +237,8 @@ class ModulePolicies:
     public_servers: bool = True
 
 
-# The slow sweep comparing every room with what its server's model derives (bridge/convergence.py).
+# The slow sweep comparing every room with what its server's model derives
+# (bridge/readback/convergence.py).
 DEFAULT_SWEEP_INTERVAL_S = 600
 
 

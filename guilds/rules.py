@@ -743,7 +743,7 @@ def room_ping_refusal(actor: Actor) -> str | None:
     )
 
 
-# The state types the bot writes when it adopts a room as a channel (bridge/reconcile.py).
+# The state types the bot writes when it adopts a room as a channel (bridge/readback/reconcile.py).
 ADOPTION_STATE: Final = (CHANNEL_EVENT, SPACE_PARENT, "m.room.join_rules", POWER_LEVELS)
 
 

@@ -36,7 +36,7 @@ def _listener_url(config: GuildsConfig) -> str:
 
 async def _ask_running_bridge(config: GuildsConfig, dry_run: bool) -> dict[str, Any] | None:
     """The running bridge's report, or None when no bridge listens there."""
-    from bridge.admin_http import APPLY_PATH
+    from bridge.api.admin import APPLY_PATH
 
     url = _listener_url(config) + APPLY_PATH
     headers = {"Authorization": f"Bearer {config.appservice.registration.hs_token}"}
@@ -55,8 +55,8 @@ async def _ask_running_bridge(config: GuildsConfig, dry_run: bool) -> dict[str, 
 
 
 async def _apply_here(config: GuildsConfig, dry_run: bool) -> dict[str, Any]:
-    from bridge.lease import LeaseBusy
-    from bridge.matrix import HomeserverUnavailable
+    from bridge.engine.lease import LeaseBusy
+    from bridge.engine.matrix import HomeserverUnavailable
     from bridge.runtime import Bridge
 
     bridge = Bridge(config)
@@ -78,7 +78,7 @@ async def _apply_here(config: GuildsConfig, dry_run: bool) -> dict[str, Any]:
 
 async def apply(config: GuildsConfig, *, dry_run: bool) -> list[str]:
     """The report's lines, from the running bridge or from a bridge run here."""
-    from bridge.declared import Report
+    from bridge.services.declared import Report
 
     if not config.servers:
         return ["guilds.yaml declares no servers: nothing to apply"]

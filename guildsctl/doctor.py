@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from bridge.convergence import DoctorReport
+from bridge.readback.convergence import DoctorReport
 from guilds.config import GuildsConfig
 from guildsctl.apply import _listener_url
 
@@ -30,7 +30,7 @@ async def _ask_running_bridge(
     config: GuildsConfig, server: str | None, repair: bool
 ) -> dict[str, Any] | None:
     """The running bridge's report, or None when no bridge listens there."""
-    from bridge.admin_http import DOCTOR_PATH
+    from bridge.api.admin import DOCTOR_PATH
 
     url = _listener_url(config) + DOCTOR_PATH
     headers = {"Authorization": f"Bearer {config.appservice.registration.hs_token}"}
@@ -52,7 +52,7 @@ async def _ask_running_bridge(
 
 
 async def _doctor_here(config: GuildsConfig, server: str | None, repair: bool) -> DoctorReport:
-    from bridge.matrix import HomeserverUnavailable
+    from bridge.engine.matrix import HomeserverUnavailable
     from bridge.runtime import Bridge
 
     bridge = Bridge(config)

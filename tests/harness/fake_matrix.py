@@ -1,6 +1,6 @@
 """The bot's view of a homeserver, in memory, for unit tests of the operation journal.
 
-It answers the way Synapse 1.163 was measured to answer (see bridge/steps.py), including its
+It answers the way Synapse 1.163 was measured to answer (see bridge/engine/steps.py), including its
 "already done" refusals, with failures and crashes to order; `db`, `hs` and `journal` are
 fixtures over it and a real SQLite store.
 """
@@ -18,10 +18,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from bridge.matrix import MatrixRequestError
-from bridge.migrations import migrate
-from bridge.operations import OperationJournal
-from bridge.store import Database
+from bridge.engine.journal import OperationJournal
+from bridge.engine.matrix import MatrixRequestError
+from bridge.engine.migrations import migrate
+from bridge.engine.store import Database
 
 BOT = "@guilds:localhost"
 ALICE = "@alice:localhost"

@@ -20,7 +20,7 @@ from typing import Any
 
 import nio
 
-from bridge.derived import divergences, server_rooms
+from bridge.plans.derived import divergences, server_rooms
 from guilds.ids import RoomID, UserID
 from guilds.model import CATEGORY_EVENT, Server
 from guilds.permissions import power_of

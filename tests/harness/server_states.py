@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bridge.derived import ServerRooms, server_rooms
-from bridge.room_levels import wanted_levels
-from bridge.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Unban
+from bridge.engine.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Unban
+from bridge.plans.derived import ServerRooms, server_rooms
+from bridge.plans.levels import wanted_levels
 from guilds.ids import RoomID, UserID
 from guilds.layout import channel_allow
 from guilds.model import BUILTIN_ROLES, CATEGORY_EVENT, Role

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bridge.matrix import MatrixClient
-from bridge.store import Database
+from bridge.engine.matrix import MatrixClient
+from bridge.engine.store import Database
 from tests.harness.stack import Stack
 
 

@@ -1,4 +1,4 @@
-"""The bridge clears call memberships that outlived their expiry (bridge/calls.py).
+"""The bridge clears call memberships that outlived their expiry (bridge/services/calls.py).
 
 A plain matrix-nio client writes MatrixRTC memberships into a Guilds voice channel: one already
 expired (as a crashed tab leaves it), one expired by `expires_ts`, one live for an hour. Within
@@ -12,7 +12,7 @@ from typing import Any
 
 import nio
 
-from bridge.calls import DEFAULT_SWEEP_INTERVAL_S
+from bridge.services.calls import DEFAULT_SWEEP_INTERVAL_S
 from guilds.vocabulary import CALL_MEMBER_EVENT
 from tests.harness.api import Api, create_server, eventually, join_server
 from tests.harness.stack import Stack, User

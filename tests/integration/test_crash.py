@@ -13,13 +13,13 @@ from typing import Any
 
 import nio
 
-from bridge.directory import ServerDirectory
-from bridge.matrix import MatrixClient
-from bridge.operations import OperationJournal
-from bridge.plans import create_server_plan, delete_server_plan
-from bridge.role_plans import grant_plan, kick_plan, with_assignment, without_member
-from bridge.steps import Plan
-from bridge.store import Database
+from bridge.engine.journal import OperationJournal
+from bridge.engine.matrix import MatrixClient
+from bridge.engine.steps import Plan
+from bridge.engine.store import Database
+from bridge.plans.roles import grant_plan, kick_plan, with_assignment, without_member
+from bridge.plans.servers import create_server_plan, delete_server_plan
+from bridge.readback.directory import ServerDirectory
 from guilds.config import ServerTemplate, TemplateChannel, TemplateRole
 from guilds.ids import RoomID, UserID
 from guildsctl.synapse import spawn

@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from bridge.directory import ServerDirectory
-from bridge.matrix import MatrixClient
-from bridge.operations import OperationJournal
-from bridge.role_plans import edit_role_plan, with_role
-from bridge.store import Database
+from bridge.engine.journal import OperationJournal
+from bridge.engine.matrix import MatrixClient
+from bridge.engine.store import Database
+from bridge.plans.roles import edit_role_plan, with_role
+from bridge.readback.directory import ServerDirectory
 from guilds.ids import RoomID, UserID
 from tests.harness.api import Api, create_server, eventually, grant, join_server
 from tests.harness.invariants import assert_converged

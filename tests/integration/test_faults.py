@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import nio
 import psycopg2
 
-from bridge.provisioning import WHOAMI_TIMEOUT_S
-from bridge.store import Database, StoreUnavailable
+from bridge.api.app import WHOAMI_TIMEOUT_S
+from bridge.engine.store import Database, StoreUnavailable
 from tests.harness.api import Api, create_server, eventually, join_as, join_server
 from tests.harness.stack import PG_HOST, PG_PORT, PG_USER, Stack, User
 

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import nio
 
-from bridge.store import Database
+from bridge.engine.store import Database
 from guilds.vocabulary import SERVER_EVENT
 from tests.harness.api import (
     Api,

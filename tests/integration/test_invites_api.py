@@ -9,7 +9,7 @@ from typing import Any
 
 import nio
 
-from bridge.store import Database
+from bridge.engine.store import Database
 from tests.harness.api import Api, as_bot, create_server, eventually, join_server, state_of
 from tests.harness.stack import Stack, User
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from bridge.matrix import MatrixClient, MatrixRequestError, path_segment
-from bridge.operations import OperationJournal
-from bridge.steps import CreateRoom, Invite, Plan, Ref, SendMessage, SendState
-from bridge.store import Database
+from bridge.engine.journal import OperationJournal
+from bridge.engine.matrix import MatrixClient, MatrixRequestError, path_segment
+from bridge.engine.steps import CreateRoom, Invite, Plan, Ref, SendMessage, SendState
+from bridge.engine.store import Database
 from guildsctl.synapse import spawn
 from tests.harness.api import eventually
 from tests.harness.stack import Stack, User

@@ -13,7 +13,7 @@ import os
 import signal
 from typing import Any
 
-from bridge.store import Database
+from bridge.engine.store import Database
 from guilds.vocabulary import SERVER_EVENT
 from tests.harness.api import (
     Api,

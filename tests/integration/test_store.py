@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.migrations import LATEST_VERSION, MIGRATIONS, migrate
-from bridge.store import (
+from bridge.engine.inbox import RETENTION_MS, InboxEvent, TransactionInbox
+from bridge.engine.migrations import LATEST_VERSION, MIGRATIONS, migrate
+from bridge.engine.store import (
     Database,
     IntegrityError,
     Migration,
@@ -21,7 +22,6 @@ from bridge.store import (
     Transaction,
     upgrade,
 )
-from bridge.transactions import RETENTION_MS, InboxEvent, TransactionInbox
 
 POSTGRES_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
@@ -245,7 +245,7 @@ async def test_an_unreachable_postgres_is_unavailable() -> None:
 async def test_a_locked_sqlite_database_is_unavailable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bridge.store.SQLITE_BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("bridge.engine.store.SQLITE_BUSY_TIMEOUT_MS", 50)
     url = f"sqlite:///{tmp_path / 'locked.db'}"
     holder = await Database.open(url)
     waiter = await Database.open(url)

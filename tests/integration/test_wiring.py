@@ -14,7 +14,7 @@ from typing import Any
 
 import nio
 
-from bridge.store import Database
+from bridge.engine.store import Database
 from guilds.vocabulary import CHANNEL_EVENT
 from tests.harness.api import eventually
 from tests.harness.stack import Stack, User

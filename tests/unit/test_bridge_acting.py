@@ -7,10 +7,10 @@ from unittest.mock import AsyncMock, Mock
 
 import pytest
 
-from bridge.acting import MembershipActing
-from bridge.directory import ServerDirectory
-from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
-from bridge.transactions import InboxEvent
+from bridge.engine.inbox import InboxEvent
+from bridge.engine.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
+from bridge.readback.acting import MembershipActing
+from bridge.readback.directory import ServerDirectory
 from guilds.ids import RoomID, UserID
 from guilds.layout import AUTO_JOIN_KEY
 from guilds.rules import RoomKind

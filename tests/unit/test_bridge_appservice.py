@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge.appservice import create_appservice_app
-from bridge.migrations import migrate
-from bridge.store import Database, StoreUnavailable
-from bridge.transactions import InboxEvent, TransactionInbox
+from bridge.api.appservice import create_appservice_app
+from bridge.engine.inbox import InboxEvent, TransactionInbox
+from bridge.engine.migrations import migrate
+from bridge.engine.store import Database, StoreUnavailable
 
 HS_TOKEN = "hs-" + "a" * 61
 BOT = "@guilds:localhost"

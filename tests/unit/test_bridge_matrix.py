@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bridge.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
+from bridge.engine.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
 from tests.harness.fake_homeserver import (
     ALICE_TOKEN,
     AS_TOKEN,

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 import guilds
-from bridge.provisioning import require_user
+from bridge.api.app import require_user
 from bridge.runtime import Bridge, BridgeStartupError
 from guilds.config import (
     AppserviceSettings,

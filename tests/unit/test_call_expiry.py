@@ -1,8 +1,9 @@
-"""When a call membership stops counting, as the bridge's sweep reads it (bridge/calls.py)."""
+"""When a call membership stops counting, as the bridge's sweep reads it
+(bridge/services/calls.py)."""
 
 from __future__ import annotations
 
-from bridge.calls import DEFAULT_EXPIRES_MS, membership_expiry_ms
+from bridge.services.calls import DEFAULT_EXPIRES_MS, membership_expiry_ms
 
 
 def test_an_empty_membership_has_left() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bridge.channel_plans import (
+from bridge.engine.steps import EmptyRoom, Leave, SendState
+from bridge.plans.channels import (
     delete_category_plan,
     delete_channel_plan,
     gate_rooms,
@@ -10,7 +11,6 @@ from bridge.channel_plans import (
     no_longer_allowed,
     reordered,
 )
-from bridge.steps import EmptyRoom, Leave, SendState
 from guilds.ids import RoomID, UserID
 from guilds.model import BUILTIN_ROLES, Channel, Role, Server, ServerState
 from guilds.vocabulary import ChannelKind

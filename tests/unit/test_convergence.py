@@ -17,7 +17,14 @@ from urllib.parse import unquote
 
 import pytest
 
-from bridge.convergence import (
+from bridge.engine.inbox import InboxEvent
+from bridge.engine.journal import OperationJournal
+from bridge.engine.migrations import migrate
+from bridge.engine.queue import ServerQueue
+from bridge.engine.steps import Plan, SendState
+from bridge.engine.store import Database
+from bridge.plans.derived import Divergence
+from bridge.readback.convergence import (
     REPAIR_KIND,
     Cause,
     Convergence,
@@ -25,14 +32,7 @@ from bridge.convergence import (
     ServerReport,
     doctor,
 )
-from bridge.derived import Divergence
-from bridge.directory import ServerDirectory
-from bridge.migrations import migrate
-from bridge.operations import OperationJournal
-from bridge.queue import ServerQueue
-from bridge.steps import Plan, SendState
-from bridge.store import Database
-from bridge.transactions import InboxEvent
+from bridge.readback.directory import ServerDirectory
 from guilds.ids import RoomID
 from guilds.model import Server
 from guilds.rules import RoomKind
@@ -155,7 +155,7 @@ async def test_a_repair_is_journaled_counted_by_cause_and_logged_without_content
     observed: list[tuple[str, str]] = []
     conv.on_repair = lambda kind, what: observed.append((kind, what))
     cause = Cause("event", "$ev1", CHAT, "m.room.power_levels")
-    with caplog.at_level(logging.INFO, logger="bridge.convergence"):
+    with caplog.at_level(logging.INFO, logger="bridge.readback.convergence"):
         found = await conv.converge(SPACE, cause)
     assert found == [Divergence(CHAT, f"power_levels.users.{MOD}", 50, 0)]
     puts = [c for c in hs.calls if c[0] == "PUT"]

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge.declared import Report
-from bridge.lease import Lease, LeaseBusy
-from bridge.migrations import migrate
-from bridge.store import Database
+from bridge.engine.lease import Lease, LeaseBusy
+from bridge.engine.migrations import migrate
+from bridge.engine.store import Database
+from bridge.services.declared import Report
 from guilds.config import DEFAULT_TEMPLATE, ConfigErrors, parse_config
 from guildsctl import configgen
 from guildsctl.cli import main

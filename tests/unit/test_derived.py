@@ -12,8 +12,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.derived import Divergence, divergences, repair_plan, with_pending_roles
-from bridge.steps import AutoJoinInvite, Kick, Plan, SendState, Unban
+from bridge.engine.steps import AutoJoinInvite, Kick, Plan, SendState, Unban
+from bridge.plans.derived import Divergence, divergences, repair_plan, with_pending_roles
 from guilds.ids import RoomID, UserID
 from guilds.layout import AUTO_JOIN_KEY, channel_allow
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from bench.directory_memory import CapturedHomeserver, capture, copy_id, measure, original_id
-from bridge.directory import RoomStates, ServerDirectory
-from bridge.matrix import MatrixRequestError
+from bridge.engine.matrix import MatrixRequestError
+from bridge.readback.directory import RoomStates, ServerDirectory
 from guilds.ids import RoomID, UserID
 from guilds.model import BUILTIN_ROLES, CATEGORY_EVENT, Role
 from guilds.snapshot import assemble

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from bridge.api.app import create_provisioning_app
 from bridge.metrics import METRICS_PATH, BridgeMetrics, create_metrics_app
-from bridge.provisioning import create_provisioning_app
 from guilds.config import (
     ConfigErrors,
     GuildsConfig,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.migrations import migrate
-from bridge.store import Database
+from bridge.engine.migrations import migrate
+from bridge.engine.store import Database
 from guildsctl.configgen import write_yaml
 from guildsctl.run import make_private
 from guildsctl.synapse import spawn

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bridge.errors import InvalidParam
-from bridge.invites import CODE_RE, Invite, InviteStatus, invite_limits
+from bridge.services.invites import CODE_RE, Invite, InviteStatus, invite_limits
 from guilds.ids import RoomID, UserID
 
 

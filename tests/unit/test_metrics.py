@@ -11,7 +11,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.directory import RoomStates
 from bridge.metrics import (
     METRICS,
     UNMATCHED_ROUTE,
@@ -19,6 +18,7 @@ from bridge.metrics import (
     api_metrics,
     create_metrics_app,
 )
+from bridge.readback.directory import RoomStates
 from guilds.ids import RoomID
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from jsonschema.validators import Draft202012Validator
 
-from bridge.openapi import openapi_document
+from bridge.api.openapi import openapi_document
 from bridge.runtime import Bridge
 from guilds.config import load_config
 from guildsctl import configgen

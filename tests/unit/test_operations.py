@@ -1,7 +1,8 @@
 """The operation journal's logic: plans as data, references, stages, retries and crash recovery.
 
 Against a real SQLite store; the homeserver is a small in-memory fake that answers the way
-Synapse 1.163 was measured to answer (see bridge/steps.py), including its "already done" refusals.
+Synapse 1.163 was measured to answer (see bridge/engine/steps.py), including its "already done"
+refusals.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from bridge.matrix import HomeserverUnavailable, MatrixRequestError
-from bridge.operations import OperationFailed, OperationJournal
-from bridge.steps import (
+from bridge.engine.journal import OperationFailed, OperationJournal
+from bridge.engine.matrix import HomeserverUnavailable, MatrixRequestError
+from bridge.engine.steps import (
     AutoJoinInvite,
     Ban,
     CreateRoom,
@@ -31,7 +32,7 @@ from bridge.steps import (
     StepContext,
     Unban,
 )
-from bridge.store import Database
+from bridge.engine.store import Database
 from tests.harness.fake_matrix import (
     ALICE,
     BOB,

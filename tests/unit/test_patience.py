@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bridge.matrix import HomeserverUnavailable, MatrixClientError, MatrixRequestError
-from bridge.patience import Patience, wait_out
+from bridge.engine.matrix import HomeserverUnavailable, MatrixClientError, MatrixRequestError
+from bridge.engine.patience import Patience, wait_out
 
 REFUSED = HomeserverUnavailable("cannot reach the homeserver at http://127.0.0.1:8008")
 LIMITED = MatrixRequestError(429, "M_LIMIT_EXCEEDED", "Too Many Requests", retry_after_ms=2500)
@@ -54,7 +54,7 @@ async def test_a_rate_limit_is_waited_out_for_as_long_as_the_homeserver_asks(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     hs = Homeserver(LIMITED, LIMITED)
-    with caplog.at_level(logging.WARNING, "bridge.patience"):
+    with caplog.at_level(logging.WARNING, "bridge.engine.patience"):
         assert await hs.waiting()() == "ok"
     assert hs.slept == [2.5, 2.5]
     assert hs.calls == 3

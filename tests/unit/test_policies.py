@@ -13,7 +13,7 @@ import pytest
 import yaml
 from synapse.module_api import ModuleApi
 
-from bridge.matrix import MatrixRequestError
+from bridge.engine.matrix import MatrixRequestError
 from guilds.config import (
     ConfigErrors,
     ModulePolicies,
@@ -357,7 +357,7 @@ async def test_kinds_and_public_join_rules() -> None:
 
 
 async def test_server_admin_is_asked_with_the_callers_token() -> None:
-    from bridge.servers import Servers
+    from bridge.services.servers import Servers
 
     matrix = Mock()
     matrix.request = AsyncMock(return_value={"admin": True})

@@ -1,4 +1,4 @@
-"""The per-server queue (bridge/queue.py) over a real SQLite store, with handlers in place of
+"""The per-server queue (bridge/engine/queue.py) over a real SQLite store, with handlers in place of
 the services: turn order, parallel servers, stored outcomes, waiting out a homeserver, restarts.
 """
 
@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from bridge.engine.journal import OperationJournal
+from bridge.engine.matrix import HomeserverUnavailable, MatrixRequestError
+from bridge.engine.migrations import migrate
+from bridge.engine.queue import Job, JobFailed, JobNotFound, Outcome, ServerQueue
+from bridge.engine.steps import Plan, SendState
+from bridge.engine.store import Database
 from bridge.errors import Forbidden
-from bridge.matrix import HomeserverUnavailable, MatrixRequestError
-from bridge.migrations import migrate
-from bridge.operations import OperationJournal
-from bridge.queue import Job, JobFailed, JobNotFound, Outcome, ServerQueue
-from bridge.steps import Plan, SendState
-from bridge.store import Database
 
 BOT = "@guilds:example.org"
 
@@ -141,8 +141,8 @@ async def test_a_refusal_is_stored_in_the_api_shape(db: Database) -> None:
 async def test_a_job_waits_out_a_homeserver_that_is_down(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bridge.patience.BASE_BACKOFF_S", 0.001)
-    monkeypatch.setattr("bridge.patience.MAX_BACKOFF_S", 0.002)
+    monkeypatch.setattr("bridge.engine.patience.BASE_BACKOFF_S", 0.001)
+    monkeypatch.setattr("bridge.engine.patience.MAX_BACKOFF_S", 0.002)
     queue = make_queue(db)
     failures: list[Exception] = [
         HomeserverUnavailable("refused"),
@@ -257,7 +257,7 @@ async def until_stored(db: Database, job_id: str) -> None:
 async def test_later_runs_in_turn_and_waits_out_transient_failures(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bridge.patience.BASE_BACKOFF_S", 0.001)
+    monkeypatch.setattr("bridge.engine.patience.BASE_BACKOFF_S", 0.001)
     queue = make_queue(db)
     order: list[str] = []
     release = asyncio.Event()

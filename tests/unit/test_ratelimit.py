@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.ratelimit import RateLimiter
+from bridge.services.ratelimit import RateLimiter
 
 
 class Clock:

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from bridge.reconcile import (
+from bridge.engine.steps import AutoJoinInvite, Ban, Kick, SendState, Step, Unban
+from bridge.plans.levels import CREATORS_KEY, derived_levels, levels_plan
+from bridge.readback.reconcile import (
     KICKED_REASON,
     LEFT_REASON,
     Decision,
@@ -23,8 +25,6 @@ from bridge.reconcile import (
     role_for_power,
     with_pending_roles,
 )
-from bridge.room_levels import CREATORS_KEY, derived_levels, levels_plan
-from bridge.steps import AutoJoinInvite, Ban, Kick, SendState, Step, Unban
 from guilds.ids import RoomID, UserID
 from guilds.layout import AUTO_JOIN_KEY
 from guilds.model import BUILTIN_ROLES, Permission, Role, Server
@@ -457,7 +457,7 @@ def leave(states: States, user: UserID, sender: UserID, membership: str = "leave
 def test_a_kick_from_the_space_cascades_to_the_rooms_they_are_in() -> None:
     decision = leave(world(), BOB, OWNER)
     kicks = {(s.room, s.reason) for s in steps(decision) if isinstance(s, Kick)}
-    # The cascade is the kick endpoint's own plan (bridge/role_plans.py): every room they
+    # The cascade is the kick endpoint's own plan (bridge/plans/roles.py): every room they
     # are in at least, with the reason.
     assert {(SPACE, KICKED_REASON), (GENERAL, KICKED_REASON), (RANDOM, KICKED_REASON)} <= kicks
     assert all(isinstance(s, Kick) for s in decision.plan.stages[0])

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bridge.role_plans import (
+from bridge.engine.steps import AutoJoinInvite, Ban, Kick, Leave, SendState, Unban
+from bridge.plans.roles import (
     ban_plan,
     delete_role_plan,
     free_position,
@@ -20,7 +21,6 @@ from bridge.role_plans import (
     with_assignment,
     without_member,
 )
-from bridge.steps import AutoJoinInvite, Ban, Kick, Leave, SendState, Unban
 from guilds.ids import RoomID, UserID
 from guilds.model import (
     BUILTIN_ROLES,

@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-import bridge.invites
-from bridge.invites import CODE_BYTES, CODE_RE, Invites
+import bridge.services.invites
+from bridge.services.invites import CODE_BYTES, CODE_RE, Invites
 from tests.harness.web_only import make_config
 from web.app import create_app
 from web.assets import STATIC_DIR
@@ -35,7 +35,7 @@ def test_invite_codes_come_from_secrets_token_urlsafe() -> None:
 
 def test_invite_codes_are_unguessable() -> None:
     """Many codes drawn exactly as `create` draws them: long, URL-safe, distinct, uniform."""
-    codes = [bridge.invites.secrets.token_urlsafe(CODE_BYTES) for _ in range(20_000)]
+    codes = [bridge.services.invites.secrets.token_urlsafe(CODE_BYTES) for _ in range(20_000)]
     assert all(len(c) >= 8 and set(c) <= URL_SAFE and CODE_RE.fullmatch(c) for c in codes)
     assert len(set(codes)) == len(codes)
     # Shannon entropy of the characters: close to log2(64) = 6 bits each for a uniform draw.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.directory import RoomStates
+from bridge.readback.directory import RoomStates
 from guilds.ids import RoomID, UserID
 from guilds.model import BUILTIN_ROLES, CATEGORY_EVENT, Permission, Role
 from guilds.snapshot import assemble, banned, rooms_of

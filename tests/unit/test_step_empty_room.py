@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bridge.matrix import MatrixRequestError
-from bridge.steps import EmptyRoom, StepContext
+from bridge.engine.matrix import MatrixRequestError
+from bridge.engine.steps import EmptyRoom, StepContext
 
 BOT = "@guilds:x"
 

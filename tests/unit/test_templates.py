@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge.operations import OperationJournal
-from bridge.plans import create_server_plan, is_plain, template_roles
-from bridge.steps import CreateRoom, SendMessage
+from bridge.engine.journal import OperationJournal
+from bridge.engine.steps import CreateRoom, SendMessage
+from bridge.plans.servers import create_server_plan, is_plain, template_roles
 from guilds.config import DEFAULT_TEMPLATE, ConfigErrors, ServerTemplate, parse_config
 from guilds.ids import UserID
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT

@@ -13,12 +13,12 @@ from unittest import mock
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-import bridge.appservice
-from bridge.appservice import create_appservice_app
-from bridge.migrations import migrate
-from bridge.provisioning import TokenResolver
-from bridge.store import Database
-from bridge.transactions import TransactionInbox
+import bridge.api.appservice
+from bridge.api.app import TokenResolver
+from bridge.api.appservice import create_appservice_app
+from bridge.engine.inbox import TransactionInbox
+from bridge.engine.migrations import migrate
+from bridge.engine.store import Database
 
 HS_TOKEN = "hs-" + "b" * 61
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ async def test_the_hs_token_is_compared_with_compare_digest(
     client: TestClient[Any, Any], sent: str
 ) -> None:
     with mock.patch.object(
-        bridge.appservice.hmac, "compare_digest", wraps=hmac.compare_digest
+        bridge.api.appservice.hmac, "compare_digest", wraps=hmac.compare_digest
     ) as spy:
         response = await client.get(
             "/_matrix/app/v1/users/@guilds:localhost", headers={"Authorization": f"Bearer {sent}"}

@@ -1,0 +1,1 @@
+"""The provisioning API and the appservice endpoints: HTTP only, no decisions."""

@@ -1,0 +1,1 @@
+"""Carrying plans out: steps, the journal, the per-server queue, the inbox, the store."""

@@ -1,0 +1,342 @@
+"""Plans and orderings for channels and categories: pure functions from the model to steps.
+
+The service (bridge/services/channels.py) validates a request, then asks these functions what to
+change;
+nothing here does I/O, so the space-tree bookkeeping (orders, links both ways, who must be
+removed when a channel is gated) is unit tested without a homeserver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from bridge.engine.steps import CreateRoom, EmptyRoom, Kick, Leave, Plan, Ref, SendState, Step
+from bridge.plans.servers import RoomStates
+from guilds.ids import RoomID, UserID
+from guilds.layout import category_body, channel_allow, channel_body, space_child
+from guilds.model import BuiltinRole, Channel, Server, order_key
+from guilds.permissions import may_enter
+from guilds.snapshot import children
+from guilds.vocabulary import ChannelKind
+
+SPACE_CHILD = "m.space.child"
+SPACE_PARENT = "m.space.parent"
+JOIN_RULES = "m.room.join_rules"
+GATE_KICK_REASON = "You no longer have a role that may enter this channel"
+CHANNEL_DELETED_REASON = "The channel was deleted"
+CATEGORY_DELETED_REASON = "The category was deleted"
+
+
+# -- orders --------------------------------------------------------------------------------------
+
+
+def next_index(orders: Sequence[str]) -> int:
+    """The index of a child placed after every existing one (orders written by `order_key`).
+
+    Orders written by another client may not be numbers; they count as one place each.
+    """
+    indexes = [int(o) for o in orders if o.isdigit()]
+    return max([*indexes, len(orders) - 1]) + 1
+
+
+def reordered(
+    siblings: Sequence[tuple[RoomID, str]], moved: RoomID, position: int | None
+) -> dict[RoomID, str]:
+    """New orders making `moved` the `position`-th of its siblings (the end when None).
+
+    `siblings` are the other children of the same parent with their current orders (`moved`
+    may be among them: it is taken out first). Every sibling gets a distinct, dense order so
+    the order is total; only the entries whose order changes are returned, `moved` always.
+    """
+    ordered = sorted((s for s in siblings if s[0] != moved), key=lambda s: (s[1], s[0]))
+    ids = [room for room, _ in ordered]
+    at = len(ids) if position is None else max(0, min(position, len(ids)))
+    ids.insert(at, moved)
+    current = dict(siblings)
+    changes: dict[RoomID, str] = {}
+    for index, room in enumerate(ids):
+        key = order_key(index)
+        if room == moved or current.get(room) != key:
+            changes[room] = key
+    return changes
+
+
+def child_orders(states: RoomStates, parent: RoomID) -> list[str]:
+    return list(children(states.get(parent, {})).values())
+
+
+# -- gates ---------------------------------------------------------------------------------------
+
+
+def gate_rooms(server: Server, allowed_roles: tuple[str, ...] | None) -> list[RoomID] | None:
+    """The role rooms a gated channel's join rule allows: admin's always, then the roles'."""
+    if allowed_roles is None:
+        return None
+    rooms: list[RoomID] = []
+    for role_id in (BuiltinRole.ADMIN.value, *allowed_roles):
+        role = server.role(role_id)
+        if role is not None and role.room_id is not None and role.room_id not in rooms:
+            rooms.append(role.room_id)
+    return rooms
+
+
+def join_rules(server: Server, allowed_roles: tuple[str, ...] | None) -> dict[str, Any]:
+    return {
+        "join_rule": "restricted",
+        "allow": channel_allow(server.server_id, gate_rooms(server, allowed_roles)),
+    }
+
+
+def no_longer_allowed(
+    server: Server,
+    channel: Channel,
+    allowed_roles: tuple[str, ...] | None,
+    inside: Iterable[UserID],
+    bot: UserID,
+) -> list[UserID]:
+    """Who of those in the channel (or invited) may not enter it once it has these roles."""
+    after = replace(channel, allowed_roles=allowed_roles)
+    return sorted(u for u in set(inside) - {bot} if not may_enter(server, u, after))
+
+
+def gate_kicks(room: RoomID, users: Iterable[UserID]) -> list[Step]:
+    return [
+        Kick(name=f"gate_kick_{i}", room=room, user=user, reason=GATE_KICK_REASON)
+        for i, user in enumerate(users)
+    ]
+
+
+# -- links ---------------------------------------------------------------------------------------
+
+
+def link_steps(
+    name: str,
+    *,
+    parent: RoomID,
+    child: RoomID | Ref,
+    order: str,
+    via: str,
+    kind: ChannelKind | None,
+    previous: Mapping[str, Any] | None = None,
+) -> SendState:
+    """The parent's `m.space.child` for `child` at `order` (keeping what another client added).
+
+    `kind` is the channel's (None for a category, or to keep the kind the link already says).
+    """
+    content = {**(previous or {}), **space_child(order, via, kind)}
+    return SendState(name=name, room=parent, type=SPACE_CHILD, state_key=child, content=content)
+
+
+def order_steps(
+    states: RoomStates,
+    parent: RoomID,
+    changes: Mapping[RoomID, str],
+    via: str,
+    *,
+    prefix: str,
+    kinds: Mapping[RoomID, ChannelKind] | None = None,
+) -> list[Step]:
+    """Rewrite the `order` of the parent's `m.space.child` events named in `changes`.
+
+    A link keeps the kind it says; `kinds` names it for links that are new (a channel moved in).
+    """
+    held = states.get(parent, {})
+    steps: list[Step] = []
+    for i, (room, order) in enumerate(sorted(changes.items())):
+        previous = held.get((SPACE_CHILD, room))
+        steps.append(
+            link_steps(
+                f"{prefix}_{i}",
+                parent=parent,
+                child=room,
+                order=order,
+                via=via,
+                kind=(kinds or {}).get(room),
+                previous=previous if previous and previous.get("via") else None,
+            )
+        )
+    return steps
+
+
+def move_steps(
+    channel: RoomID, *, old_parent: RoomID, new_parent: RoomID, via: str
+) -> tuple[list[Step], list[Step]]:
+    """Point the channel at its new parent (first stage), then drop the old links (second).
+
+    The new link is made before the old one goes, so the channel is never out of the tree.
+    """
+    point: list[Step] = [
+        SendState(
+            name="parent_new",
+            room=channel,
+            type=SPACE_PARENT,
+            state_key=new_parent,
+            content={"via": [via], "canonical": True},
+        )
+    ]
+    unlink: list[Step] = [
+        SendState(
+            name="child_old", room=old_parent, type=SPACE_CHILD, state_key=channel, content={}
+        ),
+        SendState(
+            name="parent_old", room=channel, type=SPACE_PARENT, state_key=old_parent, content={}
+        ),
+    ]
+    return point, unlink
+
+
+# -- creating ------------------------------------------------------------------------------------
+
+
+def create_channel_plan(
+    server: Server,
+    *,
+    name: str,
+    kind: ChannelKind,
+    topic: str,
+    parent: RoomID,
+    allowed_roles: tuple[str, ...] | None,
+    order: str,
+    power_levels: dict[str, Any],
+    via: str,
+) -> Plan:
+    """A restricted room linked both ways to its parent (the space, or a category)."""
+    body = channel_body(
+        server_id=server.server_id,
+        name=name,
+        kind=kind,
+        topic=topic,
+        default=False,
+        gate_rooms=gate_rooms(server, allowed_roles),
+        power_levels=power_levels,
+        via=via,
+    )
+    if parent != server.server_id:
+        # channel_body links a channel to the space; one in a category names the category.
+        for event in body["initial_state"]:
+            if event["type"] == SPACE_PARENT:
+                event["state_key"] = parent
+    create = CreateRoom(name="channel", body=body)
+    link = link_steps(
+        "link", parent=parent, child=Ref("channel", "room_id"), order=order, via=via, kind=kind
+    )
+    return Plan.of([create], [link])
+
+
+def create_category_plan(
+    server: Server, *, name: str, order: str, power_levels: dict[str, Any], via: str
+) -> Plan:
+    body = category_body(server_id=server.server_id, name=name, power_levels=power_levels, via=via)
+    create = CreateRoom(name="category", body=body)
+    link = link_steps(
+        "link",
+        parent=server.server_id,
+        child=Ref("category", "room_id"),
+        order=order,
+        via=via,
+        kind=None,
+    )
+    return Plan.of([create], [link])
+
+
+# -- deleting ------------------------------------------------------------------------------------
+
+
+def close_room_steps(
+    room: RoomID, reason: str, *, prefix: str
+) -> tuple[list[Step], list[Step], list[Step]]:
+    """Close a room to joins, remove everyone from it, then the bot leaves: three stages.
+
+    Who is inside is read when the emptying step runs, after the close: a join of the last
+    moment cannot slip through (bridge/engine/steps.py EmptyRoom).
+    """
+    close: list[Step] = [
+        SendState(
+            name=f"{prefix}_close",
+            room=room,
+            type=JOIN_RULES,
+            state_key="",
+            content={"join_rule": "invite"},
+        )
+    ]
+    empty: list[Step] = [EmptyRoom(name=f"{prefix}_empty", room=room, reason=reason)]
+    leave: list[Step] = [Leave(name=f"{prefix}_leave", room=room)]
+    return close, empty, leave
+
+
+def delete_channel_plan(channel: RoomID, parent: RoomID) -> Plan:
+    """Unlink the channel and close it, empty it, then the bot leaves: nobody can join again."""
+    close, empty, leave = close_room_steps(channel, CHANNEL_DELETED_REASON, prefix="channel")
+    unlink: list[Step] = [
+        SendState(
+            name="unlink_child", room=parent, type=SPACE_CHILD, state_key=channel, content={}
+        ),
+        SendState(
+            name="unlink_parent", room=channel, type=SPACE_PARENT, state_key=parent, content={}
+        ),
+    ]
+    return _plan(close + unlink, empty, leave)
+
+
+def delete_category_plan(
+    server: Server,
+    category: RoomID,
+    states: RoomStates,
+    via: str,
+) -> Plan:
+    """Move the category's channels to the top level (after the existing children), then close
+    the category room, empty it and leave it."""
+    space = server.server_id
+    others = [o for room, o in children(states.get(space, {})).items() if room != category]
+    start = next_index(others)
+    channels = [c for c in server.channels if c.category_id == category]
+    relink: list[Step] = []
+    unlink: list[Step] = [
+        SendState(
+            name="unlink_category", room=space, type=SPACE_CHILD, state_key=category, content={}
+        )
+    ]
+    for i, moved in enumerate(channels):
+        channel = moved.channel_id
+        relink.append(
+            link_steps(
+                f"relink_{i}",
+                parent=space,
+                child=channel,
+                order=order_key(start + i),
+                via=via,
+                kind=moved.kind,
+            )
+        )
+        relink.append(
+            SendState(
+                name=f"reparent_{i}",
+                room=channel,
+                type=SPACE_PARENT,
+                state_key=space,
+                content={"via": [via], "canonical": True},
+            )
+        )
+        unlink.append(
+            SendState(
+                name=f"unparent_{i}",
+                room=channel,
+                type=SPACE_PARENT,
+                state_key=category,
+                content={},
+            )
+        )
+        unlink.append(
+            SendState(
+                name=f"unchild_{i}", room=category, type=SPACE_CHILD, state_key=channel, content={}
+            )
+        )
+    close, empty, leave = close_room_steps(category, CATEGORY_DELETED_REASON, prefix="category")
+    return _plan(relink, unlink + close, empty, leave)
+
+
+def _plan(*stages: list[Step]) -> Plan:
+    # A stage with nothing to do (no members to remove, no channels to move) is left out.
+    return Plan.of(*[stage for stage in stages if stage])

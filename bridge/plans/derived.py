@@ -1,0 +1,405 @@
+"""What every room of a server must hold, derived from its model, and how the rooms differ from it.
+
+The model (roles, assignments, channels, gates, owner, bans) is read from Matrix state
+(`guilds.snapshot.assemble`); everything else in the server's rooms follows from it:
+
+- power levels (users and thresholds, creators-aware; `bridge.room_levels` owns them);
+- role-room memberships: only members of the server hold roles, and the owner is an admin;
+- channel and category memberships: only members of the server are inside, and a gated
+  channel holds only those its roles let in;
+- the space tree: every channel and category names the parent that links it;
+- join rules: a channel opens to the space or to its roles' rooms, a category to the space;
+- bans: whoever is banned from the space is banned from every room, and nobody else is.
+
+`divergences` compares the rooms' actual state with that and lists each difference as
+`(room, what, expected, actual)`; `repair_plan` turns the list into journal steps. Both are pure
+functions of `ServerRooms`, unit tested without a homeserver (tests/unit/test_derived.py);
+bridge/readback/convergence.py decides when to run them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from bridge.engine.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Step, Unban
+from bridge.plans.levels import RoomStates, wanted_levels
+from guilds.ids import RoomID, UserID
+from guilds.layout import AUTO_JOIN_KEY, channel_allow
+from guilds.model import BuiltinRole, Channel, Server
+from guilds.permissions import may_enter
+from guilds.rules import RoomKind
+from guilds.vocabulary import ChannelKind
+
+POWER_LEVELS: Final = "m.room.power_levels"
+MEMBER: Final = "m.room.member"
+JOIN_RULES: Final = "m.room.join_rules"
+SPACE_PARENT: Final = "m.space.parent"
+SPACE_CHILD: Final = "m.space.child"
+
+NOT_A_MEMBER_REASON: Final = "Not a member of the server"
+GATE_REASON: Final = "You no longer have a role that may enter this channel"
+BANNED_REASON: Final = "Banned from the server"
+OWNER_REASON: Final = "The owner is always an admin"
+
+RoomKinds = Sequence[tuple[RoomID, RoomKind, ChannelKind | None]]
+
+
+@dataclass(frozen=True)
+class ServerRooms:
+    """What deriving needs of one server: its model, what each room is, their state, the bot."""
+
+    server: Server
+    kinds: RoomKinds
+    states: RoomStates
+    bot: UserID
+    # The homeserver named in `via` of the space links the bot writes.
+    via: str
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """One difference between a room and what the model derives for it.
+
+    `what` names the part of the room: `power_levels.users.<user>`, `power_levels.<key>`,
+    `member.<user>`, `join_rules`, `space.parent.<room>`, `space.child.<room>`. `expected` and
+    `actual` are plain
+    JSON values (None for absent), so the doctor prints them and the log records them.
+    """
+
+    room: RoomID
+    what: str
+    expected: Any
+    actual: Any
+
+    def line(self) -> str:
+        return f"{self.room}  {self.what}: expected {self.expected!r}, actual {self.actual!r}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "room_id": self.room,
+            "what": self.what,
+            "expected": self.expected,
+            "actual": self.actual,
+        }
+
+
+def with_pending_roles(server: Server, states: RoomStates, bot: UserID) -> Server:
+    """The model counting the bot's auto-join invites to role rooms as held roles.
+
+    The module accepts those invites a moment later; reading them as held already keeps a
+    derivation made in between (a second power-level change, a convergence check) from undoing
+    the role a grant or a read-back has just given.
+    """
+    assignments = {user: set(held) for user, held in server.assignments.items()}
+    for role in server.roles:
+        if role.room_id is None:
+            continue
+        for (event_type, user), content in states.get(role.room_id, {}).items():
+            if (
+                event_type == MEMBER
+                and user != bot
+                and content.get("membership") == "invite"
+                and content.get(AUTO_JOIN_KEY) is True
+            ):
+                assignments.setdefault(UserID(user), set()).add(role.role_id)
+    return replace(server, assignments={u: frozenset(h) for u, h in assignments.items()})
+
+
+# -- reading the rooms ----------------------------------------------------------------------------
+
+
+def _memberships(states: RoomStates, room: RoomID) -> dict[UserID, str]:
+    found: dict[UserID, str] = {}
+    for (event_type, key), content in states.get(room, {}).items():
+        membership = content.get("membership")
+        if event_type == MEMBER and isinstance(membership, str):
+            found[UserID(key)] = membership
+    return found
+
+
+def _inside(memberships: Mapping[UserID, str]) -> set[UserID]:
+    return {u for u, m in memberships.items() if m in ("join", "invite")}
+
+
+def _allowed_rooms(content: Mapping[str, Any] | None) -> list[str]:
+    allow = (content or {}).get("allow")
+    if not isinstance(allow, list):
+        return []
+    return sorted(
+        str(entry["room_id"])
+        for entry in allow
+        if isinstance(entry, dict) and isinstance(entry.get("room_id"), str)
+    )
+
+
+def _linked(content: Mapping[str, Any] | None) -> bool:
+    via = (content or {}).get("via")
+    return isinstance(via, list) and bool(via)
+
+
+def _parents(ctx: ServerRooms) -> dict[RoomID, RoomID]:
+    """Each channel and category of the model, and the one container that must link it.
+
+    A channel linked from two containers (the space and a category, say a link added by hand)
+    belongs to the one its own `m.space.parent` names; when that does not decide, the default
+    channel belongs to the space and any other to its category.
+    """
+    server = ctx.server
+    found: dict[RoomID, RoomID] = {c.category_id: server.server_id for c in server.categories}
+    linking: dict[RoomID, list[RoomID]] = {}
+    for channel in server.channels:
+        parent = channel.category_id or server.server_id
+        if parent not in linking.setdefault(channel.channel_id, []):
+            linking[channel.channel_id].append(parent)
+    for room, containers in linking.items():
+        if len(containers) == 1:
+            found[room] = containers[0]
+            continue
+        state = ctx.states.get(room, {})
+        named = [c for c in containers if _linked(state.get((SPACE_PARENT, c)))]
+        if len(named) == 1:
+            found[room] = named[0]
+        elif room == server.state.default_channel:
+            found[room] = server.server_id
+        else:
+            found[room] = next((c for c in containers if c != server.server_id), containers[0])
+    return found
+
+
+def _stray_links(ctx: ServerRooms, parents: Mapping[RoomID, RoomID]) -> list[Divergence]:
+    """Links to a channel or category from a container other than the one it belongs to."""
+    containers = {ctx.server.server_id, *(c.category_id for c in ctx.server.categories)}
+    found: list[Divergence] = []
+    for container in sorted(containers):
+        state = ctx.states.get(container, {})
+        for (event_type, child), content in sorted(state.items()):
+            if event_type != SPACE_CHILD or not _linked(content):
+                continue
+            parent = parents.get(RoomID(child))
+            if parent is not None and parent != container:
+                found.append(Divergence(container, f"space.child.{child}", "unlinked", "linked"))
+    return found
+
+
+# -- what each room must hold ---------------------------------------------------------------------
+
+
+def expected_join_rules(ctx: ServerRooms, room: RoomID) -> dict[str, Any] | None:
+    """The join rules a channel or category must have; None for rooms whose rules are not
+    derived (the space and the role rooms: their rules are set once, at creation)."""
+    server = ctx.server
+    if any(c.category_id == room for c in server.categories):
+        return {"join_rule": "restricted", "allow": channel_allow(server.server_id, None)}
+    channel = _channel(server, room)
+    if channel is None:
+        return None
+    gate: list[RoomID] | None = None
+    if channel.allowed_roles is not None:
+        gate = []
+        for role_id in (BuiltinRole.ADMIN.value, *channel.allowed_roles):
+            role = server.role(role_id)
+            if role is not None and role.room_id is not None and role.room_id not in gate:
+                gate.append(role.room_id)
+    return {"join_rule": "restricted", "allow": channel_allow(server.server_id, gate)}
+
+
+def _channel(server: Server, room: RoomID) -> Channel | None:
+    return next((c for c in server.channels if c.channel_id == room), None)
+
+
+def _level(levels: Mapping[str, Any] | None, user: str) -> int | None:
+    if levels is None:
+        return None
+    users = levels.get("users")
+    listed = users.get(user) if isinstance(users, Mapping) else None
+    if isinstance(listed, int) and not isinstance(listed, bool):
+        return listed
+    default = levels.get("users_default", 0)
+    return default if isinstance(default, int) and not isinstance(default, bool) else 0
+
+
+def _levels_divergences(
+    room: RoomID, wanted: Mapping[str, Any], actual: Mapping[str, Any] | None
+) -> list[Divergence]:
+    if actual is not None and dict(actual) == dict(wanted):
+        return []
+    found: list[Divergence] = []
+    wanted_users = wanted.get("users") or {}
+    actual_users = (actual or {}).get("users")
+    listed = set(wanted_users) | (set(actual_users) if isinstance(actual_users, Mapping) else set())
+    for user in sorted(listed):
+        expected, got = _level(wanted, user), _level(actual, user)
+        if expected != got:
+            found.append(Divergence(room, f"power_levels.users.{user}", expected, got))
+    for key in sorted(set(wanted) | set(actual or {})):
+        if key == "users":
+            continue
+        expected, got = wanted.get(key), (actual or {}).get(key)
+        if expected != got:
+            found.append(Divergence(room, f"power_levels.{key}", expected, got))
+    if not found:
+        # Equal in effect, different in form (say, a user listed at the default): one line.
+        found.append(Divergence(room, "power_levels", dict(wanted), dict(actual or {})))
+    return found
+
+
+def divergences(ctx: ServerRooms) -> list[Divergence]:
+    """Every difference between the server's rooms and what its model derives, room by room."""
+    server = with_pending_roles(ctx.server, ctx.states, ctx.bot)
+    ctx = replace(ctx, server=server)
+    space = server.server_id
+    owner = server.state.owner
+    bot = ctx.bot
+    found: list[Divergence] = []
+    space_members = _memberships(ctx.states, space)
+    banned = {u for u, m in space_members.items() if m == "ban"} - {bot, owner}
+    parents = _parents(ctx)
+    containers = {space, *(c.category_id for c in server.categories)}
+    found += _stray_links(ctx, parents)
+    role_of_room = {r.room_id: r for r in server.roles if r.room_id is not None}
+    by_shape: dict[Any, dict[str, Any]] = {}
+
+    for room, kind, channel_kind in ctx.kinds:
+        state = ctx.states.get(room, {})
+        # Power levels.
+        wanted = wanted_levels(server, room, kind, channel_kind, ctx.states, bot, by_shape)
+        found += _levels_divergences(room, wanted, state.get((POWER_LEVELS, "")))
+        # Join rules of channels and categories.
+        rules = expected_join_rules(ctx, room)
+        if rules is not None:
+            actual_rules = state.get((JOIN_RULES, ""))
+            got = (actual_rules or {}).get("join_rule"), _allowed_rooms(actual_rules)
+            want = rules["join_rule"], _allowed_rooms(rules)
+            if got != want:
+                found.append(
+                    Divergence(
+                        room,
+                        "join_rules",
+                        {"join_rule": want[0], "allow": want[1]},
+                        {"join_rule": got[0], "allow": got[1]},
+                    )
+                )
+        # The space tree: the room names the container that links it.
+        parent = parents.get(room)
+        if parent is not None:
+            if not _linked(state.get((SPACE_PARENT, parent))):
+                found.append(Divergence(room, f"space.parent.{parent}", "linked", "missing"))
+            for (event_type, key), content in sorted(state.items()):
+                if event_type == SPACE_PARENT and key != parent and key in containers:
+                    if _linked(content):
+                        found.append(Divergence(room, f"space.parent.{key}", "unlinked", "linked"))
+        # Memberships: bans first, then who may be inside.
+        members = _memberships(ctx.states, room)
+        if room != space:
+            for user in sorted(banned):
+                if members.get(user) != "ban":
+                    found.append(Divergence(room, f"member.{user}", "ban", members.get(user)))
+            for user, membership in sorted(members.items()):
+                if membership == "ban" and user not in banned:
+                    found.append(Divergence(room, f"member.{user}", "leave", "ban"))
+        inside = _inside(members) - {bot}
+        role = role_of_room.get(room)
+        if room == space:
+            if owner not in inside:
+                found.append(Divergence(room, f"member.{owner}", "join", members.get(owner)))
+            continue
+        channel = _channel(server, room)
+        for user in sorted(inside):
+            if user in banned:
+                continue  # the ban above removes them
+            if not server.is_member(user):
+                found.append(Divergence(room, f"member.{user}", "leave", members[user]))
+            elif channel is not None and not may_enter(server, user, channel):
+                found.append(Divergence(room, f"member.{user}", "leave", members[user]))
+        if role is not None and role.role_id == BuiltinRole.ADMIN.value and owner not in inside:
+            found.append(Divergence(room, f"member.{owner}", "join", members.get(owner)))
+    return found
+
+
+# -- repairing ------------------------------------------------------------------------------------
+
+
+def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
+    """Journal steps bringing every divergent room to what the model derives.
+
+    First stage: state (power levels, join rules, parent links) and bans and unbans; second:
+    removing whoever may not be inside, and the owner back into the admins' room. Power levels
+    and join rules are written whole, so one step repairs every divergence of that event.
+    """
+    server = with_pending_roles(ctx.server, ctx.states, ctx.bot)
+    ctx = replace(ctx, server=server)
+    kinds = {room: (kind, ck) for room, kind, ck in ctx.kinds}
+    first: list[Step] = []
+    second: list[Step] = []
+    # (room, what) already repaired by a step of the plan.
+    done: set[tuple[RoomID, str]] = set()
+    for divergence in found:
+        room, what = divergence.room, divergence.what
+        if room not in kinds:
+            continue
+        if what.startswith("power_levels"):
+            if (room, POWER_LEVELS) in done:
+                continue
+            done.add((room, POWER_LEVELS))
+            kind, ck = kinds[room]
+            content = wanted_levels(server, room, kind, ck, ctx.states, ctx.bot)
+            first.append(_state(f"levels_{len(first)}", room, POWER_LEVELS, "", content))
+        elif what == "join_rules":
+            rules = expected_join_rules(ctx, room)
+            if rules is not None:
+                held = ctx.states.get(room, {}).get((JOIN_RULES, "")) or {}
+                content = {**held, **rules}
+                first.append(_state(f"join_rules_{len(first)}", room, JOIN_RULES, "", content))
+        elif what.startswith("space.child."):
+            child = what.removeprefix("space.child.")
+            first.append(_state(f"unlink_{len(first)}", room, SPACE_CHILD, child, {}))
+        elif what.startswith("space.parent."):
+            parent = what.removeprefix("space.parent.")
+            unlinked = divergence.expected == "unlinked"
+            content = {} if unlinked else {"via": [ctx.via], "canonical": True}
+            first.append(_state(f"parent_{len(first)}", room, SPACE_PARENT, parent, content))
+        elif what.startswith("member."):
+            user = UserID(what.removeprefix("member."))
+            if divergence.expected == "ban":
+                first.append(Ban(name=f"ban_{len(first)}", room=room, user=user, reason=None))
+            elif divergence.expected == "join":
+                if divergence.actual == "ban" and (room, f"unban {user}") not in done:
+                    # The owner banned by hand: unbanned first, then back in.
+                    done.add((room, f"unban {user}"))
+                    first.append(Unban(name=f"unban_{len(first)}", room=room, user=user))
+                second.append(
+                    AutoJoinInvite(
+                        name=f"invite_{len(second)}", room=room, user=user, reason=OWNER_REASON
+                    )
+                )
+            elif divergence.actual == "ban":
+                if (room, f"unban {user}") not in done:
+                    done.add((room, f"unban {user}"))
+                    first.append(Unban(name=f"unban_{len(first)}", room=room, user=user))
+            else:
+                member = ctx.server.is_member(user)
+                reason = GATE_REASON if member else NOT_A_MEMBER_REASON
+                second.append(Kick(name=f"kick_{len(second)}", room=room, user=user, reason=reason))
+    return Plan.of(*[stage for stage in (first, second) if stage])
+
+
+def _state(name: str, room: RoomID, event_type: str, key: str, content: Any) -> SendState:
+    return SendState(name=name, room=room, type=event_type, state_key=key, content=content)
+
+
+def server_rooms(
+    server: Server, kinds: RoomKinds, states: RoomStates, bot: UserID, via: str
+) -> ServerRooms:
+    """The context of one server, ready to derive (rooms unknown to the model left out)."""
+    known = {server.server_id, *_parents_of(server), *_role_rooms(server)}
+    return ServerRooms(server, [k for k in kinds if k[0] in known], states, bot, via)
+
+
+def _parents_of(server: Server) -> set[RoomID]:
+    return {c.channel_id for c in server.channels} | {c.category_id for c in server.categories}
+
+
+def _role_rooms(server: Server) -> set[RoomID]:
+    return {r.room_id for r in server.roles if r.room_id is not None}

@@ -1,0 +1,1 @@
+"""Reading Matrix back: the directory of room state, reconciliation and convergence."""

@@ -1,0 +1,450 @@
+"""Channel and category operations of the provisioning API: create, edit, move, gate, delete.
+
+Checks are pure rules (guilds.permissions, guilds.model), room changes are plans
+(bridge/plans/channels.py) carried out by the journal, and answers are read back from the
+directory once it holds what the plan changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from bridge.engine.matrix import path_segment
+from bridge.engine.steps import Plan, SendState, Step
+from bridge.errors import Conflict, Forbidden, InvalidParam, MissingParam, NotFound
+from bridge.plans.channels import (
+    JOIN_RULES,
+    SPACE_CHILD,
+    child_orders,
+    create_category_plan,
+    create_channel_plan,
+    delete_category_plan,
+    delete_channel_plan,
+    gate_kicks,
+    join_rules,
+    move_steps,
+    next_index,
+    no_longer_allowed,
+    order_steps,
+    reordered,
+)
+from bridge.plans.levels import new_room_levels, wanted_levels
+from bridge.services.servers import Servers
+from guilds.ids import RoomID, UserID
+from guilds.model import (
+    BuiltinRole,
+    Category,
+    Channel,
+    Permission,
+    Server,
+    name_problem,
+    order_key,
+    topic_problem,
+)
+from guilds.permissions import require
+from guilds.policies import channel_count_refusal, channel_kind_refusal
+from guilds.rules import RoomKind
+from guilds.vocabulary import CHANNEL_EVENT, CHANNEL_KIND_KEY, ChannelKind
+
+log = logging.getLogger(__name__)
+
+# How long an answer waits for the directory to show what was just changed.
+SETTLE_S = 5.0
+
+
+def _check(problem: str | None) -> None:
+    if problem is not None:
+        raise InvalidParam(problem[0].upper() + problem[1:])
+
+
+def _required(body: dict[str, Any], key: str) -> Any:
+    if key not in body:
+        raise MissingParam(f"{key} is required")
+    return body[key]
+
+
+def _name(value: Any) -> str:
+    _check(name_problem(value))
+    return str(value)
+
+
+def _topic(value: Any) -> str:
+    topic = "" if value is None else value
+    _check(topic_problem(topic))
+    return str(topic)
+
+
+def _kind(value: Any) -> ChannelKind:
+    if isinstance(value, str):
+        try:
+            return ChannelKind(value)
+        except ValueError:
+            pass
+    raise InvalidParam("kind must be one of " + ", ".join(k.value for k in ChannelKind))
+
+
+def _position(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidParam("order must be a position: an integer from 0")
+    return value
+
+
+def allowed_roles(server: Server, value: Any) -> tuple[str, ...] | None:
+    """The channel's gate as the model holds it: None for everyone, else the role ids (sorted,
+    admin left out since admins always may enter). Naming `member` means everyone."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise InvalidParam("allowed_roles must be a list of role ids, or null for everyone")
+    unknown = sorted({r for r in value if server.role(r) is None})
+    if unknown:
+        raise InvalidParam(f"Unknown role: {', '.join(unknown)}")
+    if BuiltinRole.MEMBER.value in value:
+        return None
+    gate = set(value) - {BuiltinRole.ADMIN.value}
+    for role_id in gate:
+        role = server.role(role_id)
+        if role is None or role.room_id is None:
+            raise InvalidParam(f"The role {role_id!r} has no role room to gate a channel with")
+    return tuple(sorted(gate))
+
+
+class Channels:
+    def __init__(self, *, servers: Servers) -> None:
+        self.servers = servers
+        self.matrix = servers.matrix
+        self.journal = servers.journal
+        self.directory = servers.directory
+        self.bot = servers.bot
+        self.via = servers.server_name
+        # One structural change per server at a time: orders are computed from the tree as it
+        # is, so two concurrent creations would otherwise pick the same place.
+        self._locks: dict[RoomID, asyncio.Lock] = {}
+
+    # -- shared --------------------------------------------------------------------------------
+
+    def _managed(self, server_id: str, actor: UserID) -> Server:
+        server = self.servers.visible(server_id, actor)
+        require(server, actor, Permission.MANAGE_CHANNELS, "managing channels")
+        return server
+
+    def _allowed_kind(self, kind: ChannelKind) -> None:
+        refusal = channel_kind_refusal(self.servers.policies.channel_kinds, kind.value)
+        if refusal is not None:
+            raise Forbidden(refusal)
+
+    def _room_for_one_more(self, server: Server) -> None:
+        limit = self.servers.policies.limits.channels_per_server
+        refusal = channel_count_refusal(limit, len(server.channels))
+        if refusal is not None:
+            raise Forbidden(refusal)
+
+    def _lock(self, server_id: RoomID) -> asyncio.Lock:
+        return self._locks.setdefault(server_id, asyncio.Lock())
+
+    @staticmethod
+    def _channel_of(server: Server, channel_id: str) -> Channel:
+        for channel in server.channels:
+            if channel.channel_id == channel_id:
+                return channel
+        raise NotFound("No such channel")
+
+    @staticmethod
+    def _category_of(server: Server, category_id: str) -> Category:
+        for category in server.categories:
+            if category.category_id == category_id:
+                return category
+        raise NotFound("No such category")
+
+    def _category_arg(self, server: Server, value: Any) -> RoomID | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise InvalidParam("category_id must be a category id, or null for the top level")
+        return self._category_of(server, value).category_id
+
+    async def _carry_out(
+        self, kind: str, server_id: RoomID, stages: list[list[Step]], touched: Iterable[RoomID]
+    ) -> None:
+        """Run the changes: one state event directly, anything more as a journaled plan."""
+        stages = [stage for stage in stages if stage]
+        if not stages:
+            return
+        if len(stages) == 1 and len(stages[0]) == 1 and isinstance(stages[0][0], SendState):
+            step = stages[0][0]
+            room, state_key = RoomID(str(step.room)), str(step.state_key)
+            event_id = await self.matrix.send_state(room, step.type, state_key, step.content)
+            self.directory.record_sent(room, step.type, state_key, step.content, event_id)
+            return
+        await self.journal.execute(kind, server_id, Plan.of(*stages))
+        await self.directory.refresh(server_id, set(touched))
+
+    async def _settled(self, server_id: RoomID, find: Any) -> Any:
+        """What `find(server)` returns once the directory shows it (or raise NotFound)."""
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            server = self.directory.get(server_id)
+            if server is not None:
+                try:
+                    return find(server)
+                except NotFound:
+                    if time.monotonic() > deadline:
+                        raise
+            elif time.monotonic() > deadline:
+                raise NotFound("No such server")
+            await asyncio.sleep(0.05)
+
+    # -- channels ------------------------------------------------------------------------------
+
+    async def create_channel(self, server_id: str, actor: UserID, body: dict[str, Any]) -> Channel:
+        server = self._managed(server_id, actor)
+        name = _name(_required(body, "name"))
+        kind = _kind(_required(body, "kind"))
+        self._allowed_kind(kind)
+        topic = _topic(body.get("topic"))
+        gate = allowed_roles(server, body.get("allowed_roles"))
+        category = self._category_arg(server, body.get("category_id"))
+        sid = server.server_id
+        async with self._lock(sid):
+            server = self._managed(server_id, actor)
+            self._room_for_one_more(server)
+            parent = category or sid
+            order = order_key(next_index(child_orders(self.directory.states(), parent)))
+            levels = new_room_levels(
+                server,
+                RoomKind.CHANNEL,
+                kind,
+                bot=self.bot,
+                room_version=await self.servers.room_version(),
+            )
+            plan = create_channel_plan(
+                server,
+                name=name,
+                kind=kind,
+                topic=topic,
+                parent=parent,
+                allowed_roles=gate,
+                order=order,
+                power_levels=levels,
+                via=self.via,
+            )
+            results = await self.journal.execute("create_channel", sid, plan)
+            room = RoomID(results["channel"]["room_id"])
+            await self.directory.refresh(sid, [parent, room])
+        log.info("Created channel %s in server %s", room, sid)
+        return await self._settled(sid, lambda s: self._channel_of(s, room))
+
+    async def update_channel(
+        self, server_id: str, actor: UserID, channel_id: str, body: dict[str, Any]
+    ) -> Channel:
+        server = self._managed(server_id, actor)
+        channel = self._channel_of(server, channel_id)
+        name = _name(body["name"]) if "name" in body else channel.name
+        topic = _topic(body["topic"]) if "topic" in body else channel.topic
+        kind = _kind(body["kind"]) if "kind" in body else channel.kind
+        if kind != channel.kind:
+            self._allowed_kind(kind)
+        position = _position(body["order"]) if "order" in body else None
+        gate = (
+            allowed_roles(server, body["allowed_roles"])
+            if "allowed_roles" in body
+            else channel.allowed_roles
+        )
+        moving = "category_id" in body
+        category = self._category_arg(server, body["category_id"]) if moving else None
+        if channel.default:
+            if name != channel.name:
+                raise Conflict("The default channel cannot be renamed")
+            if kind != channel.kind:
+                raise Conflict("The default channel's kind cannot be changed")
+            if gate is not None:
+                raise Conflict("The default channel is open to every member; it cannot be gated")
+            if moving and category is not None:
+                # The homeserver refuses unlinking the default channel from the space, to anyone.
+                raise Conflict("The default channel stays at the top level of the server")
+
+        sid = server.server_id
+        async with self._lock(sid):
+            server = self._managed(server_id, actor)
+            channel = self._channel_of(server, channel_id)
+            states = self.directory.states()
+            room = channel.channel_id
+            first: list[Step] = []
+            second: list[Step] = []
+            if name != channel.name:
+                first.append(self._state(room, "m.room.name", {"name": name}))
+            if topic != channel.topic:
+                first.append(self._state(room, "m.room.topic", {"topic": topic}))
+            if kind != channel.kind:
+                first += self._retype(server, room, kind, channel.category_id or sid)
+            gating = gate != channel.allowed_roles
+            if gating:
+                first.append(self._state(room, JOIN_RULES, join_rules(server, gate)))
+            old_parent = channel.category_id or sid
+            new_category = category if moving else channel.category_id
+            new_parent = new_category or sid
+            touched = {room, old_parent, new_parent}
+            if new_parent != old_parent:
+                if position is None:
+                    changes = {room: order_key(next_index(child_orders(states, new_parent)))}
+                else:
+                    changes = reordered(self._siblings(server, new_category), room, position)
+                first += order_steps(
+                    states, new_parent, changes, self.via, prefix="order", kinds={room: kind}
+                )
+                point, unlink = move_steps(
+                    room, old_parent=old_parent, new_parent=new_parent, via=self.via
+                )
+                first += point
+                second += unlink
+            elif position is not None:
+                changes = reordered(self._siblings(server, new_category), room, position)
+                # The channel's kind as it now is: a retype in the same edit is not undone.
+                first += order_steps(
+                    states, new_parent, changes, self.via, prefix="order", kinds={room: kind}
+                )
+            await self._carry_out("update_channel", sid, [first, second], touched)
+            if gating:
+                # Read who is inside only now that the new join rule holds: whoever joined
+                # a moment ago is seen, and nobody the rule refuses can join after the read.
+                inside = await self._inside(room)
+                kicks = gate_kicks(room, no_longer_allowed(server, channel, gate, inside, self.bot))
+                await self._carry_out("gate_channel", sid, [kicks], [room])
+        return await self._settled(sid, lambda s: self._channel_of(s, room))
+
+    async def _inside(self, room: RoomID) -> set[UserID]:
+        """Who is joined to or invited into the room, asked of the homeserver (not the directory,
+        which may not have a join of the last few milliseconds yet)."""
+        data = await self.matrix.request(
+            "GET",
+            f"/_matrix/client/v3/rooms/{path_segment(room)}/members",
+            query={"not_membership": "leave"},
+        )
+        chunk = data.get("chunk") if isinstance(data, dict) else None
+        return {
+            UserID(event["state_key"])
+            for event in chunk or []
+            if isinstance(event, dict)
+            and isinstance(event.get("state_key"), str)
+            and isinstance(event.get("content"), dict)
+            and event["content"].get("membership") in ("join", "invite")
+        }
+
+    @staticmethod
+    def _state(room: RoomID, event_type: str, content: dict[str, Any]) -> SendState:
+        return SendState(
+            name=f"set_{event_type}", room=room, type=event_type, state_key="", content=content
+        )
+
+    def _retype(
+        self, server: Server, room: RoomID, kind: ChannelKind, parent: RoomID
+    ) -> list[Step]:
+        """The channel's kind, power levels for it (who may write call membership), and the
+        kind its parent's link shows to clients that have not joined."""
+        states = self.directory.states()
+        link = states.get(parent, {}).get((SPACE_CHILD, room))
+        marker = {**states.get(room, {}).get((CHANNEL_EVENT, ""), {}), "kind": kind.value}
+        # Aware of the room's version and creators (an adopted room keeps its creators out of
+        # `users` and the bot at 100), like every other power-levels write.
+        levels = wanted_levels(server, room, RoomKind.CHANNEL, kind, states, self.bot)
+        steps: list[Step] = [
+            self._state(room, CHANNEL_EVENT, marker),
+            self._state(room, "m.room.power_levels", levels),
+        ]
+        if link and link.get("via"):
+            steps.append(
+                SendState(
+                    name="link_kind",
+                    room=parent,
+                    type=SPACE_CHILD,
+                    state_key=room,
+                    content={**link, CHANNEL_KIND_KEY: kind.value},
+                )
+            )
+        return steps
+
+    @staticmethod
+    def _siblings(server: Server, category: RoomID | None) -> list[tuple[RoomID, str]]:
+        return [(c.channel_id, c.order) for c in server.channels if c.category_id == category]
+
+    async def delete_channel(self, server_id: str, actor: UserID, channel_id: str) -> None:
+        server = self._managed(server_id, actor)
+        channel = self._channel_of(server, channel_id)
+        if channel.default:
+            raise Conflict("The default channel cannot be deleted")
+        sid = server.server_id
+        async with self._lock(sid):
+            parent = channel.category_id or sid
+            plan = delete_channel_plan(channel.channel_id, parent)
+            await self.journal.execute("delete_channel", sid, plan)
+            self.directory.forget_room(channel.channel_id)
+            await self.directory.refresh(sid, [parent])
+        log.info("Deleted channel %s of server %s", channel.channel_id, sid)
+
+    # -- categories ----------------------------------------------------------------------------
+
+    async def create_category(
+        self, server_id: str, actor: UserID, body: dict[str, Any]
+    ) -> Category:
+        server = self._managed(server_id, actor)
+        name = _name(_required(body, "name"))
+        sid = server.server_id
+        async with self._lock(sid):
+            server = self._managed(server_id, actor)
+            order = order_key(next_index(child_orders(self.directory.states(), sid)))
+            levels = new_room_levels(
+                server,
+                RoomKind.CATEGORY,
+                bot=self.bot,
+                room_version=await self.servers.room_version(),
+            )
+            plan = create_category_plan(
+                server, name=name, order=order, power_levels=levels, via=self.via
+            )
+            results = await self.journal.execute("create_category", sid, plan)
+            room = RoomID(results["category"]["room_id"])
+            await self.directory.refresh(sid, [sid, room])
+        log.info("Created category %s in server %s", room, sid)
+        return await self._settled(sid, lambda s: self._category_of(s, room))
+
+    async def update_category(
+        self, server_id: str, actor: UserID, category_id: str, body: dict[str, Any]
+    ) -> Category:
+        server = self._managed(server_id, actor)
+        category = self._category_of(server, category_id)
+        name = _name(body["name"]) if "name" in body else category.name
+        position = _position(body["order"]) if "order" in body else None
+        sid = server.server_id
+        async with self._lock(sid):
+            server = self._managed(server_id, actor)
+            category = self._category_of(server, category_id)
+            room = category.category_id
+            steps: list[Step] = []
+            if name != category.name:
+                steps.append(self._state(room, "m.room.name", {"name": name}))
+            if position is not None:
+                siblings = [(c.category_id, c.order) for c in server.categories]
+                changes = reordered(siblings, room, position)
+                steps += order_steps(
+                    self.directory.states(), sid, changes, self.via, prefix="order"
+                )
+            await self._carry_out("update_category", sid, [steps], {sid, room})
+        return await self._settled(sid, lambda s: self._category_of(s, room))
+
+    async def delete_category(self, server_id: str, actor: UserID, category_id: str) -> None:
+        server = self._managed(server_id, actor)
+        category = self._category_of(server, category_id)
+        sid = server.server_id
+        async with self._lock(sid):
+            server = self._managed(server_id, actor)
+            room = category.category_id
+            moved = [c.channel_id for c in server.channels if c.category_id == room]
+            plan = delete_category_plan(server, room, self.directory.states(), self.via)
+            await self.journal.execute("delete_category", sid, plan)
+            self.directory.forget_room(room)
+            await self.directory.refresh(sid, [sid, *moved])
+        log.info("Deleted category %s of server %s (%d channels moved up)", room, sid, len(moved))
