@@ -2,6 +2,10 @@
 
 A failing test leaves a screenshot in `test-artifacts/`. Any uncaught page error or CSP
 violation fails the test too: the client must run clean under the strict policy.
+
+The UI does not care which database Synapse keeps, so browser tests run on the SQLite `stack`
+only (the integration tests cover both backends). A browser test about storage says so with its
+own mark, e.g. `@pytest.mark.parametrize("stack", BACKENDS, indirect=True, scope="session")`.
 """
 
 from __future__ import annotations
@@ -39,6 +43,21 @@ def pytest_runtest_makereport(
     report = yield
     item.stash.setdefault(REPORTS, {})[report.when] = report
     return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`stack` on SQLite alone, unless the test parametrizes it itself (see the docstring)."""
+    if "stack" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
+        if "stack" in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return
+    # Read by pytest's own parametrization, which then leaves the fixture's params aside.
+    metafunc.definition.add_marker(
+        pytest.mark.parametrize("stack", ["sqlite"], indirect=True, scope="session")
+    )
 
 
 def has_failed(request: pytest.FixtureRequest) -> bool:

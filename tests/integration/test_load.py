@@ -2,7 +2,8 @@
 
 No error, no lost message (every event id sent is seen by a reader's sync), power levels match
 the roles in every room at the end, and the bridge's memory stays flat. `make test` runs a short
-version; `make soak` the full one (GUILDS_LOAD_USERS, GUILDS_LOAD_CHANNELS, GUILDS_LOAD_SECONDS).
+smoke version (8 users, 3 channels, 10 s: every check above, on both backends); `make soak` the
+full one (GUILDS_LOAD_USERS, GUILDS_LOAD_CHANNELS, GUILDS_LOAD_SECONDS).
 Memory is compared between a warm-up sample and the end with a generous bound; no timing is
 asserted.
 """
@@ -22,9 +23,9 @@ import nio
 from tests.harness.api import Api, as_bot, create_server, eventually, join_as, join_server
 from tests.harness.stack import Stack, User
 
-USERS = int(os.environ.get("GUILDS_LOAD_USERS", "20"))
-CHANNELS = int(os.environ.get("GUILDS_LOAD_CHANNELS", "4"))
-SECONDS = float(os.environ.get("GUILDS_LOAD_SECONDS", "30"))
+USERS = int(os.environ.get("GUILDS_LOAD_USERS", "8"))
+CHANNELS = int(os.environ.get("GUILDS_LOAD_CHANNELS", "3"))
+SECONDS = float(os.environ.get("GUILDS_LOAD_SECONDS", "10"))
 # Generous: the bridge's caches fill while the test runs; a leak grows without bound.
 RSS_GROWTH_BOUND_KB = 64 * 1024
 
