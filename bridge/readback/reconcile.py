@@ -449,14 +449,14 @@ def adoption_decision(
     derived = derived_levels(
         server, RoomKind.CHANNEL, ChannelKind.TEXT, bot=bot, room_version=version, creators=others
     )
+    marker = SendState(
+        name="channel",
+        room=room_id,
+        type=CHANNEL_EVENT,
+        state_key="",
+        content=channel_content,
+    )
     in_room: list[Step] = [
-        SendState(
-            name="channel",
-            room=room_id,
-            type=CHANNEL_EVENT,
-            state_key="",
-            content=channel_content,
-        ),
         SendState(
             name="parent",
             room=room_id,
@@ -507,7 +507,10 @@ def adoption_decision(
                 content=content,
             )
         )
-    return Decision(_plan(in_room, [levels_step], link), tuple(findings))
+    # The marker last: the room reads back as a channel the moment it lands (the inbox keeps
+    # applying events while the plan runs), so by then its place, parent, join rule and power
+    # levels are already those of a channel.
+    return Decision(_plan(link + in_room, [levels_step], [marker]), tuple(findings))
 
 
 # -- 4. leaving, kicks and bans in the space ------------------------------------------------

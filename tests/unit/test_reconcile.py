@@ -397,11 +397,12 @@ def test_adoption_writes_the_channel_state_with_the_creator_keeping_power() -> N
     assert (order.room, order.state_key) == (SPACE, plain)  # type: ignore[attr-defined]
     assert order.content["order"] == "000003"  # type: ignore[attr-defined]
     assert [f.rule for f in decision.findings] == ["adopted", "creator_power"]
-    # The stages: the room's own state, then its power levels, then the link's order.
+    # The stages: the link's order and the room's own state, its power levels, and last the
+    # marker that makes it read back as a channel (by then it is one in every other way).
     assert [[s.name for s in stage] for stage in decision.plan.stages] == [
-        ["channel", "parent", "join_rules"],
+        ["order", "parent", "join_rules"],
         ["power_levels"],
-        ["order"],
+        ["channel"],
     ]
 
 
