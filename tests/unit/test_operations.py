@@ -18,6 +18,7 @@ from urllib.parse import unquote
 import pytest
 
 from bridge.matrix import HomeserverUnavailable, MatrixRequestError
+from bridge.metrics import BridgeMetrics
 from bridge.migrations import migrate
 from bridge.operations import OperationFailed, OperationJournal
 from bridge.steps import (
@@ -577,3 +578,33 @@ async def test_a_homeserver_that_keeps_answering_with_a_replaced_event_fails_the
             await journal.execute("x", None, Plan.of([SendState("s", "!r", "t", "", {"a": 1})]))
     finally:
         await journal.stop()
+
+
+async def test_outcomes_and_durations_reach_the_metrics(db: Database, hs: FakeMatrix) -> None:
+    metrics = BridgeMetrics()
+    journal = OperationJournal(db, hs, BOT, metrics=metrics, base_backoff_s=0.001)
+    try:
+        done = await journal.submit("create_server", "srv1", server_plan(2))
+        await journal.run(done)
+        # Running a finished operation again reports nothing new: it was not carried out again.
+        await journal.run(done)
+        hs.fail("POST", r"/invite$", MatrixRequestError(403, "M_FORBIDDEN", "You may not invite"))
+        failed = await journal.submit(
+            "invite", "srv", Plan.of([CreateRoom("room")], [Invite("invite", Ref("room"), ALICE)])
+        )
+        with pytest.raises(OperationFailed):
+            await journal.run(failed)
+    finally:
+        await journal.stop()
+    r = metrics.registry
+    assert (
+        r.get_sample_value("guilds_operations_total", {"kind": "create_server", "outcome": "done"})
+        == 1
+    )
+    assert (
+        r.get_sample_value("guilds_operations_total", {"kind": "invite", "outcome": "failed"}) == 1
+    )
+    count = r.get_sample_value(
+        "guilds_operation_duration_seconds_count", {"kind": "invite", "outcome": "failed"}
+    )
+    assert count == 1
