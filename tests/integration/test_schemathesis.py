@@ -34,6 +34,9 @@ from tests.harness.api import Api, create_server, join_server
 from tests.harness.stack import Stack, User
 
 EXAMPLES = int(os.environ.get("GUILDS_SCHEMATHESIS_EXAMPLES", "8"))
+# schemathesis gives up on an answer after 10 s; an unban or a kick acts in every room of the
+# server, and the runs create dozens of channels on a busy machine: slow is not wrong here.
+REQUEST_TIMEOUT_S = 60
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -90,7 +93,9 @@ def call_every_operation(
     def one(case: Case) -> None:
         if ids and case.meta is not None and case.meta.generation.mode.is_positive:
             case.path_parameters = {k: ids.get(k, v) for k, v in case.path_parameters.items()}
-        response = case.call_and_validate(base_url=base_url(stack), headers=headers, checks=CHECKS)
+        response = case.call_and_validate(
+            base_url=base_url(stack), headers=headers, checks=CHECKS, timeout=REQUEST_TIMEOUT_S
+        )
         answered[(f"{case.method} {case.path}", response.status_code)] += 1
 
     one()
@@ -166,7 +171,7 @@ def test_linked_calls_answer_as_documented(stack: Stack, alice: User) -> None:
 
     class Links(schema.as_state_machine()):  # type: ignore[misc]
         def get_call_kwargs(self, case: Case) -> dict[str, Any]:
-            return {"base_url": url, "headers": headers}
+            return {"base_url": url, "headers": headers, "timeout": REQUEST_TIMEOUT_S}
 
         def validate_response(self, response: Any, case: Case, **kwargs: Any) -> None:
             answered[(f"{case.method} {case.path}", response.status_code)] += 1

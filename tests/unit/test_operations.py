@@ -33,6 +33,7 @@ from bridge.engine.steps import (
     Unban,
 )
 from bridge.engine.store import Database
+from bridge.metrics import BridgeMetrics
 from tests.harness.fake_matrix import (
     ALICE,
     BOB,
@@ -410,3 +411,33 @@ async def test_a_homeserver_answering_replaced_events_is_waited_for(
         await journal.stop()
     row = await db.fetchone("SELECT attempts, status, error FROM operation_steps WHERE name = 's'")
     assert row == {"attempts": 11, "status": "done", "error": None}
+
+
+async def test_outcomes_and_durations_reach_the_metrics(db: Database, hs: FakeMatrix) -> None:
+    metrics = BridgeMetrics()
+    journal = OperationJournal(db, hs, BOT, metrics=metrics, base_backoff_s=0.001)
+    try:
+        done = await journal.submit("create_server", "srv1", server_plan(2))
+        await journal.run(done)
+        # Running a finished operation again reports nothing new: it was not carried out again.
+        await journal.run(done)
+        hs.fail("POST", r"/invite$", MatrixRequestError(403, "M_FORBIDDEN", "You may not invite"))
+        failed = await journal.submit(
+            "invite", "srv", Plan.of([CreateRoom("room")], [Invite("invite", Ref("room"), ALICE)])
+        )
+        with pytest.raises(OperationFailed):
+            await journal.run(failed)
+    finally:
+        await journal.stop()
+    r = metrics.registry
+    assert (
+        r.get_sample_value("guilds_operations_total", {"kind": "create_server", "outcome": "done"})
+        == 1
+    )
+    assert (
+        r.get_sample_value("guilds_operations_total", {"kind": "invite", "outcome": "failed"}) == 1
+    )
+    count = r.get_sample_value(
+        "guilds_operation_duration_seconds_count", {"kind": "invite", "outcome": "failed"}
+    )
+    assert count == 1
