@@ -91,8 +91,9 @@ class BridgeMetrics:
         )
         self.repairs = Counter(
             "guilds_convergence_repairs",
-            "Changes the bridge made to bring a server back to its rules, by cause",
-            ["cause"],
+            "Changes the bridge made to bring a server back to its rules, by what set off the"
+            " check (event, operation, startup, sweep, doctor) and what was repaired",
+            ["trigger", "what"],
             registry=r,
         )
         self.queue_depth = Gauge(
@@ -149,10 +150,11 @@ class BridgeMetrics:
         self.operations.labels(kind, outcome).inc()
         self.operation_seconds.labels(kind, outcome).observe(seconds)
 
-    def observe_repair(self, cause: str) -> None:
-        """The bridge changed a server back to its rules; `cause` is a short fixed word
-        naming why (never an id: every value is a new time series)."""
-        self.repairs.labels(cause).inc()
+    def observe_repair(self, trigger: str, what: str) -> None:
+        """The bridge changed a server back to its rules: `trigger` set off the check, `what`
+        names the part of a room repaired. Both are short fixed words (never an id: every
+        value is a new time series)."""
+        self.repairs.labels(trigger, what).inc()
 
     def set_queue_depth(self, server_id: str, depth: int) -> None:
         """The operation queue of `server_id` now holds `depth` operations.

@@ -188,6 +188,8 @@ class Bridge:
             sweep_interval_s=self.config.sweep_interval_s,
             turn=queue.turn,
         )
+        self._convergence.on_repair = self.metrics.observe_repair
+        queue.on_depth = self.metrics.set_queue_depth
         self._inbox.add_handler(self._convergence.handle, state_only=True)
         self._operations.on_end(self._convergence.after_operation)
         self.servers = Servers(

@@ -186,6 +186,8 @@ class ServerQueue:
         self._started = False
         self._stopped = False
         self._pruned_at = 0
+        # Told each server's depth whenever it changes (the metrics' queue gauges).
+        self.on_depth: Callable[[str, int], None] | None = None
 
     # -- the interface -------------------------------------------------------------------------
 
@@ -237,7 +239,7 @@ class ServerQueue:
             now,
         )
         # The ticket is taken before anything else can run: submission order is turn order.
-        ticket = self._lane(server_id).ticket()
+        ticket = self._ticket(server_id)
         self._spawn(job.job_id, self._run_job(job, ticket))
         if now - self._pruned_at >= PRUNE_EVERY_MS:
             self._pruned_at = now
@@ -305,7 +307,7 @@ class ServerQueue:
             yield
             return
         lane = self._lane(server_id)
-        await _enter(lane, lane.ticket())
+        await _enter(lane, self._ticket(server_id))
         token = _HELD.set(held | {server_id})
         try:
             yield
@@ -320,7 +322,7 @@ class ServerQueue:
         would stop following the rooms meanwhile). Not stored: the work must be derived again
         if a restart loses it. Transient failures are waited out; others are logged.
         """
-        ticket = self._lane(server_id).ticket()
+        ticket = self._ticket(server_id)
         key = f"later-{secrets.token_hex(8)}"
         self._spawn(key, self._run_later(server_id, ticket, work, what))
 
@@ -412,7 +414,7 @@ class ServerQueue:
                 "Resuming %d unfinished operation(s) and %d queued request(s)", len(ops), len(jobs)
             )
         for server_id, op_ids in unfinished.items():
-            ticket = self._lane(server_id).ticket()
+            ticket = self._ticket(server_id)
             self._spawn(f"resume-{server_id}", self._resume_ops(server_id, op_ids, ticket))
         for row in jobs:
             job = Job(
@@ -423,7 +425,7 @@ class ServerQueue:
                 json.loads(row["params_json"]),
                 json.loads(row["body_json"]),
             )
-            ticket = self._lane(job.server_id).ticket()
+            ticket = self._ticket(job.server_id)
             interrupted = row["state"] == "running"
             self._spawn(job.job_id, self._run_job(job, ticket, interrupted=interrupted))
 
@@ -451,11 +453,21 @@ class ServerQueue:
             lane = self._lanes[server_id] = _Lane()
         return lane
 
+    def _ticket(self, server_id: str) -> asyncio.Future[None]:
+        ticket = self._lane(server_id).ticket()
+        self._report_depth(server_id)
+        return ticket
+
     def _release(self, server_id: str, lane: _Lane) -> None:
         lane.release()
         # An idle lane is dropped, so servers once busy (or ids never valid) cost nothing.
         if not lane.busy and self._lanes.get(server_id) is lane:
             del self._lanes[server_id]
+        self._report_depth(server_id)
+
+    def _report_depth(self, server_id: str) -> None:
+        if self.on_depth is not None:
+            self.on_depth(server_id, self.depth(server_id))
 
     def _spawn(self, key: str, coro: Coroutine[Any, Any, Outcome]) -> None:
         # A fresh context: the new task holds no turn and works for no job until it says so,

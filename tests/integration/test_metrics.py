@@ -9,7 +9,9 @@ from __future__ import annotations
 import nio
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.engine.matrix import MatrixClient
 from tests.harness.api import Api, create_server, eventually
+from tests.harness.invariants import power_everywhere
 from tests.harness.stack import Stack, User
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -90,3 +92,27 @@ async def test_real_operations_move_the_metrics(stack: Stack, alice: User) -> No
     # Nothing is queued once the operation is done.
     assert get(after, "guilds_operation_queue_depth") == 0
     assert get(after, "process_resident_memory_bytes") > 0
+
+
+async def test_a_repair_is_counted_by_trigger_and_what(
+    stack: Stack, alice: User, bot: MatrixClient
+) -> None:
+    """The bot's own write that breaks the rules (as a stale plan would) is repaired by
+    convergence, and the repair shows in the metrics with its trigger and what it mended."""
+    server = await create_server(stack, alice, "Repaired")
+    general = server["default_channel_id"]
+    before = await scrape(stack)
+    levels = next(
+        e["content"] for e in await bot.get_state(general) if e["type"] == "m.room.power_levels"
+    )
+    wrong = {**levels, "users": {**levels.get("users", {}), alice.user_id: 42}}
+    await bot.send_state(general, "m.room.power_levels", "", wrong)
+    await power_everywhere(stack, [general], alice.user_id, 100)
+    repairs = "guilds_convergence_repairs_total"
+    labels = {"trigger": "event", "what": "power_levels"}
+
+    async def counted() -> Samples | None:
+        now = await scrape(stack)
+        return now if get(now, repairs, **labels) > get(before, repairs, **labels) else None
+
+    await eventually(counted, what="the repair to be counted")

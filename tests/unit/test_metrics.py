@@ -57,11 +57,12 @@ def test_operations_count_and_time_by_kind_and_outcome() -> None:
 
 def test_repairs_by_cause() -> None:
     m = BridgeMetrics()
-    m.observe_repair("power_levels")
-    m.observe_repair("power_levels")
-    m.observe_repair("space_child")
-    assert value(m, "guilds_convergence_repairs_total", cause="power_levels") == 2
-    assert value(m, "guilds_convergence_repairs_total", cause="space_child") == 1
+    m.observe_repair("event", "power_levels")
+    m.observe_repair("event", "power_levels")
+    m.observe_repair("sweep", "space_child")
+    repairs = "guilds_convergence_repairs_total"
+    assert value(m, repairs, trigger="event", what="power_levels") == 2
+    assert value(m, repairs, trigger="sweep", what="space_child") == 1
 
 
 def test_queue_depth_lists_only_servers_with_work() -> None:
@@ -138,7 +139,7 @@ async def test_requests_are_labelled_by_route_template_never_raw_path() -> None:
 
 async def test_metrics_app_serves_the_text_format() -> None:
     m = BridgeMetrics()
-    m.observe_repair("join_rule")
+    m.observe_repair("startup", "join_rules")
     async with TestClient(TestServer(create_metrics_app(m))) as client:
         response = await client.get("/metrics")
         assert response.status == 200
