@@ -315,3 +315,26 @@ async def test_ended_jobs_are_pruned_after_their_retention(db: Database) -> None
     assert await queue.prune(record.updated_at + 1) == 1
     with pytest.raises(JobNotFound):
         await queue.get(old)
+
+
+async def test_every_change_of_a_servers_depth_is_reported(db: Database) -> None:
+    """What the metrics' queue gauges are fed: a depth for each ticket taken and turn released,
+    ending at 0 once the server is idle."""
+    queue = make_queue(db)
+    reported: list[tuple[str, int]] = []
+    queue.on_depth = lambda server_id, depth: reported.append((server_id, depth))
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with queue.turn("!a"):
+            await release.wait()
+
+    first = asyncio.create_task(holder())
+    await until(lambda: queue.depth("!a") == 1)
+    second = asyncio.create_task(holder())
+    await until(lambda: queue.depth("!a") == 2)
+    assert reported == [("!a", 1), ("!a", 2)]
+    release.set()
+    await asyncio.gather(first, second)
+    assert reported[2:] == [("!a", 1), ("!a", 0)]
+    assert queue.depths() == {}
