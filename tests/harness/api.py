@@ -9,6 +9,7 @@ from typing import Any
 import nio
 
 from guilds.vocabulary import ROLE_EVENT
+from tests.harness.contract import assert_conforms
 from tests.harness.stack import Stack, User
 
 
@@ -51,6 +52,7 @@ async def outcome(stack: Stack, user: User, status: int, answer: Any) -> tuple[i
     if status != 202:
         return status, answer
     assert answer["status"] == "pending" and answer["operation_id"], answer
+    assert_conforms(answer, "Operation")
     path = f"/operations/{answer['operation_id']}"
 
     async def ended() -> dict[str, Any] | None:
@@ -60,6 +62,7 @@ async def outcome(stack: Stack, user: User, status: int, answer: Any) -> tuple[i
         return None
 
     operation = await eventually(ended, deadline_s=180, interval_s=0.2, what=f"{path} to end")
+    assert_conforms(operation, "Operation")
     if operation["status"] == "done":
         return operation["http_status"], operation["result"]
     assert operation["status"] == "failed", operation

@@ -25,6 +25,7 @@ from tests.harness.api import (
     outcome,
     role_room,
 )
+from tests.harness.contract import assert_conforms
 from tests.harness.stack import Stack, User
 from tests.harness.workers import ALSO_ON_WORKERS
 
@@ -227,6 +228,7 @@ async def test_a_role_edit_resumes_after_synapse_is_killed_midway(
         # Answered while Synapse is down: accepted, not done, and not failed.
         status, answer = await edit
         assert status == 202, answer
+        assert_conforms(answer, "Operation")
         assert answer["status"] == "pending" and answer["started"] is True, answer
         # It says how far it got and what it waits for, instead of giving up.
         assert 0 < answer["steps_done"] < answer["steps_total"], answer
@@ -263,6 +265,7 @@ async def test_requests_to_a_stuck_homeserver_answer_202_and_complete(
         os.kill(proc.pid, signal.SIGCONT)
     for status, answer in (created, renamed):
         assert status == 202, answer
+        assert_conforms(answer, "Operation")
         assert answer["status"] == "pending" and answer["href"].endswith(answer["operation_id"])
     status, channel = await outcome(stack, alice, *created)
     assert status == 201 and channel["name"] == "late", channel
