@@ -8,6 +8,10 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (0: one process). The tests mostly wait on Synapse and the
+# bridge, so more workers than cores still shortens the run; see tests/conftest.py for how work
+# that shares fixtures is grouped.
+TEST_WORKERS ?= 3
 # pip's own output, one short line per package fetched, without the already-satisfied noise.
 PIP_PROGRESS := sed -u -n -E 's/^(Collecting|Successfully installed|ERROR).*/&/p' | cut -c1-100
 
@@ -39,7 +43,7 @@ run: $(STAMP_RUN)
 test: $(STAMP_TEST) lint
 	@./scripts/ensure-chromium.sh
 	@./scripts/ensure-coturn.sh
-	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
 	@echo "==> ruff and mypy"
@@ -51,7 +55,7 @@ unit: $(STAMP_TEST)
 	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 # The full load test of docs/SECURITY.md: 50 users in 10 channels for 2 minutes (make test runs
-# a short one), and a longer fuzzing run.
+# a short smoke version of it), and a longer fuzzing run.
 soak: $(STAMP_TEST)
 	@GUILDS_LOAD_USERS=50 GUILDS_LOAD_CHANNELS=10 GUILDS_LOAD_SECONDS=120 GUILDS_FUZZ_EXAMPLES=200 \
 		$(BIN)/python -m pytest -s -o timeout=1800 tests/integration/test_load.py \
