@@ -11,6 +11,10 @@ STAMP_TEST := $(VENV)/.installed-test
 JS_DIR := tests/js
 STAMP_JS := $(JS_DIR)/node_modules/.installed
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (0: one process). The tests mostly wait on Synapse and the
+# bridge, so more workers than cores still shortens the run; see tests/conftest.py for how work
+# that shares fixtures is grouped.
+TEST_WORKERS ?= 3
 # pip's own output, one short line per package fetched, without the already-satisfied noise.
 PIP_PROGRESS := sed -u -n -E 's/^(Collecting|Successfully installed|ERROR).*/&/p' | cut -c1-100
 
@@ -47,7 +51,7 @@ run: $(STAMP_RUN)
 test: $(STAMP_TEST) $(STAMP_JS) lint
 	@./scripts/ensure-chromium.sh
 	@./scripts/ensure-coturn.sh
-	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
 	@echo "==> ruff and mypy"
@@ -59,9 +63,9 @@ unit: $(STAMP_TEST)
 	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 # The full load test of docs/SECURITY.md: 50 users in 10 channels for 2 minutes (make test runs
-# a short one), longer fuzzing and schemathesis runs, and 60 rounds of randomized interleavings
-# with 6 bridge and 6 Synapse SIGKILLs (make test runs 6 rounds; GUILDS_INTERLEAVE_SEED replays a
-# failure).
+# a short smoke version of it), longer fuzzing and schemathesis runs, and 60 rounds of randomized
+# interleavings with 6 bridge and 6 Synapse SIGKILLs (make test runs 6 rounds; GUILDS_INTERLEAVE_SEED
+# replays a failure).
 soak: $(STAMP_TEST)
 	@GUILDS_LOAD_USERS=50 GUILDS_LOAD_CHANNELS=10 GUILDS_LOAD_SECONDS=120 GUILDS_FUZZ_EXAMPLES=200 \
 		GUILDS_SCHEMATHESIS_EXAMPLES=100 GUILDS_INTERLEAVE_ROUNDS=60 GUILDS_INTERLEAVE_CRASHES=6 \

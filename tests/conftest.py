@@ -3,18 +3,40 @@
 `stack` is one Synapse (loading synapse_module) plus one `guilds serve` process, started once
 per test session for each backend: the SQLite run and the PostgreSQL run both appear in the
 output as `[sqlite]` and `[postgres]`.
+
+`make test` runs the suite on several pytest-xdist workers (`--dist loadscope`); each worker is
+a session of its own, with its own stacks (free ports, fresh PostgreSQL databases, a claimed
+Redis database), so tests never share a homeserver across workers. `work_group` below keeps
+the work that shares expensive fixtures on one worker.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
+from tests.harness.scheduling import work_group
 from tests.harness.stack import BACKENDS, Stack, User, build_stack
 from tests.harness.workers import build_workers_stack, workers_stack  # noqa: F401 - a fixture
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadscope` with the scopes of `work_group` (xdist's own `loadgroup` renames node
+    ids in a way pytest 9 no longer honours, so the groups are made here)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SuiteScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_group(nodeid)
+
+    return SuiteScheduling(config, log)
 
 
 @pytest_asyncio.fixture(scope="session", params=BACKENDS)

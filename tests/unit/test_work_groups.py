@@ -1,0 +1,33 @@
+"""The xdist work groups: a module's tests per backend together, every browser test together."""
+
+from __future__ import annotations
+
+from tests.harness.scheduling import work_group
+
+MATRIX = "tests/integration/test_permission_matrix.py"
+
+
+def test_a_modules_tests_on_one_backend_form_one_group() -> None:
+    sqlite = {
+        work_group(f"{MATRIX}::test_api[sqlite-read_server-owner]"),
+        work_group(f"{MATRIX}::test_matrix[sqlite-matrix-join_space-banned]"),
+    }
+    assert sqlite == {f"{MATRIX}[sqlite]"}
+    assert work_group(f"{MATRIX}::test_api[postgres-read_server-owner]") == f"{MATRIX}[postgres]"
+    assert work_group(f"{MATRIX}::test_matrix[workers-matrix-x-y]") == f"{MATRIX}[workers]"
+
+
+def test_tests_without_a_backend_group_by_module() -> None:
+    path = "tests/integration/test_run.py"
+    assert work_group(f"{path}::test_run_starts_everything") == f"{path}[]"
+    assert work_group("tests/unit/test_model.py::test_names[bad-name]") == (
+        "tests/unit/test_model.py[]"
+    )
+
+
+def test_every_browser_test_is_in_one_group() -> None:
+    assert {
+        work_group("tests/browser/test_chat.py::test_one_sends[sqlite]"),
+        work_group("tests/browser/test_speaking.py::test_short_beeps_between_polls_are_heard"),
+        work_group("tests/browser/test_manage.py::test_roles_create_edit_delete[postgres]"),
+    } == {"browser"}
