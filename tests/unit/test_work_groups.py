@@ -1,4 +1,5 @@
-"""The xdist work groups: a module's tests per backend together, every browser test together."""
+"""The xdist work groups: a module's tests per backend together; the worker deployment's and the
+browser tests each in one group."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ def test_a_modules_tests_on_one_backend_form_one_group() -> None:
     }
     assert sqlite == {f"{MATRIX}[sqlite]"}
     assert work_group(f"{MATRIX}::test_api[postgres-read_server-owner]") == f"{MATRIX}[postgres]"
-    assert work_group(f"{MATRIX}::test_matrix[workers-matrix-x-y]") == f"{MATRIX}[workers]"
+
+
+def test_every_test_on_the_worker_deployment_is_in_one_group() -> None:
+    assert {
+        work_group(f"{MATRIX}::test_matrix[matrix-ban_in_space-moderator-workers]"),
+        work_group("tests/integration/test_workers.py::test_vetoes_on_the_client_worker[workers]"),
+        work_group("tests/integration/test_reconcile.py::test_repair[workers]"),
+    } == {"workers"}
 
 
 def test_tests_without_a_backend_group_by_module() -> None:
