@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 # Re-install when the package definition changes; the stamp records which extras are in.
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+# The browser client's lint and test tools (package.json): `npm ci` again when the lock changes.
+STAMP_NODE := node_modules/.installed
 PYTEST_ARGS ?=
 # pip's own output, one short line per package fetched, without the already-satisfied noise.
 PIP_PROGRESS := sed -u -n -E 's/^(Collecting|Successfully installed|ERROR).*/&/p' | cut -c1-100
@@ -36,16 +38,26 @@ run: $(STAMP_RUN)
 	@if [ -n "$(GUILDS_TURN_PORT)" ]; then ./scripts/ensure-coturn.sh; fi
 	@$(BIN)/guilds run
 
+$(STAMP_NODE): package.json package-lock.json
+	@echo "==> Installing the browser client's lint and test tools (npm ci)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 test: $(STAMP_TEST) lint
 	@./scripts/ensure-chromium.sh
 	@./scripts/ensure-coturn.sh
+	@echo "==> node --test: the browser client's pure logic"
+	@node --test --test-reporter=spec tests/unit_js/
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP_TEST)
+lint: $(STAMP_TEST) $(STAMP_NODE)
 	@echo "==> ruff and mypy"
 	@$(BIN)/ruff check --quiet .
 	@$(BIN)/ruff format --check --quiet .
 	@$(BIN)/mypy --no-error-summary guilds guildsctl synapse_module bridge web tests bench
+	@echo "==> eslint and tsc --checkJs: the browser client"
+	@node_modules/.bin/eslint --max-warnings=0 .
+	@node_modules/.bin/tsc --project jsconfig.json
 
 unit: $(STAMP_TEST)
 	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -24,6 +24,7 @@ const REFRESH_DEBOUNCE_MS = 250;
 const DRAWER_MEMBERS_QUERY = "(max-width: 1100px)";
 // State in a server's rooms that the provisioning API's Server or member list reflects.
 const SERVER_STATE = /^(chat\.guilds\.|m\.room\.(name|topic|avatar|power_levels|join_rules)$|m\.space\.)/;
+/** @type {Array<[string, string, (server: any, me: string) => boolean, {danger?: boolean}]>} */
 const MENU_ENTRIES = [
   ["Invite people", "openInvitePeople", (s) => has(s, "create_invites"), {}],
   ["Server settings", "openServerSettings", (s) => has(s, "manage_server"), {}],
@@ -63,7 +64,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   /** @type {Map<string, object>} server id → Server */
   const servers = new Map();
   let order = [];
-  let members = new Map(); // server id → [Member]
+  const members = new Map(); // server id → [Member]
   let activeServer = null;
   let activeChannel = null;
   let chat = null;
@@ -441,6 +442,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     const server = servers.get(activeServer);
     if (!server) return;
     const manage = await loadManage();
+    /** @type {Array<[string, () => void, {danger?: boolean, testid?: string}]>} */
     const entries = [];
     for (const [label, fn, allowed, options] of MENU_ENTRIES) {
       if (!manage || typeof manage[fn] !== "function" || !allowed(server, userId)) continue;
