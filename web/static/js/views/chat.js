@@ -85,6 +85,8 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
   let lastMarked = null;
   const askedMembers = new Set(); // users whose member event was fetched for the typing line
   let destroyed = false;
+  let linked = null; // a message a link named: highlighted, and scrolled to once
+  let linkedShown = false;
 
   const room = () => sync.room(roomId);
   const can = canOverride ?? ((permission) => Boolean(server()?.me?.permissions?.includes(permission)));
@@ -574,6 +576,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       "data-event-id": echo ? "" : event.event_id,
       "data-sender": event.sender,
     });
+    if (!echo && event.event_id === linked) node.classList.add("linked");
     const gutter = grouped
       ? h("span", { class: "gutter-time", text: timeFormat.format(new Date(event.origin_server_ts)) })
       : avatar(client, { mxc: r.avatarOf(event.sender), name, id: event.sender, className: "avatar message-avatar" });
@@ -780,6 +783,13 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     } else {
       scroller.scrollTop = before.top;
     }
+    if (linked && !linkedShown) {
+      const node = nodes.get(linked)?.node;
+      if (node) {
+        node.scrollIntoView({ block: "center" });
+        linkedShown = true;
+      }
+    }
     renderTyping();
     markRead();
     queueMicrotask(fillViewport);
@@ -874,5 +884,15 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       window.removeEventListener("focus", onFocus);
     },
     isRedactionFor: (event) => redactsOf(event),
+    /** Highlight a message a link named, and scroll to it (when it is in the loaded history). */
+    reveal(eventId) {
+      if (linked !== eventId) {
+        const old = linked;
+        linked = eventId;
+        linkedShown = false;
+        for (const key of [old, eventId]) nodes.delete(key);
+      }
+      render();
+    },
   };
 }
