@@ -47,7 +47,7 @@ test: $(STAMP_TEST) lint
 	@./scripts/ensure-chromium.sh
 	@./scripts/ensure-coturn.sh
 	@echo "==> node --test: the browser client's pure logic"
-	@node --test --test-reporter=spec tests/unit_js/
+	@node --test --test-reporter=spec tests/unit_js/*.test.mjs
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST) $(STAMP_NODE)
