@@ -141,3 +141,13 @@ async def test_a_link_opens_its_channel_and_one_to_a_hidden_channel_says_so(
     await channel(page, f"lounge-{tag}").click()
     await expect_open(page, sid, lounge, f"lounge-{tag}")
     await expect(notice).to_be_hidden()
+
+    # A server bob is not a member of: said too, and his own server opens.
+    elsewhere = await create_server(stack, alice, f"Not bob's {tag}")
+    await page.goto("about:blank")
+    await page.goto(
+        f"{stack.web_url}/{route(elsewhere['server_id'], elsewhere['default_channel_id'])}"
+    )
+    await expect(notice).to_contain_text("not a member")
+    await expect(page.get_by_test_id("server-name")).to_have_text(f"Hidden {tag}")
+    await expect(page).not_to_have_url(re.compile(re.escape(component(elsewhere["server_id"]))))

@@ -817,8 +817,9 @@ export function renderHome({ config, client, session, onSignedOut }) {
       }
       if (activeServer === null && !firstSelectionDone && order.length) {
         firstSelectionDone = true;
-        // A link to a server not listed (yet: a join the bridge has not seen) opens it later.
-        if (requestedRoute) {
+        // A link to a server not listed opens it later if a refresh lists it; an invite's join
+        // the bridge has not seen yet is no news to the person, any other link is.
+        if (requestedRoute && !arrivedFromInvite) {
           showRouteNotice("That link is to a server you are not a member of, or one that no longer exists.");
         }
         replaceAddress = true;
@@ -845,6 +846,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   // The address opened with (routes.js): a deep link `#/server/<id>/channel/<id>`, or
   // `#server=<id>` where the invite landing page sends people after they join. It may name a
   // server the bridge has not seen the join of yet: kept until a refresh lists it.
+  const arrivedFromInvite = location.hash.startsWith("#server=");
   let requestedRoute = parseRoute(location.hash);
   if (requestedRoute && !requestedRoute.serverId) requestedRoute = null;
   let requestedServer = requestedRoute?.serverId ?? null;
