@@ -10,6 +10,8 @@ STAMP_TEST := $(VENV)/.installed-test
 # Other Matrix clients as test clients (matrix-js-sdk, tests/harness/jssdk.py), pinned by the lock.
 JS_DIR := tests/js
 STAMP_JS := $(JS_DIR)/node_modules/.installed
+# The browser client's lint and test tools (package.json): `npm ci` again when the lock changes.
+STAMP_NODE := node_modules/.installed
 PYTEST_ARGS ?=
 # pytest-xdist workers for `make test` (0: one process). The tests mostly wait on Synapse and the
 # bridge, so more workers than cores still shortens the run; see tests/conftest.py for how work
@@ -48,16 +50,26 @@ run: $(STAMP_RUN)
 	@if [ -n "$(GUILDS_TURN_PORT)" ]; then ./scripts/ensure-coturn.sh; fi
 	@$(BIN)/guilds run
 
+$(STAMP_NODE): package.json package-lock.json
+	@echo "==> Installing the browser client's lint and test tools (npm ci)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 test: $(STAMP_TEST) $(STAMP_JS) lint
 	@./scripts/ensure-chromium.sh
 	@./scripts/ensure-coturn.sh
+	@echo "==> node --test: the browser client's pure logic"
+	@node --test --test-reporter=spec tests/unit_js/*.test.mjs
 	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
-lint: $(STAMP_TEST)
+lint: $(STAMP_TEST) $(STAMP_NODE)
 	@echo "==> ruff and mypy"
 	@$(BIN)/ruff check --quiet .
 	@$(BIN)/ruff format --check --quiet .
 	@$(BIN)/mypy --no-error-summary guilds guildsctl synapse_module bridge web tests bench
+	@echo "==> eslint and tsc --checkJs: the browser client"
+	@node_modules/.bin/eslint --max-warnings=0 .
+	@node_modules/.bin/tsc --project jsconfig.json
 
 unit: $(STAMP_TEST)
 	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -150,7 +150,7 @@ async def test_invite_link_landing_page_join_exhausted_revoked_and_unknown(
         await guest.get_by_test_id("invite-accept").click()
         localpart = f"inv{secrets.token_hex(4)}"
         await sign_up(guest, localpart, secrets.token_urlsafe(12))
-        await guest.wait_for_url(re.compile(r"/#server="))
+        await guest.wait_for_url(re.compile(r"/#(server=|/server/)"))
         assert code not in guest.url
         session = await stored_session(guest)
         assert session is not None
@@ -206,7 +206,7 @@ async def test_signed_in_user_joins_from_the_landing_page_in_one_click(
     await page.goto(invite["url"])
     await expect(page.get_by_test_id("invite-signed-in")).to_contain_text(bob.user_id)
     await page.get_by_test_id("invite-accept").click()
-    await page.wait_for_url(re.compile(r"/#server="))
+    await page.wait_for_url(re.compile(r"/#(server=|/server/)"))
     assert (await get_server(stack, bob, server["server_id"]))["me"]["user_id"] == bob.user_id
     # The app opens on the server just joined, and the address no longer carries it.
     await expect(page.get_by_test_id("server-name")).to_have_text("One click")

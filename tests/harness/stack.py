@@ -13,7 +13,7 @@ import secrets
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,12 +224,15 @@ def build_stack(
     root: Path,
     admin_config: dict[str, Any] | None = None,
     homeserver_extra: dict[str, Any] | None = None,
+    default_rate_limits: Collection[str] = (),
 ) -> Stack:
     """Write every config file of a test stack and start Synapse; `start_guilds` comes after.
 
     `admin_config` adds top-level sections to guilds.yaml (`policies`, `templates`, `servers`);
     the module's share of the policies goes into Synapse's configuration too.
     `homeserver_extra` adds settings to Synapse's (e.g. `turn_uris` and `turn_shared_secret`).
+    `default_rate_limits` names the rate limits (e.g. `rc_message`) left at Synapse's own
+    defaults instead of raised, for a test that exercises the real limits (TESTING.md).
     """
     hs_port, as_port, web_port = free_port(), free_port(), free_port()
     pg_databases: list[str] = []
@@ -268,19 +271,22 @@ def build_stack(
     )
     # The module enforces its share of the policies: Synapse reads them from its own config.
     policies = load_config(config_path).module_policies if admin_config else None
-    homeserver.write_overlay(
-        overlay(
-            server_name=SERVER_NAME,
-            port=hs_port,
-            registration_path=registration_path,
-            bot_localpart=BOT_LOCALPART,
-            open_registration=True,
-            database=synapse_db,
-            for_tests=True,
-            policies=policies,
-        )
-        | (homeserver_extra or {})
-    )
+    settings = overlay(
+        server_name=SERVER_NAME,
+        port=hs_port,
+        registration_path=registration_path,
+        bot_localpart=BOT_LOCALPART,
+        open_registration=True,
+        database=synapse_db,
+        for_tests=True,
+        policies=policies,
+    ) | (homeserver_extra or {})
+    for name in default_rate_limits:
+        # Absent from the overlay, the limit is whatever Synapse ships with.
+        if name not in settings:
+            raise ValueError(f"{name} is not a rate limit the test overlay raises")
+        del settings[name]
+    homeserver.write_overlay(settings)
     stack = Stack(backend, root, homeserver, config_path, web_port, as_port, pg_databases)
     try:
         homeserver.start()

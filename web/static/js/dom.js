@@ -27,7 +27,7 @@ export function h(tag, props = {}, ...children) {
 
 /** The page's settings, from <meta> tags (the CSP forbids inline script). */
 export function readPageConfig(doc = document) {
-  const meta = (name) => doc.querySelector(`meta[name="${name}"]`)?.content ?? "";
+  const meta = (name) => doc.querySelector(`meta[name="${name}"]`)?.getAttribute("content") ?? "";
   return {
     brandName: meta("guilds-brand-name") || "Guilds",
     homeserverUrl: meta("guilds-homeserver").replace(/\/+$/, ""),

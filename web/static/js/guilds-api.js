@@ -55,6 +55,7 @@ export class GuildsApi {
    * @param {object} [options.body]  sent as JSON
    * @param {Record<string, string|number|undefined|null>} [options.query]
    * @param {boolean} [options.auth]
+   * @param {number} [options.timeoutMs]
    */
   async request(method, path, { body, query, auth = true, timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
     const url = new URL(this.baseUrl + API_PREFIX + path);
@@ -126,6 +127,7 @@ export class GuildsApi {
   listServers() {
     return this.request("GET", "/servers").then((d) => d?.servers ?? []);
   }
+  /** @param {{name?: string, topic?: string, icon?: string, template?: string}} [fields] */
   createServer({ name, topic, icon, template } = {}) {
     return this.request("POST", "/servers", { body: dropUndefined({ name, topic, icon, template }) });
   }
@@ -173,7 +175,11 @@ export class GuildsApi {
   }
 
   // --- members --------------------------------------------------------------------------------
-  /** One page: `{members, next}`; pass `next` back as `from` for the following page. */
+  /**
+   * One page: `{members, next}`; pass `next` back as `from` for the following page.
+   * @param {string} sid
+   * @param {{limit?: number, from?: string}} [page]
+   */
   listMembers(sid, { limit, from } = {}) {
     return this.request("GET", `/servers/${seg(sid)}/members`, { query: { limit, from } });
   }
@@ -226,6 +232,10 @@ export class GuildsApi {
   }
 
   // --- invites --------------------------------------------------------------------------------
+  /**
+   * @param {string} sid
+   * @param {{maxUses?: number, expiresInS?: number}} [limits]
+   */
   createInvite(sid, { maxUses, expiresInS } = {}) {
     return this.request("POST", `/servers/${seg(sid)}/invites`, {
       body: dropUndefined({ max_uses: maxUses ?? undefined, expires_in_s: expiresInS ?? undefined }),

@@ -11,7 +11,7 @@ import { renderAuth } from "./views/auth.js";
 
 const config = readPageConfig();
 const root = document.getElementById("app");
-const code = document.querySelector('meta[name="guilds-invite-code"]')?.content ?? "";
+const code = document.querySelector('meta[name="guilds-invite-code"]')?.getAttribute("content") ?? "";
 
 const PROBLEMS = {
   unknown: {

@@ -21,6 +21,7 @@ export function parseMarkdown(source) {
   return nodes;
 }
 
+/** @type {Array<[string, RegExp]>} */
 const INLINE_RULES = [
   ["code", /^`([^`\n]+)`/],
   ["strong", /^\*\*(?=\S)([\s\S]*?\S)\*\*/],

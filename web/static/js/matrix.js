@@ -11,6 +11,11 @@ const MAX_RATE_LIMIT_WAIT_MS = 10_000;
 
 /** An error answered by the homeserver, with its Matrix errcode and HTTP status. */
 export class MatrixError extends Error {
+  /**
+   * @param {string} errcode
+   * @param {string} message
+   * @param {{status?: number, data?: Record<string, any>}} [details]
+   */
   constructor(errcode, message, { status = 0, data = {} } = {}) {
     super(message || errcode);
     this.name = "MatrixError";
@@ -81,6 +86,7 @@ export class MatrixClient {
    * @param {Record<string, string>} [options.query]  never holds a token
    * @param {boolean} [options.auth]  send the access token (default: when we have one)
    * @param {number} [options.timeoutMs]
+   * @param {boolean} [options.retryRateLimits]  false: a 429 is thrown to the caller
    */
   async request(
     method,
@@ -151,7 +157,12 @@ export class MatrixClient {
     return this.request("GET", "/_matrix/client/versions", { auth: false });
   }
 
-  /** `m.login.password` with a user identifier; answers {user_id, access_token, device_id}. */
+  /**
+   * `m.login.password` with a user identifier; answers {user_id, access_token, device_id}.
+   * @param {string} user
+   * @param {string} password
+   * @param {{deviceName?: string}} [options]
+   */
   login(user, password, { deviceName } = {}) {
     return this.request("POST", `${CLIENT_PREFIX}/login`, {
       auth: false,
@@ -168,6 +179,9 @@ export class MatrixClient {
    * Register an account, completing user-interactive auth: the first request goes without
    * `auth`; a 401 lists the flows and a session, and we complete a flow made only of stages we
    * support (m.login.dummy). Answers {user_id, access_token, device_id}.
+   * @param {string} username
+   * @param {string} password
+   * @param {{deviceName?: string}} [options]
    */
   async register(username, password, { deviceName } = {}) {
     const body = {
@@ -217,7 +231,10 @@ export class MatrixClient {
 
   // --- Sync, timelines and sending (the chat client) -----------------------------------------
 
-  /** One /sync; `timeoutMs` is the long-poll time the server may hold the request. */
+  /**
+   * One /sync; `timeoutMs` is the long-poll time the server may hold the request.
+   * @param {{since?: string|null, filter?: string|object, timeoutMs?: number, setPresence?: string}} [options]
+   */
   sync({ since, filter, timeoutMs = 0, setPresence = "online" } = {}) {
     const query = { timeout: String(timeoutMs), set_presence: setPresence };
     if (since) query.since = since;
@@ -230,7 +247,11 @@ export class MatrixClient {
     });
   }
 
-  /** A page of a room's timeline: {chunk, start, end, state}. */
+  /**
+   * A page of a room's timeline: {chunk, start, end, state}.
+   * @param {string} roomId
+   * @param {{from?: string|null, dir?: string, limit?: number, filter?: string|object}} [options]
+   */
   messages(roomId, { from, dir = "b", limit = 30, filter } = {}) {
     const query = { dir, limit: String(limit) };
     if (from) query.from = from;
@@ -238,13 +259,27 @@ export class MatrixClient {
     return this.request("GET", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/messages`, { query });
   }
 
-  /** Send a message-like event; the txn id makes a retry idempotent. Answers {event_id}. */
-  sendEvent(roomId, type, content, txnId = newTxnId()) {
+  /**
+   * Send a message-like event; the txn id makes a retry idempotent. Answers {event_id}.
+   * @param {string} roomId
+   * @param {string} type
+   * @param {object} content
+   * @param {string} [txnId]
+   * @param {{retryRateLimits?: boolean}} [options]  false: a 429 is thrown, for a caller that
+   *   waits it out itself (the send queue)
+   */
+  sendEvent(roomId, type, content, txnId = newTxnId(), { retryRateLimits = true } = {}) {
     return this.request("PUT", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/send/${enc(type)}/${enc(txnId)}`, {
       body: content,
+      retryRateLimits,
     });
   }
 
+  /**
+   * @param {string} roomId
+   * @param {string} eventId
+   * @param {{reason?: string, txnId?: string}} [options]
+   */
   redact(roomId, eventId, { reason, txnId = newTxnId() } = {}) {
     return this.request("PUT", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/redact/${enc(eventId)}/${enc(txnId)}`, {
       body: reason ? { reason } : {},
@@ -274,10 +309,16 @@ export class MatrixClient {
     });
   }
 
-  /** A GET answered with bytes (authenticated media): the Blob, or a thrown MatrixError. */
+  /**
+   * A GET answered with bytes (authenticated media): the Blob, or a thrown MatrixError.
+   * @param {string} method
+   * @param {string} path
+   * @param {{query?: Record<string, string>}} [options]
+   */
   async requestBlob(method, path, { query } = {}) {
     const url = new URL(this.baseUrl + path);
     for (const [key, value] of Object.entries(query ?? {})) url.searchParams.set(key, value);
+    /** @type {Record<string, string>} */
     const headers = {};
     if (this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
     let response;
@@ -320,7 +361,7 @@ export class MatrixClient {
       xhr.onerror = () => reject(new ConnectionError(this.baseUrl, new Error("upload failed")));
       xhr.onabort = () => reject(new ConnectionError(this.baseUrl, new Error("upload aborted")));
       xhr.onload = () => {
-        let data = {};
+        let data;
         try {
           data = JSON.parse(xhr.responseText || "{}");
         } catch {

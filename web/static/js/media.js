@@ -5,7 +5,12 @@
 
 const cache = new Map();
 
-/** A blob: URL for an mxc:// URI (cached); with `size`, a thumbnail of about that size. */
+/**
+ * A blob: URL for an mxc:// URI (cached); with `size`, a thumbnail of about that size.
+ * @param {import("./matrix.js").MatrixClient} client
+ * @param {string} mxc
+ * @param {{size?: number}} [options]
+ */
 export function mediaUrl(client, mxc, { size } = {}) {
   const key = `${mxc}|${size ?? ""}`;
   let entry = cache.get(key);

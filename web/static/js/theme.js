@@ -7,14 +7,14 @@ export function currentTheme() {
 }
 
 export function applyStoredTheme() {
-  let stored = null;
+  let stored;
   try {
     stored = localStorage.getItem(KEY);
   } catch {
     stored = null;
   }
   // Without a choice of the person's own, the theme the admin set in guilds.yaml (web.theme).
-  const fallback = document.querySelector('meta[name="guilds-default-theme"]')?.content;
+  const fallback = document.querySelector('meta[name="guilds-default-theme"]')?.getAttribute("content");
   const theme = stored === "light" || stored === "dark" ? stored : fallback === "light" ? "light" : "dark";
   setTheme(theme, { persist: false });
 }
@@ -22,7 +22,7 @@ export function applyStoredTheme() {
 export function setTheme(theme, { persist = true } = {}) {
   document.documentElement.dataset.theme = theme;
   const meta = document.querySelector('meta[name="color-scheme"]');
-  if (meta) meta.content = theme;
+  if (meta) meta.setAttribute("content", theme);
   if (!persist) return;
   try {
     localStorage.setItem(KEY, theme);

@@ -85,8 +85,6 @@ function validDescription(d, type) {
   return d && typeof d === "object" && typeof d.sdp === "string" && (!type || d.type === type);
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /**
  * One call. Listen for "state" (this.state changed), "remote" (a remote stream arrived) and
  * "local" (the local stream changed). States: preparing (ours, invite not sent yet), inviting
@@ -125,6 +123,7 @@ export class DirectCall extends EventTarget {
     this.gatheringDone = false;
     this.candidateTimer = null;
     this.timer = null;
+    /** @type {Promise<MediaStream>|null} */
     this.mediaPromise = null;
     this.established = false;
     this.remoteReady = false;
@@ -395,7 +394,10 @@ export class DirectCall extends EventTarget {
     }, Math.max(0, this.expiresAt - Date.now()));
   }
 
-  /** Pick up. `media` lets a call replaced in glare hand its camera and microphone over. */
+  /**
+   * Pick up. `media` lets a call replaced in glare hand its camera and microphone over.
+   * @param {{media?: Promise<MediaStream>}} [options]
+   */
   answer({ media } = {}) {
     if (this.state !== "ringing") return Promise.resolve();
     clearTimeout(this.timer);
@@ -411,7 +413,7 @@ export class DirectCall extends EventTarget {
       this.dispatchEvent(new CustomEvent("local", { detail: this.localStream }));
       if (this.ended) return;
       await this._createPeer();
-      await this.pc.setRemoteDescription(this.offer);
+      await this.pc.setRemoteDescription(/** @type {RTCSessionDescriptionInit} */ (this.offer));
       this.remoteReady = true;
       await this._useBufferedCandidates();
       this._addLocalTracks();

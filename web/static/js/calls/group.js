@@ -71,7 +71,10 @@ export function setCameraConstraints(video) {
   if (video && typeof video === "object") media.video = video;
 }
 
-/** Shorten (tests) or restore the membership expiry and refresh period, in milliseconds. */
+/**
+ * Shorten (tests) or restore the membership expiry and refresh period, in milliseconds.
+ * @param {{expiresMs?: number, refreshMs?: number}} [timing]
+ */
 export function setCallTiming({ expiresMs, refreshMs } = {}) {
   if (Number.isFinite(expiresMs) && expiresMs > 0) timing.expiresMs = expiresMs;
   if (Number.isFinite(refreshMs) && refreshMs > 0) timing.refreshMs = refreshMs;
@@ -763,7 +766,7 @@ class Peer {
   async updateVideo() {
     if (!this.pc || this.call.kind !== "video" || this.pc.signalingState === "closed") return;
     const track = this.call.localVideoTrack;
-    let transceiver = this.pc.getTransceivers().find((t) => t.receiver.track.kind === "video" && t.direction !== "inactive");
+    const transceiver = this.pc.getTransceivers().find((t) => t.receiver.track.kind === "video" && t.direction !== "inactive");
     if (!transceiver) {
       if (!track) return;
       // No video line yet (a foreign client offered audio only): add one; negotiationneeded fires.

@@ -221,7 +221,7 @@ export function createCallUi({ client, sync, session, onChange }) {
   function showSpeaking(userId) {
     const on = speaking.has(userId);
     for (const el of document.querySelectorAll('[data-testid="call-participant"], [data-testid="call-tile"]')) {
-      if (el.dataset.userId === userId) el.classList.toggle("speaking", on);
+      if (el.getAttribute("data-user-id") === userId) el.classList.toggle("speaking", on);
     }
   }
 

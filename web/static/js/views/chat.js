@@ -4,7 +4,7 @@
 import { CALL_NOTICE_TYPES, callNotice } from "../calls/notices.js";
 import { h } from "../dom.js";
 import { describeError } from "../error-messages.js";
-import { ConnectionError, newTxnId } from "../matrix.js";
+import { newTxnId } from "../matrix.js";
 import {
   HTML_FORMAT,
   linkifiedText,
@@ -13,6 +13,7 @@ import {
   stripReplyFallback,
 } from "../markdown.js";
 import { downloadFile, loadImage } from "../media.js";
+import { SendQueue } from "../send-queue.js";
 import { redactsOf } from "../sync.js";
 import { confirmAction, pickEmoji } from "./popups.js";
 
@@ -84,6 +85,8 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
   let lastMarked = null;
   const askedMembers = new Set(); // users whose member event was fetched for the typing line
   let destroyed = false;
+  let linked = null; // a message a link named: highlighted, and scrolled to once
+  let linkedShown = false;
 
   const room = () => sync.room(roomId);
   const can = canOverride ?? ((permission) => Boolean(server()?.me?.permissions?.includes(permission)));
@@ -224,32 +227,40 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     send("m.room.message", content);
   }
 
-  /** Send with a local echo; a lost connection retries with the same txn id (never twice). */
-  async function send(type, content) {
+  /** Send with a local echo at once; the room's queue sends in order (send-queue.js). */
+  function send(type, content) {
     const r = room();
     if (!r) return;
-    const echo = { txnId: newTxnId(), type, content, status: "sending", eventId: null, ts: Date.now() };
-    if (type === "m.room.message" && !content["m.relates_to"]?.rel_type) r.pending.push(echo);
+    const message = queueOf(r).enqueue(type, content, { txnId: newTxnId() });
+    if (type === "m.room.message" && !content["m.relates_to"]?.rel_type) r.pending.push(message);
     sync.touch(roomId);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const answer = await client.sendEvent(roomId, type, content, echo.txnId);
-        echo.eventId = answer.event_id;
-        if (r.ids.has(answer.event_id)) r.pending = r.pending.filter((p) => p !== echo);
-        showComposerError("");
-        sync.touch(roomId);
-        return;
-      } catch (error) {
-        if (error instanceof ConnectionError && attempt < 60 && !destroyed) {
-          await new Promise((resolve) => setTimeout(resolve, Math.min(1000 * 2 ** attempt, 5000)));
-          continue;
-        }
-        echo.status = "failed";
-        showComposerError(describeError(error));
-        sync.touch(roomId);
-        return;
+  }
+
+  /**
+   * The room's send queue: kept on the room, so leaving the channel neither stops nor reorders
+   * it; the view open on the room is the one told of changes.
+   */
+  function queueOf(r) {
+    r.sendQueue ??= new SendQueue({
+      // The queue waits out 429s itself, one message at a time.
+      send: (message) =>
+        client.sendEvent(roomId, message.type, message.content, message.txnId, { retryRateLimits: false }),
+    });
+    r.sendQueue.onChange = (message) => {
+      if (message.status === "sent" && r.ids.has(message.eventId)) {
+        r.pending = r.pending.filter((p) => p !== message);
       }
-    }
+      if (!destroyed && message.status === "failed") showComposerError(describeError(message.error));
+      if (!destroyed && message.status === "sent") showComposerError("");
+      sync.touch(roomId);
+    };
+    return r.sendQueue;
+  }
+
+  /** Send a message that was not sent again: after the others, where its echo now stands. */
+  function retrySend(r, message) {
+    r.pending = [...r.pending.filter((p) => p !== message), message];
+    queueOf(r).retry(message);
   }
 
   async function upload(file) {
@@ -277,7 +288,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       }
       const content = { msgtype: isImage ? "m.image" : "m.file", body: file.name, filename: file.name, url: mxc, info };
       row.remove();
-      await send("m.room.message", content);
+      send("m.room.message", content);
     } catch (error) {
       row.remove();
       showComposerError(`Could not upload ${file.name}: ${describeError(error)}`);
@@ -346,7 +357,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       content,
     });
     render();
-    await send("m.room.message", content);
+    send("m.room.message", content);
   }
 
   async function deleteMessage(event) {
@@ -565,6 +576,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       "data-event-id": echo ? "" : event.event_id,
       "data-sender": event.sender,
     });
+    if (!echo && event.event_id === linked) node.classList.add("linked");
     const gutter = grouped
       ? h("span", { class: "gutter-time", text: timeFormat.format(new Date(event.origin_server_ts)) })
       : avatar(client, { mxc: r.avatarOf(event.sender), name, id: event.sender, className: "avatar message-avatar" });
@@ -604,10 +616,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
             class: "link-button",
             "data-testid": "retry-send",
             text: "Retry",
-            onclick: () => {
-              r.pending = r.pending.filter((p) => p !== echo);
-              send(echo.type, echo.content);
-            },
+            onclick: () => retrySend(r, echo),
           }),
         ),
       );
@@ -774,6 +783,13 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     } else {
       scroller.scrollTop = before.top;
     }
+    if (linked && !linkedShown) {
+      const node = nodes.get(linked)?.node;
+      if (node) {
+        node.scrollIntoView({ block: "center" });
+        linkedShown = true;
+      }
+    }
     renderTyping();
     markRead();
     queueMicrotask(fillViewport);
@@ -868,5 +884,15 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       window.removeEventListener("focus", onFocus);
     },
     isRedactionFor: (event) => redactsOf(event),
+    /** Highlight a message a link named, and scroll to it (when it is in the loaded history). */
+    reveal(eventId) {
+      if (linked !== eventId) {
+        const old = linked;
+        linked = eventId;
+        linkedShown = false;
+        for (const key of [old, eventId]) nodes.delete(key);
+      }
+      render();
+    },
   };
 }

@@ -42,8 +42,8 @@ export function mountDirectCalls({ client, sync, userId }) {
   addStylesheet();
   const calls = new DirectCalls({ client, sync, userId });
   current = calls;
-  sync.addEventListener("timeline", (event) => calls.handleBatch(event.detail));
-  sync.addEventListener("update", (event) => event.detail.membership && calls.checkRooms());
+  sync.addEventListener("timeline", (event) => calls.handleBatch(/** @type {CustomEvent} */ (event).detail));
+  sync.addEventListener("update", (event) => /** @type {CustomEvent} */ (event).detail.membership && calls.checkRooms());
 
   const incomingSlot = h("div", { class: "incoming-calls" });
   const panelSlot = h("div", { class: "direct-call-slot" });
@@ -257,7 +257,7 @@ export function mountDirectCalls({ client, sync, userId }) {
   }
 
   calls.addEventListener("change", (event) => {
-    const call = event.detail;
+    const call = /** @type {CustomEvent} */ (event).detail;
     renderIncoming();
     if (call.endReason === "replaced") return; // glare: the call that took over shows instead
     if (call.state !== "ringing" && call.state !== "ended" && shown !== call) show(call);

@@ -8,6 +8,7 @@ import { h } from "../dom.js";
 import { describeError } from "../error-messages.js";
 import { GuildsApi, inviteCodeFrom } from "../guilds-api.js";
 import { MatrixError } from "../matrix.js";
+import { HOME, formatRoute, parseRoute } from "../routes.js";
 import { SyncEngine, isAuthError } from "../sync.js";
 import { currentTheme, toggleTheme } from "../theme.js";
 import { createCallUi } from "./call-panel.js";
@@ -24,6 +25,7 @@ const REFRESH_DEBOUNCE_MS = 250;
 const DRAWER_MEMBERS_QUERY = "(max-width: 1100px)";
 // State in a server's rooms that the provisioning API's Server or member list reflects.
 const SERVER_STATE = /^(chat\.guilds\.|m\.room\.(name|topic|avatar|power_levels|join_rules)$|m\.space\.)/;
+/** @type {Array<[string, string, (server: any, me: string) => boolean, {danger?: boolean}]>} */
 const MENU_ENTRIES = [
   ["Invite people", "openInvitePeople", (s) => has(s, "create_invites"), {}],
   ["Server settings", "openServerSettings", (s) => has(s, "manage_server"), {}],
@@ -63,7 +65,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   /** @type {Map<string, object>} server id → Server */
   const servers = new Map();
   let order = [];
-  let members = new Map(); // server id → [Member]
+  const members = new Map(); // server id → [Member]
   let activeServer = null;
   let activeChannel = null;
   let chat = null;
@@ -194,6 +196,9 @@ export function renderHome({ config, client, session, onSignedOut }) {
   connection.hidden = true;
   const banner = h("p", { class: "banner", role: "status", "data-testid": "home-banner" });
   banner.hidden = true;
+  // Why a link did not open what it named (a channel one cannot see); gone on the next move.
+  const routeNotice = h("p", { class: "banner", role: "status", "data-testid": "route-notice" });
+  routeNotice.hidden = true;
   const body = h("div", { class: "content-body" });
   const content = h(
     "main",
@@ -201,6 +206,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     h("header", { class: "content-header" }, navToggle, contentIcon, contentTitle, contentTopic, membersToggle),
     connection,
     banner,
+    routeNotice,
     calls.panel,
     body,
   );
@@ -441,6 +447,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     const server = servers.get(activeServer);
     if (!server) return;
     const manage = await loadManage();
+    /** @type {Array<[string, () => void, {danger?: boolean, testid?: string}]>} */
     const entries = [];
     for (const [label, fn, allowed, options] of MENU_ENTRIES) {
       if (!manage || typeof manage[fn] !== "function" || !allowed(server, userId)) continue;
@@ -591,7 +598,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
     chatView.roomId = channel.channel_id;
     replaceChat(chatView);
     body.replaceChildren(chatView.el);
-    chatView.render();
+    if (linkedEvent) chatView.reveal(linkedEvent);
+    else chatView.render();
     if (window.matchMedia("(min-width: 761px)").matches) chatView.focus();
   }
 
@@ -681,8 +689,10 @@ export function renderHome({ config, client, session, onSignedOut }) {
   }
 
   // --- selection -----------------------------------------------------------------------------
-  function selectServer(sid) {
+  /** Open a server (null: Home); `eventId`, a message a link named in the channel it opens. */
+  function selectServer(sid, eventId = null) {
     if (sid && !servers.has(sid)) sid = null;
+    linkedEvent = eventId;
     dms.close();
     activeServer = sid;
     const server = servers.get(sid);
@@ -703,6 +713,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
 
   function selectChannel(cid) {
     activeChannel = cid;
+    linkedEvent = null;
     if (activeServer) lastChannel.set(activeServer, cid);
     setDrawer(null);
     renderAll();
@@ -713,7 +724,72 @@ export function renderHome({ config, client, session, onSignedOut }) {
     renderSidebar();
     renderContent();
     renderMembers();
+    writeAddress();
   }
+
+  // --- the address: deep links, reload, Back and Forward (routes.js) --------------------------
+  /** Put what is open in the address: a new history entry for a move, else the same one. */
+  function writeAddress() {
+    if (!firstSelectionDone) return; // the address still names what is yet to be opened
+    const hash = formatRoute({ serverId: activeServer, channelId: activeServer ? activeChannel : null, eventId: linkedEvent });
+    const replace = replaceAddress;
+    replaceAddress = false;
+    if (hash === location.hash) return;
+    // A move of the person's own ends what a link's notice said; correcting a link keeps it.
+    if (!replace) routeNotice.hidden = true;
+    const url = location.pathname + location.search + hash;
+    if (replace) history.replaceState(null, "", url);
+    else history.pushState(null, "", url);
+  }
+
+  /**
+   * Open what an address names; what cannot be opened is said, and the server's default
+   * channel (or the first server) opened instead. The address is then corrected in place.
+   */
+  function openRoute(route) {
+    replaceAddress = true;
+    routeNotice.hidden = true;
+    if (!route.serverId) {
+      if (activeServer) selectServer(null);
+      else writeAddress();
+      return;
+    }
+    const server = servers.get(route.serverId);
+    if (!server) {
+      showRouteNotice("That link is to a server you are not a member of, or one that no longer exists.");
+      selectServer(activeServer ?? order[0] ?? null);
+      return;
+    }
+    const visible = (server.channels ?? []).some((c) => c.channel_id === route.channelId);
+    if (route.channelId && !visible) {
+      lastChannel.delete(server.server_id);
+      const fallback = server.channels?.find((c) => c.channel_id === pickChannel(server));
+      showRouteNotice(
+        `That link is to a channel of ${server.name} that does not exist or that you cannot see` +
+          (fallback ? `: here is #${fallback.name}.` : "."),
+      );
+    } else if (route.channelId) {
+      lastChannel.set(server.server_id, route.channelId);
+    }
+    const eventId = visible ? route.eventId : null;
+    selectServer(server.server_id, eventId);
+    if (eventId && chat?.roomId === route.channelId) chat.reveal(eventId);
+  }
+
+  function showRouteNotice(text) {
+    routeNotice.textContent = text;
+    routeNotice.hidden = false;
+  }
+
+  function onPopState() {
+    if (!view.isConnected) {
+      window.removeEventListener("popstate", onPopState);
+      return;
+    }
+    if (!firstSelectionDone) return;
+    openRoute(parseRoute(location.hash) ?? HOME);
+  }
+  window.addEventListener("popstate", onPopState);
 
   // --- servers from the provisioning API -------------------------------------------------------
   async function refreshServers() {
@@ -731,18 +807,26 @@ export function renderHome({ config, client, session, onSignedOut }) {
       showBanner("");
       if (activeServer && !servers.has(activeServer)) activeServer = null;
       if (requestedServer && servers.has(requestedServer)) {
-        // Arrived from an invite landing page: open the server just joined.
-        const sid = requestedServer;
+        // A deep link, or arrived from an invite landing page: open the server (and channel).
+        const route = requestedRoute ?? { serverId: requestedServer, channelId: null, eventId: null };
         requestedServer = null;
+        requestedRoute = null;
         firstSelectionDone = true;
-        selectServer(sid);
+        openRoute(route);
         return;
       }
       if (activeServer === null && !firstSelectionDone && order.length) {
         firstSelectionDone = true;
+        // A link to a server not listed opens it later if a refresh lists it; an invite's join
+        // the bridge has not seen yet is no news to the person, any other link is.
+        if (requestedRoute && !arrivedFromInvite) {
+          showRouteNotice("That link is to a server you are not a member of, or one that no longer exists.");
+        }
+        replaceAddress = true;
         selectServer(order[0]);
         return;
       }
+      if (!firstSelectionDone) replaceAddress = true;
       firstSelectionDone = true;
       if (activeServer) {
         const server = servers.get(activeServer);
@@ -759,10 +843,15 @@ export function renderHome({ config, client, session, onSignedOut }) {
     }
   }
   let firstSelectionDone = false;
-  // `/#server=<id>`, where the invite landing page sends people after they join. Read once and
-  // cleared from the address, so a later reload opens the app as usual. It may name a server
-  // the bridge has not seen the join of yet: kept until a refresh lists it.
-  let requestedServer = takeRequestedServer();
+  // The address opened with (routes.js): a deep link `#/server/<id>/channel/<id>`, or
+  // `#server=<id>` where the invite landing page sends people after they join. It may name a
+  // server the bridge has not seen the join of yet: kept until a refresh lists it.
+  const arrivedFromInvite = location.hash.startsWith("#server=");
+  let requestedRoute = parseRoute(location.hash);
+  if (requestedRoute && !requestedRoute.serverId) requestedRoute = null;
+  let requestedServer = requestedRoute?.serverId ?? null;
+  let linkedEvent = null; // the message the address names, while its channel stays open
+  let replaceAddress = true; // the next address written replaces the entry (not a move of the person)
 
   async function refreshServer(sid) {
     try {
@@ -940,16 +1029,4 @@ export function renderHome({ config, client, session, onSignedOut }) {
   });
   view.guilds = { sync, servers, calls };
   return view;
-}
-
-
-function takeRequestedServer() {
-  const match = /^#server=(.+)$/.exec(location.hash);
-  if (!match) return null;
-  history.replaceState(null, "", location.pathname + location.search);
-  try {
-    return decodeURIComponent(match[1]);
-  } catch {
-    return null;
-  }
 }

@@ -102,7 +102,12 @@ export function pickEmoji(anchor, onPick) {
   return showPopover(anchor, grid, { testid: "emoji-picker" });
 }
 
-/** A menu of `[label, action, {danger, testid}]` entries. */
+/**
+ * A menu of `[label, action, {danger, testid}]` entries.
+ * @param {Element} anchor
+ * @param {Array<[string, (() => void)?, {danger?: boolean, testid?: string}?]>} entries
+ * @param {{testid?: string, align?: string}} [options]
+ */
 export function showMenu(anchor, entries, { testid = "menu", align = "start" } = {}) {
   const list = h(
     "div",

@@ -1,0 +1,90 @@
+"""Sending in a burst against the homeserver's real message rate limit: every message arrives,
+in the order typed, in the sender's client and in another user's (issue 18, observation 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, expect
+
+from tests.browser.chat_steps import messages, new_page, open_as, open_channel
+from tests.harness.api import create_server, join_server
+from tests.harness.stack import Stack, build_stack
+
+pytestmark = pytest.mark.browser
+
+BURST = 15
+# The pace of someone typing short lines quickly: the input of the test, not a wait.
+TYPING_GAP_S = 0.1
+# Synapse's default rc_message lets 10 through at once, then one every 5 s: the last of the 15
+# arrives about 25 s after the first. Generous, since only the conditions are asserted.
+ARRIVAL_TIMEOUT_MS = 90_000
+
+
+@pytest_asyncio.fixture(scope="module")
+async def limited(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """A stack whose homeserver keeps Synapse's default message rate limit."""
+    s = build_stack(
+        "sqlite", tmp_path_factory.mktemp("send-limited"), default_rate_limits=["rc_message"]
+    )
+    try:
+        s.http = aiohttp.ClientSession()
+        s.start_guilds()
+        yield s
+    finally:
+        await s.close()
+
+
+async def bodies(page: Page) -> list[str]:
+    return await messages(page).get_by_test_id("message-body").all_inner_texts()
+
+
+async def test_a_burst_of_fifteen_arrives_whole_and_in_order(
+    page: Page, browser: Browser, limited: Stack
+) -> None:
+    alice = await limited.register_user()
+    bob = await limited.register_user()
+    server = await create_server(limited, alice, f"Burst {secrets.token_hex(2)}")
+    sid = server["server_id"]
+    await join_server(limited, sid, bob)
+
+    await open_as(page, limited, alice)
+    await open_channel(page, sid)
+    problems: list[str] = []
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        other = await new_page(context, problems)
+        await open_as(other, limited, bob)
+        await open_channel(other, sid)
+
+        tag = secrets.token_hex(2)
+        typed = [f"burst {tag} {i}" for i in range(BURST)]
+        composer = page.get_by_test_id("composer")
+        for text in typed:
+            await composer.fill(text)
+            await composer.press("Enter")
+            await asyncio.sleep(TYPING_GAP_S)
+
+        # Local echo at once, in the order typed.
+        mine = messages(page).filter(has_text=f"burst {tag} ")
+        await expect(mine).to_have_count(BURST)
+        assert [b for b in await bodies(page) if tag in b] == typed
+
+        # Every one confirmed by the homeserver (no echo left), none "Not sent".
+        await expect(page.locator('[data-testid="message"].pending')).to_have_count(
+            0, timeout=ARRIVAL_TIMEOUT_MS
+        )
+        await expect(page.get_by_test_id("retry-send")).to_have_count(0)
+        assert [b for b in await bodies(page) if tag in b] == typed
+
+        theirs = messages(other).filter(has_text=f"burst {tag} ")
+        await expect(theirs).to_have_count(BURST, timeout=ARRIVAL_TIMEOUT_MS)
+        assert [b for b in await bodies(other) if tag in b] == typed
+        assert problems == []
+    finally:
+        await context.close()
