@@ -341,6 +341,44 @@ def run(
         homeserver.stop()
 
 
+def start_guilds(
+    supervisor: Supervisor,
+    guilds_path: Path,
+    guilds_log: Path,
+    web_url: str,
+    stopping: threading.Event,
+    progress: Progress,
+) -> int | None:
+    """Start `guilds serve` under the supervisor and wait until its API answers; None once it
+    does, else the exit status of `guilds run` (0 when Ctrl-C came first)."""
+
+    def spawn_guilds() -> subprocess.Popen[bytes]:
+        return spawn(
+            [sys.executable, "-m", "guildsctl.cli", "serve", "-c", str(guilds_path)],
+            log_path=guilds_log,
+            cwd=guilds_path.parent,
+        )
+
+    guilds = spawn_guilds()
+    supervisor.add("The Guilds bridge and web UI", guilds, spawn_guilds, guilds_log)
+    ready = wait_until(
+        lambda: http_ok(f"{web_url}/_guilds/v1/version") or stopping.is_set(),
+        deadline_s=60,
+        alive=lambda: guilds.poll() is None,
+        tick=progress.tick,
+    )
+    if ready and not stopping.is_set():
+        return None
+    progress.done("failed" if not stopping.is_set() else "stopped")
+    if stopping.is_set():
+        return 0
+    print(
+        f"error: Guilds did not start; the end of {guilds_log}:\n{tail(guilds_log)}",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def _run_started(
     state: Path,
     ports: dict[str, int],
@@ -364,30 +402,9 @@ def _run_started(
     progress = Progress("Starting the Guilds bridge and web UI")
     guilds_log = state / "logs" / "guilds.log"
 
-    def spawn_guilds() -> subprocess.Popen[bytes]:
-        return spawn(
-            [sys.executable, "-m", "guildsctl.cli", "serve", "-c", str(guilds_path)],
-            log_path=guilds_log,
-            cwd=state,
-        )
-
-    guilds = spawn_guilds()
-    supervisor.add("The Guilds bridge and web UI", guilds, spawn_guilds, guilds_log)
-    ready = wait_until(
-        lambda: http_ok(f"{web_url}/_guilds/v1/version") or stopping.is_set(),
-        deadline_s=60,
-        alive=lambda: guilds.poll() is None,
-        tick=progress.tick,
-    )
-    if not ready or stopping.is_set():
-        progress.done("failed" if not stopping.is_set() else "stopped")
-        if not stopping.is_set():
-            print(
-                f"error: Guilds did not start; the end of {guilds_log}:\n{tail(guilds_log)}",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+    failed = start_guilds(supervisor, guilds_path, guilds_log, web_url, stopping, progress)
+    if failed is not None:
+        return failed
     progress.done()
     print(
         f"Guilds is running: open {web_url}  (logs in {state / 'logs'}; Ctrl-C stops it)",

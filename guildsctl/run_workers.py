@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 from contextlib import closing
@@ -42,17 +41,14 @@ from guildsctl.run import (
     free_loopback_port,
     make_private,
     resolve_ports,
+    start_guilds,
 )
 from guildsctl.supervise import Supervisor
 from guildsctl.synapse import (
     PRIVATE_UMASK,
     generate_base_config,
-    http_ok,
     overlay,
     postgres_database,
-    spawn,
-    tail,
-    wait_until,
 )
 from guildsctl.workers import (
     CLIENT_WORKER,
@@ -252,30 +248,9 @@ def _run_started(
     progress = Progress("Starting the Guilds bridge and web UI (PostgreSQL)")
     guilds_log = logs / "guilds.log"
 
-    def spawn_guilds() -> subprocess.Popen[bytes]:
-        return spawn(
-            [sys.executable, "-m", "guildsctl.cli", "serve", "-c", str(guilds_path)],
-            log_path=guilds_log,
-            cwd=guilds_path.parent,
-        )
-
-    guilds = spawn_guilds()
-    supervisor.add("The Guilds bridge and web UI", guilds, spawn_guilds, guilds_log)
-    ready = wait_until(
-        lambda: http_ok(f"{web_url}/_guilds/v1/version") or stopping.is_set(),
-        deadline_s=60,
-        alive=lambda: guilds.poll() is None,
-        tick=progress.tick,
-    )
-    if not ready or stopping.is_set():
-        progress.done("failed" if not stopping.is_set() else "stopped")
-        if not stopping.is_set():
-            print(
-                f"error: Guilds did not start; the end of {guilds_log}:\n{tail(guilds_log)}",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+    failed = start_guilds(supervisor, guilds_path, guilds_log, web_url, stopping, progress)
+    if failed is not None:
+        return failed
     progress.done()
     p = deployment.ports
     print(

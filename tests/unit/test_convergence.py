@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 from urllib.parse import unquote
 
@@ -19,7 +18,6 @@ import pytest
 
 from bridge.engine.inbox import InboxEvent
 from bridge.engine.journal import OperationJournal
-from bridge.engine.migrations import migrate
 from bridge.engine.queue import ServerQueue
 from bridge.engine.steps import Plan, SendState
 from bridge.engine.store import Database
@@ -97,27 +95,8 @@ class RecordingMatrix:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(f"sqlite:///{tmp_path / 'guilds.db'}")
-    await migrate(database)
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
-@pytest.fixture
 def hs() -> RecordingMatrix:
     return RecordingMatrix()
-
-
-@pytest.fixture
-async def journal(db: Database, hs: RecordingMatrix) -> AsyncIterator[OperationJournal]:
-    j = OperationJournal(db, hs, BOT, base_backoff_s=0.001, max_backoff_s=0.01)
-    try:
-        yield j
-    finally:
-        await j.stop()
 
 
 def convergence(db: Database, journal: OperationJournal, directory: FakeDirectory) -> Convergence:

@@ -5,15 +5,12 @@ the services: turn order, parallel servers, stored outcomes, waiting out a homes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge.engine.journal import OperationJournal
 from bridge.engine.matrix import HomeserverUnavailable, MatrixRequestError
-from bridge.engine.migrations import migrate
 from bridge.engine.queue import Job, JobFailed, JobNotFound, Outcome, ServerQueue
 from bridge.engine.steps import Plan, SendState
 from bridge.engine.store import Database
@@ -25,16 +22,6 @@ BOT = "@guilds:example.org"
 class NoMatrix:
     async def request(self, method: str, path: str, **_: Any) -> Any:
         raise HomeserverUnavailable("no homeserver in this test")
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(f"sqlite:///{tmp_path / 'guilds.db'}")
-    await migrate(database)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 def make_queue(db: Database, journal: OperationJournal | None = None) -> ServerQueue:
