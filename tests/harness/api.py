@@ -21,8 +21,20 @@ class Api:
         self.user = user
 
     async def call(
-        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        follow: bool = True,
     ) -> tuple[int, Any]:
+        """The answer to one request; a 202 is followed to its operation's outcome (as a client
+        that polls it would see it) unless `follow` is False.
+
+        On a loaded machine any change may outlive the answer bound; tests about what a change
+        does are not about when it is answered (tests/integration/test_queue.py is).
+        """
         assert self.stack.http is not None
         headers = {}
         if self.user is not None:
@@ -36,7 +48,10 @@ class Api:
             method, f"{self.stack.web_url}/_guilds/v1{path}", **kwargs
         ) as response:
             text = await response.text()
-            return response.status, (await response.json() if text else None)
+            status, answer = response.status, (await response.json() if text else None)
+        if follow and status == 202 and self.user is not None:
+            return await outcome(self.stack, self.user, status, answer)
+        return status, answer
 
 
 async def create_server(stack: Stack, owner: User, name: str = "Friends") -> dict[str, Any]:

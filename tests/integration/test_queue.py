@@ -40,7 +40,7 @@ def answer_bound(stack: Stack) -> float:
 async def call(stack: Stack, user: User, method: str, path: str, body: Any = None) -> tuple:
     """The API's first answer, which must come within the bound (a 202 when not done yet)."""
     return await asyncio.wait_for(
-        Api(stack, user).call(method, path, body), timeout=answer_bound(stack)
+        Api(stack, user).call(method, path, body, follow=False), timeout=answer_bound(stack)
     )
 
 
