@@ -11,7 +11,8 @@ from urllib.parse import quote
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.chat_steps import (
+from tests.harness.api import add_channel, create_server, join_server
+from tests.harness.chat_steps import (
     LIVE_MS,
     channel,
     message_with,
@@ -19,8 +20,6 @@ from tests.browser.chat_steps import (
     open_channel,
     send,
 )
-from tests.browser.test_switcher import add_channel
-from tests.harness.api import create_server, join_server
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser

@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.chat_steps import messages, new_page, open_as, open_channel
 from tests.harness.api import create_server, join_server
+from tests.harness.chat_steps import messages, new_page, open_as, open_channel
 from tests.harness.stack import Stack, build_stack
 
 pytestmark = pytest.mark.browser

@@ -9,19 +9,11 @@ import secrets
 import pytest
 from playwright.async_api import Locator, Page, expect
 
-from tests.harness.api import Api, create_server, join_server
+from tests.harness.api import add_channel, create_server, join_server
 from tests.harness.chat_steps import open_as, open_channel
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser
-
-
-async def add_channel(stack: Stack, owner: User, sid: str, name: str, **extra: object) -> str:
-    status, channel = await Api(stack, owner).call(
-        "POST", f"/servers/{sid}/channels", {"name": name, "kind": "text", **extra}
-    )
-    assert status == 201, channel
-    return str(channel["channel_id"])
 
 
 async def open_switcher(page: Page, keys: str = "Control+k") -> None:

@@ -61,6 +61,15 @@ async def create_server(stack: Stack, owner: User, name: str = "Friends") -> dic
     return dict(server)
 
 
+async def add_channel(stack: Stack, owner: User, sid: str, name: str, **extra: object) -> str:
+    """A text channel made by `owner` through the API; its id."""
+    status, channel = await Api(stack, owner).call(
+        "POST", f"/servers/{sid}/channels", {"name": name, "kind": "text", **extra}
+    )
+    assert status == 201, channel
+    return str(channel["channel_id"])
+
+
 async def outcome(stack: Stack, user: User, status: int, answer: Any) -> tuple[int, Any]:
     """What a request came to: its answer, or, for a 202, its operation's once it has ended
     (docs/API.md, "Operations": a change that outlives the answer bound goes on)."""
