@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from bridge.engine.store import Database
 from tests.harness.api import Api, create_server, join_server
 from tests.harness.routes import app_routes, fill
 from tests.harness.stack import Stack, User
@@ -33,6 +34,9 @@ OWN_ROUTES = {
     ("POST", "/invites/{code}/redeem"),
     ("GET", "/templates"),
 }
+# Readable by the user who made the change only (docs/API.md "Operations"): to anyone else,
+# members included, an operation is as unknown as a made-up id.
+REQUESTER_ROUTES = {("GET", "/operations/{oid}")}
 # Tokens made up by these tests: they must not reach the logs either.
 MADE_UP_TOKENS: list[str] = []
 
@@ -66,8 +70,9 @@ async def call(
         return response.status, (await response.json() if text else None)
 
 
-async def a_full_server(stack: Stack, owner: User, member: User) -> dict[str, str]:
-    """A server with a category, a custom role, an invite and a member: an id per placeholder."""
+async def a_full_server(stack: Stack, db: Database, owner: User, member: User) -> dict[str, str]:
+    """A server with a category, a custom role, an invite and a member, and one of the owner's
+    operations: an id per placeholder."""
     server = await create_server(stack, owner, "Guarded")
     sid = server["server_id"]
     api = Api(stack, owner)
@@ -78,7 +83,12 @@ async def a_full_server(stack: Stack, owner: User, member: User) -> dict[str, st
     status, invite = await api.call("POST", f"/servers/{sid}/invites", {})
     assert status == 201, invite
     await join_server(stack, sid, member)
+    row = await db.fetchone(
+        "SELECT job_id FROM queued_jobs WHERE server_id = ? AND actor = ?", sid, owner.user_id
+    )
+    assert row is not None
     return {
+        "oid": row["job_id"],
         "sid": sid,
         "cid": server["default_channel_id"],
         "cat": category["category_id"],
@@ -97,10 +107,10 @@ async def snapshot(stack: Stack, owner: User, sid: str) -> Any:
 
 
 async def test_every_endpoint_refuses_a_missing_or_unknown_token(
-    stack: Stack, alice: User, bob: User, tmp_path: Path
+    stack: Stack, db: Database, alice: User, bob: User, tmp_path: Path
 ) -> None:
     routes, _ = await app_routes(stack, tmp_path)
-    values = await a_full_server(stack, alice, bob)
+    values = await a_full_server(stack, db, alice, bob)
     before = await snapshot(stack, alice, values["sid"])
     checked = 0
     for method, template in routes:
@@ -129,11 +139,11 @@ async def test_every_endpoint_refuses_a_missing_or_unknown_token(
 
 
 async def test_another_users_token_is_refused_everywhere(
-    stack: Stack, alice: User, bob: User, tmp_path: Path
+    stack: Stack, db: Database, alice: User, bob: User, tmp_path: Path
 ) -> None:
     """A stranger gets 404 (API.md: a server the caller cannot see); a plain member 403."""
     routes, _ = await app_routes(stack, tmp_path)
-    values = await a_full_server(stack, alice, bob)
+    values = await a_full_server(stack, db, alice, bob)
     stranger = await stack.register_user()
     before = await snapshot(stack, alice, values["sid"])
     for method, template in routes:
@@ -145,14 +155,19 @@ async def test_another_users_token_is_refused_everywhere(
         if (method, template) in MEMBER_ROUTES:
             continue
         status, answer = await call(stack, method, path, body, bob.access_token)
-        assert (status, answer["errcode"]) == (403, "M_FORBIDDEN"), (method, template, answer)
+        refused = (
+            (404, "M_NOT_FOUND") if (method, template) in REQUESTER_ROUTES else (403, "M_FORBIDDEN")
+        )
+        assert (status, answer["errcode"]) == refused, (method, template, answer)
     status, listed = await Api(stack, stranger).call("GET", "/servers")
     assert status == 200 and listed["servers"] == []
     assert await snapshot(stack, alice, values["sid"]) == before
 
 
-async def test_public_endpoints_stay_public(stack: Stack, alice: User, bob: User) -> None:
-    values = await a_full_server(stack, alice, bob)
+async def test_public_endpoints_stay_public(
+    stack: Stack, db: Database, alice: User, bob: User
+) -> None:
+    values = await a_full_server(stack, db, alice, bob)
     status, version = await call(stack, "GET", "/version", None, None)
     assert status == 200 and isinstance(version["version"], str)
     status, contract = await call(stack, "GET", "/openapi.json", None, None)
