@@ -14,8 +14,8 @@ STAMP_JS := $(JS_DIR)/node_modules/.installed
 STAMP_NODE := node_modules/.installed
 PYTEST_ARGS ?=
 # pytest-xdist workers for `make test` (0: one process); see tests/conftest.py for how work that
-# shares fixtures is grouped. Two on this 2-core machine: with three, the load made a Synapse
-# worker deployment lose a power-levels write to state resolution (a race of Synapse's own).
+# shares fixtures is grouped. Two on this 2-core machine: with three, a Synapse worker deployment
+# under the load kept an old power level after a write was answered 200 (a race of Synapse's).
 TEST_WORKERS ?= 2
 # pip's own output, one short line per package fetched, without the already-satisfied noise.
 PIP_PROGRESS := sed -u -n -E 's/^(Collecting|Successfully installed|ERROR).*/&/p' | cut -c1-100

@@ -141,6 +141,21 @@ class RoomStates:
         )
         return True
 
+    def out_of_order(self, event: Mapping[str, Any]) -> bool:
+        """Whether a received event does not follow what we hold as confirmed current state:
+        it replaced another event than ours (an event stored before a restart and handled after
+        the room was read anew, or a fork the homeserver resolved). What we hold may then be
+        newer or older than it: only the homeserver can say."""
+        room = self._rooms.get(RoomID(str(event.get("room_id"))))
+        if room is None:
+            return False
+        current = room.get((str(event.get("type")), str(event.get("state_key"))))
+        if current is None or not current.confirmed or current.event_id is None:
+            return False
+        unsigned = event.get("unsigned")
+        replaces = unsigned.get("replaces_state") if isinstance(unsigned, dict) else None
+        return event.get("event_id") != current.event_id and replaces != current.event_id
+
     def superseded(self, room_id: RoomID, event_type: str, state_key: str, event_id: str) -> bool:
         """Whether `event_id` is one this state has been replaced since (it is not current)."""
         entry = self._rooms.get(room_id, {}).get((event_type, state_key))
@@ -401,9 +416,21 @@ class ServerDirectory:
             return
         room_id = RoomID(event.room_id)
         server_id = self._server_of.get(room_id)
-        if server_id is None or not self._states.apply_received(event.event):
+        if server_id is None:
+            return
+        out_of_order = self._states.out_of_order(event.event)
+        if not self._states.apply_received(event.event):
             return
         self._stale.add(server_id)
+        if out_of_order:
+            # Which of the two is current, the homeserver knows: read the room again rather
+            # than let an older event stand (convergence derives every room from this state).
+            log.info(
+                "Event %s in %s does not follow the state held; reading the room again",
+                event.event_id,
+                room_id,
+            )
+            await self._load_rooms(server_id, {room_id})
         if room_id == server_id or event.type == "m.space.child":
             # A room newly linked into the space or a category (say, from another client), or
             # a new role's room: start tracking it.

@@ -212,3 +212,21 @@ def test_room_states_ignore_untracked_rooms() -> None:
     states = RoomStates()
     assert not states.apply_received(state_event("$1", {"name": "x"}))
     assert GENERAL not in states
+
+
+def test_an_event_that_does_not_follow_the_held_state_is_out_of_order() -> None:
+    """After a reload, an older event handled late would set the state back (the queue's
+    restart test saw a role's power go back from 44 to 43): the directory must ask the
+    homeserver instead. Events that follow what is held, and our own, are in order."""
+    states = RoomStates()
+    states.replace(GENERAL, [state_event("$5", {"name": "five"})])
+    assert states.out_of_order(state_event("$4", {"name": "four"}, replaces="$3"))
+    assert not states.out_of_order(state_event("$6", {"name": "six"}, replaces="$5"))
+    assert not states.out_of_order(state_event("$5", {"name": "five"}, replaces="$4"))
+    # What the bridge sent itself is not confirmed yet: its own rules apply (see above).
+    states.apply_sent(GENERAL, "m.room.name", "", {"name": "seven"}, "$7")
+    assert not states.out_of_order(state_event("$6", {"name": "six"}, replaces="$5"))
+    # Untracked rooms and new keys have nothing to be out of order with.
+    assert not states.out_of_order({**state_event("$1", {"name": "x"}), "room_id": "!other"})
+    topic = {**state_event("$8", {"topic": "t"}), "type": "m.room.topic"}
+    assert not states.out_of_order(topic)
