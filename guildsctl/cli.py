@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from guilds import __version__
-from guilds.config import ConfigErrors, load_config
+from guilds.config import ConfigErrors, GuildsConfig, load_config
 
 
 def _port(value: str) -> int:
@@ -64,17 +64,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_apply(args: argparse.Namespace) -> int:
+def _admin_config(args: argparse.Namespace) -> GuildsConfig | None:
+    """The config an admin command (`apply`, `doctor`) runs with, its warnings on stderr;
+    None (exit status 2) when the config is wrong, the errors printed."""
     try:
         config = load_config(args.config)
     except ConfigErrors as errors:
         print(f"error: {errors}", file=sys.stderr)
-        return 2
+        return None
     logging.basicConfig(
         level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    return config
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    config = _admin_config(args)
+    if config is None:
+        return 2
     from guildsctl.apply import ApplyError, apply
 
     try:
@@ -87,16 +96,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigErrors as errors:
-        print(f"error: {errors}", file=sys.stderr)
+    config = _admin_config(args)
+    if config is None:
         return 2
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     from guildsctl.doctor import DoctorError, run_doctor
 
     try:
