@@ -260,16 +260,7 @@ class Members:
         if not server.is_member(user):
             raise NotFound("No such member")
         self._target(server, actor, user, MemberAction.KICK)
-        plan = kick_plan(
-            without_member(server, user),
-            user,
-            reason,
-            rooms=self.directory.room_kinds(server.server_id),
-            states=self.directory.states(),
-            bot=self.bot,
-        )
-        await self._execute("kick_member", plan, server.server_id)
-        await self._reread_memberships(server)
+        await self._remove("kick_member", kick_plan, server, user, reason)
         log.info("Kicked %s from %s", user, server.server_id)
 
     async def ban(
@@ -282,7 +273,19 @@ class Members:
             raise InvalidParam("That is not a Matrix user id.")
         # Anyone may be banned, member or not: a ban ahead of a first join keeps them out too.
         self._target(server, actor, user, MemberAction.BAN)
-        plan = ban_plan(
+        await self._remove("ban_member", ban_plan, server, user, reason)
+        log.info("Banned %s from %s", user, server.server_id)
+
+    async def _remove(
+        self,
+        kind: str,
+        plan_for: Callable[..., Plan],
+        server: Server,
+        user: UserID,
+        reason: str | None,
+    ) -> None:
+        """Take `user` out of every room of the server with `plan_for` (kick_plan, ban_plan)."""
+        plan = plan_for(
             without_member(server, user),
             user,
             reason,
@@ -290,9 +293,8 @@ class Members:
             states=self.directory.states(),
             bot=self.bot,
         )
-        await self._execute("ban_member", plan, server.server_id)
+        await self._execute(kind, plan, server.server_id)
         await self._reread_memberships(server)
-        log.info("Banned %s from %s", user, server.server_id)
 
     async def unban(self, server_id: str, actor: UserID, user: UserID) -> None:
         server = self.servers.visible(server_id, actor)
