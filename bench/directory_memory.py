@@ -36,6 +36,7 @@ from bridge.engine.journal import OperationJournal
 from bridge.engine.matrix import MatrixClient, MatrixRequestError
 from bridge.engine.store import Database
 from bridge.readback.directory import ServerDirectory
+from bridge.readback.rooms import RoomsReader
 from bridge.services.members import MAX_PAGE, Members
 from bridge.services.servers import Servers
 from guilds.ids import RoomID, UserID
@@ -138,10 +139,8 @@ class BridgeModel:
         self.servers = Servers(
             matrix=homeserver,
             journal=journal,
-            directory=self.directory,
+            rooms=RoomsReader(self.directory, bot=bot, via=server_name),
             db=db,
-            bot=bot,
-            server_name=server_name,
         )
         self.members = Members(
             servers=self.servers, journal=journal, directory=self.directory, bot=bot

@@ -44,6 +44,7 @@ from bridge.readback.convergence import Convergence, DoctorReport, doctor
 from bridge.readback.directory import ServerDirectory
 from bridge.readback.membership import BotMembership
 from bridge.readback.reconcile import Reconciler
+from bridge.readback.rooms import RoomsReader
 from bridge.services.calls import CallSweeper
 from bridge.services.channels import Channels
 from bridge.services.declared import Declarations, Report, greet_declared_members
@@ -157,6 +158,11 @@ class Bridge:
         self._operations.superseded = self.directory.superseded
         # After BotMembership: a room the bot has just joined is known before its events apply.
         self._inbox.add_handler(self.directory.handle, state_only=True)
+        # The one place a server's rooms are gathered for planning (bridge/plans/rooms.py):
+        # the services, the reconciler and convergence all read them through it.
+        rooms = RoomsReader(
+            self.directory, bot=self.bot_user_id, via=self.config.homeserver.server_name
+        )
         # Call memberships past their expiry (a closed tab, a lost connection) are cleared.
         self._calls = CallSweeper(self.matrix, self.directory)
         self._inbox.add_handler(self._calls.handle, CALL_MEMBER_EVENT)
@@ -164,9 +170,7 @@ class Bridge:
         self.reconciler = Reconciler(
             matrix=self.matrix,
             journal=self._operations,
-            directory=self.directory,
-            bot=self.bot_user_id,
-            server_name=self.config.homeserver.server_name,
+            rooms=rooms,
             queue=queue,
         )
         self._inbox.add_handler(self.reconciler.handle, state_only=True)
@@ -182,9 +186,7 @@ class Bridge:
         self._convergence = Convergence(
             db=db,
             journal=self._operations,
-            directory=self.directory,
-            bot=self.bot_user_id,
-            via=self.config.homeserver.server_name,
+            rooms=rooms,
             sweep_interval_s=self.config.sweep_interval_s,
             turn=queue.turn,
         )
@@ -195,10 +197,8 @@ class Bridge:
         self.servers = Servers(
             matrix=self.matrix,
             journal=self._operations,
-            directory=self.directory,
+            rooms=rooms,
             db=db,
-            bot=self.bot_user_id,
-            server_name=self.config.homeserver.server_name,
             policies=self.config.policies,
             templates=self.config.templates,
         )

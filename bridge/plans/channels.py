@@ -1,7 +1,7 @@
 """Plans and orderings for channels and categories: pure functions from the model to steps.
 
 The service (bridge/services/channels.py) validates a request, then asks these functions what to
-change;
+change, giving them the server's rooms as they are (`ServerRooms`, bridge/plans/rooms.py);
 nothing here does I/O, so the space-tree bookkeeping (orders, links both ways, who must be
 removed when a channel is gated) is unit tested without a homeserver.
 """
@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from bridge.engine.steps import CreateRoom, EmptyRoom, Kick, Leave, Plan, Ref, SendState, Step
-from bridge.plans.servers import RoomStates
+from bridge.plans.rooms import ServerRooms
 from guilds.ids import RoomID, UserID
 from guilds.layout import category_body, channel_allow, channel_body, space_child
 from guilds.model import BuiltinRole, Channel, Server, order_key
@@ -63,8 +63,8 @@ def reordered(
     return changes
 
 
-def child_orders(states: RoomStates, parent: RoomID) -> list[str]:
-    return list(children(states.get(parent, {})).values())
+def child_orders(rooms: ServerRooms, parent: RoomID) -> list[str]:
+    return list(children(rooms.state(parent)).values())
 
 
 # -- gates ---------------------------------------------------------------------------------------
@@ -130,19 +130,19 @@ def link_steps(
 
 
 def order_steps(
-    states: RoomStates,
+    rooms: ServerRooms,
     parent: RoomID,
     changes: Mapping[RoomID, str],
-    via: str,
     *,
     prefix: str,
-    kinds: Mapping[RoomID, ChannelKind] | None = None,
+    link_kinds: Mapping[RoomID, ChannelKind] | None = None,
 ) -> list[Step]:
     """Rewrite the `order` of the parent's `m.space.child` events named in `changes`.
 
-    A link keeps the kind it says; `kinds` names it for links that are new (a channel moved in).
+    A link keeps the kind it says; `link_kinds` names it for links that are new (a channel
+    moved in).
     """
-    held = states.get(parent, {})
+    held = rooms.state(parent)
     steps: list[Step] = []
     for i, (room, order) in enumerate(sorted(changes.items())):
         previous = held.get((SPACE_CHILD, room))
@@ -152,8 +152,8 @@ def order_steps(
                 parent=parent,
                 child=room,
                 order=order,
-                via=via,
-                kind=(kinds or {}).get(room),
+                via=rooms.via,
+                kind=(link_kinds or {}).get(room),
                 previous=previous if previous and previous.get("via") else None,
             )
         )
@@ -191,7 +191,7 @@ def move_steps(
 
 
 def create_channel_plan(
-    server: Server,
+    rooms: ServerRooms,
     *,
     name: str,
     kind: ChannelKind,
@@ -200,9 +200,9 @@ def create_channel_plan(
     allowed_roles: tuple[str, ...] | None,
     order: str,
     power_levels: dict[str, Any],
-    via: str,
 ) -> Plan:
     """A restricted room linked both ways to its parent (the space, or a category)."""
+    server, via = rooms.server, rooms.via
     body = channel_body(
         server_id=server.server_id,
         name=name,
@@ -226,8 +226,9 @@ def create_channel_plan(
 
 
 def create_category_plan(
-    server: Server, *, name: str, order: str, power_levels: dict[str, Any], via: str
+    rooms: ServerRooms, *, name: str, order: str, power_levels: dict[str, Any]
 ) -> Plan:
+    server, via = rooms.server, rooms.via
     body = category_body(server_id=server.server_id, name=name, power_levels=power_levels, via=via)
     create = CreateRoom(name="category", body=body)
     link = link_steps(
@@ -280,16 +281,12 @@ def delete_channel_plan(channel: RoomID, parent: RoomID) -> Plan:
     return _plan(close + unlink, empty, leave)
 
 
-def delete_category_plan(
-    server: Server,
-    category: RoomID,
-    states: RoomStates,
-    via: str,
-) -> Plan:
+def delete_category_plan(rooms: ServerRooms, category: RoomID) -> Plan:
     """Move the category's channels to the top level (after the existing children), then close
     the category room, empty it and leave it."""
+    server, via = rooms.server, rooms.via
     space = server.server_id
-    others = [o for room, o in children(states.get(space, {})).items() if room != category]
+    others = [o for room, o in children(rooms.state(space)).items() if room != category]
     start = next_index(others)
     channels = [c for c in server.channels if c.category_id == category]
     relink: list[Step] = []

@@ -13,24 +13,23 @@ The model (roles, assignments, channels, gates, owner, bans) is read from Matrix
 
 `divergences` compares the rooms' actual state with that and lists each difference as
 `(room, what, expected, actual)`; `repair_plan` turns the list into journal steps. Both are pure
-functions of `ServerRooms`, unit tested without a homeserver (tests/unit/test_derived.py);
-bridge/readback/convergence.py decides when to run them.
+functions of `ServerRooms` (bridge/plans/rooms.py), unit tested without a homeserver
+(tests/unit/test_derived.py); bridge/readback/convergence.py decides when to run them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from bridge.engine.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Step, Unban
-from bridge.plans.levels import RoomStates, wanted_levels
+from bridge.plans.levels import wanted_levels
+from bridge.plans.rooms import RoomStates, ServerRooms
 from guilds.ids import RoomID, UserID
 from guilds.layout import AUTO_JOIN_KEY, channel_allow
 from guilds.model import BuiltinRole, Channel, Server
 from guilds.permissions import may_enter
-from guilds.rules import RoomKind
-from guilds.vocabulary import ChannelKind
 
 POWER_LEVELS: Final = "m.room.power_levels"
 MEMBER: Final = "m.room.member"
@@ -42,20 +41,6 @@ NOT_A_MEMBER_REASON: Final = "Not a member of the server"
 GATE_REASON: Final = "You no longer have a role that may enter this channel"
 BANNED_REASON: Final = "Banned from the server"
 OWNER_REASON: Final = "The owner is always an admin"
-
-RoomKinds = Sequence[tuple[RoomID, RoomKind, ChannelKind | None]]
-
-
-@dataclass(frozen=True)
-class ServerRooms:
-    """What deriving needs of one server: its model, what each room is, their state, the bot."""
-
-    server: Server
-    kinds: RoomKinds
-    states: RoomStates
-    bot: UserID
-    # The homeserver named in `via` of the space links the bot writes.
-    via: str
 
 
 @dataclass(frozen=True)
@@ -85,21 +70,22 @@ class Divergence:
         }
 
 
-def with_pending_roles(server: Server, states: RoomStates, bot: UserID) -> Server:
+def with_pending_roles(rooms: ServerRooms) -> Server:
     """The model counting the bot's auto-join invites to role rooms as held roles.
 
     The module accepts those invites a moment later; reading them as held already keeps a
     derivation made in between (a second power-level change, a convergence check) from undoing
     the role a grant or a read-back has just given.
     """
+    server = rooms.server
     assignments = {user: set(held) for user, held in server.assignments.items()}
     for role in server.roles:
         if role.room_id is None:
             continue
-        for (event_type, user), content in states.get(role.room_id, {}).items():
+        for (event_type, user), content in rooms.state(role.room_id).items():
             if (
                 event_type == MEMBER
-                and user != bot
+                and user != rooms.bot
                 and content.get("membership") == "invite"
                 and content.get(AUTO_JOIN_KEY) is True
             ):
@@ -247,8 +233,9 @@ def _levels_divergences(
 
 def divergences(ctx: ServerRooms) -> list[Divergence]:
     """Every difference between the server's rooms and what its model derives, room by room."""
-    server = with_pending_roles(ctx.server, ctx.states, ctx.bot)
-    ctx = replace(ctx, server=server)
+    ctx = ctx.modelled()
+    server = with_pending_roles(ctx)
+    ctx = ctx.with_model(server)
     space = server.server_id
     owner = server.state.owner
     bot = ctx.bot
@@ -264,7 +251,7 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
     for room, kind, channel_kind in ctx.kinds:
         state = ctx.states.get(room, {})
         # Power levels.
-        wanted = wanted_levels(server, room, kind, channel_kind, ctx.states, bot, by_shape)
+        wanted = wanted_levels(server, room, kind, channel_kind, ctx, by_shape)
         found += _levels_divergences(room, wanted, state.get((POWER_LEVELS, "")))
         # Join rules of channels and categories.
         rules = expected_join_rules(ctx, room)
@@ -328,8 +315,9 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
     removing whoever may not be inside, and the owner back into the admins' room. Power levels
     and join rules are written whole, so one step repairs every divergence of that event.
     """
-    server = with_pending_roles(ctx.server, ctx.states, ctx.bot)
-    ctx = replace(ctx, server=server)
+    ctx = ctx.modelled()
+    server = with_pending_roles(ctx)
+    ctx = ctx.with_model(server)
     kinds = {room: (kind, ck) for room, kind, ck in ctx.kinds}
     first: list[Step] = []
     second: list[Step] = []
@@ -344,7 +332,7 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
                 continue
             done.add((room, POWER_LEVELS))
             kind, ck = kinds[room]
-            content = wanted_levels(server, room, kind, ck, ctx.states, ctx.bot)
+            content = wanted_levels(server, room, kind, ck, ctx)
             first.append(_state(f"levels_{len(first)}", room, POWER_LEVELS, "", content))
         elif what == "join_rules":
             rules = expected_join_rules(ctx, room)
@@ -387,19 +375,3 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
 
 def _state(name: str, room: RoomID, event_type: str, key: str, content: Any) -> SendState:
     return SendState(name=name, room=room, type=event_type, state_key=key, content=content)
-
-
-def server_rooms(
-    server: Server, kinds: RoomKinds, states: RoomStates, bot: UserID, via: str
-) -> ServerRooms:
-    """The context of one server, ready to derive (rooms unknown to the model left out)."""
-    known = {server.server_id, *_parents_of(server), *_role_rooms(server)}
-    return ServerRooms(server, [k for k in kinds if k[0] in known], states, bot, via)
-
-
-def _parents_of(server: Server) -> set[RoomID]:
-    return {c.channel_id for c in server.channels} | {c.category_id for c in server.categories}
-
-
-def _role_rooms(server: Server) -> set[RoomID]:
-    return {r.room_id for r in server.roles if r.room_id is not None}

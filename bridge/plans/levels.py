@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from bridge.engine.steps import Plan, SendState, Step
+from bridge.plans.rooms import RoomStates, ServerRooms
 from guilds.ids import RoomID, UserID
 from guilds.model import ADMIN_POWER, Server
 from guilds.powerlevels import (
@@ -28,8 +29,6 @@ from guilds.powerlevels import (
 )
 from guilds.rules import RoomKind
 from guilds.vocabulary import CHANNEL_EVENT, ChannelKind
-
-RoomStates = Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]
 
 # The `<ns>.channel` key listing an adopted room's creators other than the bot.
 CREATORS_KEY: Final = "creators"
@@ -92,27 +91,37 @@ def wanted_levels(
     room: RoomID,
     kind: RoomKind,
     channel_kind: ChannelKind | None,
-    states: RoomStates,
-    bot: UserID,
+    rooms: ServerRooms,
     derived_by_shape: dict[Any, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The power-levels content the room must hold: derived from the roles, aware of the
-    room's version and creators, keeping what other clients added that grants nothing.
+    """The power-levels content the room must hold under `server` (the model as it is, or as
+    an operation will leave it): derived from the roles, aware of the room's version and
+    creators, keeping what other clients added that grants nothing.
 
+    `kind` and `channel_kind` are the room's as it will be (a channel being retyped).
     `derived_by_shape`, shared across the rooms of one server, keeps each derivation for
     rooms of the same kind, version and creators: a server's hundred channels derive once.
     """
+    states = rooms.states
     version = room_version_of(states, room)
     creators = adopted_creators(states, room) if creators_have_unlimited_power(version) else ()
     shape = (kind, channel_kind, version, tuple(sorted(creators)))
     derived = (derived_by_shape or {}).get(shape)
     if derived is None:
         derived = derived_levels(
-            server, kind, channel_kind, bot=bot, room_version=version, creators=creators
+            server, kind, channel_kind, bot=rooms.bot, room_version=version, creators=creators
         )
         if derived_by_shape is not None:
             derived_by_shape[shape] = derived
-    existing = states.get(room, {}).get(("m.room.power_levels", ""))
+    existing = rooms.state(room).get(("m.room.power_levels", ""))
+    return merged_levels(existing, derived, creators)
+
+
+def merged_levels(
+    existing: Mapping[str, Any] | None, derived: dict[str, Any], creators: Iterable[UserID]
+) -> dict[str, Any]:
+    """`derived` written over a room's `existing` power levels: what other clients added that
+    grants nothing is kept, and so are the levels above the bot's own (`writable_levels`)."""
     return writable_levels(existing, merged_power_levels(existing, derived, creators=creators))
 
 
@@ -122,12 +131,11 @@ def levels_step(
     room: RoomID,
     kind: RoomKind,
     channel_kind: ChannelKind | None,
-    states: RoomStates,
-    bot: UserID,
+    rooms: ServerRooms,
 ) -> Step | None:
     """The step rewriting one room's power levels, or None when they already match the roles."""
-    existing = states.get(room, {}).get(("m.room.power_levels", ""))
-    content = wanted_levels(server, room, kind, channel_kind, states, bot)
+    existing = rooms.state(room).get(("m.room.power_levels", ""))
+    content = wanted_levels(server, room, kind, channel_kind, rooms)
     if existing is not None and content == dict(existing):
         return None
     return SendState(
@@ -163,17 +171,12 @@ def _above(level: Any) -> bool:
     return isinstance(level, int) and not isinstance(level, bool) and level > ADMIN_POWER
 
 
-def levels_plan(
-    server: Server,
-    rooms: Iterable[tuple[RoomID, RoomKind, ChannelKind | None]],
-    states: RoomStates,
-    bot: UserID,
-) -> Plan:
-    """Rewrite the power levels of every listed room that differs from what the roles say."""
+def levels_plan(server: Server, rooms: ServerRooms) -> Plan:
+    """Rewrite the power levels of every room of `rooms` that differs from what the roles of
+    `server` say (the model as it is, or as an operation will leave it)."""
     steps = [
         step
-        for i, (room, kind, channel_kind) in enumerate(rooms)
-        if (step := levels_step(f"pl_{i}", server, room, kind, channel_kind, states, bot))
-        is not None
+        for i, (room, kind, channel_kind) in enumerate(rooms.kinds)
+        if (step := levels_step(f"pl_{i}", server, room, kind, channel_kind, rooms)) is not None
     ]
     return Plan.of(steps) if steps else Plan(())

@@ -3,15 +3,17 @@
 The services (bridge/services/roles.py, bridge/services/members.py) check a request, build the
 model as it will
 be afterwards, and ask these functions which rooms to change; the journal carries the plan out
-(bridge/engine/journal.py). Power levels are always re-derived from the model afterwards
-(`bridge.room_levels.levels_plan`, which also knows the creators of rooms adopted from
+(bridge/engine/journal.py). Each takes the server's rooms as they are (`ServerRooms`,
+bridge/plans/rooms.py) and, when the operation changes the model, that model as it will be
+(`after`). Power levels are always re-derived from the model afterwards
+(`bridge.plans.levels.levels_plan`, which also knows the creators of rooms adopted from
 other clients), so every plan ends with the rooms matching the roles.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Final
 
@@ -28,7 +30,7 @@ from bridge.engine.steps import (
     Unban,
 )
 from bridge.plans.levels import levels_plan
-from bridge.plans.servers import RoomStates, joined_or_invited
+from bridge.plans.rooms import ServerRooms
 from guilds.ids import RoomID, UserID
 from guilds.layout import role_room_body
 from guilds.model import (
@@ -40,10 +42,7 @@ from guilds.model import (
     Server,
 )
 from guilds.permissions import highest_position, may_enter
-from guilds.rules import RoomKind
-from guilds.vocabulary import ROLE_EVENT, ChannelKind
-
-RoomKinds = Sequence[tuple[RoomID, RoomKind, ChannelKind | None]]
+from guilds.vocabulary import ROLE_EVENT
 
 ROLE_ID_MAX: Final = 32
 ROLE_REMOVED_REASON: Final = "Role removed"
@@ -130,11 +129,9 @@ def free_position(server: Server, actor: UserID) -> int | None:
 # -- power levels --------------------------------------------------------------------------------
 
 
-def power_level_steps(
-    server: Server, rooms: RoomKinds, states: RoomStates, bot: UserID
-) -> list[Step]:
-    """`m.room.power_levels` writes for every room whose content differs from the model's."""
-    plan = levels_plan(server, rooms, states, bot)
+def power_level_steps(after: Server, rooms: ServerRooms) -> list[Step]:
+    """`m.room.power_levels` writes for every room whose content differs from `after`'s."""
+    plan = levels_plan(after, rooms)
     return [step for stage in plan.stages for step in stage]
 
 
@@ -151,9 +148,7 @@ def create_role_plan(
     after: Server,
     role: Role,
     *,
-    rooms: RoomKinds,
-    states: RoomStates,
-    bot: UserID,
+    rooms: ServerRooms,
     room_power_levels: dict[str, Any],
 ) -> Plan:
     """The role room, then the role's state in the space naming it, and the power levels.
@@ -174,7 +169,7 @@ def create_role_plan(
         state_key=role.role_id,
         content=content,
     )
-    return Plan.of([room], [state, *power_level_steps(after, rooms, states, bot)])
+    return Plan.of([room], [state, *power_level_steps(after, rooms)])
 
 
 def edit_role_plan(
@@ -182,9 +177,7 @@ def edit_role_plan(
     role: Role,
     *,
     renamed: bool,
-    rooms: RoomKinds,
-    states: RoomStates,
-    bot: UserID,
+    rooms: ServerRooms,
 ) -> Plan | None:
     """The role's new state, its room's new name, and the power levels it changes."""
     steps: list[Step] = [
@@ -206,7 +199,7 @@ def edit_role_plan(
                 content={"name": f"{role.name} (role)"},
             )
         )
-    return plan_of(steps + power_level_steps(after, rooms, states, bot))
+    return plan_of(steps + power_level_steps(after, rooms))
 
 
 def regated_allow(
@@ -225,14 +218,7 @@ def regated_allow(
     return kept
 
 
-def delete_role_plan(
-    before: Server,
-    role: Role,
-    *,
-    rooms: RoomKinds,
-    states: RoomStates,
-    bot: UserID,
-) -> Plan | None:
+def delete_role_plan(rooms: ServerRooms, role: Role) -> Plan | None:
     """Delete a role everywhere, in three stages:
 
     1. the role's state in the space is emptied, each channel it gated is re-gated without its
@@ -241,10 +227,11 @@ def delete_role_plan(
        re-gated channel are removed from it;
     3. the role room is closed to joins and the bot leaves it.
     """
+    before = rooms.server
+    bot = rooms.bot
     after = without_role(before, role.role_id)
     admin = before.role(BuiltinRole.ADMIN.value)
     admin_room = admin.room_id if admin is not None else None
-    live_rooms = [r for r in rooms if r[0] != role.room_id]
     first: list[Step] = [
         SendState(
             name="role_state",
@@ -258,7 +245,7 @@ def delete_role_plan(
     for i, channel in enumerate(before.channels):
         if channel.allowed_roles is None or role.role_id not in channel.allowed_roles:
             continue
-        rules = states.get(channel.channel_id, {}).get((JOIN_RULES, ""))
+        rules = rooms.state(channel.channel_id).get((JOIN_RULES, ""))
         first.append(
             SendState(
                 name=f"regate_{i}",
@@ -273,7 +260,7 @@ def delete_role_plan(
             )
         )
         regated = next(c for c in after.channels if c.channel_id == channel.channel_id)
-        for j, user in enumerate(outsiders(after, regated, states, bot)):
+        for j, user in enumerate(outsiders(after, regated, rooms)):
             second.append(
                 Kick(
                     name=f"gate_kick_{i}_{j}",
@@ -282,10 +269,11 @@ def delete_role_plan(
                     reason=GATE_REASON,
                 )
             )
-    first += power_level_steps(after, live_rooms, states, bot)
+    live = rooms if role.room_id is None else rooms.without(role.room_id)
+    first += power_level_steps(after, live)
     third: list[Step] = []
     if role.room_id is not None:
-        for j, user in enumerate(sorted(joined_or_invited(states, role.room_id) - {bot})):
+        for j, user in enumerate(sorted(rooms.joined_or_invited(role.room_id) - {bot})):
             second.append(
                 Kick(
                     name=f"holder_kick_{j}",
@@ -307,9 +295,9 @@ def delete_role_plan(
     return plan_of(first, second, third)
 
 
-def outsiders(server: Server, channel: Channel, states: RoomStates, bot: UserID) -> list[UserID]:
-    """Who is in the channel (or invited to it) but may not enter it as the server now is."""
-    inside = joined_or_invited(states, channel.channel_id) - {bot}
+def outsiders(server: Server, channel: Channel, rooms: ServerRooms) -> list[UserID]:
+    """Who is in the channel (or invited to it) but may not enter it under `server`."""
+    inside = rooms.joined_or_invited(channel.channel_id) - {rooms.bot}
     return sorted(u for u in inside if not may_enter(server, u, channel))
 
 
@@ -321,14 +309,12 @@ def grant_plan(
     user: UserID,
     role: Role,
     *,
-    rooms: RoomKinds,
-    states: RoomStates,
-    bot: UserID,
+    rooms: ServerRooms,
 ) -> Plan:
     """Invite the user to the role room (the module joins them), then the power levels."""
     assert role.room_id is not None
     invite = AutoJoinInvite(name="invite", room=role.room_id, user=user)
-    return Plan.of(*[s for s in ([invite], power_level_steps(after, rooms, states, bot)) if s])
+    return Plan.of(*[s for s in ([invite], power_level_steps(after, rooms)) if s])
 
 
 def revoke_plan(
@@ -336,9 +322,7 @@ def revoke_plan(
     user: UserID,
     role: Role,
     *,
-    rooms: RoomKinds,
-    states: RoomStates,
-    bot: UserID,
+    rooms: ServerRooms,
 ) -> Plan:
     """Remove the user from the role room, then the power levels and the channels it opened.
 
@@ -356,7 +340,7 @@ def revoke_plan(
             gates.append(
                 Kick(name=f"gate_kick_{i}", room=channel.channel_id, user=user, reason=GATE_REASON)
             )
-    second = gates + power_level_steps(after, rooms, states, bot)
+    second = gates + power_level_steps(after, rooms)
     return Plan.of(*[s for s in ([kick], second) if s])
 
 
@@ -365,9 +349,7 @@ def _cascade_plan(
     after: Server,
     user: UserID,
     reason: str | None,
-    rooms: RoomKinds,
-    states: RoomStates,
-    bot: UserID,
+    rooms: ServerRooms,
 ) -> Plan:
     """`action` in the space first (so no restricted channel lets them back), then in every
     channel, category and role room, then the power levels without them.
@@ -379,11 +361,11 @@ def _cascade_plan(
     prefix = action.kind
     others: list[Step] = [
         action(name=f"{prefix}_{i}", room=room, user=user, reason=reason)
-        for i, (room, _, _) in enumerate(rooms)
+        for i, (room, _, _) in enumerate(rooms.kinds)
         if room != server_id
     ]
     space: list[Step] = [action(name=f"{prefix}_space", room=server_id, user=user, reason=reason)]
-    levels = power_level_steps(after, rooms, states, bot)
+    levels = power_level_steps(after, rooms)
     return Plan.of(*[s for s in (space, others, levels) if s])
 
 
@@ -392,12 +374,10 @@ def kick_plan(
     user: UserID,
     reason: str | None,
     *,
-    rooms: RoomKinds,
-    states: RoomStates,
-    bot: UserID,
+    rooms: ServerRooms,
 ) -> Plan:
     """Kick from every room of the server, the space first."""
-    return _cascade_plan(Kick, after, user, reason, rooms, states, bot)
+    return _cascade_plan(Kick, after, user, reason, rooms)
 
 
 def ban_plan(
@@ -405,25 +385,24 @@ def ban_plan(
     user: UserID,
     reason: str | None,
     *,
-    rooms: RoomKinds,
-    bot: UserID,
-    states: RoomStates,
+    rooms: ServerRooms,
 ) -> Plan:
     """Ban in every room of the server, members or not: nobody banned can join any of them
     with any client."""
-    return _cascade_plan(Ban, after, user, reason, rooms, states, bot)
+    return _cascade_plan(Ban, after, user, reason, rooms)
 
 
-def unban_plan(server_id: RoomID, user: UserID, rooms: RoomKinds, states: RoomStates) -> Plan:
+def unban_plan(rooms: ServerRooms, user: UserID) -> Plan:
     """Lift the ban in the space and in every other room where the user is banned."""
+    server_id = rooms.server.server_id
     steps: list[Step] = [
         Unban(name=f"unban_{i}", room=room, user=user)
-        for i, (room, _, _) in enumerate(rooms)
-        if room == server_id or _membership(states, room, user) == "ban"
+        for i, (room, _, _) in enumerate(rooms.kinds)
+        if room == server_id or _membership(rooms, room, user) == "ban"
     ]
     return Plan.of(steps)
 
 
-def _membership(states: RoomStates, room: RoomID, user: UserID) -> str | None:
-    membership = states.get(room, {}).get(("m.room.member", user), {}).get("membership")
+def _membership(rooms: ServerRooms, room: RoomID, user: UserID) -> str | None:
+    membership = rooms.state(room).get(("m.room.member", user), {}).get("membership")
     return membership if isinstance(membership, str) else None

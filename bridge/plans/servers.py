@@ -6,7 +6,7 @@ interrupted by a crash resumes where it stopped (bridge/engine/journal.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from bridge.engine.steps import (
     Step,
 )
 from bridge.plans.levels import levels_plan, new_room_levels
+from bridge.plans.rooms import ServerRooms
 from guilds.config import ServerTemplate
 from guilds.ids import RoomID, UserID
 from guilds.layout import (
@@ -49,8 +50,6 @@ DEFAULT_CHANNEL_NAME = "general"
 DECLARED_EVENT = f"{NAMESPACE}.declared"
 # Built-in roles that have a role room (everyone holds `member`: it needs none).
 ROLE_ROOM_ROLES = (BuiltinRole.ADMIN.value, BuiltinRole.MODERATOR.value)
-
-RoomStates = Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]
 
 
 def provisional_server(
@@ -335,14 +334,6 @@ def _with_room(role: Role, room: Any) -> Role:
     )
 
 
-def joined_or_invited(states: RoomStates, room_id: RoomID) -> set[UserID]:
-    return {
-        UserID(key)
-        for (event_type, key), content in states.get(room_id, {}).items()
-        if event_type == "m.room.member" and content.get("membership") in ("join", "invite")
-    }
-
-
 def delete_server_plan(server: Server, rooms: Iterable[RoomID]) -> Plan:
     """Close every room of the server to joins, empty it, then the bot leaves: it is gone.
 
@@ -370,26 +361,21 @@ def delete_server_plan(server: Server, rooms: Iterable[RoomID]) -> Plan:
     return Plan.of(close, kicks, leaves, [Leave(name="leave_space", room=server.server_id)])
 
 
-def transfer_plan(
-    server: Server,
-    owner: UserID,
-    rooms: Iterable[tuple[RoomID, RoomKind, ChannelKind | None]],
-    states: RoomStates,
-    bot: UserID,
-) -> Plan:
+def transfer_plan(rooms: ServerRooms, owner: UserID) -> Plan:
     """Make `owner` the owner: the marker, the admin role room, then every room's power levels.
 
     The new owner joins the admin role room, since gated channels admit by role-room
     membership (issue 15: an owner outside it was refused a channel gated to admins); the
     power levels are derived from the server as it is after the transfer.
     """
+    server = rooms.server
     after = replace(server, state=replace(server.state, owner=owner))
     stages: list[list[Step]] = [
         [SendState("owner", server.server_id, SERVER_EVENT, "", after.state.content())]
     ]
     admin = server.role(BuiltinRole.ADMIN.value)
     if admin is not None and admin.room_id is not None:
-        if owner not in joined_or_invited(states, admin.room_id):
+        if owner not in rooms.joined_or_invited(admin.room_id):
             stages.append([AutoJoinInvite("owner_admin", admin.room_id, owner)])
-    stages.extend(list(stage) for stage in levels_plan(after, rooms, states, bot).stages)
+    stages.extend(list(stage) for stage in levels_plan(after, rooms).stages)
     return Plan.of(*stages)

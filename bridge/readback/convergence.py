@@ -37,9 +37,9 @@ from typing import Any, Final
 from bridge.engine.inbox import InboxEvent
 from bridge.engine.journal import OperationFailed, OperationJournal
 from bridge.engine.store import Database
-from bridge.plans.derived import Divergence, divergences, repair_plan, server_rooms
-from bridge.readback.directory import ServerDirectory
-from guilds.ids import RoomID, UserID
+from bridge.plans.derived import Divergence, divergences, repair_plan
+from bridge.readback.rooms import RoomsReader
+from guilds.ids import RoomID
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT
 
 log = logging.getLogger(__name__)
@@ -114,18 +114,16 @@ class Convergence:
         *,
         db: Database,
         journal: OperationJournal,
-        directory: ServerDirectory,
-        bot: UserID,
-        via: str,
+        rooms: RoomsReader,
         sweep_interval_s: float,
         turn: Callable[[str], AbstractAsyncContextManager[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.journal = journal
-        self.directory = directory
-        self.bot = bot
-        self.via = via
+        # Each check derives from the server's rooms as built here (bridge/readback/rooms.py).
+        self.rooms = rooms
+        self.directory = rooms.directory
         self.sweep_interval_s = sweep_interval_s
         self._clock = clock
         # The server's turn (bridge/engine/queue.py `ServerQueue.turn`): a check and its repair run
@@ -245,17 +243,8 @@ class Convergence:
 
     def find(self, server_id: RoomID) -> list[Divergence] | None:
         """What differs in the server's rooms as the directory holds them; None: no such server."""
-        server = self.directory.get(server_id)
-        if server is None:
-            return None
-        ctx = server_rooms(
-            server,
-            self.directory.room_kinds(server_id),
-            self.directory.states(),
-            self.bot,
-            self.via,
-        )
-        return divergences(ctx)
+        rooms = self.rooms.get(server_id)
+        return divergences(rooms) if rooms is not None else None
 
     def _turn(self, server_id: RoomID) -> AbstractAsyncContextManager[Any]:
         if self.turn is not None:
@@ -310,17 +299,10 @@ class Convergence:
         return row is not None and int(row["n"]) > 0
 
     async def _repair(self, server_id: RoomID, cause: Cause, found: list[Divergence]) -> None:
-        server = self.directory.get(server_id)
-        if server is None:
+        rooms = self.rooms.get(server_id)
+        if rooms is None:
             return
-        ctx = server_rooms(
-            server,
-            self.directory.room_kinds(server_id),
-            self.directory.states(),
-            self.bot,
-            self.via,
-        )
-        plan = repair_plan(ctx, found)
+        plan = repair_plan(rooms, found)
         if not plan.stages:
             return
         for divergence in found:

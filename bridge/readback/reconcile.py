@@ -26,13 +26,7 @@ from bridge.engine.queue import ServerQueue
 from bridge.engine.steps import AutoJoinInvite, Kick, Plan, SendState, Step, Unban
 from bridge.plans.channels import next_index
 from bridge.plans.derived import with_pending_roles
-from bridge.plans.levels import (
-    CREATORS_KEY,
-    RoomStates,
-    derived_levels,
-    levels_plan,
-    writable_levels,
-)
+from bridge.plans.levels import CREATORS_KEY, derived_levels, levels_plan, merged_levels
 from bridge.plans.roles import (
     ban_plan,
     kick_plan,
@@ -41,7 +35,8 @@ from bridge.plans.roles import (
     with_assignment,
     without_member,
 )
-from bridge.readback.directory import ServerDirectory
+from bridge.plans.rooms import ServerRooms
+from bridge.readback.rooms import RoomsReader
 from guilds.ids import RoomID, UserID
 from guilds.layout import channel_allow, space_child
 from guilds.model import (
@@ -53,12 +48,7 @@ from guilds.model import (
     order_key,
 )
 from guilds.permissions import MemberAction, actor, may_act_on, may_grant
-from guilds.powerlevels import (
-    PowerChange,
-    creators_have_unlimited_power,
-    merged_power_levels,
-    power_changes,
-)
+from guilds.powerlevels import PowerChange, creators_have_unlimited_power, power_changes
 from guilds.rules import (
     SPACE_CHILD,
     RoomContext,
@@ -125,22 +115,20 @@ def _links(content: Mapping[str, Any] | None) -> bool:
 
 
 def model_before(
-    server_id: RoomID,
-    states: RoomStates,
+    rooms: ServerRooms,
     room_id: RoomID,
     key: tuple[str, str],
     prev_content: Mapping[str, Any] | None,
-    bot: UserID,
 ) -> Server:
     """The server as it was before one state event (its previous content put back)."""
-    patched: dict[RoomID, RoomState] = dict(states)
-    room = dict(states.get(room_id, {}))
+    patched: dict[RoomID, RoomState] = dict(rooms.states)
+    room = dict(rooms.state(room_id))
     if prev_content is None:
         room.pop(key, None)
     else:
         room[key] = prev_content
     patched[room_id] = room
-    return assemble(server_id, patched, bot=bot)
+    return assemble(rooms.server.server_id, patched, bot=rooms.bot)
 
 
 # -- 1. power levels ---------------------------------------------------------------------------
@@ -213,14 +201,11 @@ def with_roles(
 
 
 def power_levels_decision(
-    server: Server,
+    rooms: ServerRooms,
     room_id: RoomID,
-    room_kinds: Sequence[tuple[RoomID, RoomKind, ChannelKind | None]],
-    states: RoomStates,
     sender: UserID,
     prev_content: Mapping[str, Any] | None,
     new_content: Mapping[str, Any],
-    bot: UserID,
 ) -> Decision:
     """Power levels someone other than the bot wrote in a room of the server.
 
@@ -228,14 +213,14 @@ def power_levels_decision(
     allowed to make them; every room is then rewritten from the roles, which also restores
     whatever could not be read back (thresholds, powers no role has, changes the sender was not
     allowed to make). Anywhere else power levels are always derived: they are restored.
-    `states` must already hold `new_content` for the room (the directory applied it).
+    `rooms` must already hold `new_content` for the room (the directory applied it), and its
+    model count pending role invites as held (`with_pending_roles`).
     """
-    kinds = {room: (kind, ck) for room, kind, ck in room_kinds}
-    if room_id not in kinds:
+    server, bot = rooms.server, rooms.bot
+    if room_id not in {room for room, _, _ in rooms.kinds}:
         return Decision()
     if room_id != server.server_id:
-        kind, ck = kinds[room_id]
-        plan = levels_plan(server, [(room_id, kind, ck)], states, bot)
+        plan = levels_plan(server, rooms.only([room_id]))
         if not plan.stages:
             return Decision()
         why = "Power levels outside the space always follow the roles; restored."
@@ -280,7 +265,7 @@ def power_levels_decision(
     for channel in projected.channels:
         if channel.allowed_roles is None:
             continue
-        for user in outsiders(projected, channel, states, bot):
+        for user in outsiders(projected, channel, rooms):
             if any(isinstance(s, Kick) and s.user == user for s in role_steps):
                 gate_kicks.append(
                     Kick(
@@ -290,7 +275,7 @@ def power_levels_decision(
                         reason=ROLE_CHANGE_REASON,
                     )
                 )
-    levels = levels_plan(projected, room_kinds, states, bot)
+    levels = levels_plan(projected, rooms)
     level_steps = list(levels.stages[0]) if levels.stages else []
     if any(isinstance(s, SendState) and s.room == server.server_id for s in level_steps):
         findings.append(Finding("restored", "The space's other levels follow the roles."))
@@ -303,19 +288,17 @@ def power_levels_decision(
 
 
 def child_link_decision(
-    server: Server,
-    room_kinds: Sequence[tuple[RoomID, RoomKind, ChannelKind | None]],
-    states: RoomStates,
+    rooms: ServerRooms,
     child_id: RoomID,
     sender: UserID,
     prev_content: Mapping[str, Any] | None,
     new_content: Mapping[str, Any],
-    bot: UserID,
 ) -> Decision:
     """An `m.space.child` in the space written by someone other than the bot."""
+    server = rooms.server
     space = server.server_id
     refusal = state_permission_refusal(
-        actor(server, sender, bot=bot),
+        actor(server, sender, bot=rooms.bot),
         RoomContext(RoomKind.SPACE, default_channel_id=server.state.default_channel),
         SPACE_CHILD,
     )
@@ -343,13 +326,13 @@ def child_link_decision(
             )
             why = "The default channel cannot be removed from the server; linked again."
             return Decision(_plan([relink]), (Finding("default_channel", why),))
-        if child_id in rooms_of(space, states):
+        if child_id in rooms_of(space, rooms.states):
             return Decision()  # still linked elsewhere (moved into a category)
         return Decision(
             forget=(child_id,),
             findings=(Finding("unlinked", f"{child_id} is no longer in the server."),),
         )
-    if any(room == child_id for room, _, _ in room_kinds):
+    if any(room == child_id for room, _, _ in rooms.kinds):
         return Decision()  # a Guilds channel or category linked again: the directory has it
     return Decision(adopt=child_id)
 
@@ -388,13 +371,10 @@ def _needed(levels: Mapping[str, Any] | None, event_type: str) -> int:
 
 
 def adoption_decision(
-    server: Server,
+    rooms: ServerRooms,
     room_id: RoomID,
     events: Sequence[Mapping[str, Any]],
     link_content: Mapping[str, Any],
-    states: RoomStates,
-    bot: UserID,
-    via: str,
 ) -> Decision:
     """Make a room linked into the space a text channel, from its full state (the bot is in it).
 
@@ -402,6 +382,7 @@ def adoption_decision(
     and the derived power levels, then gives the link an `order` after the other children.
     A room the bot may not write those into is left alone, and the log says what to do.
     """
+    server, bot, via = rooms.server, rooms.bot, rooms.via
     state: dict[tuple[str, str], Mapping[str, Any]] = {}
     for event in events:
         if isinstance(event.get("type"), str) and isinstance(event.get("state_key"), str):
@@ -478,16 +459,14 @@ def adoption_decision(
         room=room_id,
         type=POWER_LEVELS,
         state_key="",
-        content=writable_levels(levels, merged_power_levels(levels, derived, creators=others)),
+        content=merged_levels(levels, derived, others),
     )
     link: list[Step] = []
     if (
         not isinstance(link_content.get("order"), str)
         or link_content.get(CHANNEL_KIND_KEY) != ChannelKind.TEXT.value
     ):
-        siblings = [
-            o for r, o in children(states.get(server.server_id, {})).items() if r != room_id
-        ]
+        siblings = [o for r, o in children(rooms.state(server.server_id)).items() if r != room_id]
         order = link_content.get("order")
         if not isinstance(order, str):
             order = order_key(next_index(siblings))
@@ -517,26 +496,24 @@ def adoption_decision(
 
 
 def membership_decision(
-    server: Server,
-    room_kinds: Sequence[tuple[RoomID, RoomKind, ChannelKind | None]],
-    states: RoomStates,
+    rooms: ServerRooms,
     user: UserID,
     sender: UserID,
     prev_content: Mapping[str, Any] | None,
     new_content: Mapping[str, Any],
-    bot: UserID,
 ) -> Decision:
     """A member left, was kicked, banned or unbanned in the space: the same in every room of
     the server, as the API's kick, ban and unban do."""
+    server = rooms.server
     membership = new_content.get("membership")
     before = (prev_content or {}).get("membership")
-    if membership not in ("leave", "ban") or user == bot or membership == before:
+    if membership not in ("leave", "ban") or user == rooms.bot or membership == before:
         return Decision()
     if before == "ban":
         # An unban from another client: lifted in every room, exactly as the API's unban
         # (else the channels would refuse the user forever once they are back in the space).
         return Decision(
-            unban_plan(server.server_id, user, room_kinds, states),
+            unban_plan(rooms, user),
             (Finding("unban_cascade", f"{user} is unbanned in every room of the server."),),
         )
     if user == server.state.owner:
@@ -556,15 +533,13 @@ def membership_decision(
             after,
             user,
             reason if isinstance(reason, str) else None,
-            rooms=room_kinds,
-            bot=bot,
-            states=states,
+            rooms=rooms,
         )
         rule = "ban_cascade"
     else:
         rule = "leave_cascade" if sender == user else "kick_cascade"
         reason = LEFT_REASON if sender == user else KICKED_REASON
-        plan = kick_plan(after, user, reason, rooms=room_kinds, states=states, bot=bot)
+        plan = kick_plan(after, user, reason, rooms=rooms)
     return Decision(
         plan or Plan(()),
         (Finding(rule, f"{user} is removed from every room of the server."),),
@@ -625,16 +600,15 @@ class Reconciler:
         *,
         matrix: MatrixClient,
         journal: OperationJournal,
-        directory: ServerDirectory,
-        bot: UserID,
-        server_name: str,
+        rooms: RoomsReader,
         queue: ServerQueue | None = None,
     ) -> None:
         self.matrix = matrix
         self.journal = journal
-        self.directory = directory
-        self.bot = bot
-        self.server_name = server_name
+        # Each decision reads the server's rooms as built here (bridge/readback/rooms.py).
+        self.rooms = rooms
+        self.directory = rooms.directory
+        self.bot = rooms.bot
         self.queue = queue
 
     async def handle(self, event: InboxEvent) -> None:
@@ -697,14 +671,11 @@ class Reconciler:
             await self._child_link(server, event)
         elif event.type == MEMBER and room_id == server_id:
             decision = membership_decision(
-                server,
-                self.directory.room_kinds(server_id),
-                self.directory.states(),
+                self.rooms.of(server),
                 UserID(event.state_key),
                 UserID(event.sender),
                 event.prev_content,
                 event.content,
-                self.bot,
             )
             await self._carry_out("reconcile_membership", server_id, event, decision)
         elif event.type in (ROLE_EVENT, SERVER_EVENT) and room_id == server_id:
@@ -713,38 +684,31 @@ class Reconciler:
     # -- each kind of event ------------------------------------------------------------------
 
     async def _power_levels(self, server: Server, room_id: RoomID, event: InboxEvent) -> None:
-        states = self.directory.states()
-        kinds = self.directory.room_kinds(server.server_id)
-        if room_id not in {room for room, _, _ in kinds}:
+        rooms = self.rooms.of(server)
+        if room_id not in {room for room, _, _ in rooms.kinds}:
             # A room linked into the space but not adopted yet: the bot may have just been
             # given the power it lacked.
-            link = states.get(server.server_id, {}).get((SPACE_CHILD, room_id))
+            link = rooms.state(server.server_id).get((SPACE_CHILD, room_id))
             if _links(link):
                 await self._adopt(server, room_id, dict(link or {}), event)
             return
         decision = power_levels_decision(
-            with_pending_roles(server, states, self.bot),
+            rooms.with_model(with_pending_roles(rooms)),
             room_id,
-            kinds,
-            states,
             UserID(event.sender),
             event.prev_content,
             event.content,
-            self.bot,
         )
         await self._carry_out("reconcile_power_levels", server.server_id, event, decision)
 
     async def _child_link(self, server: Server, event: InboxEvent) -> None:
         child_id = RoomID(str(event.state_key))
         decision = child_link_decision(
-            server,
-            self.directory.room_kinds(server.server_id),
-            self.directory.states(),
+            self.rooms.of(server),
             child_id,
             UserID(event.sender),
             event.prev_content,
             event.content,
-            self.bot,
         )
         if decision.adopt is not None:
             await self._adopt(server, decision.adopt, event.content, event)
@@ -754,9 +718,7 @@ class Reconciler:
     async def _guilds_state(self, server: Server, event: InboxEvent) -> None:
         prev = event.prev_content
         key = (event.type, str(event.state_key))
-        before = model_before(
-            server.server_id, self.directory.states(), server.server_id, key, prev, self.bot
-        )
+        before = model_before(self.rooms.of(server), server.server_id, key, prev)
         decision = guilds_state_decision(
             before,
             event.type,
@@ -769,14 +731,7 @@ class Reconciler:
         if not decision.plan.stages and event.type == ROLE_EVENT:
             # A legitimate role edit from another client: its power and permissions set the
             # power levels of every room.
-            decision = Decision(
-                levels_plan(
-                    server,
-                    self.directory.room_kinds(server.server_id),
-                    self.directory.states(),
-                    self.bot,
-                )
-            )
+            decision = Decision(levels_plan(server, self.rooms.of(server)))
         await self._carry_out("reconcile_guilds_state", server.server_id, event, decision)
 
     async def _bot_joined(self, event: InboxEvent) -> None:
@@ -817,9 +772,7 @@ class Reconciler:
                 return
             raise
         events = await self.matrix.get_state(room_id)
-        decision = adoption_decision(
-            server, room_id, events, link, self.directory.states(), self.bot, self.server_name
-        )
+        decision = adoption_decision(self.rooms.of(server), room_id, events, link)
         await self._carry_out("adopt_channel", server.server_id, event, decision)
         if decision.plan.stages:
             await self.directory.refresh(server.server_id, [room_id, server.server_id])

@@ -33,6 +33,7 @@ from bridge.plans.channels import (
     reordered,
 )
 from bridge.plans.levels import new_room_levels, wanted_levels
+from bridge.plans.rooms import ServerRooms
 from bridge.services.servers import Servers
 from guilds.ids import RoomID, UserID
 from guilds.model import (
@@ -120,7 +121,6 @@ class Channels:
         self.journal = servers.journal
         self.directory = servers.directory
         self.bot = servers.bot
-        self.via = servers.server_name
         # One structural change per server at a time: orders are computed from the tree as it
         # is, so two concurrent creations would otherwise pick the same place.
         self._locks: dict[RoomID, asyncio.Lock] = {}
@@ -212,8 +212,9 @@ class Channels:
         async with self._lock(sid):
             server = self._managed(server_id, actor)
             self._room_for_one_more(server)
+            rooms = self.servers.rooms.of(server)
             parent = category or sid
-            order = order_key(next_index(child_orders(self.directory.states(), parent)))
+            order = order_key(next_index(child_orders(rooms, parent)))
             levels = new_room_levels(
                 server,
                 RoomKind.CHANNEL,
@@ -222,7 +223,7 @@ class Channels:
                 room_version=await self.servers.room_version(),
             )
             plan = create_channel_plan(
-                server,
+                rooms,
                 name=name,
                 kind=kind,
                 topic=topic,
@@ -230,7 +231,6 @@ class Channels:
                 allowed_roles=gate,
                 order=order,
                 power_levels=levels,
-                via=self.via,
             )
             results = await self.journal.execute("create_channel", sid, plan)
             room = RoomID(results["channel"]["room_id"])
@@ -271,7 +271,7 @@ class Channels:
         async with self._lock(sid):
             server = self._managed(server_id, actor)
             channel = self._channel_of(server, channel_id)
-            states = self.directory.states()
+            rooms = self.servers.rooms.of(server)
             room = channel.channel_id
             first: list[Step] = []
             second: list[Step] = []
@@ -280,7 +280,7 @@ class Channels:
             if topic != channel.topic:
                 first.append(self._state(room, "m.room.topic", {"topic": topic}))
             if kind != channel.kind:
-                first += self._retype(server, room, kind, channel.category_id or sid)
+                first += self._retype(rooms, room, kind, channel.category_id or sid)
             gating = gate != channel.allowed_roles
             if gating:
                 first.append(self._state(room, JOIN_RULES, join_rules(server, gate)))
@@ -290,14 +290,14 @@ class Channels:
             touched = {room, old_parent, new_parent}
             if new_parent != old_parent:
                 if position is None:
-                    changes = {room: order_key(next_index(child_orders(states, new_parent)))}
+                    changes = {room: order_key(next_index(child_orders(rooms, new_parent)))}
                 else:
                     changes = reordered(self._siblings(server, new_category), room, position)
                 first += order_steps(
-                    states, new_parent, changes, self.via, prefix="order", kinds={room: kind}
+                    rooms, new_parent, changes, prefix="order", link_kinds={room: kind}
                 )
                 point, unlink = move_steps(
-                    room, old_parent=old_parent, new_parent=new_parent, via=self.via
+                    room, old_parent=old_parent, new_parent=new_parent, via=rooms.via
                 )
                 first += point
                 second += unlink
@@ -305,7 +305,7 @@ class Channels:
                 changes = reordered(self._siblings(server, new_category), room, position)
                 # The channel's kind as it now is: a retype in the same edit is not undone.
                 first += order_steps(
-                    states, new_parent, changes, self.via, prefix="order", kinds={room: kind}
+                    rooms, new_parent, changes, prefix="order", link_kinds={room: kind}
                 )
             await self._carry_out("update_channel", sid, [first, second], touched)
             if gating:
@@ -341,16 +341,15 @@ class Channels:
         )
 
     def _retype(
-        self, server: Server, room: RoomID, kind: ChannelKind, parent: RoomID
+        self, rooms: ServerRooms, room: RoomID, kind: ChannelKind, parent: RoomID
     ) -> list[Step]:
         """The channel's kind, power levels for it (who may write call membership), and the
         kind its parent's link shows to clients that have not joined."""
-        states = self.directory.states()
-        link = states.get(parent, {}).get((SPACE_CHILD, room))
-        marker = {**states.get(room, {}).get((CHANNEL_EVENT, ""), {}), "kind": kind.value}
+        link = rooms.state(parent).get((SPACE_CHILD, room))
+        marker = {**rooms.state(room).get((CHANNEL_EVENT, ""), {}), "kind": kind.value}
         # Aware of the room's version and creators (an adopted room keeps its creators out of
         # `users` and the bot at 100), like every other power-levels write.
-        levels = wanted_levels(server, room, RoomKind.CHANNEL, kind, states, self.bot)
+        levels = wanted_levels(rooms.server, room, RoomKind.CHANNEL, kind, rooms)
         steps: list[Step] = [
             self._state(room, CHANNEL_EVENT, marker),
             self._state(room, "m.room.power_levels", levels),
@@ -395,16 +394,15 @@ class Channels:
         sid = server.server_id
         async with self._lock(sid):
             server = self._managed(server_id, actor)
-            order = order_key(next_index(child_orders(self.directory.states(), sid)))
+            rooms = self.servers.rooms.of(server)
+            order = order_key(next_index(child_orders(rooms, sid)))
             levels = new_room_levels(
                 server,
                 RoomKind.CATEGORY,
                 bot=self.bot,
                 room_version=await self.servers.room_version(),
             )
-            plan = create_category_plan(
-                server, name=name, order=order, power_levels=levels, via=self.via
-            )
+            plan = create_category_plan(rooms, name=name, order=order, power_levels=levels)
             results = await self.journal.execute("create_category", sid, plan)
             room = RoomID(results["category"]["room_id"])
             await self.directory.refresh(sid, [sid, room])
@@ -429,9 +427,7 @@ class Channels:
             if position is not None:
                 siblings = [(c.category_id, c.order) for c in server.categories]
                 changes = reordered(siblings, room, position)
-                steps += order_steps(
-                    self.directory.states(), sid, changes, self.via, prefix="order"
-                )
+                steps += order_steps(self.servers.rooms.of(server), sid, changes, prefix="order")
             await self._carry_out("update_category", sid, [steps], {sid, room})
         return await self._settled(sid, lambda s: self._category_of(s, room))
 
@@ -443,7 +439,7 @@ class Channels:
             server = self._managed(server_id, actor)
             room = category.category_id
             moved = [c.channel_id for c in server.channels if c.category_id == room]
-            plan = delete_category_plan(server, room, self.directory.states(), self.via)
+            plan = delete_category_plan(self.servers.rooms.of(server), room)
             await self.journal.execute("delete_category", sid, plan)
             self.directory.forget_room(room)
             await self.directory.refresh(sid, [sid, *moved])

@@ -429,9 +429,7 @@ class Declarations:
             plan = create_role_plan(
                 after,
                 role,
-                rooms=self.directory.room_kinds(sid),
-                states=self.directory.states(),
-                bot=self.bot,
+                rooms=self.servers.rooms.of(server),
                 room_power_levels=new_room_levels(
                     after, RoomKind.ROLE_ROOM, bot=self.bot, room_version=version
                 ),
@@ -507,9 +505,7 @@ class Declarations:
                 after,
                 user,
                 role,
-                rooms=self.directory.room_kinds(sid),
-                states=self.directory.states(),
-                bot=self.bot,
+                rooms=self.servers.rooms.of(server),
             )
             results = await self.journal.execute("grant_role", sid, plan)
             self.directory.record_plan(plan, results)

@@ -196,9 +196,7 @@ class Members:
             after,
             user,
             role,
-            rooms=self.directory.room_kinds(server.server_id),
-            states=self.directory.states(),
-            bot=self.bot,
+            rooms=self.servers.rooms.of(server),
         )
         await self._execute("grant_role", plan, server.server_id)
 
@@ -230,9 +228,7 @@ class Members:
             after,
             user,
             role,
-            rooms=self.directory.room_kinds(server.server_id),
-            states=states,
-            bot=self.bot,
+            rooms=self.servers.rooms.of(server),
         )
         await self._execute("revoke_role", plan, server.server_id)
         # The kick is done on the homeserver: read the role room back rather than wait.
@@ -289,9 +285,7 @@ class Members:
             without_member(server, user),
             user,
             reason,
-            rooms=self.directory.room_kinds(server.server_id),
-            states=self.directory.states(),
-            bot=self.bot,
+            rooms=self.servers.rooms.of(server),
         )
         await self._execute(kind, plan, server.server_id)
         await self._reread_memberships(server)
@@ -305,9 +299,7 @@ class Members:
         refusal = may_act_on(server, actor, user, MemberAction.UNBAN)
         if refusal is not None:
             raise Forbidden(refusal)
-        plan = unban_plan(
-            server.server_id, user, self.directory.room_kinds(server.server_id), states
-        )
+        plan = unban_plan(self.servers.rooms.of(server), user)
         await self._execute("unban_member", plan, server.server_id)
         await self.directory.refresh(server.server_id, [server.server_id])
         log.info("Unbanned %s from %s", user, server.server_id)

@@ -143,9 +143,7 @@ class Roles:
         plan = create_role_plan(
             after,
             role,
-            rooms=self.directory.room_kinds(server.server_id),
-            states=self.directory.states(),
-            bot=self.bot,
+            rooms=self.servers.rooms.of(server),
             room_power_levels=new_room_levels(
                 after, RoomKind.ROLE_ROOM, bot=self.bot, room_version=version
             ),
@@ -178,9 +176,7 @@ class Roles:
             after,
             updated,
             renamed=updated.name != role.name,
-            rooms=self.directory.room_kinds(server.server_id),
-            states=self.directory.states(),
-            bot=self.bot,
+            rooms=self.servers.rooms.of(server),
         )
         if plan is not None:
             results = await self.journal.execute("edit_role", server.server_id, plan)
@@ -243,13 +239,7 @@ class Roles:
         refusal = may_delete_role(server, actor, role)
         if refusal is not None:
             raise Forbidden(refusal)
-        plan = delete_role_plan(
-            server,
-            role,
-            rooms=self.directory.room_kinds(server.server_id),
-            states=self.directory.states(),
-            bot=self.bot,
-        )
+        plan = delete_role_plan(self.servers.rooms.of(server), role)
         if plan is not None:
             results = await self.journal.execute("delete_role", server.server_id, plan)
             self.directory.record_plan(plan, results)

@@ -21,7 +21,7 @@ from bridge.engine.store import Database
 from bridge.errors import Conflict, Forbidden, InvalidParam, NotFound, Unavailable
 from bridge.plans.levels import levels_plan
 from bridge.plans.servers import create_server_plan, delete_server_plan, is_plain, transfer_plan
-from bridge.readback.directory import ServerDirectory
+from bridge.readback.rooms import RoomsReader
 from guilds.config import DEFAULT_TEMPLATE, Policies, ServerTemplate
 from guilds.ids import RoomID, UserID
 from guilds.model import Permission, Server, name_problem, topic_problem
@@ -54,10 +54,8 @@ class Servers:
         *,
         matrix: MatrixClient,
         journal: OperationJournal,
-        directory: ServerDirectory,
+        rooms: RoomsReader,
         db: Database,
-        bot: UserID,
-        server_name: str,
         policies: Policies | None = None,
         templates: Mapping[str, ServerTemplate] | None = None,
     ) -> None:
@@ -67,10 +65,13 @@ class Servers:
         self._creating: dict[UserID, asyncio.Lock] = {}
         self.matrix = matrix
         self.journal = journal
-        self.directory = directory
+        # Where every plan's context is built (bridge/readback/rooms.py); the other services
+        # read the directory, the bot and the homeserver name through it too.
+        self.rooms = rooms
+        self.directory = rooms.directory
         self.db = db
-        self.bot = bot
-        self.server_name = server_name
+        self.bot = rooms.bot
+        self.server_name = rooms.via
         self._room_version: str | None = None
         journal.on_complete("create_server", self._created)
         journal.on_complete("delete_server", self._deleted)
@@ -354,25 +355,17 @@ class Servers:
             raise Conflict("You already own this server")
         if not server.is_member(UserID(target)):
             raise NotFound("That user is not a member of this server")
-        plan = transfer_plan(
-            server,
-            UserID(target),
-            self.directory.room_kinds(server.server_id),
-            self.directory.states(),
-            self.bot,
-        )
+        plan = transfer_plan(self.rooms.of(server), UserID(target))
         results = await self.journal.execute("transfer_server", server.server_id, plan)
         self.directory.record_plan(plan, results)
         return self.visible(server_id, actor)
 
     async def sync_power_levels(self, server_id: RoomID) -> None:
         """Bring every room's power levels in line with the roles as the directory sees them."""
-        server = self.directory.get(server_id)
-        if server is None:
+        rooms = self.rooms.get(server_id)
+        if rooms is None:
             return
-        plan = levels_plan(
-            server, self.directory.room_kinds(server_id), self.directory.states(), self.bot
-        )
+        plan = levels_plan(rooms.server, rooms)
         if plan.stages and plan.stages[0]:
             results = await self.journal.execute("sync_power_levels", server_id, plan)
             self.directory.record_plan(plan, results)

@@ -20,7 +20,8 @@ from typing import Any
 
 import nio
 
-from bridge.plans.derived import divergences, server_rooms
+from bridge.plans.derived import divergences
+from bridge.plans.rooms import ServerRooms
 from guilds.ids import RoomID, UserID
 from guilds.model import CATEGORY_EVENT, Server
 from guilds.permissions import power_of
@@ -87,7 +88,7 @@ def derived_problems(stack: Stack, server_id: str, states: States) -> tuple[Serv
     """The model the Matrix state makes, and every room that differs from what it derives."""
     bot = UserID(stack.bot_user_id)
     server = assemble(RoomID(server_id), states, bot=bot)
-    ctx = server_rooms(server, room_kinds(server, states), states, bot, stack.server_name)
+    ctx = ServerRooms(server, room_kinds(server, states), states, bot, stack.server_name)
     return server, [f"derived: {d.line()}" for d in divergences(ctx)]
 
 

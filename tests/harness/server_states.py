@@ -11,8 +11,8 @@ import copy
 from typing import Any
 
 from bridge.engine.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Unban
-from bridge.plans.derived import ServerRooms, server_rooms
 from bridge.plans.levels import wanted_levels
+from bridge.plans.rooms import ServerRooms
 from guilds.ids import RoomID, UserID
 from guilds.layout import channel_allow
 from guilds.model import BUILTIN_ROLES, CATEGORY_EVENT, Role
@@ -101,9 +101,7 @@ def build(version: str = "12") -> States:
         }
     ctx = context(states)
     for room, kind, ck in ctx.kinds:
-        states[room][("m.room.power_levels", "")] = wanted_levels(
-            ctx.server, room, kind, ck, states, BOT
-        )
+        states[room][("m.room.power_levels", "")] = wanted_levels(ctx.server, room, kind, ck, ctx)
     return states
 
 
@@ -125,7 +123,7 @@ def kinds(states: States) -> list[tuple[RoomID, RoomKind, ChannelKind | None]]:
 
 def context(states: States) -> ServerRooms:
     server = assemble(SPACE, states, bot=BOT)
-    return server_rooms(server, kinds(states), states, BOT, VIA)
+    return ServerRooms(server, kinds(states), states, BOT, VIA)
 
 
 def apply(states: States, plan: Plan) -> States:

@@ -20,6 +20,7 @@ from bridge.engine.store import Database
 from bridge.plans.roles import grant_plan, kick_plan, with_assignment, without_member
 from bridge.plans.servers import create_server_plan, delete_server_plan
 from bridge.readback.directory import ServerDirectory
+from bridge.readback.rooms import RoomsReader
 from guilds.config import ServerTemplate, TemplateChannel, TemplateRole
 from guilds.ids import RoomID, UserID
 from guildsctl.synapse import spawn
@@ -279,9 +280,9 @@ async def test_role_change_killed_midway_ends_whole(
         with_assignment(server, bob_id, "moderator", held=True),
         bob_id,
         moderator,
-        rooms=directory.room_kinds(RoomID(sid)),
-        states=directory.states(),
-        bot=UserID(stack.bot_user_id),
+        rooms=RoomsReader(directory, bot=UserID(stack.bot_user_id), via=stack.server_name).of(
+            server
+        ),
     )
     await run_and_kill_midway(stack, db, bot, "grant_role", sid, plan, kill_after=2)
 
@@ -312,9 +313,9 @@ async def test_kick_cascade_killed_midway_ends_whole(
         without_member(server, bob_id),
         bob_id,
         "Testing a crash",
-        rooms=directory.room_kinds(RoomID(sid)),
-        states=directory.states(),
-        bot=UserID(stack.bot_user_id),
+        rooms=RoomsReader(directory, bot=UserID(stack.bot_user_id), via=stack.server_name).of(
+            server
+        ),
     )
     await run_and_kill_midway(stack, db, bot, "kick_member", sid, plan, kill_after=2)
 

@@ -23,6 +23,7 @@ from bridge.engine.matrix import MatrixClient
 from bridge.engine.store import Database
 from bridge.plans.roles import edit_role_plan, with_role
 from bridge.readback.directory import ServerDirectory
+from bridge.readback.rooms import RoomsReader
 from guilds.ids import RoomID, UserID
 from tests.harness.api import Api, create_server, eventually, grant, join_server
 from tests.harness.invariants import assert_converged
@@ -100,9 +101,9 @@ async def test_doctor_lists_a_crash_s_divergences_and_repairs_them(
             with_role(model, edited),
             edited,
             renamed=False,
-            rooms=directory.room_kinds(RoomID(sid)),
-            states=directory.states(),
-            bot=UserID(stack.bot_user_id),
+            rooms=RoomsReader(directory, bot=UserID(stack.bot_user_id), via=stack.server_name).of(
+                model
+            ),
         )
         assert plan is not None
         killer = KillsSynapse(bot, stack, KILL_AFTER_LEVELS)

@@ -11,6 +11,7 @@ from bridge.plans.channels import (
     no_longer_allowed,
     reordered,
 )
+from bridge.plans.rooms import ServerRooms
 from guilds.ids import RoomID, UserID
 from guilds.model import BUILTIN_ROLES, Channel, Role, Server, ServerState
 from guilds.vocabulary import ChannelKind
@@ -121,7 +122,7 @@ def test_delete_category_moves_its_channels_after_the_top_level() -> None:
             ("m.space.child", cat): {"via": ["hs"], "order": "000001"},
         }
     }
-    plan = delete_category_plan(s, cat, states, "hs")
+    plan = delete_category_plan(ServerRooms(s, [], states, UserID("@bot:hs"), "hs"), cat)
     plan.validate()
     relink = {
         (step.state_key, step.content.get("order"))

@@ -31,6 +31,7 @@ from bridge.readback.convergence import (
     doctor,
 )
 from bridge.readback.directory import ServerDirectory
+from bridge.readback.rooms import RoomsReader
 from guilds.ids import RoomID
 from guilds.model import Server
 from guilds.rules import RoomKind
@@ -103,9 +104,7 @@ def convergence(db: Database, journal: OperationJournal, directory: FakeDirector
     return Convergence(
         db=db,
         journal=journal,
-        directory=cast(ServerDirectory, directory),
-        bot=BOT,
-        via="hs",
+        rooms=RoomsReader(cast(ServerDirectory, directory), bot=BOT, via="hs"),
         sweep_interval_s=0,
     )
 

@@ -103,7 +103,7 @@ def test_a_pending_auto_join_invite_counts_as_held() -> None:
     states = build()
     states[MOD_ROOM][("m.room.member", PLAIN)] = {"membership": "invite", AUTO_JOIN_KEY: True}
     ctx = context(states)
-    assert "moderator" in with_pending_roles(ctx.server, states, BOT).assignments[PLAIN]
+    assert "moderator" in with_pending_roles(ctx).assignments[PLAIN]
     found = divergences(ctx)
     assert {d.what for d in found} == {f"power_levels.users.{PLAIN}"}
     assert all(d.expected == 50 for d in found)

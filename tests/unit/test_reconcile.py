@@ -12,6 +12,7 @@ import pytest
 
 from bridge.engine.steps import AutoJoinInvite, Ban, Kick, SendState, Step, Unban
 from bridge.plans.levels import CREATORS_KEY, derived_levels, levels_plan
+from bridge.plans.rooms import ServerRooms
 from bridge.readback.reconcile import (
     KICKED_REASON,
     LEFT_REASON,
@@ -118,6 +119,12 @@ def kinds_of(states: States) -> list[tuple[RoomID, RoomKind, ChannelKind | None]
     ]
 
 
+def context(states: States, server: Server | None = None) -> ServerRooms:
+    """The server's rooms as the reconciler reads them (its links name `here` in `via`)."""
+    model = server if server is not None else assemble(SPACE, states, bot=BOT)
+    return ServerRooms(model, kinds_of(states), states, BOT, "here")
+
+
 def steps(decision: Decision) -> list[Step]:
     return [step for stage in decision.plan.stages for step in stage]
 
@@ -141,8 +148,7 @@ def set_power(
     else:
         new["users"][user] = power
     states[room][("m.room.power_levels", "")] = new
-    server = assemble(SPACE, states, bot=BOT)
-    return power_levels_decision(server, room, kinds_of(states), states, sender, old, new, BOT)
+    return power_levels_decision(context(states), room, sender, old, new)
 
 
 # -- 1. power levels ---------------------------------------------------------------------------
@@ -232,8 +238,7 @@ def test_a_threshold_changed_in_the_space_is_restored() -> None:
     old = states[SPACE][("m.room.power_levels", "")]
     new = {**old, "kick": 0}
     states[SPACE][("m.room.power_levels", "")] = new
-    server = assemble(SPACE, states, bot=BOT)
-    decision = power_levels_decision(server, SPACE, kinds_of(states), states, EVE, old, new, BOT)
+    decision = power_levels_decision(context(states), SPACE, EVE, old, new)
     assert rooms_rewritten(decision)[SPACE]["kick"] == 50
 
 
@@ -248,19 +253,16 @@ def test_power_levels_edited_in_a_channel_are_restored_there_only() -> None:
 def test_pending_auto_join_invites_count_as_held_roles() -> None:
     states = world()
     states[MOD_ROOM][("m.room.member", BOB)] = {"membership": "invite", AUTO_JOIN_KEY: True}
-    server = with_pending_roles(assemble(SPACE, states, bot=BOT), states, BOT)
+    server = with_pending_roles(context(states))
     assert server.assignments[BOB] == {"moderator"}
     # So a later edit of someone else keeps bob's 50.
     states[SPACE][("m.room.power_levels", "")]["users"][BOB] = 50
     decision = power_levels_decision(
-        server,
+        context(states, server),
         SPACE,
-        kinds_of(states),
-        states,
         OWNER,
         states[SPACE][("m.room.power_levels", "")],
         states[SPACE][("m.room.power_levels", "")],
-        BOT,
     )
     assert SPACE not in rooms_rewritten(decision)
 
@@ -281,8 +283,7 @@ def test_role_for_power_prefers_the_builtin_roles() -> None:
 def link(states: States, child: RoomID, sender: UserID, content: dict[str, Any]) -> Decision:
     prev = states[SPACE].get(("m.space.child", child))
     states[SPACE][("m.space.child", child)] = content
-    server = assemble(SPACE, states, bot=BOT)
-    return child_link_decision(server, kinds_of(states), states, child, sender, prev, content, BOT)
+    return child_link_decision(context(states), child, sender, prev, content)
 
 
 def test_a_room_linked_by_an_admin_is_to_be_adopted() -> None:
@@ -370,9 +371,8 @@ def room_events(
 def test_adoption_writes_the_channel_state_with_the_creator_keeping_power() -> None:
     states = world()
     plain = RoomID("!plain")
-    server = assemble(SPACE, states, bot=BOT)
     decision = adoption_decision(
-        server, plain, room_events(OWNER, bot_power=100), {"via": ["here"]}, states, BOT, "here"
+        context(states), plain, room_events(OWNER, bot_power=100), {"via": ["here"]}
     )
     by_name = {s.name: s for s in steps(decision)}
     assert isinstance(by_name["channel"], SendState)
@@ -409,9 +409,8 @@ def test_adoption_writes_the_channel_state_with_the_creator_keeping_power() -> N
 def test_adopted_rooms_keep_their_creators_out_of_later_rewrites() -> None:
     states = world()
     plain = RoomID("!plain")
-    server = assemble(SPACE, states, bot=BOT)
     decision = adoption_decision(
-        server, plain, room_events(OWNER, bot_power=100), {"via": ["here"]}, states, BOT, "here"
+        context(states), plain, room_events(OWNER, bot_power=100), {"via": ["here"]}
     )
     states[plain] = {("m.room.create", ""): {"room_version": VERSION}}
     for step in steps(decision):
@@ -419,27 +418,20 @@ def test_adopted_rooms_keep_their_creators_out_of_later_rewrites() -> None:
             states[plain][(step.type, str(step.state_key))] = dict(step.content)
     # A role change later: the owner (a creator) stays out of `users`, the bot keeps 100.
     server = assemble(SPACE, states, bot=BOT)
-    plan = levels_plan(server, [(plain, RoomKind.CHANNEL, ChannelKind.TEXT)], states, BOT)
+    rooms = ServerRooms(server, [(plain, RoomKind.CHANNEL, ChannelKind.TEXT)], states, BOT, "here")
+    plan = levels_plan(server, rooms)
     assert plan.stages == ()
 
 
 def test_a_room_the_bot_lacks_power_in_is_left_alone() -> None:
     states = world()
-    server = assemble(SPACE, states, bot=BOT)
-    decision = adoption_decision(
-        server, RoomID("!plain"), room_events(OWNER, bot_power=None), {}, states, BOT, "here"
-    )
+    rooms = context(states)
+    decision = adoption_decision(rooms, RoomID("!plain"), room_events(OWNER, bot_power=None), {})
     assert not decision.plan.stages
     assert decision.findings[0].rule == "bot_lacks_power"
     assert BOT in decision.findings[0].detail
     decision = adoption_decision(
-        server,
-        RoomID("!sub"),
-        room_events(OWNER, bot_power=100, room_type="m.space"),
-        {},
-        states,
-        BOT,
-        "here",
+        rooms, RoomID("!sub"), room_events(OWNER, bot_power=100, room_type="m.space"), {}
     )
     assert not decision.plan.stages and decision.findings[0].rule == "not_adopted"
 
@@ -451,8 +443,7 @@ def leave(states: States, user: UserID, sender: UserID, membership: str = "leave
     prev = states[SPACE][("m.room.member", user)]
     new = {"membership": membership}
     states[SPACE][("m.room.member", user)] = new
-    server = assemble(SPACE, states, bot=BOT)
-    return membership_decision(server, kinds_of(states), states, user, sender, prev, new, BOT)
+    return membership_decision(context(states), user, sender, prev, new)
 
 
 def test_a_kick_from_the_space_cascades_to_the_rooms_they_are_in() -> None:
@@ -487,8 +478,7 @@ def test_an_unban_in_the_space_lifts_the_ban_in_every_room_as_the_api_does() -> 
     prev = states[SPACE][("m.room.member", BOB)]
     new = {"membership": "leave"}
     states[SPACE][("m.room.member", BOB)] = new
-    server = assemble(SPACE, states, bot=BOT)
-    decision = membership_decision(server, kinds_of(states), states, BOB, OWNER, prev, new, BOT)
+    decision = membership_decision(context(states), BOB, OWNER, prev, new)
     unbans = {s.room for s in steps(decision) if isinstance(s, Unban)}
     assert unbans == {SPACE, GENERAL}
     assert all(isinstance(s, Unban) for s in steps(decision))
@@ -505,12 +495,8 @@ def test_the_owner_removed_from_the_space_is_brought_back() -> None:
 
 def test_other_memberships_change_nothing() -> None:
     states = world()
-    server = assemble(SPACE, states, bot=BOT)
     for prev, new in (({"membership": "invite"}, {"membership": "join"}), (None, {})):
-        assert (
-            membership_decision(server, kinds_of(states), states, BOB, BOB, prev, new, BOT)
-            == Decision()
-        )
+        assert membership_decision(context(states), BOB, BOB, prev, new) == Decision()
 
 
 # -- 5. Guilds markers -------------------------------------------------------------------------
@@ -521,7 +507,7 @@ def test_a_forged_server_marker_is_restored() -> None:
     prev = dict(states[SPACE][(SERVER_EVENT, "")])
     new = {"owner": EVE, "default_channel": GENERAL}
     states[SPACE][(SERVER_EVENT, "")] = new
-    before = model_before(SPACE, states, SPACE, (SERVER_EVENT, ""), prev, BOT)
+    before = model_before(context(states), SPACE, (SERVER_EVENT, ""), prev)
     assert before.state.owner == OWNER
     decision = guilds_state_decision(before, SERVER_EVENT, "", EVE, prev, new, BOT)
     assert steps(decision) == [
@@ -536,7 +522,7 @@ def test_a_role_edit_is_judged_against_the_server_before_it() -> None:
     # A federated member gives everyone manage_roles: they would then have it themselves.
     new = {**prev, "permissions": [*prev["permissions"], "manage_roles"]}
     states[SPACE][key] = new
-    before = model_before(SPACE, states, SPACE, key, prev, BOT)
+    before = model_before(context(states), SPACE, key, prev)
     decision = guilds_state_decision(before, ROLE_EVENT, "member", EVE, prev, new, BOT)
     assert steps(decision)[0] == SendState(
         name="restore", room=SPACE, type=ROLE_EVENT, state_key="member", content=prev
@@ -551,6 +537,6 @@ def test_a_forged_new_role_is_removed() -> None:
     key = (ROLE_EVENT, "boss")
     new = {"name": "Boss", "power": 99, "position": 900, "permissions": ["manage_roles"]}
     states[SPACE][key] = new
-    before: Server = model_before(SPACE, states, SPACE, key, None, BOT)
+    before: Server = model_before(context(states), SPACE, key, None)
     decision = guilds_state_decision(before, ROLE_EVENT, "boss", EVE, None, new, BOT)
     assert steps(decision)[0].content == {}  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ from bridge.plans.roles import (
     with_assignment,
     without_member,
 )
+from bridge.plans.rooms import ServerRooms
 from guilds.ids import RoomID, UserID
 from guilds.model import (
     BUILTIN_ROLES,
@@ -92,6 +93,11 @@ def states(*, vip_in_gated: bool = True) -> dict[RoomID, dict[tuple[str, str], A
     }
 
 
+def rooms(held: dict[RoomID, dict[tuple[str, str], Any]] | None = None) -> ServerRooms:
+    """The server's rooms as the directory would hold them."""
+    return ServerRooms(server(), ROOMS, held if held is not None else states(), BOT, "x")
+
+
 @pytest.mark.parametrize(
     ("name", "taken", "slug"),
     [
@@ -140,7 +146,7 @@ def test_regated_allow_keeps_other_entries_and_admins() -> None:
 
 
 def test_delete_role_plan_regates_removes_and_leaves() -> None:
-    plan = delete_role_plan(server(), VIP_ROLE, rooms=ROOMS, states=states(), bot=BOT)
+    plan = delete_role_plan(rooms(), VIP_ROLE)
     assert plan is not None
     plan.validate()
     first, second, third = plan.stages
@@ -167,9 +173,7 @@ def test_grant_and_revoke_plans() -> None:
         with_assignment(s, PLAIN, "moderator", held=True),
         PLAIN,
         mod,
-        rooms=ROOMS,
-        states=states(),
-        bot=BOT,
+        rooms=rooms(),
     )
     plan.validate()
     assert plan.stages[0] == (AutoJoinInvite("invite", MOD_ROOM, PLAIN),)
@@ -180,9 +184,7 @@ def test_grant_and_revoke_plans() -> None:
         with_assignment(s, VIP, "vip", held=False),
         VIP,
         VIP_ROLE,
-        rooms=ROOMS,
-        states=states(vip_in_gated=False),
-        bot=BOT,
+        rooms=rooms(states(vip_in_gated=False)),
     )
     plan.validate()
     assert plan.stages[0] == (Kick("kick", VIP_ROOM, VIP, "Role removed"),)
@@ -192,7 +194,7 @@ def test_grant_and_revoke_plans() -> None:
 
 def test_kick_ban_and_unban_plans_reach_every_room() -> None:
     s = server()
-    plan = kick_plan(without_member(s, MOD), MOD, "bye", rooms=ROOMS, states=states(), bot=BOT)
+    plan = kick_plan(without_member(s, MOD), MOD, "bye", rooms=rooms())
     plan.validate()
     assert plan.stages[0] == (Kick("kick_space", SPACE, MOD, "bye"),)
     assert {st.room for st in plan.stages[1] if isinstance(st, Kick)} == {
@@ -200,12 +202,12 @@ def test_kick_ban_and_unban_plans_reach_every_room() -> None:
     } - {SPACE}
     # MOD's 50 goes from every room's power levels.
     assert all(MOD not in st.content["users"] for st in plan.stages[2] if isinstance(st, SendState))
-    plan = ban_plan(without_member(s, VIP), VIP, None, rooms=ROOMS, states=states(), bot=BOT)
+    plan = ban_plan(without_member(s, VIP), VIP, None, rooms=rooms())
     bans = [st for stage in plan.stages[:2] for st in stage]
     assert all(isinstance(st, Ban) for st in bans)
     assert {st.room for st in bans if isinstance(st, Ban)} == {r for r, _, _ in ROOMS}
     held = states()
     held[SPACE][("m.room.member", VIP)] = {"membership": "ban"}
     held[GENERAL][("m.room.member", VIP)] = {"membership": "ban"}
-    plan = unban_plan(SPACE, VIP, ROOMS, held)
+    plan = unban_plan(rooms(held), VIP)
     assert {st.room for st in plan.stages[0] if isinstance(st, Unban)} == {SPACE, GENERAL}
