@@ -13,13 +13,15 @@ from dataclasses import replace
 from typing import Any
 
 from bridge.engine.steps import CreateRoom, EmptyRoom, Kick, Leave, Plan, Ref, SendState, Step
+from bridge.plans.levels import wanted_levels
 from bridge.plans.rooms import ServerRooms
 from guilds.ids import RoomID, UserID
 from guilds.layout import category_body, channel_allow, channel_body, space_child
 from guilds.model import BuiltinRole, Channel, Server, order_key
 from guilds.permissions import may_enter
+from guilds.rules import RoomKind
 from guilds.snapshot import children
-from guilds.vocabulary import ChannelKind
+from guilds.vocabulary import CHANNEL_EVENT, CHANNEL_KIND_KEY, ChannelKind
 
 SPACE_CHILD = "m.space.child"
 SPACE_PARENT = "m.space.parent"
@@ -185,6 +187,45 @@ def move_steps(
         ),
     ]
     return point, unlink
+
+
+# -- retyping ------------------------------------------------------------------------------------
+
+
+def retype_steps(rooms: ServerRooms, room: RoomID, kind: ChannelKind) -> list[Step]:
+    """A channel's new kind, power levels for it (who may write call membership), and the
+    kind its parent's link shows to clients that have not joined.
+
+    The power levels come from `levels.wanted_levels`, like every other write of them: aware
+    of the room's version and creators (an adopted room keeps its creators out of `users`
+    and the bot at 100).
+    """
+    channel = next(c for c in rooms.server.channels if c.channel_id == room)
+    parent = channel.category_id or rooms.server.server_id
+    link = rooms.state(parent).get((SPACE_CHILD, room))
+    marker = {**rooms.state(room).get((CHANNEL_EVENT, ""), {}), "kind": kind.value}
+    levels = wanted_levels(rooms.server, room, RoomKind.CHANNEL, kind, rooms)
+    steps: list[Step] = [
+        _set(room, CHANNEL_EVENT, marker),
+        _set(room, "m.room.power_levels", levels),
+    ]
+    if link and link.get("via"):
+        steps.append(
+            SendState(
+                name="link_kind",
+                room=parent,
+                type=SPACE_CHILD,
+                state_key=room,
+                content={**link, CHANNEL_KIND_KEY: kind.value},
+            )
+        )
+    return steps
+
+
+def _set(room: RoomID, event_type: str, content: dict[str, Any]) -> SendState:
+    return SendState(
+        name=f"set_{event_type}", room=room, type=event_type, state_key="", content=content
+    )
 
 
 # -- creating ------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from bridge.engine.steps import Plan, SendState, Step
 from bridge.errors import Conflict, Forbidden, InvalidParam, MissingParam, NotFound
 from bridge.plans.channels import (
     JOIN_RULES,
-    SPACE_CHILD,
     child_orders,
     create_category_plan,
     create_channel_plan,
@@ -31,9 +30,9 @@ from bridge.plans.channels import (
     no_longer_allowed,
     order_steps,
     reordered,
+    retype_steps,
 )
-from bridge.plans.levels import new_room_levels, wanted_levels
-from bridge.plans.rooms import ServerRooms
+from bridge.plans.levels import new_room_levels
 from bridge.services.servers import Servers
 from guilds.ids import RoomID, UserID
 from guilds.model import (
@@ -49,7 +48,7 @@ from guilds.model import (
 from guilds.permissions import require
 from guilds.policies import channel_count_refusal, channel_kind_refusal
 from guilds.rules import RoomKind
-from guilds.vocabulary import CHANNEL_EVENT, CHANNEL_KIND_KEY, ChannelKind
+from guilds.vocabulary import ChannelKind
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +279,7 @@ class Channels:
             if topic != channel.topic:
                 first.append(self._state(room, "m.room.topic", {"topic": topic}))
             if kind != channel.kind:
-                first += self._retype(rooms, room, kind, channel.category_id or sid)
+                first += retype_steps(rooms, room, kind)
             gating = gate != channel.allowed_roles
             if gating:
                 first.append(self._state(room, JOIN_RULES, join_rules(server, gate)))
@@ -339,32 +338,6 @@ class Channels:
         return SendState(
             name=f"set_{event_type}", room=room, type=event_type, state_key="", content=content
         )
-
-    def _retype(
-        self, rooms: ServerRooms, room: RoomID, kind: ChannelKind, parent: RoomID
-    ) -> list[Step]:
-        """The channel's kind, power levels for it (who may write call membership), and the
-        kind its parent's link shows to clients that have not joined."""
-        link = rooms.state(parent).get((SPACE_CHILD, room))
-        marker = {**rooms.state(room).get((CHANNEL_EVENT, ""), {}), "kind": kind.value}
-        # Aware of the room's version and creators (an adopted room keeps its creators out of
-        # `users` and the bot at 100), like every other power-levels write.
-        levels = wanted_levels(rooms.server, room, RoomKind.CHANNEL, kind, rooms)
-        steps: list[Step] = [
-            self._state(room, CHANNEL_EVENT, marker),
-            self._state(room, "m.room.power_levels", levels),
-        ]
-        if link and link.get("via"):
-            steps.append(
-                SendState(
-                    name="link_kind",
-                    room=parent,
-                    type=SPACE_CHILD,
-                    state_key=room,
-                    content={**link, CHANNEL_KIND_KEY: kind.value},
-                )
-            )
-        return steps
 
     @staticmethod
     def _siblings(server: Server, category: RoomID | None) -> list[tuple[RoomID, str]]:

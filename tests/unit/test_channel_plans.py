@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bridge.engine.steps import EmptyRoom, Leave, SendState
 from bridge.plans.channels import (
     delete_category_plan,
@@ -10,11 +12,16 @@ from bridge.plans.channels import (
     next_index,
     no_longer_allowed,
     reordered,
+    retype_steps,
 )
+from bridge.plans.levels import CREATORS_KEY
 from bridge.plans.rooms import ServerRooms
 from guilds.ids import RoomID, UserID
 from guilds.model import BUILTIN_ROLES, Channel, Role, Server, ServerState
-from guilds.vocabulary import ChannelKind
+from guilds.rules import RoomKind
+from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, CHANNEL_KIND_KEY, ChannelKind
+
+VOICE = ChannelKind.VOICE
 
 SPACE = RoomID("!space:hs")
 ADMIN_ROOM = RoomID("!admins:hs")
@@ -133,3 +140,32 @@ def test_delete_category_moves_its_channels_after_the_top_level() -> None:
     # The category is emptied as it is then, and the bot leaves it last.
     assert [type(step) for step in plan.stages[-2]] == [EmptyRoom]
     assert [type(step) for step in plan.stages[-1]] == [Leave]
+
+
+def test_retyping_an_adopted_room_keeps_its_creators_out_of_users() -> None:
+    """A retype writes the power levels through the creators-aware derivation (issue 15:
+    `channels._retype` once skipped it): under v12 an adopted room's creator stays out of
+    `users`, the bot holds 100 there explicitly, and the link shows the new kind."""
+    # The owner's own room, adopted: under v12 the owner created it and keeps unlimited power.
+    room, creator = RoomID("!adopted:hs"), OWNER
+    adopted = channel(str(room))
+    states: dict[RoomID, dict[tuple[str, str], dict[str, Any]]] = {
+        SPACE: {
+            ("m.space.child", room): {"via": ["hs"], "order": "000001", CHANNEL_KIND_KEY: "text"}
+        },
+        room: {
+            ("m.room.create", ""): {"room_version": "12"},
+            (CHANNEL_EVENT, ""): {"kind": "text", "server_id": SPACE, CREATORS_KEY: [creator]},
+            ("m.room.power_levels", ""): {"users": {BOT: 100, MOD: 50}},
+        },
+    }
+    kinds = [(room, RoomKind.CHANNEL, ChannelKind.TEXT)]
+    steps = retype_steps(ServerRooms(server((adopted,)), kinds, states, BOT, "hs"), room, VOICE)
+    by_type = {(s.room, s.type): s for s in steps if isinstance(s, SendState)}
+    assert by_type[(room, CHANNEL_EVENT)].content["kind"] == "voice"
+    assert by_type[(room, CHANNEL_EVENT)].content[CREATORS_KEY] == [creator]
+    levels = by_type[(room, "m.room.power_levels")].content
+    assert levels["users"] == {BOT: 100, MOD: 50}
+    # Members of a voice channel write their own call membership.
+    assert levels["events"][CALL_MEMBER_EVENT] == 0
+    assert by_type[(SPACE, "m.space.child")].content[CHANNEL_KIND_KEY] == "voice"
