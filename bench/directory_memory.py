@@ -142,9 +142,7 @@ class BridgeModel:
             rooms=RoomsReader(self.directory, bot=bot, via=server_name),
             db=db,
         )
-        self.members = Members(
-            servers=self.servers, journal=journal, directory=self.directory, bot=bot
-        )
+        self.members = Members(servers=self.servers)
 
     async def serve(self, server_id: RoomID) -> None:
         """Load a server, then read it as `GET /servers/{sid}` and the member list do."""

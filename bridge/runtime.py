@@ -203,19 +203,9 @@ class Bridge:
             templates=self.config.templates,
         )
         add_server_routes(self._provisioning_app, self.servers, queue)
-        self.roles = Roles(
-            servers=self.servers,
-            journal=self._operations,
-            directory=self.directory,
-            bot=self.bot_user_id,
-        )
+        self.roles = Roles(servers=self.servers)
         add_role_routes(self._provisioning_app, self.roles, queue)
-        self.members = Members(
-            servers=self.servers,
-            journal=self._operations,
-            directory=self.directory,
-            bot=self.bot_user_id,
-        )
+        self.members = Members(servers=self.servers)
         add_member_routes(self._provisioning_app, self.members, queue)
         self.channels = Channels(servers=self.servers)
         add_channel_routes(self._provisioning_app, self.channels, queue)

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bridge.engine.journal import OperationJournal
 from bridge.engine.steps import Plan, membership_of
 from bridge.errors import Conflict, Forbidden, InvalidParam, NotFound
 from bridge.plans.roles import (
@@ -30,7 +29,6 @@ from bridge.plans.roles import (
     with_assignment,
     without_member,
 )
-from bridge.readback.directory import ServerDirectory
 from bridge.services.servers import Servers
 from guilds.ids import RoomID, UserID
 from guilds.model import BuiltinRole, Permission, Role, Server
@@ -103,18 +101,12 @@ def _looks_like_user_id(value: str) -> bool:
 
 
 class Members:
-    def __init__(
-        self,
-        *,
-        servers: Servers,
-        journal: OperationJournal,
-        directory: ServerDirectory,
-        bot: UserID,
-    ) -> None:
+    def __init__(self, *, servers: Servers) -> None:
+        # The directory, the bot and every plan's rooms (`servers.rooms`) come with `servers`.
         self.servers = servers
-        self.journal = journal
-        self.directory = directory
-        self.bot = bot
+        self.journal = servers.journal
+        self.directory = servers.directory
+        self.bot = servers.bot
         # The member order of each server's current model (models are immutable and replaced
         # when the server changes), so a page costs a slice, not a sort of every member.
         self._orders: dict[RoomID, tuple[Server, list[UserID], list[tuple[int, str]]]] = {}

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from bridge.engine.journal import OperationJournal
 from bridge.errors import Conflict, Forbidden, InvalidParam, MissingParam, NotFound
 from bridge.plans.levels import new_room_levels
 from bridge.plans.roles import (
@@ -21,7 +20,6 @@ from bridge.plans.roles import (
     role_slug,
     with_role,
 )
-from bridge.readback.directory import ServerDirectory
 from bridge.services.servers import Servers
 from guilds.ids import RoomID, UserID
 from guilds.model import (
@@ -88,18 +86,12 @@ def _unique_name(server: Server, name: str, role_id: str | None = None) -> None:
 
 
 class Roles:
-    def __init__(
-        self,
-        *,
-        servers: Servers,
-        journal: OperationJournal,
-        directory: ServerDirectory,
-        bot: UserID,
-    ) -> None:
+    def __init__(self, *, servers: Servers) -> None:
+        # The directory, the bot and every plan's rooms (`servers.rooms`) come with `servers`.
         self.servers = servers
-        self.journal = journal
-        self.directory = directory
-        self.bot = bot
+        self.journal = servers.journal
+        self.directory = servers.directory
+        self.bot = servers.bot
 
     def list(self, server_id: str, actor: UserID) -> list[Role]:
         return list(self.servers.visible(server_id, actor).roles)
