@@ -1,16 +1,16 @@
 """Each room's derived power levels, aware of who created it (rooms adopted from other clients).
 
 The one owner of power levels in the bridge: a room being created (`new_room_levels`), a room
-to bring in line (`wanted_levels`, `levels_step`, `levels_plan`) and a room being adopted
-(`derived_levels` with its creators) all derive them here, from `guilds.powerlevels`.
+to bring in line or retype (`wanted_levels`, `levels_step`, `levels_plan`, reading the rooms from
+`ServerRooms`) and a room being adopted (`derived_levels` with its creators, `merged_levels`)
+all derive them here, from `guilds.powerlevels`.
 
 Guilds creates every room it makes as the bot, so under room version 12 the bot is the one
 creator and `guilds.powerlevels.derive_power_levels` leaves it out of `users`. A room adopted
 from another client (bridge/readback/reconcile.py) was created by someone else: under v12 that
-creator
-keeps unlimited power, may not appear in `users`, and the bot needs an explicit 100. Adoption
-records those creators in the channel's `<ns>.channel` content (`creators`), since the room
-state the bridge tracks holds contents only, not the sender of `m.room.create`.
+creator keeps unlimited power, may not appear in `users`, and the bot needs an explicit 100.
+Adoption records those creators in the channel's `<ns>.channel` content (`creators`), since the
+room state the bridge tracks holds contents only, not the sender of `m.room.create`.
 """
 
 from __future__ import annotations
