@@ -176,9 +176,7 @@ class Bridge:
         self._inbox.add_handler(self.reconciler.handle, state_only=True)
         # After the directory's, which knows what kind of room each membership is in.
         self._inbox.add_handler(
-            MembershipActing(
-                self.matrix, self.directory, self.bot_user_id, self.config.homeserver.server_name
-            ).handle,
+            MembershipActing(self.matrix, rooms).handle,
             "m.room.member",
         )
         # Last: after the directory applied the event and the reconciler read it back, the

@@ -15,8 +15,8 @@ import logging
 
 from bridge.engine.inbox import InboxEvent
 from bridge.engine.matrix import MatrixClient, MatrixRequestError
-from bridge.readback.directory import ServerDirectory
-from guilds.ids import RoomID, UserID
+from bridge.readback.rooms import RoomsReader
+from guilds.ids import RoomID
 from guilds.layout import AUTO_JOIN_KEY
 from guilds.rules import RoomKind
 from guilds.vocabulary import MODULE_MEMBERSHIP_PATH
@@ -27,13 +27,12 @@ log = logging.getLogger(__name__)
 class MembershipActing:
     """Inbox handler for `m.room.member`: asks the module to act when the change may call for it."""
 
-    def __init__(
-        self, matrix: MatrixClient, directory: ServerDirectory, bot: UserID, server_name: str
-    ) -> None:
+    def __init__(self, matrix: MatrixClient, rooms: RoomsReader) -> None:
         self._matrix = matrix
-        self._directory = directory
-        self._bot = bot
-        self._local_suffix = f":{server_name}"
+        self._directory = rooms.directory
+        self._bot = rooms.bot
+        # Local users are those of the homeserver the bot's links name.
+        self._local_suffix = f":{rooms.via}"
 
     def may_call_for_action(self, event: InboxEvent) -> bool:
         """Whether the module may have something to do: a superset of what it acts on, since

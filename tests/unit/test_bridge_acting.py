@@ -11,6 +11,7 @@ from bridge.engine.inbox import InboxEvent
 from bridge.engine.matrix import HomeserverUnavailable, MatrixClient, MatrixRequestError
 from bridge.readback.acting import MembershipActing
 from bridge.readback.directory import ServerDirectory
+from bridge.readback.rooms import RoomsReader
 from guilds.ids import RoomID, UserID
 from guilds.layout import AUTO_JOIN_KEY
 from guilds.rules import RoomKind
@@ -57,7 +58,7 @@ def acting(answer: Any = None) -> tuple[MembershipActing, Mock]:
         matrix.request = AsyncMock(return_value=answer or {"action": None})
     directory = Mock(spec=ServerDirectory)
     directory.room_kind.side_effect = lambda room_id: KINDS.get(room_id)
-    return MembershipActing(matrix, directory, BOT, "here"), matrix
+    return MembershipActing(matrix, RoomsReader(directory, bot=BOT, via="here")), matrix
 
 
 JOIN = {"membership": "join"}
