@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import gc
 import json
 import os
+import random
 import re
 import sys
 import tempfile
@@ -39,6 +41,8 @@ from bridge.readback.directory import ServerDirectory
 from bridge.services.members import MAX_PAGE, Members
 from bridge.services.servers import Servers
 from guilds.ids import RoomID, UserID
+from guilds.model import BUILTIN_ROLES, Role
+from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, ROLE_ROOM_TYPE, SERVER_EVENT
 
 Captured = dict[str, Any]
 
@@ -69,6 +73,83 @@ async def capture(matrix: MatrixClient, server_id: RoomID, bot: UserID) -> Captu
         for room_id in directory.rooms(server_id)
     }
     return {"server_id": server_id, "bot": bot, "rooms": rooms}
+
+
+# -- a synthetic server -------------------------------------------------------------------------
+def synthetic_server(members: int, channels: int, seed: int = 0) -> Captured:
+    """A server of `members` members and `channels` text channels in `capture`'s form, shaped
+    like the real one fig6 builds: everyone joined to the space and the default channel, the
+    other channels holding the bot and the owner; Synapse-like random event ids (room version
+    12: 43 characters of base64), which no compression can shrink."""
+    rng = random.Random(seed)  # noqa: S311 (reproducible test data, not secrets)
+
+    def opaque(sigil: str) -> str:
+        return sigil + base64.urlsafe_b64encode(rng.randbytes(32)).decode().rstrip("=")
+
+    bot, owner = "@guilds:localhost", "@owner:localhost"
+    users = [owner] + [
+        f"@bench-{i:05d}-{rng.randrange(16**6):06x}:localhost" for i in range(members - 1)
+    ]
+    space = opaque("!")
+    channel_ids = [opaque("!") for _ in range(channels)]
+    admins = opaque("!")
+    admin, _, member_role = BUILTIN_ROLES
+
+    def event(room: str, event_type: str, content: dict[str, Any], key: str = "") -> dict[str, Any]:
+        return {
+            "type": event_type,
+            "state_key": key,
+            "content": content,
+            "room_id": room,
+            "sender": bot,
+            "event_id": opaque("$"),
+            "origin_server_ts": 1_700_000_000_000 + rng.randrange(10**9),
+        }
+
+    def room(room_id: str, kind: str | None, joined: list[str]) -> list[dict[str, Any]]:
+        create: dict[str, Any] = {"room_version": "12"}
+        if kind is not None:
+            create["type"] = kind
+        return [
+            event(room_id, "m.room.create", create),
+            event(room_id, "m.room.power_levels", {"users": {bot: 100}, "users_default": 0}),
+            event(room_id, "m.room.history_visibility", {"history_visibility": "shared"}),
+            *(
+                event(room_id, "m.room.member", {"membership": "join", "displayname": u[1:12]}, u)
+                for u in [bot, *joined]
+            ),
+        ]
+
+    restricted = {
+        "join_rule": "restricted",
+        "allow": [{"type": "m.room_membership", "room_id": space}],
+    }
+    rooms = {
+        space: [
+            *room(space, "m.space", users),
+            event(space, "m.room.name", {"name": "Synthetic"}),
+            event(space, "m.room.join_rules", {"join_rule": "invite"}),
+            event(space, SERVER_EVENT, {"owner": owner, "default_channel": channel_ids[0]}),
+            event(
+                space, ROLE_EVENT, Role(**{**admin.__dict__, "room_id": admins}).content(), "admin"
+            ),
+            event(space, ROLE_EVENT, member_role.content(), "member"),
+            *(
+                event(space, "m.space.child", {"via": ["localhost"], "order": f"{i:06d}"}, c)
+                for i, c in enumerate(channel_ids)
+            ),
+        ],
+        admins: room(admins, ROLE_ROOM_TYPE, [owner]),
+    }
+    for i, channel in enumerate(channel_ids):
+        rooms[channel] = [
+            *room(channel, None, users if i == 0 else [owner]),
+            event(channel, "m.room.name", {"name": f"channel-{i}"}),
+            event(channel, CHANNEL_EVENT, {"kind": "text", "server_id": space, "default": i == 0}),
+            event(channel, "m.room.join_rules", restricted),
+            event(channel, "m.space.parent", {"via": ["localhost"], "canonical": True}, space),
+        ]
+    return {"server_id": space, "bot": bot, "rooms": {r: json.dumps(e) for r, e in rooms.items()}}
 
 
 # -- copies of it -------------------------------------------------------------------------------
