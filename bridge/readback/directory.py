@@ -574,6 +574,7 @@ class ServerDirectory:
         self._loaded.pop(server_id, None)
         self._compact[server_id] = compact
         self.compactions += 1
+        log.debug("Compacted the idle server %s: %d bytes held", server_id, compact.size())
 
     def _expand(self, server_id: RoomID) -> None:
         compact = self._compact.pop(server_id)
@@ -581,6 +582,7 @@ class ServerDirectory:
             self._states.restore(RoomID(room_id), rows)
         self._stale.add(server_id)
         self.expansions += 1
+        log.debug("Expanded the compacted server %s", server_id)
 
     # -- loading -------------------------------------------------------------------------------
 
