@@ -8,7 +8,9 @@ tracks, with its `/state` as the homeserver answered it) into a JSON file, then 
 which loads N distinct copies of that server into a `bridge.directory.ServerDirectory` through
 its normal path (`load`), reads each one as `GET /servers/{sid}` and the member list do (so the
 model and the member order the bridge caches exist for every copy), and prints as JSON the
-process's RSS before loading, after 1, 10 and N copies, and the MiB each copy costs.
+process's RSS before loading, after 1, 10, 100, 1000 and N copies, and the MiB each copy costs.
+Every copy is held in full (as in use); with `--idle`, each is left idle and compacted by the
+directory before the readings, as a server nobody uses (one server at most in full meanwhile).
 
 Each copy has its own room and event ids (`copy_id`); user ids are shared, as they are between
 real servers. The stand-in homeserver decodes every answer afresh from text, as the real client
@@ -28,6 +30,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -40,11 +43,13 @@ from bridge.engine.store import Database
 from bridge.readback.directory import ServerDirectory
 from bridge.services.members import MAX_PAGE, Members
 from bridge.services.servers import Servers
+from guilds.config import DirectorySettings
 from guilds.ids import RoomID, UserID
 from guilds.model import BUILTIN_ROLES, Role
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, ROLE_ROOM_TYPE, SERVER_EVENT
 
 Captured = dict[str, Any]
+MIB = 1024 * 1024
 
 _STATE_PREFIX = "/_matrix/client/v3/rooms/"
 _STATE_SUFFIX = "/state"
@@ -212,9 +217,15 @@ class BridgeModel:
     """The parts of the bridge that hold servers in memory, wired as `bridge.runtime` does."""
 
     def __init__(
-        self, homeserver: MatrixClient, db: Database, bot: UserID, server_name: str
+        self,
+        homeserver: MatrixClient,
+        db: Database,
+        bot: UserID,
+        server_name: str,
+        settings: DirectorySettings,
+        clock: Callable[[], float],
     ) -> None:
-        self.directory = ServerDirectory(homeserver, bot)
+        self.directory = ServerDirectory(homeserver, bot, settings, clock)
         journal = OperationJournal(db, homeserver, bot)
         self.servers = Servers(
             matrix=homeserver,
@@ -250,12 +261,18 @@ def rss_now() -> float:
 
 
 def steps_for(copies: int) -> list[int]:
-    return sorted({step for step in (1, 10, copies) if step <= copies})
+    return sorted({step for step in (1, 10, 100, 1000, copies) if step <= copies})
 
 
-async def measure(homeserver: CapturedHomeserver, copies: int) -> dict[str, Any]:
+async def measure(
+    homeserver: CapturedHomeserver, copies: int, *, idle: bool = False
+) -> dict[str, Any]:
+    """With `idle`, every copy is left idle before each reading: the directory compacts it
+    (one server at most is held in full meanwhile); without, every copy is held in full."""
     if copies < 1:
         raise ValueError("copies must be at least 1")
+    settings = DirectorySettings(max_loaded_servers=1 if idle else copies)
+    now = [0.0]
     server_id = homeserver.server_id
     steps = steps_for(copies)
     with tempfile.TemporaryDirectory(prefix="guilds-model-") as tmp:
@@ -264,7 +281,9 @@ async def measure(homeserver: CapturedHomeserver, copies: int) -> dict[str, Any]
         try:
             # Room ids carry no server name from room version 12 on; the bot's id always does.
             server_name = homeserver.bot.split(":", 1)[1]
-            bridge = BridgeModel(homeserver, db, homeserver.bot, server_name)
+            bridge = BridgeModel(
+                homeserver, db, homeserver.bot, server_name, settings, lambda: now[0]
+            )
             rss = {"before": rss_now()}
             started = time.monotonic()
             loaded = 0
@@ -272,9 +291,13 @@ async def measure(homeserver: CapturedHomeserver, copies: int) -> dict[str, Any]
                 while loaded < step:
                     loaded += 1
                     await bridge.serve(RoomID(copy_id(server_id, loaded)))
+                if idle:
+                    now[0] += settings.idle_s + 1
+                    bridge.directory.compact_idle()
                 rss[str(step)] = rss_now()
                 log(f"  {step} of {copies} copies loaded: {rss[str(step)] - rss['before']:.1f} MiB")
             seconds = time.monotonic() - started
+            size = bridge.directory.footprint()
             first = bridge.directory.get(RoomID(copy_id(server_id, 1)))
             assert first is not None
             tracked = [bridge.directory.rooms(s) for s in bridge.directory.server_ids()]
@@ -297,6 +320,11 @@ async def measure(homeserver: CapturedHomeserver, copies: int) -> dict[str, Any]
             for a, b in zip(steps, steps[1:], strict=False)
         },
         "load_s": seconds,
+        "idle": idle,
+        "servers_held_in_full": size["loaded"],
+        "servers_compacted": size["compacted"],
+        # What the directory itself counts for the compacted copies (exact, not RSS).
+        "compacted_mb_per_copy": size["compact_bytes"] / max(1, size["compacted"]) / MIB,
     }
 
 
@@ -304,9 +332,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.directory_memory", description=__doc__)
     parser.add_argument("file", type=Path, help="a server captured by fig6 (JSON)")
     parser.add_argument("--copies", type=int, default=100, help="how many copies to load")
+    parser.add_argument(
+        "--idle", action="store_true", help="leave every copy idle (compacted) before measuring"
+    )
     args = parser.parse_args()
     homeserver = CapturedHomeserver(json.loads(args.file.read_text()))
-    report = asyncio.run(measure(homeserver, args.copies))
+    report = asyncio.run(measure(homeserver, args.copies, idle=args.idle))
     json.dump(report, sys.stdout)
     print()
 
