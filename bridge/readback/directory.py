@@ -511,7 +511,13 @@ class ServerDirectory:
                 break  # the rest were used more recently
             if server_id == keep or self._pinned.get(server_id):
                 continue
-            self._compact_server(server_id)
+            try:
+                self._compact_server(server_id)
+            except Exception:
+                # Held in full as before: a failure here must never fail the read that asked.
+                log.exception("Compacting server %s failed; it stays held in full", server_id)
+                self._loaded.move_to_end(server_id)
+                continue
             done += 1
         return done
 

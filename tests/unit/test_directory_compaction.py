@@ -294,3 +294,13 @@ def test_an_idle_server_of_1000_members_and_200_channels_holds_under_half_a_mib(
     assert six / 6 <= 0.5 * MIB, six
     # And far below what the same server holds in full (about 4 MiB when this was written).
     assert per_idle * 6 <= in_full, (per_idle, in_full)
+
+
+async def test_a_server_that_cannot_be_compacted_stays_held_in_full() -> None:
+    directory, _, clock, (a, b) = await directory_of(small(), 2)
+    # Content no homeserver would hold (not JSON): compaction fails, and nothing else does.
+    directory.record_sent(a, "m.room.topic", "", {"topic": {"not", "json"}}, "$odd")
+    clock.now += 61
+    assert directory.compact_idle() == 1
+    assert directory.is_loaded(a) and not directory.is_loaded(b)
+    assert directory.get(a) is not None and directory.get(b) is not None
