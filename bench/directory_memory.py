@@ -8,7 +8,9 @@ tracks, with its `/state` as the homeserver answered it) into a JSON file, then 
 which loads N distinct copies of that server into a `bridge.directory.ServerDirectory` through
 its normal path (`load`), reads each one as `GET /servers/{sid}` and the member list do (so the
 model and the member order the bridge caches exist for every copy), and prints as JSON the
-process's RSS before loading, after 1, 10 and N copies, and the MiB each copy costs.
+process's RSS before loading, after 1, 10, 100, 1000 and N copies, and the MiB each copy costs.
+Every copy is held in full (as in use); with `--idle`, each is left idle and compacted by the
+directory before the readings, as a server nobody uses (one server at most in full meanwhile).
 
 Each copy has its own room and event ids (`copy_id`); user ids are shared, as they are between
 real servers. The stand-in homeserver decodes every answer afresh from text, as the real client
@@ -19,13 +21,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import gc
 import json
 import os
+import random
 import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -39,9 +44,13 @@ from bridge.readback.directory import ServerDirectory
 from bridge.readback.rooms import RoomsReader
 from bridge.services.members import MAX_PAGE, Members
 from bridge.services.servers import Servers
+from guilds.config import DirectorySettings
 from guilds.ids import RoomID, UserID
+from guilds.model import BUILTIN_ROLES, Role
+from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, ROLE_ROOM_TYPE, SERVER_EVENT
 
 Captured = dict[str, Any]
+MIB = 1024 * 1024
 
 _STATE_PREFIX = "/_matrix/client/v3/rooms/"
 _STATE_SUFFIX = "/state"
@@ -70,6 +79,83 @@ async def capture(matrix: MatrixClient, server_id: RoomID, bot: UserID) -> Captu
         for room_id in directory.rooms(server_id)
     }
     return {"server_id": server_id, "bot": bot, "rooms": rooms}
+
+
+# -- a synthetic server -------------------------------------------------------------------------
+def synthetic_server(members: int, channels: int, seed: int = 0) -> Captured:
+    """A server of `members` members and `channels` text channels in `capture`'s form, shaped
+    like the real one fig6 builds: everyone joined to the space and the default channel, the
+    other channels holding the bot and the owner; Synapse-like random event ids (room version
+    12: 43 characters of base64), which no compression can shrink."""
+    rng = random.Random(seed)  # noqa: S311 (reproducible test data, not secrets)
+
+    def opaque(sigil: str) -> str:
+        return sigil + base64.urlsafe_b64encode(rng.randbytes(32)).decode().rstrip("=")
+
+    bot, owner = "@guilds:localhost", "@owner:localhost"
+    users = [owner] + [
+        f"@bench-{i:05d}-{rng.randrange(16**6):06x}:localhost" for i in range(members - 1)
+    ]
+    space = opaque("!")
+    channel_ids = [opaque("!") for _ in range(channels)]
+    admins = opaque("!")
+    admin, _, member_role = BUILTIN_ROLES
+
+    def event(room: str, event_type: str, content: dict[str, Any], key: str = "") -> dict[str, Any]:
+        return {
+            "type": event_type,
+            "state_key": key,
+            "content": content,
+            "room_id": room,
+            "sender": bot,
+            "event_id": opaque("$"),
+            "origin_server_ts": 1_700_000_000_000 + rng.randrange(10**9),
+        }
+
+    def room(room_id: str, kind: str | None, joined: list[str]) -> list[dict[str, Any]]:
+        create: dict[str, Any] = {"room_version": "12"}
+        if kind is not None:
+            create["type"] = kind
+        return [
+            event(room_id, "m.room.create", create),
+            event(room_id, "m.room.power_levels", {"users": {bot: 100}, "users_default": 0}),
+            event(room_id, "m.room.history_visibility", {"history_visibility": "shared"}),
+            *(
+                event(room_id, "m.room.member", {"membership": "join", "displayname": u[1:12]}, u)
+                for u in [bot, *joined]
+            ),
+        ]
+
+    restricted = {
+        "join_rule": "restricted",
+        "allow": [{"type": "m.room_membership", "room_id": space}],
+    }
+    rooms = {
+        space: [
+            *room(space, "m.space", users),
+            event(space, "m.room.name", {"name": "Synthetic"}),
+            event(space, "m.room.join_rules", {"join_rule": "invite"}),
+            event(space, SERVER_EVENT, {"owner": owner, "default_channel": channel_ids[0]}),
+            event(
+                space, ROLE_EVENT, Role(**{**admin.__dict__, "room_id": admins}).content(), "admin"
+            ),
+            event(space, ROLE_EVENT, member_role.content(), "member"),
+            *(
+                event(space, "m.space.child", {"via": ["localhost"], "order": f"{i:06d}"}, c)
+                for i, c in enumerate(channel_ids)
+            ),
+        ],
+        admins: room(admins, ROLE_ROOM_TYPE, [owner]),
+    }
+    for i, channel in enumerate(channel_ids):
+        rooms[channel] = [
+            *room(channel, None, users if i == 0 else [owner]),
+            event(channel, "m.room.name", {"name": f"channel-{i}"}),
+            event(channel, CHANNEL_EVENT, {"kind": "text", "server_id": space, "default": i == 0}),
+            event(channel, "m.room.join_rules", restricted),
+            event(channel, "m.space.parent", {"via": ["localhost"], "canonical": True}, space),
+        ]
+    return {"server_id": space, "bot": bot, "rooms": {r: json.dumps(e) for r, e in rooms.items()}}
 
 
 # -- copies of it -------------------------------------------------------------------------------
@@ -132,9 +218,15 @@ class BridgeModel:
     """The parts of the bridge that hold servers in memory, wired as `bridge.runtime` does."""
 
     def __init__(
-        self, homeserver: MatrixClient, db: Database, bot: UserID, server_name: str
+        self,
+        homeserver: MatrixClient,
+        db: Database,
+        bot: UserID,
+        server_name: str,
+        settings: DirectorySettings,
+        clock: Callable[[], float],
     ) -> None:
-        self.directory = ServerDirectory(homeserver, bot)
+        self.directory = ServerDirectory(homeserver, bot, settings, clock)
         journal = OperationJournal(db, homeserver, bot)
         self.servers = Servers(
             matrix=homeserver,
@@ -166,12 +258,18 @@ def rss_now() -> float:
 
 
 def steps_for(copies: int) -> list[int]:
-    return sorted({step for step in (1, 10, copies) if step <= copies})
+    return sorted({step for step in (1, 10, 100, 1000, copies) if step <= copies})
 
 
-async def measure(homeserver: CapturedHomeserver, copies: int) -> dict[str, Any]:
+async def measure(
+    homeserver: CapturedHomeserver, copies: int, *, idle: bool = False
+) -> dict[str, Any]:
+    """With `idle`, every copy is left idle before each reading: the directory compacts it
+    (one server at most is held in full meanwhile); without, every copy is held in full."""
     if copies < 1:
         raise ValueError("copies must be at least 1")
+    settings = DirectorySettings(max_loaded_servers=1 if idle else copies)
+    now = [0.0]
     server_id = homeserver.server_id
     steps = steps_for(copies)
     with tempfile.TemporaryDirectory(prefix="guilds-model-") as tmp:
@@ -180,7 +278,9 @@ async def measure(homeserver: CapturedHomeserver, copies: int) -> dict[str, Any]
         try:
             # Room ids carry no server name from room version 12 on; the bot's id always does.
             server_name = homeserver.bot.split(":", 1)[1]
-            bridge = BridgeModel(homeserver, db, homeserver.bot, server_name)
+            bridge = BridgeModel(
+                homeserver, db, homeserver.bot, server_name, settings, lambda: now[0]
+            )
             rss = {"before": rss_now()}
             started = time.monotonic()
             loaded = 0
@@ -188,9 +288,13 @@ async def measure(homeserver: CapturedHomeserver, copies: int) -> dict[str, Any]
                 while loaded < step:
                     loaded += 1
                     await bridge.serve(RoomID(copy_id(server_id, loaded)))
+                if idle:
+                    now[0] += settings.idle_s + 1
+                    bridge.directory.compact_idle()
                 rss[str(step)] = rss_now()
                 log(f"  {step} of {copies} copies loaded: {rss[str(step)] - rss['before']:.1f} MiB")
             seconds = time.monotonic() - started
+            size = bridge.directory.footprint()
             first = bridge.directory.get(RoomID(copy_id(server_id, 1)))
             assert first is not None
             tracked = [bridge.directory.rooms(s) for s in bridge.directory.server_ids()]
@@ -213,6 +317,11 @@ async def measure(homeserver: CapturedHomeserver, copies: int) -> dict[str, Any]
             for a, b in zip(steps, steps[1:], strict=False)
         },
         "load_s": seconds,
+        "idle": idle,
+        "servers_held_in_full": size["loaded"],
+        "servers_compacted": size["compacted"],
+        # What the directory itself counts for the compacted copies (exact, not RSS).
+        "compacted_mb_per_copy": size["compact_bytes"] / max(1, size["compacted"]) / MIB,
     }
 
 
@@ -220,9 +329,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.directory_memory", description=__doc__)
     parser.add_argument("file", type=Path, help="a server captured by fig6 (JSON)")
     parser.add_argument("--copies", type=int, default=100, help="how many copies to load")
+    parser.add_argument(
+        "--idle", action="store_true", help="leave every copy idle (compacted) before measuring"
+    )
     args = parser.parse_args()
     homeserver = CapturedHomeserver(json.loads(args.file.read_text()))
-    report = asyncio.run(measure(homeserver, args.copies))
+    report = asyncio.run(measure(homeserver, args.copies, idle=args.idle))
     json.dump(report, sys.stdout)
     print()
 

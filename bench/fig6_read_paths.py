@@ -17,7 +17,9 @@ adding small servers (1 channel, the owner alone) up to 10 and 40 of them. 100 f
 the current state of every room of the real server, fetched as the bridge fetches it, is loaded
 100 times (`--quick`: 5) under distinct room ids into a `ServerDirectory` in a separate process
 (bench/directory_memory.py), each copy read as `GET /servers/{sid}` and the member list read it;
-that process's RSS is read before, after 1, 10 and 100 copies.
+that process's RSS is read before, after 1, 10 and 100 copies. Then the same for 1,000 copies
+(`--quick`: 5) left idle, each compacted by the directory once read (bench/directory_memory.py
+`--idle`): the RSS after 1, 10, 100 and 1,000 of them; target ≤ 0.5 MiB per idle server.
 """
 
 from __future__ import annotations
@@ -113,8 +115,9 @@ async def capture_server(stack: Any, space: str) -> dict[str, Any]:
     return await capture(matrix, RoomID(space), UserID(stack.bot_user_id))
 
 
-async def model_memory(captured: dict[str, Any], copies: int) -> dict[str, Any]:
-    """bench/directory_memory.py's report for `copies` copies of the captured server.
+async def model_memory(captured: dict[str, Any], copies: int, *, idle: bool) -> dict[str, Any]:
+    """bench/directory_memory.py's report for `copies` copies of the captured server, held in
+    full or (`idle`) left idle for the directory to compact.
 
     A process of its own, so what it measures is the model alone, not this script's objects.
     """
@@ -128,6 +131,7 @@ async def model_memory(captured: dict[str, Any], copies: int) -> dict[str, Any]:
             file.name,
             "--copies",
             str(copies),
+            *(["--idle"] if idle else []),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -138,10 +142,20 @@ async def model_memory(captured: dict[str, Any], copies: int) -> dict[str, Any]:
     return report
 
 
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--save-capture",
+        type=Path,
+        default=None,
+        help="also write the captured server (JSON) here, for `python -m bench.directory_memory`",
+    )
+
+
 async def main(args: argparse.Namespace) -> Figure:
     members, channels = (10, 5) if args.quick else (1000, 200)
     small_steps = [2, 4] if args.quick else [10, 40]
     copies = 5 if args.quick else 100
+    idle_copies = 5 if args.quick else 1000
     figure = Figure(
         FIGURE,
         f"read paths, server of {members} members and {channels} channels",
@@ -156,6 +170,7 @@ async def main(args: argparse.Namespace) -> Figure:
             "channels": channels,
             "requests_per_trial": REQUESTS,
             "model_copies": copies,
+            "idle_model_copies": idle_copies,
         },
     )
     async with bench_stack(args.backend, admin_config=templates_config([channels])) as stack:
@@ -178,6 +193,8 @@ async def main(args: argparse.Namespace) -> Figure:
         figure.params["populate_s"] = round(time.monotonic() - started, 1)
         rss["one_full_server"] = rss_mb(bridge_pid)
         captured = await capture_server(stack, server.space)
+        if args.save_capture is not None:
+            args.save_capture.write_text(json.dumps(captured))
         headers = {"Authorization": f"Bearer {reader.token}"}
 
         async def get(url: str) -> Any:
@@ -265,7 +282,7 @@ async def main(args: argparse.Namespace) -> Figure:
         figure.rows.append([f"bridge RSS, {key.replace('_', ' ')}", f"{value:.0f} MiB", "", ""])
     # After the stack has stopped, so that its processes are not loading the cores meanwhile.
     log(f"{FIGURE}: the bridge's model of {copies} copies of the server")
-    model = await model_memory(captured, copies)
+    model = await model_memory(captured, copies, idle=False)
     figure.results["model_memory"] = model
     for step, mib in model["model_mb"].items():
         n = int(step)
@@ -290,11 +307,47 @@ async def main(args: argparse.Namespace) -> Figure:
         f"a process of its own; the rows are its RSS above what it held before loading "
         f"({model['rss_mb']['before']:.0f} MiB); MiB per server between readings: {between}"
     )
+    log(f"{FIGURE}: the bridge's model of {idle_copies} idle copies of the server")
+    idle = await model_memory(captured, idle_copies, idle=True)
+    figure.results["idle_model_memory"] = idle
+    for step, mib in idle["model_mb"].items():
+        n = int(step)
+        label = f"bridge model, {n} such server{'s' if n > 1 else ''} idle (measured)"
+        figure.rows.append([label, f"{fmt(mib)} MiB", "", ""])
+    last_span = list(idle["per_copy_mb_between"])[-1]
+    per_idle = idle["per_copy_mb_between"][last_span]
+    figure.rows.append(
+        [
+            "bridge model, per idle such server",
+            f"{fmt(per_idle)} MiB (RSS, {last_span.replace('-', '→')} servers); "
+            f"{fmt(idle['compacted_mb_per_copy'])} MiB compacted (counted by the directory)",
+            "",
+            "",
+        ]
+    )
+    figure.targets.append(
+        Target(
+            "bridge model, per idle such server",
+            "≤ 0.5 MiB",
+            f"{fmt(per_idle)} MiB",
+            None if args.quick else per_idle <= 0.5,
+        )
+    )
+    between = ", ".join(
+        f"{span.replace('-', '→')}: {fmt(mib)}" for span, mib in idle["per_copy_mb_between"].items()
+    )
+    figure.notes.append(
+        f"idle: the same copies, each left idle after it was read, so that the directory "
+        f"compacts it (`directory.max_loaded_servers: 1`; one server held in full at most "
+        f"meanwhile, whose memory the process keeps for the next); MiB per server between "
+        f"readings: {between}; {idle['servers_compacted']} servers compacted at the end, "
+        f"loaded in {idle['load_s']:.0f} s"
+    )
     return figure
 
 
 if __name__ == "__main__":
-    arguments = parse_args(FIGURE, __doc__)
+    arguments = parse_args(FIGURE, __doc__, _arguments)
     result = asyncio.run(main(arguments))
     result.print()
     result.write(arguments)

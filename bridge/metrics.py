@@ -50,21 +50,36 @@ class _DirectoryCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         size = self._footprint()
         yield GaugeMetricFamily(
-            "guilds_servers_loaded", "Servers held in the bridge's directory", size["servers"]
+            "guilds_servers_loaded",
+            "Servers the bridge's directory holds in full (in use lately)",
+            size["loaded"],
         )
         yield GaugeMetricFamily(
-            "guilds_directory_rooms", "Rooms whose state the directory holds", size["rooms"]
+            "guilds_servers_compacted",
+            "Servers the bridge's directory holds compacted (idle; expanded when next needed)",
+            size["compacted"],
+        )
+        yield GaugeMetricFamily(
+            "guilds_directory_rooms",
+            "Rooms whose state the directory holds in full",
+            size["rooms"],
         )
         yield GaugeMetricFamily(
             "guilds_directory_state_events",
-            "State events the directory holds, over all its rooms",
+            "State events the directory holds in full, over all those rooms",
             size["state_events"],
         )
         yield GaugeMetricFamily(
             "guilds_directory_bytes",
-            "Estimated memory of the directory's room state, in bytes: the measured deep size "
-            "of a random sample of state entries, scaled to all of them (see docs/DEPLOYMENT.md)",
+            "Estimated memory of the directory's room state, in bytes: for servers held in "
+            "full, the measured deep size of a random sample of state entries scaled to all "
+            "of them; for compacted servers, what they hold, measured (see docs/DEPLOYMENT.md)",
             size["bytes"],
+        )
+        yield GaugeMetricFamily(
+            "guilds_directory_compacted_bytes",
+            "The part of guilds_directory_bytes held by compacted servers",
+            size["compact_bytes"],
         )
 
 

@@ -92,6 +92,8 @@ class Bridge:
         self._provisioning_app: web.Application | None = None
         self._declared_task: asyncio.Task[None] | None = None
         self._calls: CallSweeper | None = None
+        # The directory once its compaction of idle servers runs (`connect`).
+        self._compacting: ServerDirectory | None = None
         self._convergence: Convergence | None = None
 
     # Built by open(); reading them earlier is a wiring mistake worth a clear message.
@@ -153,7 +155,7 @@ class Bridge:
         self.ready = asyncio.Event()
         self._provisioning_app = create_provisioning_app(self.matrix, self.ready, self.metrics)
         add_operation_routes(self._provisioning_app, queue)
-        self.directory = ServerDirectory(self.matrix, self.bot_user_id)
+        self.directory = ServerDirectory(self.matrix, self.bot_user_id, self.config.directory)
         self.metrics.watch_directory(self.directory.footprint)
         self._operations.superseded = self.directory.superseded
         # After BotMembership: a room the bot has just joined is known before its events apply.
@@ -273,6 +275,8 @@ class Bridge:
         # shutdown left unfinished, then the requests that were queued, go first.
         await self.queue.start()
         self.inbox.start()
+        self.directory.start()
+        self._compacting = self.directory
         if self._calls is not None:
             self._calls.start()
         # Every server checked once the queue has finished what a crash left, then on the slow
@@ -386,6 +390,8 @@ class Bridge:
             await asyncio.gather(self._declared_task, return_exceptions=True)
         if self._calls is not None:
             await self._calls.stop()
+        if self._compacting is not None:
+            await self._compacting.stop()
         if self._convergence is not None:
             await self._convergence.stop()
         if self._inbox is not None:

@@ -237,6 +237,21 @@ class ModulePolicies:
     public_servers: bool = True
 
 
+# The bridge's directory of servers (bridge/readback/directory.py): how many servers it holds in
+# full at most, and after how long unused one is compacted (docs/DEPLOYMENT.md).
+DEFAULT_MAX_LOADED_SERVERS = 64
+DEFAULT_IDLE_S = 300
+
+
+@dataclass(frozen=True)
+class DirectorySettings:
+    """`directory`: servers beyond `max_loaded_servers`, or unused for `idle_s`, are held
+    compacted (their state compressed) until next needed."""
+
+    max_loaded_servers: int = DEFAULT_MAX_LOADED_SERVERS
+    idle_s: int = DEFAULT_IDLE_S
+
+
 # The slow sweep comparing every room with what its server's model derives
 # (bridge/readback/convergence.py).
 DEFAULT_SWEEP_INTERVAL_S = 600
@@ -262,6 +277,7 @@ class GuildsConfig:
     # Seconds between two sweeps of every server's rooms; 0 turns the sweep off (the checks
     # after operations, on events and at start-up still run).
     sweep_interval_s: int = DEFAULT_SWEEP_INTERVAL_S
+    directory: DirectorySettings = DirectorySettings()
 
     @property
     def module_policies(self) -> ModulePolicies:
@@ -469,6 +485,7 @@ GUILDS_KEYS = {
     "web",
     "log_level",
     "metrics",
+    "directory",
     "policies",
     "templates",
     "servers",
@@ -543,6 +560,12 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     conv = r.section("convergence")
     conv.unknown_keys({"sweep_interval_s"})
     sweep_interval_s = conv.integer("sweep_interval_s", DEFAULT_SWEEP_INTERVAL_S, 0, 7 * 86400)
+    d = r.section("directory")
+    d.unknown_keys({"max_loaded_servers", "idle_s"})
+    directory = DirectorySettings(
+        d.integer("max_loaded_servers", DEFAULT_MAX_LOADED_SERVERS, 1, 1_000_000),
+        d.integer("idle_s", DEFAULT_IDLE_S, 1, 7 * 86400),
+    )
     m = r.section("metrics")
     m.unknown_keys({"enabled", "listen"})
     metrics = MetricsSettings(m.boolean("enabled", False), m.listen("listen", 9400))
@@ -573,6 +596,7 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
         servers=servers,
         answer_within_s=answer_within_s,
         sweep_interval_s=sweep_interval_s,
+        directory=directory,
     )
 
 

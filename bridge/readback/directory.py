@@ -8,10 +8,15 @@ the API is an in-memory assembly (`guilds.snapshot.assemble`), never a walk over
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import sys
-from collections.abc import Iterable, Mapping
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +24,13 @@ from bridge.engine.inbox import InboxEvent
 from bridge.engine.matrix import MatrixClient, MatrixRequestError
 from bridge.engine.patience import patiently
 from bridge.engine.steps import Plan, SendState
+from bridge.plans.servers import DECLARED_EVENT
+from guilds.config import DirectorySettings
 from guilds.ids import RoomID, UserID
 from guilds.model import CATEGORY_EVENT, InvalidContent, Server
 from guilds.rules import RoomKind, channel_kind
-from guilds.snapshot import assemble, is_server_space, rooms_of
-from guilds.vocabulary import CHANNEL_EVENT, ROLE_ROOM_TYPE, ChannelKind
+from guilds.snapshot import assemble, is_server_space, joined, rooms_of
+from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ROLE_ROOM_TYPE, ChannelKind
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +171,32 @@ class RoomStates:
     def forget(self, room_id: RoomID) -> None:
         self._rooms.pop(room_id, None)
 
+    def export(self, room_id: RoomID) -> list[list[Any]]:
+        """A room's entries as plain JSON values, exactly: `restore` gives them back.
+
+        One row per entry, `[type, state_key, content, event_id]`, followed by `confirmed` and
+        the replaced ids only where they differ from what a freshly read room has.
+        """
+        rows: list[list[Any]] = []
+        for (event_type, state_key), entry in sorted(self._rooms.get(room_id, {}).items()):
+            row: list[Any] = [event_type, state_key, entry.content, entry.event_id]
+            if not entry.confirmed or entry.replaced:
+                row += [entry.confirmed, list(entry.replaced)]
+            rows.append(row)
+        return rows
+
+    def restore(self, room_id: RoomID, rows: Iterable[list[Any]]) -> None:
+        """Set a room's entries from `export`'s rows."""
+        self._rooms[room_id] = {
+            (row[0], row[1]): _Entry(
+                row[2],
+                row[3],
+                confirmed=row[4] if len(row) > 4 else True,
+                replaced=tuple(row[5]) if len(row) > 5 else (),
+            )
+            for row in rows
+        }
+
     def footprint(self) -> tuple[int, int, int]:
         """(rooms, state entries, estimated bytes) of what is held.
 
@@ -206,22 +239,100 @@ class _View(Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]):
         return len(self._rooms)
 
 
-class ServerDirectory:
-    """Every Guilds server the bot administers, as models assembled from tracked room state."""
+@dataclass(frozen=True, slots=True)
+class _Compact:
+    """A server held compacted: its rooms' state as compressed JSON, and the few facts read
+    across every server (membership, ownership, room kinds, call memberships) kept aside so
+    that reading them does not bring the server back."""
 
-    def __init__(self, matrix: MatrixClient, bot: UserID) -> None:
+    # zlib-compressed JSON: [[room_id, RoomStates.export(room_id)], …]
+    blob: bytes
+    # Whether the state assembled into a model (`get` answers None for it otherwise).
+    readable: bool
+    owner: UserID | None
+    # "\n"-separated and framed user ids: `Server.is_member` true for them (owner included).
+    members: str
+    # Joined to some room of the server without being a member (see `joined_users`).
+    joined_elsewhere: str
+    owner_joined: bool
+    kinds: tuple[tuple[RoomID, RoomKind, ChannelKind | None], ...]
+    # The space's entries of KEPT_SPACE_TYPES, (type, state_key) -> content.
+    kept: dict[tuple[str, str], dict[str, Any]]
+    # Call memberships with content (room, state_key, content): rare, and read every sweep.
+    calls: tuple[tuple[RoomID, str, dict[str, Any]], ...]
+
+    def size(self) -> int:
+        """Bytes held, measured (not estimated): what compaction leaves of the server."""
+        return (
+            sys.getsizeof(self.blob)
+            + sys.getsizeof(self.members)
+            + sys.getsizeof(self.joined_elsewhere)
+            + _deep_size(self.kinds)
+            + _deep_size(self.kept)
+            + _deep_size(self.calls)
+        )
+
+
+# How often per `idle_s` the directory looks for idle servers to compact.
+COMPACT_CHECKS_PER_IDLE = 4
+
+# Space state read for every server (`space_entry`) that a compacted server answers itself.
+KEPT_SPACE_TYPES = frozenset({DECLARED_EVENT})
+
+
+def _framed(users: Iterable[str]) -> str:
+    """User ids one a line, framed by newlines, so `f"\n{user}\n" in framed` is a lookup
+    (user ids never contain a newline)."""
+    return "\n" + "\n".join(sorted(users)) + "\n" if users else ""
+
+
+def _in_framed(framed: str, user: str) -> bool:
+    return bool(framed) and f"\n{user}\n" in framed
+
+
+class ServerDirectory:
+    """Every Guilds server the bot administers, as models assembled from tracked room state.
+
+    A server is held in full while in use and compacted (`_Compact`) once unused for
+    `idle_s`, or when more than `max_loaded` servers are held in full (the least recently used
+    first). Compaction loses nothing: every method that needs a compacted server's state
+    expands it first, so callers see no difference but the time to expand it (milliseconds).
+    A server is never compacted while it is being read from the homeserver (pinned).
+    """
+
+    def __init__(
+        self,
+        matrix: MatrixClient,
+        bot: UserID,
+        settings: DirectorySettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._matrix = matrix
         self._bot = bot
+        self.settings = settings if settings is not None else DirectorySettings()
+        self._clock = clock
         self._states = RoomStates()
         self._server_of: dict[RoomID, RoomID] = {}
         self._models: dict[RoomID, Server] = {}
         self._stale: set[RoomID] = set()
+        # Servers held in full -> when last used, least recently used first.
+        self._loaded: OrderedDict[RoomID, float] = OrderedDict()
+        self._compact: dict[RoomID, _Compact] = {}
+        # Servers being read from the homeserver (how many reads): never compacted meanwhile.
+        self._pinned: dict[RoomID, int] = {}
+        self.compactions = 0
+        self.expansions = 0
+        self._task: asyncio.Task[None] | None = None
 
     # -- reading -------------------------------------------------------------------------------
 
     def get(self, server_id: RoomID) -> Server | None:
-        if server_id not in self._server_of or self._server_of[server_id] != server_id:
+        if self._server_of.get(server_id) != server_id:
             return None
+        self._use(server_id)
+        return self._model(server_id)
+
+    def _model(self, server_id: RoomID) -> Server | None:
         if server_id in self._stale or server_id not in self._models:
             try:
                 self._models[server_id] = assemble(server_id, self._states.view(), bot=self._bot)
@@ -238,9 +349,72 @@ class ServerDirectory:
         """The servers `user_id` has joined."""
         found = []
         for server_id in self.server_ids():
+            compact = self._compact.get(server_id)
+            if compact is not None and not (
+                compact.readable and _in_framed(compact.members, user_id)
+            ):
+                continue
             server = self.get(server_id)
             if server is not None and server.is_member(user_id):
                 found.append(server)
+        return found
+
+    def owner_of(self, server_id: RoomID) -> UserID | None:
+        """The server's owner (None: no such server, or unreadable), without expanding it."""
+        compact = self._compact.get(server_id)
+        if compact is not None:
+            return compact.owner if compact.readable else None
+        server = self.get(server_id)
+        return server.state.owner if server is not None else None
+
+    def space_entry(
+        self, server_id: RoomID, event_type: str, state_key: str = ""
+    ) -> Mapping[str, Any] | None:
+        """The content of one state entry of the server's space (None: none held)."""
+        compact = self._compact.get(server_id)
+        if compact is not None and event_type in KEPT_SPACE_TYPES:
+            return compact.kept.get((event_type, state_key))
+        return self.states().get(server_id, {}).get((event_type, state_key))
+
+    def joined_users(self) -> set[UserID]:
+        """Every user joined to some room the directory tracks."""
+        users: set[UserID] = set()
+        for server_id in self.server_ids():
+            compact = self._compact.get(server_id)
+            if compact is not None:
+                held = {
+                    UserID(u)
+                    for framed in (compact.members, compact.joined_elsewhere)
+                    for u in framed.split("\n")
+                    if u
+                }
+                if compact.owner is not None and not compact.owner_joined:
+                    # A member whether joined or not; joined to no room here.
+                    held.discard(compact.owner)
+                users |= held
+                continue
+            view = self._states.view()
+            for room_id in self.rooms(server_id):
+                if room_id in view:
+                    users |= joined(view[room_id])
+        return users
+
+    def call_memberships(
+        self, room_ids: Iterable[RoomID]
+    ) -> list[tuple[RoomID, str, Mapping[str, Any]]]:
+        """The call memberships with content in these rooms, (room, state_key, content)."""
+        wanted = set(room_ids)
+        found: list[tuple[RoomID, str, Mapping[str, Any]]] = []
+        for compact in self._compact.values():
+            found.extend(c for c in compact.calls if c[0] in wanted)
+        view = self._states.view()
+        for room_id in wanted:
+            if room_id in view and self._server_of.get(room_id) not in self._compact:
+                found.extend(
+                    (room_id, key, content)
+                    for (event_type, key), content in view[room_id].items()
+                    if event_type == CALL_MEMBER_EVENT and content
+                )
         return found
 
     def server_of(self, room_id: RoomID) -> RoomID | None:
@@ -251,27 +425,46 @@ class ServerDirectory:
         return [room for room, server in self._server_of.items() if server == server_id]
 
     def states(self) -> Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]:
-        return self._states.view()
+        """Every tracked room's state; reading a room of a compacted server expands it."""
+        return _DirectoryView(self)
 
     def footprint(self) -> dict[str, int]:
-        """Servers, rooms, state events and the estimated bytes of their state (for metrics)."""
+        """Servers, rooms, state events and the estimated bytes of their state (for metrics).
+
+        `servers` counts every server, `loaded` those held in full, `compacted` the rest;
+        `rooms` and `state_events` are those of the servers held in full; `bytes` is the
+        estimated size of what they hold plus `compact_bytes`, what the compacted ones hold
+        (measured).
+        """
         rooms, events, size = self._states.footprint()
+        compact = sum(c.size() for c in self._compact.values())
         return {
             "servers": len(self.server_ids()),
+            "loaded": len(self._loaded),
+            "compacted": len(self._compact),
             "rooms": rooms,
             "state_events": events,
-            "bytes": size,
+            "bytes": size + compact,
+            "compact_bytes": compact,
         }
 
     def room_kinds(self, server_id: RoomID) -> list[tuple[RoomID, RoomKind, ChannelKind | None]]:
         """What each room of the server is, as power levels and rules need to know."""
+        compact = self._compact.get(server_id)
+        if compact is not None:
+            return list(compact.kinds)
         kinds = (self._kind_of(room_id, server_id) for room_id in self.rooms(server_id))
         return [kind for kind in kinds if kind is not None]
 
     def room_kind(self, room_id: RoomID) -> RoomKind | None:
         """What a tracked room is to its server; None for a room the directory does not track."""
         server_id = self._server_of.get(room_id)
-        kind = self._kind_of(room_id, server_id) if server_id is not None else None
+        if server_id is None:
+            return None
+        compact = self._compact.get(server_id)
+        if compact is not None:
+            return next((kind for room, kind, _ in compact.kinds if room == room_id), None)
+        kind = self._kind_of(room_id, server_id)
         return kind[1] if kind is not None else None
 
     def _kind_of(
@@ -290,23 +483,131 @@ class ServerDirectory:
             return (room_id, RoomKind.ROLE_ROOM, None)
         return None
 
+    # -- holding servers in full or compacted ------------------------------------------------
+
+    def is_loaded(self, server_id: RoomID) -> bool:
+        """Whether the server is held in full (not compacted)."""
+        return server_id in self._loaded
+
+    def _use(self, server_id: RoomID) -> None:
+        """The server is in use: held in full (expanded if need be), most recently used."""
+        if server_id in self._compact:
+            self._expand(server_id)
+        self._loaded[server_id] = self._clock()
+        self._loaded.move_to_end(server_id)
+        if len(self._loaded) > self.settings.max_loaded_servers:
+            self.compact_idle(keep=server_id)
+
+    def compact_idle(self, keep: RoomID | None = None) -> int:
+        """Compact the servers unused for `idle_s`, and the least recently used beyond
+        `max_loaded_servers`; answers how many were compacted. Never `keep`, nor a pinned
+        server (one being read from the homeserver)."""
+        settings = self.settings
+        now = self._clock()
+        done = 0
+        for server_id, used in list(self._loaded.items()):
+            over = len(self._loaded) > settings.max_loaded_servers
+            if not over and now - used < settings.idle_s:
+                break  # the rest were used more recently
+            if server_id == keep or self._pinned.get(server_id):
+                continue
+            try:
+                self._compact_server(server_id)
+            except Exception:
+                # Held in full as before: a failure here must never fail the read that asked.
+                log.exception("Compacting server %s failed; it stays held in full", server_id)
+                self._loaded.move_to_end(server_id)
+                continue
+            done += 1
+        return done
+
+    def start(self) -> None:
+        """Compact idle servers from now on, looking a few times per `idle_s`."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._compacting(), name="guilds-directory-compact")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _compacting(self) -> None:
+        while True:
+            await asyncio.sleep(max(1.0, self.settings.idle_s / COMPACT_CHECKS_PER_IDLE))
+            try:
+                self.compact_idle()
+            except Exception:
+                log.exception("Compacting idle servers failed")
+
+    def _compact_server(self, server_id: RoomID) -> None:
+        model = self._model(server_id)
+        rooms = self.rooms(server_id)
+        view = self._states.view()
+        space = view[server_id] if server_id in view else {}
+        members = (model.members | {model.state.owner}) if model is not None else frozenset()
+        joined_any: set[str] = set()
+        calls: list[tuple[RoomID, str, dict[str, Any]]] = []
+        exported = []
+        for room_id in rooms:
+            if room_id not in view:
+                continue
+            state = view[room_id]
+            joined_any |= joined(state)
+            calls.extend(
+                (room_id, key, dict(content))
+                for (event_type, key), content in state.items()
+                if event_type == CALL_MEMBER_EVENT and content
+            )
+            exported.append([room_id, self._states.export(room_id)])
+        compact = _Compact(
+            blob=zlib.compress(json.dumps(exported, separators=(",", ":")).encode()),
+            readable=model is not None,
+            owner=model.state.owner if model is not None else None,
+            members=_framed(members),
+            joined_elsewhere=_framed(joined_any - members),
+            owner_joined=model is not None and model.state.owner in joined_any,
+            kinds=tuple(self.room_kinds(server_id)),
+            kept={
+                key: dict(content) for key, content in space.items() if key[0] in KEPT_SPACE_TYPES
+            },
+            calls=tuple(calls),
+        )
+        for room_id in rooms:
+            self._states.forget(room_id)
+        self._models.pop(server_id, None)
+        self._stale.discard(server_id)
+        self._loaded.pop(server_id, None)
+        self._compact[server_id] = compact
+        self.compactions += 1
+        log.debug("Compacted the idle server %s: %d bytes held", server_id, compact.size())
+
+    def _expand(self, server_id: RoomID) -> None:
+        compact = self._compact.pop(server_id)
+        for room_id, rows in json.loads(zlib.decompress(compact.blob)):
+            self._states.restore(RoomID(room_id), rows)
+        self._stale.add(server_id)
+        self.expansions += 1
+        log.debug("Expanded the compacted server %s", server_id)
+
     # -- loading -------------------------------------------------------------------------------
 
     async def load(self, server_id: RoomID) -> Server | None:
         """(Re)read every room of a server from the homeserver."""
-        space = await self._fetch(server_id)
-        if space is None:
-            return None
-        self._states.replace(server_id, space)
-        if not is_server_space(self._states.view()[server_id]):
-            self._states.forget(server_id)
-            return None
-        self._server_of[server_id] = server_id
-        # Twice: the second round reaches the children of the categories found by the first.
-        for _ in range(2):
-            await self._load_missing(server_id)
-        self._stale.add(server_id)
-        return self.get(server_id)
+        with self._reading(server_id):
+            space = await self._fetch(server_id)
+            if space is None:
+                return None
+            self._states.replace(server_id, space)
+            if not is_server_space(self._states.view()[server_id]):
+                self._states.forget(server_id)
+                return None
+            self._server_of[server_id] = server_id
+            # Twice: the second round reaches the children of the categories found by the first.
+            for _ in range(2):
+                await self._load_missing(server_id)
+            self._stale.add(server_id)
+            return self.get(server_id)
 
     async def refresh(self, server_id: RoomID, room_ids: Iterable[RoomID]) -> Server | None:
         """Re-read some rooms of a server (those an operation just changed or created).
@@ -316,10 +617,25 @@ class ServerDirectory:
         """
         if self._server_of.get(server_id) != server_id:
             return None
-        await self._load_rooms(server_id, set(room_ids))
-        await self._load_missing(server_id)
-        self._stale.add(server_id)
-        return self.get(server_id)
+        with self._reading(server_id):
+            await self._load_rooms(server_id, set(room_ids))
+            await self._load_missing(server_id)
+            self._stale.add(server_id)
+            return self.get(server_id)
+
+    @contextmanager
+    def _reading(self, server_id: RoomID) -> Iterator[None]:
+        """While a server's rooms are read from the homeserver: held in full, not compacted
+        (rooms read into a compacted server would be lost at its next expansion)."""
+        if self._server_of.get(server_id) == server_id:
+            self._use(server_id)
+        self._pinned[server_id] = self._pinned.get(server_id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._pinned.pop(server_id) - 1
+            if left:
+                self._pinned[server_id] = left
 
     async def _load_missing(self, server_id: RoomID) -> None:
         missing = rooms_of(server_id, self._states.view()) - self._tracked()
@@ -365,8 +681,10 @@ class ServerDirectory:
         event_id: str | None = None,
     ) -> None:
         """What the bridge itself just changed, so a read right after a write sees it."""
-        self._states.apply_sent(room_id, event_type, state_key, content, event_id)
         server_id = self._server_of.get(room_id)
+        if server_id is not None:
+            self._use(server_id)
+        self._states.apply_sent(room_id, event_type, state_key, content, event_id)
         if server_id is not None:
             self._stale.add(server_id)
 
@@ -379,10 +697,15 @@ class ServerDirectory:
         edited back) is then answered with that older event, and the room keeps the newer
         one. The write must be made again once the worker has caught up.
         """
+        server_id = self._server_of.get(RoomID(room_id))
+        if server_id is not None:
+            self._use(server_id)
         return self._states.superseded(RoomID(room_id), event_type, state_key, event_id)
 
     def forget_room(self, room_id: RoomID) -> None:
         """Stop tracking one room of a server (a deleted channel or category the bot has left)."""
+        if (server_id := self._server_of.get(room_id)) is not None:
+            self._use(server_id)
         server_id = self._server_of.pop(room_id, None)
         self._states.forget(room_id)
         if server_id is not None:
@@ -409,6 +732,8 @@ class ServerDirectory:
             self._states.forget(room_id)
         self._models.pop(server_id, None)
         self._stale.discard(server_id)
+        self._loaded.pop(server_id, None)
+        self._compact.pop(server_id, None)
 
     async def handle(self, event: InboxEvent) -> None:
         """Inbox handler: keep tracked rooms current; pick up rooms newly linked to a server."""
@@ -418,6 +743,10 @@ class ServerDirectory:
         server_id = self._server_of.get(room_id)
         if server_id is None:
             return
+        with self._reading(server_id):
+            await self._apply(event, room_id, server_id)
+
+    async def _apply(self, event: InboxEvent, room_id: RoomID, server_id: RoomID) -> None:
         out_of_order = self._states.out_of_order(event.event)
         if not self._states.apply_received(event.event):
             return
@@ -435,3 +764,36 @@ class ServerDirectory:
             # A room newly linked into the space or a category (say, from another client), or
             # a new role's room: start tracking it.
             await self._load_missing(server_id)
+
+
+class _DirectoryView(Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]):
+    """A read-only mapping of room id -> state key -> content over every tracked room: a room
+    of a compacted server is read by expanding the server (`ServerDirectory._use`)."""
+
+    def __init__(self, directory: ServerDirectory) -> None:
+        self._directory = directory
+
+    def __getitem__(self, room_id: RoomID) -> Mapping[tuple[str, str], Mapping[str, Any]]:
+        directory = self._directory
+        server_id = directory.server_of(room_id)
+        if server_id is not None and directory._server_of.get(server_id) == server_id:
+            directory._use(server_id)
+        return directory._states.view()[room_id]
+
+    def __contains__(self, room_id: object) -> bool:
+        directory = self._directory
+        if room_id in directory._states:
+            return True
+        server_id = directory._server_of.get(room_id)  # type: ignore[call-overload]
+        return server_id is not None and server_id in directory._compact
+
+    def _rooms(self) -> list[RoomID]:
+        directory = self._directory
+        compacted = [r for r, s in directory._server_of.items() if s in directory._compact]
+        return list(directory._states.view()) + compacted
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._rooms())
+
+    def __len__(self) -> int:
+        return len(self._rooms())

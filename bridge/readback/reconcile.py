@@ -15,7 +15,7 @@ homeserver); `Reconciler` gathers their inputs, runs the plans through the journ
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -35,7 +35,7 @@ from bridge.plans.roles import (
     with_assignment,
     without_member,
 )
-from bridge.plans.rooms import ServerRooms
+from bridge.plans.rooms import RoomStates, ServerRooms
 from bridge.readback.rooms import RoomsReader
 from guilds.ids import RoomID, UserID
 from guilds.layout import channel_allow, space_child
@@ -121,14 +121,36 @@ def model_before(
     prev_content: Mapping[str, Any] | None,
 ) -> Server:
     """The server as it was before one state event (its previous content put back)."""
-    patched: dict[RoomID, RoomState] = dict(rooms.states)
     room = dict(rooms.state(room_id))
     if prev_content is None:
         room.pop(key, None)
     else:
         room[key] = prev_content
-    patched[room_id] = room
-    return assemble(rooms.server.server_id, patched, bot=rooms.bot)
+    return assemble(rooms.server.server_id, _WithRoom(rooms.states, room_id, room), bot=rooms.bot)
+
+
+class _WithRoom(Mapping[RoomID, RoomState]):
+    """`states` with one room's state put in place: a view, since copying `states` would read
+    every room the bridge tracks (expanding every compacted server)."""
+
+    def __init__(self, states: RoomStates, room_id: RoomID, room: RoomState) -> None:
+        self._states = states
+        self._room_id = room_id
+        self._room = room
+
+    def __getitem__(self, room_id: RoomID) -> RoomState:
+        return self._room if room_id == self._room_id else self._states[room_id]
+
+    def __contains__(self, room_id: object) -> bool:
+        return room_id == self._room_id or room_id in self._states
+
+    def __iter__(self) -> Iterator[RoomID]:
+        yield from self._states
+        if self._room_id not in self._states:
+            yield self._room_id
+
+    def __len__(self) -> int:
+        return len(self._states) + (self._room_id not in self._states)
 
 
 # -- 1. power levels ---------------------------------------------------------------------------

@@ -125,26 +125,17 @@ class CallSweeper:
     async def sweep_once(self) -> int:
         """One pass; answers how many memberships were cleared."""
         rooms = self._call_rooms()
-        states = self._directory.states()
-        # Memberships the index has not seen arrive (held before the bridge started).
-        for room_id in rooms:
-            if room_id not in states:
+        # Memberships the index has not seen arrive (held before the bridge started). Asked of
+        # the directory as such: reading every call room's state would expand every server.
+        for room_id, state_key, _ in self._directory.call_memberships(rooms):
+            if (room_id, state_key) in self._expiry:
                 continue
-            for (event_type, state_key), content in states[room_id].items():
-                if (
-                    event_type != CALL_MEMBER_EVENT
-                    or not content
-                    or (room_id, state_key) in self._expiry
-                ):
-                    continue
-                event = await self._current(room_id, state_key)
-                if event is None:
-                    continue
-                expiry = membership_expiry_ms(
-                    event.get("content") or {}, event.get("origin_server_ts")
-                )
-                if expiry is not None:
-                    self._expiry[(room_id, state_key)] = expiry
+            event = await self._current(room_id, state_key)
+            if event is None:
+                continue
+            expiry = membership_expiry_ms(event.get("content") or {}, event.get("origin_server_ts"))
+            if expiry is not None:
+                self._expiry[(room_id, state_key)] = expiry
         now = self._clock_ms()
         cleared = 0
         for (room_id, state_key), expiry in list(self._expiry.items()):

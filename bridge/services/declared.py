@@ -142,9 +142,8 @@ class Declarations:
     # -- finding -------------------------------------------------------------------------------
 
     def find(self, key: str) -> Server | None:
-        states = self.directory.states()
         for server_id in self.directory.server_ids():
-            content = states.get(server_id, {}).get((DECLARED_EVENT, ""))
+            content = self.directory.space_entry(server_id, DECLARED_EVENT)
             if content and content.get("key") == key:
                 return self.directory.get(server_id)
         return None
@@ -155,14 +154,7 @@ class Declarations:
         A regex in `members` covers these; the homeserver lists its users only to its admins.
         """
         suffix = f":{self.servers.server_name}"
-        users = {
-            UserID(key)
-            for state in self.directory.states().values()
-            for (event_type, key), content in state.items()
-            if event_type == "m.room.member"
-            and content.get("membership") == "join"
-            and key.endswith(suffix)
-        }
+        users = {user for user in self.directory.joined_users() if user.endswith(suffix)}
         return users - {self.bot}
 
     def wanted_members(self, declared: DeclaredServer) -> dict[UserID, set[str]]:

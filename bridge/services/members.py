@@ -136,8 +136,10 @@ class Members:
         ordered = sorted(
             ((_sort_key(server, u), u) for u in server.members | {server.state.owner}),
         )
-        if len(self._orders) > 2 * len(self.directory.server_ids()) + 16:
-            self._orders.clear()  # servers deleted since: drop their orders
+        # Only for servers held in full: a compacted (or deleted) server's order would keep
+        # its whole model alive.
+        for held in [sid for sid in self._orders if not self.directory.is_loaded(sid)]:
+            del self._orders[held]
         users, keys = [u for _, u in ordered], [k for k, _ in ordered]
         self._orders[server.server_id] = (server, users, keys)
         return users, keys

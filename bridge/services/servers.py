@@ -166,11 +166,7 @@ class Servers:
             raise Forbidden(refusal)
 
     def owned_by(self, user: UserID) -> int:
-        return sum(
-            1
-            for server_id in self.directory.server_ids()
-            if (server := self.directory.get(server_id)) is not None and server.state.owner == user
-        )
+        return sum(1 for sid in self.directory.server_ids() if self.directory.owner_of(sid) == user)
 
     async def is_server_admin(self, user: UserID, token: str) -> bool:
         """Whether the homeserver counts the caller as a server admin.

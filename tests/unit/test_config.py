@@ -14,6 +14,7 @@ import yaml
 
 from guilds.config import (
     ConfigErrors,
+    DirectorySettings,
     check_secret,
     load_config,
     parse_config,
@@ -157,6 +158,18 @@ def test_metrics_are_off_unless_enabled_and_checked_when_on(install: Path) -> No
     assert "unknown option" in errors["metrics.path"]
     data["metrics"] = {"enabled": True, "listen": copy.deepcopy(data["web"]["listen"])}
     assert "differ" in errors_of(data, install)["metrics.listen"]
+
+
+def test_directory_limits_have_defaults_and_are_checked(install: Path) -> None:
+    data = guilds_data(install)
+    assert parse_config(data, install).directory == DirectorySettings(64, 300)
+    data["directory"] = {"max_loaded_servers": 5, "idle_s": 30}
+    assert parse_config(data, install).directory == DirectorySettings(5, 30)
+    data["directory"] = {"max_loaded_servers": 0, "idle_s": "soon", "size": 1}
+    errors = errors_of(data, install)
+    assert "between 1 and 1000000" in errors["directory.max_loaded_servers"]
+    assert "whole number" in errors["directory.idle_s"]
+    assert "unknown option" in errors["directory.size"]
 
 
 def test_generated_local_config_enables_metrics_on_the_given_loopback_port() -> None:

@@ -103,12 +103,22 @@ def test_transactions_count_events_and_their_lag() -> None:
 
 def test_directory_size_is_read_at_scrape_time() -> None:
     m = BridgeMetrics()
-    size = {"servers": 1, "rooms": 3, "state_events": 40, "bytes": 9000}
+    size = {
+        "servers": 3,
+        "loaded": 1,
+        "compacted": 2,
+        "rooms": 3,
+        "state_events": 40,
+        "bytes": 9000,
+        "compact_bytes": 500,
+    }
     m.watch_directory(lambda: size)
     assert value(m, "guilds_servers_loaded") == 1
-    size["servers"] = 2
+    size["loaded"] = 2
     assert value(m, "guilds_servers_loaded") == 2
+    assert value(m, "guilds_servers_compacted") == 2
     assert value(m, "guilds_directory_bytes") == 9000
+    assert value(m, "guilds_directory_compacted_bytes") == 500
 
 
 async def _ok(request: web.Request) -> web.Response:
