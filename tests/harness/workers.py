@@ -28,6 +28,7 @@ from tests.harness.stack import (
     PG_HOST,
     PG_PORT,
     PG_USER,
+    ROOM_VERSION_11,
     Stack,
     create_pg_database,
     drop_pg_database,
@@ -37,6 +38,10 @@ from tests.harness.stack import (
 # The backends of `stack` for a test that must also hold on the worker deployment.
 ALSO_ON_WORKERS = pytest.mark.parametrize(
     "stack", ["sqlite", "postgres", "workers"], indirect=True, scope="session"
+)
+# The same, and in room version 11 too (the version an admin picks for older clients).
+ALSO_ON_WORKERS_AND_ROOM_VERSION_11 = pytest.mark.parametrize(
+    "stack", ["sqlite", "postgres", "workers", ROOM_VERSION_11], indirect=True, scope="session"
 )
 # For tests about the worker deployment itself (they use `workers_stack`).
 ONLY_ON_WORKERS = pytest.mark.parametrize("stack", ["workers"], indirect=True, scope="session")

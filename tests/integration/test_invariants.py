@@ -25,6 +25,7 @@ from tests.harness.api import (
     Api,
     as_bot,
     create_server,
+    default_room_version,
     eventually,
     grant,
     hierarchy,
@@ -36,10 +37,11 @@ from tests.harness.api import (
 )
 from tests.harness.invariants import power_everywhere
 from tests.harness.stack import Stack, User
-from tests.harness.workers import ALSO_ON_WORKERS
+from tests.harness.workers import ALSO_ON_WORKERS_AND_ROOM_VERSION_11
 
-# The same invariants hold when Synapse runs as a main process with workers.
-pytestmark = ALSO_ON_WORKERS
+# The same invariants hold when Synapse runs as a main process with workers, and in rooms of
+# version 11 (creators without unlimited power: the bot holds 100 in `users`).
+pytestmark = ALSO_ON_WORKERS_AND_ROOM_VERSION_11
 
 VIP_POWER = 10
 _names = itertools.count(1)
@@ -169,11 +171,17 @@ async def test_hierarchy_lists_for_each_user_exactly_the_channels_they_may_enter
 # --- 2. restricted channels -------------------------------------------------------------------
 
 
-async def test_channels_are_restricted_rooms_of_version_10_or_later(built: Built) -> None:
+async def test_channels_are_restricted_rooms_of_the_homeserver_default_version(
+    built: Built,
+) -> None:
+    version = await default_room_version(built.stack)
+    assert int(version) >= 10, version
     role_rooms = {await role_room(built.stack, built.server_id, built.vip)}
+    space = await built.state(built.server_id)
+    assert space[("m.room.create", "")]["room_version"] == version
     for name, channel_id in built.channels.items():
         room = await built.state(channel_id)
-        assert int(room[("m.room.create", "")]["room_version"]) >= 10, name
+        assert room[("m.room.create", "")]["room_version"] == version, name
         rules = room[("m.room.join_rules", "")]
         assert rules["join_rule"] == "restricted", name
         allowed = {a["room_id"] for a in rules["allow"]}
