@@ -478,7 +478,7 @@ def adoption_decision(
         room=room_id,
         type=POWER_LEVELS,
         state_key="",
-        content=writable_levels(levels, merged_power_levels(levels, derived, creators=others)),
+        content=writable_levels(levels, merged_power_levels(levels, derived, creators=others), bot),
     )
     link: list[Step] = []
     if (

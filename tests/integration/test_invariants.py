@@ -40,7 +40,7 @@ from tests.harness.stack import Stack, User
 from tests.harness.workers import ALSO_ON_WORKERS_AND_ROOM_VERSION_11
 
 # The same invariants hold when Synapse runs as a main process with workers, and in rooms of
-# version 11 (creators without unlimited power: the bot holds 100 in `users`).
+# version 11 (creators without unlimited power: the bot holds 101 in `users`).
 pytestmark = ALSO_ON_WORKERS_AND_ROOM_VERSION_11
 
 VIP_POWER = 10
@@ -221,7 +221,8 @@ async def test_power_levels_match_the_roles_in_every_room(built: Built) -> None:
         if creators_have_unlimited_power(create["room_version"]):
             assert bot not in users and create.get("creator", bot) == bot, room_id
         else:
-            assert users[bot] == 100, room_id
+            # Above the admins' 100: nobody can lower, kick or ban a power equal to their own.
+            assert users[bot] == 101, room_id
 
 
 async def _levels_everywhere(built: Built, user_id: str, power: int) -> None:
@@ -246,6 +247,15 @@ async def test_a_role_change_through_the_api_reaches_every_room(built: Built) ->
     assert status == 200, answer
     await _levels_everywhere(built, user.user_id, 0)
     print(f"moderator removed: power 0 in every room after {time.monotonic() - started:.2f}s")
+
+    # An admin's 100 equals the bot's under room version 11, yet removing the role lowers it.
+    await grant(built.stack, sid, built["owner"], user, "admin")
+    await _levels_everywhere(built, user.user_id, 100)
+    status, answer = await owner.call(
+        "DELETE", f"/servers/{sid}/members/{user.user_id}/roles/admin"
+    )
+    assert status == 200, answer
+    await _levels_everywhere(built, user.user_id, 0)
 
     # Editing a role's power moves its holders everywhere too.
     started = time.monotonic()
