@@ -15,6 +15,12 @@ from guilds.vocabulary import CALL_MEMBER_EVENT, ChannelKind
 # Room versions in which the creators have unlimited power and must not appear in `users`
 # (MSC4289). Later numeric versions are assumed to keep the rule.
 _CREATOR_POWER_FROM_VERSION: Final = 12
+# The bot's power in the rooms it creates in earlier versions (10, 11): one above the admins',
+# so that, as a v12 creator does, it outranks every role. Matrix lets nobody lower, kick or ban
+# a user whose power equals their own: at 100 beside the admins, the bot could not take the
+# admin role away nor remove an admin from the server. A room's first power levels may give
+# its creator any power, so the bot sets this at creation (it can never raise itself later).
+BOT_POWER_BEFORE_V12: Final = ADMIN_POWER + 1
 
 # The top-level keys Guilds derives; every other key is another client's and is kept.
 DERIVED_KEYS: Final = frozenset(
@@ -62,7 +68,7 @@ def derive_power_levels(
     """The power-levels content a Guilds room of this kind should have.
 
     `creators` are the room's creators besides the bot (v12's `additional_creators`); under
-    v12 the bot is always a creator. In v10/11 the bot simply has 100.
+    v12 the bot is always a creator. In v10/11 the bot has `BOT_POWER_BEFORE_V12`.
     """
     if room.is_channel and channel_kind is None:
         raise ValueError("a channel's power levels depend on its kind")
@@ -76,7 +82,7 @@ def derive_power_levels(
         for creator in {bot, *creators}:
             users.pop(creator, None)
     else:
-        users[bot] = ADMIN_POWER
+        users[bot] = BOT_POWER_BEFORE_V12
 
     events: dict[str, int] = dict.fromkeys(ADMIN_ONLY_STATE, ADMIN_POWER)
     for event_type, permission in state_permissions(room, channel_kind).items():

@@ -114,15 +114,20 @@ def wanted_levels(
         if derived_by_shape is not None:
             derived_by_shape[shape] = derived
     existing = rooms.state(room).get(("m.room.power_levels", ""))
-    return merged_levels(existing, derived, creators)
+    return merged_levels(existing, derived, creators, rooms.bot)
 
 
 def merged_levels(
-    existing: Mapping[str, Any] | None, derived: dict[str, Any], creators: Iterable[UserID]
+    existing: Mapping[str, Any] | None,
+    derived: dict[str, Any],
+    creators: Iterable[UserID],
+    bot: UserID,
 ) -> dict[str, Any]:
     """`derived` written over a room's `existing` power levels: what other clients added that
     grants nothing is kept, and so are the levels above the bot's own (`writable_levels`)."""
-    return writable_levels(existing, merged_power_levels(existing, derived, creators=creators))
+    return writable_levels(
+        existing, merged_power_levels(existing, derived, creators=creators), bot
+    )
 
 
 def levels_step(
@@ -143,15 +148,23 @@ def levels_step(
     )
 
 
-def writable_levels(existing: Mapping[str, Any] | None, wanted: dict[str, Any]) -> dict[str, Any]:
+def writable_levels(
+    existing: Mapping[str, Any] | None, wanted: dict[str, Any], bot: UserID
+) -> dict[str, Any]:
     """`wanted`, except the levels above the bot's 100, which Matrix does not let it change.
 
     Only adopted rooms have them: under v12 Synapse gives `m.room.tombstone` 150, so that only
-    a creator may upgrade the room. Those stay as the creators set them.
+    a creator may upgrade the room. Those stay as the creators set them. Nor does the bot
+    raise its own power: a room of version 10 or 11 adopted from another client keeps the bot
+    at the 100 it was given there, below the `BOT_POWER_BEFORE_V12` of the rooms it creates.
     """
     if existing is None:
         return wanted
     content = dict(wanted)
+    held = _mapping(existing.get("users")).get(bot)
+    users = _mapping(content.get("users"))
+    if _is_level(held) and _is_level(users.get(bot)) and users[bot] > held:
+        content["users"] = {**users, bot: held}
     for key, level in existing.items():
         if key not in ("users", "events", "notifications") and _above(level):
             content[key] = level
@@ -167,8 +180,16 @@ def writable_levels(existing: Mapping[str, Any] | None, wanted: dict[str, Any]) 
     return content
 
 
+def _is_level(level: Any) -> bool:
+    return isinstance(level, int) and not isinstance(level, bool)
+
+
 def _above(level: Any) -> bool:
-    return isinstance(level, int) and not isinstance(level, bool) and level > ADMIN_POWER
+    return _is_level(level) and level > ADMIN_POWER
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def levels_plan(server: Server, rooms: ServerRooms) -> Plan:

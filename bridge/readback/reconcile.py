@@ -481,7 +481,7 @@ def adoption_decision(
         room=room_id,
         type=POWER_LEVELS,
         state_key="",
-        content=merged_levels(levels, derived, others),
+        content=merged_levels(levels, derived, others, bot),
     )
     link: list[Step] = []
     if (

@@ -5,7 +5,9 @@ events (version "1"): invite, ring, answer, media both ways (getStats), hang up;
 hung up before it is answered is a missed call; glare (both call at once) ends with exactly one
 call; turning the camera on renegotiates (m.call.negotiate); a call forced through a local coturn
 relay connects over a relay candidate pair; a matrix-nio client sees the events with the spec's
-fields, and an invite it sends rings (or, once past its lifetime, does not).
+fields, and an invite it sends rings (or, once past its lifetime, does not); matrix-js-sdk 43
+and 37.5 in their own pages call Guilds and are called by it, with frames and mute state both
+ways.
 
 The DM rooms are made with matrix-nio (is_direct, invite, join, m.direct on both sides) so the
 tests do not depend on the DM UI's timing; the DM is then opened from the Home view's DM list.
@@ -40,7 +42,7 @@ from guildsctl.turn import (
 )
 from tests.harness.api import eventually
 from tests.harness.chat_steps import LIVE_MS, new_page, open_as
-from tests.harness.jssdk import Sdk43Page, start_sdk43
+from tests.harness.jssdk import SDK_VERSIONS, SdkPage, start_sdk
 from tests.harness.stack import Stack, User, build_stack, free_port
 
 pytestmark = pytest.mark.browser
@@ -590,12 +592,21 @@ async def test_no_call_in_an_end_to_end_encrypted_dm(page: Page, call_stack: Sta
     )
 
 
-# --- with matrix-js-sdk 43 on the other side ---------------------------------------------------
+# --- with matrix-js-sdk on the other side ------------------------------------------------------
+#
+# matrix-js-sdk 43 (Element Web's) and 37.5 (which speaks only the unstable
+# `org.matrix.msc3077.sdp_stream_metadata` key), each in its own Chromium page with WebRTC,
+# call Guilds and are called by it: ring, answer, frames decoded on both pages, mute and camera
+# state shown on the other side, hang up.
+
+ON_EACH_SDK = pytest.mark.parametrize("sdk_version", SDK_VERSIONS)
+
+# The SDK keeps the call it is offered (or places) as `window.sdkCall`.
+SDK_WATCH_JS = """() => window.client.on("Call.incoming", (call) => { window.sdkCall = call; })"""
 
 # Waits for the SDK's incoming call, answers it with camera and microphone, and waits until
 # it is connected (polled in the page: Playwright does not await async predicates).
 SDK_ANSWER_JS = """async ({deadlineMs}) => {
-  const client = window.client;
   const end = Date.now() + deadlineMs;
   while (!window.sdkCall && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
   const call = window.sdkCall;
@@ -605,6 +616,44 @@ SDK_ANSWER_JS = """async ({deadlineMs}) => {
     await new Promise((r) => setTimeout(r, 100));
   }
   return {state: call.state};
+}"""
+
+# The SDK places a video call in the room, as Element Web's call button does.
+SDK_PLACE_JS = """async ({roomId}) => {
+  const call = window.sdk.createNewMatrixCall(window.client, roomId);
+  if (!call) return {error: "matrix-js-sdk cannot place a call here"};
+  window.sdkCall = call;
+  await call.placeVideoCall();
+  return {callId: call.callId};
+}"""
+
+# The SDK's call state, once it is `want` (or what it is at the deadline).
+SDK_STATE_JS = """async ({want, deadlineMs}) => {
+  const end = Date.now() + deadlineMs;
+  while (window.sdkCall?.state !== want && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return window.sdkCall?.state ?? null;
+}"""
+
+# What the SDK's peer connection receives: decoded video frames and audio bytes, once both flow.
+SDK_MEDIA_JS = """async ({deadlineMs}) => {
+  const end = Date.now() + deadlineMs;
+  let last = null;
+  while (Date.now() < end) {
+    const pc = window.sdkCall?.peerConn;
+    if (pc) {
+      let frames = 0, audioBytes = 0;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0;
+        if (s.type === "inbound-rtp" && s.kind === "audio") audioBytes += s.bytesReceived || 0;
+      });
+      last = {frames, audioBytes, callId: window.sdkCall.callId};
+      if (frames > 0 && audioBytes > 0) return last;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {timedOut: true, ...last};
 }"""
 
 # What the SDK shows of the Guilds side's microphone and camera, once it equals `want`.
@@ -621,16 +670,16 @@ SDK_REMOTE_MUTE_JS = """async ({want, deadlineMs}) => {
 }"""
 
 
-# A mute change written the way matrix-js-sdk 37 writes it (from the 43 page, which has the call).
-SDK37_MUTED_JS = """async () => {
-  const call = window.sdkCall;
-  const metadata = call.getLocalSDPStreamMetadata();
-  for (const stream of Object.values(metadata)) stream.audio_muted = true;
-  await window.client.sendEvent(call.roomId, "org.matrix.call.sdp_stream_metadata_changed", {
-    call_id: call.callId, party_id: call.ourPartyId, version: "1",
-    "org.matrix.msc3077.sdp_stream_metadata": metadata,
-  });
-}"""
+async def sdk_state(sdk_page: Page, want: str) -> None:
+    seen = await sdk_page.evaluate(SDK_STATE_JS, {"want": want, "deadlineMs": CALL_MS})
+    assert seen == want, f"matrix-js-sdk's call is {seen}, not {want}"
+
+
+async def sdk_media(sdk_page: Page) -> dict[str, Any]:
+    """Poll the SDK's getStats until video frames and audio arrive; answers the figures."""
+    result: dict[str, Any] = await sdk_page.evaluate(SDK_MEDIA_JS, {"deadlineMs": CALL_MS})
+    assert not result.get("timedOut"), f"matrix-js-sdk receives no media: {result}"
+    return result
 
 
 async def sdk_sees_guilds_muted(sdk_page: Page, audio: bool, video: bool) -> None:
@@ -640,67 +689,121 @@ async def sdk_sees_guilds_muted(sdk_page: Page, audio: bool, video: bool) -> Non
     assert not answer.get("timedOut"), f"matrix-js-sdk shows {answer}, not {audio=} {video=}"
 
 
-async def test_mute_and_camera_state_travel_both_ways_with_matrix_js_sdk_43(
-    page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack
+async def sdk_mutes(
+    sdk_page: Page, *, audio: bool | None = None, video: bool | None = None
 ) -> None:
-    alice, bob = await call_stack.register_user(), await call_stack.register_user()
-    room_id = await make_dm(call_stack, alice, bob)
-    await open_dm(page, call_stack, alice, bob, room_id)
+    """The SDK user mutes or unmutes their microphone or camera from the SDK's own call."""
+    await sdk_page.evaluate(
+        """async ({audio, video}) => {
+          if (audio !== null) await window.sdkCall.setMicrophoneMuted(audio);
+          if (video !== null) await window.sdkCall.setLocalVideoMuted(video);
+        }""",
+        {"audio": audio, "video": video},
+    )
+
+
+async def sdk_beside_guilds(
+    page: Page, second: tuple[BrowserContext, list[str]], stack: Stack, url: str
+) -> tuple[Page, User, User, str]:
+    """Alice in Guilds (`page`), Bob in the SDK page at `url`, in their DM. Answers
+    (the SDK's page, alice, bob, the DM's id)."""
+    alice, bob = await stack.register_user(), await stack.register_user()
+    room_id = await make_dm(stack, alice, bob)
+    await open_dm(page, stack, alice, bob, room_id)
     sdk_page = await new_page(second[0], second[1])
-    async with Sdk43Page() as url:
-        await start_sdk43(sdk_page, url, call_stack, bob)
-        await sdk_page.evaluate(
-            """() => window.client.on("Call.incoming", (call) => { window.sdkCall = call; })"""
-        )
-        # Alice calls from Guilds; Bob answers in matrix-js-sdk 43; media flows to Guilds.
-        await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
-        answered = await sdk_page.evaluate(SDK_ANSWER_JS, {"deadlineMs": CALL_MS})
-        assert answered == {"state": "connected"}, answered
-        await expect(panel(page)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
-        await media(page)
-        remote = panel(page).get_by_test_id("direct-call-remote-state")
-        await expect(remote).to_have_attribute("data-audio-muted", "false")
-        await sdk_sees_guilds_muted(sdk_page, audio=False, video=False)
+    await start_sdk(sdk_page, url, stack, bob)
+    await sdk_page.evaluate(SDK_WATCH_JS)
+    return sdk_page, alice, bob, room_id
 
-        # Guilds → SDK: Alice mutes, then turns her camera off.
-        await panel(page).get_by_test_id("direct-call-mute").click()
-        await sdk_sees_guilds_muted(sdk_page, audio=True, video=False)
-        await panel(page).get_by_test_id("direct-call-camera").click()
-        await sdk_sees_guilds_muted(sdk_page, audio=True, video=True)
 
-        # SDK → Guilds: Bob mutes and turns his camera off; Alice's panel says so.
-        await sdk_page.evaluate("async () => { await window.sdkCall.setMicrophoneMuted(true); }")
-        await expect(remote).to_have_attribute("data-audio-muted", "true", timeout=CALL_MS)
-        await expect(remote).to_contain_text("is muted")
-        await sdk_page.evaluate("async () => { await window.sdkCall.setLocalVideoMuted(true); }")
-        await expect(remote).to_have_attribute("data-video-muted", "true", timeout=CALL_MS)
-        await expect(remote).to_contain_text("camera off")
-        await sdk_page.evaluate("async () => { await window.sdkCall.setMicrophoneMuted(false); }")
-        await expect(remote).to_have_attribute("data-audio-muted", "false", timeout=CALL_MS)
-        # As matrix-js-sdk 37 sends it: the unstable event type, the unstable key only.
-        await sdk_page.evaluate(SDK37_MUTED_JS)
-        await expect(remote).to_have_attribute("data-audio-muted", "true", timeout=CALL_MS)
+async def mute_state_travels_both_ways(page: Page, sdk_page: Page) -> None:
+    """Alice (Guilds) mutes and turns her camera off, the SDK shows it; Bob (SDK) does the same,
+    Alice's panel says so; both turn back on."""
+    remote = panel(page).get_by_test_id("direct-call-remote-state")
+    await expect(remote).to_have_attribute("data-audio-muted", "false", timeout=CALL_MS)
+    await sdk_sees_guilds_muted(sdk_page, audio=False, video=False)
 
-        await panel(page).get_by_test_id("direct-call-hangup").click()
-        await expect(panel(page)).to_have_attribute("data-state", "ended")
-        ended = await sdk_page.evaluate(
-            """async () => {
-              const end = Date.now() + 30000;
-              while (window.sdkCall.state !== "ended" && Date.now() < end)
-                await new Promise((r) => setTimeout(r, 100));
-              return window.sdkCall.state;
-            }"""
-        )
-        assert ended == "ended"
+    # Guilds → SDK.
+    await panel(page).get_by_test_id("direct-call-mute").click()
+    await sdk_sees_guilds_muted(sdk_page, audio=True, video=False)
+    await panel(page).get_by_test_id("direct-call-camera").click()
+    await sdk_sees_guilds_muted(sdk_page, audio=True, video=True)
+    await panel(page).get_by_test_id("direct-call-mute").click()
+    await sdk_sees_guilds_muted(sdk_page, audio=False, video=True)
 
-    # Guilds wrote every change under both keys, for 37 (unstable) and 43 (stable) alike.
+    # SDK → Guilds.
+    await sdk_mutes(sdk_page, audio=True)
+    await expect(remote).to_have_attribute("data-audio-muted", "true", timeout=CALL_MS)
+    await expect(remote).to_contain_text("is muted")
+    await sdk_mutes(sdk_page, video=True)
+    await expect(remote).to_have_attribute("data-video-muted", "true", timeout=CALL_MS)
+    await expect(remote).to_contain_text("camera off")
+    await sdk_mutes(sdk_page, audio=False, video=False)
+    await expect(remote).to_have_attribute("data-audio-muted", "false", timeout=CALL_MS)
+    await expect(remote).to_have_attribute("data-video-muted", "false", timeout=CALL_MS)
+
+
+async def guilds_wrote_metadata_under_both_keys(stack: Stack, user: User, room_id: str) -> None:
+    """Guilds wrote every change under both keys, for 37 (unstable) and 43 (stable) alike."""
     changes = [
         e
-        for e in await room_call_events(call_stack, bob, room_id)
-        if e["type"] == "m.call.sdp_stream_metadata_changed" and e["sender"] == alice.user_id
+        for e in await room_call_events(stack, user, room_id)
+        if e["type"] == "m.call.sdp_stream_metadata_changed" and e["sender"] != user.user_id
     ]
-    assert len(changes) >= 2, changes
+    assert len(changes) >= 3, changes
     for e in changes:
         stable = e["content"]["sdp_stream_metadata"]
         assert e["content"]["org.matrix.msc3077.sdp_stream_metadata"] == stable, e
         assert VOIP_FIELDS <= set(e["content"]), e
+
+
+@ON_EACH_SDK
+async def test_guilds_calls_matrix_js_sdk_frames_and_mute_state_both_ways(
+    page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack, sdk_version: str
+) -> None:
+    async with SdkPage(sdk_version) as url:
+        sdk_page, _alice, bob, room_id = await sdk_beside_guilds(page, second, call_stack, url)
+        # Alice calls from Guilds; Bob answers in matrix-js-sdk; media flows both ways.
+        await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+        answered = await sdk_page.evaluate(SDK_ANSWER_JS, {"deadlineMs": CALL_MS})
+        assert answered == {"state": "connected"}, answered
+        await expect(panel(page)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+        seen_by_alice, seen_by_bob = await media(page), await sdk_media(sdk_page)
+        print(f"guilds receives {seen_by_alice}; matrix-js-sdk {sdk_version} {seen_by_bob}")
+        assert seen_by_alice["callId"] == seen_by_bob["callId"]
+
+        await mute_state_travels_both_ways(page, sdk_page)
+
+        await panel(page).get_by_test_id("direct-call-hangup").click()
+        await expect(panel(page)).to_have_attribute("data-state", "ended")
+        await sdk_state(sdk_page, "ended")
+    await guilds_wrote_metadata_under_both_keys(call_stack, bob, room_id)
+
+
+@ON_EACH_SDK
+async def test_matrix_js_sdk_calls_guilds_frames_and_mute_state_both_ways(
+    page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack, sdk_version: str
+) -> None:
+    async with SdkPage(sdk_version) as url:
+        sdk_page, _alice, bob, room_id = await sdk_beside_guilds(page, second, call_stack, url)
+        # Bob calls from matrix-js-sdk; Alice's Guilds rings and she answers there.
+        placed = await sdk_page.evaluate(SDK_PLACE_JS, {"roomId": room_id})
+        assert "callId" in placed, placed
+        ringing = page.get_by_test_id("incoming-call")
+        await expect(ringing).to_be_visible(timeout=CALL_MS)
+        await expect(ringing).to_contain_text("video call")
+        await ringing.get_by_test_id("call-accept").click()
+        await expect(panel(page)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+        await expect(panel(page)).to_have_attribute("data-call-id", placed["callId"])
+        await sdk_state(sdk_page, "connected")
+        seen_by_alice, seen_by_bob = await media(page), await sdk_media(sdk_page)
+        print(f"guilds receives {seen_by_alice}; matrix-js-sdk {sdk_version} {seen_by_bob}")
+        assert seen_by_alice["callId"] == seen_by_bob["callId"] == placed["callId"]
+
+        await mute_state_travels_both_ways(page, sdk_page)
+
+        # Bob hangs up in the SDK; Alice's call ends.
+        await sdk_page.evaluate("() => window.sdkCall.hangup('user_hangup', false)")
+        await expect(panel(page)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
+        await expect(panel(page)).to_have_attribute("data-end-reason", "user_hangup")
+    await guilds_wrote_metadata_under_both_keys(call_stack, bob, room_id)

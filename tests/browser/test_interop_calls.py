@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.harness.api import Api, create_server, join_server
 from tests.harness.chat_steps import channel, new_page, open_as
-from tests.harness.jssdk import Sdk43Page, run_scenario, start_sdk43
+from tests.harness.jssdk import Sdk43Page, run_scenario, start_sdk
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser
@@ -120,7 +120,7 @@ async def test_matrixrtc_sessions_and_element_call_members(
             "console", lambda m: warnings.append(m.text) if m.type in ("warning", "error") else None
         )
         async with Sdk43Page() as url:
-            await start_sdk43(sdk_page, url, stack, bob)
+            await start_sdk(sdk_page, url, stack, bob)
             # matrix-js-sdk 43 lists Alice, with the intent of a voice channel.
             seen = await rtc_members(sdk_page, voice, [alice.user_id])
             [row] = [r for r in seen["rows"] if r["user_id"] == alice.user_id]

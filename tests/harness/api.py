@@ -208,6 +208,13 @@ async def as_bot(stack: Stack, method: str, path: str, body: Any = None) -> tupl
         return response.status, (await response.json() if text else None)
 
 
+async def default_room_version(stack: Stack) -> str:
+    """The room version the homeserver creates rooms in, which Guilds rooms are made in too."""
+    status, answer = await as_bot(stack, "GET", "/capabilities")
+    assert status == 200, answer
+    return str(answer["capabilities"]["m.room_versions"]["default"])
+
+
 async def grant(stack: Stack, server_id: str, granter: User, user: User, role_id: str) -> None:
     """A role given through the API by `granter`; returns once the holder's own view shows it."""
     path = f"/servers/{server_id}/members/{user.user_id}/roles/{role_id}"

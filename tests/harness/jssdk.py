@@ -1,9 +1,10 @@
-"""matrix-js-sdk as a test client: 37.5 scenarios run in Node, 43 bundled for a Chromium page.
+"""matrix-js-sdk as a test client: 37.5 scenarios run in Node, 43 and 37.5 bundled for Chromium.
 
 `make test` installs tests/js (npm ci, pinned by its package-lock.json). A test runs a 37.5
 scenario of tests/js/node/scenarios.mjs against the stack with `run_scenario` (JSON in, JSON out),
-or opens `Sdk43Page` in Playwright: a page served from 127.0.0.1 (Chromium's local-network rules
-block requests to the homeserver from other origins) whose `window.sdk43` is matrix-js-sdk 43.
+or opens `SdkPage` in Playwright: a page served from 127.0.0.1 (Chromium's local-network rules
+block requests to the homeserver from other origins) whose `window.sdk` is matrix-js-sdk 43
+(`Sdk43Page`) or 37.5 (`SdkPage("37")`, for what needs WebRTC, which Node lacks).
 """
 
 from __future__ import annotations
@@ -25,19 +26,19 @@ from tests.harness.stack import Stack, User
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 NODE_MODULES = JS_DIR / "node_modules"
 SCENARIO = JS_DIR / "node" / "scenario.mjs"
-BUNDLE_ENTRY = JS_DIR / "page" / "sdk43.mjs"
-BUNDLE = NODE_MODULES / ".cache" / "guilds-sdk43.js"
+# The SDK versions a page can load, each bundled from its own entry.
+SDK_VERSIONS = ("43", "37")
 SCENARIO_TIMEOUT_S = 60.0
 
 PAGE_HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><title>matrix-js-sdk 43</title></head>
-<body><script src="/sdk43.js"></script></body></html>
+<html><head><meta charset="utf-8"><title>matrix-js-sdk</title></head>
+<body><script src="/sdk.js"></script></body></html>
 """
 
 
-# Starts matrix-js-sdk 43 in the page as `window.client` and waits for its first sync.
+# Starts the page's matrix-js-sdk as `window.client` and waits for its first sync.
 START_CLIENT_JS = """async ({homeserver, user_id, access_token, device_id}) => {
-  const client = window.sdk43.createClient({baseUrl: homeserver, userId: user_id,
+  const client = window.sdk.createClient({baseUrl: homeserver, userId: user_id,
                                             accessToken: access_token, deviceId: device_id});
   window.client = client;
   const ready = new Promise((resolve) => client.on("sync", (state) => {
@@ -102,37 +103,40 @@ async def run_scenario(name: str, stack: Stack, user: User, **params: Any) -> Sc
     return ScenarioResult(answer["result"], list(answer["warnings"]))
 
 
-def build_bundle() -> Path:
-    """tests/js/page/sdk43.mjs bundled by esbuild; rebuilt when the entry or the lock changed."""
+def build_bundle(version: str = "43") -> Path:
+    """tests/js/page/sdk<version>.mjs bundled by esbuild; rebuilt when it or the lock changed."""
     require_installed()
-    inputs = [BUNDLE_ENTRY, JS_DIR / "package-lock.json"]
-    if BUNDLE.exists() and all(BUNDLE.stat().st_mtime >= p.stat().st_mtime for p in inputs):
-        return BUNDLE
-    BUNDLE.parent.mkdir(exist_ok=True)
+    entry = JS_DIR / "page" / f"sdk{version}.mjs"
+    bundle = NODE_MODULES / ".cache" / f"guilds-sdk{version}.js"
+    inputs = [entry, JS_DIR / "package-lock.json"]
+    if bundle.exists() and all(bundle.stat().st_mtime >= p.stat().st_mtime for p in inputs):
+        return bundle
+    bundle.parent.mkdir(exist_ok=True)
     subprocess.run(
         [
             str(NODE_MODULES / ".bin" / "esbuild"),
-            str(BUNDLE_ENTRY),
+            str(entry),
             "--bundle",
             "--format=iife",
             "--platform=browser",
             "--log-level=error",
-            f"--outfile={BUNDLE}",
+            f"--outfile={bundle}",
         ],
         cwd=JS_DIR,
         check=True,
     )
-    return BUNDLE
+    return bundle
 
 
-class Sdk43Page:
-    """An HTTP server on 127.0.0.1 with a blank page that loads matrix-js-sdk 43."""
+class SdkPage:
+    """An HTTP server on 127.0.0.1 with a blank page that loads matrix-js-sdk `version`."""
 
-    def __init__(self) -> None:
-        self._bundle = build_bundle()
+    def __init__(self, version: str = "43") -> None:
+        self.version = version
+        self._bundle = build_bundle(version)
         app = web.Application()
         app.router.add_get("/", self._index)
-        app.router.add_get("/sdk43.js", self._script)
+        app.router.add_get("/sdk.js", self._script)
         self._server = TestServer(app, host="127.0.0.1")
 
     async def _index(self, _request: web.Request) -> web.Response:
@@ -149,7 +153,14 @@ class Sdk43Page:
         await self._server.close()
 
 
-async def start_sdk43(page: Page, url: str, stack: Stack, user: User) -> None:
-    """Open the `Sdk43Page` at `url` in `page` and sign `user` in there (`window.client`)."""
+class Sdk43Page(SdkPage):
+    """The page with matrix-js-sdk 43 (what Element Web and Element Call build on)."""
+
+    def __init__(self) -> None:
+        super().__init__("43")
+
+
+async def start_sdk(page: Page, url: str, stack: Stack, user: User) -> None:
+    """Open the `SdkPage` at `url` in `page` and sign `user` in there (`window.client`)."""
     await page.goto(url)
     await page.evaluate(START_CLIENT_JS, client_input(stack, user))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.harness.stack import BACKENDS
+from tests.harness.stack import BACKENDS, ROOM_VERSION_11
 
 
 def work_group(nodeid: str) -> str:
@@ -15,5 +15,5 @@ def work_group(nodeid: str) -> str:
     if path.startswith("tests/browser/"):
         return "browser"
     ids = rest[rest.index("[") + 1 : -1].split("-") if rest.endswith("]") and "[" in rest else []
-    backend = next((i for i in ids if i in (*BACKENDS, "workers")), "")
+    backend = next((i for i in ids if i in (*BACKENDS, ROOM_VERSION_11, "workers")), "")
     return "workers" if backend == "workers" else f"{path}[{backend}]"

@@ -43,6 +43,11 @@ BOT_LOCALPART = "guilds"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 # The homeserver databases every integration test runs on (the `stack` fixture's params).
 BACKENDS = ["sqlite", "postgres"]
+# A `stack` param for the tests that must also hold in room version 11 (docs/CLIENTS.md: the
+# version an admin picks for older clients): SQLite, Synapse's `default_room_version` at "11".
+ROOM_VERSION_11 = "v11"
+# Synapse settings of each `stack` param beyond the database (the default version is 12).
+BACKEND_SETTINGS: dict[str, dict[str, Any]] = {ROOM_VERSION_11: {"default_room_version": "11"}}
 
 
 def free_port() -> int:
@@ -233,7 +238,9 @@ def build_stack(
     `homeserver_extra` adds settings to Synapse's (e.g. `turn_uris` and `turn_shared_secret`).
     `default_rate_limits` names the rate limits (e.g. `rc_message`) left at Synapse's own
     defaults instead of raised, for a test that exercises the real limits (TESTING.md).
+    `backend` is a database (`BACKENDS`) or `ROOM_VERSION_11`, SQLite in room version 11.
     """
+    homeserver_extra = BACKEND_SETTINGS.get(backend, {}) | (homeserver_extra or {})
     hs_port, as_port, web_port = free_port(), free_port(), free_port()
     pg_databases: list[str] = []
     synapse_db = None

@@ -29,6 +29,7 @@ from tests.harness.stack import (
     PG_HOST,
     PG_PORT,
     PG_USER,
+    ROOM_VERSION_11,
     Stack,
     create_pg_database,
     drop_pg_database,
@@ -50,6 +51,10 @@ ON_SQLITE = pytest.mark.parametrize("stack", ["sqlite"], indirect=True, scope="s
 # Synapse and the bridge on PostgreSQL, so it is the rule's PostgreSQL run too.
 ON_SQLITE_AND_WORKERS = pytest.mark.parametrize(
     "stack", ["sqlite", "workers"], indirect=True, scope="session"
+)
+# The same, and in room version 11 too (the version an admin picks for older clients).
+ON_SQLITE_WORKERS_AND_ROOM_VERSION_11 = pytest.mark.parametrize(
+    "stack", ["sqlite", "workers", ROOM_VERSION_11], indirect=True, scope="session"
 )
 
 

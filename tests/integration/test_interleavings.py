@@ -11,6 +11,10 @@ Parameters (environment): GUILDS_INTERLEAVE_SEED (default: a fresh random seed),
 GUILDS_INTERLEAVE_ROUNDS (default 6; `make soak` runs 60), GUILDS_INTERLEAVE_CRASHES (default
 1: how many bridge and how many Synapse SIGKILLs are injected). A failure names its seed:
 set GUILDS_INTERLEAVE_SEED to it to replay the same sequence.
+
+The same run, shorter (GUILDS_INTERLEAVE_ROUNDS_V11, default 3), also runs in rooms of version
+11, where the bot and the owner share power 100 in `users` rather than the bot being the
+rooms' creator.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 import aiohttp
 import nio
+import pytest
 
 from bridge.engine.store import Database
 from guilds.vocabulary import SERVER_EVENT
@@ -39,11 +44,12 @@ from tests.harness.api import (
     settled,
 )
 from tests.harness.invariants import assert_converged, room_state
-from tests.harness.stack import Stack, User
+from tests.harness.stack import BACKENDS, ROOM_VERSION_11, Stack, User
 
 SEED = int(os.environ.get("GUILDS_INTERLEAVE_SEED", secrets.randbelow(2**32)))
 ROUNDS = int(os.environ.get("GUILDS_INTERLEAVE_ROUNDS", "6"))
 CRASHES = int(os.environ.get("GUILDS_INTERLEAVE_CRASHES", "1"))
+ROUNDS_V11 = int(os.environ.get("GUILDS_INTERLEAVE_ROUNDS_V11", "3"))
 MEMBERS = 5
 CREW_POWER = 20
 
@@ -310,17 +316,29 @@ async def _quiet(stack: Stack, db: Database) -> bool:
     return row is not None and int(row["n"]) == 0
 
 
-async def test_any_interleaving_converges_once_quiet(stack: Stack, db: Database) -> None:
+@pytest.mark.parametrize(
+    ("stack", "rounds"),
+    [
+        *(pytest.param(backend, ROUNDS, id=backend) for backend in BACKENDS),
+        pytest.param(ROOM_VERSION_11, ROUNDS_V11, id=ROOM_VERSION_11),
+    ],
+    indirect=["stack"],
+    scope="session",
+)
+async def test_any_interleaving_converges_once_quiet(
+    stack: Stack, db: Database, rounds: int
+) -> None:
     rng = random.Random(SEED)
-    replay = f"GUILDS_INTERLEAVE_SEED={SEED} GUILDS_INTERLEAVE_ROUNDS={ROUNDS}"
+    rounds_name = "ROUNDS_V11" if stack.backend == ROOM_VERSION_11 else "ROUNDS"
+    replay = f"GUILDS_INTERLEAVE_SEED={SEED} GUILDS_INTERLEAVE_{rounds_name}={rounds}"
     try:
         world = await build_world(stack, rng)
         kinds = actions(world)
         crash_rounds = {
-            "bridge": set(rng.sample(range(ROUNDS), min(CRASHES, ROUNDS))),
-            "synapse": set(rng.sample(range(ROUNDS), min(CRASHES, ROUNDS))),
+            "bridge": set(rng.sample(range(rounds), min(CRASHES, rounds))),
+            "synapse": set(rng.sample(range(rounds), min(CRASHES, rounds))),
         }
-        for round_no in range(ROUNDS):
+        for round_no in range(rounds):
             chosen = rng.sample(sorted(kinds), rng.randint(2, 4))
             running: list[Awaitable[Any]] = [_tolerant(kinds[name]()) for name in chosen]
             if round_no in crash_rounds["bridge"]:

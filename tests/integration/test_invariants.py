@@ -25,6 +25,7 @@ from tests.harness.api import (
     Api,
     as_bot,
     create_server,
+    default_room_version,
     eventually,
     grant,
     hierarchy,
@@ -36,11 +37,12 @@ from tests.harness.api import (
 )
 from tests.harness.invariants import power_everywhere
 from tests.harness.stack import Stack, User
-from tests.harness.workers import ON_SQLITE_AND_WORKERS
+from tests.harness.workers import ON_SQLITE_WORKERS_AND_ROOM_VERSION_11
 
 # The same invariants hold when Synapse runs as a main process with workers (on PostgreSQL:
-# this module's PostgreSQL run).
-pytestmark = ON_SQLITE_AND_WORKERS
+# this module's PostgreSQL run), and in rooms of
+# version 11 (creators without unlimited power: the bot holds 101 in `users`).
+pytestmark = ON_SQLITE_WORKERS_AND_ROOM_VERSION_11
 
 VIP_POWER = 10
 _names = itertools.count(1)
@@ -170,11 +172,17 @@ async def test_hierarchy_lists_for_each_user_exactly_the_channels_they_may_enter
 # --- 2. restricted channels -------------------------------------------------------------------
 
 
-async def test_channels_are_restricted_rooms_of_version_10_or_later(built: Built) -> None:
+async def test_channels_are_restricted_rooms_of_the_homeserver_default_version(
+    built: Built,
+) -> None:
+    version = await default_room_version(built.stack)
+    assert int(version) >= 10, version
     role_rooms = {await role_room(built.stack, built.server_id, built.vip)}
+    space = await built.state(built.server_id)
+    assert space[("m.room.create", "")]["room_version"] == version
     for name, channel_id in built.channels.items():
         room = await built.state(channel_id)
-        assert int(room[("m.room.create", "")]["room_version"]) >= 10, name
+        assert room[("m.room.create", "")]["room_version"] == version, name
         rules = room[("m.room.join_rules", "")]
         assert rules["join_rule"] == "restricted", name
         allowed = {a["room_id"] for a in rules["allow"]}
@@ -214,7 +222,8 @@ async def test_power_levels_match_the_roles_in_every_room(built: Built) -> None:
         if creators_have_unlimited_power(create["room_version"]):
             assert bot not in users and create.get("creator", bot) == bot, room_id
         else:
-            assert users[bot] == 100, room_id
+            # Above the admins' 100: nobody can lower, kick or ban a power equal to their own.
+            assert users[bot] == 101, room_id
 
 
 async def _levels_everywhere(built: Built, user_id: str, power: int) -> None:
@@ -239,6 +248,15 @@ async def test_a_role_change_through_the_api_reaches_every_room(built: Built) ->
     assert status == 200, answer
     await _levels_everywhere(built, user.user_id, 0)
     print(f"moderator removed: power 0 in every room after {time.monotonic() - started:.2f}s")
+
+    # An admin's 100 equals the bot's under room version 11, yet removing the role lowers it.
+    await grant(built.stack, sid, built["owner"], user, "admin")
+    await _levels_everywhere(built, user.user_id, 100)
+    status, answer = await owner.call(
+        "DELETE", f"/servers/{sid}/members/{user.user_id}/roles/admin"
+    )
+    assert status == 200, answer
+    await _levels_everywhere(built, user.user_id, 0)
 
     # Editing a role's power moves its holders everywhere too.
     started = time.monotonic()

@@ -423,6 +423,36 @@ def test_adopted_rooms_keep_their_creators_out_of_later_rewrites() -> None:
     assert plan.stages == ()
 
 
+def test_in_version_11_the_bot_outranks_admins_where_it_can_and_never_raises_itself() -> None:
+    states = world()
+    server = assemble(SPACE, states, bot=BOT)
+    made, adopted = RoomID("!made11"), RoomID("!adopted11")
+    levels = derived_levels(server, RoomKind.CHANNEL, ChannelKind.TEXT, bot=BOT, room_version="11")
+    # A room the bot creates: above the admins' 100, so it can lower, kick and ban them.
+    assert levels["users"][BOT] == 101 and levels["users"][OWNER] == 100
+    for room in (made, adopted):
+        states[room] = {**channel(), ("m.room.create", ""): {"room_version": "11"}}
+        states[room][("m.room.power_levels", "")] = levels
+    # A room adopted from another client gave the bot 100, which it cannot raise.
+    states[adopted][("m.room.power_levels", "")] = {
+        **levels,
+        "users": {**levels["users"], BOT: 100},
+    }
+    rooms = [(r, RoomKind.CHANNEL, ChannelKind.TEXT) for r in (made, adopted)]
+    assert levels_plan(server, rooms, states, BOT).stages == ()
+    # A role change rewrites both, each keeping the bot where it is.
+    states[SPACE][("m.room.member", MOD)] = {"membership": "leave"}
+    server = assemble(SPACE, states, bot=BOT)
+    rewritten = {
+        str(s.room): dict(s.content)
+        for stage in levels_plan(server, rooms, states, BOT).stages
+        for s in stage
+        if isinstance(s, SendState)
+    }
+    assert {r: c["users"].get(BOT) for r, c in rewritten.items()} == {made: 101, adopted: 100}
+    assert all(MOD not in c["users"] for c in rewritten.values())
+
+
 def test_a_room_the_bot_lacks_power_in_is_left_alone() -> None:
     states = world()
     rooms = context(states)

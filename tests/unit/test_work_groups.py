@@ -15,6 +15,8 @@ def test_a_modules_tests_on_one_backend_form_one_group() -> None:
     }
     assert sqlite == {f"{MATRIX}[sqlite]"}
     assert work_group(f"{MATRIX}::test_api[postgres-read_server-owner]") == f"{MATRIX}[postgres]"
+    # Room version 11 is a stack of its own.
+    assert work_group(f"{MATRIX}::test_matrix[matrix-join_space-banned-v11]") == f"{MATRIX}[v11]"
 
 
 def test_every_test_on_the_worker_deployment_is_in_one_group() -> None:
