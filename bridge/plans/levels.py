@@ -125,9 +125,7 @@ def merged_levels(
 ) -> dict[str, Any]:
     """`derived` written over a room's `existing` power levels: what other clients added that
     grants nothing is kept, and so are the levels above the bot's own (`writable_levels`)."""
-    return writable_levels(
-        existing, merged_power_levels(existing, derived, creators=creators), bot
-    )
+    return writable_levels(existing, merged_power_levels(existing, derived, creators=creators), bot)
 
 
 def levels_step(

@@ -986,8 +986,9 @@ assert set(MATRIX_ACTIONS) == set(MATRIX_TABLE), set(MATRIX_ACTIONS) ^ set(MATRI
 
 
 # The raw-Matrix half also runs against the worker deployment: the module's vetoes are the same
-# on whichever process a request lands (and that run is its PostgreSQL one); and in room version 11, where the bot holds power 100
-# in `users` beside the owner and admins instead of being the rooms' creator.
+# on whichever process a request lands (and that run is its PostgreSQL one); and in room
+# version 11, where the bot holds power 101 in `users` above the owner and admins instead of
+# being the rooms' creator.
 @ON_SQLITE_WORKERS_AND_ROOM_VERSION_11
 @pytest.mark.parametrize(
     ("action", "who"),

@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.directory_memory import CapturedHomeserver, copy_id, synthetic_server
 from bridge.engine.inbox import InboxEvent
+from bridge.plans.rooms import ServerRooms
 from bridge.readback.directory import ServerDirectory
 from bridge.readback.reconcile import model_before
 from guilds.config import DirectorySettings
@@ -239,7 +240,9 @@ async def test_the_model_before_an_event_reads_only_its_own_server() -> None:
     clock.now += 61
     directory.compact_idle()
     topic = ("m.room.topic", "")
-    before = model_before(a, directory.states(), a, topic, None, homeserver.bot)
+    assert expected is not None
+    rooms = ServerRooms(expected, directory.room_kinds(a), directory.states(), homeserver.bot, "x")
+    before = model_before(rooms, a, topic, None)
     assert before == expected
     assert directory.is_loaded(a) and not directory.is_loaded(b)
 

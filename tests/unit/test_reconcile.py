@@ -438,14 +438,14 @@ def test_in_version_11_the_bot_outranks_admins_where_it_can_and_never_raises_its
         **levels,
         "users": {**levels["users"], BOT: 100},
     }
-    rooms = [(r, RoomKind.CHANNEL, ChannelKind.TEXT) for r in (made, adopted)]
-    assert levels_plan(server, rooms, states, BOT).stages == ()
+    kinds = [(r, RoomKind.CHANNEL, ChannelKind.TEXT) for r in (made, adopted)]
+    assert levels_plan(server, ServerRooms(server, kinds, states, BOT, "here")).stages == ()
     # A role change rewrites both, each keeping the bot where it is.
     states[SPACE][("m.room.member", MOD)] = {"membership": "leave"}
     server = assemble(SPACE, states, bot=BOT)
     rewritten = {
         str(s.room): dict(s.content)
-        for stage in levels_plan(server, rooms, states, BOT).stages
+        for stage in levels_plan(server, ServerRooms(server, kinds, states, BOT, "here")).stages
         for s in stage
         if isinstance(s, SendState)
     }
