@@ -2,7 +2,8 @@
 
 `stack` is one Synapse (loading synapse_module) plus one `guilds serve` process, started once
 per test session for each backend: the SQLite run and the PostgreSQL run both appear in the
-output as `[sqlite]` and `[postgres]`.
+output as `[sqlite]` and `[postgres]`. A module whose checks storage does not change runs on
+SQLite alone (`ON_SQLITE`, tests/harness/workers.py).
 
 `make test` runs the suite on several pytest-xdist workers (`--dist loadscope`); each worker is
 a session of its own, with its own stacks (free ports, fresh PostgreSQL databases, a claimed

@@ -1,8 +1,9 @@
 """The worker deployment for integration tests: Synapse main + two workers, Redis, PostgreSQL.
 
 The `stack` fixture builds it as its `workers` backend, with `guilds serve` on PostgreSQL
-beside it, for the test functions that opt in with `ALSO_ON_WORKERS` (the same tests, no
-copies) or `ONLY_ON_WORKERS` (tests of the deployment itself, through `workers_stack`). Like
+beside it, for the test functions that opt in with `ALSO_ON_WORKERS` or `ON_SQLITE_AND_WORKERS`
+(the same tests, no copies) or `ONLY_ON_WORKERS` (tests of the deployment itself, through
+`workers_stack`). Like
 every `stack` param it starts once per session, and only when such a test is selected.
 """
 
@@ -40,6 +41,16 @@ ALSO_ON_WORKERS = pytest.mark.parametrize(
 )
 # For tests about the worker deployment itself (they use `workers_stack`).
 ONLY_ON_WORKERS = pytest.mark.parametrize("stack", ["workers"], indirect=True, scope="session")
+# For what the homeserver's and the bridge's databases do not change (who may do what, names,
+# the HTTP surface, what an API call does to Matrix): SQLite alone, to keep `make test` short.
+# The store, the queue, the journal, migrations, crash recovery and the appservice's
+# transactions run on both backends.
+ON_SQLITE = pytest.mark.parametrize("stack", ["sqlite"], indirect=True, scope="session")
+# The same, for a rule that must also hold on the worker deployment: that deployment keeps
+# Synapse and the bridge on PostgreSQL, so it is the rule's PostgreSQL run too.
+ON_SQLITE_AND_WORKERS = pytest.mark.parametrize(
+    "stack", ["sqlite", "workers"], indirect=True, scope="session"
+)
 
 
 @dataclass

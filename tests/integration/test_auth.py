@@ -16,6 +16,10 @@ from bridge.engine.store import Database
 from tests.harness.api import Api, create_server, join_server
 from tests.harness.routes import app_routes, fill
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ON_SQLITE
+
+# What this module checks does not depend on the database (ON_SQLITE says why).
+pytestmark = ON_SQLITE
 
 # API.md: the only endpoints that answer without a token.
 PUBLIC = {("GET", "/version"), ("GET", "/openapi.json"), ("GET", "/invites/{code}")}

@@ -16,6 +16,10 @@ from bridge.services.calls import DEFAULT_SWEEP_INTERVAL_S
 from guilds.vocabulary import CALL_MEMBER_EVENT
 from tests.harness.api import Api, create_server, eventually, join_server
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ON_SQLITE
+
+# What this module checks does not depend on the database (ON_SQLITE says why).
+pytestmark = ON_SQLITE
 
 
 def membership(user: User, device_id: str, **timing: int) -> dict[str, Any]:

@@ -23,6 +23,10 @@ from tests.harness.api import (
     state_of,
 )
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ON_SQLITE
+
+# What this module checks does not depend on the database (ON_SQLITE says why).
+pytestmark = ON_SQLITE
 
 
 async def seen(client: nio.AsyncClient, room_id: str) -> dict[tuple[str, str], dict]:

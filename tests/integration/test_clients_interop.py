@@ -15,6 +15,10 @@ from guilds.vocabulary import CHANNEL_KIND_KEY
 from tests.harness.api import Api, create_server, join_server
 from tests.harness.jssdk import run_scenario
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ON_SQLITE
+
+# What this module checks does not depend on the database (ON_SQLITE says why).
+pytestmark = ON_SQLITE
 
 
 async def add_channel(stack: Stack, owner: User, sid: str, **body: Any) -> str:

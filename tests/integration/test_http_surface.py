@@ -12,6 +12,10 @@ import pytest
 from yarl import URL
 
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ON_SQLITE
+
+# What this module checks does not depend on the database (ON_SQLITE says why).
+pytestmark = ON_SQLITE
 
 
 async def answer(stack: Stack, method: str, url: str, **kwargs: Any) -> tuple[int, str]:

@@ -36,10 +36,11 @@ from tests.harness.api import (
 )
 from tests.harness.invariants import power_everywhere
 from tests.harness.stack import Stack, User
-from tests.harness.workers import ALSO_ON_WORKERS
+from tests.harness.workers import ON_SQLITE_AND_WORKERS
 
-# The same invariants hold when Synapse runs as a main process with workers.
-pytestmark = ALSO_ON_WORKERS
+# The same invariants hold when Synapse runs as a main process with workers (on PostgreSQL:
+# this module's PostgreSQL run).
+pytestmark = ON_SQLITE_AND_WORKERS
 
 VIP_POWER = 10
 _names = itertools.count(1)

@@ -11,6 +11,10 @@ import pytest
 from guilds.vocabulary import ROLE_EVENT
 from tests.harness.api import Api, create_server, join_server, state_of
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ON_SQLITE
+
+# What this module checks does not depend on the database (ON_SQLITE says why).
+pytestmark = ON_SQLITE
 
 
 async def power_in(client: nio.AsyncClient, room_id: str, user_id: str) -> int:

@@ -13,6 +13,10 @@ from bridge.engine.matrix import MatrixClient
 from tests.harness.api import Api, create_server, eventually
 from tests.harness.invariants import power_everywhere
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ON_SQLITE
+
+# What this module checks does not depend on the database (ON_SQLITE says why).
+pytestmark = ON_SQLITE
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

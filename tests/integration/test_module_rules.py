@@ -30,6 +30,10 @@ from tests.harness.guilds_server import (
     join,
 )
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ON_SQLITE
+
+# What this module checks does not depend on the database (ON_SQLITE says why).
+pytestmark = ON_SQLITE
 
 
 @pytest_asyncio.fixture(scope="module")

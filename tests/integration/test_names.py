@@ -15,6 +15,10 @@ from guilds.vocabulary import ROLE_EVENT
 from tests.harness.api import Api, create_server
 from tests.harness.guilds_server import build_guilds_server
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ON_SQLITE
+
+# What this module checks does not depend on the database (ON_SQLITE says why).
+pytestmark = ON_SQLITE
 
 INVISIBLE = {
     "zero-width spaces": "\u200b\u200b\u200b",

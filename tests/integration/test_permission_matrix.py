@@ -34,7 +34,7 @@ from tests.harness.api import (
     state_of,
 )
 from tests.harness.stack import Stack, User
-from tests.harness.workers import ALSO_ON_WORKERS
+from tests.harness.workers import ON_SQLITE, ON_SQLITE_AND_WORKERS
 
 ACTORS = ("owner", "admin", "moderator", "member", "custom", "nonmember", "banned")
 # The role whose holders are each actor's peers (same highest role), for "at or above" cells.
@@ -707,6 +707,7 @@ def check_answer(status: int, body: Any, expect: Expect) -> None:
         assert expect.mentions in body["error"], body["error"]
 
 
+@ON_SQLITE
 @pytest.mark.parametrize(
     ("action", "who"),
     [pytest.param(a, w, id=f"{a}-{w}") for a in API_TABLE for w in ACTORS],
@@ -979,8 +980,8 @@ assert set(MATRIX_ACTIONS) == set(MATRIX_TABLE), set(MATRIX_ACTIONS) ^ set(MATRI
 
 
 # The raw-Matrix half also runs against the worker deployment: the module's vetoes are the same
-# on whichever process a request lands.
-@ALSO_ON_WORKERS
+# on whichever process a request lands (and that run is its PostgreSQL one).
+@ON_SQLITE_AND_WORKERS
 @pytest.mark.parametrize(
     ("action", "who"),
     [pytest.param(a, w, id=f"matrix-{a}-{w}") for a in MATRIX_TABLE for w in ACTORS],

@@ -14,10 +14,11 @@ import nio
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT
 from tests.harness.api import Api, create_server, eventually, join_server, state_of
 from tests.harness.stack import Stack, User
-from tests.harness.workers import ALSO_ON_WORKERS
+from tests.harness.workers import ON_SQLITE_AND_WORKERS
 
-# Reconciliation follows other clients the same way when Synapse runs with workers.
-pytestmark = ALSO_ON_WORKERS
+# Reconciliation follows other clients the same way when Synapse runs with workers (on
+# PostgreSQL: this module's PostgreSQL run).
+pytestmark = ON_SQLITE_AND_WORKERS
 
 DEADLINE_S = 10.0
 

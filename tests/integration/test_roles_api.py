@@ -10,6 +10,10 @@ import pytest
 from guilds.vocabulary import ROLE_EVENT, ROLE_ROOM_TYPE
 from tests.harness.api import Api, as_bot, create_server, join_server, state_of
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ON_SQLITE
+
+# What this module checks does not depend on the database (ON_SQLITE says why).
+pytestmark = ON_SQLITE
 
 
 async def levels_of(client: nio.AsyncClient, room_id: str) -> dict[str, Any]:

@@ -11,6 +11,10 @@ from guilds.model import CATEGORY_EVENT
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT
 from tests.harness.api import Api, create_server, eventually, join_server, state_of
 from tests.harness.stack import Stack, User
+from tests.harness.workers import ON_SQLITE
+
+# What this module checks does not depend on the database (ON_SQLITE says why).
+pytestmark = ON_SQLITE
 
 
 async def test_create_server_builds_the_space_its_roles_and_general(

@@ -11,11 +11,13 @@ import pytest_asyncio
 
 from guilds.vocabulary import ROLE_EVENT
 from tests.harness.api import Api, eventually, join_server, state_of
-from tests.harness.stack import BACKENDS, Stack, build_stack
+from tests.harness.stack import Stack, build_stack
 from tests.harness.templates import TEMPLATES
 
 
-@pytest_asyncio.fixture(scope="module", params=BACKENDS)
+# SQLite alone: what a template creates is the same whatever the database
+# (tests/harness/workers.py: ON_SQLITE).
+@pytest_asyncio.fixture(scope="module", params=["sqlite"])
 async def templated(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
