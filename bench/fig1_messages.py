@@ -288,10 +288,15 @@ async def plain_side(plain: PlainHomeserver, http: Any, senders_needed: int) -> 
     )
 
 
-async def big_room_side(stack: Any, members: int) -> Side:
-    """A plain (non-Guilds) room of `members` users on the Guilds homeserver: Synapse's dispatch
-    of `on_new_event` loads the current state of every room, not only Guilds rooms."""
-    users = await register_many(stack.http, stack.homeserver, members)
+async def big_room_side(
+    stack: Any, members: int, homeserver: Any = None, name: str | None = None
+) -> Side:
+    """A plain (non-Guilds) room of `members` users on the Guilds homeserver (or on
+    `homeserver`): Synapse's dispatch of the module's `check_event_allowed` loads the state of
+    every room an event is created in, not only Guilds rooms, and its cost grows with the
+    room's state (one member event per member)."""
+    hs = homeserver if homeserver is not None else stack.homeserver
+    users = await register_many(stack.http, hs, members)
     room_id = await users[0].create_room({"preset": "public_chat", "room_version": "12"})
     semaphore = asyncio.Semaphore(8)
 
@@ -301,11 +306,11 @@ async def big_room_side(stack: Any, members: int) -> Side:
 
     await asyncio.gather(*(join(u) for u in users[1:]))
     return Side(
-        f"{members} members",
+        name or f"{members} members",
         room_id,
         users[2:3],
         users[1],
-        homeserver_pid=lambda: _pid(stack.homeserver.proc),
+        homeserver_pid=lambda: _pid(hs.proc),
     )
 
 
@@ -469,6 +474,8 @@ async def main(args: argparse.Namespace) -> Figure:
                             None if judged is None else p95 <= 1.03,
                         )
                     )
+                if args.room_members:
+                    await _large_room(args, figure, stack, plain, opened)
                 if args.profile:
                     sides = [a]
                     if args.profile_members:
@@ -490,6 +497,42 @@ async def main(args: argparse.Namespace) -> Figure:
     return figure
 
 
+async def _large_room(
+    args: argparse.Namespace, figure: Figure, stack: Any, plain: PlainHomeserver, opened: list[Side]
+) -> None:
+    """The same A/B in a plain room of `--room-members` users on each homeserver: what the
+    module's `check_event_allowed` costs grows with the room's state, which the small channel
+    above does not show."""
+    members, count = args.room_members, 4 if args.quick else args.messages
+    a = await big_room_side(stack, members, name=f"guilds hs, {members} members")
+    opened.append(a)
+    b = await big_room_side(stack, members, plain.homeserver, f"no module, {members} members")
+    opened.append(b)
+    log(f"{FIGURE}: a room of {members} members, {count} messages per trial")
+
+    async def run_a() -> dict[str, float]:
+        return await a.trial(1, count)
+
+    async def run_b() -> dict[str, float]:
+        return await b.trial(1, count)
+
+    result = await interleaved(
+        run_a,
+        run_b,
+        pairs=args.pairs,
+        warmup=0 if args.quick else 1,
+        a_label="guilds",
+        b_label="no module",
+        log=log,
+    )
+    figure.results[f"room_{members}_members"] = result.as_json()
+    for metric, comparison in result.comparisons.items():
+        ab = comparison.as_json()
+        figure.rows.append(
+            [f"1, room of {members}", metric, spread(ab["a"]), spread(ab["b"]), spread(ab["ratio"])]
+        )
+
+
 def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--messages",
@@ -504,6 +547,13 @@ def _extra(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="also profile the Guilds homeserver with cProfile while N messages are sent",
+    )
+    parser.add_argument(
+        "--room-members",
+        type=int,
+        default=0,
+        metavar="M",
+        help="also compare the two homeservers in a plain room of M members (concurrency 1)",
     )
     parser.add_argument(
         "--profile-members",
