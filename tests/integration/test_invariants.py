@@ -40,8 +40,8 @@ from tests.harness.stack import Stack, User
 from tests.harness.workers import ON_SQLITE_WORKERS_AND_ROOM_VERSION_11
 
 # The same invariants hold when Synapse runs as a main process with workers (on PostgreSQL:
-# this module's PostgreSQL run), and in rooms of
-# version 11 (creators without unlimited power: the bot holds 101 in `users`).
+# this module's PostgreSQL run), and in rooms of version 11 (creators without unlimited power:
+# the bot holds 101 in `users`).
 pytestmark = ON_SQLITE_WORKERS_AND_ROOM_VERSION_11
 
 VIP_POWER = 10

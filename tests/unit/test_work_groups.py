@@ -1,5 +1,5 @@
-"""The xdist work groups: a module's tests per backend together; the worker deployment's and the
-browser tests each in one group."""
+"""The xdist work groups: a module's tests per backend together; the worker deployment's tests in
+one group, and the browser modules with real media in one."""
 
 from __future__ import annotations
 
@@ -35,9 +35,15 @@ def test_tests_without_a_backend_group_by_module() -> None:
     )
 
 
-def test_every_browser_test_is_in_one_group() -> None:
+def test_browser_modules_with_real_media_share_one_group_others_group_by_module() -> None:
     assert {
-        work_group("tests/browser/test_chat.py::test_one_sends[sqlite]"),
+        work_group("tests/browser/test_calls.py::test_three_people[sqlite]"),
+        work_group("tests/browser/test_direct_calls.py::test_video_call_invite_ring"),
         work_group("tests/browser/test_speaking.py::test_short_beeps_between_polls_are_heard"),
-        work_group("tests/browser/test_manage.py::test_roles_create_edit_delete[postgres]"),
-    } == {"browser"}
+    } == {"browser-media"}
+    chat = "tests/browser/test_chat.py"
+    assert {
+        work_group(f"{chat}::test_one_sends[sqlite]"),
+        work_group(f"{chat}::test_history_loads_more[sqlite]"),
+    } == {f"{chat}[sqlite]"}
+    assert work_group("tests/browser/test_manage.py::test_roles[sqlite]") != f"{chat}[sqlite]"
