@@ -33,9 +33,10 @@ from guilds.vocabulary import (
     CALL_MEMBER_EVENT,
     CHANNEL_EVENT,
     ROLE_EVENT,
-    ROLE_ROOM_TYPE,
+    ROLE_ROOM_KEY,
     SERVER_EVENT,
     ChannelKind,
+    is_role_room,
 )
 
 
@@ -587,7 +588,7 @@ def room_creation_refusal(room_config: Mapping[str, Any]) -> str | None:
     slip past every state rule: creating one is the bot's alone.
     """
     creation = room_config.get("creation_content")
-    if isinstance(creation, Mapping) and creation.get("type") == ROLE_ROOM_TYPE:
+    if isinstance(creation, Mapping) and (is_role_room(creation) or ROLE_ROOM_KEY in creation):
         return "Only the Guilds bot creates role rooms."
     initial_state = room_config.get("initial_state")
     if isinstance(initial_state, list):

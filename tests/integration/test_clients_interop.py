@@ -12,7 +12,7 @@ from typing import Any
 import nio
 
 from guilds.vocabulary import CHANNEL_KIND_KEY
-from tests.harness.api import Api, create_server, join_server
+from tests.harness.api import Api, create_server, grant, join_as, join_server, role_room
 from tests.harness.jssdk import run_scenario
 from tests.harness.stack import Stack, User
 
@@ -76,3 +76,38 @@ async def test_channel_kinds_are_readable_from_the_space_before_joining(
         kinds = await nio_kinds(client, sid)
     assert {room: kinds.get(room) for room in expected} == expected
     assert kinds.get(cat) is None
+
+
+async def test_role_rooms_stay_out_of_other_clients_room_lists(
+    stack: Stack, alice: User, bob: User
+) -> None:
+    # Issue 17, observation 2: every role holder saw an empty "<Role> (role)" room in Element's
+    # room list and Cinny's Home. Restricted joins through the role rooms must keep working.
+    server = await create_server(stack, alice, "Tidy")
+    sid, general = server["server_id"], server["default_channel_id"]
+    status, crew = await Api(stack, alice).call(
+        "POST", f"/servers/{sid}/roles", {"name": "Crew", "power": 10, "permissions": []}
+    )
+    assert status == 201, crew
+    crew_id = str(crew["role_id"])
+    gated = await add_channel(
+        stack, alice, sid, name="crew-only", kind="text", allowed_roles=[crew_id]
+    )
+    await join_server(stack, sid, bob)
+    for role_id in ("moderator", crew_id):
+        await grant(stack, sid, alice, bob, role_id)
+    rooms = {r: await role_room(stack, sid, r) for r in ("admin", "moderator", crew_id)}
+    # The gate still opens through the role room: Bob joins the gated channel by himself.
+    assert isinstance(await join_as(stack, bob, gated), nio.JoinResponse)
+
+    holders = ((bob, {rooms["moderator"], rooms[crew_id]}), (alice, {rooms["admin"]}))
+    for user, held in holders:
+        answer = await run_scenario("room_list", stack, user, room_ids=[sid, general, *held])
+        lists = answer.result
+        # They hold the roles, so they are in the role rooms; no list shows one.
+        assert held <= {row["room_id"] for row in lists["joined"]}, lists
+        for view in ("element", "cinny_home", "top_spaces"):
+            shown = {row["room_id"] for row in lists[view]}
+            assert not shown & set(rooms.values()), (user.user_id, view, lists[view])
+        assert general in {row["room_id"] for row in lists["element"]}, lists
+        assert sid in {row["room_id"] for row in lists["top_spaces"]}, lists
