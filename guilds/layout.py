@@ -150,9 +150,10 @@ def role_link(via: str) -> dict[str, Any]:
 
     Never suggested, and no order: it is there so that clients nest the role room under the
     server instead of showing it as a space of its own. Members without the role cannot see
-    the room behind it (`/hierarchy` leaves out rooms one may not join).
+    the room behind it (`/hierarchy` leaves out rooms one may not join). Marked, so that the
+    channels' and categories' order never counts it (`guilds.snapshot.children`).
     """
-    return {"via": [via], "suggested": False}
+    return {"via": [via], "suggested": False, ROLE_ROOM_KEY: True}
 
 
 def space_child(order: str, via: str, kind: ChannelKind | None) -> dict[str, Any]:
