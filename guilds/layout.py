@@ -15,7 +15,7 @@ from guilds.vocabulary import (
     CHANNEL_EVENT,
     CHANNEL_KIND_KEY,
     ROLE_EVENT,
-    ROLE_ROOM_TYPE,
+    ROLE_ROOM_KEY,
     SERVER_EVENT,
     SPACE_ROOM_TYPE,
     ChannelKind,
@@ -126,20 +126,34 @@ def category_body(
 def role_room_body(
     *, server_id: RoomID, role: Role, power_levels: dict[str, Any]
 ) -> dict[str, Any]:
-    """A role room: its membership is the role assignment. Kept out of the space tree.
+    """A role room: its membership is the role assignment.
 
-    Its server is in its creation content, which nobody can change afterwards: that is where
-    the module looks it up.
+    A space, so that other clients keep it out of their room lists, linked from the server's
+    space (`role_link`) so that it is no space of its own in their space bars; it holds no
+    channel, and Cinny shows no sub-space without rooms (docs/CLIENTS.md). Its server is in its
+    creation content, which nobody can change afterwards: that is where the module looks it up.
     """
     body = _common(f"{role.name} (role)", "", power_levels)
     body["creation_content"] = {
-        "type": ROLE_ROOM_TYPE,
+        "type": SPACE_ROOM_TYPE,
+        ROLE_ROOM_KEY: True,
         "server_id": server_id,
         "role_id": role.role_id,
     }
     body["preset"] = "private_chat"
     body["initial_state"].append(_state("m.room.join_rules", {"join_rule": "invite"}))
     return body
+
+
+def role_link(via: str) -> dict[str, Any]:
+    """Content of the server space's `m.space.child` linking a role room (a space) into it.
+
+    Never suggested, and no order: it is there so that clients nest the role room under the
+    server instead of showing it as a space of its own. Members without the role cannot see
+    the room behind it (`/hierarchy` leaves out rooms one may not join). Marked, so that the
+    channels' and categories' order never counts it (`guilds.snapshot.children`).
+    """
+    return {"via": [via], "suggested": False, ROLE_ROOM_KEY: True}
 
 
 def space_child(order: str, via: str, kind: ChannelKind | None) -> dict[str, Any]:
@@ -172,6 +186,7 @@ __all__ = [
     "category_body",
     "channel_allow",
     "channel_body",
+    "role_link",
     "role_room_body",
     "server_content",
     "space_body",

@@ -33,9 +33,10 @@ from guilds.vocabulary import (
     CALL_MEMBER_EVENT,
     CHANNEL_EVENT,
     ROLE_EVENT,
-    ROLE_ROOM_TYPE,
+    ROLE_ROOM_KEY,
     SERVER_EVENT,
     ChannelKind,
+    is_role_room,
 )
 
 
@@ -587,7 +588,7 @@ def room_creation_refusal(room_config: Mapping[str, Any]) -> str | None:
     slip past every state rule: creating one is the bot's alone.
     """
     creation = room_config.get("creation_content")
-    if isinstance(creation, Mapping) and creation.get("type") == ROLE_ROOM_TYPE:
+    if isinstance(creation, Mapping) and (is_role_room(creation) or ROLE_ROOM_KEY in creation):
         return "Only the Guilds bot creates role rooms."
     initial_state = room_config.get("initial_state")
     if isinstance(initial_state, list):
@@ -656,6 +657,13 @@ _CHANGE_DOING: Final[Mapping[MemberChange, str]] = {
 ROLE_ROOM_MEMBERSHIP_SENTENCE: Final = (
     "Role rooms change only through Guilds: grant or remove the role in Guilds instead."
 )
+# A kick in Guilds is from the server, as on Discord: a channel-only kick would leave the member
+# in the server, free to join the channel again at once (its join rule lets every member in).
+CHANNEL_KICK_SENTENCE: Final = (
+    "In a Guilds server a kick removes a member from the whole server: kick them from the "
+    "server (its space) instead. To keep someone out of one channel, limit the channel to "
+    "roles they do not hold."
+)
 
 
 def member_change_refusal(
@@ -667,7 +675,8 @@ def member_change_refusal(
     nobody acts on the owner, nor on a member whose highest role is at or above their own.
     Role rooms are the bot's alone: their membership *is* the role assignment, which only
     Guilds changes (a user may still leave one, giving the role up). An invite goes to a
-    newcomer or an outsider, so only the permission counts for it.
+    newcomer or an outsider, so only the permission counts for it. A kick is from the server
+    (its space) only; the bot carries a server kick into every channel.
     """
     if actor.bot:
         return None
@@ -676,6 +685,8 @@ def member_change_refusal(
     permission = _CHANGE_PERMISSION[change]
     if not _has(actor, permission):
         return missing_permission_sentence(permission, _CHANGE_DOING[change])
+    if change is MemberChange.KICK and room.kind is not RoomKind.SPACE:
+        return CHANNEL_KICK_SENTENCE
     if change in (MemberChange.INVITE, MemberChange.WITHDRAW_INVITE, MemberChange.UNBAN):
         return None
     verb = change.value

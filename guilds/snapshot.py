@@ -23,7 +23,7 @@ from guilds.model import (
     parse_server_state,
 )
 from guilds.rules import channel_kind
-from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT, ChannelKind
+from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, ROLE_ROOM_KEY, SERVER_EVENT, ChannelKind
 
 StateKey = tuple[str, str]
 RoomState = Mapping[StateKey, Mapping[str, Any]]
@@ -51,10 +51,16 @@ def _text(state: RoomState, event_type: str, key: str) -> str:
 
 
 def children(state: RoomState) -> dict[RoomID, str]:
-    """Rooms linked as `m.space.child` (a child with empty content was removed), with order."""
+    """Rooms linked as `m.space.child` (a child with empty content was removed), with order.
+
+    The links to role rooms (`guilds.layout.role_link`) are left out: they hold no channel and
+    take no place among the channels and categories.
+    """
     found: dict[RoomID, str] = {}
     for (event_type, key), content in state.items():
         if event_type != "m.space.child" or not isinstance(content.get("via"), list):
+            continue
+        if content.get(ROLE_ROOM_KEY) is True:
             continue
         order = content.get("order")
         found[RoomID(key)] = order if isinstance(order, str) else ""

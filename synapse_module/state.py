@@ -25,7 +25,7 @@ from guilds.model import (
 )
 from guilds.permissions import actor as actor_of
 from guilds.rules import Actor, RoomKind, channel_kind
-from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, ROLE_ROOM_TYPE, SERVER_EVENT, ChannelKind
+from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT, ChannelKind, is_role_room
 
 CREATE: Final = "m.room.create"
 MEMBER: Final = "m.room.member"
@@ -91,7 +91,7 @@ def classify(room_id: str, state: StateMap) -> GuildsRoom | None:
         server_id = _str(category.get("server_id")) or _canonical_parent(state)
         return GuildsRoom(room_id, RoomKind.CATEGORY, server_id) if server_id else None
     create = content_of(state, (CREATE, ""))
-    if create is not None and create.get("type") == ROLE_ROOM_TYPE:
+    if create is not None and is_role_room(create):
         # The first role rooms of a server are created before its space, without server_id.
         server_id = _str(create.get("server_id")) or _canonical_parent(state)
         return GuildsRoom(room_id, RoomKind.ROLE_ROOM, server_id) if server_id else None

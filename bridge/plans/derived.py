@@ -7,7 +7,8 @@ The model (roles, assignments, channels, gates, owner, bans) is read from Matrix
 - role-room memberships: only members of the server hold roles, and the owner is an admin;
 - channel and category memberships: only members of the server are inside, and a gated
   channel holds only those its roles let in;
-- the space tree: every channel and category names the parent that links it;
+- the space tree: every channel and category names the parent that links it, and the space
+  links every role room made as a space (so other clients nest it under the server);
 - join rules: a channel opens to the space or to its roles' rooms, a category to the space;
 - bans: whoever is banned from the space is banned from every room, and nobody else is.
 
@@ -27,9 +28,10 @@ from bridge.engine.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Step
 from bridge.plans.levels import wanted_levels
 from bridge.plans.rooms import RoomStates, ServerRooms
 from guilds.ids import RoomID, UserID
-from guilds.layout import AUTO_JOIN_KEY, channel_allow
+from guilds.layout import AUTO_JOIN_KEY, channel_allow, role_link
 from guilds.model import BuiltinRole, Channel, Server
 from guilds.permissions import may_enter
+from guilds.vocabulary import SPACE_ROOM_TYPE
 
 POWER_LEVELS: Final = "m.room.power_levels"
 MEMBER: Final = "m.room.member"
@@ -169,6 +171,27 @@ def _stray_links(ctx: ServerRooms, parents: Mapping[RoomID, RoomID]) -> list[Div
     return found
 
 
+def _unlinked_role_rooms(ctx: ServerRooms) -> list[Divergence]:
+    """Role rooms made as spaces that the server's space does not link.
+
+    Unlinked, Element, Cinny and nheko show such a room as a space of its own in their space
+    bars. Role rooms of the older shape (not spaces) stay unlinked: linked, clients would list
+    them among the server's rooms.
+    """
+    space = ctx.server.server_id
+    links = ctx.states.get(space, {})
+    found: list[Divergence] = []
+    for role in ctx.server.roles:
+        if role.room_id is None:
+            continue
+        create = ctx.states.get(role.room_id, {}).get(("m.room.create", ""))
+        if create is None or create.get("type") != SPACE_ROOM_TYPE:
+            continue
+        if not _linked(links.get((SPACE_CHILD, role.room_id))):
+            found.append(Divergence(space, f"space.child.{role.room_id}", "linked", "missing"))
+    return found
+
+
 # -- what each room must hold ---------------------------------------------------------------------
 
 
@@ -245,6 +268,7 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
     parents = _parents(ctx)
     containers = {space, *(c.category_id for c in server.categories)}
     found += _stray_links(ctx, parents)
+    found += _unlinked_role_rooms(ctx)
     role_of_room = {r.room_id: r for r in server.roles if r.room_id is not None}
     by_shape: dict[Any, dict[str, Any]] = {}
 
@@ -342,7 +366,11 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
                 first.append(_state(f"join_rules_{len(first)}", room, JOIN_RULES, "", content))
         elif what.startswith("space.child."):
             child = what.removeprefix("space.child.")
-            first.append(_state(f"unlink_{len(first)}", room, SPACE_CHILD, child, {}))
+            if divergence.expected == "linked":
+                link = role_link(ctx.via)
+                first.append(_state(f"link_{len(first)}", room, SPACE_CHILD, child, link))
+            else:
+                first.append(_state(f"unlink_{len(first)}", room, SPACE_CHILD, child, {}))
         elif what.startswith("space.parent."):
             parent = what.removeprefix("space.parent.")
             unlinked = divergence.expected == "unlinked"

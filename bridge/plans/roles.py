@@ -31,8 +31,8 @@ from bridge.engine.steps import (
 )
 from bridge.plans.levels import levels_plan
 from bridge.plans.rooms import ServerRooms
-from guilds.ids import RoomID, UserID
-from guilds.layout import role_room_body
+from guilds.ids import RoomID, UserID, split_user_id
+from guilds.layout import role_link, role_room_body
 from guilds.model import (
     ADMIN_POSITION,
     MEMBER_POSITION,
@@ -42,6 +42,7 @@ from guilds.model import (
     Server,
 )
 from guilds.permissions import highest_position, may_enter
+from guilds.rules import SPACE_CHILD
 from guilds.vocabulary import ROLE_EVENT
 
 ROLE_ID_MAX: Final = 32
@@ -151,10 +152,12 @@ def create_role_plan(
     rooms: ServerRooms,
     room_power_levels: dict[str, Any],
 ) -> Plan:
-    """The role room, then the role's state in the space naming it, and the power levels.
+    """The role room, then the role's state in the space naming it, the space's link to it,
+    and the power levels.
 
     A new role holds nobody, but its permissions may lower a threshold (a role with
-    kick_members at power 20 lets power 20 kick), so every room is checked.
+    kick_members at power 20 lets power 20 kick), so every room is checked. The link names
+    the bot's homeserver in `via`: the bot created the room and is always in it.
     """
     room = CreateRoom(
         name="role_room",
@@ -169,7 +172,14 @@ def create_role_plan(
         state_key=role.role_id,
         content=content,
     )
-    return Plan.of([room], [state, *power_level_steps(after, rooms)])
+    link = SendState(
+        name="role_link",
+        room=after.server_id,
+        type=SPACE_CHILD,
+        state_key=Ref("role_room", "room_id"),
+        content=role_link(split_user_id(rooms.bot)[1]),
+    )
+    return Plan.of([room], [state, link, *power_level_steps(after, rooms)])
 
 
 def edit_role_plan(
@@ -226,6 +236,8 @@ def delete_role_plan(rooms: ServerRooms, role: Role) -> Plan | None:
     2. its holders are removed from the role room, and members who may no longer enter a
        re-gated channel are removed from it;
     3. the role room is closed to joins and the bot leaves it.
+
+    The space's link to the role room goes in the first stage.
     """
     before = rooms.server
     bot = rooms.bot
@@ -280,6 +292,17 @@ def delete_role_plan(rooms: ServerRooms, role: Role) -> Plan | None:
                     room=role.room_id,
                     user=user,
                     reason=ROLE_DELETED_REASON,
+                )
+            )
+        link = rooms.state(before.server_id).get((SPACE_CHILD, role.room_id))
+        if link is not None and link.get("via"):
+            first.append(
+                SendState(
+                    name="role_unlink",
+                    room=before.server_id,
+                    type=SPACE_CHILD,
+                    state_key=role.room_id,
+                    content={},
                 )
             )
         first.append(

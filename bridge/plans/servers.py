@@ -28,6 +28,7 @@ from guilds.ids import RoomID, UserID
 from guilds.layout import (
     category_body,
     channel_body,
+    role_link,
     role_room_body,
     server_content,
     space_body,
@@ -42,7 +43,7 @@ from guilds.model import (
     ServerState,
     order_key,
 )
-from guilds.rules import RoomKind
+from guilds.rules import SPACE_CHILD, RoomKind
 from guilds.vocabulary import NAMESPACE, ROLE_EVENT, SERVER_EVENT, ChannelKind
 
 DEFAULT_CHANNEL_NAME = "general"
@@ -148,30 +149,14 @@ def create_server_plan(
             server_id=space_id, role=role, power_levels=levels(RoomKind.ROLE_ROOM)
         )
         role_rooms.append(CreateRoom(name=step, body=body))
-        role_links.append(
-            SendState(
-                name=f"{step}_state",
-                room=space_id,
-                type=ROLE_EVENT,
-                state_key=role.role_id,
-                content=_with_room(role, Ref(step, "room_id")).content(),
-            )
-        )
+        role_links += _role_steps(step, role, space_id, via)
     for i, role in enumerate(custom):
         step = f"custom_role_{i}"
         body = role_room_body(
             server_id=space_id, role=role, power_levels=levels(RoomKind.ROLE_ROOM)
         )
         role_rooms.append(CreateRoom(name=step, body=body))
-        role_links.append(
-            SendState(
-                name=f"{step}_state",
-                room=space_id,
-                type=ROLE_EVENT,
-                state_key=role.role_id,
-                content=_with_room(role, Ref(step, "room_id")).content(),
-            )
-        )
+        role_links += _role_steps(step, role, space_id, via)
     general = CreateRoom(
         name="general",
         body=channel_body(
@@ -227,6 +212,28 @@ def create_server_plan(
         [link, mark, *role_links, *layout[1]],
         [*invites, *layout[2]],
     )
+
+
+def _role_steps(step: str, role: Role, space_id: Any, via: str) -> list[Step]:
+    """The role's state in the space naming its room (made by `step`), and the space's link to
+    that room, which keeps it out of other clients' space bars (guilds.layout.role_link)."""
+    room = Ref(step, "room_id")
+    return [
+        SendState(
+            name=f"{step}_state",
+            room=space_id,
+            type=ROLE_EVENT,
+            state_key=role.role_id,
+            content=_with_room(role, room).content(),
+        ),
+        SendState(
+            name=f"{step}_link",
+            room=space_id,
+            type=SPACE_CHILD,
+            state_key=room,
+            content=role_link(via),
+        ),
+    ]
 
 
 def _role_room_ref(role_id: str, custom: tuple[Role, ...]) -> Ref:

@@ -30,7 +30,7 @@ from guilds.ids import RoomID, UserID
 from guilds.model import CATEGORY_EVENT, InvalidContent, Server
 from guilds.rules import RoomKind, channel_kind
 from guilds.snapshot import assemble, is_server_space, joined, rooms_of
-from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ROLE_ROOM_TYPE, ChannelKind
+from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ChannelKind, is_role_room
 
 log = logging.getLogger(__name__)
 
@@ -479,7 +479,7 @@ class ServerDirectory:
             return (room_id, kind, channel_kind(channel))
         if (CATEGORY_EVENT, "") in state:
             return (room_id, RoomKind.CATEGORY, None)
-        if state.get(("m.room.create", ""), {}).get("type") == ROLE_ROOM_TYPE:
+        if is_role_room(state.get(("m.room.create", ""))):
             return (room_id, RoomKind.ROLE_ROOM, None)
         return None
 

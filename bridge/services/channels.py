@@ -45,7 +45,7 @@ from guilds.model import (
     order_key,
     topic_problem,
 )
-from guilds.permissions import require
+from guilds.permissions import may_enter, require
 from guilds.policies import channel_count_refusal, channel_kind_refusal
 from guilds.rules import RoomKind
 from guilds.vocabulary import ChannelKind
@@ -146,9 +146,14 @@ class Channels:
         return self._locks.setdefault(server_id, asyncio.Lock())
 
     @staticmethod
-    def _channel_of(server: Server, channel_id: str) -> Channel:
+    def _channel_of(server: Server, channel_id: str, viewer: UserID | None = None) -> Channel:
+        """The channel, or NotFound; with a `viewer`, also NotFound for a channel they may not
+        enter, word for word as for one that does not exist: manage_channels reaches only the
+        channels one sees, and the answer reveals nothing of the others (as on Discord)."""
         for channel in server.channels:
             if channel.channel_id == channel_id:
+                if viewer is not None and not may_enter(server, viewer, channel):
+                    break
                 return channel
         raise NotFound("No such channel")
 
@@ -241,7 +246,7 @@ class Channels:
         self, server_id: str, actor: UserID, channel_id: str, body: dict[str, Any]
     ) -> Channel:
         server = self._managed(server_id, actor)
-        channel = self._channel_of(server, channel_id)
+        channel = self._channel_of(server, channel_id, actor)
         name = _name(body["name"]) if "name" in body else channel.name
         topic = _topic(body["topic"]) if "topic" in body else channel.topic
         kind = _kind(body["kind"]) if "kind" in body else channel.kind
@@ -269,7 +274,7 @@ class Channels:
         sid = server.server_id
         async with self._lock(sid):
             server = self._managed(server_id, actor)
-            channel = self._channel_of(server, channel_id)
+            channel = self._channel_of(server, channel_id, actor)
             rooms = self.servers.rooms.of(server)
             room = channel.channel_id
             first: list[Step] = []
@@ -345,7 +350,7 @@ class Channels:
 
     async def delete_channel(self, server_id: str, actor: UserID, channel_id: str) -> None:
         server = self._managed(server_id, actor)
-        channel = self._channel_of(server, channel_id)
+        channel = self._channel_of(server, channel_id, actor)
         if channel.default:
             raise Conflict("The default channel cannot be deleted")
         sid = server.server_id

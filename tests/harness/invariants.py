@@ -27,7 +27,7 @@ from guilds.model import CATEGORY_EVENT, Server
 from guilds.permissions import power_of
 from guilds.rules import RoomKind, channel_kind
 from guilds.snapshot import assemble, rooms_of
-from guilds.vocabulary import CHANNEL_EVENT, ROLE_ROOM_TYPE, ChannelKind
+from guilds.vocabulary import CHANNEL_EVENT, ChannelKind, is_role_room
 from tests.harness.api import Api, as_bot, eventually
 from tests.harness.stack import Stack, User
 
@@ -79,7 +79,7 @@ def room_kinds(
             found.append((room, kind, channel_kind(channel)))
         elif (CATEGORY_EVENT, "") in state:
             found.append((room, RoomKind.CATEGORY, None))
-        elif state.get(("m.room.create", ""), {}).get("type") == ROLE_ROOM_TYPE:
+        elif is_role_room(state.get(("m.room.create", ""))):
             found.append((room, RoomKind.ROLE_ROOM, None))
     return found
 

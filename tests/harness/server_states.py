@@ -14,13 +14,14 @@ from bridge.engine.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Unba
 from bridge.plans.levels import wanted_levels
 from bridge.plans.rooms import ServerRooms
 from guilds.ids import RoomID, UserID
-from guilds.layout import channel_allow
+from guilds.layout import channel_allow, role_link
 from guilds.model import BUILTIN_ROLES, CATEGORY_EVENT, Role
 from guilds.rules import RoomKind
 from guilds.snapshot import assemble
 from guilds.vocabulary import (
     CHANNEL_EVENT,
     ROLE_EVENT,
+    ROLE_ROOM_KEY,
     ROLE_ROOM_TYPE,
     SERVER_EVENT,
     ChannelKind,
@@ -94,9 +95,16 @@ def build(version: str = "12") -> States:
         ("m.space.child", NOOK): {"via": [VIA], "order": "000000"},
         **joined_with_bot(),
     }
+    # The admins' and moderators' rooms as made now (spaces linked from the server's space);
+    # the VIPs' as made before issue 17 (a room of its own type, unlinked).
     for room, holders in ((ADMIN_ROOM, [OWNER]), (MOD_ROOM, [MOD]), (VIP_ROOM, [VIP])):
+        if room == VIP_ROOM:
+            create = create_content(version, ROLE_ROOM_TYPE)
+        else:
+            create = {**create_content(version, "m.space"), ROLE_ROOM_KEY: True}
+            space[("m.space.child", room)] = role_link(VIA)
         states[room] = {
-            ("m.room.create", ""): create_content(version, ROLE_ROOM_TYPE),
+            ("m.room.create", ""): create,
             **joined_with_bot(*holders),
         }
     ctx = context(states)

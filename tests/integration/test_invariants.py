@@ -155,11 +155,17 @@ async def test_hierarchy_lists_for_each_user_exactly_the_channels_they_may_enter
     built: Built,
 ) -> None:
     containers = {built.server_id, built.category}
+    # The role rooms are spaces the server's space links (issue 17): each member's hierarchy
+    # also lists those they hold, and no other.
+    roles = ("admin", "moderator", built.vip)
+    role_rooms = {await role_room(built.stack, built.server_id, r) for r in roles}
     for who in ("owner", "admin", "moderator", "vip", "member"):
         expected = {cid for name, cid in built.channels.items() if may_enter(who, name)}
+        held = role_rooms & await joined_rooms(built.stack, built[who])
+        assert bool(held) == (who != "member"), who
         async with built.stack.nio_client(built[who]) as client:
             listed = await hierarchy(client, built.server_id)
-        assert listed == containers | expected, who
+        assert listed == containers | expected | held, who
         # The API agrees with the homeserver.
         status, server = await built.api(who).call("GET", f"/servers/{built.server_id}")
         assert status == 200 and {c["channel_id"] for c in server["channels"]} == expected, who

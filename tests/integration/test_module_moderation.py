@@ -243,6 +243,28 @@ async def test_role_room_membership_changes_only_through_guilds(stack: Stack, al
 # --- observations 9 and 11: a room joins the space only if Guilds can adopt it ------------------
 
 
+async def test_a_kick_from_one_channel_is_refused_saying_how(stack: Stack, alice: User) -> None:
+    # Issue 17, observation 7: "remove from room" in a channel, as Element and Cinny offer it.
+    server = await create_server(stack, alice, "Channel kicks")
+    sid, general = server["server_id"], server["default_channel_id"]
+    moderator = await member(stack, sid, "moderator", owner=alice)
+    target = await member(stack, sid, owner=alice)
+    for user in (moderator, target, alice):
+        await in_room(stack, user, general, default=True)
+    for kicker in (moderator, alice):
+        async with stack.nio_client(kicker) as client:
+            refused(await client.room_kick(general, target.user_id), "kick them from the server")
+    assert await membership(stack, alice, general, target.user_id) == "join"
+    # The server kick is the one that works, and it takes the member out of the channel too.
+    async with stack.nio_client(moderator) as client:
+        allowed(await client.room_kick(sid, target.user_id, "bye"))
+
+    async def out_of_the_channel() -> bool:
+        return await membership(stack, alice, general, target.user_id) == "leave"
+
+    assert await eventually(out_of_the_channel, deadline_s=DEADLINE_S)
+
+
 async def test_a_room_the_bot_cannot_adopt_cannot_be_linked(stack: Stack, alice: User) -> None:
     """Observations 9 and 11: a room linked without the bot stayed in the space, unadopted."""
     server = await create_server(stack, alice, "Links")
@@ -470,9 +492,10 @@ async def _moderate(m: Moderation, action: str, actor: User) -> Any:
             return await client.room_invite(m.sid, outsider.user_id)
     target = await member(stack, m.sid, owner=m.owner)
     if action == "kick":
-        await in_room(stack, target, m.general, default=True)
+        # A kick is from the server (its space); one from a channel is refused for everyone
+        # (test_a_kick_from_one_channel_is_refused_saying_how).
         async with stack.nio_client(actor) as client:
-            return await client.room_kick(m.general, target.user_id)
+            return await client.room_kick(m.sid, target.user_id)
     if action == "ban":
         async with stack.nio_client(actor) as client:
             return await client.room_ban(m.sid, target.user_id)

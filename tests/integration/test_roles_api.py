@@ -7,7 +7,7 @@ from typing import Any
 import nio
 import pytest
 
-from guilds.vocabulary import ROLE_EVENT, ROLE_ROOM_TYPE
+from guilds.vocabulary import ROLE_EVENT, ROLE_ROOM_KEY
 from tests.harness.api import Api, as_bot, create_server, join_server, state_of
 from tests.harness.stack import Stack, User
 from tests.harness.workers import ON_SQLITE
@@ -78,8 +78,10 @@ async def test_create_role_builds_its_room_state_and_power_levels(
         # The role room is Guilds' bookkeeping; the bot reads it, so does a plain client once in.
         status, create = await as_bot(stack, "GET", f"/rooms/{room_id}/state/m.room.create/")
         assert status == 200
-        assert create["type"] == ROLE_ROOM_TYPE and create["server_id"] == sid
-        assert create["role_id"] == "voice-mods"
+        # A space marked as a role room, linked from the server's space (issue 17).
+        assert create["type"] == "m.space" and create[ROLE_ROOM_KEY] is True
+        assert create["server_id"] == sid and create["role_id"] == "voice-mods"
+        assert space[("m.space.child", room_id)]["via"], space.get(("m.space.child", room_id))
         # Holders of kick_members now start at power 20: the threshold follows, everywhere.
         for room in (sid, general):
             assert (await levels_of(client, room))["kick"] == 20

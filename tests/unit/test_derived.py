@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bridge.engine.steps import AutoJoinInvite, Kick, Plan, SendState, Unban
 from bridge.plans.derived import Divergence, divergences, repair_plan, with_pending_roles
 from guilds.ids import RoomID, UserID
-from guilds.layout import AUTO_JOIN_KEY, channel_allow
+from guilds.layout import AUTO_JOIN_KEY, channel_allow, role_link
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT
 from tests.harness.server_states import (
     ADMIN_ROOM,
@@ -220,6 +220,28 @@ def test_a_channel_naming_a_parent_that_does_not_link_it_drops_that_claim() -> N
         Divergence(CHAT, f"space.parent.{CATEGORY}", "unlinked", "linked")
     ]
     converged(states)
+
+
+def test_a_role_room_made_as_a_space_is_linked_from_the_server() -> None:
+    # Issue 17, observation 2: unlinked, other clients show the role room as a space of its own.
+    states = build()
+    states[SPACE][("m.space.child", MOD_ROOM)] = {}
+    assert divergences(context(states)) == [
+        Divergence(SPACE, f"space.child.{MOD_ROOM}", "linked", "missing")
+    ]
+    repaired = converged(states)
+    assert repaired[SPACE][("m.space.child", MOD_ROOM)] == role_link("hs")
+    # Still no channel or category of the model: the link only nests the role room.
+    server = context(repaired).server
+    assert MOD_ROOM not in {c.channel_id for c in server.channels}
+    assert MOD_ROOM not in {c.category_id for c in server.categories}
+
+
+def test_a_role_room_of_the_older_shape_stays_unlinked() -> None:
+    # Linked, clients would list a room that is not a space among the server's rooms.
+    states = build()
+    assert ("m.space.child", VIP_ROOM) not in states[SPACE]
+    assert divergences(context(states)) == []
 
 
 def test_rooms_the_model_does_not_know_are_left_alone() -> None:

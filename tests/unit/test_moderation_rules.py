@@ -169,3 +169,24 @@ def test_notifying_the_whole_room_needs_manage_messages() -> None:
     assert refusal is not None and "manage_messages" in refusal
     assert room_ping_refusal(actor(Permission.MANAGE_MESSAGES)) is None
     assert room_ping_refusal(OWNER_ACTOR) is None
+
+
+def test_a_kick_is_from_the_server_never_from_one_channel() -> None:
+    # Issue 17, observation 7: Element's and Cinny's "remove from room" in a channel. Discord has
+    # no channel kick and the member could walk straight back in, so it is refused, saying how.
+    kicker = actor(Permission.KICK_MEMBERS, position=200, power=50)
+    category = RoomContext(RoomKind.CATEGORY)
+    default = RoomContext(RoomKind.DEFAULT_CHANNEL, ChannelKind.TEXT)
+    for room in (CHANNEL, default, category):
+        for who in (kicker, OWNER_ACTOR):
+            refusal = member_change_refusal(who, PLAIN, room, MemberChange.KICK)
+            assert refusal is not None and "kick them from the server" in refusal
+        # Without the permission, the permission is what they hear.
+        assert "kick_members" in (
+            member_change_refusal(HERALD, PLAIN, room, MemberChange.KICK) or ""
+        )
+        # Taking back an invite stays what it was; the bot cascades a server kick to channels.
+        inviter = actor(Permission.CREATE_INVITES, position=200, power=50)
+        assert member_change_refusal(inviter, PLAIN, room, MemberChange.WITHDRAW_INVITE) is None
+        assert member_change_refusal(actor(bot=True), PLAIN, room, MemberChange.KICK) is None
+    assert member_change_refusal(kicker, PLAIN, SPACE, MemberChange.KICK) is None

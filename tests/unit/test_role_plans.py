@@ -163,6 +163,17 @@ def test_delete_role_plan_regates_removes_and_leaves() -> None:
     kicks = {(s.room, s.user) for s in second if isinstance(s, Kick)}
     assert kicks == {(GATED, VIP), (VIP_ROOM, VIP)}
     assert third == (Leave("role_room_leave", VIP_ROOM),)
+    # A role room of the older shape is not linked from the space: nothing to unlink.
+    assert "role_unlink" not in by_name
+
+
+def test_delete_role_plan_unlinks_a_role_room_the_space_links() -> None:
+    held = states()
+    held[SPACE][("m.space.child", VIP_ROOM)] = {"via": ["hs"], "suggested": False}
+    plan = delete_role_plan(rooms(held), VIP_ROLE)
+    assert plan is not None
+    by_name = {s.name: s for s in plan.stages[0]}
+    assert by_name["role_unlink"] == SendState("role_unlink", SPACE, "m.space.child", VIP_ROOM, {})
 
 
 def test_grant_and_revoke_plans() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from guilds.rules import call_membership_refusal, channel_kind, room_creation_refusal
-from guilds.vocabulary import ChannelKind
+from guilds.vocabulary import ChannelKind, is_role_room
 
 
 @pytest.mark.parametrize(
@@ -43,6 +43,8 @@ def test_call_membership_refused_only_in_text_channels() -> None:
         {"initial_state": [{"type": "chat.guilds.role", "state_key": "admin", "content": {}}]},
         {"initial_state": [{"type": "chat.guilds.category", "state_key": "", "content": {}}]},
         {"creation_content": {"type": "chat.guilds.role"}},
+        {"creation_content": {"type": "m.space", "chat.guilds.role_room": True}},
+        {"creation_content": {"chat.guilds.role_room": False}},
     ],
 )
 def test_only_the_bot_creates_rooms_with_guilds_markers(config: dict) -> None:
@@ -62,3 +64,19 @@ def test_only_the_bot_creates_rooms_with_guilds_markers(config: dict) -> None:
 )
 def test_ordinary_rooms_may_be_created(config: dict) -> None:
     assert room_creation_refusal(config) is None
+
+
+@pytest.mark.parametrize(
+    ("create", "role_room"),
+    [
+        ({"type": "m.space", "chat.guilds.role_room": True, "server_id": "!s"}, True),
+        ({"type": "chat.guilds.role", "server_id": "!s"}, True),  # made before issue 17
+        ({"type": "m.space"}, False),
+        ({"type": "m.space", "chat.guilds.role_room": "yes"}, False),
+        ({"chat.guilds.role_room": True}, False),
+        ({}, False),
+        (None, False),
+    ],
+)
+def test_role_rooms_of_both_shapes_are_recognised(create: dict | None, role_room: bool) -> None:
+    assert is_role_room(create) is role_room

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.plans.channels import next_index
 from bridge.readback.directory import RoomStates
 from guilds.ids import RoomID, UserID
+from guilds.layout import role_link
 from guilds.model import BUILTIN_ROLES, CATEGORY_EVENT, Permission, Role
-from guilds.snapshot import assemble, banned, rooms_of
+from guilds.snapshot import assemble, banned, children, rooms_of
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT, ChannelKind
 
 SPACE = RoomID("!space")
@@ -230,3 +232,16 @@ def test_an_event_that_does_not_follow_the_held_state_is_out_of_order() -> None:
     assert not states.out_of_order({**state_event("$1", {"name": "x"}), "room_id": "!other"})
     topic = {**state_event("$8", {"topic": "t"}), "type": "m.room.topic"}
     assert not states.out_of_order(topic)
+
+
+def test_role_room_links_take_no_place_among_the_channels() -> None:
+    # Issue 17: the space links its role rooms (spaces) so clients nest them; the next channel
+    # still comes right after the last channel or category, and the role room is no child.
+    space = {
+        ("m.space.child", "!general:hs"): {"via": ["hs"], "order": "000000"},
+        ("m.space.child", "!mods:hs"): role_link("hs"),
+        ("m.space.child", "!admins:hs"): role_link("hs"),
+        ("m.space.child", "!gone:hs"): {},
+    }
+    assert children(space) == {RoomID("!general:hs"): "000000"}
+    assert next_index(list(children(space).values())) == 1

@@ -194,12 +194,16 @@ async def test_a_template_plan_builds_its_rooms(
     assert set(roles) == {"admin", "moderator", "member", "staff", "vip"}
     staff_room = results["custom_role_0"]["room_id"]
     assert roles["staff"]["room_id"] == staff_room
-    # The space's children: general, the top-level staff-room, then both categories.
+    # The space's children: general, the top-level staff-room, then both categories; and the
+    # role rooms, linked without an order so that other clients nest them (issue 17).
+    role_rooms = {content["room_id"] for content in roles.values() if content.get("room_id")}
+    assert len(role_rooms) == 4  # admin, moderator, staff, vip: member is everyone
     children = {
         key: content["order"]
         for (t, key), content in space.state.items()
-        if t == "m.space.child" and content
+        if t == "m.space.child" and content and key not in role_rooms
     }
+    assert all(space.state[("m.space.child", room)]["via"] for room in role_rooms)
     by_name = {
         results[step]["room_id"]: name
         for step, name in [

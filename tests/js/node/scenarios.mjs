@@ -33,8 +33,8 @@ async function hierarchy(client, { space_id }) {
   }));
 }
 
-/** Syncs until the room is known, then answers it (or throws after `deadline_ms`). */
-async function syncedRoom(client, roomId, deadlineMs = 30_000) {
+/** Syncs until every room of `roomIds` is known (or throws after `deadlineMs`). */
+async function syncedRooms(client, roomIds, deadlineMs = 30_000) {
   const prepared = new Promise((resolve) =>
     client.on("sync", (state) => {
       if (state === "PREPARED" || state === "SYNCING") resolve();
@@ -43,11 +43,18 @@ async function syncedRoom(client, roomId, deadlineMs = 30_000) {
   await client.startClient({ initialSyncLimit: 1 });
   await prepared;
   const end = Date.now() + deadlineMs;
-  while (!client.getRoom(roomId)) {
-    if (Date.now() > end) throw new Error(`room ${roomId} never arrived in the sync`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  for (const roomId of roomIds) {
+    while (!client.getRoom(roomId)) {
+      if (Date.now() > end) throw new Error(`room ${roomId} never arrived in the sync`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
-  return client.getRoom(roomId);
+  return roomIds.map((roomId) => client.getRoom(roomId));
+}
+
+/** Syncs until the room is known, then answers it (or throws after `deadline_ms`). */
+async function syncedRoom(client, roomId, deadlineMs = 30_000) {
+  return (await syncedRooms(client, [roomId], deadlineMs))[0];
 }
 
 /** The room's MatrixRTC call memberships as 37.5's MatrixRTCSession parses them. */
@@ -62,4 +69,43 @@ async function rtc_memberships(client, { room_id }) {
   }));
 }
 
-export const scenarios = { hierarchy, rtc_memberships };
+/** Whether this `m.space.child` content links its child (a link without `via` was removed). */
+function links(content) {
+  return Array.isArray(content?.via) && content.via.length > 0;
+}
+
+/**
+ * The user's rooms as other clients' room lists filter them, once every room of `room_ids` has
+ * arrived in the sync: Element's (the SDK's `getVisibleRooms()`, then its room-list
+ * VisibilityProvider: no spaces), Cinny's Home (rooms, not spaces, that no joined space links,
+ * and not DMs), and the spaces both show at the top of their space bars (joined spaces that no
+ * joined space links).
+ */
+async function room_list(client, { room_ids }) {
+  await syncedRooms(client, room_ids);
+  const joined = client.getRooms().filter((room) => room.getMyMembership() === "join");
+  const linked = new Set();
+  for (const space of joined.filter((room) => room.isSpaceRoom())) {
+    for (const event of space.currentState.getStateEvents("m.space.child")) {
+      if (links(event.getContent())) linked.add(event.getStateKey());
+    }
+  }
+  const direct = new Set(Object.values(client.getAccountData("m.direct")?.getContent() ?? {}).flat());
+  const element = client
+    .getVisibleRooms()
+    .filter((room) => ["join", "invite"].includes(room.getMyMembership()))
+    .filter((room) => !room.isSpaceRoom());
+  const cinnyHome = joined.filter(
+    (room) => room.getType() !== "m.space" && !linked.has(room.roomId) && !direct.has(room.roomId),
+  );
+  const topSpaces = joined.filter((room) => room.isSpaceRoom() && !linked.has(room.roomId));
+  const describe = (room) => ({ room_id: room.roomId, name: room.name, type: room.getType() ?? null });
+  return {
+    element: element.map(describe),
+    cinny_home: cinnyHome.map(describe),
+    top_spaces: topSpaces.map(describe),
+    joined: joined.map(describe),
+  };
+}
+
+export const scenarios = { hierarchy, rtc_memberships, room_list };

@@ -75,6 +75,13 @@ export class Room {
     return this.getState("m.room.create")?.content?.type ?? null;
   }
 
+  /** A Guilds role room: a space marked so at creation, or one of the older room type. */
+  get isRoleRoom() {
+    const create = this.getState("m.room.create")?.content ?? {};
+    if (create.type === "chat.guilds.role") return true;
+    return create.type === "m.space" && create["chat.guilds.role_room"] === true;
+  }
+
   get name() {
     return this.getState("m.room.name")?.content?.name ?? "";
   }

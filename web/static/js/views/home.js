@@ -910,7 +910,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
       const sid = serverOfRoom(roomId);
       const relevant = [...types].some((t) => SERVER_STATE.test(t));
       const isSpace = sid === roomId;
-      const roleRoom = sync.room(roomId)?.createType === "chat.guilds.role";
+      const roleRoom = sync.room(roomId)?.isRoleRoom === true;
       if (relevant || ((isSpace || roleRoom) && types.has("m.room.member"))) {
         if (sid) scheduleRefresh(sid);
         else all = true;
