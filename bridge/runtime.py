@@ -187,6 +187,7 @@ class Bridge:
             via=self.config.homeserver.server_name,
             sweep_interval_s=self.config.sweep_interval_s,
             turn=queue.turn,
+            join_all_channels=self.config.policies.join_channels == "all",
         )
         self._convergence.on_repair = self.metrics.observe_repair
         queue.on_depth = self.metrics.set_queue_depth

@@ -6,7 +6,9 @@ The model (roles, assignments, channels, gates, owner, bans) is read from Matrix
 - power levels (users and thresholds, creators-aware; `bridge.room_levels` owns them);
 - role-room memberships: only members of the server hold roles, and the owner is an admin;
 - channel and category memberships: only members of the server are inside, and a gated
-  channel holds only those its roles let in;
+  channel holds only those its roles let in; with `join_all_channels` (the `join_channels: all`
+  policy), every member is inside every channel they may enter (the default channel is joined
+  by the module when they enter the server, so it is left to that one join);
 - the space tree: every channel and category names the parent that links it;
 - join rules: a channel opens to the space or to its roles' rooms, a category to the space;
 - bans: whoever is banned from the space is banned from every room, and nobody else is.
@@ -39,6 +41,7 @@ SPACE_PARENT: Final = "m.space.parent"
 SPACE_CHILD: Final = "m.space.child"
 
 NOT_A_MEMBER_REASON: Final = "Not a member of the server"
+CHANNEL_REASON: Final = "Members are in every channel they may enter"
 GATE_REASON: Final = "You no longer have a role that may enter this channel"
 BANNED_REASON: Final = "Banned from the server"
 OWNER_REASON: Final = "The owner is always an admin"
@@ -56,6 +59,9 @@ class ServerRooms:
     bot: UserID
     # The homeserver named in `via` of the space links the bot writes.
     via: str
+    # Whether every member is in every channel they may enter (policy `join_channels: all`),
+    # not only in the default channel.
+    join_all_channels: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,9 @@ def _levels_divergences(
 
 def divergences(ctx: ServerRooms) -> list[Divergence]:
     """Every difference between the server's rooms and what its model derives, room by room."""
+    # Who may enter a channel is decided by the roles held, not by a pending invite: the
+    # module refuses a gated channel's join until the role room's is done.
+    held = ctx.server
     server = with_pending_roles(ctx.server, ctx.states, ctx.bot)
     ctx = replace(ctx, server=server)
     space = server.server_id
@@ -315,6 +324,33 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
                 found.append(Divergence(room, f"member.{user}", "leave", members[user]))
         if role is not None and role.role_id == BuiltinRole.ADMIN.value and owner not in inside:
             found.append(Divergence(room, f"member.{owner}", "join", members.get(owner)))
+        if ctx.join_all_channels and channel is not None:
+            found += _missing_members(held, room, channel, members, banned, bot)
+    return found
+
+
+def _missing_members(
+    server: Server,
+    room: RoomID,
+    channel: Channel,
+    members: Mapping[UserID, str],
+    banned: set[UserID],
+    bot: UserID,
+) -> list[Divergence]:
+    """The members who may enter the channel and are not in it (nor invited).
+
+    Not the default channel: the module joins a new member to it the moment they enter the
+    server, and a second join of the same user racing it on another Synapse worker would fork
+    the room. A member banned from this one room is unbanned first (the ban divergence).
+    """
+    if room == server.state.default_channel:
+        return []
+    found: list[Divergence] = []
+    for user in sorted(server.members | {server.state.owner}):
+        if user == bot or user in banned or members.get(user) in ("join", "invite", "ban"):
+            continue
+        if may_enter(server, user, channel):
+            found.append(Divergence(room, f"member.{user}", "join", members.get(user)))
     return found
 
 
@@ -369,9 +405,10 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
                     # The owner banned by hand: unbanned first, then back in.
                     done.add((room, f"unban {user}"))
                     first.append(Unban(name=f"unban_{len(first)}", room=room, user=user))
+                reason = CHANNEL_REASON if _channel(server, room) is not None else OWNER_REASON
                 second.append(
                     AutoJoinInvite(
-                        name=f"invite_{len(second)}", room=room, user=user, reason=OWNER_REASON
+                        name=f"invite_{len(second)}", room=room, user=user, reason=reason
                     )
                 )
             elif divergence.actual == "ban":
@@ -390,11 +427,18 @@ def _state(name: str, room: RoomID, event_type: str, key: str, content: Any) -> 
 
 
 def server_rooms(
-    server: Server, kinds: RoomKinds, states: RoomStates, bot: UserID, via: str
+    server: Server,
+    kinds: RoomKinds,
+    states: RoomStates,
+    bot: UserID,
+    via: str,
+    *,
+    join_all_channels: bool = False,
 ) -> ServerRooms:
     """The context of one server, ready to derive (rooms unknown to the model left out)."""
     known = {server.server_id, *_parents_of(server), *_role_rooms(server)}
-    return ServerRooms(server, [k for k in kinds if k[0] in known], states, bot, via)
+    rooms = [k for k in kinds if k[0] in known]
+    return ServerRooms(server, rooms, states, bot, via, join_all_channels)
 
 
 def _parents_of(server: Server) -> set[RoomID]:

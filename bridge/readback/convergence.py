@@ -120,6 +120,7 @@ class Convergence:
         sweep_interval_s: float,
         turn: Callable[[str], AbstractAsyncContextManager[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        join_all_channels: bool = False,
     ) -> None:
         self.db = db
         self.journal = journal
@@ -127,6 +128,8 @@ class Convergence:
         self.bot = bot
         self.via = via
         self.sweep_interval_s = sweep_interval_s
+        # Policy `join_channels: all`: members are joined to every channel they may enter.
+        self.join_all_channels = join_all_channels
         self._clock = clock
         # The server's turn (bridge/engine/queue.py `ServerQueue.turn`): a check and its repair run
         # between the server's operations, never during one. Without a queue, a lock per server.
@@ -254,6 +257,7 @@ class Convergence:
             self.directory.states(),
             self.bot,
             self.via,
+            join_all_channels=self.join_all_channels,
         )
         return divergences(ctx)
 
@@ -319,6 +323,7 @@ class Convergence:
             self.directory.states(),
             self.bot,
             self.via,
+            join_all_channels=self.join_all_channels,
         )
         plan = repair_plan(ctx, found)
         if not plan.stages:
