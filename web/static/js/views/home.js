@@ -31,6 +31,7 @@ const MENU_ENTRIES = [
   ["Server settings", "openServerSettings", (s) => has(s, "manage_server"), {}],
   ["Roles", "openRoles", (s) => has(s, "manage_roles"), {}],
   ["Members", "openMembers", (s) => has(s, "kick_members") || has(s, "ban_members") || has(s, "manage_roles"), {}],
+  ["Bans", "openBans", (s) => has(s, "ban_members"), {}],
   ["Create channel", "openChannelEditor", (s) => has(s, "manage_channels"), {}],
   ["Create category", "openCategoryEditor", (s) => has(s, "manage_channels"), {}],
   ["Leave server", "confirmLeave", (s, me) => s.owner !== me, { danger: true }],
