@@ -15,6 +15,7 @@ import { createCallUi } from "./call-panel.js";
 import { avatar, createChatView, initials } from "./chat.js";
 import { mountDirectCalls } from "./direct-call.js";
 import { createDmView } from "./dms.js";
+import { mountRemovalNotices } from "./removal.js";
 import { installSwitcher, shellItems } from "./switcher.js";
 import { showMenu } from "./popups.js";
 
@@ -995,6 +996,9 @@ export function renderHome({ config, client, session, onSignedOut }) {
     renderSidebar();
   });
   window.addEventListener("focus", () => renderRail());
+
+  // What a kicked or banned member is told (views/removal.js).
+  view.append(mountRemovalNotices({ sync, userId }).el);
 
   // 1:1 calls in direct conversations (views/direct-call.js): ringing and the call panel.
   const directCalls = mountDirectCalls({ client, sync, userId });
