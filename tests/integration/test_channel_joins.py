@@ -12,6 +12,7 @@ import secrets
 from collections.abc import AsyncIterator
 
 import aiohttp
+import nio
 import pytest
 import pytest_asyncio
 
@@ -27,6 +28,7 @@ from tests.harness.api import (
     outcome,
 )
 from tests.harness.stack import Stack, User, build_stack
+from tests.harness.workers import ALSO_ON_WORKERS
 
 # Convergence runs 0.3 s after the last event; an invite and the module's join follow.
 JOINED_S = 30.0
@@ -52,6 +54,10 @@ async def newcomer(stack: Stack) -> User:
     return await stack.register_user(f"n{secrets.token_hex(4)}")
 
 
+# On workers too: the module's join of the default channel and its acceptances of the bot's
+# invites to the others may land on different processes; none may race another join of the
+# same user in the same room (that forks the room).
+@ALSO_ON_WORKERS
 async def test_a_new_member_is_joined_to_every_channel_they_may_enter(
     stack: Stack, alice: User
 ) -> None:
@@ -69,6 +75,13 @@ async def test_a_new_member_is_joined_to_every_channel_they_may_enter(
     # Gaining the role joins the channels it opens.
     await grant(stack, sid, alice, bob, vip)
     await in_all(stack, bob, {backstage})
+    # A forked room refuses the next event ("duplicate auth events"): every one takes a message.
+    async with stack.nio_client(bob) as client:
+        for room in (general, lounge, news, backstage):
+            sent = await client.room_send(
+                room, "m.room.message", {"msgtype": "m.text", "body": "hi"}
+            )
+            assert isinstance(sent, nio.RoomSendResponse), (room, sent)
 
 
 async def test_a_new_channel_joins_the_members_who_may_enter_it(stack: Stack, alice: User) -> None:
