@@ -269,6 +269,8 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
     found += _stray_links(ctx, parents)
     role_of_room = {r.room_id: r for r in server.roles if r.room_id is not None}
     by_shape: dict[Any, dict[str, Any]] = {}
+    # The members in id order, sorted once for every channel (under join_all_channels).
+    everyone: list[UserID] | None = None
 
     for room, kind, channel_kind in ctx.kinds:
         state = ctx.states.get(room, {})
@@ -325,12 +327,15 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
         if role is not None and role.role_id == BuiltinRole.ADMIN.value and owner not in inside:
             found.append(Divergence(room, f"member.{owner}", "join", members.get(owner)))
         if ctx.join_all_channels and channel is not None:
-            found += _missing_members(held, room, channel, members, banned, bot)
+            if everyone is None:
+                everyone = sorted(held.members | {owner})
+            found += _missing_members(held, everyone, room, channel, members, banned, bot)
     return found
 
 
 def _missing_members(
     server: Server,
+    everyone: Iterable[UserID],
     room: RoomID,
     channel: Channel,
     members: Mapping[UserID, str],
@@ -346,7 +351,7 @@ def _missing_members(
     if room == server.state.default_channel:
         return []
     found: list[Divergence] = []
-    for user in sorted(server.members | {server.state.owner}):
+    for user in everyone:
         if user == bot or user in banned or members.get(user) in ("join", "invite", "ban"):
             continue
         if may_enter(server, user, channel):
