@@ -15,6 +15,7 @@ import { createCallUi } from "./call-panel.js";
 import { avatar, createChatView, initials } from "./chat.js";
 import { mountDirectCalls } from "./direct-call.js";
 import { createDmView } from "./dms.js";
+import { awaitAutoJoin } from "./channel-join.js";
 import { mountRemovalNotices } from "./removal.js";
 import { installSwitcher, shellItems } from "./switcher.js";
 import { showMenu } from "./popups.js";
@@ -614,6 +615,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     if (joining.has(channel.channel_id)) return;
     joining.add(channel.channel_id);
     try {
+      if (await awaitAutoJoin(sync, channel.channel_id, userId)) return;
       await client.joinRoom(channel.channel_id);
       // The room appears in the next sync; renderContent runs again then.
     } catch (error) {
