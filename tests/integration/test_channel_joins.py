@@ -101,6 +101,23 @@ async def test_a_new_channel_joins_the_members_who_may_enter_it(stack: Stack, al
     assert gated not in await joined_rooms(stack, bob)
 
 
+async def test_a_member_who_leaves_a_channel_is_joined_again(stack: Stack, alice: User) -> None:
+    """Membership is derived, as in Discord where nobody leaves a channel: a leave from any
+    client is undone (docs/CLIENTS.md: mute it instead)."""
+    server = await create_server(stack, alice, "Sticky")
+    sid = server["server_id"]
+    lounge = await add_channel(stack, alice, sid, "lounge")
+    bob = await newcomer(stack)
+    await join_server(stack, sid, bob)
+    await in_all(stack, bob, {lounge})
+    async with stack.nio_client(bob) as client:
+        assert isinstance(await client.room_leave(lounge), nio.RoomLeaveResponse)
+        # Left (the check that undoes it comes 0.3 s after the event at the earliest).
+        rooms = await client.joined_rooms()
+        assert isinstance(rooms, nio.JoinedRoomsResponse) and lounge not in rooms.rooms
+    await in_all(stack, bob, {lounge})
+
+
 async def test_losing_the_role_still_takes_the_member_out(stack: Stack, alice: User) -> None:
     """The joins never fight the removal: the role gone, the gated channel is left for good."""
     server = await create_server(stack, alice, "Revoked")
