@@ -163,7 +163,10 @@ class Bridge:
         # The one place a server's rooms are gathered for planning (bridge/plans/rooms.py):
         # the services, the reconciler and convergence all read them through it.
         rooms = RoomsReader(
-            self.directory, bot=self.bot_user_id, via=self.config.homeserver.server_name
+            self.directory,
+            bot=self.bot_user_id,
+            via=self.config.homeserver.server_name,
+            join_all_channels=self.config.policies.join_channels == "all",
         )
         # Call memberships past their expiry (a closed tab, a lost connection) are cleared.
         self._calls = CallSweeper(self.matrix, self.directory)

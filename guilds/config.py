@@ -35,6 +35,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 THEMES = ("dark", "light")
 CHANNEL_KINDS = ("text", "voice", "video")
 CREATE_SERVERS_WORDS = ("everyone", "admins")
+# `policies.join_channels`: every channel a member may enter, or the default channel only.
+JOIN_CHANNELS_WORDS = ("all", "default")
 # How long an API request that changes a server waits for its result before answering 202
 # with an operation to poll (bridge/engine/queue.py); docs/API.md, "Operations".
 DEFAULT_ANSWER_WITHIN_S = 10
@@ -153,6 +155,9 @@ class Policies:
     channel_kinds: tuple[str, ...] = ("text", "voice", "video")
     invites: InviteDefaults = InviteDefaults()
     public_servers: bool = True
+    # all: members are joined to every channel they may enter (as in Discord); default: only
+    # to the default channel, the others joined by each member (for very large servers).
+    join_channels: str = "all"
 
 
 @dataclass(frozen=True)
@@ -684,7 +689,14 @@ def parse_module_config(data: Any) -> ModuleConfig:
 
 # -- policies ------------------------------------------------------------------------------------
 
-POLICY_KEYS = {"create_servers", "limits", "channel_kinds", "invites", "public_servers"}
+POLICY_KEYS = {
+    "create_servers",
+    "limits",
+    "channel_kinds",
+    "invites",
+    "public_servers",
+    "join_channels",
+}
 LIMIT_KEYS = (
     "servers_per_user",
     "channels_per_server",
@@ -789,7 +801,12 @@ def parse_policies(r: _Reader) -> Policies:
         expires_in_s=_bounded(ir, "expires_in_s", INVITE_MIN_EXPIRES_S, INVITE_MAX_EXPIRES_S),
         max_uses=_bounded(ir, "max_uses", 1, INVITE_MAX_USES),
     )
+    join_channels = r.string("join_channels", "all")
+    if join_channels not in JOIN_CHANNELS_WORDS:
+        r.error("join_channels", f"must be all or default, not {join_channels!r}")
+        join_channels = "all"
     return Policies(
+        join_channels=join_channels,
         create_servers=create,
         create_servers_users=users,
         create_servers_regex=regex,

@@ -43,6 +43,12 @@ async def list_members(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
+async def list_bans(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    bans = _members(request).bans(request.match_info["sid"], user)
+    return web.json_response({"bans": [{"user_id": u, "reason": r} for u, r in bans]})
+
+
 async def _change(request: web.Request, kind: str, body: dict[str, Any]) -> web.Response:
     user = await require_user(request)
     sid = request.match_info["sid"]
@@ -120,4 +126,5 @@ def add_routes(app: web.Application, members: Members, queue: ServerQueue) -> No
     app.router.add_delete("/servers/{sid}/members/{uid}/roles/{rid}", revoke_role)
     app.router.add_post("/servers/{sid}/members/{uid}/kick", kick_member)
     app.router.add_post("/servers/{sid}/members/{uid}/ban", ban_member)
+    app.router.add_get("/servers/{sid}/bans", list_bans)
     app.router.add_delete("/servers/{sid}/bans/{uid}", unban_member)

@@ -6,7 +6,9 @@ The model (roles, assignments, channels, gates, owner, bans) is read from Matrix
 - power levels (users and thresholds, creators-aware; `bridge.room_levels` owns them);
 - role-room memberships: only members of the server hold roles, and the owner is an admin;
 - channel and category memberships: only members of the server are inside, and a gated
-  channel holds only those its roles let in;
+  channel holds only those its roles let in; with `join_all_channels` (the `join_channels: all`
+  policy), every member is inside every channel they may enter (the default channel is joined
+  by the module when they enter the server, so it is left to that one join);
 - the space tree: every channel and category names the parent that links it, and the space
   links every role room made as a space (so other clients nest it under the server);
 - join rules: a channel opens to the space or to its roles' rooms, a category to the space;
@@ -40,6 +42,7 @@ SPACE_PARENT: Final = "m.space.parent"
 SPACE_CHILD: Final = "m.space.child"
 
 NOT_A_MEMBER_REASON: Final = "Not a member of the server"
+CHANNEL_REASON: Final = "Members are in every channel they may enter"
 GATE_REASON: Final = "You no longer have a role that may enter this channel"
 BANNED_REASON: Final = "Banned from the server"
 OWNER_REASON: Final = "The owner is always an admin"
@@ -257,6 +260,9 @@ def _levels_divergences(
 def divergences(ctx: ServerRooms) -> list[Divergence]:
     """Every difference between the server's rooms and what its model derives, room by room."""
     ctx = ctx.modelled()
+    # Who may enter a channel is decided by the roles held, not by a pending invite: the
+    # module refuses a gated channel's join until the role room's is done.
+    held = ctx.server
     server = with_pending_roles(ctx)
     ctx = ctx.with_model(server)
     space = server.server_id
@@ -271,6 +277,8 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
     found += _unlinked_role_rooms(ctx)
     role_of_room = {r.room_id: r for r in server.roles if r.room_id is not None}
     by_shape: dict[Any, dict[str, Any]] = {}
+    # The members in id order, sorted once for every channel (under join_all_channels).
+    everyone: list[UserID] | None = None
 
     for room, kind, channel_kind in ctx.kinds:
         state = ctx.states.get(room, {})
@@ -326,6 +334,36 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
                 found.append(Divergence(room, f"member.{user}", "leave", members[user]))
         if role is not None and role.role_id == BuiltinRole.ADMIN.value and owner not in inside:
             found.append(Divergence(room, f"member.{owner}", "join", members.get(owner)))
+        if ctx.join_all_channels and channel is not None:
+            if everyone is None:
+                everyone = sorted(held.members | {owner})
+            found += _missing_members(held, everyone, room, channel, members, banned, bot)
+    return found
+
+
+def _missing_members(
+    server: Server,
+    everyone: Iterable[UserID],
+    room: RoomID,
+    channel: Channel,
+    members: Mapping[UserID, str],
+    banned: set[UserID],
+    bot: UserID,
+) -> list[Divergence]:
+    """The members who may enter the channel and are not in it (nor invited).
+
+    Not the default channel: the module joins a new member to it the moment they enter the
+    server, and a second join of the same user racing it on another Synapse worker would fork
+    the room. A member banned from this one room is unbanned first (the ban divergence).
+    """
+    if room == server.state.default_channel:
+        return []
+    found: list[Divergence] = []
+    for user in everyone:
+        if user == bot or user in banned or members.get(user) in ("join", "invite", "ban"):
+            continue
+        if may_enter(server, user, channel):
+            found.append(Divergence(room, f"member.{user}", "join", members.get(user)))
     return found
 
 
@@ -385,9 +423,10 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
                     # The owner banned by hand: unbanned first, then back in.
                     done.add((room, f"unban {user}"))
                     first.append(Unban(name=f"unban_{len(first)}", room=room, user=user))
+                reason = CHANNEL_REASON if _channel(server, room) is not None else OWNER_REASON
                 second.append(
                     AutoJoinInvite(
-                        name=f"invite_{len(second)}", room=room, user=user, reason=OWNER_REASON
+                        name=f"invite_{len(second)}", room=room, user=user, reason=reason
                     )
                 )
             elif divergence.actual == "ban":

@@ -39,6 +39,9 @@ class ServerRooms:
     bot: UserID
     # The homeserver named in `via` of the space links the bot writes.
     via: str
+    # Whether every member is in every channel they may enter (policy `join_channels: all`),
+    # not only in the default channel.
+    join_all_channels: bool = False
 
     def state(self, room: RoomID) -> Mapping[tuple[str, str], Mapping[str, Any]]:
         """One room's state; empty for a room not tracked."""

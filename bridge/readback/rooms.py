@@ -17,11 +17,20 @@ from guilds.model import Server
 class RoomsReader:
     """The directory, the bot and the homeserver name: what building a `ServerRooms` takes."""
 
-    def __init__(self, directory: ServerDirectory, *, bot: UserID, via: str) -> None:
+    def __init__(
+        self,
+        directory: ServerDirectory,
+        *,
+        bot: UserID,
+        via: str,
+        join_all_channels: bool = False,
+    ) -> None:
         self.directory = directory
         self.bot = bot
         # The homeserver named in `via` of the links the bot writes.
         self.via = via
+        # Policy `join_channels: all`: members are in every channel they may enter.
+        self.join_all_channels = join_all_channels
 
     def of(self, server: Server) -> ServerRooms:
         """The rooms of `server` as the directory holds them now, read with that model.
@@ -35,6 +44,7 @@ class RoomsReader:
             states=self.directory.states(),
             bot=self.bot,
             via=self.via,
+            join_all_channels=self.join_all_channels,
         )
 
     def get(self, server_id: RoomID) -> ServerRooms | None:

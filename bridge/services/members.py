@@ -153,6 +153,18 @@ class Members:
         content = self.directory.states().get(server.server_id, {}).get(("m.room.member", user))
         return server, content or {}
 
+    def bans(self, server_id: str, actor: UserID) -> list[tuple[UserID, str | None]]:
+        """Who is banned from the server, with the reason given (ban_members: those who may
+        lift a ban see the list), in user id order."""
+        server = self.servers.visible(server_id, actor)
+        require(server, actor, Permission.BAN_MEMBERS, "viewing bans")
+        space = self.directory.states().get(server.server_id, {})
+        found: list[tuple[UserID, str | None]] = []
+        for user in sorted(banned(space)):
+            reason = space.get(("m.room.member", user), {}).get("reason")
+            found.append((user, reason if isinstance(reason, str) and reason else None))
+        return found
+
     # -- roles ---------------------------------------------------------------------------------
 
     def _role_change(

@@ -443,6 +443,7 @@ async def test_controls_follow_permissions(
         assert await manage_entries(mod, sid) == [
             "invite",
             "members",
+            "bans",
             "create-channel",
             "create-category",
             "leave",
@@ -469,6 +470,7 @@ async def test_controls_follow_permissions(
             "settings",
             "roles",
             "members",
+            "bans",
             "create-channel",
             "create-category",
             "delete",
@@ -549,7 +551,13 @@ async def test_dialogs_open_from_the_shell_menu_by_permission(
         await bob_page.locator(f'[data-testid="rail-server"][data-server-id="{sid}"]').click()
         await bob_page.get_by_test_id("server-menu-button").click()
         await expect(bob_page.get_by_test_id("menu-confirmLeave")).to_be_visible()
-        for entry in ("openInvitePeople", "openServerSettings", "openRoles", "openMembers"):
+        for entry in (
+            "openInvitePeople",
+            "openServerSettings",
+            "openRoles",
+            "openMembers",
+            "openBans",
+        ):
             await expect(bob_page.get_by_test_id(f"menu-{entry}")).to_have_count(0)
     finally:
         await member.close()

@@ -374,7 +374,8 @@ async def test_controls_in_the_shell_follow_each_role(
         await expect(member.get_by_test_id("composer")).to_be_enabled()
         await channel(member, "general").click()
 
-        # A moderator: invites, members and channels; a gear on channels; deletes anyone's message.
+        # A moderator: invites, members, bans and channels; a gear on channels; deletes anyone's
+        # message.
         contexts.append(await browser.new_context(viewport={"width": 1280, "height": 800}))
         moderator = await new_page(contexts[-1], problems)
         await open_as(moderator, stack, bob)
@@ -382,6 +383,7 @@ async def test_controls_in_the_shell_follow_each_role(
         assert await menu_entries(moderator) == [
             "menu-openInvitePeople",
             "menu-openMembers",
+            "menu-openBans",
             "menu-openChannelEditor",
             "menu-openCategoryEditor",
             "menu-confirmLeave",
@@ -426,6 +428,7 @@ async def test_controls_in_the_shell_follow_each_role(
             "menu-openServerSettings",
             "menu-openRoles",
             "menu-openMembers",
+            "menu-openBans",
             "menu-openChannelEditor",
             "menu-openCategoryEditor",
             "menu-confirmDelete",

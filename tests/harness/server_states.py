@@ -129,9 +129,10 @@ def kinds(states: States) -> list[tuple[RoomID, RoomKind, ChannelKind | None]]:
     return found
 
 
-def context(states: States) -> ServerRooms:
+def context(states: States, *, join_all: bool = False) -> ServerRooms:
+    """The server's context; `join_all`: under the policy `join_channels: all`."""
     server = assemble(SPACE, states, bot=BOT)
-    return ServerRooms(server, kinds(states), states, BOT, VIA)
+    return ServerRooms(server, kinds(states), states, BOT, VIA, join_all_channels=join_all)
 
 
 def apply(states: States, plan: Plan) -> States:

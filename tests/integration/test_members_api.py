@@ -357,6 +357,10 @@ async def test_ban_keeps_out_of_every_room_and_unban_lets_back(
         for room_id in (sid, general):
             await assert_refused_join(client, room_id)
     assert bob.user_id not in await members(stack, alice, sid)
+    # The ban list shows them, with the reason given.
+    status, listed = await api.call("GET", f"/servers/{sid}/bans")
+    assert status == 200, listed
+    assert listed == {"bans": [{"user_id": bob.user_id, "reason": "spam"}]}
     # Banning again is the same ban.
     status, _ = await api.call("POST", f"/servers/{sid}/members/{bob.user_id}/ban")
     assert status == 204
@@ -366,6 +370,7 @@ async def test_ban_keeps_out_of_every_room_and_unban_lets_back(
     async with stack.nio_client(alice) as client:
         for room_id in [sid, *channels]:
             assert await membership(client, room_id, bob.user_id) == "leave", room_id
+    assert await api.call("GET", f"/servers/{sid}/bans") == (200, {"bans": []})
     await join_server(stack, sid, bob)
     status, error = await api.call("DELETE", f"/servers/{sid}/bans/{bob.user_id}")
     assert (status, error["errcode"]) == (404, "M_NOT_FOUND")
@@ -388,6 +393,7 @@ async def test_ban_errors_change_nothing(stack: Stack, alice: User, bob: User) -
         (bob, "POST", f"members/{bob.user_id}/ban", 403, "M_FORBIDDEN"),
         (alice, "POST", "members/not-a-user/ban", 400, "M_INVALID_PARAM"),
         (carol, "DELETE", f"bans/{bob.user_id}", 403, "M_FORBIDDEN"),
+        (carol, "GET", "bans", 403, "M_FORBIDDEN"),
         (alice, "DELETE", f"bans/{carol.user_id}", 404, "M_NOT_FOUND"),
     ]
     for caller, method, path, status_code, errcode in cases:

@@ -32,6 +32,7 @@ from tests.harness.server_states import (
     SECRET,
     SPACE,
     USERS,
+    VIP,
     VIP_ROOM,
     States,
     apply,
@@ -168,6 +169,63 @@ def test_a_ban_in_the_space_reaches_every_room_and_an_unban_lifts_them_all() -> 
     plan = repair_plan(context(states), found)
     assert all(isinstance(s, Unban) for _, _, s in plan.steps())
     converged(states)
+
+
+# -- every channel a member may enter (policy join_channels: all) ------------------------------
+
+
+def test_under_join_all_a_member_missing_from_a_channel_is_joined() -> None:
+    """As built, PLAIN and VIP are not in CHAT, MOD not in CHAT, VIP not in NOOK, and so on:
+    each one a member may enter becomes a join; gated channels only for their roles; never
+    the default channel (the module's one join) and never someone outside the server."""
+    states = build()
+    assert divergences(context(states)) == []
+    found = divergences(context(states, join_all=True))
+    joins = {(d.room, d.what.removeprefix("member.")) for d in found if d.expected == "join"}
+    # SECRET opens to VIP and the admins (OWNER), who are in it: nobody else is joined there.
+    assert joins == {(CHAT, MOD), (CHAT, VIP), (NOOK, OWNER), (NOOK, VIP), (NOOK, PLAIN)}
+    plan = repair_plan(context(states, join_all=True), found)
+    invites = [s for _, _, s in plan.steps() if isinstance(s, AutoJoinInvite)]
+    assert {(s.room, s.user) for s in invites} == joins
+    assert all(s.reason == "Members are in every channel they may enter" for s in invites)
+    repaired = apply(states, plan)
+    assert divergences(context(repaired, join_all=True)) == []
+
+
+def test_under_join_all_a_member_who_left_a_channel_is_joined_again() -> None:
+    states = build()
+    states[CHAT][("m.room.member", PLAIN)] = {"membership": "leave"}
+    found = divergences(context(states, join_all=True))
+    assert Divergence(CHAT, f"member.{PLAIN}", "join", "leave") in found
+    # The default policy leaves the choice to the member.
+    assert divergences(context(states)) == []
+
+
+def test_under_join_all_a_gated_channel_waits_for_the_role_room_join() -> None:
+    """A grant's role-room invite not yet accepted: the module would refuse the gated
+    channel's join, so it is derived once the role is held."""
+    states = build()
+    states[VIP_ROOM][("m.room.member", PLAIN)] = {"membership": "invite", AUTO_JOIN_KEY: True}
+    found = divergences(context(states, join_all=True))
+    assert Divergence(SECRET, f"member.{PLAIN}", "join", None) not in found
+    states[VIP_ROOM][("m.room.member", PLAIN)] = {"membership": "join"}
+    found = divergences(context(states, join_all=True))
+    assert Divergence(SECRET, f"member.{PLAIN}", "join", None) in found
+
+
+def test_under_join_all_the_default_channel_is_left_to_the_module() -> None:
+    states = build()
+    del states[GENERAL][("m.room.member", PLAIN)]
+    found = divergences(context(states, join_all=True))
+    assert not any(d.room == GENERAL for d in found)
+
+
+def test_under_join_all_nobody_banned_or_outside_is_joined() -> None:
+    states = build()
+    states[SPACE][("m.room.member", PLAIN)] = {"membership": "ban"}
+    found = divergences(context(states, join_all=True))
+    assert not any(d.expected == "join" and PLAIN in d.what for d in found)
+    assert not any(OUTSIDER in d.what for d in found)
 
 
 # -- join rules and the tree -------------------------------------------------------------------
@@ -342,6 +400,20 @@ def test_repairing_then_diffing_finds_nothing(version: str, changes: list[Any]) 
         corrupt(states, change)
     repaired = apply(states, repair_plan(context(states), divergences(context(states))))
     assert divergences(context(repaired)) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(corruption, max_size=8))
+def test_under_join_all_repairs_converge_within_three_rounds(changes: list[Any]) -> None:
+    """A member banned from one channel is unbanned, then joined; a role given back is
+    joined, then its channels: at most three rounds, as `guilds doctor --repair` makes."""
+    states = build()
+    for change in changes:
+        corrupt(states, change)
+    for _ in range(3):
+        found = divergences(context(states, join_all=True))
+        states = apply(states, repair_plan(context(states, join_all=True), found))
+    assert divergences(context(states, join_all=True)) == []
 
 
 @settings(max_examples=80, deadline=None)

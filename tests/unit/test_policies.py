@@ -83,6 +83,7 @@ def test_every_policy_parses(install: Path) -> None:
             "channel_kinds": ["voice", "text"],
             "invites": {"expires_in_s": 86400, "max_uses": 10},
             "public_servers": False,
+            "join_channels": "default",
         },
     )
     policies = parse_config(data, install).policies
@@ -92,6 +93,9 @@ def test_every_policy_parses(install: Path) -> None:
     assert policies.channel_kinds == ("text", "voice")
     assert policies.invites.max_uses == 10
     assert policies.public_servers is False
+    assert policies.join_channels == "default"
+    # Unset, members are joined to every channel they may enter.
+    assert Policies().join_channels == "all"
 
 
 @pytest.mark.parametrize(
@@ -112,6 +116,7 @@ def test_every_policy_parses(install: Path) -> None:
         ({"invites": {"expires_in_s": 10}}, "policies.invites.expires_in_s", "from 60"),
         ({"invites": {"max_uses": 0}}, "policies.invites.max_uses", "from 1"),
         ({"public_servers": "no"}, "policies.public_servers", "true or false"),
+        ({"join_channels": "some"}, "policies.join_channels", "all or default"),
         ({"colour": "red"}, "policies.colour", "unknown option"),
         ([], "policies", "must be a mapping"),
     ],

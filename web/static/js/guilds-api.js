@@ -214,6 +214,10 @@ export class GuildsApi {
   unban(sid, uid) {
     return this.request("DELETE", `/servers/${seg(sid)}/bans/${seg(uid)}`);
   }
+  /** @returns {Promise<{user_id: string, reason: string|null}[]>} */
+  listBans(sid) {
+    return this.request("GET", `/servers/${seg(sid)}/bans`).then((d) => d?.bans ?? []);
+  }
 
   // --- roles ----------------------------------------------------------------------------------
   listRoles(sid) {

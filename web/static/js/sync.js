@@ -6,6 +6,7 @@
 // so none is lost.
 
 import { ConnectionError, MatrixError } from "./matrix.js";
+import { ownMembershipEvent } from "./member-notices.js";
 
 const LONG_POLL_MS = 30_000;
 const BACKOFF_START_MS = 500;
@@ -200,7 +201,9 @@ export class Room {
  * Set of state types changed, membership: boolean, accountData?: Set of account data types changed}), `status` (detail: "connecting" | "online" |
  * "reconnecting"), `signedout` (the token was refused), `to_device` (detail: one to-device
  * event, {type, sender, content}, each dispatched once) and `timeline` (detail: Map room id →
- * the live events new in one sync batch, oldest first, after the whole batch is applied).
+ * the live events new in one sync batch, oldest first, after the whole batch is applied) and
+ * `left` (detail: {roomId, room, event}: a joined room this client no longer is in, as it was,
+ * and the user's own membership event that took them out when the batch has it).
  */
 export class SyncEngine extends EventTarget {
   /** @param {import("./matrix.js").MatrixClient} client */
@@ -361,9 +364,14 @@ export class SyncEngine extends EventTarget {
         membership = true;
       }
     }
-    for (const roomId of Object.keys(data.rooms?.leave ?? {})) {
+    const left = [];
+    for (const [roomId, section] of Object.entries(data.rooms?.leave ?? {})) {
       const room = this.rooms.get(roomId);
-      if (room) room.membership = "leave";
+      if (room) {
+        room.membership = "leave";
+        // The event that took us out (a kick or ban says who and why), with the room's name.
+        left.push({ roomId, room, event: ownMembershipEvent(section, this.userId) });
+      }
       if (this.rooms.delete(roomId) || this.invites.delete(roomId)) {
         membership = true;
         changed.add(roomId);
@@ -375,6 +383,7 @@ export class SyncEngine extends EventTarget {
         new CustomEvent("update", { detail: { rooms: changed, state: stateChanged, membership, accountData } }),
       );
     }
+    for (const detail of left) this.dispatchEvent(new CustomEvent("left", { detail }));
     // The batch's new timeline events, once all of it is applied (1:1 calls ring only then).
     if (freshByRoom.size) this.dispatchEvent(new CustomEvent("timeline", { detail: freshByRoom }));
     // After the rooms, so a listener sees the state the same batch brought (calls need both).

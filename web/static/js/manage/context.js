@@ -92,6 +92,7 @@ export function manageEntries(ctx, server) {
   if (["manage_roles", "kick_members", "ban_members"].some((p) => can(server, p))) {
     entries.push({ id: "members", label: "Members" });
   }
+  if (can(server, "ban_members")) entries.push({ id: "bans", label: "Bans" });
   if (can(server, "manage_channels")) {
     entries.push({ id: "create-channel", label: "Create channel" });
     entries.push({ id: "create-category", label: "Create category" });

@@ -2,6 +2,7 @@
 // the session, optionally the API and Matrix clients, and `refresh(serverId)` to reload a server
 // after a change) and shows its controls only to those allowed; the server enforces it again.
 
+import { openBans } from "./bans.js";
 import { openCategoryEditor, openChannelEditor } from "./channels.js";
 import { openInvitePeople } from "./invites.js";
 import { openMembers } from "./members.js";
@@ -12,6 +13,7 @@ export { can, isOwner, joinWithInvite, manageEntries, resolveContext } from "./c
 export { confirmDialog, openDialog, serverIcon } from "./dialog.js";
 export {
   confirmDelete,
+  openBans,
   confirmLeave,
   openCategoryEditor,
   openChannelEditor,
@@ -33,6 +35,8 @@ export function openEntry(ctx, server, id) {
       return openRoles(ctx, server);
     case "members":
       return openMembers(ctx, server);
+    case "bans":
+      return openBans(ctx, server);
     case "create-channel":
       return openChannelEditor(ctx, server);
     case "create-category":

@@ -13,8 +13,10 @@ import {
   stripReplyFallback,
 } from "../markdown.js";
 import { downloadFile, loadImage } from "../media.js";
+import { MEMBER_EVENT, memberNotice } from "../member-notices.js";
 import { SendQueue } from "../send-queue.js";
 import { redactsOf } from "../sync.js";
+import { memberNoticeNode } from "./member-notice.js";
 import { confirmAction, pickEmoji } from "./popups.js";
 
 const GROUP_GAP_MS = 7 * 60 * 1000;
@@ -684,6 +686,12 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
         if (notice) items.push({ key: event.event_id, event, notice });
         continue;
       }
+      if (event.type === MEMBER_EVENT) {
+        // Joins, leaves, kicks and bans: a small system line (member-notices.js).
+        const notice = memberNotice(event);
+        if (notice) items.push({ key: event.event_id, event, notice, node: () => memberNoticeNode(event, notice) });
+        continue;
+      }
       if (!MESSAGE_TYPES.has(event.type)) continue;
       if (r.redacted.has(event.event_id) || event.unsigned?.redacted_because) continue;
       const rel = event.content?.["m.relates_to"];
@@ -734,7 +742,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       const sig = item.notice ? `notice|${item.notice}` : signature(item, grouped);
       let entry = nodes.get(item.key);
       if (!entry || entry.signature !== sig) {
-        entry = { signature: sig, node: item.notice ? renderNotice(item) : renderMessage(item, grouped) };
+        entry = { signature: sig, node: item.node?.() ?? (item.notice ? renderNotice(item) : renderMessage(item, grouped)) };
         entry.node.dataset.key = item.key;
         nodes.set(item.key, entry);
       }

@@ -15,6 +15,8 @@ import { createCallUi } from "./call-panel.js";
 import { avatar, createChatView, initials } from "./chat.js";
 import { mountDirectCalls } from "./direct-call.js";
 import { createDmView } from "./dms.js";
+import { awaitAutoJoin } from "./channel-join.js";
+import { mountRemovalNotices } from "./removal.js";
 import { installSwitcher, shellItems } from "./switcher.js";
 import { showMenu } from "./popups.js";
 
@@ -31,6 +33,7 @@ const MENU_ENTRIES = [
   ["Server settings", "openServerSettings", (s) => has(s, "manage_server"), {}],
   ["Roles", "openRoles", (s) => has(s, "manage_roles"), {}],
   ["Members", "openMembers", (s) => has(s, "kick_members") || has(s, "ban_members") || has(s, "manage_roles"), {}],
+  ["Bans", "openBans", (s) => has(s, "ban_members"), {}],
   ["Create channel", "openChannelEditor", (s) => has(s, "manage_channels"), {}],
   ["Create category", "openCategoryEditor", (s) => has(s, "manage_channels"), {}],
   ["Leave server", "confirmLeave", (s, me) => s.owner !== me, { danger: true }],
@@ -612,6 +615,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     if (joining.has(channel.channel_id)) return;
     joining.add(channel.channel_id);
     try {
+      if (await awaitAutoJoin(sync, channel.channel_id, userId)) return;
       await client.joinRoom(channel.channel_id);
       // The room appears in the next sync; renderContent runs again then.
     } catch (error) {
@@ -994,6 +998,9 @@ export function renderHome({ config, client, session, onSignedOut }) {
     renderSidebar();
   });
   window.addEventListener("focus", () => renderRail());
+
+  // What a kicked or banned member is told (views/removal.js).
+  view.append(mountRemovalNotices({ sync, userId }).el);
 
   // 1:1 calls in direct conversations (views/direct-call.js): ringing and the call panel.
   const directCalls = mountDirectCalls({ client, sync, userId });
