@@ -1,13 +1,14 @@
 // Channel and category editors: create, edit (kind, name, topic, category, gating roles), delete.
 
 import { h } from "../dom.js";
+import { CHANNEL_KIND_ICONS, icon } from "../icons.js";
 import { can, resolveContext, sortedRoles } from "./context.js";
 import { confirmDialog, field, openDialog } from "./dialog.js";
 
 const KINDS = [
-  ["text", "Text", "Send messages, images, opinions and puns.", "#"],
-  ["voice", "Voice", "Hang out together with voice.", "🔊"],
-  ["video", "Video", "Talk face to face with cameras on.", "📹"],
+  ["text", "Text", "Send messages, images, opinions and puns."],
+  ["voice", "Voice", "Hang out together with voice."],
+  ["video", "Video", "Talk face to face with cameras on."],
 ];
 
 /**
@@ -21,7 +22,7 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
   const isDefault = !isNew && channel.channel_id === server.default_channel_id;
   const current = channel ?? { name: "", kind: "text", topic: "", category_id: categoryId, allowed_roles: null };
 
-  const kindInputs = KINDS.map(([kind, label, description, glyph]) => {
+  const kindInputs = KINDS.map(([kind, label, description]) => {
     const input = h("input", {
       type: "radio",
       name: "channel-kind",
@@ -33,7 +34,7 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
     return h(
       "label",
       { class: "kind-option" },
-      h("span", { class: "kind-glyph", "aria-hidden": "true", text: glyph }),
+      h("span", { class: "kind-glyph", "aria-hidden": "true" }, icon(CHANNEL_KIND_ICONS[kind], { size: 24 })),
       h("span", { class: "kind-text" }, h("span", { class: "kind-name", text: label }), h("span", { class: "muted small", text: description })),
       input,
     );

@@ -1,6 +1,7 @@
 // The members dialog: a paginated list with role changes, kick and ban (each confirmed).
 
 import { h } from "../dom.js";
+import { icon } from "../icons.js";
 import { can, highestPosition, myPosition, resolveContext, sortedRoles } from "./context.js";
 import { confirmDialog, field, initials, openDialog } from "./dialog.js";
 
@@ -126,7 +127,7 @@ export function openMembers(rawCtx, server) {
               "span",
               { class: "member-name" },
               h("span", { "data-testid": "member-name", text: name }),
-              member.owner ? h("span", { class: "owner-badge", title: "Server owner", text: "👑" }) : null,
+              member.owner ? h("span", { class: "owner-badge", title: "Server owner" }, icon("crown", { size: 14 })) : null,
             ),
             h("span", { class: "muted small", text: member.user_id }),
             chips,

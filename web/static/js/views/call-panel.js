@@ -4,6 +4,7 @@
 // and writes in other channels.
 
 import { h } from "../dom.js";
+import { icon, setIcon } from "../icons.js";
 import { describeError } from "../error-messages.js";
 import { CallError, GroupCall, MAX_PARTICIPANTS, SpeakingMonitor, callMembers } from "../calls/group.js";
 import { initials } from "./chat.js";
@@ -55,31 +56,30 @@ export function createCallUi({ client, sync, session, onChange }) {
   const title = h("span", { class: "call-title", "data-testid": "call-title" });
   const status = h("span", { class: "call-status muted", "data-testid": "call-status" });
   const tileGrid = h("div", { class: "call-tiles", "data-testid": "call-tiles" });
-  const muteButton = control("call-mute", "🎙", "Mute", () => call?.setMuted(!call.muted));
-  const deafenButton = control("call-deafen", "🎧", "Deafen", () => {
+  const muteButton = control("call-mute", "mic", "Mute", () => call?.setMuted(!call.muted));
+  const deafenButton = control("call-deafen", "headphones", "Deafen", () => {
     if (!call) return;
     call.setDeafened(!call.deafened);
     applyDeafen();
   });
-  const cameraButton = control("call-camera", "📷", "Turn camera on", () => act(() => call?.setCamera(!call.cameraTrack)));
-  const screenButton = control("call-screen", "🖥", "Share your screen", () => act(() => call?.setScreenShare(!call.screenTrack)));
-  const leaveButton = control("call-leave", "✆", "Leave the call", () => leave());
+  const cameraButton = control("call-camera", "video-off", "Turn camera on", () => act(() => call?.setCamera(!call.cameraTrack)));
+  const screenButton = control("call-screen", "monitor-up", "Share your screen", () => act(() => call?.setScreenShare(!call.screenTrack)));
+  const leaveButton = control("call-leave", "phone-off", "Leave the call", () => leave());
   leaveButton.classList.add("danger");
   const dismiss = h("button", {
     type: "button",
     class: "icon-button",
     "data-testid": "call-error-dismiss",
     "aria-label": "Dismiss",
-    text: "✕",
     onclick: () => setError(""),
-  });
+  }, icon("x"));
   const errorRow = h("div", { class: "call-error-row" }, errorLine, dismiss);
   const header = h("div", { class: "call-header" }, h("div", { class: "call-heading" }, title, status));
   const controls = h("div", { class: "call-controls" }, muteButton, deafenButton, cameraButton, screenButton, leaveButton);
   const body = h("div", { class: "call-body" }, header, tileGrid, controls);
   const panel = h("section", { class: "call-panel", "data-testid": "call-panel", "aria-label": "Call" }, errorRow, body);
 
-  function control(testid, icon, label, onclick) {
+  function control(testid, name, label, onclick) {
     return h("button", {
       type: "button",
       class: "call-control",
@@ -87,9 +87,8 @@ export function createCallUi({ client, sync, session, onChange }) {
       title: label,
       "aria-label": label,
       "aria-pressed": "false",
-      text: icon,
       onclick,
-    });
+    }, icon(name));
   }
 
   async function act(action) {
@@ -116,19 +115,20 @@ export function createCallUi({ client, sync, session, onChange }) {
     const elsewhere = call.foreign.length ? ` · ${call.foreign.length} in another app` : "";
     status.textContent =
       (call.peerList.length === 0 ? "Only you are here" : `${connected} of ${call.peerList.length} connected`) + elsewhere;
-    press(muteButton, call.muted, call.muted ? "Unmute" : "Mute");
-    press(deafenButton, call.deafened, call.deafened ? "Undeafen" : "Deafen");
+    press(muteButton, call.muted, call.muted ? "Unmute" : "Mute", call.muted ? "mic-off" : "mic");
+    press(deafenButton, call.deafened, call.deafened ? "Undeafen" : "Deafen", call.deafened ? "headphone-off" : "headphones");
     cameraButton.hidden = callChannel.kind !== "video";
     screenButton.hidden = callChannel.kind !== "video";
     cameraButton.disabled = !call.canVideo;
     screenButton.disabled = !call.canVideo || !navigator.mediaDevices?.getDisplayMedia;
-    press(cameraButton, Boolean(call.cameraTrack), call.cameraTrack ? "Turn camera off" : "Turn camera on");
+    press(cameraButton, Boolean(call.cameraTrack), call.cameraTrack ? "Turn camera off" : "Turn camera on", call.cameraTrack ? "video" : "video-off");
     press(screenButton, Boolean(call.screenTrack), call.screenTrack ? "Stop sharing" : "Share your screen");
     if (!call.canVideo && callChannel.kind === "video") cameraButton.title = "You need the video permission";
     renderTiles();
   }
 
-  function press(button, on, label) {
+  function press(button, on, label, iconName = null) {
+    if (iconName) setIcon(button, iconName);
     button.setAttribute("aria-pressed", on ? "true" : "false");
     button.classList.toggle("on", on);
     button.title = label;
@@ -149,7 +149,7 @@ export function createCallUi({ client, sync, session, onChange }) {
     const face = h("div", { class: "call-face avatar", "aria-hidden": "true", text: initials(nameOf(userId)) });
     const label = h("span", { class: "call-name", "data-testid": "call-tile-name", text: nameOf(userId) });
     const state = h("span", { class: "call-peer-state", "data-testid": "peer-state" });
-    const mic = h("span", { class: "call-muted", "data-testid": "tile-muted", title: "Muted", text: "🔇" });
+    const mic = h("span", { class: "call-muted", "data-testid": "tile-muted", title: "Muted" }, icon("mic-off", { size: 16 }));
     const el = h(
       "div",
       { class: "call-tile", "data-testid": "call-tile", "data-user-id": userId, "data-peer": id },

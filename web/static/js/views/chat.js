@@ -3,6 +3,7 @@
 
 import { CALL_NOTICE_TYPES, callNotice } from "../calls/notices.js";
 import { h } from "../dom.js";
+import { channelIcon, icon } from "../icons.js";
 import { describeError } from "../error-messages.js";
 import { newTxnId } from "../matrix.js";
 import {
@@ -130,9 +131,8 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     "data-testid": "emoji-button",
     title: "Emoji",
     "aria-label": "Emoji",
-    text: "🙂",
     onclick: () => pickEmoji(emojiButton, insertAtCursor),
-  });
+  }, icon("face-slightly-smiling", { size: 22 }));
   const composer = h(
     "form",
     { class: "composer", "data-testid": "composer-form", onsubmit: (e) => e.preventDefault() },
@@ -307,9 +307,8 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
         class: "reply-cancel",
         "data-testid": "reply-cancel",
         "aria-label": "Cancel reply",
-        text: "×",
         onclick: () => setReply(null),
-      }),
+      }, icon("x", { size: 16 })),
     );
     input.focus();
   }
@@ -409,7 +408,10 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     const wrap = h("div", { class: "message-content", "data-testid": "message-body" });
     if (event.type === "m.room.encrypted") {
       wrap.classList.add("notice");
-      wrap.append("🔒 This message is end-to-end encrypted and can't be read here. Open it in a Matrix client that has your keys.");
+      wrap.append(
+        icon("lock", { size: 14, className: "notice-icon" }),
+        " This message is end-to-end encrypted and can't be read here. Open it in a Matrix client that has your keys.",
+      );
       return wrap;
     }
     const msgtype = content.msgtype;
@@ -434,7 +436,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
         h(
           "div",
           { class: "file-card" },
-          h("span", { class: "file-icon", "aria-hidden": "true", text: "📄" }),
+          h("span", { class: "file-icon", "aria-hidden": "true" }, icon("file", { size: 28 })),
           h(
             "div",
             { class: "file-text" },
@@ -523,15 +525,15 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
 
   function renderActions(event) {
     const actions = h("div", { class: "message-actions", role: "toolbar" });
-    const add = (label, icon, testid, onclick) =>
-      actions.append(h("button", { type: "button", class: "action", title: label, "aria-label": label, "data-testid": testid, text: icon, onclick }));
+    const add = (label, name, testid, onclick) =>
+      actions.append(h("button", { type: "button", class: "action", title: label, "aria-label": label, "data-testid": testid, onclick }, icon(name, { size: 18 })));
     if (event.type === "m.room.message") {
-      add("Add reaction", "☺", "action-react", (e) => pickEmoji(e.currentTarget, (emoji) => toggleReaction(event, emoji)));
-      if (can("send_messages")) add("Reply", "↩", "action-reply", () => setReply(event));
+      add("Add reaction", "face-slightly-smiling-plus", "action-react", (e) => pickEmoji(e.currentTarget, (emoji) => toggleReaction(event, emoji)));
+      if (can("send_messages")) add("Reply", "reply", "action-reply", () => setReply(event));
     }
-    if (isEditable(event)) add("Edit", "✎", "action-edit", () => startEdit(event.event_id));
+    if (isEditable(event)) add("Edit", "pencil", "action-edit", () => startEdit(event.event_id));
     if (event.sender === userId || can("manage_messages")) {
-      add("Delete", "🗑", "action-delete", () => deleteMessage(event));
+      add("Delete", "trash", "action-delete", () => deleteMessage(event));
     }
     return actions;
   }
@@ -705,7 +707,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     return h(
       "li",
       { class: "message system-notice", "data-testid": "call-notice", "data-event-id": item.event.event_id },
-      h("span", { class: "system-notice-icon", "aria-hidden": "true", text: "📞" }),
+      h("span", { class: "system-notice-icon", "aria-hidden": "true" }, icon("phone", { size: 16 })),
       h("span", { class: "system-notice-text", text: item.notice }),
       h("time", { class: "timestamp", datetime: new Date(item.event.origin_server_ts).toISOString(), text: formatTime(item.event.origin_server_ts) }),
     );
@@ -767,7 +769,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       );
     } else if (r?.atStart) {
       start.append(
-        h("div", { class: "channel-hero", "aria-hidden": "true", text: { voice: "🔊", video: "📹" }[channel.kind] ?? "#" }),
+        h("div", { class: "channel-hero", "aria-hidden": "true" }, channelIcon(channel, { size: 40, className: "channel-hero-icon" })),
         h("h2", { text: `Welcome to #${channel.name}!` }),
         h("p", { class: "muted", text: `This is the start of the #${channel.name} channel.` }),
       );

@@ -5,6 +5,7 @@
 // of its rooms changes in the sync, so renames, new channels and roles appear without a reload.
 
 import { h } from "../dom.js";
+import { channelIcon, icon, isPrivateChannel } from "../icons.js";
 import { describeError } from "../error-messages.js";
 import { GuildsApi, inviteCodeFrom } from "../guilds-api.js";
 import { MatrixError } from "../matrix.js";
@@ -18,7 +19,6 @@ import { createDmView } from "./dms.js";
 import { installSwitcher, shellItems } from "./switcher.js";
 import { showMenu } from "./popups.js";
 
-const KIND_ICONS = { text: "#", voice: "🔊", video: "📹" };
 const KIND_ORDER = { text: 0, voice: 1, video: 2 };
 const REFRESH_DEBOUNCE_MS = 250;
 // Below this width app.css has no column for the member list: it opens as a drawer instead.
@@ -105,9 +105,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
     title: "Add a server",
     "aria-label": "Add a server",
     "data-testid": "add-server",
-    text: "+",
     onclick: () => openCreate(),
-  });
+  }, icon("plus", { size: 24 }));
   const rail = h(
     "nav",
     { class: "server-rail", "aria-label": "Servers", "data-testid": "server-rail" },
@@ -123,7 +122,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     "button",
     { type: "button", class: "sidebar-header server-menu-button", "data-testid": "server-menu-button", "aria-haspopup": "menu", onclick: () => openServerMenu() },
     sidebarTitle,
-    h("span", { class: "chevron", "aria-hidden": "true", text: "⌄" }),
+    icon("chevron-down", { size: 18, className: "chevron" }),
   );
   const channelList = h("div", { class: "channel-list", "data-testid": "channel-list" });
 
@@ -144,10 +143,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
     "data-testid": "sign-out",
     title: "Sign out",
     "aria-label": "Sign out",
-    // An emoji, which every desktop has a font for; U+23FB POWER SYMBOL is missing from most.
-    text: "🚪",
     onclick: onSignOut,
-  });
+  }, icon("log-out"));
   const userPanel = h(
     "footer",
     { class: "user-panel" },
@@ -169,17 +166,15 @@ export function renderHome({ config, client, session, onSignedOut }) {
     class: "icon-button nav-toggle",
     "data-testid": "nav-toggle",
     "aria-label": "Open the server and channel menu",
-    text: "☰",
     "aria-expanded": "false",
     onclick: () => setDrawer(view.classList.contains("nav-open") ? null : "nav-open"),
-  });
+  }, icon("menu"));
   const membersToggle = h("button", {
     type: "button",
     class: "icon-button members-toggle",
     "data-testid": "members-toggle",
     title: "Member list",
     "aria-label": "Member list",
-    text: "👥",
     onclick: () => {
       // Beside the chat on a wide window; a drawer over it where the list has no room.
       if (window.matchMedia(DRAWER_MEMBERS_QUERY).matches) {
@@ -188,7 +183,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
         view.classList.toggle("members-hidden");
       }
     },
-  });
+  }, icon("users"));
   const contentTitle = h("span", { class: "content-title", "data-testid": "channel-title", text: "Home" });
   const contentIcon = h("span", { class: "content-icon", "aria-hidden": "true" });
   const contentTopic = h("span", { class: "content-topic muted", "data-testid": "channel-topic" });
@@ -253,7 +248,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
 
   function showTheme() {
     const dark = currentTheme() === "dark";
-    themeButton.textContent = dark ? "☀" : "☾";
+    themeButton.replaceChildren(icon(dark ? "sun" : "moon"));
     themeButton.title = dark ? "Switch to the light theme" : "Switch to the dark theme";
     themeButton.setAttribute("aria-label", themeButton.title);
   }
@@ -405,9 +400,10 @@ export function renderHome({ config, client, session, onSignedOut }) {
             calls.join(now, currentItem(now, channel));
           },
         },
-        h("span", { class: "channel-icon", "aria-hidden": "true", text: KIND_ICONS[channel.kind] ?? "#" }),
+        channelIcon(channel),
         h("span", { class: "channel-name", "data-testid": "channel-name", text: channel.name }),
-        isDefault ? h("span", { class: "default-mark", title: "Default channel", "data-testid": "default-channel", text: "★" }) : null,
+        isPrivateChannel(channel) ? h("span", { class: "visually-hidden", text: " (private)" }) : null,
+        isDefault ? h("span", { class: "default-mark", title: "Default channel", "data-testid": "default-channel" }, icon("star", { size: 12 })) : null,
         unread.highlights && !selected
           ? h("span", { class: "badge", "data-testid": "channel-badge", text: String(unread.highlights) })
           : null,
@@ -434,13 +430,12 @@ export function renderHome({ config, client, session, onSignedOut }) {
       "data-testid": testid,
       title: label,
       "aria-label": label,
-      text: "⚙",
       onclick: async () => {
         const manage = await loadManage();
         const now = servers.get(server.server_id) ?? server;
         if (typeof manage?.[fn] === "function") manage[fn](manageContext(), now, currentItem(now, item));
       },
-    });
+    }, icon("settings", { size: 16 }));
   }
 
   async function openServerMenu() {
@@ -503,7 +498,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
             },
             avatar(client, { mxc: member.avatar, name: nameOf(member), id: member.user_id, size: 32 }),
             name,
-            member.owner ? h("span", { class: "owner-mark", title: "Server owner", text: "👑" }) : null,
+            member.owner ? h("span", { class: "owner-mark", title: "Server owner", "data-testid": "owner-mark" }, icon("crown", { size: 14 })) : null,
           ),
         );
       }
@@ -547,7 +542,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
       return;
     }
     if (!server) {
-      contentIcon.textContent = "";
+      contentIcon.replaceChildren();
       contentTitle.textContent = "Home";
       contentTopic.textContent = "";
       replaceChat(null);
@@ -557,14 +552,14 @@ export function renderHome({ config, client, session, onSignedOut }) {
     }
     view.classList.remove("no-server");
     if (!channel) {
-      contentIcon.textContent = "";
+      contentIcon.replaceChildren();
       contentTitle.textContent = server.name;
       contentTopic.textContent = "";
       replaceChat(null);
       body.replaceChildren(h("div", { class: "empty-state muted", text: "No channel you can see here yet." }));
       return;
     }
-    contentIcon.textContent = KIND_ICONS[channel.kind] ?? "#";
+    contentIcon.replaceChildren(channelIcon(channel, { className: "content-channel-icon" }));
     contentTitle.textContent = channel.name;
     contentTopic.textContent = channel.topic || "";
     if (chat && chat.roomId === channel.channel_id) {
