@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.harness.api import Api, create_server, join_server
+from tests.harness.api import Api, create_server
 from tests.harness.chat_steps import open_as, open_channel
 from tests.harness.stack import Stack, User
 
@@ -36,3 +36,53 @@ async def test_the_roles_dialog_never_shows_null(page: Page, stack: Stack, alice
     shown.append(await dialog.inner_text())
     for text in shown:
         assert "null" not in text and "undefined" not in text, text
+
+
+async def test_a_new_channel_opens_named_like_discord(
+    page: Page, stack: Stack, alice: User
+) -> None:
+    server = await create_server(stack, alice, "Naming")
+    sid = server["server_id"]
+    await open_as(page, stack, alice)
+    await open_channel(page, sid)
+    await open_menu_entry(page, "openChannelEditor")
+    editor = page.get_by_test_id("channel-dialog")
+    name = editor.get_by_test_id("channel-name")
+    # Typed as a person types: the space turns into a dash at once.
+    await name.press_sequentially("Book Club ")
+    await expect(name).to_have_value("book-club-")
+    await editor.get_by_test_id("dialog-submit").click()
+    await expect(editor).to_be_hidden()
+    # The channel is made with the tidy name and opened.
+    await expect(page.get_by_test_id("channel-title")).to_have_text("book-club", timeout=15_000)
+    selected = page.locator('[data-testid="channel"][aria-current="page"]')
+    await expect(selected.get_by_test_id("channel-name")).to_have_text("book-club")
+    status, answer = await Api(stack, alice).call("GET", f"/servers/{sid}")
+    assert status == 200
+    assert "book-club" in [c["name"] for c in answer["channels"]]
+
+    # A voice channel keeps its name as typed, as in Discord.
+    await open_menu_entry(page, "openChannelEditor")
+    await editor.get_by_test_id("kind-voice").check()
+    await name.fill("Chill Lounge")
+    await editor.get_by_test_id("dialog-submit").click()
+    await expect(editor).to_be_hidden()
+    await expect(page.get_by_test_id("channel-title")).to_have_text("Chill Lounge", timeout=15_000)
+
+
+async def test_a_private_channel_shows_a_lock(page: Page, stack: Stack, alice: User) -> None:
+    server = await create_server(stack, alice, "Locks")
+    sid = server["server_id"]
+    status, made = await Api(stack, alice).call(
+        "POST", f"/servers/{sid}/channels", {"name": "staff", "kind": "text", "allowed_roles": []}
+    )
+    assert status == 201, made
+    await open_as(page, stack, alice)
+    await open_channel(page, sid)
+    staff = page.locator(f'[data-testid="channel"][data-channel-id="{made["channel_id"]}"]')
+    general = page.locator(
+        f'[data-testid="channel"][data-channel-id="{server["default_channel_id"]}"]'
+    )
+    await expect(staff.locator('svg[data-icon="lock"]')).to_have_count(1)
+    await expect(staff).to_contain_text("(private)")
+    await expect(general.locator('svg[data-icon="lock"]')).to_have_count(0)

@@ -1,5 +1,6 @@
 // Channel and category editors: create, edit (kind, name, topic, category, gating roles), delete.
 
+import { channelNameAsTyped, normalizeChannelName } from "../channel-names.js";
 import { h } from "../dom.js";
 import { CHANNEL_KIND_ICONS, icon } from "../icons.js";
 import { can, resolveContext, sortedRoles } from "./context.js";
@@ -117,6 +118,17 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
     onSubmit,
   });
 
+  // Text channels are named like Discord's as one types (channel-names.js).
+  const kindNow = () => kindInputs.map((l) => l.querySelector("input")).find((i) => i.checked)?.value ?? "text";
+  const tidyName = () => {
+    const typed = channelNameAsTyped(name.value, kindNow());
+    if (typed !== name.value) name.value = typed;
+  };
+  if (!isDefault) {
+    name.addEventListener("input", tidyName);
+    for (const label of kindInputs) label.querySelector("input").addEventListener("change", tidyName);
+  }
+
   function chosenRoles() {
     if (!gated.checked) return null;
     return roleBoxes.map((l) => l.querySelector("input")).filter((b) => b.checked).map((b) => b.dataset.role);
@@ -125,8 +137,8 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
   async function onSubmit() {
     if (!allowed) return;
     ui.clearError();
-    const kind = kindInputs.map((l) => l.querySelector("input")).find((i) => i.checked)?.value ?? "text";
-    const newName = name.value.trim();
+    const kind = kindNow();
+    const newName = isDefault ? name.value.trim() : normalizeChannelName(name.value, kind);
     if (!newName) {
       ui.showError("The channel needs a name.");
       name.focus();
@@ -136,8 +148,9 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
     const categoryId = category.value || null;
     ui.setBusy(true);
     try {
+      let made = null;
       if (isNew) {
-        await ctx.api.createChannel(server.server_id, {
+        made = await ctx.api.createChannel(server.server_id, {
           name: newName,
           kind,
           topic: topic.value || undefined,
@@ -159,6 +172,8 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
       }
       await ctx.refresh(server.server_id);
       ui.close();
+      // As in Discord, the channel just made is opened.
+      if (made?.channel_id) ctx.openChannel(server.server_id, made.channel_id);
     } catch (err) {
       console.warn("saving the channel failed", err);
       ui.setBusy(false);

@@ -237,6 +237,11 @@ export function renderHome({ config, client, session, onSignedOut }) {
         removeServer(sid);
         refreshServers();
       },
+      openChannel: (sid, cid) => {
+        lastChannel.set(sid, cid);
+        const listed = servers.get(sid)?.channels?.some((c) => c.channel_id === cid);
+        if (listed) selectServer(sid);
+      },
     };
   }
 
