@@ -3,11 +3,14 @@ real stack: the Roles dialog, private channels, a new channel, channel names, im
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import FilePayload, Page, expect
 
 from tests.harness.api import Api, create_server
 from tests.harness.chat_steps import open_as, open_channel
+from tests.harness.manage_steps import png
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser
@@ -86,3 +89,35 @@ async def test_a_private_channel_shows_a_lock(page: Page, stack: Stack, alice: U
     await expect(staff.locator('svg[data-icon="lock"]')).to_have_count(1)
     await expect(staff).to_contain_text("(private)")
     await expect(general.locator('svg[data-icon="lock"]')).to_have_count(0)
+
+
+async def test_an_image_opens_larger_and_esc_closes_it(
+    page: Page, stack: Stack, alice: User
+) -> None:
+    server = await create_server(stack, alice, "Pictures")
+    await open_as(page, stack, alice)
+    await open_channel(page, server["server_id"])
+    picture = png(800, 600, (30, 120, 200))
+    await page.get_by_test_id("file-input").set_input_files(
+        [FilePayload(name="sky.png", mimeType="image/png", buffer=picture)]
+    )
+    image = page.get_by_test_id("message-image")
+    await expect(image).to_have_attribute("src", re.compile("^blob:"))
+    await page.get_by_test_id("message-image-open").click()
+    lightbox = page.get_by_test_id("lightbox")
+    await expect(lightbox).to_be_visible()
+    large = lightbox.get_by_test_id("lightbox-image")
+    await expect(large).to_have_attribute("src", re.compile("^blob:"))
+    assert await large.evaluate("(img) => img.complete && img.naturalWidth") == 800
+    shown = await large.bounding_box()
+    thumb = await image.bounding_box()
+    assert shown and thumb and shown["width"] > thumb["width"], (shown, thumb)
+    await page.keyboard.press("Escape")
+    await expect(lightbox).to_have_count(0)
+
+    # By keyboard too, and the close button closes it.
+    await page.get_by_test_id("message-image-open").focus()
+    await page.keyboard.press("Enter")
+    await expect(lightbox).to_be_visible()
+    await lightbox.get_by_test_id("lightbox-close").click()
+    await expect(lightbox).to_have_count(0)

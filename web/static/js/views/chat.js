@@ -16,6 +16,7 @@ import {
 import { downloadFile, loadImage } from "../media.js";
 import { SendQueue } from "../send-queue.js";
 import { redactsOf } from "../sync.js";
+import { openLightbox } from "./lightbox.js";
 import { confirmAction, pickEmoji } from "./popups.js";
 
 const GROUP_GAP_MS = 7 * 60 * 1000;
@@ -426,8 +427,14 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
         img.height = Math.round(ht * scale);
       }
       loadImage(img, client, content.url);
-      img.addEventListener("click", () => downloadFile(client, content.url, bodyText(content)));
-      wrap.append(img);
+      // A button around it: a larger view opens by click or keyboard (views/lightbox.js).
+      const open = h(
+        "button",
+        { type: "button", class: "message-image-button", "data-testid": "message-image-open", "aria-label": `View ${bodyText(content) || "the image"}` },
+        img,
+      );
+      open.addEventListener("click", () => openLightbox(client, { mxc: content.url, name: bodyText(content) }));
+      wrap.append(open);
       return wrap;
     }
     if (["m.file", "m.video", "m.audio"].includes(msgtype) && typeof content.url === "string") {
