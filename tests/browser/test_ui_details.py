@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 
+import aiohttp
+import nio
+
 import pytest
 from playwright.async_api import FilePayload, Page, expect
 
-from tests.harness.api import Api, create_server
-from tests.harness.chat_steps import open_as, open_channel
+from tests.harness.api import Api, create_server, eventually, join_server
+from tests.harness.chat_steps import open_as, open_channel, send
 from tests.harness.manage_steps import png
 from tests.harness.stack import Stack, User
 
@@ -121,3 +124,71 @@ async def test_an_image_opens_larger_and_esc_closes_it(
     await expect(lightbox).to_be_visible()
     await lightbox.get_by_test_id("lightbox-close").click()
     await expect(lightbox).to_have_count(0)
+
+
+async def set_avatar(stack: Stack, user: User, picture: bytes) -> str:
+    """Upload `picture` and make it `user`'s avatar, as any Matrix client does; its mxc URI."""
+    headers = {"Authorization": f"Bearer {user.access_token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(
+            f"{stack.hs_url}/_matrix/media/v3/upload?filename=me.png",
+            data=picture,
+            headers={"Content-Type": "image/png"},
+        ) as response:
+            assert response.status == 200, await response.text()
+            mxc = str((await response.json())["content_uri"])
+        async with http.put(
+            f"{stack.hs_url}/_matrix/client/v3/profile/{user.user_id}/avatar_url",
+            json={"avatar_url": mxc},
+        ) as response:
+            assert response.status == 200, await response.text()
+    return mxc
+
+
+AVATAR_JS = """
+(userId) => [...document.querySelectorAll('[data-avatar-of]')]
+  .filter((el) => el.getAttribute('data-avatar-of') === userId && el.getClientRects().length)
+  .map((el) => ({
+    where: el.closest('[data-testid]')?.getAttribute('data-testid') ?? '',
+    hue: [...el.classList].find((c) => c.startsWith('hue-')) ?? '',
+    text: el.querySelector('img') ? '' : el.textContent,
+    image: Boolean(el.querySelector('img')?.src?.startsWith('blob:')),
+  }))
+"""
+
+
+async def test_one_avatar_everywhere(page: Page, stack: Stack, alice: User, bob: User) -> None:
+    await set_avatar(stack, alice, png(32, 32, (200, 60, 60)))
+    server = await create_server(stack, alice, "Faces")
+    sid, general = server["server_id"], server["default_channel_id"]
+    await join_server(stack, sid, bob)
+    async with stack.nio_client(bob) as client:
+        await client.join(general)
+        sent = await client.room_send(
+            general, "m.room.message", {"msgtype": "m.text", "body": "hi"}
+        )
+        assert isinstance(sent, nio.RoomSendResponse), sent
+    await open_as(page, stack, alice)
+    await open_channel(page, sid)
+    await send(page, "hello from alice")
+    await expect(page.get_by_test_id("member")).to_have_count(2)
+    await open_menu_entry(page, "openMembers")
+    await expect(page.get_by_test_id("member-row")).to_have_count(2)
+
+    async def avatars(user: User, places: int) -> list[dict[str, object]]:
+        seen: list[dict[str, object]] = []
+
+        async def drawn() -> bool:
+            nonlocal seen
+            seen = await page.evaluate(AVATAR_JS, user.user_id)
+            return len(seen) >= places and all(a["image"] for a in seen) == bool(user is alice)
+
+        await eventually(drawn, 15.0, 0.25, what=f"{user.user_id}'s avatars")
+        return seen
+
+    # Alice: her picture in the user panel, the member list, her message and the dialog.
+    mine = await avatars(alice, 4)
+    assert all(a["image"] for a in mine), mine
+    # Bob, without a picture: the same initials on the same colour wherever he is shown.
+    his = await avatars(bob, 3)
+    assert len({(a["hue"], a["text"]) for a in his}) == 1, his

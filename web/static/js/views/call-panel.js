@@ -7,7 +7,7 @@ import { h } from "../dom.js";
 import { icon, setIcon } from "../icons.js";
 import { describeError } from "../error-messages.js";
 import { CallError, GroupCall, MAX_PARTICIPANTS, SpeakingMonitor, callMembers } from "../calls/group.js";
-import { initials } from "./chat.js";
+import { avatar } from "../avatar.js";
 
 const CALL_KINDS = new Set(["voice", "video"]);
 // Memberships expire without an event: the sidebar is looked at again this often.
@@ -135,6 +135,10 @@ export function createCallUi({ client, sync, session, onChange }) {
     button.setAttribute("aria-label", label);
   }
 
+  function avatarOf(userId) {
+    return call ? (sync.room(call.roomId)?.avatarOf(userId) ?? null) : null;
+  }
+
   function nameOf(userId) {
     const room = call ? sync.room(call.roomId) : null;
     return room ? room.displayName(userId) : userId.replace(/^@/, "").split(":")[0];
@@ -146,7 +150,7 @@ export function createCallUi({ client, sync, session, onChange }) {
     const video = h("video", { class: "call-video", autoplay: true, playsinline: true, "data-testid": "call-video" });
     video.muted = true; // sound plays through the tile's <audio>, which deafen mutes
     const audio = id === "self" ? null : h("audio", { autoplay: true, "data-testid": "call-audio" });
-    const face = h("div", { class: "call-face avatar", "aria-hidden": "true", text: initials(nameOf(userId)) });
+    const face = avatar(client, { mxc: avatarOf(userId), name: nameOf(userId), id: userId, size: 48, className: "call-face avatar" });
     const label = h("span", { class: "call-name", "data-testid": "call-tile-name", text: nameOf(userId) });
     const state = h("span", { class: "call-peer-state", "data-testid": "peer-state" });
     const mic = h("span", { class: "call-muted", "data-testid": "tile-muted", title: "Muted" }, icon("mic-off", { size: 16 }));
@@ -368,7 +372,7 @@ export function createCallUi({ client, sync, session, onChange }) {
             "data-foreign": foreign ? "true" : "false",
             title: foreign ? `${member.userId} · ${FOREIGN_LABEL}` : member.userId,
           },
-          h("span", { class: "call-participant-avatar avatar", "aria-hidden": "true", text: initials(name) }),
+          avatar(client, { mxc: room.avatarOf(member.userId), name, id: member.userId, size: 22, className: "call-participant-avatar avatar" }),
           h("span", { class: "call-participant-name", text: name }),
           foreign ? h("span", { class: "call-participant-app muted", "data-testid": "call-participant-app", text: "other app" }) : null,
         ),

@@ -1,6 +1,7 @@
 // A channel's chat: the timeline (grouped by author, edits, replies, reactions, attachments,
 // history on scroll) and the composer (markdown-lite, replies, uploads, emoji, typing).
 
+import { avatar } from "../avatar.js";
 import { CALL_NOTICE_TYPES, callNotice } from "../calls/notices.js";
 import { h } from "../dom.js";
 import { channelIcon, icon } from "../icons.js";
@@ -23,30 +24,6 @@ const GROUP_GAP_MS = 7 * 60 * 1000;
 const TYPING_RESEND_MS = 4000;
 const TOP_LOAD_PX = 300;
 const MESSAGE_TYPES = new Set(["m.room.message", "m.room.encrypted", "m.sticker"]);
-
-/** Initials for an avatar without an image. */
-export function initials(name) {
-  const words = String(name || "?").replace(/^[@#]/, "").trim().split(/\s+/).filter(Boolean);
-  const letters = words.length > 1 ? words[0][0] + words[1][0] : (words[0] ?? "?").slice(0, 2);
-  return [...letters].slice(0, 2).join("").toUpperCase() || "?";
-}
-
-/** An avatar: the mxc image when there is one, else initials on a colour derived from the id. */
-export function avatar(client, { mxc, name, id, size = 40, className = "avatar" }) {
-  const el = h("div", { class: `${className} hue-${hueOf(id ?? name)}`, "aria-hidden": "true", text: initials(name) });
-  if (mxc) {
-    const img = h("img", { alt: "", class: "avatar-img" });
-    img.addEventListener("load", () => el.replaceChildren(img));
-    loadImage(img, client, mxc, { size: size * 2 });
-  }
-  return el;
-}
-
-function hueOf(text) {
-  let hash = 0;
-  for (const c of String(text ?? "")) hash = (hash * 31 + c.codePointAt(0)) | 0;
-  return Math.abs(hash) % 8;
-}
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });

@@ -9,7 +9,8 @@ import { DirectMessages } from "../dms.js";
 import { h } from "../dom.js";
 import { icon } from "../icons.js";
 import { describeError } from "../error-messages.js";
-import { avatar, createChatView } from "./chat.js";
+import { avatar } from "../avatar.js";
+import { createChatView } from "./chat.js";
 import { closePopover, showPopover } from "./popups.js";
 
 /**

@@ -13,7 +13,8 @@ import { HOME, formatRoute, parseRoute } from "../routes.js";
 import { SyncEngine, isAuthError } from "../sync.js";
 import { currentTheme, toggleTheme } from "../theme.js";
 import { createCallUi } from "./call-panel.js";
-import { avatar, createChatView, initials } from "./chat.js";
+import { avatar } from "../avatar.js";
+import { createChatView } from "./chat.js";
 import { mountDirectCalls } from "./direct-call.js";
 import { createDmView } from "./dms.js";
 import { installSwitcher, shellItems } from "./switcher.js";
@@ -127,7 +128,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const channelList = h("div", { class: "channel-list", "data-testid": "channel-list" });
 
   const panelName = h("span", { class: "user-panel-name", "data-testid": "display-name" });
-  const panelAvatar = h("div", { class: "avatar", "aria-hidden": "true" });
+  const panelAvatar = h("div", { class: "user-panel-avatar", "data-testid": "user-panel-avatar" });
   const themeButton = h("button", {
     type: "button",
     class: "icon-button",
@@ -937,11 +938,12 @@ export function renderHome({ config, client, session, onSignedOut }) {
   }
 
   // --- account -------------------------------------------------------------------------------
-  function showName(name) {
+  /** The user panel: name and avatar, the same avatar as in messages and the member list. */
+  function showName(name, mxc = null) {
     myName = name;
     const shown = name || userId;
     panelName.textContent = shown;
-    panelAvatar.textContent = initials(shown);
+    panelAvatar.replaceChildren(avatar(client, { mxc, name: shown, id: userId, size: 32 }));
   }
 
   async function onSignOut() {
@@ -967,12 +969,14 @@ export function renderHome({ config, client, session, onSignedOut }) {
       // Asked beside whoami, not after it: one round trip less before the first sync.
       const name = client.getDisplayName(userId);
       name.catch(() => {}); // whoami's failure is the one reported
+      // The avatar is a nicety: without it the panel shows initials, as everywhere else.
+      const picture = client.getProfile(userId).then((p) => (typeof p.avatar_url === "string" ? p.avatar_url : null), () => null);
       const me = await client.whoami();
       if (me.user_id !== userId) {
         onSignedOut("Your session belongs to another account. Sign in again.");
         return;
       }
-      showName(await name);
+      showName(await name, await picture);
       showBanner("");
     } catch (err) {
       if (isAuthError(err)) {

@@ -6,7 +6,7 @@
 
 import { h } from "../dom.js";
 import { channelIcon } from "../icons.js";
-import { avatar } from "./chat.js";
+import { avatar } from "../avatar.js";
 
 const MAX_RESULTS = 30;
 // Discord's prefixes: "#" only channels, "@" only people, "*" only servers.
