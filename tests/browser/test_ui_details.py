@@ -7,7 +7,6 @@ import re
 
 import aiohttp
 import nio
-
 import pytest
 from playwright.async_api import FilePayload, Page, expect
 
