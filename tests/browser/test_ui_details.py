@@ -8,10 +8,10 @@ import re
 import aiohttp
 import nio
 import pytest
-from playwright.async_api import FilePayload, Page, expect
+from playwright.async_api import Browser, BrowserContext, FilePayload, Page, expect
 
 from tests.harness.api import Api, create_server, eventually, join_server
-from tests.harness.chat_steps import open_as, open_channel, send
+from tests.harness.chat_steps import channel, new_page, open_as, open_channel, send
 from tests.harness.manage_steps import png
 from tests.harness.stack import Stack, User
 
@@ -191,3 +191,53 @@ async def test_one_avatar_everywhere(page: Page, stack: Stack, alice: User, bob:
     # Bob, without a picture: the same initials on the same colour wherever he is shown.
     his = await avatars(bob, 3)
     assert len({(a["hue"], a["text"]) for a in his}) == 1, his
+
+
+async def test_a_call_of_two_says_two_and_its_tiles_fill_the_panel(
+    browser: Browser, stack: Stack, alice: User, bob: User
+) -> None:
+    server = await create_server(stack, alice, "Calls")
+    sid = server["server_id"]
+    status, made = await Api(stack, alice).call(
+        "POST", f"/servers/{sid}/channels", {"name": "lounge", "kind": "voice"}
+    )
+    assert status == 201, made
+    await join_server(stack, sid, bob)
+    problems: list[str] = []
+    contexts: list[BrowserContext] = []
+    pages: list[Page] = []
+    try:
+        for user in (alice, bob):
+            context = await browser.new_context(viewport={"width": 1280, "height": 800})
+            context.set_default_timeout(60_000)
+            contexts.append(context)
+            page = await new_page(context, problems)
+            pages.append(page)
+            await open_as(page, stack, user)
+            await open_channel(page, sid)
+            await channel(page, "lounge").click()
+            await expect(page.get_by_test_id("call-tiles")).to_be_visible()
+        alice_page = pages[0]
+        # Two people, both connected: "2 in the call", never "1 of 1 connected".
+        await expect(alice_page.get_by_test_id("call-status")).to_have_text(
+            "2 in the call", timeout=90_000
+        )
+        await expect(alice_page.get_by_test_id("call-tile")).to_have_count(2)
+        # In the call's own channel the tiles take the room there is: two 16:9 tiles side by
+        # side, each far wider than the old 200 × 110.
+        panel = await alice_page.get_by_test_id("call-panel").bounding_box()
+        tiles = [await t.bounding_box() for t in await alice_page.get_by_test_id("call-tile").all()]
+        assert panel and all(tiles), (panel, tiles)
+        for tile in tiles:
+            assert tile and tile["width"] >= 300 and tile["height"] >= 160, tiles
+            assert abs(tile["width"] / tile["height"] - 16 / 9) < 0.05, tiles
+        assert sum(t["width"] for t in tiles if t) >= 0.6 * panel["width"], (panel, tiles)
+        # Another channel open beside the call: the panel is a strip above its chat.
+        await channel(alice_page, "general").click()
+        await expect(alice_page.get_by_test_id("composer")).to_be_visible()
+        strip = await alice_page.get_by_test_id("call-panel").bounding_box()
+        assert strip and strip["height"] < 0.5 * 800, strip
+    finally:
+        for context in contexts:
+            await context.close()
+    assert problems == []

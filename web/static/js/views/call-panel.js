@@ -8,6 +8,7 @@ import { icon, setIcon } from "../icons.js";
 import { describeError } from "../error-messages.js";
 import { CallError, GroupCall, MAX_PARTICIPANTS, SpeakingMonitor, callMembers } from "../calls/group.js";
 import { avatar } from "../avatar.js";
+import { fitTiles } from "./call-layout.js";
 
 const CALL_KINDS = new Set(["voice", "video"]);
 // Memberships expire without an event: the sidebar is looked at again this often.
@@ -56,6 +57,8 @@ export function createCallUi({ client, sync, session, onChange }) {
   const title = h("span", { class: "call-title", "data-testid": "call-title" });
   const status = h("span", { class: "call-status muted", "data-testid": "call-status" });
   const tileGrid = h("div", { class: "call-tiles", "data-testid": "call-tiles" });
+  fitTiles(tileGrid);
+  let shownChannel = null; // the channel open beside the panel (the call's own: the panel fills it)
   const muteButton = control("call-mute", "mic", "Mute", () => call?.setMuted(!call.muted));
   const deafenButton = control("call-deafen", "headphones", "Deafen", () => {
     if (!call) return;
@@ -111,10 +114,15 @@ export function createCallUi({ client, sync, session, onChange }) {
     panel.hidden = !call && !errorText;
     if (!call) return;
     title.textContent = `${callChannel.kind === "video" ? "Video" : "Voice"} · ${callChannel.name}`;
-    const connected = call.peerList.filter((p) => p.state === "connected").length;
+    // People, not devices, and oneself among them: two people in a call are "2 in the call".
+    const here = new Set([session.userId, ...call.peerList.filter((p) => p.state === "connected").map((p) => p.userId)]);
+    const connecting = new Set(call.peerList.map((p) => p.userId).filter((u) => !here.has(u)));
     const elsewhere = call.foreign.length ? ` · ${call.foreign.length} in another app` : "";
     status.textContent =
-      (call.peerList.length === 0 ? "Only you are here" : `${connected} of ${call.peerList.length} connected`) + elsewhere;
+      (call.peerList.length === 0 ? "Only you are here" : `${here.size} in the call`) +
+      (connecting.size ? ` · ${connecting.size} connecting` : "") +
+      elsewhere;
+    panel.classList.toggle("stage", shownChannel === call.roomId);
     press(muteButton, call.muted, call.muted ? "Unmute" : "Mute", call.muted ? "mic-off" : "mic");
     press(deafenButton, call.deafened, call.deafened ? "Undeafen" : "Deafen", call.deafened ? "headphone-off" : "headphones");
     cameraButton.hidden = callChannel.kind !== "video";
@@ -408,6 +416,11 @@ export function createCallUi({ client, sync, session, onChange }) {
   render();
   return {
     panel,
+    /** The channel the shell shows: the call's own gives the panel the room to fill. */
+    showing(channelId) {
+      shownChannel = channelId;
+      render();
+    },
     join,
     leave,
     watchServer,

@@ -723,6 +723,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   function renderAll() {
     renderRail();
     renderSidebar();
+    calls.showing(activeServer ? activeChannel : null);
     renderContent();
     renderMembers();
     writeAddress();
