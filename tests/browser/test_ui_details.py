@@ -241,3 +241,37 @@ async def test_a_call_of_two_says_two_and_its_tiles_fill_the_panel(
         for context in contexts:
             await context.close()
     assert problems == []
+
+
+async def test_the_invite_page_shows_the_server_icon_to_a_visitor(
+    page: Page, stack: Stack, alice: User
+) -> None:
+    server = await create_server(stack, alice, "Painted")
+    sid = server["server_id"]
+    icon = await set_avatar(stack, alice, png(40, 40, (240, 178, 50)))
+    api = Api(stack, alice)
+    status, changed = await api.call("PATCH", f"/servers/{sid}", {"icon": icon})
+    assert status == 200, changed
+    status, invite = await api.call("POST", f"/servers/{sid}/invites", {})
+    assert status == 201, invite
+    code = invite["code"]
+
+    # Nobody signed in on this page: no token to fetch media with.
+    await page.goto(invite["url"])
+    preview = page.get_by_test_id("invite-preview")
+    await expect(preview).to_be_visible()
+    image = preview.get_by_test_id("invite-icon")
+    await expect(image).to_be_visible()
+    assert await image.evaluate("(img) => img.complete && img.naturalWidth") > 0
+
+    # The API answers the image to anyone with a usable code, and nothing once it is revoked.
+    assert stack.http is not None
+    icon_url = f"{stack.web_url}/_guilds/v1/invites/{code}/icon"
+    async with stack.http.get(icon_url) as response:
+        assert response.status == 200
+        assert response.content_type == "image/png"
+        assert (await response.read()).startswith(b"\x89PNG")
+    status, _ = await api.call("DELETE", f"/servers/{sid}/invites/{code}")
+    assert status == 204
+    async with stack.http.get(icon_url) as response:
+        assert response.status == 404

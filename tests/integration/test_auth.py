@@ -18,7 +18,12 @@ from tests.harness.routes import app_routes, fill
 from tests.harness.stack import Stack, User
 
 # API.md: the only endpoints that answer without a token.
-PUBLIC = {("GET", "/version"), ("GET", "/openapi.json"), ("GET", "/invites/{code}")}
+PUBLIC = {
+    ("GET", "/version"),
+    ("GET", "/openapi.json"),
+    ("GET", "/invites/{code}"),
+    ("GET", "/invites/{code}/icon"),
+}
 # API.md's "needs: member" rows: any member may call them (the rest need a permission).
 MEMBER_ROUTES = {
     ("GET", "/servers/{sid}"),
