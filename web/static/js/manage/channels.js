@@ -138,7 +138,9 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
     if (!allowed) return;
     ui.clearError();
     const kind = kindNow();
-    const newName = isDefault ? name.value.trim() : normalizeChannelName(name.value, kind);
+    // A name left as it was stays as it was (made elsewhere, or before this convention).
+    const untouched = isDefault || (!isNew && name.value === channel.name);
+    const newName = untouched ? name.value.trim() : normalizeChannelName(name.value, kind);
     if (!newName) {
       ui.showError("The channel needs a name.");
       name.focus();
