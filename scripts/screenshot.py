@@ -10,7 +10,9 @@ of two, the Roles dialog, an image's larger view and the phone layout.
     .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--views docs/screenshots]
 
 Needs what `make test` installs (Chromium) and, for the emoji people wrote (messages, reactions)
-not to be empty boxes, a colour emoji font (Debian: `apt-get install fonts-noto-color-emoji`).
+not to be empty boxes, a colour emoji font (Debian: `apt-get install fonts-noto-color-emoji`; or,
+leaving the system as it is, `apt-get download` it, `dpkg-deb -x` it into a folder and run with
+FONTCONFIG_FILE naming a fonts.conf that includes /etc/fonts/fonts.conf and that folder).
 The UI's own icons are SVG and need no font.
 """
 
