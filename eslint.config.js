@@ -14,7 +14,7 @@ export default [
     languageOptions: { ecmaVersion: 2023, sourceType: "module", globals: globals.browser },
   },
   {
-    files: ["tests/unit_js/**/*.mjs", "eslint.config.js"],
+    files: ["tests/unit_js/**/*.mjs", "scripts/**/*.mjs", "eslint.config.js"],
     languageOptions: { ecmaVersion: 2023, sourceType: "module", globals: globals.node },
   },
   {

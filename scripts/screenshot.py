@@ -4,12 +4,16 @@ Brings up Synapse with the module and `guilds serve` through the test harness (S
 temporary folder), fills a server through the provisioning API and matrix-nio — channels of every
 kind in categories, roles with colours, several people, a short conversation with a reply, an
 edit, reactions and an image — then opens the web UI as the owner at 1280×800 in the dark theme
-and writes docs/screenshot.png.
+and writes docs/screenshot.png; then the other main views into docs/screenshots/: a video call
+of two, the Roles dialog, an image's larger view and the phone layout.
 
-    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png]
+    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--views docs/screenshots]
 
-Needs what `make test` installs (Chromium) and, for emoji that are not empty boxes, a colour
-emoji font (Debian: `apt-get install fonts-noto-color-emoji`).
+Needs what `make test` installs (Chromium) and, for the emoji people wrote (messages, reactions)
+not to be empty boxes, a colour emoji font (Debian: `apt-get install fonts-noto-color-emoji`; or,
+leaving the system as it is, `apt-get download` it, `dpkg-deb -x` it into a folder and run with
+FONTCONFIG_FILE naming a fonts.conf that includes /etc/fonts/fonts.conf and that folder).
+The UI's own icons are SVG and need no font.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import nio
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -149,8 +154,8 @@ async def say(stack: Stack, user: User, room_id: str, body: str, html: str | Non
     return await send(stack, user, room_id, content)
 
 
-async def populate(stack: Stack) -> tuple[User, str]:
-    """Create the people and the server; answer the owner and the server's id."""
+async def populate(stack: Stack) -> tuple[User, User, str]:
+    """Create the people and the server; answer the owner, a moderator and the server's id."""
     names = ["Ava Chen", "Ben Ortiz", "Cleo Park", "Dmitri Volkov", "Erin Walsh", "Farah Haddad"]
     people = [await stack.register_user(name.split()[0].lower()) for name in names]
     for user, name in zip(people, names, strict=True):
@@ -158,6 +163,10 @@ async def populate(stack: Stack) -> tuple[User, str]:
             await client.set_displayname(name)
     ava, ben, cleo, dmitri, erin, farah = people
     owner = Api(stack, ava)
+    # The owner has a picture: the same one in the user panel, her messages and the members.
+    picture = await upload(stack, ava, icon_png((230, 126, 34)), "ava.png")
+    async with stack.nio_client(ava) as client:
+        await client.set_avatar(picture)
 
     # Two other servers for the rail: one with an icon, one with initials.
     for name, colour in (("Book Club", None), ("Game Night", (235, 69, 158))):
@@ -274,27 +283,79 @@ async def populate(stack: Stack) -> tuple[User, str]:
     )
     async with stack.nio_client(farah) as client:
         await client.room_typing(general, typing_state=True, timeout=60_000)
-    return ava, sid
+    return ava, ben, sid
 
 
-async def shoot(stack: Stack, owner: User, sid: str, out: Path) -> None:
+async def open_server(browser: Browser, stack: Stack, user: User, sid: str, viewport: Any) -> Page:
+    """A page of its own, signed in as `user`, showing the server by its address (routes.js):
+    on a phone the rail is in a drawer."""
+    context = await browser.new_context(viewport=viewport)
+    context.set_default_timeout(60_000)
+    page = await context.new_page()
+    await open_as(page, stack, user)
+    await page.evaluate("localStorage.setItem('guilds.theme', 'dark')")
+    await page.goto(f"{stack.web_url}/#/server/{quote(sid, safe='')}")
+    await expect(page.get_by_test_id("server-name")).to_have_text("Pixel Studio")
+    return page
+
+
+async def still(page: Page, path: Path) -> None:
+    await page.mouse.move(640, 20)  # no hover effects in the picture
+    await page.wait_for_timeout(300)  # the hover's fade
+    path.parent.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(path))
+    print(f"wrote {path}")
+
+
+async def shoot(stack: Stack, owner: User, guest: User, sid: str, out: Path, views: Path) -> None:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
-            page = await context.new_page()
-            await open_as(page, stack, owner)
-            await page.evaluate("localStorage.setItem('guilds.theme', 'dark')")
-            await page.reload()
-            await page.locator(f'[data-testid="rail-server"][data-server-id="{sid}"]').click()
+            page = await open_server(browser, stack, owner, sid, VIEWPORT)
             await channel(page, "general").click()
             await ready(page)
-            await page.mouse.move(640, 20)  # no hover effects in the picture
-            await page.wait_for_timeout(300)  # the hover's fade
-            out.parent.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(out))
+            await still(page, out)
+
+            # An image's larger view.
+            await page.get_by_test_id("message-image-open").click()
+            await expect(page.get_by_test_id("lightbox-image")).to_be_visible()
+            await images_loaded(page)
+            await still(page, views / "image.png")
+            await page.keyboard.press("Escape")
+
+            # The Roles dialog, a role open.
+            await page.get_by_test_id("server-menu-button").click()
+            await page.get_by_test_id("menu-openRoles").click()
+            roles = page.get_by_test_id("roles-dialog")
+            await roles.locator('[data-testid="role-item"]', has_text="Designers").click()
+            await expect(roles.get_by_test_id("role-name")).to_have_value("Designers")
+            await still(page, views / "roles.png")
+            await page.keyboard.press("Escape")
+
+            # A video call of two (Chromium's fake camera), seen by the owner.
+            guest_page = await open_server(browser, stack, guest, sid, VIEWPORT)
+            for someone in (page, guest_page):
+                await channel(someone, "Stand-up").click()
+            status = page.get_by_test_id("call-status")
+            await expect(status).to_have_text("2 in the call", timeout=90_000)
+            await expect(page.locator(".call-tile.has-video")).to_have_count(2, timeout=60_000)
+            await page.wait_for_timeout(1500)  # a few frames decoded
+            await still(page, views / "video-call.png")
+            await guest_page.context.close()
+
+            # The phone layout: the server's default channel, the drawers closed.
+            phone = await open_server(browser, stack, owner, sid, {"width": 390, "height": 844})
+            await expect(message_with(phone, "Tab")).to_have_count(1, timeout=30_000)
+            await images_loaded(phone)
+            await still(phone, views / "phone.png")
         finally:
             await browser.close()
+
+
+async def images_loaded(page: Page) -> None:
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('img')].every((i) => i.complete && i.naturalWidth)"
+    )
 
 
 async def ready(page: Page) -> None:
@@ -309,9 +370,8 @@ async def ready(page: Page) -> None:
     await expect(image).to_have_count(1)
     # The two servers with an icon show it (initials until the image has loaded).
     await expect(page.locator(".rail-icon img")).to_have_count(2, timeout=30_000)
-    await page.wait_for_function(
-        "() => [...document.querySelectorAll('img')].every((i) => i.complete && i.naturalWidth)"
-    )
+    await expect(page.get_by_test_id("user-panel-avatar").locator("img")).to_have_count(1)
+    await images_loaded(page)
 
 
 def check_tools() -> None:
@@ -324,23 +384,23 @@ def check_tools() -> None:
         print("warning: no colour emoji font; emoji will show as boxes", file=sys.stderr)
 
 
-async def main(out: Path) -> None:
+async def main(out: Path, views: Path) -> None:
     root = Path(tempfile.mkdtemp(prefix="guilds-screenshot-"))
     stack = build_stack("sqlite", root)
     try:
         stack.http = aiohttp.ClientSession()
         stack.start_guilds()
-        owner, sid = await populate(stack)
-        await shoot(stack, owner, sid, out)
+        owner, guest, sid = await populate(stack)
+        await shoot(stack, owner, guest, sid, out, views)
     finally:
         await stack.close()
         shutil.rmtree(root, ignore_errors=True)
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
+    parser.add_argument("--views", type=Path, default=ROOT / "docs" / "screenshots")
     args = parser.parse_args()
     check_tools()
-    asyncio.run(main(args.out))
+    asyncio.run(main(args.out, args.views))

@@ -44,6 +44,16 @@ async def preview_invite(request: web.Request) -> web.Response:
     return web.json_response(invite_preview_json(invite, server, status))
 
 
+async def invite_icon(request: web.Request) -> web.Response:
+    # No token either: the landing page's <img> for visitors who are not signed in.
+    body, kind = await _invites(request).icon(request.match_info["code"])
+    return web.Response(
+        body=body,
+        content_type=kind,
+        headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
 async def redeem_invite(request: web.Request) -> web.Response:
     user = await require_user(request)
     server_id = await _invites(request).redeem(request.match_info["code"], user)
@@ -56,4 +66,5 @@ def add_routes(app: web.Application, invites: Invites) -> None:
     app.router.add_get("/servers/{sid}/invites", list_invites)
     app.router.add_delete("/servers/{sid}/invites/{code}", revoke_invite)
     app.router.add_get("/invites/{code}", preview_invite)
+    app.router.add_get("/invites/{code}/icon", invite_icon)
     app.router.add_post("/invites/{code}/redeem", redeem_invite)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 30.0
 # Answers a proxy or a starting homeserver gives instead of the homeserver's own answer.
 _UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
+_MXC = re.compile(r"mxc://([^/]+)/([^/?#]+)")
 
 
 class MatrixClientError(Exception):
@@ -152,6 +154,37 @@ class MatrixClient:
         raise MatrixRequestError(
             status, errcode or "M_UNKNOWN", message, retry_after_ms=retry_after_ms
         )
+
+    async def thumbnail(self, mxc: str, size: int) -> tuple[bytes, str]:
+        """A square thumbnail of the media behind `mxc` (bytes, content type), as the bot."""
+        match = _MXC.fullmatch(mxc)
+        if match is None:
+            raise MatrixRequestError(404, "M_NOT_FOUND", "not a media URI")
+        server, media_id = (path_segment(part) for part in match.groups())
+        url = URL(
+            f"{self.base_url}/_matrix/client/v1/media/thumbnail/{server}/{media_id}", encoded=True
+        )
+        url = url.update_query({"width": str(size), "height": str(size), "method": "crop"})
+        headers = {"Authorization": f"Bearer {self._as_token}"}
+        try:
+            async with self._http().get(url, headers=headers) as resp:
+                body = await resp.read()
+                status, kind = resp.status, resp.content_type
+        except (
+            TimeoutError,
+            aiohttp.ClientConnectionError,
+            aiohttp.ClientPayloadError,
+            OSError,
+        ) as exc:
+            raise HomeserverUnavailable(
+                f"cannot fetch media from the homeserver at {self.base_url}: {type(exc).__name__}"
+            ) from exc
+        if not 200 <= status < 300:
+            errcode, message, retry_after_ms = _error_fields(_decode(body), status)
+            raise MatrixRequestError(
+                status, errcode or "M_UNKNOWN", message, retry_after_ms=retry_after_ms
+            )
+        return body, kind
 
     # -- endpoints -----------------------------------------------------------------------------
 

@@ -47,6 +47,10 @@ CODE_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MAX_USES_LIMIT = 1_000_000
 MIN_EXPIRES_IN_S = 60
 MAX_EXPIRES_IN_S = 365 * 24 * 3600
+# The server icon on the landing page: a thumbnail of this size, of an image type only.
+ICON_SIZE = 256
+ICON_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+ICONS_KEPT = 64
 # Per user. Failed redemptions count too, so guessing codes stays slow.
 REDEEM_BURST, REDEEM_PERIOD_S = 10, 60.0
 CREATE_BURST, CREATE_PERIOD_S = 20, 60.0
@@ -151,6 +155,7 @@ class Invites:
         self.matrix = matrix
         self.servers = servers
         self.public_url = public_url.rstrip("/")
+        self._icons: dict[str, tuple[bytes, str]] = {}  # mxc URI → thumbnail, oldest first
         self._clock = clock
         self.create_limiter = create_limiter or RateLimiter(
             burst=CREATE_BURST, period_s=CREATE_PERIOD_S
@@ -245,6 +250,26 @@ class Invites:
         if invite is None or server is None:
             raise NotFound("No such invite")
         return invite, server, invite.status(self._now_ms())
+
+    async def icon(self, code: str) -> tuple[bytes, str]:
+        """The server's icon for the landing page of a usable code (bytes, content type).
+
+        Media needs a token since Matrix 1.11, and a visitor has none: the bot fetches a
+        thumbnail. An mxc URI names immutable content, so each is fetched once (a few kept).
+        """
+        invite, server, status = await self.preview(code)
+        if status != InviteStatus.VALID or not server.icon:
+            raise NotFound("No icon for this invite")
+        cached = self._icons.get(server.icon)
+        if cached is None:
+            body, kind = await self.matrix.thumbnail(server.icon, ICON_SIZE)
+            if kind not in ICON_TYPES:
+                raise NotFound("No icon for this invite")
+            cached = (body, kind)
+            if len(self._icons) >= ICONS_KEPT:
+                self._icons.pop(next(iter(self._icons)))
+            self._icons[server.icon] = cached
+        return cached
 
     async def redeem(self, code: str, user: UserID) -> RoomID:
         """Have the bot invite `user` to the code's server; count the use once per user."""

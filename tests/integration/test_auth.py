@@ -22,7 +22,12 @@ from tests.harness.workers import ON_SQLITE
 pytestmark = ON_SQLITE
 
 # API.md: the only endpoints that answer without a token.
-PUBLIC = {("GET", "/version"), ("GET", "/openapi.json"), ("GET", "/invites/{code}")}
+PUBLIC = {
+    ("GET", "/version"),
+    ("GET", "/openapi.json"),
+    ("GET", "/invites/{code}"),
+    ("GET", "/invites/{code}/icon"),
+}
 # API.md's "needs: member" rows: any member may call them (the rest need a permission).
 MEMBER_ROUTES = {
     ("GET", "/servers/{sid}"),

@@ -2,7 +2,7 @@
 // signing in or up when needed — and opens the app with that server selected.
 
 import { h, readPageConfig } from "./dom.js";
-import { GuildsApi } from "./guilds-api.js";
+import { API_PREFIX, GuildsApi } from "./guilds-api.js";
 import { joinWithInvite, resolveContext } from "./manage/context.js";
 import { errorSentence, serverIcon } from "./manage/dialog.js";
 import { MatrixClient, MatrixError } from "./matrix.js";
@@ -91,6 +91,22 @@ function matrixFor(session) {
   return new MatrixClient({ baseUrl: session.homeserverUrl, accessToken: session.accessToken });
 }
 
+/**
+ * The server's icon, or its initials: the image comes through the provisioning API, which
+ * fetches it for anyone holding a usable code (media needs a token a visitor does not have).
+ */
+function landingIcon(preview) {
+  const el = serverIcon(preview.name, null, null, { size: 128 });
+  if (preview.icon) {
+    const img = h("img", { alt: "", "data-testid": "invite-icon", src: `${API_PREFIX}/invites/${encodeURIComponent(code)}/icon` });
+    img.addEventListener("load", () => {
+      el.replaceChildren(img);
+      el.classList.add("has-image");
+    });
+  }
+  return el;
+}
+
 function showPreview(preview) {
   const session = usableSession();
   const error = h("p", { class: "form-error", role: "alert", "data-testid": "invite-error" });
@@ -108,7 +124,7 @@ function showPreview(preview) {
       h(
         "div",
         { class: "card invite-card", "data-testid": "invite-preview" },
-        serverIcon(preview.name, preview.icon, session ? matrixFor(session) : null, { size: 128 }),
+        landingIcon(preview),
         h("p", { class: "invite-kicker", text: "You've been invited to join" }),
         h("h1", { class: "invite-name", "data-testid": "invite-server-name", text: preview.name }),
         h("p", {

@@ -1,13 +1,15 @@
 // Channel and category editors: create, edit (kind, name, topic, category, gating roles), delete.
 
+import { channelNameAsTyped, normalizeChannelName } from "../channel-names.js";
 import { h } from "../dom.js";
+import { CHANNEL_KIND_ICONS, icon } from "../icons.js";
 import { can, resolveContext, sortedRoles } from "./context.js";
 import { confirmDialog, field, openDialog } from "./dialog.js";
 
 const KINDS = [
-  ["text", "Text", "Send messages, images, opinions and puns.", "#"],
-  ["voice", "Voice", "Hang out together with voice.", "🔊"],
-  ["video", "Video", "Talk face to face with cameras on.", "📹"],
+  ["text", "Text", "Send messages, images, opinions and puns."],
+  ["voice", "Voice", "Hang out together with voice."],
+  ["video", "Video", "Talk face to face with cameras on."],
 ];
 
 /**
@@ -21,7 +23,7 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
   const isDefault = !isNew && channel.channel_id === server.default_channel_id;
   const current = channel ?? { name: "", kind: "text", topic: "", category_id: categoryId, allowed_roles: null };
 
-  const kindInputs = KINDS.map(([kind, label, description, glyph]) => {
+  const kindInputs = KINDS.map(([kind, label, description]) => {
     const input = h("input", {
       type: "radio",
       name: "channel-kind",
@@ -33,7 +35,7 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
     return h(
       "label",
       { class: "kind-option" },
-      h("span", { class: "kind-glyph", "aria-hidden": "true", text: glyph }),
+      h("span", { class: "kind-glyph", "aria-hidden": "true" }, icon(CHANNEL_KIND_ICONS[kind], { size: 24 })),
       h("span", { class: "kind-text" }, h("span", { class: "kind-name", text: label }), h("span", { class: "muted small", text: description })),
       input,
     );
@@ -116,6 +118,17 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
     onSubmit,
   });
 
+  // Text channels are named like Discord's as one types (channel-names.js).
+  const kindNow = () => kindInputs.map((l) => l.querySelector("input")).find((i) => i.checked)?.value ?? "text";
+  const tidyName = () => {
+    const typed = channelNameAsTyped(name.value, kindNow());
+    if (typed !== name.value) name.value = typed;
+  };
+  if (!isDefault) {
+    name.addEventListener("input", tidyName);
+    for (const label of kindInputs) label.querySelector("input").addEventListener("change", tidyName);
+  }
+
   function chosenRoles() {
     if (!gated.checked) return null;
     return roleBoxes.map((l) => l.querySelector("input")).filter((b) => b.checked).map((b) => b.dataset.role);
@@ -124,8 +137,10 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
   async function onSubmit() {
     if (!allowed) return;
     ui.clearError();
-    const kind = kindInputs.map((l) => l.querySelector("input")).find((i) => i.checked)?.value ?? "text";
-    const newName = name.value.trim();
+    const kind = kindNow();
+    // A name left as it was stays as it was (made elsewhere, or before this convention).
+    const untouched = isDefault || (!isNew && name.value === channel.name);
+    const newName = untouched ? name.value.trim() : normalizeChannelName(name.value, kind);
     if (!newName) {
       ui.showError("The channel needs a name.");
       name.focus();
@@ -135,8 +150,9 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
     const categoryId = category.value || null;
     ui.setBusy(true);
     try {
+      let made = null;
       if (isNew) {
-        await ctx.api.createChannel(server.server_id, {
+        made = await ctx.api.createChannel(server.server_id, {
           name: newName,
           kind,
           topic: topic.value || undefined,
@@ -158,6 +174,8 @@ export function openChannelEditor(rawCtx, server, channel = null, { categoryId =
       }
       await ctx.refresh(server.server_id);
       ui.close();
+      // As in Discord, the channel just made is opened.
+      if (made?.channel_id) ctx.openChannel(server.server_id, made.channel_id);
     } catch (err) {
       console.warn("saving the channel failed", err);
       ui.setBusy(false);

@@ -12,6 +12,7 @@ import { MatrixClient, MatrixError } from "../matrix.js";
  * @property {(serverId: string) => unknown} [refresh]  reload a server after a change
  * @property {(serverId: string) => unknown} [selectServer]  show a server (after create or join)
  * @property {(serverId: string) => unknown} [onServerGone]  after leaving or deleting a server
+ * @property {(serverId: string, channelId: string) => unknown} [openChannel]  show a channel just made
  */
 
 /** Fill in what the caller left out, so a dialog can rely on every field. */
@@ -35,6 +36,7 @@ export function resolveContext(ctx) {
     },
     selectServer: (serverId) => ctx.selectServer?.(serverId),
     onServerGone: (serverId) => ctx.onServerGone?.(serverId),
+    openChannel: (serverId, channelId) => ctx.openChannel?.(serverId, channelId),
   };
 }
 

@@ -2,6 +2,7 @@
 // kept inside, errors shown inline. Every string given here is inserted as text.
 
 import { h } from "../dom.js";
+import { icon } from "../icons.js";
 import { describeError } from "../error-messages.js";
 import { MatrixError } from "../matrix.js";
 
@@ -46,9 +47,8 @@ export function openDialog({
     class: "dialog-close",
     "aria-label": "Close",
     "data-testid": "dialog-close",
-    text: "×",
     onclick: () => close(),
-  });
+  }, icon("x"));
   const dialog = h(
     "dialog",
     { class: `dialog ${size}`.trim(), "data-testid": testid, "aria-labelledby": titleId },

@@ -1,8 +1,10 @@
 // The members dialog: a paginated list with role changes, kick and ban (each confirmed).
 
+import { avatar } from "../avatar.js";
 import { h } from "../dom.js";
+import { icon } from "../icons.js";
 import { can, highestPosition, myPosition, resolveContext, sortedRoles } from "./context.js";
-import { confirmDialog, field, initials, openDialog } from "./dialog.js";
+import { confirmDialog, field, openDialog } from "./dialog.js";
 
 const PAGE_SIZE = 50;
 
@@ -118,7 +120,7 @@ export function openMembers(rawCtx, server) {
         h(
           "div",
           { class: "manage-row-line" },
-          h("div", { class: "avatar", "aria-hidden": "true", text: initials(name).slice(0, 1).toUpperCase() }),
+          avatar(ctx.matrix, { mxc: member.avatar, name, id: member.user_id, size: 32 }),
           h(
             "div",
             { class: "manage-row-main" },
@@ -126,7 +128,7 @@ export function openMembers(rawCtx, server) {
               "span",
               { class: "member-name" },
               h("span", { "data-testid": "member-name", text: name }),
-              member.owner ? h("span", { class: "owner-badge", title: "Server owner", text: "👑" }) : null,
+              member.owner ? h("span", { class: "owner-badge", title: "Server owner" }, icon("crown", { size: 14 })) : null,
             ),
             h("span", { class: "muted small", text: member.user_id }),
             chips,

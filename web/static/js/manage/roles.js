@@ -140,7 +140,8 @@ export function openRoles(rawCtx, server) {
             onclick: () => onDelete(role),
           })
         : null;
-    editor.replaceChildren(
+    // replaceChildren writes a null child as the text "null": absent parts are filtered out.
+    const parts = [
       h("h3", { class: "section-label", text: isNew ? "New role" : `Edit role — ${role.name}` }),
       canEdit
         ? null
@@ -155,7 +156,8 @@ export function openRoles(rawCtx, server) {
       h("h3", { class: "section-label", text: "Permissions" }),
       h("div", { class: "perm-list" }, boxes),
       canEdit ? h("div", { class: "editor-actions" }, remove, save) : null,
-    );
+    ];
+    editor.replaceChildren(...parts.filter(Boolean));
     color.id = "role-color-input";
 
     async function onSave() {

@@ -4,9 +4,11 @@
 // and writes in other channels.
 
 import { h } from "../dom.js";
+import { icon, setIcon } from "../icons.js";
 import { describeError } from "../error-messages.js";
 import { CallError, GroupCall, MAX_PARTICIPANTS, SpeakingMonitor, callMembers } from "../calls/group.js";
-import { initials } from "./chat.js";
+import { avatar } from "../avatar.js";
+import { fitTiles } from "./call-layout.js";
 
 const CALL_KINDS = new Set(["voice", "video"]);
 // Memberships expire without an event: the sidebar is looked at again this often.
@@ -55,31 +57,32 @@ export function createCallUi({ client, sync, session, onChange }) {
   const title = h("span", { class: "call-title", "data-testid": "call-title" });
   const status = h("span", { class: "call-status muted", "data-testid": "call-status" });
   const tileGrid = h("div", { class: "call-tiles", "data-testid": "call-tiles" });
-  const muteButton = control("call-mute", "🎙", "Mute", () => call?.setMuted(!call.muted));
-  const deafenButton = control("call-deafen", "🎧", "Deafen", () => {
+  fitTiles(tileGrid);
+  let shownChannel = null; // the channel open beside the panel (the call's own: the panel fills it)
+  const muteButton = control("call-mute", "mic", "Mute", () => call?.setMuted(!call.muted));
+  const deafenButton = control("call-deafen", "headphones", "Deafen", () => {
     if (!call) return;
     call.setDeafened(!call.deafened);
     applyDeafen();
   });
-  const cameraButton = control("call-camera", "📷", "Turn camera on", () => act(() => call?.setCamera(!call.cameraTrack)));
-  const screenButton = control("call-screen", "🖥", "Share your screen", () => act(() => call?.setScreenShare(!call.screenTrack)));
-  const leaveButton = control("call-leave", "✆", "Leave the call", () => leave());
+  const cameraButton = control("call-camera", "video-off", "Turn camera on", () => act(() => call?.setCamera(!call.cameraTrack)));
+  const screenButton = control("call-screen", "monitor-up", "Share your screen", () => act(() => call?.setScreenShare(!call.screenTrack)));
+  const leaveButton = control("call-leave", "phone-off", "Leave the call", () => leave());
   leaveButton.classList.add("danger");
   const dismiss = h("button", {
     type: "button",
     class: "icon-button",
     "data-testid": "call-error-dismiss",
     "aria-label": "Dismiss",
-    text: "✕",
     onclick: () => setError(""),
-  });
+  }, icon("x"));
   const errorRow = h("div", { class: "call-error-row" }, errorLine, dismiss);
   const header = h("div", { class: "call-header" }, h("div", { class: "call-heading" }, title, status));
   const controls = h("div", { class: "call-controls" }, muteButton, deafenButton, cameraButton, screenButton, leaveButton);
   const body = h("div", { class: "call-body" }, header, tileGrid, controls);
   const panel = h("section", { class: "call-panel", "data-testid": "call-panel", "aria-label": "Call" }, errorRow, body);
 
-  function control(testid, icon, label, onclick) {
+  function control(testid, name, label, onclick) {
     return h("button", {
       type: "button",
       class: "call-control",
@@ -87,9 +90,8 @@ export function createCallUi({ client, sync, session, onChange }) {
       title: label,
       "aria-label": label,
       "aria-pressed": "false",
-      text: icon,
       onclick,
-    });
+    }, icon(name));
   }
 
   async function act(action) {
@@ -112,27 +114,37 @@ export function createCallUi({ client, sync, session, onChange }) {
     panel.hidden = !call && !errorText;
     if (!call) return;
     title.textContent = `${callChannel.kind === "video" ? "Video" : "Voice"} · ${callChannel.name}`;
-    const connected = call.peerList.filter((p) => p.state === "connected").length;
+    // People, not devices, and oneself among them: two people in a call are "2 in the call".
+    const here = new Set([session.userId, ...call.peerList.filter((p) => p.state === "connected").map((p) => p.userId)]);
+    const connecting = new Set(call.peerList.map((p) => p.userId).filter((u) => !here.has(u)));
     const elsewhere = call.foreign.length ? ` · ${call.foreign.length} in another app` : "";
     status.textContent =
-      (call.peerList.length === 0 ? "Only you are here" : `${connected} of ${call.peerList.length} connected`) + elsewhere;
-    press(muteButton, call.muted, call.muted ? "Unmute" : "Mute");
-    press(deafenButton, call.deafened, call.deafened ? "Undeafen" : "Deafen");
+      (call.peerList.length === 0 ? "Only you are here" : `${here.size} in the call`) +
+      (connecting.size ? ` · ${connecting.size} connecting` : "") +
+      elsewhere;
+    panel.classList.toggle("stage", shownChannel === call.roomId);
+    press(muteButton, call.muted, call.muted ? "Unmute" : "Mute", call.muted ? "mic-off" : "mic");
+    press(deafenButton, call.deafened, call.deafened ? "Undeafen" : "Deafen", call.deafened ? "headphone-off" : "headphones");
     cameraButton.hidden = callChannel.kind !== "video";
     screenButton.hidden = callChannel.kind !== "video";
     cameraButton.disabled = !call.canVideo;
     screenButton.disabled = !call.canVideo || !navigator.mediaDevices?.getDisplayMedia;
-    press(cameraButton, Boolean(call.cameraTrack), call.cameraTrack ? "Turn camera off" : "Turn camera on");
+    press(cameraButton, Boolean(call.cameraTrack), call.cameraTrack ? "Turn camera off" : "Turn camera on", call.cameraTrack ? "video" : "video-off");
     press(screenButton, Boolean(call.screenTrack), call.screenTrack ? "Stop sharing" : "Share your screen");
     if (!call.canVideo && callChannel.kind === "video") cameraButton.title = "You need the video permission";
     renderTiles();
   }
 
-  function press(button, on, label) {
+  function press(button, on, label, iconName = null) {
+    if (iconName) setIcon(button, iconName);
     button.setAttribute("aria-pressed", on ? "true" : "false");
     button.classList.toggle("on", on);
     button.title = label;
     button.setAttribute("aria-label", label);
+  }
+
+  function avatarOf(userId) {
+    return call ? (sync.room(call.roomId)?.avatarOf(userId) ?? null) : null;
   }
 
   function nameOf(userId) {
@@ -146,10 +158,10 @@ export function createCallUi({ client, sync, session, onChange }) {
     const video = h("video", { class: "call-video", autoplay: true, playsinline: true, "data-testid": "call-video" });
     video.muted = true; // sound plays through the tile's <audio>, which deafen mutes
     const audio = id === "self" ? null : h("audio", { autoplay: true, "data-testid": "call-audio" });
-    const face = h("div", { class: "call-face avatar", "aria-hidden": "true", text: initials(nameOf(userId)) });
+    const face = avatar(client, { mxc: avatarOf(userId), name: nameOf(userId), id: userId, size: 48, className: "call-face avatar" });
     const label = h("span", { class: "call-name", "data-testid": "call-tile-name", text: nameOf(userId) });
     const state = h("span", { class: "call-peer-state", "data-testid": "peer-state" });
-    const mic = h("span", { class: "call-muted", "data-testid": "tile-muted", title: "Muted", text: "🔇" });
+    const mic = h("span", { class: "call-muted", "data-testid": "tile-muted", title: "Muted" }, icon("mic-off", { size: 16 }));
     const el = h(
       "div",
       { class: "call-tile", "data-testid": "call-tile", "data-user-id": userId, "data-peer": id },
@@ -368,7 +380,7 @@ export function createCallUi({ client, sync, session, onChange }) {
             "data-foreign": foreign ? "true" : "false",
             title: foreign ? `${member.userId} · ${FOREIGN_LABEL}` : member.userId,
           },
-          h("span", { class: "call-participant-avatar avatar", "aria-hidden": "true", text: initials(name) }),
+          avatar(client, { mxc: room.avatarOf(member.userId), name, id: member.userId, size: 22, className: "call-participant-avatar avatar" }),
           h("span", { class: "call-participant-name", text: name }),
           foreign ? h("span", { class: "call-participant-app muted", "data-testid": "call-participant-app", text: "other app" }) : null,
         ),
@@ -404,6 +416,11 @@ export function createCallUi({ client, sync, session, onChange }) {
   render();
   return {
     panel,
+    /** The channel the shell shows: the call's own gives the panel the room to fill. */
+    showing(channelId) {
+      shownChannel = channelId;
+      render();
+    },
     join,
     leave,
     watchServer,

@@ -1,8 +1,10 @@
 // A channel's chat: the timeline (grouped by author, edits, replies, reactions, attachments,
 // history on scroll) and the composer (markdown-lite, replies, uploads, emoji, typing).
 
+import { avatar } from "../avatar.js";
 import { CALL_NOTICE_TYPES, callNotice } from "../calls/notices.js";
 import { h } from "../dom.js";
+import { channelIcon, icon } from "../icons.js";
 import { describeError } from "../error-messages.js";
 import { newTxnId } from "../matrix.js";
 import {
@@ -16,6 +18,7 @@ import { downloadFile, loadImage } from "../media.js";
 import { MEMBER_EVENT, memberNotice } from "../member-notices.js";
 import { SendQueue } from "../send-queue.js";
 import { redactsOf } from "../sync.js";
+import { openLightbox } from "./lightbox.js";
 import { memberNoticeNode } from "./member-notice.js";
 import { confirmAction, pickEmoji } from "./popups.js";
 
@@ -23,30 +26,6 @@ const GROUP_GAP_MS = 7 * 60 * 1000;
 const TYPING_RESEND_MS = 4000;
 const TOP_LOAD_PX = 300;
 const MESSAGE_TYPES = new Set(["m.room.message", "m.room.encrypted", "m.sticker"]);
-
-/** Initials for an avatar without an image. */
-export function initials(name) {
-  const words = String(name || "?").replace(/^[@#]/, "").trim().split(/\s+/).filter(Boolean);
-  const letters = words.length > 1 ? words[0][0] + words[1][0] : (words[0] ?? "?").slice(0, 2);
-  return [...letters].slice(0, 2).join("").toUpperCase() || "?";
-}
-
-/** An avatar: the mxc image when there is one, else initials on a colour derived from the id. */
-export function avatar(client, { mxc, name, id, size = 40, className = "avatar" }) {
-  const el = h("div", { class: `${className} hue-${hueOf(id ?? name)}`, "aria-hidden": "true", text: initials(name) });
-  if (mxc) {
-    const img = h("img", { alt: "", class: "avatar-img" });
-    img.addEventListener("load", () => el.replaceChildren(img));
-    loadImage(img, client, mxc, { size: size * 2 });
-  }
-  return el;
-}
-
-function hueOf(text) {
-  let hash = 0;
-  for (const c of String(text ?? "")) hash = (hash * 31 + c.codePointAt(0)) | 0;
-  return Math.abs(hash) % 8;
-}
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
@@ -132,9 +111,8 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     "data-testid": "emoji-button",
     title: "Emoji",
     "aria-label": "Emoji",
-    text: "🙂",
     onclick: () => pickEmoji(emojiButton, insertAtCursor),
-  });
+  }, icon("face-slightly-smiling", { size: 22 }));
   const composer = h(
     "form",
     { class: "composer", "data-testid": "composer-form", onsubmit: (e) => e.preventDefault() },
@@ -309,9 +287,8 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
         class: "reply-cancel",
         "data-testid": "reply-cancel",
         "aria-label": "Cancel reply",
-        text: "×",
         onclick: () => setReply(null),
-      }),
+      }, icon("x", { size: 16 })),
     );
     input.focus();
   }
@@ -411,7 +388,10 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     const wrap = h("div", { class: "message-content", "data-testid": "message-body" });
     if (event.type === "m.room.encrypted") {
       wrap.classList.add("notice");
-      wrap.append("🔒 This message is end-to-end encrypted and can't be read here. Open it in a Matrix client that has your keys.");
+      wrap.append(
+        icon("lock", { size: 14, className: "notice-icon" }),
+        " This message is end-to-end encrypted and can't be read here. Open it in a Matrix client that has your keys.",
+      );
       return wrap;
     }
     const msgtype = content.msgtype;
@@ -426,8 +406,14 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
         img.height = Math.round(ht * scale);
       }
       loadImage(img, client, content.url);
-      img.addEventListener("click", () => downloadFile(client, content.url, bodyText(content)));
-      wrap.append(img);
+      // A button around it: a larger view opens by click or keyboard (views/lightbox.js).
+      const open = h(
+        "button",
+        { type: "button", class: "message-image-button", "data-testid": "message-image-open", "aria-label": `View ${bodyText(content) || "the image"}` },
+        img,
+      );
+      open.addEventListener("click", () => openLightbox(client, { mxc: content.url, name: bodyText(content) }));
+      wrap.append(open);
       return wrap;
     }
     if (["m.file", "m.video", "m.audio"].includes(msgtype) && typeof content.url === "string") {
@@ -436,7 +422,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
         h(
           "div",
           { class: "file-card" },
-          h("span", { class: "file-icon", "aria-hidden": "true", text: "📄" }),
+          h("span", { class: "file-icon", "aria-hidden": "true" }, icon("file", { size: 28 })),
           h(
             "div",
             { class: "file-text" },
@@ -525,15 +511,15 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
 
   function renderActions(event) {
     const actions = h("div", { class: "message-actions", role: "toolbar" });
-    const add = (label, icon, testid, onclick) =>
-      actions.append(h("button", { type: "button", class: "action", title: label, "aria-label": label, "data-testid": testid, text: icon, onclick }));
+    const add = (label, name, testid, onclick) =>
+      actions.append(h("button", { type: "button", class: "action", title: label, "aria-label": label, "data-testid": testid, onclick }, icon(name, { size: 18 })));
     if (event.type === "m.room.message") {
-      add("Add reaction", "☺", "action-react", (e) => pickEmoji(e.currentTarget, (emoji) => toggleReaction(event, emoji)));
-      if (can("send_messages")) add("Reply", "↩", "action-reply", () => setReply(event));
+      add("Add reaction", "face-slightly-smiling-plus", "action-react", (e) => pickEmoji(e.currentTarget, (emoji) => toggleReaction(event, emoji)));
+      if (can("send_messages")) add("Reply", "reply", "action-reply", () => setReply(event));
     }
-    if (isEditable(event)) add("Edit", "✎", "action-edit", () => startEdit(event.event_id));
+    if (isEditable(event)) add("Edit", "pencil", "action-edit", () => startEdit(event.event_id));
     if (event.sender === userId || can("manage_messages")) {
-      add("Delete", "🗑", "action-delete", () => deleteMessage(event));
+      add("Delete", "trash", "action-delete", () => deleteMessage(event));
     }
     return actions;
   }
@@ -713,7 +699,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     return h(
       "li",
       { class: "message system-notice", "data-testid": "call-notice", "data-event-id": item.event.event_id },
-      h("span", { class: "system-notice-icon", "aria-hidden": "true", text: "📞" }),
+      h("span", { class: "system-notice-icon", "aria-hidden": "true" }, icon("phone", { size: 16 })),
       h("span", { class: "system-notice-text", text: item.notice }),
       h("time", { class: "timestamp", datetime: new Date(item.event.origin_server_ts).toISOString(), text: formatTime(item.event.origin_server_ts) }),
     );
@@ -775,7 +761,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       );
     } else if (r?.atStart) {
       start.append(
-        h("div", { class: "channel-hero", "aria-hidden": "true", text: { voice: "🔊", video: "📹" }[channel.kind] ?? "#" }),
+        h("div", { class: "channel-hero", "aria-hidden": "true" }, channelIcon(channel, { size: 40, className: "channel-hero-icon" })),
         h("h2", { text: `Welcome to #${channel.name}!` }),
         h("p", { class: "muted", text: `This is the start of the #${channel.name} channel.` }),
       );

@@ -4,6 +4,7 @@
 
 import { DirectCalls } from "../calls/direct.js";
 import { h } from "../dom.js";
+import { icon, setIcon } from "../icons.js";
 
 // How long the panel keeps saying how a call ended before it closes on its own.
 const ENDED_SHOWN_MS = 8_000;
@@ -177,10 +178,9 @@ export function mountDirectCalls({ client, sync, userId }) {
       "data-testid": "direct-call-hangup",
       title: "Hang up",
       "aria-label": "Hang up",
-      text: "✆",
       onclick: () => call.hangup(),
-    });
-    const close = h("button", { type: "button", class: "icon-button", "data-testid": "direct-call-close", title: "Close", "aria-label": "Close", text: "✕", onclick: () => hide(call) });
+    }, icon("phone-off"));
+    const close = h("button", { type: "button", class: "icon-button", "data-testid": "direct-call-close", title: "Close", "aria-label": "Close", onclick: () => hide(call) }, icon("x"));
     const root = h(
       "section",
       { class: "direct-call card", "data-testid": "direct-call-panel", "aria-label": `Call with ${nameOf(call)}` },
@@ -225,12 +225,12 @@ export function mountDirectCalls({ client, sync, userId }) {
       .join(" · ");
     attach(remoteVideo, call.ended ? null : call.remoteStream);
     attach(localVideo, call.ended ? null : call.localStream);
-    mute.textContent = call.audioMuted ? "🔇" : "🎤";
+    setIcon(mute, call.audioMuted ? "mic-off" : "mic");
     mute.title = call.audioMuted ? "Unmute" : "Mute";
     mute.setAttribute("aria-label", mute.title);
     mute.setAttribute("aria-pressed", String(call.audioMuted));
     const cameraOn = hasVideo(call) && !call.videoMuted;
-    camera.textContent = cameraOn ? "📹" : "📷";
+    setIcon(camera, cameraOn ? "video" : "video-off");
     camera.title = cameraOn ? "Turn the camera off" : "Turn the camera on";
     camera.setAttribute("aria-label", camera.title);
     camera.setAttribute("aria-pressed", String(cameraOn));
@@ -294,18 +294,16 @@ export function mountDirectCalls({ client, sync, userId }) {
         "data-testid": "dm-call-voice",
         title: "Start a voice call",
         "aria-label": "Start a voice call",
-        text: "📞",
         onclick: () => start(false),
-      }),
+      }, icon("phone")),
       h("button", {
         type: "button",
         class: "icon-button",
         "data-testid": "dm-call-video",
         title: "Start a video call",
         "aria-label": "Start a video call",
-        text: "🎥",
         onclick: () => start(true),
-      }),
+      }, icon("video")),
     );
   }
 

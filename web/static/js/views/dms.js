@@ -7,8 +7,10 @@
 
 import { DirectMessages } from "../dms.js";
 import { h } from "../dom.js";
+import { icon } from "../icons.js";
 import { describeError } from "../error-messages.js";
-import { avatar, createChatView } from "./chat.js";
+import { avatar } from "../avatar.js";
+import { createChatView } from "./chat.js";
 import { closePopover, showPopover } from "./popups.js";
 
 /**
@@ -259,7 +261,7 @@ export function createDmView({ client, sync, userId, onShow, onChange, toggleNav
     return h(
       "header",
       { class: "content-header dm-header", "data-testid": "dm-header", "data-room-id": roomId ?? "", "data-user-id": partner ?? "" },
-      h("button", { type: "button", class: "icon-button nav-toggle", "aria-label": "Open the server and channel menu", text: "☰", onclick: toggleNav }),
+      h("button", { type: "button", class: "icon-button nav-toggle", "aria-label": "Open the server and channel menu", onclick: toggleNav }, icon("menu")),
       h("span", { class: "content-icon", "aria-hidden": "true", text: "@" }),
       title,
       h("span", { class: "content-topic muted", text: partner ?? "" }),

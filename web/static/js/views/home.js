@@ -5,6 +5,7 @@
 // of its rooms changes in the sync, so renames, new channels and roles appear without a reload.
 
 import { h } from "../dom.js";
+import { channelIcon, icon, isPrivateChannel } from "../icons.js";
 import { describeError } from "../error-messages.js";
 import { GuildsApi, inviteCodeFrom } from "../guilds-api.js";
 import { MatrixError } from "../matrix.js";
@@ -12,7 +13,8 @@ import { HOME, formatRoute, parseRoute } from "../routes.js";
 import { SyncEngine, isAuthError } from "../sync.js";
 import { currentTheme, toggleTheme } from "../theme.js";
 import { createCallUi } from "./call-panel.js";
-import { avatar, createChatView, initials } from "./chat.js";
+import { avatar } from "../avatar.js";
+import { createChatView } from "./chat.js";
 import { mountDirectCalls } from "./direct-call.js";
 import { createDmView } from "./dms.js";
 import { awaitAutoJoin } from "./channel-join.js";
@@ -20,7 +22,6 @@ import { mountRemovalNotices } from "./removal.js";
 import { installSwitcher, shellItems } from "./switcher.js";
 import { showMenu } from "./popups.js";
 
-const KIND_ICONS = { text: "#", voice: "🔊", video: "📹" };
 const KIND_ORDER = { text: 0, voice: 1, video: 2 };
 const REFRESH_DEBOUNCE_MS = 250;
 // Below this width app.css has no column for the member list: it opens as a drawer instead.
@@ -108,9 +109,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
     title: "Add a server",
     "aria-label": "Add a server",
     "data-testid": "add-server",
-    text: "+",
     onclick: () => openCreate(),
-  });
+  }, icon("plus", { size: 24 }));
   const rail = h(
     "nav",
     { class: "server-rail", "aria-label": "Servers", "data-testid": "server-rail" },
@@ -126,12 +126,12 @@ export function renderHome({ config, client, session, onSignedOut }) {
     "button",
     { type: "button", class: "sidebar-header server-menu-button", "data-testid": "server-menu-button", "aria-haspopup": "menu", onclick: () => openServerMenu() },
     sidebarTitle,
-    h("span", { class: "chevron", "aria-hidden": "true", text: "⌄" }),
+    icon("chevron-down", { size: 18, className: "chevron" }),
   );
   const channelList = h("div", { class: "channel-list", "data-testid": "channel-list" });
 
   const panelName = h("span", { class: "user-panel-name", "data-testid": "display-name" });
-  const panelAvatar = h("div", { class: "avatar", "aria-hidden": "true" });
+  const panelAvatar = h("div", { class: "user-panel-avatar", "data-testid": "user-panel-avatar" });
   const themeButton = h("button", {
     type: "button",
     class: "icon-button",
@@ -147,10 +147,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
     "data-testid": "sign-out",
     title: "Sign out",
     "aria-label": "Sign out",
-    // An emoji, which every desktop has a font for; U+23FB POWER SYMBOL is missing from most.
-    text: "🚪",
     onclick: onSignOut,
-  });
+  }, icon("log-out"));
   const userPanel = h(
     "footer",
     { class: "user-panel" },
@@ -172,17 +170,15 @@ export function renderHome({ config, client, session, onSignedOut }) {
     class: "icon-button nav-toggle",
     "data-testid": "nav-toggle",
     "aria-label": "Open the server and channel menu",
-    text: "☰",
     "aria-expanded": "false",
     onclick: () => setDrawer(view.classList.contains("nav-open") ? null : "nav-open"),
-  });
+  }, icon("menu"));
   const membersToggle = h("button", {
     type: "button",
     class: "icon-button members-toggle",
     "data-testid": "members-toggle",
     title: "Member list",
     "aria-label": "Member list",
-    text: "👥",
     onclick: () => {
       // Beside the chat on a wide window; a drawer over it where the list has no room.
       if (window.matchMedia(DRAWER_MEMBERS_QUERY).matches) {
@@ -191,7 +187,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
         view.classList.toggle("members-hidden");
       }
     },
-  });
+  }, icon("users"));
   const contentTitle = h("span", { class: "content-title", "data-testid": "channel-title", text: "Home" });
   const contentIcon = h("span", { class: "content-icon", "aria-hidden": "true" });
   const contentTopic = h("span", { class: "content-topic muted", "data-testid": "channel-topic" });
@@ -245,6 +241,11 @@ export function renderHome({ config, client, session, onSignedOut }) {
         removeServer(sid);
         refreshServers();
       },
+      openChannel: (sid, cid) => {
+        lastChannel.set(sid, cid);
+        const listed = servers.get(sid)?.channels?.some((c) => c.channel_id === cid);
+        if (listed) selectServer(sid);
+      },
     };
   }
 
@@ -256,7 +257,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
 
   function showTheme() {
     const dark = currentTheme() === "dark";
-    themeButton.textContent = dark ? "☀" : "☾";
+    themeButton.replaceChildren(icon(dark ? "sun" : "moon"));
     themeButton.title = dark ? "Switch to the light theme" : "Switch to the dark theme";
     themeButton.setAttribute("aria-label", themeButton.title);
   }
@@ -408,9 +409,10 @@ export function renderHome({ config, client, session, onSignedOut }) {
             calls.join(now, currentItem(now, channel));
           },
         },
-        h("span", { class: "channel-icon", "aria-hidden": "true", text: KIND_ICONS[channel.kind] ?? "#" }),
+        channelIcon(channel),
         h("span", { class: "channel-name", "data-testid": "channel-name", text: channel.name }),
-        isDefault ? h("span", { class: "default-mark", title: "Default channel", "data-testid": "default-channel", text: "★" }) : null,
+        isPrivateChannel(channel) ? h("span", { class: "visually-hidden", text: " (private)" }) : null,
+        isDefault ? h("span", { class: "default-mark", title: "Default channel", "data-testid": "default-channel" }, icon("star", { size: 12 })) : null,
         unread.highlights && !selected
           ? h("span", { class: "badge", "data-testid": "channel-badge", text: String(unread.highlights) })
           : null,
@@ -437,13 +439,12 @@ export function renderHome({ config, client, session, onSignedOut }) {
       "data-testid": testid,
       title: label,
       "aria-label": label,
-      text: "⚙",
       onclick: async () => {
         const manage = await loadManage();
         const now = servers.get(server.server_id) ?? server;
         if (typeof manage?.[fn] === "function") manage[fn](manageContext(), now, currentItem(now, item));
       },
-    });
+    }, icon("settings", { size: 16 }));
   }
 
   async function openServerMenu() {
@@ -506,7 +507,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
             },
             avatar(client, { mxc: member.avatar, name: nameOf(member), id: member.user_id, size: 32 }),
             name,
-            member.owner ? h("span", { class: "owner-mark", title: "Server owner", text: "👑" }) : null,
+            member.owner ? h("span", { class: "owner-mark", title: "Server owner", "data-testid": "owner-mark" }, icon("crown", { size: 14 })) : null,
           ),
         );
       }
@@ -550,7 +551,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
       return;
     }
     if (!server) {
-      contentIcon.textContent = "";
+      contentIcon.replaceChildren();
       contentTitle.textContent = "Home";
       contentTopic.textContent = "";
       replaceChat(null);
@@ -560,14 +561,14 @@ export function renderHome({ config, client, session, onSignedOut }) {
     }
     view.classList.remove("no-server");
     if (!channel) {
-      contentIcon.textContent = "";
+      contentIcon.replaceChildren();
       contentTitle.textContent = server.name;
       contentTopic.textContent = "";
       replaceChat(null);
       body.replaceChildren(h("div", { class: "empty-state muted", text: "No channel you can see here yet." }));
       return;
     }
-    contentIcon.textContent = KIND_ICONS[channel.kind] ?? "#";
+    contentIcon.replaceChildren(channelIcon(channel, { className: "content-channel-icon" }));
     contentTitle.textContent = channel.name;
     contentTopic.textContent = channel.topic || "";
     if (chat && chat.roomId === channel.channel_id) {
@@ -726,6 +727,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   function renderAll() {
     renderRail();
     renderSidebar();
+    calls.showing(activeServer ? activeChannel : null);
     renderContent();
     renderMembers();
     writeAddress();
@@ -941,11 +943,12 @@ export function renderHome({ config, client, session, onSignedOut }) {
   }
 
   // --- account -------------------------------------------------------------------------------
-  function showName(name) {
+  /** The user panel: name and avatar, the same avatar as in messages and the member list. */
+  function showName(name, mxc = null) {
     myName = name;
     const shown = name || userId;
     panelName.textContent = shown;
-    panelAvatar.textContent = initials(shown);
+    panelAvatar.replaceChildren(avatar(client, { mxc, name: shown, id: userId, size: 32 }));
   }
 
   async function onSignOut() {
@@ -971,12 +974,14 @@ export function renderHome({ config, client, session, onSignedOut }) {
       // Asked beside whoami, not after it: one round trip less before the first sync.
       const name = client.getDisplayName(userId);
       name.catch(() => {}); // whoami's failure is the one reported
+      // The avatar is a nicety: without it the panel shows initials, as everywhere else.
+      const picture = client.getProfile(userId).then((p) => (typeof p.avatar_url === "string" ? p.avatar_url : null), () => null);
       const me = await client.whoami();
       if (me.user_id !== userId) {
         onSignedOut("Your session belongs to another account. Sign in again.");
         return;
       }
-      showName(await name);
+      showName(await name, await picture);
       showBanner("");
     } catch (err) {
       if (isAuthError(err)) {

@@ -5,7 +5,8 @@
 // named by aria-activedescendant, so a screen reader follows the arrow keys.
 
 import { h } from "../dom.js";
-import { avatar } from "./chat.js";
+import { channelIcon } from "../icons.js";
+import { avatar } from "../avatar.js";
 
 const MAX_RESULTS = 30;
 // Discord's prefixes: "#" only channels, "@" only people, "*" only servers.
@@ -81,8 +82,6 @@ export function rankItems(items, query, limit = MAX_RESULTS) {
   return scored.slice(0, limit).map((s) => s.item);
 }
 
-const KIND_ICONS = { text: "#", voice: "🔊", video: "📹" };
-
 /**
  * What the shell offers to the switcher: every channel the user can see in each server (the
  * provisioning API lists only those), the servers, and the people — members of the user's
@@ -121,7 +120,7 @@ export function shellItems({ client, userId, servers, order, members, dms, activ
         keywords: [`${server.name} ${channel.name}`],
         detail: server.name,
         boost: here,
-        icon: () => h("span", { class: "switcher-icon", "aria-hidden": "true", text: KIND_ICONS[channel.kind] ?? "#" }),
+        icon: () => channelIcon(channel, { size: 18, className: "switcher-icon" }),
         action: () => jumpToChannel(sid, channel.channel_id),
       });
     }
