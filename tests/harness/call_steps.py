@@ -53,7 +53,7 @@ async def open_in_server(
     await page.evaluate(
         f"async ([t, v]) => {{ const m = await import('{GROUP_JS}'); m.setCallTiming(t);"
         " m.setCameraConstraints(v); }",
-        [timing or TEST_TIMING, TEST_CAMERA],
+        [TEST_TIMING if timing is None else timing, TEST_CAMERA],
     )
     await page.locator(f'[data-testid="rail-server"][data-server-id="{sid}"]').click()
 
