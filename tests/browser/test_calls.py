@@ -2,9 +2,10 @@
 
 Three people in three browser contexts join one video channel and each receives audio and video
 from both others (getStats per peer); a matrix-nio client reads the three memberships from room
-state; one leaves; one loses its connection and its membership is gone after its expiry (the
-bridge's sweep). A voice channel carries no video even when the page asks for a camera. A
-channel whose call holds eight memberships tells the ninth person it is full and writes nothing.
+state; one leaves; one loses its connection and its membership is gone soon after (its delayed
+leave, else its expiry and the bridge's sweep). A voice channel carries no video even when the
+page asks for a camera. A channel whose call holds eight memberships tells the ninth person it is
+full and writes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.harness.api import Api, create_server, eventually, join_server
 from tests.harness.call_steps import (
     GROUP_JS,
     LIVE_MS,
+    TEST_TIMING,
     add_channel,
     call_members,
     call_stats,
@@ -130,7 +132,8 @@ async def test_three_people_in_a_video_channel_mesh_leave_and_expiry(
             await expect_budget(page, 1)
 
         # Bob loses his connection, then his tab is gone: no goodbye reaches the homeserver.
-        # His membership outlives him only until its expiry, when the bridge clears it.
+        # His membership outlives him only until his delayed leave goes out (or, without
+        # delayed events, until its expiry, when the bridge clears it).
         bob_key = member_key(bob)
         await contexts[1].set_offline(True)
         started = asyncio.get_running_loop().time()
@@ -163,6 +166,8 @@ async def test_a_voice_channel_carries_no_video_even_when_asked(
     problems: list[str] = []
     contexts: list[BrowserContext] = []
     pages: list[Page] = []
+    # A delayed leave an hour ahead: only the goodbye on closing the tab (below) can empty it.
+    timing = {**TEST_TIMING, "leaveDelayMs": 3_600_000}
     try:
         for user in (alice, bob):
             context = await browser.new_context()
@@ -170,7 +175,7 @@ async def test_a_voice_channel_carries_no_video_even_when_asked(
             contexts.append(context)
             page = await new_page(context, problems)
             pages.append(page)
-            await open_in_server(page, stack, user, sid)
+            await open_in_server(page, stack, user, sid, timing=timing)
             await channel(page, "lounge").click()
             await joined(page)
         await wait_for_media(pages[0], {bob.user_id}, video=False)
@@ -202,7 +207,8 @@ async def test_a_voice_channel_carries_no_video_even_when_asked(
         assert len([c for c in members.values() if c]) == 2
 
         # Closing the tab says goodbye at once (fetch keepalive on pagehide): with bob's
-        # membership now valid for an hour, nothing else could clear it within the deadline.
+        # membership now valid for an hour, and his delayed leave an hour ahead, nothing else
+        # could clear it within the deadline.
         bob_key = member_key(bob)
         await pages[1].evaluate(
             f"async () => (await import('{GROUP_JS}')).setCallTiming({{expiresMs: 3600000}})"
