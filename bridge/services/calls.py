@@ -12,7 +12,8 @@ has power 100, and the module lets the bot through and never refuses an empty me
 
 A device is in one call at a time: when a device's membership arrives in one Guilds voice or
 video channel, its older memberships in the others (a client that moved without a word, a tab
-left behind) are emptied too, at once rather than at the next sweep.
+left behind) are emptied too, at once rather than at the next sweep. So are the memberships of
+a user who leaves the channel's room, or is kicked or banned from it.
 
 Expiry follows MatrixRTC as matrix-js-sdk 43 reads it: `created_ts` (or the event's
 `origin_server_ts`) plus `expires` (ms); `expires_ts` only when `expires` is absent; four hours
@@ -113,6 +114,8 @@ class CallSweeper:
         # Memberships a newer one of the same device (in another room) replaces: (room, key) ->
         # when that newer one joined.
         self._superseded: dict[tuple[RoomID, str], float] = {}
+        # Memberships of users no longer in the room (left, kicked, banned).
+        self._departed: set[tuple[RoomID, str]] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -128,10 +131,25 @@ class CallSweeper:
         if expiry is None:
             self._live.pop(key, None)
             self._superseded.pop(key, None)
+            self._departed.discard(key)
             return
+        self._departed.discard(key)
         device = membership_device(event.content, event.sender, origin_ts)
         self._live[key] = _Membership(expiry, device)
         if device is not None and self._note_superseded(key, device):
+            self._wake.set()
+
+    async def handle_member(self, event: InboxEvent) -> None:
+        """Inbox handler for room membership: a user out of a room is out of its call."""
+        if event.content.get("membership") not in ("leave", "ban"):
+            return
+        room_id = RoomID(event.room_id)
+        found = False
+        for key, membership in self._live.items():
+            if key[0] == room_id and membership.device and membership.device[0] == event.state_key:
+                self._departed.add(key)
+                found = True
+        if found:
             self._wake.set()
 
     def _note_superseded(self, key: tuple[RoomID, str], device: tuple[str, str, float]) -> bool:
@@ -206,9 +224,10 @@ class CallSweeper:
                 self._superseded.pop((room_id, state_key), None)
                 continue
             newer = self._superseded.get((room_id, state_key))
-            if newer is None and membership.expiry + CLOCK_SLACK_MS > now:
+            departed = (room_id, state_key) in self._departed
+            if newer is None and not departed and membership.expiry + CLOCK_SLACK_MS > now:
                 continue
-            if await self._clear_if_stale(room_id, state_key, now, newer):
+            if await self._clear_if_stale(room_id, state_key, now, newer, departed=departed):
                 cleared += 1
         return cleared
 
@@ -224,12 +243,20 @@ class CallSweeper:
         return _Membership(expiry, device)
 
     async def _clear_if_stale(
-        self, room_id: RoomID, state_key: str, now: float, newer: float | None
+        self,
+        room_id: RoomID,
+        state_key: str,
+        now: float,
+        newer: float | None,
+        *,
+        departed: bool = False,
     ) -> bool:
-        """Empty a membership that is (still) expired, or older than the same device's `newer`
-        membership elsewhere; the event is read again first, so a refresh is never undone."""
+        """Empty a membership that is (still) expired, older than the same device's `newer`
+        membership elsewhere, or `departed` (its user left the room); the event is read again
+        first, so a refresh is never undone."""
         key = (room_id, state_key)
         self._superseded.pop(key, None)
+        self._departed.discard(key)
         current = self._read(await self._current(room_id, state_key) or {})
         if current is None:
             self._live.pop(key, None)
@@ -237,12 +264,14 @@ class CallSweeper:
         self._live[key] = current
         expired = current.expiry + CLOCK_SLACK_MS <= now
         moved = newer is not None and current.device is not None and current.device[2] < newer
-        if not expired and not moved:
+        if not expired and not moved and not departed:
             return False
         event_id = await self._matrix.send_state(room_id, CALL_MEMBER_EVENT, state_key, {})
         self._directory.record_sent(room_id, CALL_MEMBER_EVENT, state_key, {}, event_id)
         self._live.pop(key, None)
-        if moved:
+        if departed:
+            log.info("Cleared a call membership in %s: its user left the room", room_id)
+        elif moved:
             log.info("Cleared a call membership in %s: its device joined another call", room_id)
         else:
             log.info(

@@ -135,3 +135,37 @@ async def test_a_device_joining_a_second_channel_leaves_the_first(
         print(f"the older membership was emptied in {time.monotonic() - started:.1f} s")
         assert await content_of(two, key) == joined_two
         assert await content_of(one, other_key) == kept
+
+
+async def test_a_user_who_leaves_the_channel_leaves_its_call(
+    stack: Stack, alice: User, bob: User
+) -> None:
+    server = await create_server(stack, alice, "Departures")
+    sid = server["server_id"]
+    status, voice = await Api(stack, alice).call(
+        "POST", f"/servers/{sid}/channels", {"name": "talk", "kind": "voice"}
+    )
+    assert status == 201, voice
+    room_id = voice["channel_id"]
+    await join_server(stack, sid, bob)
+    key = f"_{bob.user_id}_{bob.device_id}_m.call"
+    now = int(time.time() * 1000)
+    async with stack.nio_client(bob) as client:
+        joined = await client.join(room_id)
+        assert isinstance(joined, nio.JoinResponse), joined
+        content = membership(bob, bob.device_id, created_ts=now, expires=3_600_000)
+        put = await client.room_put_state(room_id, CALL_MEMBER_EVENT, content, key)
+        assert isinstance(put, nio.RoomPutStateResponse), put
+        left = await client.room_leave(room_id)
+        assert isinstance(left, nio.RoomLeaveResponse), left
+
+    async with stack.nio_client(alice) as watcher:
+        assert isinstance(await watcher.join(room_id), nio.JoinResponse)
+
+        async def emptied() -> bool:
+            response = await watcher.room_get_state_event(room_id, CALL_MEMBER_EVENT, key)
+            return isinstance(response, nio.RoomGetStateEventResponse) and not response.content
+
+        started = time.monotonic()
+        assert await eventually(emptied, 15.0, 0.5, what="bob's membership emptied after leaving")
+        print(f"emptied {time.monotonic() - started:.1f} s after bob left the room")

@@ -152,7 +152,9 @@ export function callMembers(room, now = Date.now(), { includeExpired = false } =
     const userId = userOfKey(event.state_key);
     if (event.sender && userId !== event.sender) continue;
     if (!includeExpired && membershipExpiry(event) + timing.graceMs <= now) continue;
-    if (room.getState("m.room.member", userId)?.content?.membership === "leave") continue;
+    // Left, kicked or banned: out of the call too (a member event we do not hold says nothing).
+    const membership = room.getState("m.room.member", userId)?.content?.membership;
+    if (membership !== undefined && membership !== "join") continue;
     members.push({
       userId,
       deviceId: content.device_id,
