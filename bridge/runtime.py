@@ -171,6 +171,7 @@ class Bridge:
         # Call memberships past their expiry (a closed tab, a lost connection) are cleared.
         self._calls = CallSweeper(self.matrix, self.directory)
         self._inbox.add_handler(self._calls.handle, CALL_MEMBER_EVENT)
+        self._inbox.add_handler(self._calls.handle_member, "m.room.member")
         # After the directory's: reconciliation reads the state it has just applied.
         self.reconciler = Reconciler(
             matrix=self.matrix,

@@ -75,6 +75,11 @@ def homeserver_snippet(
         "default_room_version": "12",
         # Channels are shared with a whole server and read by the bridge: not end-to-end encrypted.
         "encryption_enabled_by_default_for_room_type": "off",
+        # Delayed events (MSC4140): a call member schedules its own leave, so a closed tab is
+        # out of the voice channel within seconds (docs/CALLS.md). Up to a day, as Element Call
+        # asks; each push-back of the leave is one management request.
+        "max_event_delay_duration": "24h",
+        "rc_delayed_event_mgmt": {"per_second": 1, "burst_count": 20},
     }
 
 

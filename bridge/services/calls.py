@@ -10,6 +10,11 @@ The bot may: in room versions up to 12 a state key starting with `_@` is not own
 (only MSC3757's experimental room versions make it so), the bot is the rooms' creator (v12) or
 has power 100, and the module lets the bot through and never refuses an empty membership.
 
+A device is in one call at a time: when a device's membership arrives in one Guilds voice or
+video channel, its older memberships in the others (a client that moved without a word, a tab
+left behind) are emptied too, at once rather than at the next sweep. So are the memberships of
+a user who leaves the channel's room, or is kicked or banned from it.
+
 Expiry follows MatrixRTC as matrix-js-sdk 43 reads it: `created_ts` (or the event's
 `origin_server_ts`) plus `expires` (ms); `expires_ts` only when `expires` is absent; four hours
 when neither is given. Memberships are read in both state key shapes, `_@user:server_DEVICE`
@@ -20,9 +25,11 @@ clearing, the current event is read again, so a refresh that raced the sweep is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.engine.inbox import InboxEvent
@@ -65,8 +72,30 @@ def membership_expiry_ms(content: Mapping[str, Any], origin_server_ts: Any) -> f
     return expires_ts if expires_ts is not None else start + DEFAULT_EXPIRES_MS
 
 
+def membership_device(
+    content: Mapping[str, Any], sender: str, origin_server_ts: Any
+) -> tuple[str, str, float] | None:
+    """(user, device, when it joined) of a live membership; None for an empty one or one that
+    names no device. The join time is `created_ts`, which refreshes keep, else the event's."""
+    device = content.get("device_id") if content else None
+    if not isinstance(device, str) or not device:
+        return None
+    created = _number(content.get("created_ts"))
+    if created is None:
+        created = _number(origin_server_ts) or 0.0
+    return sender, device, created
+
+
+@dataclass(frozen=True)
+class _Membership:
+    expiry: float
+    # (user, device, joined at), when the membership names its device.
+    device: tuple[str, str, float] | None
+
+
 class CallSweeper:
-    """Indexes call memberships as they arrive; clears the expired ones every `interval_s`."""
+    """Indexes call memberships as they arrive; clears the expired ones every `interval_s`, and
+    a device's older membership in another channel as soon as it joins a new one."""
 
     def __init__(
         self,
@@ -80,8 +109,14 @@ class CallSweeper:
         self._directory = directory
         self.interval_s = interval_s
         self._clock_ms = clock_ms
-        # (room, state key) -> expiry in ms; only non-empty memberships are here.
-        self._expiry: dict[tuple[RoomID, str], float] = {}
+        # (room, state key) -> the membership; only non-empty memberships are here.
+        self._live: dict[tuple[RoomID, str], _Membership] = {}
+        # Memberships a newer one of the same device (in another room) replaces: (room, key) ->
+        # when that newer one joined.
+        self._superseded: dict[tuple[RoomID, str], float] = {}
+        # Memberships of users no longer in the room (left, kicked, banned).
+        self._departed: set[tuple[RoomID, str]] = set()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # -- keeping the index --------------------------------------------------------------------
@@ -91,11 +126,46 @@ class CallSweeper:
         if event.state_key is None:
             return
         key = (RoomID(event.room_id), event.state_key)
-        expiry = membership_expiry_ms(event.content, event.event.get("origin_server_ts"))
+        origin_ts = event.event.get("origin_server_ts")
+        expiry = membership_expiry_ms(event.content, origin_ts)
         if expiry is None:
-            self._expiry.pop(key, None)
-        else:
-            self._expiry[key] = expiry
+            self._live.pop(key, None)
+            self._superseded.pop(key, None)
+            self._departed.discard(key)
+            return
+        self._departed.discard(key)
+        device = membership_device(event.content, event.sender, origin_ts)
+        self._live[key] = _Membership(expiry, device)
+        if device is not None and self._note_superseded(key, device):
+            self._wake.set()
+
+    async def handle_member(self, event: InboxEvent) -> None:
+        """Inbox handler for room membership: a user out of a room is out of its call."""
+        if event.content.get("membership") not in ("leave", "ban"):
+            return
+        room_id = RoomID(event.room_id)
+        found = False
+        for key, membership in self._live.items():
+            if key[0] == room_id and membership.device and membership.device[0] == event.state_key:
+                self._departed.add(key)
+                found = True
+        if found:
+            self._wake.set()
+
+    def _note_superseded(self, key: tuple[RoomID, str], device: tuple[str, str, float]) -> bool:
+        """Mark which of this device's memberships in different rooms are older than another
+        (either may have been indexed first); whether any was."""
+        found = False
+        for other_key, other in self._live.items():
+            if other_key[0] == key[0] or other.device is None or other.device[:2] != device[:2]:
+                continue
+            if other.device[2] < device[2]:
+                self._superseded[other_key] = device[2]
+                found = True
+            elif device[2] < other.device[2]:
+                self._superseded[key] = other.device[2]
+                found = True
+        return found
 
     def _call_rooms(self) -> set[RoomID]:
         rooms: set[RoomID] = set()
@@ -128,46 +198,80 @@ class CallSweeper:
         # Memberships the index has not seen arrive (held before the bridge started). Asked of
         # the directory as such: reading every call room's state would expand every server.
         for room_id, state_key, _ in self._directory.call_memberships(rooms):
-            if (room_id, state_key) in self._expiry:
+            if (room_id, state_key) in self._live:
                 continue
             event = await self._current(room_id, state_key)
             if event is None:
                 continue
-            expiry = membership_expiry_ms(event.get("content") or {}, event.get("origin_server_ts"))
-            if expiry is not None:
-                self._expiry[(room_id, state_key)] = expiry
+            found = self._read(event)
+            if found is not None:
+                self._live[(room_id, state_key)] = found
+                if found.device is not None:
+                    self._note_superseded((room_id, state_key), found.device)
         now = self._clock_ms()
         cleared = 0
-        for (room_id, state_key), expiry in list(self._expiry.items()):
+        for (room_id, state_key), membership in list(self._live.items()):
             if room_id not in rooms:
                 # Not (or no longer) a Guilds voice or video channel: not ours to clean.
-                self._expiry.pop((room_id, state_key), None)
+                self._live.pop((room_id, state_key), None)
+                self._superseded.pop((room_id, state_key), None)
                 continue
-            if expiry + CLOCK_SLACK_MS > now:
+            newer = self._superseded.get((room_id, state_key))
+            departed = (room_id, state_key) in self._departed
+            if newer is None and not departed and membership.expiry + CLOCK_SLACK_MS > now:
                 continue
-            if await self._clear_if_expired(room_id, state_key, now):
+            if await self._clear_if_stale(room_id, state_key, now, newer, departed=departed):
                 cleared += 1
         return cleared
 
-    async def _clear_if_expired(self, room_id: RoomID, state_key: str, now: float) -> bool:
-        event = await self._current(room_id, state_key)
-        content = (event or {}).get("content") or {}
-        expiry = membership_expiry_ms(content, (event or {}).get("origin_server_ts"))
+    @staticmethod
+    def _read(event: Mapping[str, Any]) -> _Membership | None:
+        content = event.get("content") or {}
+        origin_ts = event.get("origin_server_ts")
+        expiry = membership_expiry_ms(content, origin_ts)
         if expiry is None:
-            self._expiry.pop((room_id, state_key), None)
+            return None
+        sender = event.get("sender")
+        device = membership_device(content, sender, origin_ts) if isinstance(sender, str) else None
+        return _Membership(expiry, device)
+
+    async def _clear_if_stale(
+        self,
+        room_id: RoomID,
+        state_key: str,
+        now: float,
+        newer: float | None,
+        *,
+        departed: bool = False,
+    ) -> bool:
+        """Empty a membership that is (still) expired, older than the same device's `newer`
+        membership elsewhere, or `departed` (its user left the room); the event is read again
+        first, so a refresh is never undone."""
+        key = (room_id, state_key)
+        self._superseded.pop(key, None)
+        self._departed.discard(key)
+        current = self._read(await self._current(room_id, state_key) or {})
+        if current is None:
+            self._live.pop(key, None)
             return False
-        if expiry + CLOCK_SLACK_MS > now:
-            # Refreshed since we last looked.
-            self._expiry[(room_id, state_key)] = expiry
+        self._live[key] = current
+        expired = current.expiry + CLOCK_SLACK_MS <= now
+        moved = newer is not None and current.device is not None and current.device[2] < newer
+        if not expired and not moved and not departed:
             return False
         event_id = await self._matrix.send_state(room_id, CALL_MEMBER_EVENT, state_key, {})
         self._directory.record_sent(room_id, CALL_MEMBER_EVENT, state_key, {}, event_id)
-        self._expiry.pop((room_id, state_key), None)
-        log.info(
-            "Cleared an expired call membership in %s (expired %.0f s ago)",
-            room_id,
-            (now - expiry) / 1000,
-        )
+        self._live.pop(key, None)
+        if departed:
+            log.info("Cleared a call membership in %s: its user left the room", room_id)
+        elif moved:
+            log.info("Cleared a call membership in %s: its device joined another call", room_id)
+        else:
+            log.info(
+                "Cleared an expired call membership in %s (expired %.0f s ago)",
+                room_id,
+                (now - current.expiry) / 1000,
+            )
         return True
 
     # -- the periodic task ------------------------------------------------------------------------
@@ -190,4 +294,7 @@ class CallSweeper:
                 log.warning("Call membership sweep failed, retrying later: %s", exc)
             except Exception:
                 log.exception("Call membership sweep failed")
-            await asyncio.sleep(self.interval_s)
+            # Until the next sweep, or sooner when a device moved to another call.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            self._wake.clear()

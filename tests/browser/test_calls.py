@@ -2,9 +2,10 @@
 
 Three people in three browser contexts join one video channel and each receives audio and video
 from both others (getStats per peer); a matrix-nio client reads the three memberships from room
-state; one leaves; one loses its connection and its membership is gone after its expiry (the
-bridge's sweep). A voice channel carries no video even when the page asks for a camera. A
-channel whose call holds eight memberships tells the ninth person it is full and writes nothing.
+state; one leaves; one loses its connection and its membership is gone soon after (its delayed
+leave, else its expiry and the bridge's sweep). A voice channel carries no video even when the
+page asks for a camera. A channel whose call holds eight memberships tells the ninth person it is
+full and writes nothing.
 """
 
 from __future__ import annotations
@@ -20,92 +21,22 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from guilds.vocabulary import CALL_MEMBER_EVENT
 from tests.harness.api import Api, create_server, eventually, join_server
-from tests.harness.chat_steps import channel, message_with, new_page, open_as, send
+from tests.harness.call_steps import (
+    GROUP_JS,
+    LIVE_MS,
+    TEST_TIMING,
+    add_channel,
+    call_members,
+    call_stats,
+    joined,
+    member_key,
+    open_in_server,
+    wait_for_media,
+)
+from tests.harness.chat_steps import channel, message_with, new_page, send
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser
-
-GROUP_JS = "/static/js/calls/group.js"
-# Short membership timing for the tests (production: 45 s expiry, refreshed every 15 s).
-TEST_TIMING = {"expiresMs": 15_000, "refreshMs": 4_000}
-# A small, slow camera: three pages decoding two streams each on a shared 2-core machine.
-TEST_CAMERA = {"width": 160, "height": 120, "frameRate": 10}
-MEDIA_DEADLINE_S = 90.0
-# Live updates (sidebar, tiles) under a loaded machine: a refresh or a sync may lag.
-LIVE_MS = 30_000
-
-
-async def add_channel(stack: Stack, owner: User, sid: str, name: str, kind: str) -> str:
-    status, answer = await Api(stack, owner).call(
-        "POST", f"/servers/{sid}/channels", {"name": name, "kind": kind}
-    )
-    assert status == 201, answer
-    return str(answer["channel_id"])
-
-
-def member_key(user: User) -> str:
-    """The state key of a user's call membership, as matrix-js-sdk 43 (and Guilds) write it."""
-    return f"_{user.user_id}_{user.device_id}_m.call"
-
-
-async def call_members(stack: Stack, user: User, room_id: str) -> dict[str, dict[str, Any]]:
-    """State key → content of every call membership in the room, as a plain Matrix client sees
-    it (empty contents included)."""
-    async with stack.nio_client(user) as client:
-        response = await client.room_get_state(room_id)
-        assert isinstance(response, nio.RoomGetStateResponse), response
-        return {
-            e["state_key"]: e["content"] for e in response.events if e["type"] == CALL_MEMBER_EVENT
-        }
-
-
-async def open_in_server(page: Page, stack: Stack, user: User, sid: str) -> None:
-    await open_as(page, stack, user)
-    await page.evaluate(
-        f"async ([t, v]) => {{ const m = await import('{GROUP_JS}'); m.setCallTiming(t);"
-        " m.setCameraConstraints(v); }",
-        [TEST_TIMING, TEST_CAMERA],
-    )
-    await page.locator(f'[data-testid="rail-server"][data-server-id="{sid}"]').click()
-
-
-async def joined(page: Page) -> None:
-    """The call panel shows the call's tiles (not a refusal)."""
-    await expect(page.get_by_test_id("call-panel")).to_be_visible()
-    tiles = page.get_by_test_id("call-tiles")
-    try:
-        await expect(tiles).to_be_visible(timeout=30_000)
-    except AssertionError:
-        error = await page.get_by_test_id("call-error").text_content()
-        raise AssertionError(f"not in the call; the panel says: {error!r}") from None
-
-
-async def call_stats(page: Page) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = await page.evaluate(
-        f"async () => {{ const c = (await import('{GROUP_JS}')).currentCall();"
-        " return c ? await c.stats() : []; }"
-    )
-    return result
-
-
-async def wait_for_media(page: Page, others: set[str], *, video: bool) -> list[dict[str, Any]]:
-    """Poll getStats until every other participant's audio (and video) arrives in this page."""
-    latest: list[dict[str, Any]] = []
-
-    async def flowing() -> bool:
-        nonlocal latest
-        latest = await call_stats(page)
-        per_user = {s["userId"]: s for s in latest}
-        return set(per_user) == others and all(
-            s["audioBytesReceived"] > 0 and (not video or s["videoFramesDecoded"] > 0)
-            for s in per_user.values()
-        )
-
-    try:
-        await eventually(flowing, MEDIA_DEADLINE_S, 0.5, what="media from every peer")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; last stats: {latest}") from None
-    return latest
 
 
 async def sending_budgets(page: Page) -> dict[str, Any]:
@@ -201,7 +132,8 @@ async def test_three_people_in_a_video_channel_mesh_leave_and_expiry(
             await expect_budget(page, 1)
 
         # Bob loses his connection, then his tab is gone: no goodbye reaches the homeserver.
-        # His membership outlives him only until its expiry, when the bridge clears it.
+        # His membership outlives him only until his delayed leave goes out (or, without
+        # delayed events, until its expiry, when the bridge clears it).
         bob_key = member_key(bob)
         await contexts[1].set_offline(True)
         started = asyncio.get_running_loop().time()
@@ -234,6 +166,8 @@ async def test_a_voice_channel_carries_no_video_even_when_asked(
     problems: list[str] = []
     contexts: list[BrowserContext] = []
     pages: list[Page] = []
+    # A delayed leave an hour ahead: only the goodbye on closing the tab (below) can empty it.
+    timing = {**TEST_TIMING, "leaveDelayMs": 3_600_000}
     try:
         for user in (alice, bob):
             context = await browser.new_context()
@@ -241,7 +175,7 @@ async def test_a_voice_channel_carries_no_video_even_when_asked(
             contexts.append(context)
             page = await new_page(context, problems)
             pages.append(page)
-            await open_in_server(page, stack, user, sid)
+            await open_in_server(page, stack, user, sid, timing=timing)
             await channel(page, "lounge").click()
             await joined(page)
         await wait_for_media(pages[0], {bob.user_id}, video=False)
@@ -273,7 +207,8 @@ async def test_a_voice_channel_carries_no_video_even_when_asked(
         assert len([c for c in members.values() if c]) == 2
 
         # Closing the tab says goodbye at once (fetch keepalive on pagehide): with bob's
-        # membership now valid for an hour, nothing else could clear it within the deadline.
+        # membership now valid for an hour, and his delayed leave an hour ahead, nothing else
+        # could clear it within the deadline.
         bob_key = member_key(bob)
         await pages[1].evaluate(
             f"async () => (await import('{GROUP_JS}')).setCallTiming({{expiresMs: 3600000}})"

@@ -2,7 +2,8 @@
 
 A plain matrix-nio client writes MatrixRTC memberships into a Guilds voice channel: one already
 expired (as a crashed tab leaves it), one expired by `expires_ts`, one live for an hour. Within
-the sweep interval the bridge writes `{}` over the expired ones only, as the bot.
+the sweep interval the bridge writes `{}` over the expired ones only, as the bot. A device that
+joins a second channel without leaving the first is taken out of the first within seconds.
 """
 
 from __future__ import annotations
@@ -85,3 +86,90 @@ async def test_expired_call_memberships_are_cleared_and_live_ones_kept(
         assert state[keys["stale"]]["sender"] == stack.bot_user_id
         assert state[keys["live"]]["content"] == contents["live"]
         assert state[keys["live"]]["sender"] == bob.user_id
+
+
+async def test_a_device_joining_a_second_channel_leaves_the_first(
+    stack: Stack, alice: User, bob: User
+) -> None:
+    """A client that never empties its old membership (another app, an old tab) is still in one
+    channel at a time: the bridge empties the older membership of the same device."""
+    server = await create_server(stack, alice, "Two rooms")
+    sid = server["server_id"]
+    api = Api(stack, alice)
+    rooms = []
+    for name in ("one", "two"):
+        status, channel = await api.call(
+            "POST", f"/servers/{sid}/channels", {"name": name, "kind": "voice"}
+        )
+        assert status == 201, channel
+        rooms.append(channel["channel_id"])
+    one, two = rooms
+    await join_server(stack, sid, bob)
+    now = int(time.time() * 1000)
+    device = bob.device_id
+    key = f"_{bob.user_id}_{device}_m.call"
+    other_key = f"_{bob.user_id}_OTHERDEVICE_m.call"
+    async with stack.nio_client(bob) as client:
+        for room_id in rooms:
+            joined = await client.join(room_id)
+            assert isinstance(joined, nio.JoinResponse), joined
+
+        async def put(room_id: str, state_key: str, content: dict[str, Any]) -> None:
+            response = await client.room_put_state(room_id, CALL_MEMBER_EVENT, content, state_key)
+            assert isinstance(response, nio.RoomPutStateResponse), response
+
+        async def content_of(room_id: str, state_key: str) -> dict[str, Any]:
+            response = await client.room_get_state_event(room_id, CALL_MEMBER_EVENT, state_key)
+            assert isinstance(response, nio.RoomGetStateEventResponse), response
+            return dict(response.content)
+
+        # In "one" for an hour, from this device and from another one.
+        await put(one, key, membership(bob, device, created_ts=now, expires=3_600_000))
+        kept = membership(bob, "OTHERDEVICE", created_ts=now, expires=3_600_000)
+        await put(one, other_key, kept)
+        # The same device joins "two" later, without a word to "one".
+        joined_two = membership(bob, device, created_ts=now + 1_000, expires=3_600_000)
+        await put(two, key, joined_two)
+
+        async def left_one() -> bool:
+            return await content_of(one, key) == {}
+
+        started = time.monotonic()
+        assert await eventually(left_one, 15.0, 0.5, what="the device's membership in one emptied")
+        print(f"the older membership was emptied in {time.monotonic() - started:.1f} s")
+        assert await content_of(two, key) == joined_two
+        assert await content_of(one, other_key) == kept
+
+
+async def test_a_user_who_leaves_the_channel_leaves_its_call(
+    stack: Stack, alice: User, bob: User
+) -> None:
+    server = await create_server(stack, alice, "Departures")
+    sid = server["server_id"]
+    status, voice = await Api(stack, alice).call(
+        "POST", f"/servers/{sid}/channels", {"name": "talk", "kind": "voice"}
+    )
+    assert status == 201, voice
+    room_id = voice["channel_id"]
+    await join_server(stack, sid, bob)
+    key = f"_{bob.user_id}_{bob.device_id}_m.call"
+    now = int(time.time() * 1000)
+    async with stack.nio_client(bob) as client:
+        joined = await client.join(room_id)
+        assert isinstance(joined, nio.JoinResponse), joined
+        content = membership(bob, bob.device_id, created_ts=now, expires=3_600_000)
+        put = await client.room_put_state(room_id, CALL_MEMBER_EVENT, content, key)
+        assert isinstance(put, nio.RoomPutStateResponse), put
+        left = await client.room_leave(room_id)
+        assert isinstance(left, nio.RoomLeaveResponse), left
+
+    async with stack.nio_client(alice) as watcher:
+        assert isinstance(await watcher.join(room_id), nio.JoinResponse)
+
+        async def emptied() -> bool:
+            response = await watcher.room_get_state_event(room_id, CALL_MEMBER_EVENT, key)
+            return isinstance(response, nio.RoomGetStateEventResponse) and not response.content
+
+        started = time.monotonic()
+        assert await eventually(emptied, 15.0, 0.5, what="bob's membership emptied after leaving")
+        print(f"emptied {time.monotonic() - started:.1f} s after bob left the room")

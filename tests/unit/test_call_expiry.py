@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bridge.services.calls import DEFAULT_EXPIRES_MS, membership_expiry_ms
+from bridge.services.calls import DEFAULT_EXPIRES_MS, membership_device, membership_expiry_ms
 
 
 def test_an_empty_membership_has_left() -> None:
@@ -33,3 +33,12 @@ def test_without_expires_matrixrtc_default_of_four_hours() -> None:
 def test_values_that_are_not_numbers_are_ignored() -> None:
     content = {"expires_ts": "soon", "created_ts": True, "expires": "60000"}
     assert membership_expiry_ms(content, 1_000) == 1_000 + DEFAULT_EXPIRES_MS
+
+
+def test_a_membership_names_its_device_and_when_it_joined() -> None:
+    content = {"device_id": "DEV", "created_ts": 1_000, "expires": 60_000}
+    assert membership_device(content, "@a:x", 9_000) == ("@a:x", "DEV", 1_000)
+    # Without created_ts, the event's own time (a refresh then looks like a new join).
+    assert membership_device({"device_id": "DEV"}, "@a:x", 9_000) == ("@a:x", "DEV", 9_000)
+    assert membership_device({}, "@a:x", 9_000) is None
+    assert membership_device({"application": "m.call"}, "@a:x", 9_000) is None

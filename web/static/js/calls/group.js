@@ -17,7 +17,7 @@
 // `call_id`, `party_id` and `version: "1"`. Later changes (camera, screen share) are offered with
 // `m.call.negotiate`, glare there resolved by the same order (the later one rolls back).
 
-import { newTxnId } from "../matrix.js";
+import { MatrixError, newTxnId } from "../matrix.js";
 import { rtcConfiguration } from "./ice.js";
 
 export const CALL_MEMBER = "org.matrix.msc3401.call.member";
@@ -37,8 +37,13 @@ const SPEAKING_POLL_MS = 150;
  * Membership timing: production values; tests shorten them with setCallTiming(). A membership
  * counts for `graceMs` past its expiry, so a refresh delayed by a slow homeserver or sync does
  * not make someone flicker out of the call; the bridge clears it for good soon after.
+ *
+ * Where the homeserver has delayed events (MSC4140), joining first schedules our own leave
+ * (`{}`) `leaveDelayMs` ahead, and the tab pushes it back every `leaveRestartMs`: a tab that
+ * dies without a goodbye is out of the call `leaveDelayMs` later, written by the homeserver.
  */
-const timing = { expiresMs: 45_000, refreshMs: 15_000, graceMs: 10_000 };
+const timing = { expiresMs: 45_000, refreshMs: 15_000, graceMs: 10_000, leaveDelayMs: 10_000, leaveRestartMs: 4_000 };
+const DELAYED_EVENTS = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events";
 
 /**
  * Camera constraints. A mesh sends one stream per peer (up to 7), so a modest size by default;
@@ -72,12 +77,15 @@ export function setCameraConstraints(video) {
 }
 
 /**
- * Shorten (tests) or restore the membership expiry and refresh period, in milliseconds.
- * @param {{expiresMs?: number, refreshMs?: number}} [timing]
+ * Shorten (tests) or restore the membership expiry, its refresh period and the delayed leave,
+ * in milliseconds.
+ * @param {{expiresMs?: number, refreshMs?: number, leaveDelayMs?: number, leaveRestartMs?: number}} [changes]
  */
-export function setCallTiming({ expiresMs, refreshMs } = {}) {
-  if (Number.isFinite(expiresMs) && expiresMs > 0) timing.expiresMs = expiresMs;
-  if (Number.isFinite(refreshMs) && refreshMs > 0) timing.refreshMs = refreshMs;
+export function setCallTiming(changes = {}) {
+  for (const key of ["expiresMs", "refreshMs", "leaveDelayMs", "leaveRestartMs"]) {
+    const value = changes[key];
+    if (Number.isFinite(value) && value > 0) timing[key] = value;
+  }
 }
 
 export class CallError extends Error {
@@ -144,7 +152,9 @@ export function callMembers(room, now = Date.now(), { includeExpired = false } =
     const userId = userOfKey(event.state_key);
     if (event.sender && userId !== event.sender) continue;
     if (!includeExpired && membershipExpiry(event) + timing.graceMs <= now) continue;
-    if (room.getState("m.room.member", userId)?.content?.membership === "leave") continue;
+    // Left, kicked or banned: out of the call too (a member event we do not hold says nothing).
+    const membership = room.getState("m.room.member", userId)?.content?.membership;
+    if (membership !== undefined && membership !== "join") continue;
     members.push({
       userId,
       deviceId: content.device_id,
@@ -214,6 +224,11 @@ export class GroupCall extends EventTarget {
     this.deafened = false;
     this.createdTs = 0;
     this._refreshTimer = null;
+    // Our delayed leave (MSC4140) while in the call, and the timer that pushes it back.
+    this._delayId = null;
+    this._leaveTimer = null;
+    this._rejoining = false;
+    this._rejoinedFor = null;
     this._onUpdate = (event) => {
       if (event.detail.state.get(this.roomId)?.has(CALL_MEMBER) || event.detail.rooms.has(this.roomId)) {
         this._reconcile();
@@ -254,9 +269,15 @@ export class GroupCall extends EventTarget {
       try {
         this.micStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
       } catch (inner) {
+        if (this.state !== "joining") return;
         this.state = "left";
         throw new CallError("media", `Guilds could not use your microphone: ${inner.message || error.message}`);
       }
+    }
+    if (this.state !== "joining") {
+      // Left (another channel was clicked) while the browser was asked for the microphone.
+      this._stopLocalMedia();
+      return;
     }
     // A voice channel never sends video, whatever getUserMedia answered.
     for (const track of this.micStream.getVideoTracks()) {
@@ -268,11 +289,21 @@ export class GroupCall extends EventTarget {
     }
     this.createdTs = Date.now();
     try {
+      // The leave first: should this tab die right after the membership is written, it still
+      // leaves.
+      await this._scheduleLeave();
       await this._writeMembership();
     } catch (error) {
       this._stopLocalMedia();
+      if (this.state !== "joining") return;
       this.state = "left";
+      await this._writeLeave();
       throw error;
+    }
+    if (this.state !== "joining") {
+      // Left while the membership was being written: take it back, so no call stays behind.
+      await this._writeLeave();
+      return;
     }
     this.state = "joined";
     activeCall = this;
@@ -280,6 +311,10 @@ export class GroupCall extends EventTarget {
     this.sync.addEventListener("to_device", this._onToDevice);
     window.addEventListener("pagehide", this._onPageHide);
     this._refreshTimer = setInterval(() => this._refresh(), timing.refreshMs);
+    this._leaveTimer = setInterval(() => this._restartLeave(), timing.leaveRestartMs);
+    // A device is in one call at a time: the membership another tab of this session (or a tab
+    // that died) left in another channel goes.
+    this._leaveOtherCalls();
     this._reconcile();
     this._changed();
   }
@@ -313,6 +348,115 @@ export class GroupCall extends EventTarget {
     return this.client.request("PUT", this._statePath(), { body: this.membershipContent() });
   }
 
+  /**
+   * Schedule our own leave (`{}` on our membership) `leaveDelayMs` ahead, as a delayed state
+   * event (MSC4140); the homeserver sends it unless the tab keeps pushing it back. Without
+   * delayed events (the homeserver refuses them) the expiry and the bridge's sweep remain.
+   */
+  async _scheduleLeave() {
+    try {
+      const answer = await this.client.request("PUT", this._statePath(), {
+        body: {},
+        query: { "org.matrix.msc4140.delay": String(timing.leaveDelayMs) },
+      });
+      // A homeserver that does not know the parameter wrote `{}` at once, with no delay_id.
+      this._delayId = typeof answer?.delay_id === "string" ? answer.delay_id : null;
+    } catch (error) {
+      // Refused (not enabled, or a smaller maximum delay); a network error fails the join next.
+      if (!(error instanceof MatrixError)) throw error;
+      this._delayId = null;
+    }
+  }
+
+  _delayedAction(delayId, action) {
+    return this.client.request("POST", `${DELAYED_EVENTS}/${encodeURIComponent(delayId)}`, { body: { action } });
+  }
+
+  async _restartLeave() {
+    if (this.state !== "joined" || !this._delayId) return;
+    try {
+      await this._delayedAction(this._delayId, "restart");
+    } catch (error) {
+      if (error instanceof MatrixError && error.errcode === "M_NOT_FOUND") {
+        // The leave went out: this tab was unreachable (asleep, offline) for longer than the
+        // delay. It is still here, so it comes back.
+        this._delayId = null;
+        await this._rejoin();
+      } else {
+        console.warn("pushing back the call's delayed leave failed", error);
+      }
+    }
+  }
+
+  /** Our membership was emptied while we are in the call (our own delayed leave, or a sweep
+   *  after a late refresh): write it again, with a fresh delayed leave. */
+  async _rejoin() {
+    if (this.state !== "joined" || this._rejoining) return;
+    this._rejoining = true;
+    try {
+      if (!this._delayId) await this._scheduleLeave();
+      if (this.state === "joined") await this._writeMembership();
+    } catch (error) {
+      if (error instanceof MatrixError && error.errcode === "M_FORBIDDEN") this.leave("forbidden");
+      else console.warn("rejoining the call failed", error);
+    } finally {
+      this._rejoining = false;
+    }
+  }
+
+  /** Leave this room's call in room state: the delayed leave sent now, or `{}` written. */
+  async _writeLeave() {
+    clearInterval(this._leaveTimer);
+    const delayId = this._delayId;
+    this._delayId = null;
+    if (delayId) {
+      try {
+        await this._delayedAction(delayId, "send");
+        return;
+      } catch (error) {
+        // Already sent, or the homeserver cannot be reached: write it ourselves.
+      }
+    }
+    await this.client.request("PUT", this._statePath(), { body: {} });
+  }
+
+  /** Another tab of this device took over: our delayed leave must not empty its membership. */
+  _cancelLeave() {
+    clearInterval(this._leaveTimer);
+    const delayId = this._delayId;
+    this._delayId = null;
+    if (delayId) this._delayedAction(delayId, "cancel").catch(() => {});
+  }
+
+  /** This device's memberships in other rooms' calls are emptied (one call at a time). */
+  _leaveOtherCalls() {
+    const enc = encodeURIComponent;
+    const keys = [this.key, `_${this.me.userId}_${this.me.deviceId}`];
+    for (const room of this.sync.rooms.values()) {
+      if (room.roomId === this.roomId) continue;
+      for (const key of keys) {
+        const event = room.getState(CALL_MEMBER, key);
+        if (!event || Object.keys(event.content ?? {}).length === 0) continue;
+        const path = `/_matrix/client/v3/rooms/${enc(room.roomId)}/state/${enc(CALL_MEMBER)}/${enc(key)}`;
+        this.client.request("PUT", path, { body: {} }).catch((error) => {
+          console.warn("leaving the call in another channel failed", error);
+        });
+      }
+    }
+  }
+
+  /** Whether this device has since joined another room's call (in another tab). */
+  _movedElsewhere() {
+    for (const room of this.sync.rooms.values()) {
+      if (room.roomId === this.roomId) continue;
+      const content = room.getState(CALL_MEMBER, this.key)?.content ?? {};
+      if (content.application === "m.call" && content.membershipID !== this.sessionId && content.created_ts > this.createdTs) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   async _refresh() {
     if (this.state !== "joined") return;
     try {
@@ -322,29 +466,43 @@ export class GroupCall extends EventTarget {
     }
   }
 
+  /**
+   * Leave the call. `replaced` (another tab of this device joined this room) and `moved` (it
+   * joined another room's call) leave the membership to that tab.
+   */
   async leave(reason = "left") {
     if (this.state === "left" || this.state === "idle") return;
+    const wasJoined = this.state === "joined";
     this.state = "left";
     this._teardown();
     for (const peer of this.peerList) peer.hangup("user_hangup");
     this.peers.clear();
-    try {
-      await this.client.request("PUT", this._statePath(), { body: {} });
-    } catch (error) {
-      console.warn("leaving the call's membership failed", error);
+    if (reason === "replaced" || reason === "moved") this._cancelLeave();
+    else if (wasJoined) {
+      // (While joining, join() takes its membership back itself once the write is done.)
+      try {
+        await this._writeLeave();
+      } catch (error) {
+        console.warn("leaving the call's membership failed", error);
+      }
     }
     this.dispatchEvent(new CustomEvent("ended", { detail: reason }));
   }
 
-  /** On pagehide: a request that outlives the page (fetch keepalive) writes `{}`. */
+  /** On pagehide: a request that outlives the page (fetch keepalive) leaves the call. */
   _leaveBestEffort() {
     if (this.state !== "joined") return;
-    // If it is lost, the expiry and the bridge's sweep clear the membership anyway.
-    this.client.sendOnUnload("PUT", this._statePath(), {});
+    // If it is lost, the delayed leave (or the expiry and the bridge's sweep) clears it anyway.
+    if (this._delayId) {
+      this.client.sendOnUnload("POST", `${DELAYED_EVENTS}/${encodeURIComponent(this._delayId)}`, { action: "send" });
+    } else {
+      this.client.sendOnUnload("PUT", this._statePath(), {});
+    }
   }
 
   _teardown() {
     clearInterval(this._refreshTimer);
+    clearInterval(this._leaveTimer);
     this.sync.removeEventListener("update", this._onUpdate);
     this.sync.removeEventListener("to_device", this._onToDevice);
     window.removeEventListener("pagehide", this._onPageHide);
@@ -376,9 +534,22 @@ export class GroupCall extends EventTarget {
     }
     const own = room.getState(CALL_MEMBER, this.key);
     if (own && own.content?.membershipID !== this.sessionId && own.origin_server_ts > this.createdTs) {
-      // This device rejoined elsewhere (another tab with the same session): yield to it.
-      this.leave("replaced");
-      return;
+      if (own.content?.application === "m.call") {
+        // This device joined this call again in another tab (the same session): yield to it.
+        this.leave("replaced");
+        return;
+      }
+      if (this._movedElsewhere()) {
+        // Another tab of this device joined another channel's call, and emptied ours.
+        this.leave("moved");
+        return;
+      }
+      // Emptied while we are here: our delayed leave went out, or a sweep after a late refresh.
+      // Once per emptying: our write shows in a later sync.
+      if (this._rejoinedFor !== own.event_id) {
+        this._rejoinedFor = own.event_id;
+        this._rejoin();
+      }
     }
     const notMe = (m) => !(m.userId === this.me.userId && m.deviceId === this.me.deviceId);
     const idOf = (m) => `${m.userId}|${m.deviceId}`;

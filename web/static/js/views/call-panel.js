@@ -43,6 +43,8 @@ export function createCallUi({ client, sync, session, onChange }) {
   const speaking = new Set(); // user ids speaking now (in our call)
   const tiles = new Map(); // peer id | "self" → {el, video, audio, state, ...}
   const joinedRooms = new Set();
+  // The browser refused to play the call's sound before the person interacted with the page.
+  let soundBlocked = false;
 
   const monitor = new SpeakingMonitor((id, on) => {
     const userId = id === "self" ? session.userId : (call?.peers.get(id)?.userId ?? null);
@@ -77,10 +79,20 @@ export function createCallUi({ client, sync, session, onChange }) {
     onclick: () => setError(""),
   }, icon("x"));
   const errorRow = h("div", { class: "call-error-row" }, errorLine, dismiss);
+  const soundButton = h("button", {
+    type: "button",
+    class: "button call-sound-blocked",
+    "data-testid": "call-sound-blocked",
+    text: "Your browser is holding the call's sound back: click to hear it",
+    onclick: () => unblockSound(),
+  });
+  // Any interaction allows playback again, not only this button.
+  const onInteraction = () => unblockSound();
+  for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, onInteraction, true);
   const header = h("div", { class: "call-header" }, h("div", { class: "call-heading" }, title, status));
   const controls = h("div", { class: "call-controls" }, muteButton, deafenButton, cameraButton, screenButton, leaveButton);
   const body = h("div", { class: "call-body" }, header, tileGrid, controls);
-  const panel = h("section", { class: "call-panel", "data-testid": "call-panel", "aria-label": "Call" }, errorRow, body);
+  const panel = h("section", { class: "call-panel", "data-testid": "call-panel", "aria-label": "Call" }, errorRow, soundButton, body);
 
   function control(testid, name, label, onclick) {
     return h("button", {
@@ -112,6 +124,7 @@ export function createCallUi({ client, sync, session, onChange }) {
     errorRow.hidden = !errorText;
     body.hidden = !call;
     panel.hidden = !call && !errorText;
+    soundButton.hidden = !call || !soundBlocked;
     if (!call) return;
     title.textContent = `${callChannel.kind === "video" ? "Video" : "Voice"} · ${callChannel.name}`;
     // People, not devices, and oneself among them: two people in a call are "2 in the call".
@@ -189,8 +202,7 @@ export function createCallUi({ client, sync, session, onChange }) {
     }
     const self = tileFor("self", session.userId);
     const localVideo = call.localVideoTrack;
-    const selfStream = localVideo ? new MediaStream([localVideo]) : null;
-    if ((self.video.srcObject?.getVideoTracks()[0] ?? null) !== (localVideo ?? null)) self.video.srcObject = selfStream;
+    attach(self.video, localVideo ? [localVideo] : []);
     self.el.classList.toggle("has-video", Boolean(localVideo));
     self.el.classList.add("self");
     self.mic.hidden = !call.muted;
@@ -199,8 +211,8 @@ export function createCallUi({ client, sync, session, onChange }) {
     const nodes = [self.el];
     for (const [id, peer] of call.peers) {
       const tile = tileFor(id, peer.userId);
-      if (tile.video.srcObject !== peer.stream) tile.video.srcObject = peer.stream;
-      if (tile.audio && tile.audio.srcObject !== peer.stream) tile.audio.srcObject = peer.stream;
+      attach(tile.video, peer.stream.getVideoTracks());
+      if (tile.audio) attach(tile.audio, peer.stream.getAudioTracks());
       const hasVideo = peer.stream.getVideoTracks().length > 0 && !peer.remoteMuted.video;
       tile.el.classList.toggle("has-video", hasVideo && callChannel.kind === "video");
       tile.mic.hidden = !peer.remoteMuted.audio;
@@ -224,6 +236,36 @@ export function createCallUi({ client, sync, session, onChange }) {
     if (current.length !== nodes.length || current.some((node, i) => node !== nodes[i])) tileGrid.replaceChildren(...nodes);
     applyDeafen();
     for (const userId of speaking) showSpeaking(userId);
+  }
+
+  /**
+   * Point a media element at these tracks, with a fresh MediaStream whenever they change, and
+   * play it. Chromium never starts an element whose MediaStream had no track of its kind when it
+   * was assigned: a track added to that stream later stays silent (paused, readyState 0, and
+   * play() never settles). That is how a caller, whose tile appears before the remote tracks
+   * arrive, heard nobody.
+   */
+  function attach(element, tracks) {
+    const current = element.srcObject instanceof MediaStream ? element.srcObject.getTracks() : [];
+    if (current.length === tracks.length && tracks.every((track) => current.includes(track))) return;
+    element.srcObject = tracks.length ? new MediaStream(tracks) : null;
+    if (tracks.length) play(element);
+  }
+
+  function play(element) {
+    element.play().catch((error) => {
+      // Blocked until the person interacts with the page (autoplay policy): ask, retry then.
+      if (error?.name !== "NotAllowedError" || !call) return;
+      soundBlocked = true;
+      render();
+    });
+  }
+
+  function unblockSound() {
+    if (!soundBlocked) return;
+    soundBlocked = false;
+    for (const tile of tiles.values()) if (tile.audio?.srcObject) play(tile.audio);
+    render();
   }
 
   function applyDeafen() {
@@ -327,6 +369,7 @@ export function createCallUi({ client, sync, session, onChange }) {
     tiles.clear();
     tileGrid.replaceChildren();
     speaking.clear();
+    soundBlocked = false;
   }
 
   async function leave() {
@@ -409,6 +452,7 @@ export function createCallUi({ client, sync, session, onChange }) {
 
   async function destroy() {
     clearInterval(recheck);
+    for (const type of ["pointerdown", "keydown"]) document.removeEventListener(type, onInteraction, true);
     await leave().catch(() => {});
     monitor.stop();
   }
