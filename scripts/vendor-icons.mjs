@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 // Every icon name web/static/js passes to icon(); tests/unit_js/icons.test.mjs checks the
 // client names no other.
 const ICONS = [
-  "chevron-down", "crown", "download", "face-slightly-smiling", "face-slightly-smiling-plus", "file", "hash",
+  "arrow-left", "arrow-right", "chevron-down", "crown", "download", "face-slightly-smiling", "face-slightly-smiling-plus", "file", "hash",
   "headphone-off", "headphones", "lock", "log-out", "menu", "mic", "mic-off", "monitor-up", "moon",
   "pencil", "phone", "phone-off", "plus", "reply", "settings", "star", "sun", "trash", "users",
   "video", "video-off", "volume-2", "x",

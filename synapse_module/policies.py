@@ -23,7 +23,7 @@ from guilds.policies import (
     public_refusal,
 )
 from guilds.rules import RoomKind
-from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ChannelKind
+from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ChannelKind, is_role_room
 from synapse_module.state import (
     JOIN_RULES,
     ROOM_MARKERS,
@@ -125,7 +125,7 @@ class PolicyVetoes:
             return None
         if _linked(content_of(here, (SPACE_CHILD, child))):
             return None  # already linked: an edit of the link adds nothing
-        if await self._is_category(child):
+        if await self._is_category(child) or await self._is_role_room(child):
             return None
         channels = await self._channel_count(parent.server_id)
         return channel_count_refusal(self._policies.channels_per_server, channels)
@@ -133,6 +133,11 @@ class PolicyVetoes:
     async def _is_category(self, room_id: str) -> bool:
         state = await self._state.read(room_id, [(CATEGORY_EVENT, "")])
         return content_of(state, (CATEGORY_EVENT, "")) is not None
+
+    async def _is_role_room(self, room_id: str) -> bool:
+        """A role room, linked from the space so that clients nest it (never a channel)."""
+        state = await self._state.read(room_id, [("m.room.create", "")])
+        return is_role_room(content_of(state, ("m.room.create", "")))
 
     async def _children(self, room_id: str) -> list[str]:
         state = await self._state.read(room_id, [(SPACE_CHILD, None)])
@@ -143,11 +148,11 @@ class PolicyVetoes:
         ]
 
     async def _channel_count(self, server_id: str) -> int:
-        """The rooms linked into the server's tree that are not categories."""
+        """The rooms linked into the server's tree that are neither categories nor role rooms."""
         channels: set[str] = set()
         for child in await self._children(server_id):
             if await self._is_category(child):
                 channels.update(await self._children(child))
-            else:
+            elif not await self._is_role_room(child):
                 channels.add(child)
         return len(channels)

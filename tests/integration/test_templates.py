@@ -9,7 +9,7 @@ import nio
 import pytest
 import pytest_asyncio
 
-from guilds.vocabulary import ROLE_EVENT
+from guilds.vocabulary import ROLE_EVENT, ROLE_ROOM_KEY
 from tests.harness.api import Api, eventually, join_server, state_of
 from tests.harness.stack import Stack, build_stack
 from tests.harness.templates import TEMPLATES
@@ -103,9 +103,12 @@ async def test_a_template_creates_exactly_its_rooms_roles_and_gates(templated: S
         role_rooms = {
             key: content["room_id"] for (t, key), content in space.items() if t == ROLE_EVENT
         }
-        # The space holds general, staff-room and the two categories, nothing else.
-        children = {key for (t, key), content in space.items() if t == "m.space.child" and content}
+        # The space holds general, staff-room and the two categories, and links every role
+        # room (a space, so that other clients nest it under the server), nothing else.
+        links = {key: c for (t, key), c in space.items() if t == "m.space.child" and c}
+        children = {key for key, c in links.items() if not c.get(ROLE_ROOM_KEY)}
         assert children == {ids["general"], ids["staff-room"], *categories.values()}
+        assert set(links) - children == set(role_rooms.values())
         joined = await client.join(ids["VIP lounge"])
         assert isinstance(joined, nio.JoinResponse), joined
         lounge = await state_of(client, ids["VIP lounge"])
