@@ -35,7 +35,7 @@ from urllib.parse import quote
 from bench.common import (
     Figure,
     Target,
-    bench_stack,
+    figure_stack,
     fmt,
     interleaved,
     log,
@@ -138,8 +138,18 @@ async def model_memory(captured: dict[str, Any], copies: int) -> dict[str, Any]:
     return report
 
 
+def _shape(args: argparse.Namespace) -> tuple[int, int]:
+    """(members, channels) of the server read."""
+    return (10, 5) if args.quick else (1000, 200)
+
+
+def admin_config(args: argparse.Namespace) -> dict[str, Any]:
+    """What this figure needs of the Guilds stack's config (bench.smoke merges the figures')."""
+    return templates_config([_shape(args)[1]])
+
+
 async def main(args: argparse.Namespace) -> Figure:
-    members, channels = (10, 5) if args.quick else (1000, 200)
+    members, channels = _shape(args)
     small_steps = [2, 4] if args.quick else [10, 40]
     copies = 5 if args.quick else 100
     figure = Figure(
@@ -158,7 +168,7 @@ async def main(args: argparse.Namespace) -> Figure:
             "model_copies": copies,
         },
     )
-    async with bench_stack(args.backend, admin_config=templates_config([channels])) as stack:
+    async with figure_stack(args, admin_config(args)) as stack:
         http = stack.http
         bridge_pid = stack.guilds_proc.pid
         rss: dict[str, float] = {"start": rss_mb(bridge_pid)}
@@ -263,7 +273,8 @@ async def main(args: argparse.Namespace) -> Figure:
     figure.results["rss_delta_mb"] = {"one_full_server": full_delta, "per_small_server": small_per}
     for key, value in rss.items():
         figure.rows.append([f"bridge RSS, {key.replace('_', ' ')}", f"{value:.0f} MiB", "", ""])
-    # After the stack has stopped, so that its processes are not loading the cores meanwhile.
+    # After the stack has stopped (unless shared: bench.smoke), so that its processes are not
+    # loading the cores meanwhile.
     log(f"{FIGURE}: the bridge's model of {copies} copies of the server")
     model = await model_memory(captured, copies)
     figure.results["model_memory"] = model
