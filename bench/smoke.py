@@ -2,8 +2,8 @@
 
     python -m bench.smoke [--backend sqlite] [FIGURE …]
 
-The smoke run of the figures (tests/integration/test_bench_smoke.py): each figure's script as
-`python -m bench.figN_… --quick` runs it, printing its table and writing its JSON into
+The smoke run of the figures (tests/integration/test_bench_smoke.py): each figure runs as
+`python -m bench.figN_… --quick` would run it, printing its table and writing its JSON into
 --results-dir (or $GUILDS_BENCH_RESULTS), but on the stacks this process started once for all of
 them instead of two homeservers of its own: the Guilds stack's config holds every figure's
 templates (each figure's `admin_config`). The figures run at once, so a figure's numbers here
