@@ -222,7 +222,10 @@ def parse_args(
     figure: str,
     description: str | None,
     extra: Callable[[argparse.ArgumentParser], None] | None = None,
+    argv: Sequence[str] | None = None,
 ) -> argparse.Namespace:
+    """A figure's command line (`argv`, default sys.argv). `args.shared` is None: the figure
+    builds its own stacks (bench.smoke sets it to stacks several figures share)."""
     parser = argparse.ArgumentParser(prog=f"python -m bench.{figure}", description=description)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
     parser.add_argument("--pairs", type=int, default=None, help="interleaved A/B pairs (≥ 5)")
@@ -240,8 +243,9 @@ def parse_args(
     )
     if extra is not None:
         extra(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.figure = figure
+    args.shared = None
     if args.pairs is None:
         args.pairs = 1 if args.quick else 5
     return args
@@ -411,3 +415,74 @@ async def with_cpu(pids: list[int], measured: Awaitable[float]) -> dict[str, flo
     before = sum(cpu_seconds(pid) for pid in pids)
     seconds = await measured
     return {"seconds": seconds, "server_cpu_s": sum(cpu_seconds(pid) for pid in pids) - before}
+
+
+@dataclass
+class SharedStacks:
+    """One Guilds stack and one homeserver without the module that several figures run on, one
+    after another or at once (bench/smoke.py); its Guilds config holds every figure's templates."""
+
+    stack: Any
+    plain: Any
+
+
+def merge_admin_configs(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The union of figures' `admin_config`s: their templates side by side (a template of a
+    given name is the same in every figure: shapes.templates_config names them by size)."""
+    merged: dict[str, Any] = {}
+    for config in configs:
+        for key, value in config.items():
+            if key == "templates":
+                merged.setdefault("templates", {}).update(value)
+            elif merged.setdefault(key, value) != value:
+                raise ValueError(f"figures disagree on the stack's {key!r}")
+    return merged
+
+
+def _check_shared(args: argparse.Namespace, admin_config: Mapping[str, Any]) -> SharedStacks:
+    shared: SharedStacks = args.shared
+    missing = set(admin_config.get("templates", {})) - set(shared.stack.config.templates)
+    if missing:
+        raise ValueError(f"{args.figure}: the shared stack lacks the templates {sorted(missing)}")
+    return shared
+
+
+@asynccontextmanager
+async def figure_stack(
+    args: argparse.Namespace, admin_config: Mapping[str, Any]
+) -> AsyncIterator[Any]:
+    """The Guilds stack a figure measures: `args.shared`'s if the figure runs among others
+    (left running after), else a fresh one of `args.backend` with `admin_config` (bench_stack)."""
+    if args.shared is not None:
+        yield _check_shared(args, admin_config).stack
+        return
+    async with bench_stack(args.backend, admin_config=dict(admin_config)) as stack:
+        yield stack
+
+
+@asynccontextmanager
+async def figure_stacks(
+    args: argparse.Namespace, admin_config: Mapping[str, Any]
+) -> AsyncIterator[tuple[Any, Any]]:
+    """`(stack, plain)`: the Guilds stack (figure_stack) and the homeserver without the module
+    beside it (bench.raw.PlainHomeserver), started, and stopped after unless shared."""
+    if args.shared is not None:
+        shared = _check_shared(args, admin_config)
+        yield shared.stack, shared.plain
+        return
+    async with figure_stack(args, admin_config) as stack, plain_homeserver(stack) as plain:
+        yield stack, plain
+
+
+@asynccontextmanager
+async def plain_homeserver(stack: Any) -> AsyncIterator[Any]:
+    """A started bench.raw.PlainHomeserver beside `stack`, in a temporary folder; stopped after."""
+    from bench.raw import PlainHomeserver
+
+    with tempfile.TemporaryDirectory(prefix="guilds-bench-plain-") as tmp:
+        plain = PlainHomeserver(stack, Path(tmp))
+        try:
+            plain.start()
+            yield plain
+        finally:
+            plain.stop()

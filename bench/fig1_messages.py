@@ -44,8 +44,8 @@ import aiohttp
 from bench.common import (
     Figure,
     Target,
-    bench_stack,
     cpu_seconds,
+    figure_stacks,
     fmt,
     interleaved,
     log,
@@ -392,6 +392,11 @@ def _profile_counts(path: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def admin_config(args: argparse.Namespace) -> dict[str, Any]:
+    """What this figure needs of the Guilds stack's config (bench.smoke merges the figures')."""
+    return {}
+
+
 async def main(args: argparse.Namespace) -> Figure:
     # Enough messages that a trial's p95 is not just its second-worst delivery.
     counts = {1: 4, 8: 16} if args.quick else {1: args.messages, 8: 4 * args.messages}
@@ -407,93 +412,89 @@ async def main(args: argparse.Namespace) -> Figure:
         ],
         params={"messages_per_trial": counts, "backend": args.backend},
     )
-    async with bench_stack(args.backend) as stack:
-        with tempfile.TemporaryDirectory(prefix="guilds-bench-plain-") as tmp:
-            plain = PlainHomeserver(stack, Path(tmp))
-            opened: list[Side] = []
-            try:
-                plain.start()
-                a = await guilds_side(stack, max(counts))
-                opened.append(a)
-                b = await plain_side(plain, stack.http, max(counts))
-                opened.append(b)
-                for concurrency, count in counts.items():
-                    log(f"{FIGURE}: concurrency {concurrency}, {count} messages per trial")
+    async with figure_stacks(args, admin_config(args)) as (stack, plain):
+        opened: list[Side] = []
+        try:
+            a = await guilds_side(stack, max(counts))
+            opened.append(a)
+            b = await plain_side(plain, stack.http, max(counts))
+            opened.append(b)
+            for concurrency, count in counts.items():
+                log(f"{FIGURE}: concurrency {concurrency}, {count} messages per trial")
 
-                    async def run_a(c: int = concurrency, n: int = count) -> dict[str, float]:
-                        return await a.trial(c, n)
+                async def run_a(c: int = concurrency, n: int = count) -> dict[str, float]:
+                    return await a.trial(c, n)
 
-                    a.appservice_cpu.clear()
+                a.appservice_cpu.clear()
 
-                    async def run_b(c: int = concurrency, n: int = count) -> dict[str, float]:
-                        return await b.trial(c, n)
+                async def run_b(c: int = concurrency, n: int = count) -> dict[str, float]:
+                    return await b.trial(c, n)
 
-                    result = await interleaved(
-                        run_a,
-                        run_b,
-                        pairs=args.pairs,
-                        warmup=0 if args.quick else 1,
-                        a_label="guilds",
-                        b_label="no module",
-                        log=log,
-                    )
-                    figure.results[f"concurrency_{concurrency}"] = result.as_json()
-                    for metric in result.comparisons:
-                        c = result[metric]
-                        ab = c.as_json()
-                        figure.rows.append(
-                            [
-                                concurrency,
-                                metric,
-                                spread(ab["a"]),
-                                spread(ab["b"]),
-                                spread(ab["ratio"]),
-                            ]
-                        )
-                    bridge_cpu = summarize(a.appservice_cpu[-args.pairs :])
-                    figure.results[f"bridge_cpu_concurrency_{concurrency}"] = bridge_cpu
+                result = await interleaved(
+                    run_a,
+                    run_b,
+                    pairs=args.pairs,
+                    warmup=0 if args.quick else 1,
+                    a_label="guilds",
+                    b_label="no module",
+                    log=log,
+                )
+                figure.results[f"concurrency_{concurrency}"] = result.as_json()
+                for metric in result.comparisons:
+                    c = result[metric]
+                    ab = c.as_json()
                     figure.rows.append(
-                        [concurrency, "bridge_cpu_ms_per_msg", spread(bridge_cpu), "–", "–"]
+                        [
+                            concurrency,
+                            metric,
+                            spread(ab["a"]),
+                            spread(ab["b"]),
+                            spread(ab["ratio"]),
+                        ]
                     )
-                    tput = result["msgs_per_s"].as_json()["ratio"]["median"]
-                    p95 = result["p95_ms"].as_json()["ratio"]["median"]
-                    judged = None if args.quick else True
-                    figure.targets.append(
-                        Target(
-                            f"throughput at concurrency {concurrency}",
-                            "A/B ≥ 0.97",
-                            fmt(tput),
-                            None if judged is None else tput >= 0.97,
+                bridge_cpu = summarize(a.appservice_cpu[-args.pairs :])
+                figure.results[f"bridge_cpu_concurrency_{concurrency}"] = bridge_cpu
+                figure.rows.append(
+                    [concurrency, "bridge_cpu_ms_per_msg", spread(bridge_cpu), "–", "–"]
+                )
+                tput = result["msgs_per_s"].as_json()["ratio"]["median"]
+                p95 = result["p95_ms"].as_json()["ratio"]["median"]
+                judged = None if args.quick else True
+                figure.targets.append(
+                    Target(
+                        f"throughput at concurrency {concurrency}",
+                        "A/B ≥ 0.97",
+                        fmt(tput),
+                        None if judged is None else tput >= 0.97,
+                    )
+                )
+                figure.targets.append(
+                    Target(
+                        f"p95 latency at concurrency {concurrency}",
+                        "A/B ≤ 1.03",
+                        fmt(p95),
+                        None if judged is None else p95 <= 1.03,
+                    )
+                )
+            if args.room_members:
+                await _large_room(args, figure, stack, plain, opened)
+            if args.profile:
+                sides = [a]
+                if args.profile_members:
+                    sides.append(await big_room_side(stack, args.profile_members))
+                    opened.append(sides[-1])
+                profile = await profile_run(stack, sides, args.profile)
+                figure.results["profile"] = profile
+                for room, rows in profile["rooms"].items():
+                    for label, row in rows.items():
+                        figure.notes.append(
+                            f"profile [{room}]: {label}: "
+                            f"{row['calls'] / args.profile:.2f} calls/message, "
+                            f"{1000 * row['cumulative_s'] / args.profile:.2f} ms/message"
                         )
-                    )
-                    figure.targets.append(
-                        Target(
-                            f"p95 latency at concurrency {concurrency}",
-                            "A/B ≤ 1.03",
-                            fmt(p95),
-                            None if judged is None else p95 <= 1.03,
-                        )
-                    )
-                if args.room_members:
-                    await _large_room(args, figure, stack, plain, opened)
-                if args.profile:
-                    sides = [a]
-                    if args.profile_members:
-                        sides.append(await big_room_side(stack, args.profile_members))
-                        opened.append(sides[-1])
-                    profile = await profile_run(stack, sides, args.profile)
-                    figure.results["profile"] = profile
-                    for room, rows in profile["rooms"].items():
-                        for label, row in rows.items():
-                            figure.notes.append(
-                                f"profile [{room}]: {label}: "
-                                f"{row['calls'] / args.profile:.2f} calls/message, "
-                                f"{1000 * row['cumulative_s'] / args.profile:.2f} ms/message"
-                            )
-            finally:
-                for side in opened:
-                    await side.close()
-                plain.stop()
+        finally:
+            for side in opened:
+                await side.close()
     return figure
 
 

@@ -14,30 +14,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench.common import (
     Figure,
     Target,
-    bench_stack,
     cpu_seconds,
+    figure_stacks,
     fmt,
     interleaved,
     log,
     parse_args,
     spread,
 )
-from bench.raw import PlainHomeserver, Raw, register
+from bench.raw import Raw, register
 from bench.shapes import build_plain_server, template_name, templates_config
 
 FIGURE = "fig2_create_server"
 
 
+def _sizes(args: argparse.Namespace) -> list[int]:
+    return [1, 5] if args.quick else [1, 10, 50]
+
+
+def admin_config(args: argparse.Namespace) -> dict[str, Any]:
+    """What this figure needs of the Guilds stack's config (bench.smoke merges the figures')."""
+    return templates_config(_sizes(args))
+
+
 async def main(args: argparse.Namespace) -> Figure:
-    sizes = [1, 5] if args.quick else [1, 10, 50]
+    sizes = _sizes(args)
     figure = Figure(
         FIGURE,
         "create a server of N channels (A: Guilds API, B: raw client, one room after another)",
@@ -49,89 +56,83 @@ async def main(args: argparse.Namespace) -> Figure:
         ],
         params={"sizes": sizes},
     )
-    async with bench_stack(args.backend, admin_config=templates_config(sizes)) as stack:
+    async with figure_stacks(args, admin_config(args)) as (stack, plain):
         templates = stack.config.templates
-        with tempfile.TemporaryDirectory(prefix="guilds-bench-plain-") as tmp:
-            plain = PlainHomeserver(stack, Path(tmp))
-            try:
-                plain.start()
-                bot = Raw(stack.http, plain.homeserver.url, plain.as_token, plain.bot_user_id)
-                # The homeserver first, then its appservice (the bridge; B's null appservice).
-                pids_a = [stack.homeserver.proc.pid, stack.guilds_proc.pid]  # type: ignore[union-attr]
-                pids_b = [plain.homeserver.proc.pid, plain.null_as.pid]  # type: ignore[union-attr]
-                for size in sizes:
-                    name = template_name(size)
-                    template = None if name is None else templates[name]
-                    log(f"{FIGURE}: {size} channel(s)")
+        bot = Raw(stack.http, plain.homeserver.url, plain.as_token, plain.bot_user_id)
+        # The homeserver first, then its appservice (the bridge; B's null appservice).
+        pids_a = [stack.homeserver.proc.pid, stack.guilds_proc.pid]  # type: ignore[union-attr]
+        pids_b = [plain.homeserver.proc.pid, plain.null_as.pid]  # type: ignore[union-attr]
+        for size in sizes:
+            name = template_name(size)
+            template = None if name is None else templates[name]
+            log(f"{FIGURE}: {size} channel(s)")
 
-                    async def run_a(name: str | None = name) -> dict[str, float]:
-                        owner = await stack.register_user()
-                        body: dict[str, Any] = {"name": "Bench", "topic": "hi"}
-                        if name is not None:
-                            body["template"] = name
-                        hs_before = cpu_seconds(pids_a[0])
-                        cpu_before = sum(cpu_seconds(p) for p in pids_a)
-                        started = time.monotonic()
-                        async with stack.http.post(
-                            f"{stack.web_url}/_guilds/v1/servers",
-                            json=body,
-                            headers={"Authorization": f"Bearer {owner.access_token}"},
-                        ) as response:
-                            answer = await response.json()
-                            if response.status != 201:
-                                raise RuntimeError(f"POST /servers: {response.status} {answer}")
-                        return {
-                            "seconds": time.monotonic() - started,
-                            "server_cpu_s": sum(cpu_seconds(p) for p in pids_a) - cpu_before,
-                            "hs_cpu_s": cpu_seconds(pids_a[0]) - hs_before,
-                        }
+            async def run_a(name: str | None = name) -> dict[str, float]:
+                owner = await stack.register_user()
+                body: dict[str, Any] = {"name": "Bench", "topic": "hi"}
+                if name is not None:
+                    body["template"] = name
+                hs_before = cpu_seconds(pids_a[0])
+                cpu_before = sum(cpu_seconds(p) for p in pids_a)
+                started = time.monotonic()
+                async with stack.http.post(
+                    f"{stack.web_url}/_guilds/v1/servers",
+                    json=body,
+                    headers={"Authorization": f"Bearer {owner.access_token}"},
+                ) as response:
+                    answer = await response.json()
+                    if response.status != 201:
+                        raise RuntimeError(f"POST /servers: {response.status} {answer}")
+                return {
+                    "seconds": time.monotonic() - started,
+                    "server_cpu_s": sum(cpu_seconds(p) for p in pids_a) - cpu_before,
+                    "hs_cpu_s": cpu_seconds(pids_a[0]) - hs_before,
+                }
 
-                    async def run_b(template: Any = template) -> dict[str, float]:
-                        owner = await register(stack.http, plain.homeserver)
-                        hs_before = cpu_seconds(pids_b[0])
-                        cpu_before = sum(cpu_seconds(p) for p in pids_b)
-                        started = time.monotonic()
-                        await build_plain_server(bot, owner, template)
-                        return {
-                            "seconds": time.monotonic() - started,
-                            "server_cpu_s": sum(cpu_seconds(p) for p in pids_b) - cpu_before,
-                            "hs_cpu_s": cpu_seconds(pids_b[0]) - hs_before,
-                        }
+            async def run_b(template: Any = template) -> dict[str, float]:
+                owner = await register(stack.http, plain.homeserver)
+                hs_before = cpu_seconds(pids_b[0])
+                cpu_before = sum(cpu_seconds(p) for p in pids_b)
+                started = time.monotonic()
+                await build_plain_server(bot, owner, template)
+                return {
+                    "seconds": time.monotonic() - started,
+                    "server_cpu_s": sum(cpu_seconds(p) for p in pids_b) - cpu_before,
+                    "hs_cpu_s": cpu_seconds(pids_b[0]) - hs_before,
+                }
 
-                    result = await interleaved(
-                        run_a,
-                        run_b,
-                        pairs=args.pairs,
-                        warmup=0 if args.quick else 1,
-                        a_label="guilds",
-                        b_label="raw client",
-                        log=log,
+            result = await interleaved(
+                run_a,
+                run_b,
+                pairs=args.pairs,
+                warmup=0 if args.quick else 1,
+                a_label="guilds",
+                b_label="raw client",
+                log=log,
+            )
+            figure.results[f"channels_{size}"] = result.as_json()
+            seconds = result["seconds"].as_json()
+            figure.rows.append(
+                [size, spread(seconds["a"]), spread(seconds["b"]), spread(seconds["ratio"])]
+            )
+            server = result["server_cpu_s"].as_json()
+            homeserver = result["hs_cpu_s"].as_json()
+            figure.notes.append(
+                f"{size} channel(s), CPU per server created (median): A homeserver "
+                f"{fmt(homeserver['a']['median'])} s + bridge "
+                f"{fmt(server['a']['median'] - homeserver['a']['median'])} s; "
+                f"B homeserver {fmt(homeserver['b']['median'])} s"
+            )
+            if size == max(sizes):
+                ratio = seconds["ratio"]["median"]
+                figure.targets.append(
+                    Target(
+                        f"ratio at N = {size}",
+                        "A/B ≤ 0.7 (at N = 50)",
+                        fmt(ratio),
+                        None if args.quick else ratio <= 0.7,
                     )
-                    figure.results[f"channels_{size}"] = result.as_json()
-                    seconds = result["seconds"].as_json()
-                    figure.rows.append(
-                        [size, spread(seconds["a"]), spread(seconds["b"]), spread(seconds["ratio"])]
-                    )
-                    server = result["server_cpu_s"].as_json()
-                    homeserver = result["hs_cpu_s"].as_json()
-                    figure.notes.append(
-                        f"{size} channel(s), CPU per server created (median): A homeserver "
-                        f"{fmt(homeserver['a']['median'])} s + bridge "
-                        f"{fmt(server['a']['median'] - homeserver['a']['median'])} s; "
-                        f"B homeserver {fmt(homeserver['b']['median'])} s"
-                    )
-                    if size == max(sizes):
-                        ratio = seconds["ratio"]["median"]
-                        figure.targets.append(
-                            Target(
-                                f"ratio at N = {size}",
-                                "A/B ≤ 0.7 (at N = 50)",
-                                fmt(ratio),
-                                None if args.quick else ratio <= 0.7,
-                            )
-                        )
-            finally:
-                plain.stop()
+                )
     return figure
 
 

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from bench.common import (
     ABResult,
     Figure,
     Target,
-    bench_stack,
     cpu_seconds,
+    figure_stacks,
     fmt,
     interleaved,
     log,
@@ -155,8 +153,17 @@ async def measure(
     )
 
 
+def _sizes(args: argparse.Namespace) -> list[int]:
+    return [3] if args.quick else (args.sizes or [10, 50, 200])
+
+
+def admin_config(args: argparse.Namespace) -> dict[str, Any]:
+    """What this figure needs of the Guilds stack's config (bench.smoke merges the figures')."""
+    return templates_config(_sizes(args))
+
+
 async def main(args: argparse.Namespace) -> Figure:
-    sizes = [3] if args.quick else (args.sizes or [10, 50, 200])
+    sizes = _sizes(args)
     figure = Figure(
         FIGURE,
         "role change → last channel's power levels (A: Guilds API, B: raw client, sequential)",
@@ -172,34 +179,28 @@ async def main(args: argparse.Namespace) -> Figure:
     )
     medians: dict[int, float] = {}
     p95s: dict[int, float] = {}
-    async with bench_stack(args.backend, admin_config=templates_config(sizes)) as stack:
-        with tempfile.TemporaryDirectory(prefix="guilds-bench-plain-") as tmp:
-            plain = PlainHomeserver(stack, Path(tmp))
-            try:
-                plain.start()
-                for size in sizes:
-                    result = await measure(stack, plain, size, args)
-                    figure.results[f"channels_{size}"] = result.as_json()
-                    seconds = result["seconds"].as_json()
-                    medians[size] = seconds["a"]["median"]
-                    p95s[size] = seconds["a"]["p95"]
-                    figure.rows.append(
-                        [
-                            size,
-                            *p95_cells(seconds),
-                        ]
-                    )
-                    server = result["server_cpu_s"].as_json()
-                    homeserver = result["hs_cpu_s"].as_json()
-                    bridge = server["a"]["median"] - homeserver["a"]["median"]
-                    figure.notes.append(
-                        f"{size} channels, CPU per change (median): A homeserver "
-                        f"{fmt(homeserver['a']['median'])} s + bridge {fmt(bridge)} s; "
-                        f"B homeserver {fmt(homeserver['b']['median'])} s"
-                    )
-                    figure.write(args)  # what is measured so far survives a later failure
-            finally:
-                plain.stop()
+    async with figure_stacks(args, admin_config(args)) as (stack, plain):
+        for size in sizes:
+            result = await measure(stack, plain, size, args)
+            figure.results[f"channels_{size}"] = result.as_json()
+            seconds = result["seconds"].as_json()
+            medians[size] = seconds["a"]["median"]
+            p95s[size] = seconds["a"]["p95"]
+            figure.rows.append(
+                [
+                    size,
+                    *p95_cells(seconds),
+                ]
+            )
+            server = result["server_cpu_s"].as_json()
+            homeserver = result["hs_cpu_s"].as_json()
+            bridge = server["a"]["median"] - homeserver["a"]["median"]
+            figure.notes.append(
+                f"{size} channels, CPU per change (median): A homeserver "
+                f"{fmt(homeserver['a']['median'])} s + bridge {fmt(bridge)} s; "
+                f"B homeserver {fmt(homeserver['b']['median'])} s"
+            )
+            figure.write(args)  # what is measured so far survives a later failure
     judged = not args.quick
     if p95s:
         # The issue's target is at 50 channels; a --quick run reports its size, unjudged.

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bench.common import (
     ABResult,
     Figure,
     Target,
-    bench_stack,
+    figure_stacks,
     fmt,
     interleaved,
     log,
@@ -171,8 +169,17 @@ async def _measure_action(
     )
 
 
+def _size(args: argparse.Namespace) -> int:
+    return 3 if args.quick else 50
+
+
+def admin_config(args: argparse.Namespace) -> dict[str, Any]:
+    """What this figure needs of the Guilds stack's config (bench.smoke merges the figures')."""
+    return templates_config([_size(args)])
+
+
 async def main(args: argparse.Namespace) -> Figure:
-    size = 3 if args.quick else 50
+    size = _size(args)
     figure = Figure(
         FIGURE,
         f"kick/ban cascade across {size} channels (A: Guilds API, B: raw client, sequential)",
@@ -187,33 +194,27 @@ async def main(args: argparse.Namespace) -> Figure:
         ],
         params={"channels": size},
     )
-    async with bench_stack(args.backend, admin_config=templates_config([size])) as stack:
-        with tempfile.TemporaryDirectory(prefix="guilds-bench-plain-") as tmp:
-            plain = PlainHomeserver(stack, Path(tmp))
-            try:
-                plain.start()
-                results = await measure(stack, plain, size, ["kick", "ban"], args)
-                for action, result in results.items():
-                    figure.results[action] = result.as_json()
-                    seconds = result["seconds"].as_json()
-                    figure.rows.append(
-                        [
-                            action,
-                            size,
-                            *p95_cells(seconds),
-                        ]
-                    )
-                    p95 = seconds["a"]["p95"]
-                    figure.targets.append(
-                        Target(
-                            f"{action} p95 at {size} channels",
-                            "≤ 2 s",
-                            f"{fmt(p95)} s",
-                            None if args.quick else p95 <= 2.0,
-                        )
-                    )
-            finally:
-                plain.stop()
+    async with figure_stacks(args, admin_config(args)) as (stack, plain):
+        results = await measure(stack, plain, size, ["kick", "ban"], args)
+        for action, result in results.items():
+            figure.results[action] = result.as_json()
+            seconds = result["seconds"].as_json()
+            figure.rows.append(
+                [
+                    action,
+                    size,
+                    *p95_cells(seconds),
+                ]
+            )
+            p95 = seconds["a"]["p95"]
+            figure.targets.append(
+                Target(
+                    f"{action} p95 at {size} channels",
+                    "≤ 2 s",
+                    f"{fmt(p95)} s",
+                    None if args.quick else p95 <= 2.0,
+                )
+            )
     return figure
 
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from bench.common import (
     Figure,
     Target,
-    bench_stack,
+    figure_stacks,
     fmt,
     interleaved,
     log,
@@ -29,7 +27,7 @@ from bench.common import (
     parse_args,
     with_cpu,
 )
-from bench.raw import PlainHomeserver, Raw, SyncWatcher, register, timed, timeline_filter
+from bench.raw import Raw, SyncWatcher, register, timed, timeline_filter
 from bench.shapes import build_guilds_server, build_plain_server, template_name, templates_config
 
 FIGURE = "fig5_invite_join"
@@ -47,8 +45,17 @@ def joined_check(rooms: list[str]) -> Any:
     return check
 
 
+def _size(args: argparse.Namespace) -> int:
+    return 3 if args.quick else 50
+
+
+def admin_config(args: argparse.Namespace) -> dict[str, Any]:
+    """What this figure needs of the Guilds stack's config (bench.smoke merges the figures')."""
+    return templates_config([_size(args)])
+
+
 async def main(args: argparse.Namespace) -> Figure:
-    size = 3 if args.quick else 50
+    size = _size(args)
     pairs = args.pairs if args.quick else max(args.pairs, 10)
     args.pairs = pairs  # recorded in the JSON as run
     figure = Figure(
@@ -64,71 +71,65 @@ async def main(args: argparse.Namespace) -> Figure:
         ],
         params={"channels": size, "pairs": pairs},
     )
-    async with bench_stack(args.backend, admin_config=templates_config([size])) as stack:
+    async with figure_stacks(args, admin_config(args)) as (stack, plain):
         http = stack.http
-        with tempfile.TemporaryDirectory(prefix="guilds-bench-plain-") as tmp:
-            plain = PlainHomeserver(stack, Path(tmp))
-            try:
-                plain.start()
-                bot_b = Raw(http, plain.homeserver.url, plain.as_token, plain.bot_user_id)
-                name = template_name(size)
-                log(f"{FIGURE}: {size} channels: building both servers")
-                owner_a = await register(http, stack.homeserver)
-                server = await build_guilds_server(stack, owner_a, size)
-                owner_b = await register(http, plain.homeserver)
-                template = None if name is None else stack.config.templates[name]
-                rooms = await build_plain_server(bot_b, owner_b, template)
+        bot_b = Raw(http, plain.homeserver.url, plain.as_token, plain.bot_user_id)
+        name = template_name(size)
+        log(f"{FIGURE}: {size} channels: building both servers")
+        owner_a = await register(http, stack.homeserver)
+        server = await build_guilds_server(stack, owner_a, size)
+        owner_b = await register(http, plain.homeserver)
+        template = None if name is None else stack.config.templates[name]
+        rooms = await build_plain_server(bot_b, owner_b, template)
+        async with http.post(
+            f"{stack.web_url}/_guilds/v1/servers/{server.space}/invites",
+            json={},
+            headers={"Authorization": f"Bearer {owner_a.token}"},
+        ) as response:
+            invite = await response.json()
+            if response.status != 201:
+                raise RuntimeError(f"creating an invite: {invite}")
+        code = invite["code"]
+        pids_a = [stack.homeserver.proc.pid, stack.guilds_proc.pid]  # type: ignore[union-attr]
+        pids_b = [plain.homeserver.proc.pid, plain.null_as.pid]  # type: ignore[union-attr]
+
+        async def run_a() -> dict[str, float]:
+            user = await register(http, stack.homeserver)
+            watch = SyncWatcher(user, JOIN_FILTER)
+
+            async def act() -> None:
                 async with http.post(
-                    f"{stack.web_url}/_guilds/v1/servers/{server.space}/invites",
-                    json={},
-                    headers={"Authorization": f"Bearer {owner_a.token}"},
+                    f"{stack.web_url}/_guilds/v1/invites/{code}/redeem",
+                    headers={"Authorization": f"Bearer {user.token}"},
                 ) as response:
-                    invite = await response.json()
-                    if response.status != 201:
-                        raise RuntimeError(f"creating an invite: {invite}")
-                code = invite["code"]
-                pids_a = [stack.homeserver.proc.pid, stack.guilds_proc.pid]  # type: ignore[union-attr]
-                pids_b = [plain.homeserver.proc.pid, plain.null_as.pid]  # type: ignore[union-attr]
+                    if response.status != 200:
+                        raise RuntimeError(f"redeem: {await response.text()}")
+                await user.join(server.space)
 
-                async def run_a() -> dict[str, float]:
-                    user = await register(http, stack.homeserver)
-                    watch = SyncWatcher(user, JOIN_FILTER)
+            check = joined_check([server.space, server.general])
+            return await with_cpu(pids_a, timed(act, watch, check, 60))
 
-                    async def act() -> None:
-                        async with http.post(
-                            f"{stack.web_url}/_guilds/v1/invites/{code}/redeem",
-                            headers={"Authorization": f"Bearer {user.token}"},
-                        ) as response:
-                            if response.status != 200:
-                                raise RuntimeError(f"redeem: {await response.text()}")
-                        await user.join(server.space)
+        async def run_b() -> dict[str, float]:
+            user = await register(http, plain.homeserver)
+            watch = SyncWatcher(user, JOIN_FILTER)
 
-                    check = joined_check([server.space, server.general])
-                    return await with_cpu(pids_a, timed(act, watch, check, 60))
+            async def act() -> None:
+                await bot_b.invite(rooms.space, user.user_id)
+                await user.join(rooms.space)
+                await user.join(rooms.general)
 
-                async def run_b() -> dict[str, float]:
-                    user = await register(http, plain.homeserver)
-                    watch = SyncWatcher(user, JOIN_FILTER)
+            check = joined_check([rooms.space, rooms.general])
+            return await with_cpu(pids_b, timed(act, watch, check, 60))
 
-                    async def act() -> None:
-                        await bot_b.invite(rooms.space, user.user_id)
-                        await user.join(rooms.space)
-                        await user.join(rooms.general)
-
-                    check = joined_check([rooms.space, rooms.general])
-                    return await with_cpu(pids_b, timed(act, watch, check, 60))
-
-                result = await interleaved(
-                    run_a,
-                    run_b,
-                    pairs=pairs,
-                    warmup=0 if args.quick else 1,
-                    a_label="guilds",
-                    b_label="raw client",
-                    log=log,
-                )
-            finally:
-                plain.stop()
+        result = await interleaved(
+            run_a,
+            run_b,
+            pairs=pairs,
+            warmup=0 if args.quick else 1,
+            a_label="guilds",
+            b_label="raw client",
+            log=log,
+        )
     figure.results["join"] = result.as_json()
     seconds = result["seconds"].as_json()
     figure.rows.append(

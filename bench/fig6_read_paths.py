@@ -37,7 +37,7 @@ from urllib.parse import quote
 from bench.common import (
     Figure,
     Target,
-    bench_stack,
+    figure_stack,
     fmt,
     interleaved,
     log,
@@ -142,6 +142,16 @@ async def model_memory(captured: dict[str, Any], copies: int, *, idle: bool) -> 
     return report
 
 
+def _shape(args: argparse.Namespace) -> tuple[int, int]:
+    """(members, channels) of the server read."""
+    return (10, 5) if args.quick else (1000, 200)
+
+
+def admin_config(args: argparse.Namespace) -> dict[str, Any]:
+    """What this figure needs of the Guilds stack's config (bench.smoke merges the figures')."""
+    return templates_config([_shape(args)[1]])
+
+
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-capture",
@@ -152,7 +162,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def main(args: argparse.Namespace) -> Figure:
-    members, channels = (10, 5) if args.quick else (1000, 200)
+    members, channels = _shape(args)
     small_steps = [2, 4] if args.quick else [10, 40]
     copies = 5 if args.quick else 100
     idle_copies = 5 if args.quick else 1000
@@ -173,7 +183,7 @@ async def main(args: argparse.Namespace) -> Figure:
             "idle_model_copies": idle_copies,
         },
     )
-    async with bench_stack(args.backend, admin_config=templates_config([channels])) as stack:
+    async with figure_stack(args, admin_config(args)) as stack:
         http = stack.http
         bridge_pid = stack.guilds_proc.pid
         rss: dict[str, float] = {"start": rss_mb(bridge_pid)}
@@ -280,7 +290,8 @@ async def main(args: argparse.Namespace) -> Figure:
     figure.results["rss_delta_mb"] = {"one_full_server": full_delta, "per_small_server": small_per}
     for key, value in rss.items():
         figure.rows.append([f"bridge RSS, {key.replace('_', ' ')}", f"{value:.0f} MiB", "", ""])
-    # After the stack has stopped, so that its processes are not loading the cores meanwhile.
+    # After the stack has stopped (unless shared: bench.smoke), so that its processes are not
+    # loading the cores meanwhile.
     log(f"{FIGURE}: the bridge's model of {copies} copies of the server")
     model = await model_memory(captured, copies, idle=False)
     figure.results["model_memory"] = model

@@ -7,6 +7,7 @@ from typing import Any
 
 import nio
 import pytest
+import pytest_asyncio
 
 from guilds.vocabulary import ROLE_EVENT
 from tests.harness.api import Api, create_server, join_server, state_of
@@ -113,20 +114,30 @@ async def test_members_are_listed_in_a_stable_order_page_by_page(stack: Stack, a
     assert "next" not in everyone
 
 
+@pytest_asyncio.fixture(scope="module")
+async def closed(stack: Stack) -> tuple[User, str]:
+    """(owner, server id): a server of its owner alone, for the tests whose calls are all
+    refused (each one's outsider is a user of its own): nothing changes it, so they share it."""
+    owner = await stack.register_user()
+    return owner, (await create_server(stack, owner, "Closed"))["server_id"]
+
+
 @pytest.mark.parametrize(
     "query", ["?limit=0", "?limit=501", "?limit=x", "?limit=-1", "?from=%%%", "?from=bm9wZQ"]
 )
-async def test_member_list_refuses_bad_paging(stack: Stack, alice: User, query: str) -> None:
-    server = await create_server(stack, alice, "Paging")
-    status, error = await Api(stack, alice).call(
-        "GET", f"/servers/{server['server_id']}/members{query}"
-    )
+async def test_member_list_refuses_bad_paging(
+    stack: Stack, closed: tuple[User, str], query: str
+) -> None:
+    owner, sid = closed
+    status, error = await Api(stack, owner).call("GET", f"/servers/{sid}/members{query}")
     assert (status, error["errcode"]) == (400, "M_INVALID_PARAM")
 
 
-async def test_member_list_is_for_members(stack: Stack, alice: User, bob: User) -> None:
-    server = await create_server(stack, alice, "Private")
-    status, error = await Api(stack, bob).call("GET", f"/servers/{server['server_id']}/members")
+async def test_member_list_is_for_members(
+    stack: Stack, closed: tuple[User, str], bob: User
+) -> None:
+    _, sid = closed
+    status, error = await Api(stack, bob).call("GET", f"/servers/{sid}/members")
     assert (status, error["errcode"]) == (404, "M_NOT_FOUND")
 
 
@@ -415,14 +426,13 @@ async def test_ban_errors_change_nothing(stack: Stack, alice: User, bob: User) -
         await assert_refused_join(client, sid)
 
 
-async def test_not_found_for_outsiders(stack: Stack, alice: User, bob: User) -> None:
-    server = await create_server(stack, alice, "Closed")
-    sid = server["server_id"]
+async def test_not_found_for_outsiders(stack: Stack, closed: tuple[User, str], bob: User) -> None:
+    owner, sid = closed
     for method, path in (
-        ("PUT", f"members/{alice.user_id}/roles/moderator"),
-        ("POST", f"members/{alice.user_id}/kick"),
-        ("POST", f"members/{alice.user_id}/ban"),
-        ("DELETE", f"bans/{alice.user_id}"),
+        ("PUT", f"members/{owner.user_id}/roles/moderator"),
+        ("POST", f"members/{owner.user_id}/kick"),
+        ("POST", f"members/{owner.user_id}/ban"),
+        ("DELETE", f"bans/{owner.user_id}"),
     ):
         status, error = await Api(stack, bob).call(method, f"/servers/{sid}/{path}")
         assert (status, error["errcode"]) == (404, "M_NOT_FOUND"), path

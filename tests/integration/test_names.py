@@ -6,10 +6,12 @@ were accepted for channels and roles. The rule is `guilds.model.name_problem` (A
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import nio
 import pytest
+import pytest_asyncio
 
 from guilds.vocabulary import ROLE_EVENT
 from tests.harness.api import Api, create_server
@@ -42,15 +44,23 @@ def refused(status: int, body: Any, why: str) -> bool:
     return status == 400 and body["errcode"] == "M_INVALID_PARAM" and why in body["error"]
 
 
-@pytest.mark.parametrize(("label", "name", "why"), CASES, ids=[c[0] for c in CASES])
-async def test_each_name_is_refused_everywhere(
-    stack: Stack, alice: User, label: str, name: str, why: str
-) -> None:
-    api = Api(stack, alice)
-    status, body = await api.call("POST", "/servers", {"name": name})
-    assert refused(status, body, why), (label, "create server", status, body)
+@dataclass
+class Named:
+    """One server, with a channel, a category and a role to rename, that every case tries its
+    name on: a refused call changes nothing (each case checks), so the cases share it."""
 
-    sid = (await create_server(stack, alice, "Names"))["server_id"]
+    owner: User
+    sid: str
+    channel_id: str
+    category_id: str
+    role_id: str
+
+
+@pytest_asyncio.fixture(scope="module")
+async def named(stack: Stack) -> Named:
+    owner = await stack.register_user()
+    api = Api(stack, owner)
+    sid = (await create_server(stack, owner, "Names"))["server_id"]
     made = {
         "channel": await api.call(
             "POST", f"/servers/{sid}/channels", {"name": "talk", "kind": "text"}
@@ -59,20 +69,34 @@ async def test_each_name_is_refused_everywhere(
         "role": await api.call("POST", f"/servers/{sid}/roles", {"name": "helpers"}),
     }
     assert all(status == 201 for status, _ in made.values()), made
+    return Named(
+        owner,
+        sid,
+        made["channel"][1]["channel_id"],
+        made["category"][1]["category_id"],
+        made["role"][1]["role_id"],
+    )
+
+
+@pytest.mark.parametrize(("label", "name", "why"), CASES, ids=[c[0] for c in CASES])
+async def test_each_name_is_refused_everywhere(
+    stack: Stack, named: Named, label: str, name: str, why: str
+) -> None:
+    api = Api(stack, named.owner)
+    status, body = await api.call("POST", "/servers", {"name": name})
+    assert refused(status, body, why), (label, "create server", status, body)
+
+    sid = named.sid
     status, server = await api.call("GET", f"/servers/{sid}")
     assert status == 200
     attempts: list[tuple[str, str, dict[str, Any]]] = [
         ("PATCH", f"/servers/{sid}", {"name": name}),
         ("POST", f"/servers/{sid}/channels", {"name": name, "kind": "text"}),
-        ("PATCH", f"/servers/{sid}/channels/{made['channel'][1]['channel_id']}", {"name": name}),
+        ("PATCH", f"/servers/{sid}/channels/{named.channel_id}", {"name": name}),
         ("POST", f"/servers/{sid}/categories", {"name": name}),
-        (
-            "PATCH",
-            f"/servers/{sid}/categories/{made['category'][1]['category_id']}",
-            {"name": name},
-        ),
+        ("PATCH", f"/servers/{sid}/categories/{named.category_id}", {"name": name}),
         ("POST", f"/servers/{sid}/roles", {"name": name}),
-        ("PATCH", f"/servers/{sid}/roles/{made['role'][1]['role_id']}", {"name": name}),
+        ("PATCH", f"/servers/{sid}/roles/{named.role_id}", {"name": name}),
     ]
     for method, path, body_sent in attempts:
         status, body = await api.call(method, path, body_sent)
@@ -81,7 +105,7 @@ async def test_each_name_is_refused_everywhere(
     # Nothing was renamed or added meanwhile.
     status, after = await api.call("GET", f"/servers/{sid}")
     assert status == 200
-    assert after["name"] == "Names"
+    assert after["name"] == server["name"] == "Names"
     assert [c["name"] for c in after["channels"]] == [c["name"] for c in server["channels"]]
     assert after["categories"] == server["categories"]
     assert [r["name"] for r in after["roles"]] == [r["name"] for r in server["roles"]]
