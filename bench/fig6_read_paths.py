@@ -152,7 +152,7 @@ def admin_config(args: argparse.Namespace) -> dict[str, Any]:
     return templates_config([_shape(args)[1]])
 
 
-def _arguments(parser: argparse.ArgumentParser) -> None:
+def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-capture",
         type=Path,
@@ -358,7 +358,7 @@ async def main(args: argparse.Namespace) -> Figure:
 
 
 if __name__ == "__main__":
-    arguments = parse_args(FIGURE, __doc__, _arguments)
+    arguments = parse_args(FIGURE, __doc__, _extra)
     result = asyncio.run(main(arguments))
     result.print()
     result.write(arguments)
