@@ -30,6 +30,7 @@ from tests.harness.call_steps import (
     call_stats,
     joined,
     member_key,
+    new_call_page,
     open_in_server,
     wait_for_media,
 )
@@ -77,10 +78,7 @@ async def test_three_people_in_a_video_channel_mesh_leave_and_expiry(
     pages: list[Page] = []
     try:
         for user in (alice, bob, carol):
-            context = await browser.new_context(viewport={"width": 1280, "height": 800})
-            context.set_default_timeout(60_000)
-            contexts.append(context)
-            page = await new_page(context, problems)
+            page = await new_call_page(browser, contexts, problems)
             pages.append(page)
             await open_in_server(page, stack, user, sid)
         for page in pages:
@@ -292,10 +290,7 @@ async def test_controls_permissions_speaking_and_chat_during_a_call(
     pages: list[Page] = []
     try:
         for user in (alice, bob):
-            context = await browser.new_context(viewport={"width": 1280, "height": 800})
-            context.set_default_timeout(60_000)
-            contexts.append(context)
-            page = await new_page(context, problems)
+            page = await new_call_page(browser, contexts, problems)
             pages.append(page)
             await open_in_server(page, stack, user, sid)
             await channel(page, "hangout").click()

@@ -11,7 +11,8 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, FilePayload, Page, expect
 
 from tests.harness.api import Api, create_server, eventually, join_server
-from tests.harness.chat_steps import channel, new_page, open_as, open_channel, send
+from tests.harness.call_steps import new_call_page
+from tests.harness.chat_steps import channel, open_as, open_channel, send
 from tests.harness.manage_steps import png
 from tests.harness.stack import Stack, User
 
@@ -208,10 +209,7 @@ async def test_a_call_of_two_says_two_and_its_tiles_fill_the_panel(
     pages: list[Page] = []
     try:
         for user in (alice, bob):
-            context = await browser.new_context(viewport={"width": 1280, "height": 800})
-            context.set_default_timeout(60_000)
-            contexts.append(context)
-            page = await new_page(context, problems)
+            page = await new_call_page(browser, contexts, problems)
             pages.append(page)
             await open_as(page, stack, user)
             await open_channel(page, sid)

@@ -33,6 +33,7 @@ from tests.harness.call_steps import (
     call_members,
     joined,
     member_key,
+    new_call_page,
     open_in_server,
 )
 from tests.harness.chat_steps import channel, new_page
@@ -134,10 +135,7 @@ async def test_in_a_voice_channel_everyone_hears_everyone_the_first_joiner_too(
     pages: list[Page] = []
     try:
         for user in (first, second, third):
-            context = await browser.new_context(viewport={"width": 1280, "height": 800})
-            context.set_default_timeout(60_000)
-            contexts.append(context)
-            page = await new_page(context, problems)
+            page = await new_call_page(browser, contexts, problems)
             pages.append(page)
             await open_in_server(page, stack, user, sid)
 
@@ -182,10 +180,7 @@ async def test_a_browser_closed_without_leaving_leaves_the_channel_within_second
     pages: list[Page] = []
     try:
         for user in (alice, bob):
-            context = await browser.new_context(viewport={"width": 1280, "height": 800})
-            context.set_default_timeout(60_000)
-            contexts.append(context)
-            page = await new_page(context, problems)
+            page = await new_call_page(browser, contexts, problems)
             pages.append(page)
             # Production timing: the bound below is what people see.
             await open_in_server(page, stack, user, sid, timing={})

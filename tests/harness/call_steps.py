@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import nio
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from guilds.vocabulary import CALL_MEMBER_EVENT
 from tests.harness.api import Api, eventually
-from tests.harness.chat_steps import open_as
+from tests.harness.chat_steps import new_page, open_as
 from tests.harness.stack import Stack, User
 
 GROUP_JS = "/static/js/calls/group.js"
@@ -95,3 +95,15 @@ async def wait_for_media(page: Page, others: set[str], *, video: bool) -> list[d
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last stats: {latest}") from None
     return latest
+
+
+async def new_call_page(
+    browser: Browser, contexts: list[BrowserContext], problems: list[str]
+) -> Page:
+    """A page for one participant, in a browser context of its own (added to `contexts`, which
+    the caller closes), 1280×800, with the 60 s timeout a call's steps need; what goes wrong in
+    it is noted in `problems`."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(60_000)
+    contexts.append(context)
+    return await new_page(context, problems)
