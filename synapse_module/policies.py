@@ -34,6 +34,10 @@ from synapse_module.state import (
 )
 
 SPACE_PARENT: Final = "m.space.parent"
+# What a room linked into a server's tree is, for counting channels.
+_CATEGORY: Final = "category"
+_ROLE_ROOM: Final = "role_room"
+_CHANNEL: Final = "channel"
 
 
 def call_user(state_key: str) -> str:
@@ -125,19 +129,20 @@ class PolicyVetoes:
             return None
         if _linked(content_of(here, (SPACE_CHILD, child))):
             return None  # already linked: an edit of the link adds nothing
-        if await self._is_category(child) or await self._is_role_room(child):
+        if await self._kind_of_child(child) != _CHANNEL:
             return None
         channels = await self._channel_count(parent.server_id)
         return channel_count_refusal(self._policies.channels_per_server, channels)
 
-    async def _is_category(self, room_id: str) -> bool:
-        state = await self._state.read(room_id, [(CATEGORY_EVENT, "")])
-        return content_of(state, (CATEGORY_EVENT, "")) is not None
-
-    async def _is_role_room(self, room_id: str) -> bool:
-        """A role room, linked from the space so that clients nest it (never a channel)."""
-        state = await self._state.read(room_id, [("m.room.create", "")])
-        return is_role_room(content_of(state, ("m.room.create", "")))
+    async def _kind_of_child(self, room_id: str) -> str:
+        """What a linked room is, from one read of its state: a category, a role room (linked
+        from the space so that clients nest it, never a channel) or a channel."""
+        state = await self._state.read(room_id, [(CATEGORY_EVENT, ""), ("m.room.create", "")])
+        if content_of(state, (CATEGORY_EVENT, "")) is not None:
+            return _CATEGORY
+        if is_role_room(content_of(state, ("m.room.create", ""))):
+            return _ROLE_ROOM
+        return _CHANNEL
 
     async def _children(self, room_id: str) -> list[str]:
         state = await self._state.read(room_id, [(SPACE_CHILD, None)])
@@ -151,8 +156,9 @@ class PolicyVetoes:
         """The rooms linked into the server's tree that are neither categories nor role rooms."""
         channels: set[str] = set()
         for child in await self._children(server_id):
-            if await self._is_category(child):
+            kind = await self._kind_of_child(child)
+            if kind == _CATEGORY:
                 channels.update(await self._children(child))
-            elif not await self._is_role_room(child):
+            elif kind == _CHANNEL:
                 channels.add(child)
         return len(channels)
