@@ -15,7 +15,8 @@ import nio
 
 from bridge.services.calls import DEFAULT_SWEEP_INTERVAL_S
 from guilds.vocabulary import CALL_MEMBER_EVENT
-from tests.harness.api import Api, create_server, eventually, join_server
+from tests.harness.api import create_server, eventually, join_server
+from tests.harness.call_steps import add_channel
 from tests.harness.stack import Stack, User
 from tests.harness.workers import ON_SQLITE
 
@@ -41,11 +42,7 @@ async def test_expired_call_memberships_are_cleared_and_live_ones_kept(
 ) -> None:
     server = await create_server(stack, alice, "Sweep")
     sid = server["server_id"]
-    status, voice = await Api(stack, alice).call(
-        "POST", f"/servers/{sid}/channels", {"name": "talk", "kind": "voice"}
-    )
-    assert status == 201, voice
-    room_id = voice["channel_id"]
+    room_id = await add_channel(stack, alice, sid, "talk", "voice")
     await join_server(stack, sid, bob)
     now = int(time.time() * 1000)
     keys = {
@@ -95,22 +92,15 @@ async def test_a_device_joining_a_second_channel_leaves_the_first(
     channel at a time: the bridge empties the older membership of the same device."""
     server = await create_server(stack, alice, "Two rooms")
     sid = server["server_id"]
-    api = Api(stack, alice)
-    rooms = []
-    for name in ("one", "two"):
-        status, channel = await api.call(
-            "POST", f"/servers/{sid}/channels", {"name": name, "kind": "voice"}
-        )
-        assert status == 201, channel
-        rooms.append(channel["channel_id"])
-    one, two = rooms
+    one = await add_channel(stack, alice, sid, "one", "voice")
+    two = await add_channel(stack, alice, sid, "two", "voice")
     await join_server(stack, sid, bob)
     now = int(time.time() * 1000)
     device = bob.device_id
     key = f"_{bob.user_id}_{device}_m.call"
     other_key = f"_{bob.user_id}_OTHERDEVICE_m.call"
     async with stack.nio_client(bob) as client:
-        for room_id in rooms:
+        for room_id in (one, two):
             joined = await client.join(room_id)
             assert isinstance(joined, nio.JoinResponse), joined
 
@@ -146,11 +136,7 @@ async def test_a_user_who_leaves_the_channel_leaves_its_call(
 ) -> None:
     server = await create_server(stack, alice, "Departures")
     sid = server["server_id"]
-    status, voice = await Api(stack, alice).call(
-        "POST", f"/servers/{sid}/channels", {"name": "talk", "kind": "voice"}
-    )
-    assert status == 201, voice
-    room_id = voice["channel_id"]
+    room_id = await add_channel(stack, alice, sid, "talk", "voice")
     await join_server(stack, sid, bob)
     key = f"_{bob.user_id}_{bob.device_id}_m.call"
     now = int(time.time() * 1000)
