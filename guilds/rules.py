@@ -664,6 +664,22 @@ CHANNEL_KICK_SENTENCE: Final = (
     "server (its space) instead. To keep someone out of one channel, limit the channel to "
     "roles they do not hold."
 )
+# A ban is from the server too: the bot bans a server ban in every room, and a ban (or an unban)
+# in one channel only would be undone by convergence, which keeps every member in the channels
+# their roles open, so it would look done and mean nothing.
+CHANNEL_BAN_SENTENCE: Final = (
+    "In a Guilds server a ban is from the whole server: ban them from the server (its space) "
+    "instead. To keep someone out of one channel, limit the channel to roles they do not hold."
+)
+CHANNEL_UNBAN_SENTENCE: Final = (
+    "In a Guilds server a ban is from the whole server: lift it on the server (its space, or "
+    "the server's ban list in Guilds) instead."
+)
+_CHANNEL_SENTENCES: Final[Mapping[MemberChange, str]] = {
+    MemberChange.KICK: CHANNEL_KICK_SENTENCE,
+    MemberChange.BAN: CHANNEL_BAN_SENTENCE,
+    MemberChange.UNBAN: CHANNEL_UNBAN_SENTENCE,
+}
 
 
 def member_change_refusal(
@@ -675,8 +691,8 @@ def member_change_refusal(
     nobody acts on the owner, nor on a member whose highest role is at or above their own.
     Role rooms are the bot's alone: their membership *is* the role assignment, which only
     Guilds changes (a user may still leave one, giving the role up). An invite goes to a
-    newcomer or an outsider, so only the permission counts for it. A kick is from the server
-    (its space) only; the bot carries a server kick into every channel.
+    newcomer or an outsider, so only the permission counts for it. A kick, a ban and an unban
+    are from the server (its space) only; the bot carries them into every channel.
     """
     if actor.bot:
         return None
@@ -685,8 +701,8 @@ def member_change_refusal(
     permission = _CHANGE_PERMISSION[change]
     if not _has(actor, permission):
         return missing_permission_sentence(permission, _CHANGE_DOING[change])
-    if change is MemberChange.KICK and room.kind is not RoomKind.SPACE:
-        return CHANNEL_KICK_SENTENCE
+    if change in _CHANNEL_SENTENCES and room.kind is not RoomKind.SPACE:
+        return _CHANNEL_SENTENCES[change]
     if change in (MemberChange.INVITE, MemberChange.WITHDRAW_INVITE, MemberChange.UNBAN):
         return None
     verb = change.value

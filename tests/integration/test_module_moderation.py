@@ -265,6 +265,37 @@ async def test_a_kick_from_one_channel_is_refused_saying_how(stack: Stack, alice
     assert await eventually(out_of_the_channel, deadline_s=DEADLINE_S)
 
 
+async def test_a_ban_in_one_channel_is_refused_saying_how(stack: Stack, alice: User) -> None:
+    # Element's "ban from room" in a channel was allowed, then undone by convergence.
+    server = await create_server(stack, alice, "Channel bans")
+    sid, general = server["server_id"], server["default_channel_id"]
+    moderator = await member(stack, sid, "moderator", owner=alice)
+    target = await member(stack, sid, owner=alice)
+    for user in (moderator, target, alice):
+        await in_room(stack, user, general, default=True)
+    for banner in (moderator, alice):
+        async with stack.nio_client(banner) as client:
+            refused(await client.room_ban(general, target.user_id), "ban them from the server")
+    assert await membership(stack, alice, general, target.user_id) == "join"
+    # The server ban works and reaches the channel; lifting it in the channel is refused, on
+    # the server it works.
+    async with stack.nio_client(moderator) as client:
+        allowed(await client.room_ban(sid, target.user_id, "bye"))
+
+    async def banned_from_the_channel() -> bool:
+        return await membership(stack, alice, general, target.user_id) == "ban"
+
+    assert await eventually(banned_from_the_channel, deadline_s=DEADLINE_S)
+    async with stack.nio_client(moderator) as client:
+        refused(await client.room_unban(general, target.user_id), "lift it on the server")
+        allowed(await client.room_unban(sid, target.user_id))
+
+    async def unbanned_in_the_channel() -> bool:
+        return await membership(stack, alice, general, target.user_id) != "ban"
+
+    assert await eventually(unbanned_in_the_channel, deadline_s=DEADLINE_S)
+
+
 async def test_a_room_the_bot_cannot_adopt_cannot_be_linked(stack: Stack, alice: User) -> None:
     """Observations 9 and 11: a room linked without the bot stayed in the space, unadopted."""
     server = await create_server(stack, alice, "Links")

@@ -786,10 +786,11 @@ MATRIX_TABLE: dict[str, dict[str, str | None]] = {
     "remove_space_child": mrow(A, A, A, F, F),
     "raise_own_power": mrow(F, F, F, F, F),
     "send_role_state": mrow(A, A, F, F, A),
-    # A kick is from the server: a channel's is refused for everyone (issue 17, observation 7).
+    # A kick or a ban is from the server: a channel's is refused for everyone (issue 17,
+    # observation 7; convergence would undo a channel ban at once).
     "kick_in_channel": mrow(F, F, F, F, F),
     "kick_in_space": mrow(A, A, A, F, A),
-    "ban_in_channel": mrow(A, A, A, F, F),
+    "ban_in_channel": mrow(F, F, F, F, F),
     "ban_in_space": mrow(A, A, A, F, F),
     "invite_without_role_to_gated": mrow(F, F, F, F, F),
     "invite_role_holder_to_gated": mrow(A, A, F, F, A),

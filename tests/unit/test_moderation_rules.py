@@ -171,6 +171,26 @@ def test_notifying_the_whole_room_needs_manage_messages() -> None:
     assert room_ping_refusal(OWNER_ACTOR) is None
 
 
+def test_a_ban_and_its_lifting_are_from_the_server_never_from_one_channel() -> None:
+    # A channel ban looked done in Element and was undone by convergence (the member's roles
+    # still open the channel): refused like a channel kick, saying where it works.
+    banner = actor(Permission.BAN_MEMBERS, position=200, power=50)
+    category = RoomContext(RoomKind.CATEGORY)
+    default = RoomContext(RoomKind.DEFAULT_CHANNEL, ChannelKind.TEXT)
+    for room in (CHANNEL, default, category):
+        for who in (banner, OWNER_ACTOR):
+            ban = member_change_refusal(who, PLAIN, room, MemberChange.BAN)
+            assert ban is not None and "ban them from the server" in ban
+            unban = member_change_refusal(who, PLAIN, room, MemberChange.UNBAN)
+            assert unban is not None and "lift it on the server" in unban
+        assert "ban_members" in (member_change_refusal(HERALD, PLAIN, room, MemberChange.BAN) or "")
+        # The bot carries a server ban and its lifting into every room.
+        for change in (MemberChange.BAN, MemberChange.UNBAN):
+            assert member_change_refusal(actor(bot=True), PLAIN, room, change) is None
+    for change in (MemberChange.BAN, MemberChange.UNBAN):
+        assert member_change_refusal(banner, PLAIN, SPACE, change) is None
+
+
 def test_a_kick_is_from_the_server_never_from_one_channel() -> None:
     # Issue 17, observation 7: Element's and Cinny's "remove from room" in a channel. Discord has
     # no channel kick and the member could walk straight back in, so it is refused, saying how.
