@@ -7,6 +7,7 @@
 
 import { ConnectionError, MatrixError } from "./matrix.js";
 import { ownMembershipEvent } from "./member-notices.js";
+import { ThreadIndex } from "./threads.js";
 
 const LONG_POLL_MS = 30_000;
 const BACKOFF_START_MS = 500;
@@ -62,6 +63,7 @@ export class Room {
     this.editById = new Map(); // edit event id → target id
     this.redacted = new Set();
     this.byId = new Map();
+    this.threads = new ThreadIndex(); // m.thread replies and counts, by root (threads.js)
   }
 
   getState(type, stateKey = "") {
@@ -111,6 +113,7 @@ export class Room {
   /** Index what an event means for others (edits, reactions, redactions). */
   indexRelations(event) {
     this.byId.set(event.event_id, event);
+    this.threads.add(event);
     const rel = event.content?.["m.relates_to"];
     if (event.unsigned?.redacted_because) this.redacted.add(event.event_id);
     if (event.type === "m.room.redaction") {
@@ -141,6 +144,7 @@ export class Room {
 
   redact(targetId) {
     this.redacted.add(targetId);
+    this.threads.redact(targetId);
     const reaction = this.reactionById.get(targetId);
     if (reaction) {
       this.reactionById.delete(targetId);
