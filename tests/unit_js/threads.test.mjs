@@ -4,12 +4,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Room } from "../../web/static/js/sync.js";
+import { Room, SyncEngine } from "../../web/static/js/sync.js";
 import {
   ThreadIndex,
   bundledThread,
   canBeThreadRoot,
   isFallbackReply,
+  lastMainEventId,
   replyCountText,
   threadReplyContent,
   threadRootOf,
@@ -160,4 +161,40 @@ test("counts read as people say them", () => {
   assert.equal(replyCountText(1), "1 reply");
   assert.equal(replyCountText(0), "0 replies");
   assert.equal(replyCountText(12), "12 replies");
+});
+
+test("the channel's receipt goes to its newest own event, never to a thread reply or an echo", () => {
+  const timeline = [message("$a", 1), message(ROOT, 2), reply("$r1", 3), reply("$r2", 4)];
+  assert.equal(lastMainEventId(timeline), ROOT);
+  assert.equal(lastMainEventId([...timeline, message("~txn", 5)]), ROOT);
+  assert.equal(lastMainEventId([...timeline, message("$b", 6)]), "$b");
+  assert.equal(lastMainEventId([reply("$r1", 3)]), null);
+});
+
+test("each sync's per-thread unread counts replace the last, and mentions in them add up", () => {
+  const index = new ThreadIndex();
+  index.setUnread({ [ROOT]: { notification_count: 2, highlight_count: 1 }, $other: { notification_count: 1, highlight_count: 1 } });
+  assert.deepEqual(index.unreadOf(ROOT), { notifications: 2, highlights: 1 });
+  assert.equal(index.unreadHighlights(), 2);
+  index.setUnread({ $other: { notification_count: 1, highlight_count: 0 } });
+  assert.deepEqual(index.unreadOf(ROOT), { notifications: 0, highlights: 0 }, "left out: all read");
+  assert.equal(index.unreadHighlights(), 0);
+});
+
+test("a room's mention count takes in the mentions waiting in its threads", async () => {
+  const engine = new SyncEngine(/** @type {any} */ ({}), "@me:t");
+  await engine._process({
+    rooms: {
+      join: {
+        "!room:t": {
+          timeline: { events: [message(ROOT, 1), reply("$r1", 2)] },
+          unread_notifications: { notification_count: 1, highlight_count: 0 },
+          unread_thread_notifications: { [ROOT]: { notification_count: 1, highlight_count: 1 } },
+        },
+      },
+    },
+  });
+  const room = engine.room("!room:t");
+  assert.deepEqual(room.unread, { notifications: 1, highlights: 1 });
+  assert.deepEqual(room.threads.unreadOf(ROOT), { notifications: 1, highlights: 1 });
 });

@@ -19,7 +19,8 @@ const PAGE_SIZE = 40;
 export const SYNC_FILTER = {
   room: {
     state: { lazy_load_members: true },
-    timeline: { limit: 30, lazy_load_members: true },
+    // Thread replies counted per thread, apart from the channel's own (threads.js).
+    timeline: { limit: 30, lazy_load_members: true, unread_thread_notifications: true },
   },
   presence: { not_types: ["*"] },
 };
@@ -349,10 +350,11 @@ export class SyncEngine extends EventTarget {
         if (event.type === "m.fully_read") room.fullyRead = event.content?.event_id ?? null;
       }
       const counts = section.unread_notifications;
+      if (section.unread_thread_notifications) room.threads.setUnread(section.unread_thread_notifications);
       if (counts) {
         const next = {
           notifications: counts.notification_count ?? 0,
-          highlights: counts.highlight_count ?? 0,
+          highlights: (counts.highlight_count ?? 0) + room.threads.unreadHighlights(),
         };
         if (next.notifications !== room.unread.notifications || next.highlights !== room.unread.highlights) {
           room.unread = next;

@@ -85,6 +85,8 @@ const ts = (event) => (Number.isFinite(event?.origin_server_ts) ? event.origin_s
  */
 export class ThreadIndex {
   constructor() {
+    /** @type {Map<string, {notifications: number, highlights: number}>} unread counts by root, from the sync */
+    this.unread = new Map();
     /** @type {Map<string, {replies: Map<string, Record<string, any>>, base: ReturnType<typeof bundledThread>, complete: boolean}>} */
     this.threads = new Map();
     /** @type {Set<string>} */
@@ -136,6 +138,32 @@ export class ThreadIndex {
     }
   }
 
+  /**
+   * Take a sync's `unread_thread_notifications` (root → counts): the whole set, so a thread
+   * missing from it has nothing unread.
+   * @param {Record<string, {notification_count?: number, highlight_count?: number}>} byRoot
+   */
+  setUnread(byRoot) {
+    this.unread = new Map();
+    for (const [rootId, counts] of Object.entries(byRoot ?? {})) {
+      const notifications = Number(counts?.notification_count) || 0;
+      const highlights = Number(counts?.highlight_count) || 0;
+      if (notifications || highlights) this.unread.set(rootId, { notifications, highlights });
+    }
+  }
+
+  /** @returns {{notifications: number, highlights: number}} */
+  unreadOf(rootId) {
+    return this.unread.get(rootId) ?? { notifications: 0, highlights: 0 };
+  }
+
+  /** Mentions waiting in any thread: they count on the channel too, as mentions anywhere do. */
+  unreadHighlights() {
+    let total = 0;
+    for (const counts of this.unread.values()) total += counts.highlights;
+    return total;
+  }
+
   /** The thread's replies known here, oldest first. */
   replies(rootId) {
     const thread = this.threads.get(rootId);
@@ -178,4 +206,17 @@ export class ThreadIndex {
  */
 export function replyCountText(count) {
   return `${count} ${count === 1 ? "reply" : "replies"}`;
+}
+
+/**
+ * The newest event of the main timeline (thread replies left out), where the channel's own
+ * read receipt goes: a thread's replies are read in the thread, with a receipt of its own.
+ * @param {Array<Record<string, any>>} timeline  oldest first
+ */
+export function lastMainEventId(timeline) {
+  for (let i = timeline.length - 1; i >= 0; i--) {
+    const event = timeline[i];
+    if (!event.event_id.startsWith("~") && !threadRootOf(event)) return event.event_id;
+  }
+  return null;
 }

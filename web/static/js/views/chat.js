@@ -18,7 +18,7 @@ import { downloadFile, loadImage } from "../media.js";
 import { MEMBER_EVENT, memberNotice } from "../member-notices.js";
 import { SendQueue } from "../send-queue.js";
 import { redactsOf } from "../sync.js";
-import { threadRootOf } from "../threads.js";
+import { lastMainEventId, threadRootOf } from "../threads.js";
 import { openLightbox } from "./lightbox.js";
 import { memberNoticeNode } from "./member-notice.js";
 import { confirmAction, pickEmoji } from "./popups.js";
@@ -844,7 +844,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
   /** Move the read markers to the newest event when it is on screen and the window has focus. */
   function markRead() {
     const r = room();
-    const last = r?.lastEventId;
+    const last = lastMainEventId(r?.timeline ?? []);
     if (!last || last === lastMarked || !document.hasFocus() || document.hidden) return;
     const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
     if (!atBottom) return;

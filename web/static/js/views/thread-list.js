@@ -85,7 +85,13 @@ export function createThreadList({ client, room, onOpen, onClose }) {
       {},
       h(
         "button",
-        { type: "button", class: "thread-list-item", "data-testid": "thread-list-item", "data-root-id": summary.rootId, onclick: () => onOpen(summary.rootId) },
+        {
+          type: "button",
+          class: `thread-list-item${r.threads.unreadOf(summary.rootId).notifications ? " unread" : ""}`,
+          "data-testid": "thread-list-item",
+          "data-root-id": summary.rootId,
+          onclick: () => onOpen(summary.rootId),
+        },
         h("span", { class: "thread-list-root" },
           root ? h("strong", { class: "reply-name", text: r.displayName(root.sender) }) : null,
           h("span", { class: "thread-list-text", "data-testid": "thread-list-root", text: rootText }),

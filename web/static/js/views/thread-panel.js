@@ -173,6 +173,7 @@ export function createThreadPanel({ client, room, rootId, userId, renderBody, ro
     if (!latest || latest === lastReceipt || !el.isConnected || !document.hasFocus() || document.hidden) return;
     if (scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight > 48) return;
     lastReceipt = latest;
+    r.threads.unread.delete(rootId); // the sync says so too, a moment later
     client.sendReceipt(r.roomId, latest, "m.read", { threadId: rootId }).catch((e) => {
       lastReceipt = null;
       console.warn("thread receipt failed", e);

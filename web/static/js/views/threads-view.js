@@ -77,11 +77,13 @@ export function createThreads({ client, room, userId, host, renderBody, roleColo
     const summary = r?.threads.summary(event.event_id);
     if (!summary) return null;
     const latest = summary.latest;
+    const unread = r.threads.unreadOf(event.event_id).notifications > 0;
     return h(
       "button",
       {
         type: "button",
-        class: "thread-summary",
+        class: `thread-summary${unread ? " unread" : ""}`,
+        "data-unread": String(unread),
         "data-testid": "thread-summary",
         "aria-label": `Open thread: ${replyCountText(summary.count)}`,
         onclick: () => open(event.event_id),
@@ -98,7 +100,8 @@ export function createThreads({ client, room, userId, host, renderBody, roleColo
   /** What the summary shows, for the timeline's "did this message change" check. */
   function signature(eventId) {
     const summary = room()?.threads.summary(eventId);
-    return summary ? `${summary.count}:${summary.latest?.event_id ?? ""}` : "";
+    const unread = room()?.threads.unreadOf(eventId).notifications ?? 0;
+    return summary ? `${summary.count}:${summary.latest?.event_id ?? ""}:${unread}` : "";
   }
 
   return {
