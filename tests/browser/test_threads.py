@@ -134,6 +134,10 @@ async def test_a_thread_is_started_replied_to_and_read_by_two_people_listed_and_
             f"first reply {tag}"
         )
         await expect(message_with(other, f"first reply {tag}")).to_have_count(0)
+        # Unread for him (the homeserver's count for that thread), though the channel is open.
+        await expect(their_root.get_by_test_id("thread-summary")).to_have_attribute(
+            "data-unread", "true", timeout=LIVE_MS
+        )
 
         # He opens the thread from the summary, reads the reply and answers.
         await their_root.get_by_test_id("thread-summary").click()
@@ -168,6 +172,9 @@ async def test_a_thread_is_started_replied_to_and_read_by_two_people_listed_and_
         # The channel's thread list: the thread, its count and its latest reply; one opens it.
         await panel(other).get_by_test_id("thread-close").click()
         await expect(panel(other)).to_have_count(0)
+        await expect(their_root.get_by_test_id("thread-summary")).to_have_attribute(
+            "data-unread", "false"
+        )
         await other.get_by_test_id("threads-button").click()
         item = other.get_by_test_id("thread-list-item").filter(has_text=root_text)
         await expect(item).to_have_count(1)

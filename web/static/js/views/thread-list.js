@@ -24,6 +24,7 @@ export function createThreadList({ client, room, onOpen, onClose }) {
   let next = null; // the server's next page, when it has more
   let loading = false;
   let loadError = null;
+  let lastSignature = null;
   const askedRoots = new Set(); // roots fetched because only a reply to them was seen
 
   const items = h("ol", { class: "thread-list", "data-testid": "thread-list" });
@@ -108,7 +109,18 @@ export function createThreadList({ client, room, onOpen, onClose }) {
     const r = room();
     if (!r) return;
     const summaries = r.threads.summaries();
-    items.replaceChildren(...summaries.map((s) => itemNode(r, s)));
+    // Drawn again only when something shown changed (a sync touches the room often).
+    const signature = summaries
+      .map((s) => {
+        const root = r.byId.get(s.rootId);
+        const edit = root ? r.latestEdit(root)?.event_id : "";
+        return `${s.rootId}:${Boolean(root)}:${edit}:${s.count}:${s.latest?.event_id}:${r.threads.unreadOf(s.rootId).notifications}`;
+      })
+      .join("|");
+    if (signature !== lastSignature) {
+      lastSignature = signature;
+      items.replaceChildren(...summaries.map((s) => itemNode(r, s)));
+    }
     status.textContent = loadError ?? (loading ? "Loading threads…" : summaries.length ? "" : "No threads in this channel yet.");
     status.hidden = !status.textContent;
     more.hidden = !next || loading;
