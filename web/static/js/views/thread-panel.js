@@ -11,7 +11,14 @@ import { THREAD_REL, replyCountText, threadReplyContent } from "../threads.js";
 
 // Pages of 50 replies; past this many the thread shows what it has and counts on the server's total.
 const MAX_REPLY_PAGES = 20;
-const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+/** As the channel's timeline writes it (chat.js): "Today at 14:05", else the date. */
+function formatTime(ts) {
+  const date = new Date(ts);
+  return date.toDateString() === new Date().toDateString() ? `Today at ${timeFormat.format(date)}` : dateFormat.format(date);
+}
 
 /**
  * Fetch a thread's root (when it is not loaded) and every reply into the room's index.
@@ -142,7 +149,7 @@ export function createThreadPanel({ client, room, rootId, userId, renderBody, ro
         "header",
         { class: "message-header" },
         author(r, event.sender),
-        h("time", { class: "timestamp", datetime: new Date(event.origin_server_ts).toISOString(), text: timeFormat.format(new Date(event.origin_server_ts)) }),
+        h("time", { class: "timestamp", datetime: new Date(event.origin_server_ts).toISOString(), text: formatTime(event.origin_server_ts) }),
       ),
       body,
     );

@@ -25,12 +25,16 @@ export function createThreads({ client, room, userId, host, renderBody, roleColo
   let side = null;
 
   function show(next) {
+    // The timeline narrows or widens: whoever was reading the newest messages still sees them.
+    const timeline = host.querySelector(".timeline");
+    const atBottom = timeline && timeline.scrollHeight - timeline.scrollTop - timeline.clientHeight < 48;
     side?.el.remove();
     side = next;
     host.classList.toggle("with-side", Boolean(next));
     listButton.setAttribute("aria-pressed", String(Boolean(next && !next.rootId)));
+    if (next) host.append(next.el);
+    if (atBottom) timeline.scrollTop = timeline.scrollHeight;
     if (!next) return;
-    host.append(next.el);
     next.render();
     next.focus();
   }
