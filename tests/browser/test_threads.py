@@ -14,7 +14,7 @@ import nio
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
-from tests.harness.api import create_server, eventually, join_server
+from tests.harness.api import Api, create_server, eventually, join_server
 from tests.harness.chat_steps import (
     LIVE_MS,
     message_with,
@@ -40,6 +40,18 @@ def thread_message(page: Page, text: str) -> Locator:
         .get_by_test_id("thread-message")
         .filter(has=page.get_by_test_id("message-body").get_by_text(text))
     )
+
+
+async def thread_action(message: Locator) -> Locator:
+    """The message's thread action from its hover menu, shown. A message redrawn under a still
+    mouse (a name or colour arriving) loses :hover until the mouse moves: hover until shown."""
+    action = message.get_by_test_id("action-thread")
+    for _ in range(20):
+        await message.hover(position={"x": 200, "y": 10})
+        if await action.is_visible():
+            break
+        await message.page.mouse.move(0, 0)
+    return action
 
 
 async def reply_in_thread(page: Page, text: str) -> str:
@@ -111,8 +123,7 @@ async def test_a_thread_is_started_replied_to_and_read_by_two_people_listed_and_
         assert root_id and root_id.startswith("$")
 
         # Alice starts a thread from the message's menu: the panel opens on the root.
-        await root.hover()
-        start = root.get_by_test_id("action-thread")
+        start = await thread_action(root)
         await expect(start).to_have_attribute("aria-label", "Create thread")
         await start.click()
         await expect(panel(page)).to_be_visible()
@@ -244,11 +255,9 @@ async def test_threads_read_the_same_in_matrix_nio_and_matrix_js_sdk(
         "1 reply", timeout=LIVE_MS
     )
     await expect(message_with(page, f"nio thread reply {tag}")).to_have_count(0)
-    await root.hover()
-    await expect(root.get_by_test_id("action-thread")).to_have_attribute(
-        "aria-label", "Open thread"
-    )
-    await root.get_by_test_id("action-thread").click()
+    action = await thread_action(root)
+    await expect(action).to_have_attribute("aria-label", "Open thread")
+    await action.click()
     await expect(thread_message(page, f"nio thread reply {tag}")).to_have_count(1)
     guilds_reply_id = await reply_in_thread(page, f"guilds thread reply {tag}")
 
@@ -278,3 +287,79 @@ async def test_threads_read_the_same_in_matrix_nio_and_matrix_js_sdk(
     for reply in thread["replies"]:
         assert reply["thread_root_id"] == root_id, reply
         assert reply["in_main_timeline"] is False, reply
+
+
+async def open_channel_read_only(page: Page, sid: str) -> None:
+    """Open the server's default channel where the composer is disabled (no send_messages)."""
+    await page.locator(f'[data-testid="rail-server"][data-server-id="{sid}"]').click()
+    composer = page.get_by_test_id("composer")
+    await expect(composer).to_be_disabled(timeout=LIVE_MS)
+
+
+async def test_a_member_who_may_not_send_reads_threads_but_cannot_reply_in_them(
+    page: Page, stack: Stack, alice: User, bob: User
+) -> None:
+    tag = secrets.token_hex(3)
+    server = await create_server(stack, alice, f"Quiet threads {tag}")
+    sid, general = server["server_id"], server["default_channel_id"]
+    await join_server(stack, sid, bob)
+    async with stack.nio_client(alice) as client:
+        sent = await client.room_send(
+            general, "m.room.message", {"msgtype": "m.text", "body": f"announcement {tag}"}
+        )
+        assert isinstance(sent, nio.RoomSendResponse), sent
+        root_id = sent.event_id
+        sent = await client.room_send(
+            general,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": f"details in the thread {tag}",
+                "m.relates_to": {
+                    "rel_type": "m.thread",
+                    "event_id": root_id,
+                    "is_falling_back": True,
+                    "m.in_reply_to": {"event_id": root_id},
+                },
+            },
+        )
+        assert isinstance(sent, nio.RoomSendResponse), sent
+        sent = await client.room_send(
+            general, "m.room.message", {"msgtype": "m.text", "body": f"no thread here {tag}"}
+        )
+        assert isinstance(sent, nio.RoomSendResponse), sent
+    status, _ = await Api(stack, alice).call(
+        "PATCH", f"/servers/{sid}/roles/member", {"permissions": ["connect", "video"]}
+    )
+    assert status == 200
+
+    await open_as(page, stack, bob)
+    await open_channel_read_only(page, sid)
+    # He reads the thread; its composer says why he cannot answer.
+    root = message_with(page, f"announcement {tag}")
+    action = await thread_action(root)
+    await expect(action).to_have_attribute("aria-label", "Open thread")
+    await action.click()
+    await expect(thread_message(page, f"details in the thread {tag}")).to_have_count(1)
+    composer = panel(page).get_by_test_id("thread-composer")
+    await expect(composer).to_be_disabled()
+    await expect(composer).to_have_attribute("placeholder", re.compile("permission"))
+    # No thread can be started from a message by someone who may not send.
+    plain = message_with(page, f"no thread here {tag}")
+    await plain.hover()
+    await expect(plain.get_by_test_id("action-reply")).to_have_count(0)
+    await expect(plain.get_by_test_id("action-thread")).to_have_count(0)
+
+    # The homeserver refuses his thread reply from any client: a thread reply is a message.
+    async with stack.nio_client(bob) as client:
+        refused = await client.room_send(
+            general,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "sneaking in",
+                "m.relates_to": {"rel_type": "m.thread", "event_id": root_id},
+            },
+        )
+    assert isinstance(refused, nio.RoomSendError), refused
+    assert refused.status_code == "M_FORBIDDEN", refused

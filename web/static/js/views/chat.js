@@ -126,6 +126,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
   );
   const el = h("section", { class: "chat", "data-testid": "chat", "data-room-id": roomId }, scroller, composer, typingLine);
 
+  /** Why nothing can be sent here (the composer's and the thread panel's placeholder), or null. */
   const cannotSend = () =>
     readOnly || (!can("send_messages") && server() ? "You do not have permission to send messages in this channel." : null);
   // Threads (views/threads-view.js): a side panel in `el`, replies sent through this room's queue.
@@ -141,9 +142,9 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     readOnly: cannotSend,
   });
 
-  if (readOnly || (!can("send_messages") && server())) {
+  if (cannotSend()) {
     input.disabled = true;
-    input.placeholder = readOnly || "You do not have permission to send messages in this channel.";
+    input.placeholder = cannotSend();
     attach.disabled = true;
   }
 
