@@ -344,6 +344,14 @@ async def test_a_member_who_may_not_send_reads_threads_but_cannot_reply_in_them(
     composer = panel(page).get_by_test_id("thread-composer")
     await expect(composer).to_be_disabled()
     await expect(composer).to_have_attribute("placeholder", re.compile("permission"))
+    # On a phone the panel covers the channel, and closing it brings the channel back.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    box = await panel(page).bounding_box()
+    assert box is not None and box["x"] <= 1 and box["width"] >= 380, box
+    await panel(page).get_by_test_id("thread-close").click()
+    await expect(panel(page)).to_have_count(0)
+    await expect(message_with(page, f"announcement {tag}")).to_be_visible()
+    await page.set_viewport_size({"width": 1280, "height": 800})
     # No thread can be started from a message by someone who may not send.
     plain = message_with(page, f"no thread here {tag}")
     await plain.hover()
