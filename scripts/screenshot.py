@@ -3,9 +3,10 @@
 Brings up Synapse with the module and `guilds serve` through the test harness (SQLite, in a
 temporary folder), fills a server through the provisioning API and matrix-nio — channels of every
 kind in categories, roles with colours, several people, a short conversation with a reply, an
-edit, reactions and an image — then opens the web UI as the owner at 1280×800 in the dark theme
-and writes docs/screenshot.png; then the other main views into docs/screenshots/: a video call
-of two, the Roles dialog, an image's larger view and the phone layout.
+edit, reactions, an image and a thread — then opens the web UI as the owner at 1280×800 in the
+dark theme and writes docs/screenshot.png; then the other main views into docs/screenshots/: a
+thread open beside the channel, a video call of two, the Roles dialog, an image's larger view and
+the phone layout.
 
     .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--views docs/screenshots]
 
@@ -274,13 +275,34 @@ async def populate(stack: Stack) -> tuple[User, User, str]:
             "m.relates_to": {"rel_type": "m.replace", "event_id": friday},
         },
     )
-    await say(
+    accessibility = await say(
         stack,
         erin,
         general,
         "Accessibility pass is done: contrast is fine, `Tab` order fixed",
         "Accessibility pass is done: contrast is fine, <code>Tab</code> order fixed",
     )
+    # A thread under it (the spec's m.thread, with the reply fallback to the thread's latest).
+    latest = accessibility
+    for user, body in (
+        (ben, "Did the light theme get the same pass?"),
+        (erin, "Yes, both themes. Focus rings are visible on every control now"),
+    ):
+        latest = await send(
+            stack,
+            user,
+            general,
+            {
+                "msgtype": "m.text",
+                "body": body,
+                "m.relates_to": {
+                    "rel_type": "m.thread",
+                    "event_id": accessibility,
+                    "is_falling_back": True,
+                    "m.in_reply_to": {"event_id": latest},
+                },
+            },
+        )
     async with stack.nio_client(farah) as client:
         await client.room_typing(general, typing_state=True, timeout=60_000)
     return ava, ben, sid
@@ -315,6 +337,13 @@ async def shoot(stack: Stack, owner: User, guest: User, sid: str, out: Path, vie
             await channel(page, "general").click()
             await ready(page)
             await still(page, out)
+
+            # A thread beside the channel.
+            await message_with(page, "Accessibility pass").get_by_test_id("thread-summary").click()
+            thread = page.get_by_test_id("thread-replies").get_by_test_id("thread-message")
+            await expect(thread).to_have_count(2)
+            await still(page, views / "thread.png")
+            await page.get_by_test_id("thread-close").click()
 
             # An image's larger view.
             await page.get_by_test_id("message-image-open").click()

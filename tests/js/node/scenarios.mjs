@@ -109,3 +109,49 @@ async function room_list(client, { room_ids }) {
 }
 
 export const scenarios = { hierarchy, rtc_memberships, room_list };
+
+/**
+ * Thread `root_id` of a room as the SDK's own thread support reads it, once it holds at least
+ * `replies` replies: the thread, each reply's thread root, and whether any of them shows in the
+ * room's main timeline (a thread-aware client shows them only in the thread).
+ */
+async function thread(client, { room_id, root_id, replies: wanted, deadline_ms = 30_000 }) {
+  const prepared = new Promise((resolve) =>
+    client.on("sync", (state) => {
+      if (state === "PREPARED" || state === "SYNCING") resolve();
+    }),
+  );
+  await client.startClient({ initialSyncLimit: 20, threadSupport: true });
+  await prepared;
+  const end = Date.now() + deadline_ms;
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 200));
+  let room;
+  while (!(room = client.getRoom(room_id))) {
+    if (Date.now() > end) throw new Error(`room ${room_id} never arrived in the sync`);
+    await pause();
+  }
+  const replies = () =>
+    (room.getThread(root_id)?.timeline ?? []).filter((event) => event.getId() !== root_id);
+  while (replies().length < wanted) {
+    if (Date.now() > end) {
+      throw new Error(`thread ${root_id} has ${replies().length} of ${wanted} replies in the SDK`);
+    }
+    await pause();
+  }
+  const found = room.getThread(root_id);
+  const main = new Set(room.getLiveTimeline().getEvents().map((event) => event.getId()));
+  return {
+    thread_id: found.id,
+    root_is_thread_root: found.rootEvent?.isThreadRoot ?? null,
+    length: found.length,
+    replies: replies().map((event) => ({
+      event_id: event.getId(),
+      sender: event.getSender(),
+      body: event.getContent().body ?? null,
+      thread_root_id: event.threadRootId ?? null,
+      in_main_timeline: main.has(event.getId()),
+    })),
+  };
+}
+
+scenarios.thread = thread;

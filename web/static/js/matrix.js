@@ -4,6 +4,8 @@
 // answer becomes a thrown MatrixError; a 429 is waited out and retried a bounded number of times.
 
 const CLIENT_PREFIX = "/_matrix/client/v3";
+// Relations and the thread list exist only under v1.
+const CLIENT_V1 = "/_matrix/client/v1";
 const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_RATE_LIMIT_RETRIES = 3;
 // Past this we stop waiting silently and let the person know they were rate limited.
@@ -303,10 +305,47 @@ export class MatrixClient {
     });
   }
 
-  sendReceipt(roomId, eventId, type = "m.read") {
+  /**
+   * @param {string} roomId
+   * @param {string} eventId
+   * @param {string} [type]
+   * @param {{threadId?: string}} [options]  a threaded receipt: read up to `eventId` in that thread
+   */
+  sendReceipt(roomId, eventId, type = "m.read", { threadId } = {}) {
     return this.request("POST", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/receipt/${enc(type)}/${enc(eventId)}`, {
-      body: {},
+      body: threadId ? { thread_id: threadId } : {},
     });
+  }
+
+  /** One event of a room (with its bundled aggregations), by id. */
+  getEvent(roomId, eventId) {
+    return this.request("GET", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/event/${enc(eventId)}`);
+  }
+
+  /**
+   * A page of the events related to `eventId` by `relType` (an `m.thread`'s replies):
+   * {chunk, next_batch?}, newest first with the default `dir` "b".
+   * @param {string} roomId
+   * @param {string} eventId
+   * @param {string} relType
+   * @param {{from?: string|null, limit?: number, dir?: string}} [options]
+   */
+  relations(roomId, eventId, relType, { from, limit = 50, dir = "b" } = {}) {
+    const query = { dir, limit: String(limit) };
+    if (from) query.from = from;
+    return this.request("GET", `${CLIENT_V1}/rooms/${enc(roomId)}/relations/${enc(eventId)}/${enc(relType)}`, { query });
+  }
+
+  /**
+   * A page of a room's threads, the most recently active first: {chunk: root events with their
+   * bundled `m.thread` summary, next_batch?}.
+   * @param {string} roomId
+   * @param {{from?: string|null, limit?: number, include?: "all"|"participated"}} [options]
+   */
+  threads(roomId, { from, limit = 25, include = "all" } = {}) {
+    const query = { include, limit: String(limit) };
+    if (from) query.from = from;
+    return this.request("GET", `${CLIENT_V1}/rooms/${enc(roomId)}/threads`, { query });
   }
 
   /**

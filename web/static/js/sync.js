@@ -7,6 +7,7 @@
 
 import { ConnectionError, MatrixError } from "./matrix.js";
 import { ownMembershipEvent } from "./member-notices.js";
+import { ThreadIndex } from "./threads.js";
 
 const LONG_POLL_MS = 30_000;
 const BACKOFF_START_MS = 500;
@@ -18,7 +19,8 @@ const PAGE_SIZE = 40;
 export const SYNC_FILTER = {
   room: {
     state: { lazy_load_members: true },
-    timeline: { limit: 30, lazy_load_members: true },
+    // Thread replies counted per thread, apart from the channel's own (threads.js).
+    timeline: { limit: 30, lazy_load_members: true, unread_thread_notifications: true },
   },
   presence: { not_types: ["*"] },
 };
@@ -62,6 +64,7 @@ export class Room {
     this.editById = new Map(); // edit event id → target id
     this.redacted = new Set();
     this.byId = new Map();
+    this.threads = new ThreadIndex(); // m.thread replies and counts, by root (threads.js)
   }
 
   getState(type, stateKey = "") {
@@ -111,6 +114,7 @@ export class Room {
   /** Index what an event means for others (edits, reactions, redactions). */
   indexRelations(event) {
     this.byId.set(event.event_id, event);
+    this.threads.add(event);
     const rel = event.content?.["m.relates_to"];
     if (event.unsigned?.redacted_because) this.redacted.add(event.event_id);
     if (event.type === "m.room.redaction") {
@@ -141,6 +145,7 @@ export class Room {
 
   redact(targetId) {
     this.redacted.add(targetId);
+    this.threads.redact(targetId);
     const reaction = this.reactionById.get(targetId);
     if (reaction) {
       this.reactionById.delete(targetId);
@@ -345,10 +350,11 @@ export class SyncEngine extends EventTarget {
         if (event.type === "m.fully_read") room.fullyRead = event.content?.event_id ?? null;
       }
       const counts = section.unread_notifications;
+      if (section.unread_thread_notifications) room.threads.setUnread(section.unread_thread_notifications);
       if (counts) {
         const next = {
           notifications: counts.notification_count ?? 0,
-          highlights: counts.highlight_count ?? 0,
+          highlights: (counts.highlight_count ?? 0) + room.threads.unreadHighlights(),
         };
         if (next.notifications !== room.unread.notifications || next.highlights !== room.unread.highlights) {
           room.unread = next;

@@ -18,9 +18,11 @@ import { downloadFile, loadImage } from "../media.js";
 import { MEMBER_EVENT, memberNotice } from "../member-notices.js";
 import { SendQueue } from "../send-queue.js";
 import { redactsOf } from "../sync.js";
+import { lastMainEventId, threadRootOf } from "../threads.js";
 import { openLightbox } from "./lightbox.js";
 import { memberNoticeNode } from "./member-notice.js";
 import { confirmAction, pickEmoji } from "./popups.js";
+import { createThreads } from "./threads-view.js";
 
 const GROUP_GAP_MS = 7 * 60 * 1000;
 const TYPING_RESEND_MS = 4000;
@@ -124,9 +126,25 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
   );
   const el = h("section", { class: "chat", "data-testid": "chat", "data-room-id": roomId }, scroller, composer, typingLine);
 
-  if (readOnly || (!can("send_messages") && server())) {
+  /** Why nothing can be sent here (the composer's and the thread panel's placeholder), or null. */
+  const cannotSend = () =>
+    readOnly || (!can("send_messages") && server() ? "You do not have permission to send messages in this channel." : null);
+  // Threads (views/threads-view.js): a side panel in `el`, replies sent through this room's queue.
+  const threads = createThreads({
+    client,
+    room,
+    userId,
+    host: el,
+    renderBody: (event) => renderBody(event, currentContent(event)),
+    roleColor,
+    send,
+    retry: (message) => queueOf(room()).retry(message),
+    readOnly: cannotSend,
+  });
+
+  if (cannotSend()) {
     input.disabled = true;
-    input.placeholder = readOnly || "You do not have permission to send messages in this channel.";
+    input.placeholder = cannotSend();
     attach.disabled = true;
   }
 
@@ -210,10 +228,11 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
   /** Send with a local echo at once; the room's queue sends in order (send-queue.js). */
   function send(type, content) {
     const r = room();
-    if (!r) return;
+    if (!r) return null;
     const message = queueOf(r).enqueue(type, content, { txnId: newTxnId() });
     if (type === "m.room.message" && !content["m.relates_to"]?.rel_type) r.pending.push(message);
     sync.touch(roomId);
+    return message;
   }
 
   /**
@@ -517,6 +536,8 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       add("Add reaction", "face-slightly-smiling-plus", "action-react", (e) => pickEmoji(e.currentTarget, (emoji) => toggleReaction(event, emoji)));
       if (can("send_messages")) add("Reply", "reply", "action-reply", () => setReply(event));
     }
+    if (threads.hasThread(event.event_id)) add("Open thread", "messages-square", "action-thread", () => threads.open(event.event_id));
+    else if (threads.canOpen(event) && !cannotSend()) add("Create thread", "messages-square", "action-thread", () => threads.open(event.event_id));
     if (isEditable(event)) add("Edit", "pencil", "action-edit", () => startEdit(event.event_id));
     if (event.sender === userId || can("manage_messages")) {
       add("Delete", "trash", "action-delete", () => deleteMessage(event));
@@ -612,6 +633,8 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     if (!echo) {
       const reactions = renderReactions(event);
       if (reactions) main.append(reactions);
+      const thread = threads.summaryNode(event);
+      if (thread) main.append(thread);
     }
     node.append(gutter, main);
     if (!echo) node.append(renderActions(event));
@@ -658,6 +681,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       r.avatarOf(event.sender) ?? "",
       roleColor(event.sender) ?? "",
       can("manage_messages"),
+      threads.signature(event.event_id),
     ].join("|");
   }
 
@@ -682,6 +706,8 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       if (r.redacted.has(event.event_id) || event.unsigned?.redacted_because) continue;
       const rel = event.content?.["m.relates_to"];
       if (rel?.rel_type === "m.replace") continue;
+      // A thread's replies show in its panel; the root shows their count (views/threads-view.js).
+      if (threadRootOf(event)) continue;
       items.push({ key: event.event_id, event });
     }
     for (const echo of r.pending) {
@@ -786,6 +812,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     }
     renderTyping();
     markRead();
+    threads.render();
     queueMicrotask(fillViewport);
   }
 
@@ -818,7 +845,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
   /** Move the read markers to the newest event when it is on screen and the window has focus. */
   function markRead() {
     const r = room();
-    const last = r?.lastEventId;
+    const last = lastMainEventId(r?.timeline ?? []);
     if (!last || last === lastMarked || !document.hasFocus() || document.hidden) return;
     const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
     if (!atBottom) return;
@@ -864,11 +891,16 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
   // Once it gets a size (attached, shown, window resized), fill it if it is not full yet.
   const resizes = new ResizeObserver(() => fillViewport());
   resizes.observe(scroller);
-  const onFocus = () => markRead();
+  const onFocus = () => {
+    markRead();
+    threads.onFocus();
+  };
   window.addEventListener("focus", onFocus);
 
   return {
     el,
+    /** Header controls of this chat (home.js shows them beside the channel's name). */
+    tools: [threads.listButton],
     render,
     focus: () => input.focus(),
     destroy() {

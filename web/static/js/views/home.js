@@ -191,6 +191,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const contentTitle = h("span", { class: "content-title", "data-testid": "channel-title", text: "Home" });
   const contentIcon = h("span", { class: "content-icon", "aria-hidden": "true" });
   const contentTopic = h("span", { class: "content-topic muted", "data-testid": "channel-topic" });
+  // The open chat's own header controls (the thread list).
+  const chatTools = h("span", { class: "chat-tools" });
   const connection = h("div", { class: "connection", role: "status", "data-testid": "connection-status" });
   connection.hidden = true;
   const banner = h("p", { class: "banner", role: "status", "data-testid": "home-banner" });
@@ -202,7 +204,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const content = h(
     "main",
     { class: "content" },
-    h("header", { class: "content-header" }, navToggle, contentIcon, contentTitle, contentTopic, membersToggle),
+    h("header", { class: "content-header" }, navToggle, contentIcon, contentTitle, contentTopic, chatTools, membersToggle),
     connection,
     banner,
     routeNotice,
@@ -610,6 +612,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   function replaceChat(next) {
     chat?.destroy();
     chat = next;
+    chatTools.replaceChildren(...(next?.tools ?? []));
   }
 
   async function joinChannel(channel) {
