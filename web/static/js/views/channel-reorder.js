@@ -1,0 +1,277 @@
+// Reordering the sidebar: drag a channel within or across categories, or a category, and
+// Alt+ArrowUp / Alt+ArrowDown on a focused channel or category name for the keyboard.
+//
+// Only for those with manage_channels (the bridge refuses anyone else, and so does the module for
+// a write made with another client). A move shows at once, is sent as one PATCH (channel-order.js
+// says which), and is undone with the reason shown if the bridge refuses it; the server is read
+// again afterwards either way, so what stays is what the bridge wrote. Other people see it when
+// their sync brings the new `m.space.child` orders (views/home.js refreshes the server then).
+
+import { h } from "../dom.js";
+import { icon } from "../icons.js";
+import { describeError } from "../error-messages.js";
+import {
+  categoryMove,
+  channelMove,
+  channelStep,
+  sidebarCategories,
+  withCategoryMoved,
+  withChannelMoved,
+} from "../channel-order.js";
+
+const KEYS = "Alt+ArrowUp Alt+ArrowDown";
+
+/**
+ * @param {object} options
+ * @param {import("../guilds-api.js").GuildsApi} options.api
+ * @param {() => any} options.activeServer  the Server shown in the sidebar, or undefined
+ * @param {(sid: string) => any} options.serverById
+ * @param {(sid: string, server: any) => void} options.setServer  replace the shown Server
+ * @param {() => void} options.render  draw the sidebar again
+ * @param {(sid: string) => Promise<void>|void} options.refresh  read the Server from the bridge
+ */
+export function createChannelReorder({ api, activeServer, serverById, setServer, render, refresh }) {
+  const message = h("span", { class: "reorder-error-text" });
+  const dismiss = h(
+    "button",
+    {
+      type: "button",
+      class: "icon-button",
+      "aria-label": "Dismiss",
+      title: "Dismiss",
+      onclick: () => {
+        errorEl.hidden = true;
+      },
+    },
+    icon("x", { size: 16 }),
+  );
+  const errorEl = h("div", { class: "reorder-error", role: "alert", "data-testid": "reorder-error" }, message, dismiss);
+  errorEl.hidden = true;
+  // What a keyboard move did, for screen readers.
+  const status = h("p", { class: "visually-hidden", role: "status", "data-testid": "reorder-status" });
+  const el = h("div", { class: "reorder-notices" }, errorEl, status);
+
+  /** @type {{kind: "channel"|"category", id: string}|null} */
+  let dragging = null;
+  let busy = false;
+  let marked = null;
+  /** @type {HTMLElement|null} the channel list listened on */
+  let attachedTo = null;
+
+  function mayReorder(server) {
+    return Boolean(server?.me?.permissions?.includes("manage_channels"));
+  }
+
+  /** Make the drawn sidebar draggable and keyboard-movable, for those who may reorder. */
+  function decorate(list, server) {
+    attachedTo?.classList.toggle("reorderable", mayReorder(server));
+    if (!mayReorder(server)) return;
+    for (const button of list.querySelectorAll('[data-testid="channel"][data-channel-id]')) {
+      const row = button.closest(".channel-row");
+      row.setAttribute("draggable", "true");
+      row.dataset.dragChannel = button.getAttribute("data-channel-id");
+      button.setAttribute("aria-keyshortcuts", KEYS);
+    }
+    for (const section of list.querySelectorAll("section.category[data-category-id]")) {
+      const id = section.getAttribute("data-category-id");
+      const header = section.querySelector(".category-header");
+      if (!id || !header) continue;
+      header.setAttribute("draggable", "true");
+      header.dataset.dragCategory = id;
+      const name = header.querySelector(".category-name");
+      name.setAttribute("tabindex", "0");
+      name.setAttribute("aria-keyshortcuts", KEYS);
+    }
+  }
+
+  // --- where a drop lands ------------------------------------------------------------------------
+
+  const sectionCategory = (section) => section.getAttribute("data-category-id") || null;
+
+  /** The drop target under the pointer: the move's arguments and the element to mark. */
+  function dropTarget(event) {
+    const target = /** @type {Element} */ (event.target);
+    if (!(target instanceof Element) || !dragging) return null;
+    const section = target.closest("section.category");
+    if (!section) return null;
+    if (dragging.kind === "category") {
+      const sections = [...section.parentElement.querySelectorAll("section.category[data-category-id]")].filter(
+        (s) => sectionCategory(s) && sectionCategory(s) !== dragging.id,
+      );
+      const id = sectionCategory(section);
+      if (!id) return { index: 0, mark: sections[0] ?? null, where: "before" };
+      if (id === dragging.id) return null;
+      const rect = section.getBoundingClientRect();
+      const after = event.clientY > rect.top + rect.height / 2;
+      const index = sections.indexOf(section) + (after ? 1 : 0);
+      return { index, mark: section, where: after ? "after" : "before" };
+    }
+    const categoryId = sectionCategory(section);
+    const rows = [...section.querySelectorAll(".channel-row[data-drag-channel]")].filter(
+      (r) => r.getAttribute("data-drag-channel") !== dragging.id,
+    );
+    const row = target.closest(".channel-row");
+    if (row && rows.includes(row)) {
+      const rect = row.getBoundingClientRect();
+      const after = event.clientY > rect.top + rect.height / 2;
+      return { categoryId, index: rows.indexOf(row) + (after ? 1 : 0), mark: row, where: after ? "after" : "before" };
+    }
+    if (target.closest(".category-header")) return { categoryId, index: 0, mark: section, where: "into" };
+    return { categoryId, index: rows.length, mark: section, where: "into" };
+  }
+
+  function unmark() {
+    marked?.classList.remove("drop-before", "drop-after", "drop-into");
+    marked = null;
+  }
+
+  function mark(element, where) {
+    if (marked === element && element?.classList.contains(`drop-${where}`)) return;
+    unmark();
+    if (!element) return;
+    element.classList.add(`drop-${where}`);
+    marked = element;
+  }
+
+  /** The move a drop target asks for, or null when it changes nothing or is not allowed. */
+  function moveFor(server, target) {
+    if (!target || !dragging) return null;
+    if (dragging.kind === "category") return categoryMove(server, dragging.id, target.index);
+    return channelMove(server, dragging.id, { categoryId: target.categoryId, index: target.index });
+  }
+
+  // --- carrying a move out ---------------------------------------------------------------------
+
+  /**
+   * Show the move, send it, undo it if refused.
+   * @param {"channel"|"category"} kind
+   * @param {string} id
+   * @param {any} move  from channelMove or categoryMove
+   * @param {{focus?: boolean}} [options]
+   */
+  async function carryOut(kind, id, move, { focus = false } = {}) {
+    const before = activeServer();
+    if (!before || !move || busy) return;
+    const sid = before.server_id;
+    const item =
+      kind === "channel"
+        ? before.channels.find((c) => c.channel_id === id)
+        : before.categories.find((c) => c.category_id === id);
+    const label = kind === "channel" ? `#${item?.name ?? ""}` : (item?.name ?? "");
+    const shown = kind === "channel" ? withChannelMoved(before, id, move) : withCategoryMoved(before, id, move);
+    busy = true;
+    errorEl.hidden = true;
+    setServer(sid, shown);
+    render();
+    if (focus) refocus(kind, id);
+    status.textContent = describePlace(shown, kind, id, label);
+    try {
+      if (kind === "channel") {
+        const body = { order: move.position };
+        if ((item?.category_id ?? null) !== move.categoryId) body.category_id = move.categoryId;
+        await api.updateChannel(sid, id, body);
+      } else {
+        await api.updateCategory(sid, id, { order: move.position });
+      }
+    } catch (error) {
+      // Undone only if nothing newer was read meanwhile; the refresh below has the last word.
+      if (serverById(sid) === shown) {
+        setServer(sid, before);
+        render();
+        if (focus) refocus(kind, id);
+      }
+      message.textContent = `Could not move ${label}: ${describeError(error)}`;
+      errorEl.hidden = false;
+      status.textContent = `${label} was not moved.`;
+    } finally {
+      busy = false;
+      await refresh(sid);
+      if (focus) refocus(kind, id);
+    }
+  }
+
+  function describePlace(server, kind, id, label) {
+    if (kind === "category") {
+      const index = sidebarCategories(server).findIndex((c) => c.category_id === id);
+      return `${label} moved to position ${index + 1}.`;
+    }
+    const channel = server.channels.find((c) => c.channel_id === id);
+    const category = server.categories.find((c) => c.category_id === channel?.category_id);
+    return `${label} moved${category ? ` to ${category.name}` : " to the top"}.`;
+  }
+
+  function refocus(kind, id) {
+    const selector =
+      kind === "channel"
+        ? `[data-testid="channel"][data-channel-id="${CSS.escape(id)}"]`
+        : `section.category[data-category-id="${CSS.escape(id)}"] .category-name`;
+    /** @type {HTMLElement|null} */ (attachedTo?.querySelector(selector))?.focus();
+  }
+
+  // --- events ------------------------------------------------------------------------------------
+
+  /** Listen on the sidebar's channel list (it stays; its contents are drawn again and again). */
+  function attach(root) {
+    attachedTo = root;
+    root.addEventListener("dragstart", (event) => {
+      const target = /** @type {Element} */ (event.target);
+      const server = activeServer();
+      if (!(target instanceof Element) || !mayReorder(server) || busy) return;
+      const source = target.closest("[data-drag-channel], [data-drag-category]");
+      if (!source) return;
+      const channel = source.getAttribute("data-drag-channel");
+      dragging = channel ? { kind: "channel", id: channel } : { kind: "category", id: source.getAttribute("data-drag-category") };
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", dragging.id);
+      (dragging.kind === "category" ? source.closest("section.category") : source).classList.add("dragging");
+      errorEl.hidden = true;
+    });
+    root.addEventListener("dragover", (event) => {
+      if (!dragging) return;
+      const target = dropTarget(event);
+      if (!target || !moveFor(activeServer(), target)) {
+        unmark();
+        return;
+      }
+      event.preventDefault(); // a drop is allowed here
+      event.dataTransfer.dropEffect = "move";
+      mark(target.mark, target.where);
+    });
+    root.addEventListener("drop", (event) => {
+      if (!dragging) return;
+      event.preventDefault();
+      const target = dropTarget(event);
+      const move = moveFor(activeServer(), target);
+      const { kind, id } = dragging;
+      endDrag(root);
+      if (move) carryOut(kind, id, move);
+    });
+    root.addEventListener("dragend", () => endDrag(root));
+    root.addEventListener("keydown", (event) => {
+      if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
+      const server = activeServer();
+      const target = /** @type {Element} */ (event.target);
+      if (!mayReorder(server) || !(target instanceof Element)) return;
+      const delta = event.key === "ArrowUp" ? -1 : 1;
+      const channelId = target.matches('[data-testid="channel"]') ? target.getAttribute("data-channel-id") : null;
+      const categoryId = target.matches(".category-name") ? target.closest("section.category")?.getAttribute("data-category-id") : null;
+      if (!channelId && !categoryId) return;
+      event.preventDefault();
+      if (channelId) {
+        const step = channelStep(server, channelId, delta);
+        if (step) carryOut("channel", channelId, channelMove(server, channelId, step), { focus: true });
+      } else {
+        const index = sidebarCategories(server).findIndex((c) => c.category_id === categoryId) + delta;
+        if (index >= 0) carryOut("category", categoryId, categoryMove(server, categoryId, index), { focus: true });
+      }
+    });
+  }
+
+  function endDrag(root) {
+    unmark();
+    for (const node of root.querySelectorAll(".dragging")) node.classList.remove("dragging");
+    dragging = null;
+  }
+
+  return { el, decorate, attach, dragging: () => dragging !== null };
+}
