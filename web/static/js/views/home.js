@@ -22,6 +22,7 @@ import { mountRemovalNotices } from "./removal.js";
 import { installSwitcher, shellItems } from "./switcher.js";
 import { showMenu } from "./popups.js";
 import { createChannelReorder } from "./channel-reorder.js";
+import { createCategoryFollower } from "./category-follow.js";
 import { sidebarCategories, sidebarChannels } from "../channel-order.js";
 
 const REFRESH_DEBOUNCE_MS = 250;
@@ -174,6 +175,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
     refresh: (sid) => refreshServer(sid),
   });
   reorder.attach(channelList);
+  // In the shown server's categories, so a move or rename made in one shows live.
+  const followCategories = createCategoryFollower({ client, sync });
   const sidebar = h("aside", { class: "sidebar", "data-testid": "sidebar" }, serverMenuButton, reorder.el, channelList, userPanel);
 
   const navToggle = h("button", {
@@ -367,6 +370,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     serverMenuButton.disabled = false;
     sidebarTitle.textContent = server.name;
     calls.watchServer(server);
+    followCategories(server);
     const categories = [{ category_id: null, name: "" }, ...sidebarCategories(server)];
     for (const category of categories) {
       const channels = sidebarChannels(server, category.category_id);
@@ -909,6 +913,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     if (servers.has(roomId)) return roomId;
     for (const [sid, server] of servers) {
       if (server.channels?.some((c) => c.channel_id === roomId)) return sid;
+      if (server.categories?.some((c) => c.category_id === roomId)) return sid;
     }
     return null;
   }
