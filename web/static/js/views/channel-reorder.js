@@ -53,7 +53,8 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
 
   /** @type {{kind: "channel"|"category", id: string}|null} */
   let dragging = null;
-  let busy = false;
+  // Moves run one after another: each is computed from the sidebar as the previous one left it.
+  let queue = Promise.resolve();
   let marked = null;
   /** @type {HTMLElement|null} the channel list listened on */
   let attachedTo = null;
@@ -143,15 +144,21 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
   // --- carrying a move out ---------------------------------------------------------------------
 
   /**
-   * Show the move, send it, undo it if refused.
+   * Queue a move: when its turn comes, `plan(server)` says what it is (null: nothing to do).
    * @param {"channel"|"category"} kind
    * @param {string} id
-   * @param {any} move  from channelMove or categoryMove
+   * @param {(server: any) => any} plan  channelMove or categoryMove of the server shown then
    * @param {{focus?: boolean}} [options]
    */
-  async function carryOut(kind, id, move, { focus = false } = {}) {
+  function enqueue(kind, id, plan, options) {
+    queue = queue.then(() => carryOut(kind, id, plan, options));
+  }
+
+  /** Show the move, send it, undo it if refused. */
+  async function carryOut(kind, id, plan, { focus = false } = {}) {
     const before = activeServer();
-    if (!before || !move || busy) return;
+    const move = before && mayReorder(before) ? plan(before) : null;
+    if (!move) return;
     const sid = before.server_id;
     const item =
       kind === "channel"
@@ -159,7 +166,6 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
         : before.categories.find((c) => c.category_id === id);
     const label = kind === "channel" ? `#${item?.name ?? ""}` : (item?.name ?? "");
     const shown = kind === "channel" ? withChannelMoved(before, id, move) : withCategoryMoved(before, id, move);
-    busy = true;
     errorEl.hidden = true;
     setServer(sid, shown);
     render();
@@ -184,7 +190,6 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
       errorEl.hidden = false;
       status.textContent = `${label} was not moved.`;
     } finally {
-      busy = false;
       await refresh(sid);
       if (focus) refocus(kind, id);
     }
@@ -216,7 +221,7 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
     root.addEventListener("dragstart", (event) => {
       const target = /** @type {Element} */ (event.target);
       const server = activeServer();
-      if (!(target instanceof Element) || !mayReorder(server) || busy) return;
+      if (!(target instanceof Element) || !mayReorder(server)) return;
       const source = target.closest("[data-drag-channel], [data-drag-category]");
       if (!source) return;
       const channel = source.getAttribute("data-drag-channel");
@@ -244,7 +249,7 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
       const move = moveFor(activeServer(), target);
       const { kind, id } = dragging;
       endDrag(root);
-      if (move) carryOut(kind, id, move);
+      if (move) enqueue(kind, id, () => move);
     });
     root.addEventListener("dragend", () => endDrag(root));
     root.addEventListener("keydown", (event) => {
@@ -258,11 +263,15 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
       if (!channelId && !categoryId) return;
       event.preventDefault();
       if (channelId) {
-        const step = channelStep(server, channelId, delta);
-        if (step) carryOut("channel", channelId, channelMove(server, channelId, step), { focus: true });
+        enqueue("channel", channelId, (now) => {
+          const step = channelStep(now, channelId, delta);
+          return step && channelMove(now, channelId, step);
+        }, { focus: true });
       } else {
-        const index = sidebarCategories(server).findIndex((c) => c.category_id === categoryId) + delta;
-        if (index >= 0) carryOut("category", categoryId, categoryMove(server, categoryId, index), { focus: true });
+        enqueue("category", categoryId, (now) => {
+          const index = sidebarCategories(now).findIndex((c) => c.category_id === categoryId) + delta;
+          return index >= 0 ? categoryMove(now, categoryId, index) : null;
+        }, { focus: true });
       }
     });
   }
