@@ -375,6 +375,9 @@ async def test_edit_errors_change_nothing(stack: Stack, alice: User, bob: User) 
         (alice, general, {"allowed_roles": ["moderator"]}, 409, "M_CONFLICT"),
         (alice, general, {"category_id": cat}, 409, "M_CONFLICT"),
         (bob, other, {"name": "mine"}, 403, "M_FORBIDDEN"),
+        # Reordering is managing channels too (the web UI's drag is this request).
+        (bob, other, {"order": 0}, 403, "M_FORBIDDEN"),
+        (bob, other, {"category_id": cat, "order": 0}, 403, "M_FORBIDDEN"),
         (alice, "!nope:localhost", {"name": "x"}, 404, "M_NOT_FOUND"),
         (alice, cat, {"name": "x"}, 404, "M_NOT_FOUND"),
         (alice, other, {"category_id": "!nope:localhost"}, 404, "M_NOT_FOUND"),
@@ -470,6 +473,7 @@ async def test_categories_rename_reorder_and_delete(stack: Stack, alice: User, b
     before = await read_server(stack, alice, sid)
     for user, cat, body, status, errcode in [
         (bob, one, {"name": "Mine"}, 403, "M_FORBIDDEN"),
+        (bob, one, {"order": 0}, 403, "M_FORBIDDEN"),
         (alice, "!nope:localhost", {"name": "x"}, 404, "M_NOT_FOUND"),
         (alice, x, {"name": "x"}, 404, "M_NOT_FOUND"),
         (alice, one, {"name": ""}, 400, "M_INVALID_PARAM"),
