@@ -3,9 +3,11 @@
 //
 // Only for those with manage_channels (the bridge refuses anyone else, and so does the module for
 // a write made with another client). A move shows at once, is sent as one PATCH (channel-order.js
-// says which), and is undone with the reason shown if the bridge refuses it; the server is read
-// again afterwards either way, so what stays is what the bridge wrote. Other people see it when
-// their sync brings the new `m.space.child` orders (views/home.js refreshes the server then).
+// says which), and is undone with the reason shown if the bridge refuses it. While it is on its
+// way it is drawn over whatever the server is read as (`shown`), so a refresh made meanwhile
+// does not put the old order back; once answered, the server is read again, so what stays is
+// what the bridge wrote. Other people see it when their sync brings the new `m.space.child`
+// orders (views/home.js refreshes the server then).
 
 import { h } from "../dom.js";
 import { icon } from "../icons.js";
@@ -24,13 +26,11 @@ const KEYS = "Alt+ArrowUp Alt+ArrowDown";
 /**
  * @param {object} options
  * @param {import("../guilds-api.js").GuildsApi} options.api
- * @param {() => any} options.activeServer  the Server shown in the sidebar, or undefined
- * @param {(sid: string) => any} options.serverById
- * @param {(sid: string, server: any) => void} options.setServer  replace the shown Server
+ * @param {() => any} options.activeServer  the Server of the sidebar as last read, or undefined
  * @param {() => void} options.render  draw the sidebar again
  * @param {(sid: string) => Promise<void>|void} options.refresh  read the Server from the bridge
  */
-export function createChannelReorder({ api, activeServer, serverById, setServer, render, refresh }) {
+export function createChannelReorder({ api, activeServer, render, refresh }) {
   const message = h("span", { class: "reorder-error-text" });
   const dismiss = h(
     "button",
@@ -55,6 +55,16 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
   let dragging = null;
   // Moves run one after another: each is computed from the sidebar as the previous one left it.
   let queue = Promise.resolve();
+  /** @type {{sid: string, kind: "channel"|"category", id: string, move: any}|null} the move on its way */
+  let pending = null;
+
+  /** The server as the sidebar draws it: as last read, with the move on its way applied. */
+  function shown(server) {
+    if (!server || !pending || pending.sid !== server.server_id) return server;
+    const { kind, id, move } = pending;
+    return kind === "channel" ? withChannelMoved(server, id, move) : withCategoryMoved(server, id, move);
+  }
+  const current = () => shown(activeServer());
   let marked = null;
   /** @type {HTMLElement|null} the channel list listened on */
   let attachedTo = null;
@@ -156,7 +166,7 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
 
   /** Show the move, send it, undo it if refused. */
   async function carryOut(kind, id, plan, { focus = false } = {}) {
-    const before = activeServer();
+    const before = current();
     const move = before && mayReorder(before) ? plan(before) : null;
     if (!move) return;
     const sid = before.server_id;
@@ -165,12 +175,11 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
         ? before.channels.find((c) => c.channel_id === id)
         : before.categories.find((c) => c.category_id === id);
     const label = kind === "channel" ? `#${item?.name ?? ""}` : (item?.name ?? "");
-    const shown = kind === "channel" ? withChannelMoved(before, id, move) : withCategoryMoved(before, id, move);
     errorEl.hidden = true;
-    setServer(sid, shown);
+    pending = { sid, kind, id, move };
     render();
     if (focus) refocus(kind, id);
-    status.textContent = describePlace(shown, kind, id, label);
+    status.textContent = describePlace(current(), kind, id, label);
     try {
       if (kind === "channel") {
         const body = { order: move.position };
@@ -179,18 +188,19 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
       } else {
         await api.updateCategory(sid, id, { order: move.position });
       }
+      // Drawn over until the server is read with it, so the old order does not flash back.
+      await refresh(sid);
+      pending = null;
+      render();
     } catch (error) {
-      // Undone only if nothing newer was read meanwhile; the refresh below has the last word.
-      if (serverById(sid) === shown) {
-        setServer(sid, before);
-        render();
-        if (focus) refocus(kind, id);
-      }
+      pending = null;
+      render();
       message.textContent = `Could not move ${label}: ${describeError(error)}`;
       errorEl.hidden = false;
       status.textContent = `${label} was not moved.`;
-    } finally {
       await refresh(sid);
+    } finally {
+      pending = null;
       if (focus) refocus(kind, id);
     }
   }
@@ -220,7 +230,7 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
     attachedTo = root;
     root.addEventListener("dragstart", (event) => {
       const target = /** @type {Element} */ (event.target);
-      const server = activeServer();
+      const server = current();
       if (!(target instanceof Element) || !mayReorder(server)) return;
       const source = target.closest("[data-drag-channel], [data-drag-category]");
       if (!source) return;
@@ -234,7 +244,7 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
     root.addEventListener("dragover", (event) => {
       if (!dragging) return;
       const target = dropTarget(event);
-      if (!target || !moveFor(activeServer(), target)) {
+      if (!target || !moveFor(current(), target)) {
         unmark();
         return;
       }
@@ -246,7 +256,7 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
       if (!dragging) return;
       event.preventDefault();
       const target = dropTarget(event);
-      const move = moveFor(activeServer(), target);
+      const move = moveFor(current(), target);
       const { kind, id } = dragging;
       endDrag(root);
       if (move) enqueue(kind, id, () => move);
@@ -254,7 +264,7 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
     root.addEventListener("dragend", () => endDrag(root));
     root.addEventListener("keydown", (event) => {
       if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
-      const server = activeServer();
+      const server = current();
       const target = /** @type {Element} */ (event.target);
       if (!mayReorder(server) || !(target instanceof Element)) return;
       const delta = event.key === "ArrowUp" ? -1 : 1;
@@ -277,10 +287,12 @@ export function createChannelReorder({ api, activeServer, serverById, setServer,
   }
 
   function endDrag(root) {
+    if (!dragging) return;
     unmark();
     for (const node of root.querySelectorAll(".dragging")) node.classList.remove("dragging");
     dragging = null;
+    render(); // what changed during the drag was not drawn (home.js waits for its end)
   }
 
-  return { el, decorate, attach, dragging: () => dragging !== null };
+  return { el, decorate, attach, shown, dragging: () => dragging !== null };
 }

@@ -169,8 +169,6 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const reorder = createChannelReorder({
     api,
     activeServer: () => servers.get(activeServer),
-    serverById: (sid) => servers.get(sid),
-    setServer: (sid, server) => servers.set(sid, server),
     render: () => renderSidebar(),
     refresh: (sid) => refreshServer(sid),
   });
@@ -360,7 +358,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   }
 
   function drawSidebar(list) {
-    const server = servers.get(activeServer);
+    const server = reorder.shown(servers.get(activeServer)); // a move on its way drawn over it
     if (!server) {
       sidebarTitle.textContent = config.brandName;
       serverMenuButton.disabled = true;
