@@ -17,6 +17,7 @@ import {
   channelMove,
   channelStep,
   sidebarCategories,
+  sidebarChannels,
   withCategoryMoved,
   withChannelMoved,
 } from "../channel-order.js";
@@ -244,13 +245,16 @@ export function createChannelReorder({ api, activeServer, render, refresh }) {
     root.addEventListener("dragover", (event) => {
       if (!dragging) return;
       const target = dropTarget(event);
-      if (!target || !moveFor(current(), target)) {
+      const server = current();
+      const move = target && moveFor(server, target);
+      if (!move) {
         unmark();
         return;
       }
       event.preventDefault(); // a drop is allowed here
       event.dataTransfer.dropEffect = "move";
-      mark(target.mark, target.where);
+      if (dragging.kind === "channel") landing(root, server, dragging.id, move);
+      else mark(target.mark, target.where);
     });
     root.addEventListener("drop", (event) => {
       if (!dragging) return;
@@ -284,6 +288,16 @@ export function createChannelReorder({ api, activeServer, render, refresh }) {
         }, { focus: true });
       }
     });
+  }
+
+  /** Mark where a channel will land (kept inside its kind, so not always under the pointer). */
+  function landing(root, server, id, move) {
+    const after = sidebarChannels(withChannelMoved(server, id, move), move.categoryId);
+    const at = after.findIndex((c) => c.channel_id === id);
+    const rowOf = (channel) => root.querySelector(`[data-drag-channel="${CSS.escape(channel.channel_id)}"]`);
+    if (after[at + 1]) mark(rowOf(after[at + 1]), "before");
+    else if (after[at - 1]) mark(rowOf(after[at - 1]), "after");
+    else mark(root.querySelector(`section.category[data-category-id="${CSS.escape(move.categoryId ?? "")}"]`), "into");
   }
 
   function endDrag(root) {
