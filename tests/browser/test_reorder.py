@@ -6,6 +6,7 @@ manage_channels cannot drag, and a move the bridge refuses is undone with its re
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import nio
@@ -228,3 +229,39 @@ async def test_a_member_cannot_drag_and_a_refused_move_is_undone_with_its_reason
         (c for c in read[1]["channels"] if c["category_id"] is None), key=lambda c: c["order"]
     )
     assert [c["channel_id"] for c in top] == [general, first, second]
+
+
+async def test_a_channel_dropped_among_another_kind_lands_inside_its_own_and_the_line_says_so(
+    page: Page, stack: Stack, alice: User
+) -> None:
+    # The sidebar shows text before voice (as Discord does): a voice channel dropped above the
+    # text channels lands first among the voice ones, and the drop line shows that while dragging.
+    server = await create_server(stack, alice, "Kinds")
+    sid, general = server["server_id"], server["default_channel_id"]
+    lounge = await made(stack, alice, sid, "channels", {"name": "lounge", "kind": "voice"})
+    talk = await made(stack, alice, sid, "channels", {"name": "talk", "kind": "voice"})
+    notes = await made(stack, alice, sid, "channels", {"name": "notes", "kind": "text"})
+    await open_as(page, stack, alice)
+    await open_channel(page, sid)
+    await expect_channels(page, "", [general, notes, lounge, talk])
+
+    await row(page, talk).hover()
+    await page.mouse.down()
+    box = await row(page, general).bounding_box()
+    assert box is not None
+    await page.mouse.move(box["x"] + 20, box["y"] + 10, steps=5)
+    await page.mouse.move(box["x"] + 20, box["y"] + 3, steps=2)
+    await expect(row(page, lounge)).to_have_class(re.compile(r"\bdrop-before\b"))
+    await expect(row(page, general)).not_to_have_class(re.compile(r"\bdrop-"))
+    await page.mouse.up()
+    await expect_channels(page, "", [general, notes, talk, lounge])
+    await expect(page.locator(".drop-before, .drop-after, .drop-into")).to_have_count(0)
+
+    # Read back: what the bridge wrote, and the same order of each kind for matrix-nio.
+    await page.reload()
+    await open_channel(page, sid)
+    await expect_channels(page, "", [general, notes, talk, lounge])
+    async with stack.nio_client(alice) as client:
+        in_space = await ordered_children(client, sid)
+    assert [room for room in in_space if room in (talk, lounge)] == [talk, lounge]
+    assert [room for room in in_space if room in (general, notes)] == [general, notes]
