@@ -8,7 +8,7 @@ removed when a channel is gated) is unit tested without a homeserver.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -52,7 +52,7 @@ def reordered(
     may be among them: it is taken out first). Every sibling gets a distinct, dense order so
     the order is total; only the entries whose order changes are returned, `moved` always.
     """
-    ordered = sorted((s for s in siblings if s[0] != moved), key=lambda s: (s[1], s[0]))
+    ordered = sorted((s for s in siblings if s[0] != moved), key=_by_order)
     ids = [room for room, _ in ordered]
     at = len(ids) if position is None else max(0, min(position, len(ids)))
     ids.insert(at, moved)
@@ -63,6 +63,32 @@ def reordered(
         if room == moved or current.get(room) != key:
             changes[room] = key
     return changes
+
+
+def position_among_all(
+    siblings: Sequence[tuple[RoomID, str]],
+    visible: Collection[RoomID],
+    moved: RoomID,
+    position: int | None,
+) -> int | None:
+    """The position among all `siblings` for a `position` among those the caller can see.
+
+    A caller who may not enter a private channel is not told it exists, so the position they
+    ask for counts only the channels they see: the moved channel goes just before the one
+    they see at that place (after the last they see when past the end), wherever hidden ones
+    lie. For a caller who sees every sibling this is `position` itself.
+    """
+    if position is None:
+        return None
+    ordered = [room for room, _ in sorted((s for s in siblings if s[0] != moved), key=_by_order)]
+    seen = [room for room in ordered if room in visible]
+    if position < len(seen):
+        return ordered.index(seen[position])
+    return ordered.index(seen[-1]) + 1 if seen else len(ordered)
+
+
+def _by_order(sibling: tuple[RoomID, str]) -> tuple[str, str]:
+    return (sibling[1], sibling[0])
 
 
 def child_orders(rooms: ServerRooms, parent: RoomID) -> list[str]:

@@ -29,6 +29,7 @@ from bridge.plans.channels import (
     next_index,
     no_longer_allowed,
     order_steps,
+    position_among_all,
     reordered,
     retype_steps,
 )
@@ -292,11 +293,16 @@ class Channels:
             new_category = category if moving else channel.category_id
             new_parent = new_category or sid
             touched = {room, old_parent, new_parent}
+            siblings = self._siblings(server, new_category)
+            # The position the caller asked for counts the channels they see (docs/API.md).
+            at = position_among_all(
+                siblings, self._seen_by(server, actor, new_category), room, position
+            )
             if new_parent != old_parent:
-                if position is None:
+                if at is None:
                     changes = {room: order_key(next_index(child_orders(rooms, new_parent)))}
                 else:
-                    changes = reordered(self._siblings(server, new_category), room, position)
+                    changes = reordered(siblings, room, at)
                 first += order_steps(
                     rooms, new_parent, changes, prefix="order", link_kinds={room: kind}
                 )
@@ -305,8 +311,8 @@ class Channels:
                 )
                 first += point
                 second += unlink
-            elif position is not None:
-                changes = reordered(self._siblings(server, new_category), room, position)
+            elif at is not None:
+                changes = reordered(siblings, room, at)
                 # The channel's kind as it now is: a retype in the same edit is not undone.
                 first += order_steps(
                     rooms, new_parent, changes, prefix="order", link_kinds={room: kind}
@@ -347,6 +353,14 @@ class Channels:
     @staticmethod
     def _siblings(server: Server, category: RoomID | None) -> list[tuple[RoomID, str]]:
         return [(c.channel_id, c.order) for c in server.channels if c.category_id == category]
+
+    @staticmethod
+    def _seen_by(server: Server, actor: UserID, category: RoomID | None) -> set[RoomID]:
+        return {
+            c.channel_id
+            for c in server.channels
+            if c.category_id == category and may_enter(server, actor, c)
+        }
 
     async def delete_channel(self, server_id: str, actor: UserID, channel_id: str) -> None:
         server = self._managed(server_id, actor)

@@ -300,6 +300,42 @@ async def test_edit_rename_retype_move_and_reorder(stack: Stack, alice: User) ->
     assert [ch["channel_id"] for ch in in_cat] == [c, a]
 
 
+async def test_a_position_counts_the_channels_the_mover_sees(
+    stack: Stack, alice: User, bob: User
+) -> None:
+    # A moderator manages channels but may not enter one gated to admins: he is not told it
+    # exists, so the position he asks for counts only the channels he sees (as the web UI's
+    # drag computes it); the hidden channel keeps its place among the others.
+    server = await create_server(stack, alice, "Shelves")
+    sid, general = server["server_id"], server["default_channel_id"]
+    hidden = (await add_channel(stack, alice, sid, name="staff", kind="text", allowed_roles=[]))[
+        "channel_id"
+    ]
+    x = (await add_channel(stack, alice, sid, name="x", kind="text"))["channel_id"]
+    y = (await add_channel(stack, alice, sid, name="y", kind="text"))["channel_id"]
+    await join_server(stack, sid, bob)
+    await give_role(stack, sid, "moderator", bob)
+
+    def top(read: dict[str, Any]) -> list[str]:
+        shown = [c for c in read["channels"] if c["category_id"] is None]
+        return [c["channel_id"] for c in sorted(shown, key=lambda c: (c["order"], c["channel_id"]))]
+
+    assert top(await read_server(stack, bob, sid)) == [general, x, y]
+    # x to the end of what he sees: after y (without counting staff, 2 would leave it in place).
+    status, moved = await Api(stack, bob).call(
+        "PATCH", f"/servers/{sid}/channels/{x}", {"order": 2}
+    )
+    assert status == 200, moved
+    assert top(await read_server(stack, bob, sid)) == [general, y, x]
+    assert top(await read_server(stack, alice, sid)) == [general, hidden, y, x]
+    # x back to the second place he sees: before y, and still after staff.
+    status, moved = await Api(stack, bob).call(
+        "PATCH", f"/servers/{sid}/channels/{x}", {"order": 1}
+    )
+    assert status == 200, moved
+    assert top(await read_server(stack, alice, sid)) == [general, hidden, x, y]
+
+
 async def test_gating_removes_who_may_no_longer_enter(stack: Stack, alice: User, bob: User) -> None:
     server = await create_server(stack, alice, "Gate")
     sid = server["server_id"]
@@ -375,6 +411,9 @@ async def test_edit_errors_change_nothing(stack: Stack, alice: User, bob: User) 
         (alice, general, {"allowed_roles": ["moderator"]}, 409, "M_CONFLICT"),
         (alice, general, {"category_id": cat}, 409, "M_CONFLICT"),
         (bob, other, {"name": "mine"}, 403, "M_FORBIDDEN"),
+        # Reordering is managing channels too (the web UI's drag is this request).
+        (bob, other, {"order": 0}, 403, "M_FORBIDDEN"),
+        (bob, other, {"category_id": cat, "order": 0}, 403, "M_FORBIDDEN"),
         (alice, "!nope:localhost", {"name": "x"}, 404, "M_NOT_FOUND"),
         (alice, cat, {"name": "x"}, 404, "M_NOT_FOUND"),
         (alice, other, {"category_id": "!nope:localhost"}, 404, "M_NOT_FOUND"),
@@ -470,6 +509,7 @@ async def test_categories_rename_reorder_and_delete(stack: Stack, alice: User, b
     before = await read_server(stack, alice, sid)
     for user, cat, body, status, errcode in [
         (bob, one, {"name": "Mine"}, 403, "M_FORBIDDEN"),
+        (bob, one, {"order": 0}, 403, "M_FORBIDDEN"),
         (alice, "!nope:localhost", {"name": "x"}, 404, "M_NOT_FOUND"),
         (alice, x, {"name": "x"}, 404, "M_NOT_FOUND"),
         (alice, one, {"name": ""}, 400, "M_INVALID_PARAM"),

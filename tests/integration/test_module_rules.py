@@ -92,6 +92,13 @@ async def test_channel_edits_without_manage_channels_are_refused(
         ),
         (server.lounge, "m.space.parent", {}, server.server_id),
         (server.server_id, "m.space.child", {}, server.lounge),
+        # A reorder made with another client: the link kept, its order changed.
+        (
+            server.server_id,
+            "m.space.child",
+            {"via": [stack.server_name], "order": "000009"},
+            server.lounge,
+        ),
     ]
     for room_id, event_type, content, key in edits:
         # The helper's power (50) passes Matrix's thresholds: only the module refuses.
@@ -99,6 +106,11 @@ async def test_channel_edits_without_manage_channels_are_refused(
         assert_forbidden(response, "manage_channels")
     # A member (power 0) is refused by Matrix's own power levels already.
     response = await put_state(stack, server["member"], server.lounge, "m.room.name", {"name": "x"})
+    assert_forbidden(response)
+    reorder = {"via": [stack.server_name], "order": "000009"}
+    response = await put_state(
+        stack, server["member"], server.server_id, "m.space.child", reorder, server.lounge
+    )
     assert_forbidden(response)
 
 

@@ -11,6 +11,7 @@ from bridge.plans.channels import (
     gate_rooms,
     next_index,
     no_longer_allowed,
+    position_among_all,
     reordered,
     retype_steps,
 )
@@ -85,6 +86,32 @@ def test_reordered_is_dense_and_total() -> None:
     # Ties (from another client) are broken by room id, then written apart.
     tied = [(RoomID("!b"), "x"), (RoomID("!a"), "x")]
     assert reordered(tied, RoomID("!n"), 1) == {"!a": "000000", "!n": "000001", "!b": "000002"}
+
+
+def test_a_position_counts_only_the_channels_the_caller_sees() -> None:
+    # !h is private: a moderator who may not enter it sees !a !b !c, in that order.
+    siblings = [
+        (RoomID("!a"), "000000"),
+        (RoomID("!h"), "000001"),
+        (RoomID("!b"), "000002"),
+        (RoomID("!c"), "000003"),
+    ]
+    seen = {RoomID("!a"), RoomID("!b"), RoomID("!c")}
+    # !c to the second place he sees: before !b, so after the hidden !h.
+    at = position_among_all(siblings, seen, RoomID("!c"), 1)
+    assert at == 2
+    assert reordered(siblings, RoomID("!c"), at) == {"!c": "000002", "!b": "000003"}
+    # First and last as he sees them; nothing asked, nothing moved.
+    assert position_among_all(siblings, seen, RoomID("!c"), 0) == 0
+    assert position_among_all(siblings, seen, RoomID("!a"), 2) == 3
+    assert position_among_all(siblings, seen, RoomID("!a"), 99) == 3
+    assert position_among_all(siblings, seen, RoomID("!a"), None) is None
+    # Seeing every sibling, the position is the one asked for.
+    everyone = {room for room, _ in siblings}
+    for position in range(4):
+        assert position_among_all(siblings, everyone, RoomID("!b"), position) == position
+    # Into a category whose channels he sees none of: last.
+    assert position_among_all([(RoomID("!h"), "000000")], set(), RoomID("!n"), 0) == 1
 
 
 def test_gates_always_let_admins_in() -> None:

@@ -1,30 +1,19 @@
 // The provisioning API client (/_guilds/v1 on this page's origin): every management request.
 //
-// The caller's Matrix access token travels in the Authorization header only, never in a URL.
-// A `{errcode, error}` answer becomes a thrown GuildsError (a MatrixError, so describeError and
-// `error.errcode` work as for the homeserver); a 429 is waited out and retried a bounded number
-// of times, as matrix.js does; a 202 (a change still under way) is followed to its end through
-// its operation (docs/API.md, "Operations"). Used by the shell (views/home.js), the management dialogs
-// (manage/) and the invite landing page (invite.js).
+// Requests are made by http.js, as matrix.js makes the homeserver's: the caller's Matrix access
+// token in the Authorization header only, never in a URL; a `{errcode, error}` answer a thrown
+// MatrixError (so describeError and `error.errcode` work as for the homeserver); a 429 waited out
+// and retried a bounded number of times. A 202 (a change still under way) is followed to its end
+// through its operation (docs/API.md, "Operations"). Used by the shell (views/home.js), the
+// management dialogs (manage/) and the invite landing page (invite.js).
 
-import { ConnectionError, MatrixError } from "./matrix.js";
+import { DEFAULT_TIMEOUT_MS, MatrixError, requestJson } from "./http.js";
 
 export const API_PREFIX = "/_guilds/v1";
-const DEFAULT_TIMEOUT_MS = 30_000;
-const MAX_RATE_LIMIT_RETRIES = 3;
-const MAX_RATE_LIMIT_WAIT_MS = 10_000;
 // A 202 is followed by polling its operation, backing off to this interval.
 const OPERATION_POLL_MAX_MS = 2_000;
 // Bounds allMembers, so a server answering `next` forever cannot loop us.
 const MAX_MEMBER_PAGES = 100;
-
-/** An error answered by the provisioning API; `message` is its human sentence. */
-export class GuildsError extends MatrixError {
-  constructor(errcode, message, options) {
-    super(errcode, message, options);
-    this.name = "GuildsError";
-  }
-}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const seg = encodeURIComponent;
@@ -62,43 +51,18 @@ export class GuildsApi {
     for (const [key, value] of Object.entries(query ?? {})) {
       if (value !== undefined && value !== null) url.searchParams.set(key, String(value));
     }
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (auth && this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
-
-    for (let attempt = 0; ; attempt++) {
-      let response;
-      try {
-        response = await this._fetch(url, {
-          method,
-          headers,
-          body: body === undefined ? undefined : JSON.stringify(body),
-          signal: AbortSignal.timeout(timeoutMs),
-          credentials: "omit",
-          referrerPolicy: "no-referrer",
-        });
-      } catch (cause) {
-        throw new ConnectionError(this.baseUrl || "this site", cause);
-      }
-      const data = await readJson(response);
-      if (response.status === 202 && typeof data.operation_id === "string") {
-        return this.followOperation(data.operation_id);
-      }
-      if (response.ok) return response.status === 204 ? null : data;
-
-      const errcode = typeof data.errcode === "string" ? data.errcode : "M_UNKNOWN";
-      const message =
-        typeof data.error === "string" ? data.error : `The server answered ${response.status}`;
-      const error = new GuildsError(errcode, message, { status: response.status, data });
-      if (response.status === 429 && attempt < MAX_RATE_LIMIT_RETRIES) {
-        const wait = error.retryAfterMs ?? 500 * 2 ** attempt;
-        if (wait <= MAX_RATE_LIMIT_WAIT_MS) {
-          await sleep(wait);
-          continue;
-        }
-      }
-      throw error;
+    const { status, data } = await requestJson(this._fetch, url, {
+      method,
+      body,
+      accessToken: auth ? this.accessToken : null,
+      timeoutMs,
+      server: "Guilds server",
+      origin: this.baseUrl || "this site",
+    });
+    if (status === 202 && typeof data.operation_id === "string") {
+      return this.followOperation(data.operation_id);
     }
+    return status === 204 ? null : data;
   }
 
   /**
@@ -114,7 +78,7 @@ export class GuildsApi {
       if (operation?.status === "done") return operation.result ?? null;
       if (operation?.status === "failed") {
         const failure = operation.error ?? {};
-        throw new GuildsError(
+        throw new MatrixError(
           typeof failure.errcode === "string" ? failure.errcode : "M_UNKNOWN",
           typeof failure.error === "string" ? failure.error : "The change failed",
           { status: operation.http_status ?? 500, data: failure },
@@ -275,15 +239,4 @@ export function inviteCodeFrom(text) {
 
 function dropUndefined(object) {
   return Object.fromEntries(Object.entries(object ?? {}).filter(([, v]) => v !== undefined));
-}
-
-async function readJson(response) {
-  const text = await response.text();
-  if (!text) return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    // A proxy's HTML error page, for instance: keep going with the status alone.
-    return {};
-  }
 }

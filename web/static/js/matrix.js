@@ -1,47 +1,18 @@
-// The one module that talks to the homeserver: every Client-Server API request goes through here.
+// The one module that talks to the homeserver: every Client-Server API request goes through here,
+// and no other module names a `/_matrix/` path (eslint.config.js enforces it).
 //
-// The access token travels in the Authorization header only, never in a URL. A `{errcode, error}`
-// answer becomes a thrown MatrixError; a 429 is waited out and retried a bounded number of times.
+// Requests are made by http.js, shared with the provisioning API's client: the access token in the
+// Authorization header only, never in a URL; a `{errcode, error}` answer a thrown MatrixError; a
+// 429 waited out and retried a bounded number of times.
+
+import { ConnectionError, DEFAULT_TIMEOUT_MS, MatrixError, errorFromAnswer, readJson, requestJson } from "./http.js";
+
+export { ConnectionError, MatrixError };
 
 const CLIENT_PREFIX = "/_matrix/client/v3";
 // Relations and the thread list exist only under v1.
 const CLIENT_V1 = "/_matrix/client/v1";
-const DEFAULT_TIMEOUT_MS = 30_000;
-const MAX_RATE_LIMIT_RETRIES = 3;
-// Past this we stop waiting silently and let the person know they were rate limited.
-const MAX_RATE_LIMIT_WAIT_MS = 10_000;
-
-/** An error answered by the homeserver, with its Matrix errcode and HTTP status. */
-export class MatrixError extends Error {
-  /**
-   * @param {string} errcode
-   * @param {string} message
-   * @param {{status?: number, data?: Record<string, any>}} [details]
-   */
-  constructor(errcode, message, { status = 0, data = {} } = {}) {
-    super(message || errcode);
-    this.name = "MatrixError";
-    this.errcode = errcode;
-    this.status = status;
-    this.data = data;
-  }
-
-  /** How long the server asked us to wait, for M_LIMIT_EXCEEDED; null when it did not say. */
-  get retryAfterMs() {
-    const value = this.data?.retry_after_ms;
-    return Number.isFinite(value) ? value : null;
-  }
-}
-
-/** The homeserver could not be reached at all (network down, wrong URL, CORS, timeout). */
-export class ConnectionError extends Error {
-  constructor(baseUrl, cause) {
-    super(`Could not reach the homeserver at ${baseUrl}`);
-    this.name = "ConnectionError";
-    this.baseUrl = baseUrl;
-    this.cause = cause;
-  }
-}
+const DELAYED_EVENTS = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events";
 
 /** The server's sign-up needs steps this client cannot do (captcha, email, terms...). */
 export class UnsupportedAuthError extends Error {
@@ -56,7 +27,6 @@ export class UnsupportedAuthError extends Error {
 // User-interactive auth stages this client completes on its own.
 const SUPPORTED_STAGES = new Set(["m.login.dummy"]);
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const enc = encodeURIComponent;
 
 /** A transaction id unique to this tab: a retry with the same id is not sent twice. */
@@ -99,38 +69,15 @@ export class MatrixClient {
     for (const [key, value] of Object.entries(query ?? {})) {
       url.searchParams.set(key, value);
     }
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (auth && this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
-
-    for (let attempt = 0; ; attempt++) {
-      let response;
-      try {
-        response = await this._fetch(url, {
-          method,
-          headers,
-          body: body === undefined ? undefined : JSON.stringify(body),
-          signal: AbortSignal.timeout(timeoutMs),
-          // The token is in a header; cookies and referrers are no business of the homeserver.
-          credentials: "omit",
-          referrerPolicy: "no-referrer",
-        });
-      } catch (cause) {
-        throw new ConnectionError(this.baseUrl, cause);
-      }
-      const data = await readJson(response);
-      if (response.ok) return data;
-
-      const error = toMatrixError(response, data);
-      if (response.status === 429 && retryRateLimits && attempt < MAX_RATE_LIMIT_RETRIES) {
-        const wait = retryDelayMs(error, response, attempt);
-        if (wait <= MAX_RATE_LIMIT_WAIT_MS) {
-          await sleep(wait);
-          continue;
-        }
-      }
-      throw error;
-    }
+    const { data } = await requestJson(this._fetch, url, {
+      method,
+      body,
+      accessToken: auth ? this.accessToken : null,
+      timeoutMs,
+      retryRateLimits,
+      origin: this.baseUrl,
+    });
+    return data;
   }
 
   /**
@@ -138,7 +85,7 @@ export class MatrixClient {
    * answer is awaited and failures are ignored — whatever it ends also ends another way
    * (a call membership's expiry, a call's failed connection).
    */
-  sendOnUnload(method, path, body) {
+  _sendOnUnload(method, path, body) {
     try {
       this._fetch(new URL(this.baseUrl + path), {
         method,
@@ -372,7 +319,7 @@ export class MatrixClient {
     } catch (cause) {
       throw new ConnectionError(this.baseUrl, cause);
     }
-    if (!response.ok) throw toMatrixError(response, await readJson(response));
+    if (!response.ok) throw errorFromAnswer(response.status, await readJson(response));
     return response.blob();
   }
 
@@ -478,31 +425,73 @@ export class MatrixClient {
       throw error;
     }
   }
-}
 
-async function readJson(response) {
-  const text = await response.text();
-  if (!text) return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    // A proxy's HTML error page, for instance: keep going with the status alone.
-    return {};
+  // --- Media (media.js) -----------------------------------------------------------------------
+
+  /**
+   * An image or file of the media repository (authenticated media) as a Blob.
+   * @param {string} server  the mxc URI's server name
+   * @param {string} mediaId
+   * @param {{size?: number}} [options]  a square thumbnail of this size instead of the file
+   */
+  mediaBlob(server, mediaId, { size } = {}) {
+    const kind = size ? "thumbnail" : "download";
+    const query = size ? { width: String(size), height: String(size), method: "crop" } : undefined;
+    return this.requestBlob("GET", `/_matrix/client/v1/media/${kind}/${enc(server)}/${enc(mediaId)}`, { query });
+  }
+
+  // --- Calls (calls/) -------------------------------------------------------------------------
+
+  /** The homeserver's TURN credentials: {username, password, uris, ttl}. */
+  turnServer() {
+    return this.request("GET", `${CLIENT_PREFIX}/voip/turnServer`);
+  }
+
+  /**
+   * Write a state event. With `delayMs`, a delayed state event (MSC4140): the homeserver sends
+   * it that much later unless told otherwise, and answers its `delay_id`.
+   * @param {string} roomId
+   * @param {string} type
+   * @param {string} stateKey
+   * @param {object} content
+   * @param {{delayMs?: number}} [options]
+   */
+  putState(roomId, type, stateKey, content, { delayMs } = {}) {
+    const query = delayMs === undefined ? undefined : { "org.matrix.msc4140.delay": String(delayMs) };
+    return this.request("PUT", statePath(roomId, type, stateKey), { body: content, query });
+  }
+
+  /**
+   * Act on a delayed event (MSC4140).
+   * @param {string} delayId
+   * @param {"send"|"cancel"|"restart"} action
+   */
+  delayedEventAction(delayId, action) {
+    return this.request("POST", `${DELAYED_EVENTS}/${enc(delayId)}`, { body: { action } });
+  }
+
+  /** Send to-device messages: `messages` is {user id: {device id: content}}. */
+  sendToDevice(type, messages, txnId = newTxnId()) {
+    return this.request("PUT", `${CLIENT_PREFIX}/sendToDevice/${enc(type)}/${enc(txnId)}`, { body: { messages } });
+  }
+
+  // Requests made while the page goes away (see _sendOnUnload): no answer, no error.
+
+  sendEventOnUnload(roomId, type, content) {
+    this._sendOnUnload("PUT", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/send/${enc(type)}/${enc(newTxnId())}`, content);
+  }
+
+  putStateOnUnload(roomId, type, stateKey, content) {
+    this._sendOnUnload("PUT", statePath(roomId, type, stateKey), content);
+  }
+
+  delayedEventActionOnUnload(delayId, action) {
+    this._sendOnUnload("POST", `${DELAYED_EVENTS}/${enc(delayId)}`, { action });
   }
 }
 
-function toMatrixError(response, data) {
-  const errcode = typeof data.errcode === "string" ? data.errcode : "M_UNKNOWN";
-  const message =
-    typeof data.error === "string" ? data.error : `The homeserver answered ${response.status}`;
-  return new MatrixError(errcode, message, { status: response.status, data });
-}
-
-function retryDelayMs(error, response, attempt) {
-  if (error.retryAfterMs !== null) return error.retryAfterMs;
-  const header = Number(response.headers.get("Retry-After"));
-  if (Number.isFinite(header) && header > 0) return header * 1000;
-  return 500 * 2 ** attempt;
+function statePath(roomId, type, stateKey) {
+  return `${CLIENT_PREFIX}/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`;
 }
 
 /** The UIA state in a 401 answer, or null when the error is not a UIA challenge. */

@@ -26,13 +26,7 @@ async function fetchBlob(client, mxc, size) {
   const match = /^mxc:\/\/([^/]+)\/([^/?#]+)$/.exec(String(mxc ?? ""));
   if (!match) throw new Error("not a media URI");
   const [, server, mediaId] = match;
-  const kind = size ? "thumbnail" : "download";
-  const query = size ? { width: String(size), height: String(size), method: "crop" } : undefined;
-  return client.requestBlob(
-    "GET",
-    `/_matrix/client/v1/media/${kind}/${encodeURIComponent(server)}/${encodeURIComponent(mediaId)}`,
-    { query },
-  );
+  return client.mediaBlob(server, mediaId, { size });
 }
 
 /** Show an mxc:// image in `img` once loaded; on failure the element gets the class `broken`. */

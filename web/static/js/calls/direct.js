@@ -18,7 +18,6 @@
 // sent, the call with the lexicographically lesser call_id survives on both sides (the side whose
 // call was the greater hangs it up and answers the other).
 
-import { newTxnId } from "../matrix.js";
 import { rtcConfiguration } from "./ice.js";
 
 export const CALL_EVENT_TYPES = new Set([
@@ -497,9 +496,8 @@ export class DirectCall extends EventTarget {
     if (this.ended || this.state === "ringing" || this.state === "preparing") return;
     const content = this._content({ reason: "user_hangup" });
     this._end("user_hangup", "local");
-    const path = `/_matrix/client/v3/rooms/${encodeURIComponent(this.roomId)}/send/m.call.hangup/${newTxnId()}`;
     // If it is lost, the other side still ends the call when the connection fails.
-    this.client.sendOnUnload("PUT", path, content);
+    this.client.sendEventOnUnload(this.roomId, "m.call.hangup", content);
   }
 
   /** Mute or unmute the microphone (no renegotiation: the track stays, silent). */

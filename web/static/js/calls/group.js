@@ -17,7 +17,7 @@
 // `call_id`, `party_id` and `version: "1"`. Later changes (camera, screen share) are offered with
 // `m.call.negotiate`, glare there resolved by the same order (the later one rolls back).
 
-import { MatrixError, newTxnId } from "../matrix.js";
+import { MatrixError } from "../matrix.js";
 import { rtcConfiguration } from "./ice.js";
 
 export const CALL_MEMBER = "org.matrix.msc3401.call.member";
@@ -43,7 +43,6 @@ const SPEAKING_POLL_MS = 150;
  * dies without a goodbye is out of the call `leaveDelayMs` later, written by the homeserver.
  */
 const timing = { expiresMs: 45_000, refreshMs: 15_000, graceMs: 10_000, leaveDelayMs: 10_000, leaveRestartMs: 4_000 };
-const DELAYED_EVENTS = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events";
 
 /**
  * Camera constraints. A mesh sends one stream per peer (up to 7), so a modest size by default;
@@ -339,13 +338,8 @@ export class GroupCall extends EventTarget {
     };
   }
 
-  _statePath() {
-    const enc = encodeURIComponent;
-    return `/_matrix/client/v3/rooms/${enc(this.roomId)}/state/${enc(CALL_MEMBER)}/${enc(this.key)}`;
-  }
-
   _writeMembership() {
-    return this.client.request("PUT", this._statePath(), { body: this.membershipContent() });
+    return this.client.putState(this.roomId, CALL_MEMBER, this.key, this.membershipContent());
   }
 
   /**
@@ -355,9 +349,8 @@ export class GroupCall extends EventTarget {
    */
   async _scheduleLeave() {
     try {
-      const answer = await this.client.request("PUT", this._statePath(), {
-        body: {},
-        query: { "org.matrix.msc4140.delay": String(timing.leaveDelayMs) },
+      const answer = await this.client.putState(this.roomId, CALL_MEMBER, this.key, {}, {
+        delayMs: timing.leaveDelayMs,
       });
       // A homeserver that does not know the parameter wrote `{}` at once, with no delay_id.
       this._delayId = typeof answer?.delay_id === "string" ? answer.delay_id : null;
@@ -369,7 +362,7 @@ export class GroupCall extends EventTarget {
   }
 
   _delayedAction(delayId, action) {
-    return this.client.request("POST", `${DELAYED_EVENTS}/${encodeURIComponent(delayId)}`, { body: { action } });
+    return this.client.delayedEventAction(delayId, action);
   }
 
   async _restartLeave() {
@@ -417,7 +410,7 @@ export class GroupCall extends EventTarget {
         // Already sent, or the homeserver cannot be reached: write it ourselves.
       }
     }
-    await this.client.request("PUT", this._statePath(), { body: {} });
+    await this.client.putState(this.roomId, CALL_MEMBER, this.key, {});
   }
 
   /** Another tab of this device took over: our delayed leave must not empty its membership. */
@@ -430,15 +423,13 @@ export class GroupCall extends EventTarget {
 
   /** This device's memberships in other rooms' calls are emptied (one call at a time). */
   _leaveOtherCalls() {
-    const enc = encodeURIComponent;
     const keys = [this.key, `_${this.me.userId}_${this.me.deviceId}`];
     for (const room of this.sync.rooms.values()) {
       if (room.roomId === this.roomId) continue;
       for (const key of keys) {
         const event = room.getState(CALL_MEMBER, key);
         if (!event || Object.keys(event.content ?? {}).length === 0) continue;
-        const path = `/_matrix/client/v3/rooms/${enc(room.roomId)}/state/${enc(CALL_MEMBER)}/${enc(key)}`;
-        this.client.request("PUT", path, { body: {} }).catch((error) => {
+        this.client.putState(room.roomId, CALL_MEMBER, key, {}).catch((error) => {
           console.warn("leaving the call in another channel failed", error);
         });
       }
@@ -494,9 +485,9 @@ export class GroupCall extends EventTarget {
     if (this.state !== "joined") return;
     // If it is lost, the delayed leave (or the expiry and the bridge's sweep) clears it anyway.
     if (this._delayId) {
-      this.client.sendOnUnload("POST", `${DELAYED_EVENTS}/${encodeURIComponent(this._delayId)}`, { action: "send" });
+      this.client.delayedEventActionOnUnload(this._delayId, "send");
     } else {
-      this.client.sendOnUnload("PUT", this._statePath(), {});
+      this.client.putStateOnUnload(this.roomId, CALL_MEMBER, this.key, {});
     }
   }
 
@@ -612,10 +603,7 @@ export class GroupCall extends EventTarget {
   // --- signalling ----------------------------------------------------------------------------
 
   async sendToDevice(type, userId, deviceId, content) {
-    const enc = encodeURIComponent;
-    await this.client.request("PUT", `/_matrix/client/v3/sendToDevice/${enc(type)}/${enc(newTxnId())}`, {
-      body: { messages: { [userId]: { [deviceId]: content } } },
-    });
+    await this.client.sendToDevice(type, { [userId]: { [deviceId]: content } });
   }
 
   _handleToDevice(event) {

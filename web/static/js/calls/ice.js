@@ -7,7 +7,6 @@
 
 import { MatrixError } from "../matrix.js";
 
-const TURN_PATH = "/_matrix/client/v3/voip/turnServer";
 // Ask again this long before the credentials expire, so a call set up now still gets valid ones.
 const REFRESH_MARGIN_S = 60;
 // Without TURN (or after an error), ask again after this long: the admin may have added it.
@@ -54,7 +53,7 @@ export async function getIceServers(client, options = {}) {
   if (entry.pending) return entry.pending;
   entry.pending = (async () => {
     try {
-      const answer = await client.request("GET", TURN_PATH);
+      const answer = await client.turnServer();
       const servers = iceServersFromAnswer(answer);
       const ttl = Number(answer?.ttl);
       entry.servers = servers;

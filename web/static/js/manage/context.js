@@ -112,9 +112,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export async function joinWithInvite(ctx, code, { deadlineMs = 15_000 } = {}) {
   const { server_id: serverId } = await ctx.api.redeemInvite(code);
-  await ctx.matrix.request("POST", `/_matrix/client/v3/join/${encodeURIComponent(serverId)}`, {
-    body: {},
-  });
+  await ctx.matrix.joinRoom(serverId);
   const deadline = Date.now() + deadlineMs;
   for (;;) {
     try {

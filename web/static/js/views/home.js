@@ -21,8 +21,10 @@ import { awaitAutoJoin } from "./channel-join.js";
 import { mountRemovalNotices } from "./removal.js";
 import { installSwitcher, shellItems } from "./switcher.js";
 import { showMenu } from "./popups.js";
+import { createChannelReorder } from "./channel-reorder.js";
+import { createCategoryFollower } from "./category-follow.js";
+import { sidebarCategories, sidebarChannels } from "../channel-order.js";
 
-const KIND_ORDER = { text: 0, voice: 1, video: 2 };
 const REFRESH_DEBOUNCE_MS = 250;
 // Below this width app.css has no column for the member list: it opens as a drawer instead.
 const DRAWER_MEMBERS_QUERY = "(max-width: 1100px)";
@@ -163,7 +165,17 @@ export function renderHome({ config, client, session, onSignedOut }) {
     themeButton,
     signOut,
   );
-  const sidebar = h("aside", { class: "sidebar", "data-testid": "sidebar" }, serverMenuButton, channelList, userPanel);
+  // Drag (or Alt+Arrow) to reorder channels and categories (views/channel-reorder.js).
+  const reorder = createChannelReorder({
+    api,
+    activeServer: () => servers.get(activeServer),
+    render: () => renderSidebar(),
+    refresh: (sid) => refreshServer(sid),
+  });
+  reorder.attach(channelList);
+  // In the shown server's categories, so a move or rename made in one shows live.
+  const followCategories = createCategoryFollower({ client, sync });
+  const sidebar = h("aside", { class: "sidebar", "data-testid": "sidebar" }, serverMenuButton, reorder.el, channelList, userPanel);
 
   const navToggle = h("button", {
     type: "button",
@@ -338,6 +350,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   // when it differs, so a button under the pointer is not swapped out between press and release
   // (a lost click) and keyboard focus stays put. Its handlers read the current server when run.
   function renderSidebar() {
+    if (reorder.dragging()) return; // drawn when the drag ends: its source must stay in place
     const fresh = h("div");
     drawSidebar(fresh);
     const now = [...channelList.childNodes];
@@ -347,7 +360,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   }
 
   function drawSidebar(list) {
-    const server = servers.get(activeServer);
+    const server = reorder.shown(servers.get(activeServer)); // a move on its way drawn over it
     if (!server) {
       sidebarTitle.textContent = config.brandName;
       serverMenuButton.disabled = true;
@@ -357,11 +370,10 @@ export function renderHome({ config, client, session, onSignedOut }) {
     serverMenuButton.disabled = false;
     sidebarTitle.textContent = server.name;
     calls.watchServer(server);
-    const categories = [{ category_id: null, name: "", order: -Infinity }, ...[...(server.categories ?? [])].sort(byOrder)];
+    followCategories(server);
+    const categories = [{ category_id: null, name: "" }, ...sidebarCategories(server)];
     for (const category of categories) {
-      const channels = (server.channels ?? [])
-        .filter((c) => (c.category_id ?? null) === category.category_id)
-        .sort((a, b) => (KIND_ORDER[a.kind] ?? 9) - (KIND_ORDER[b.kind] ?? 9) || byOrder(a, b));
+      const channels = sidebarChannels(server, category.category_id);
       if (category.category_id && channels.length === 0 && !has(server, "manage_channels")) continue;
       const section = h("section", { class: "category", "data-testid": "category", "data-category-id": category.category_id ?? "" });
       if (category.category_id) {
@@ -379,13 +391,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
       section.append(ul);
       list.append(section);
     }
-  }
-
-  function byOrder(a, b) {
-    const x = a.order ?? 0;
-    const y = b.order ?? 0;
-    if (x !== y) return x < y ? -1 : 1;
-    return String(a.name).localeCompare(String(b.name));
+    reorder.decorate(list, server);
   }
 
   function renderChannelItem(server, channel) {
@@ -908,6 +914,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     if (servers.has(roomId)) return roomId;
     for (const [sid, server] of servers) {
       if (server.channels?.some((c) => c.channel_id === roomId)) return sid;
+      if (server.categories?.some((c) => c.category_id === roomId)) return sid;
     }
     return null;
   }
