@@ -422,12 +422,13 @@ class ServerDirectory:
         compacted, `evicted` the rest (out of memory); `rooms` and `state_events` are those of
         the servers held in full; `bytes` is the estimated size of what they hold plus
         `compact_bytes`, what the compacted ones hold (measured); `evicted_bytes` is the size of
-        the evicted servers' file (on disk, not in memory). `evictions` and `reloads` count
-        servers evicted and taken back since start.
+        the evicted servers' file (on disk, not in memory), `evicted_compact_bytes` what they
+        held in memory when compacted. `evictions` and `reloads` count servers evicted and
+        taken back since start.
         """
         rooms, events, size = self._states.footprint()
         compact = self._compact_bytes
-        _, on_disk = self._evicted.size()
+        evicted_compact, on_disk = self._evicted.size()
         return {
             "servers": len(self.server_ids()),
             "loaded": len(self._loaded),
@@ -438,6 +439,7 @@ class ServerDirectory:
             "bytes": size + compact,
             "compact_bytes": compact,
             "evicted_bytes": on_disk,
+            "evicted_compact_bytes": evicted_compact,
             "evictions": self.evictions,
             "reloads": self.reloads,
         }
