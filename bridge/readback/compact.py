@@ -47,6 +47,10 @@ class Compacted:
     kept: dict[tuple[str, str], dict[str, Any]]
     # Call memberships with content (room, state_key, content): rare, and read every sweep.
     calls: tuple[tuple[RoomID, str, dict[str, Any]], ...]
+    # The space's `m.space.child` entries (room, content) for rooms the server does not track
+    # (the bot could not read them): what `ServerDirectory.space_links` looks for when the bot
+    # may adopt such a room. Rare.
+    links: tuple[tuple[RoomID, dict[str, Any]], ...] = ()
 
     def size(self) -> int:
         """Bytes held, measured (not estimated): what compaction leaves of the server."""
@@ -57,6 +61,7 @@ class Compacted:
             + deep_size(self.kinds)
             + deep_size(self.kept)
             + deep_size(self.calls)
+            + deep_size(self.links)
         )
 
 

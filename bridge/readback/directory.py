@@ -30,7 +30,7 @@ from bridge.readback.evicted import EvictedServers
 from guilds.config import DirectorySettings
 from guilds.ids import RoomID, UserID
 from guilds.model import CATEGORY_EVENT, InvalidContent, Server
-from guilds.rules import RoomKind, channel_kind
+from guilds.rules import SPACE_CHILD, RoomKind, channel_kind
 from guilds.snapshot import assemble, is_server_space, joined, rooms_of
 from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ChannelKind, is_role_room
 
@@ -399,6 +399,24 @@ class ServerDirectory:
                 )
         return found
 
+    def space_links(self, room_id: RoomID) -> list[tuple[RoomID, Mapping[str, Any]]]:
+        """(server, content) of every `m.space.child` entry for `room_id` in a server's space,
+        for a room no server tracks: read without taking any server back, so that an event in
+        a room the bot has just joined costs no walk over every idle server."""
+        found: list[tuple[RoomID, Mapping[str, Any]]] = []
+        view = self._states.view()
+        for server_id in [room for room, server in self._server_of.items() if room == server]:
+            compact = self._compact.get(server_id)
+            if compact is not None:
+                found.extend((server_id, link) for room, link in compact.links if room == room_id)
+            elif server_id in view:
+                held = view[server_id].get((SPACE_CHILD, room_id))
+                if held is not None:
+                    found.append((server_id, held))
+        if self._evicted.count:
+            found.extend(self._evicted.links(room_id))
+        return found
+
     def server_of(self, room_id: RoomID) -> RoomID | None:
         held = self._server_of.get(room_id)
         if held is not None or not self._evicted.count:
@@ -630,6 +648,11 @@ class ServerDirectory:
                 key: dict(content) for key, content in space.items() if key[0] in KEPT_SPACE_TYPES
             },
             calls=tuple(calls),
+            links=tuple(
+                (RoomID(key), dict(content))
+                for (event_type, key), content in space.items()
+                if event_type == SPACE_CHILD and self._server_of.get(RoomID(key)) != server_id
+            ),
         )
         for room_id in rooms:
             self._states.forget(room_id)

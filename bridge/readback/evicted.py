@@ -57,6 +57,14 @@ CREATE TABLE members (
     PRIMARY KEY (user_id, server_id)
 ) WITHOUT ROWID;
 CREATE INDEX members_of_server ON members (server_id);
+-- `Compacted.links`: the space's links to rooms the server does not track.
+CREATE TABLE links (
+    room_id TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    content TEXT NOT NULL
+);
+CREATE INDEX links_to_room ON links (room_id);
+CREATE INDEX links_of_server ON links (server_id);
 """
 
 
@@ -137,6 +145,10 @@ class EvictedServers:
             db.executemany(
                 "INSERT INTO members VALUES (?, ?)", [(user, server_id) for user in members]
             )
+            db.executemany(
+                "INSERT INTO links VALUES (?, ?, ?)",
+                [(room, server_id, json.dumps(content)) for room, content in compact.links],
+            )
         self.count += 1
 
     def take(self, server_id: RoomID) -> tuple[Compacted, list[RoomID]] | None:
@@ -162,6 +174,13 @@ class EvictedServers:
             ),
             kept={(t, k): content for t, k, content in json.loads(kept)},
             calls=tuple((RoomID(r), k, content) for r, k, content in json.loads(calls)),
+            links=tuple(
+                (RoomID(room), json.loads(content))
+                for room, content in self._rows(
+                    "SELECT room_id, content FROM links WHERE server_id = ? ORDER BY rowid",
+                    server_id,
+                )
+            ),
         )
         rooms = self.rooms(server_id)
         self.forget(server_id)
@@ -175,6 +194,7 @@ class EvictedServers:
             gone = db.execute("DELETE FROM servers WHERE server_id = ?", (server_id,)).rowcount
             db.execute("DELETE FROM rooms WHERE server_id = ?", (server_id,))
             db.execute("DELETE FROM members WHERE server_id = ?", (server_id,))
+            db.execute("DELETE FROM links WHERE server_id = ?", (server_id,))
         self.count -= gone
 
     def close(self) -> None:
@@ -231,6 +251,12 @@ class EvictedServers:
     def kind(self, room_id: RoomID) -> RoomKind | None:
         rows = self._rows("SELECT kind FROM rooms WHERE room_id = ?", room_id)
         return RoomKind(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def links(self, room_id: RoomID) -> list[tuple[RoomID, dict[str, Any]]]:
+        """(server, content) of every evicted server's space link to `room_id`, an untracked
+        room."""
+        rows = self._rows("SELECT server_id, content FROM links WHERE room_id = ?", room_id)
+        return [(RoomID(server_id), json.loads(content)) for server_id, content in rows]
 
     def joined_users(self) -> set[UserID]:
         """Every user joined to some room of an evicted server (as `ServerDirectory`'s)."""

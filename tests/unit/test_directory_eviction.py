@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import stat
 import tracemalloc
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from bench.directory_memory import CapturedHomeserver, copy_id, original_id, synthetic_server
+from bridge.engine.inbox import InboxEvent
+from bridge.engine.journal import OperationJournal
+from bridge.engine.matrix import MatrixRequestError
+from bridge.engine.store import Database
 from bridge.readback.directory import ServerDirectory
+from bridge.readback.reconcile import Reconciler
+from bridge.readback.rooms import RoomsReader
 from guilds.config import DEFAULT_COMPACTED_BUDGET_MIB, DirectorySettings
 from guilds.ids import RoomID, UserID
 from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT
@@ -315,3 +323,102 @@ def test_memory_stays_flat_as_idle_servers_grow_beyond_the_budget() -> None:
     evicted = (_traced(idle(16, one)) - _traced(idle(4, one))) / 12
     assert compacted > 50_000, compacted  # what each idle server cost before eviction
     assert evicted < compacted / 20, (evicted, compacted)
+
+
+UNREADABLE = RoomID("!unreadable:localhost")  # the homeserver answers 404 for it: never tracked
+LINK = {"via": ["localhost"], "order": "000009"}
+
+
+def linking_unreadable() -> dict[str, Any]:
+    """`small()` whose space also links UNREADABLE (every copy links the same room)."""
+    captured = small()
+    space = captured["server_id"]
+    events = json.loads(captured["rooms"][space])
+    events.append(
+        {
+            "type": "m.space.child",
+            "state_key": UNREADABLE,
+            "content": LINK,
+            "room_id": space,
+            "sender": captured["bot"],
+            "event_id": "$link",
+        }
+    )
+    captured["rooms"][space] = json.dumps(events)
+    return captured
+
+
+async def test_a_link_to_a_room_no_server_tracks_is_found_without_taking_servers_back() -> None:
+    """The bot joining a room (say, one it was just invited to) asks which server links it:
+    answered from what each server keeps aside, never by taking every idle server back."""
+    directory, _, clock, (a, b, c) = await directory_of(linking_unreadable(), 3, max_loaded=1)
+    assert directory.server_of(UNREADABLE) is None
+    one = directory.footprint()["compact_bytes"] / 2
+    directory.settings = DirectorySettings(1, 60, 1.5 * one / MIB)
+    assert directory.evict_over_budget() == 1
+    assert directory.is_evicted(a) and not directory.is_loaded(b) and directory.is_loaded(c)
+    expansions = directory.expansions
+
+    found = directory.space_links(UNREADABLE)
+    assert sorted(found) == sorted([(a, LINK), (b, LINK), (c, LINK)])
+    assert directory.space_links(RoomID("!elsewhere:localhost")) == []
+    assert directory.is_evicted(a) and not directory.is_loaded(b)
+    assert directory.expansions == expansions and directory.footprint()["reloads"] == 0
+
+    # Taken back and evicted again, the link is kept.
+    assert directory.get(a) is not None
+    directory.settings = DirectorySettings(1, 60, 0)
+    clock.now += 61
+    directory.compact_idle()
+    assert sorted(directory.space_links(UNREADABLE)) == sorted(found)
+
+
+class RefusingJoins(Homeserver):
+    """Also answers the bot's joins: 403, as Synapse does for a room it was not invited to."""
+
+    joins: list[str] = []
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if method == "POST" and path.startswith("/_matrix/client/v3/join/"):
+            self.joins.append(unquote(path.rsplit("/", 1)[1]))
+            raise MatrixRequestError(403, "M_FORBIDDEN", "not invited")
+        return await super().request(method, path, **kwargs)
+
+
+async def test_the_bot_joining_a_linked_room_takes_back_only_the_server_linking_it(
+    tmp_path: Path,
+) -> None:
+    homeserver = RefusingJoins(linking_unreadable())
+    clock = Clock()
+    settings = DirectorySettings(1, 60, 0)
+    directory = ServerDirectory(homeserver, homeserver.bot, settings, clock=clock)
+    servers = [RoomID(copy_id(homeserver.server_id, n)) for n in (1, 2, 3)]
+    for server_id in servers:
+        assert await directory.load(server_id) is not None
+    evicted_all(directory, clock)
+    # The journal runs no operation here (the adoption is refused before any).
+    db = await Database.open(f"sqlite:///{tmp_path / 'bridge.db'}")
+    reconciler = Reconciler(
+        matrix=homeserver,
+        journal=OperationJournal(db, homeserver, homeserver.bot),
+        rooms=RoomsReader(directory, bot=homeserver.bot, via="localhost"),
+    )
+    joined = {"membership": "join"}
+    event = {
+        "type": "m.room.member",
+        "state_key": homeserver.bot,
+        "content": joined,
+        "room_id": UNREADABLE,
+        "sender": homeserver.bot,
+        "event_id": "$bot-joined",
+    }
+    await reconciler.handle(
+        InboxEvent(
+            0, "$bot-joined", UNREADABLE, "m.room.member", homeserver.bot, homeserver.bot, 0, event
+        )
+    )
+    # The adoption was tried (and refused here): one server taken back, not all three.
+    assert homeserver.joins == [UNREADABLE]
+    assert directory.footprint()["reloads"] == 1
+    assert sum(directory.is_evicted(s) for s in servers) == 2
+    await db.close()
