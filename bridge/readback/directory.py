@@ -472,6 +472,18 @@ class ServerDirectory:
         kinds = (self._kind_of(room_id, server_id) for room_id in self.rooms(server_id))
         return [kind for kind in kinds if kind is not None]
 
+    def call_rooms(self) -> set[RoomID]:
+        """Every voice and video channel of every server, without taking any server back."""
+        rooms = {
+            room_id
+            for server_id in [room for room, server in self._server_of.items() if room == server]
+            for room_id, _, kind in self.room_kinds(server_id)
+            if kind is not None and kind.has_calls
+        }
+        if self._evicted.count:
+            rooms.update(self._evicted.call_rooms())
+        return rooms
+
     def room_kind(self, room_id: RoomID) -> RoomKind | None:
         """What a tracked room is to its server; None for a room the directory does not track."""
         server_id = self._server_of.get(room_id)

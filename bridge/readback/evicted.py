@@ -47,7 +47,9 @@ CREATE TABLE servers (
 CREATE TABLE rooms (
     room_id TEXT PRIMARY KEY,
     server_id TEXT NOT NULL,
-    kind TEXT
+    kind TEXT,
+    -- Of a channel: text, voice or video (`call_rooms`).
+    channel_kind TEXT
 );
 CREATE INDEX rooms_of_server ON rooms (server_id);
 -- The members of each readable evicted server (`Server.is_member`, the owner included).
@@ -118,7 +120,7 @@ class EvictedServers:
     def put(self, server_id: RoomID, compact: Compacted, rooms: Iterable[RoomID]) -> None:
         """Write a compacted server and its tracked rooms out (all or nothing)."""
         db = self._connection()
-        kind_of = {room: kind for room, kind, _ in compact.kinds}
+        kind_of = {room: (kind, channel) for room, kind, channel in compact.kinds}
         members = [u for u in compact.members.split("\n") if u] if compact.readable else []
         with db:
             db.execute("BEGIN")
@@ -139,8 +141,8 @@ class EvictedServers:
                 ),
             )
             db.executemany(
-                "INSERT INTO rooms VALUES (?, ?, ?)",
-                [(room, server_id, kind_of.get(room)) for room in rooms],
+                "INSERT INTO rooms VALUES (?, ?, ?, ?)",
+                [(room, server_id, *kind_of.get(room, (None, None))) for room in rooms],
             )
             db.executemany(
                 "INSERT INTO members VALUES (?, ?)", [(user, server_id) for user in members]
@@ -257,6 +259,13 @@ class EvictedServers:
         room."""
         rows = self._rows("SELECT server_id, content FROM links WHERE room_id = ?", room_id)
         return [(RoomID(server_id), json.loads(content)) for server_id, content in rows]
+
+    def call_rooms(self) -> list[RoomID]:
+        """Every voice and video channel of the evicted servers."""
+        calls = [kind.value for kind in ChannelKind if kind.has_calls]
+        marks = ", ".join("?" for _ in calls)
+        rows = self._rows(f"SELECT room_id FROM rooms WHERE channel_kind IN ({marks})", *calls)  # noqa: S608
+        return [RoomID(row[0]) for row in rows]
 
     def joined_users(self) -> set[UserID]:
         """Every user joined to some room of an evicted server (as `ServerDirectory`'s)."""

@@ -422,3 +422,24 @@ async def test_the_bot_joining_a_linked_room_takes_back_only_the_server_linking_
     assert directory.footprint()["reloads"] == 1
     assert sum(directory.is_evicted(s) for s in servers) == 2
     await db.close()
+
+
+async def test_voice_and_video_channels_are_listed_without_taking_servers_back() -> None:
+    captured = small()
+    for room_id, text in captured["rooms"].items():
+        events = json.loads(text)
+        for event in events:
+            if event["type"] == CHANNEL_EVENT and not event["content"].get("default"):
+                event["content"] = {**event["content"], "kind": "voice"}
+        captured["rooms"][room_id] = json.dumps(events)
+    directory, _, clock, servers = await directory_of(captured, 2, budget_mib=0)
+    held = directory.call_rooms()
+    voice = set()
+    for server_id in servers:
+        model = directory.get(server_id)
+        assert model is not None
+        voice |= {channel.channel_id for channel in model.channels if not channel.default}
+    assert held == voice and len(voice) == 2 * 2  # two voice channels in each copy
+    evicted_all(directory, clock)
+    assert directory.call_rooms() == held
+    assert directory.footprint()["reloads"] == 0
