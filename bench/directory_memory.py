@@ -8,9 +8,12 @@ tracks, with its `/state` as the homeserver answered it) into a JSON file, then 
 which loads N distinct copies of that server into a `bridge.directory.ServerDirectory` through
 its normal path (`load`), reads each one as `GET /servers/{sid}` and the member list do (so the
 model and the member order the bridge caches exist for every copy), and prints as JSON the
-process's RSS before loading, after 1, 10, 100, 1000 and N copies, and the MiB each copy costs.
-Every copy is held in full (as in use); with `--idle`, each is left idle and compacted by the
-directory before the readings, as a server nobody uses (one server at most in full meanwhile).
+process's RSS before loading, after 1, 10, 100, 250, 500, 1000 and N copies, and the MiB each
+copy costs. Every copy is held in full (as in use); with `--idle`, each is left idle before the
+readings, as a server nobody uses (one server at most in full meanwhile): the directory compacts
+it, and evicts the least recently used compacted ones from memory beyond
+`--compacted-budget-mib` (the bridge's default unless given), so the readings show memory
+growing with idle servers up to the budget and flat beyond it.
 
 Each copy has its own room and event ids (`copy_id`); user ids are shared, as they are between
 real servers. The stand-in homeserver decodes every answer afresh from text, as the real client
@@ -44,7 +47,7 @@ from bridge.readback.directory import ServerDirectory
 from bridge.readback.rooms import RoomsReader
 from bridge.services.members import MAX_PAGE, Members
 from bridge.services.servers import Servers
-from guilds.config import DirectorySettings
+from guilds.config import DEFAULT_COMPACTED_BUDGET_MIB, DirectorySettings
 from guilds.ids import RoomID, UserID
 from guilds.model import BUILTIN_ROLES, Role
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, ROLE_ROOM_TYPE, SERVER_EVENT
@@ -258,21 +261,30 @@ def rss_now() -> float:
 
 
 def steps_for(copies: int) -> list[int]:
-    return sorted({step for step in (1, 10, 100, 1000, copies) if step <= copies})
+    return sorted({step for step in (1, 10, 100, 250, 500, 1000, copies) if step <= copies})
 
 
 async def measure(
-    homeserver: CapturedHomeserver, copies: int, *, idle: bool = False
+    homeserver: CapturedHomeserver,
+    copies: int,
+    *,
+    idle: bool = False,
+    budget_mib: float = DEFAULT_COMPACTED_BUDGET_MIB,
 ) -> dict[str, Any]:
     """With `idle`, every copy is left idle before each reading: the directory compacts it
-    (one server at most is held in full meanwhile); without, every copy is held in full."""
+    (one server at most is held in full meanwhile) and evicts compacted ones beyond
+    `budget_mib`; without, every copy is held in full."""
     if copies < 1:
         raise ValueError("copies must be at least 1")
-    settings = DirectorySettings(max_loaded_servers=1 if idle else copies)
     now = [0.0]
     server_id = homeserver.server_id
     steps = steps_for(copies)
     with tempfile.TemporaryDirectory(prefix="guilds-model-") as tmp:
+        settings = DirectorySettings(
+            max_loaded_servers=1 if idle else copies,
+            compacted_budget_mib=budget_mib,
+            evict_dir=tmp,
+        )
         # The journal and Servers need a database to exist; loading and reading never touch it.
         db = await Database.open(f"sqlite:///{Path(tmp) / 'bridge.db'}")
         try:
@@ -295,6 +307,7 @@ async def measure(
                 log(f"  {step} of {copies} copies loaded: {rss[str(step)] - rss['before']:.1f} MiB")
             seconds = time.monotonic() - started
             size = bridge.directory.footprint()
+            evicted = bridge.directory.is_evicted(RoomID(copy_id(server_id, 1)))
             first = bridge.directory.get(RoomID(copy_id(server_id, 1)))
             assert first is not None
             tracked = [bridge.directory.rooms(s) for s in bridge.directory.server_ids()]
@@ -318,10 +331,17 @@ async def measure(
         },
         "load_s": seconds,
         "idle": idle,
+        "compacted_budget_mib": budget_mib,
         "servers_held_in_full": size["loaded"],
         "servers_compacted": size["compacted"],
-        # What the directory itself counts for the compacted copies (exact, not RSS).
-        "compacted_mb_per_copy": size["compact_bytes"] / max(1, size["compacted"]) / MIB,
+        "servers_evicted": size["evicted"],
+        "first_copy_was_evicted": evicted,
+        # What the directory itself counts for a compacted copy, in memory or evicted (exact,
+        # not RSS), and the size of the evicted copies' file (disk, not memory).
+        "compacted_mb_per_copy": (size["compact_bytes"] + size["evicted_compact_bytes"])
+        / max(1, size["compacted"] + size["evicted"])
+        / MIB,
+        "evicted_file_mb": size["evicted_bytes"] / MIB,
     }
 
 
@@ -330,11 +350,21 @@ def main() -> None:
     parser.add_argument("file", type=Path, help="a server captured by fig6 (JSON)")
     parser.add_argument("--copies", type=int, default=100, help="how many copies to load")
     parser.add_argument(
-        "--idle", action="store_true", help="leave every copy idle (compacted) before measuring"
+        "--idle",
+        action="store_true",
+        help="leave every copy idle (compacted, or evicted beyond the budget) before measuring",
+    )
+    parser.add_argument(
+        "--compacted-budget-mib",
+        type=float,
+        default=DEFAULT_COMPACTED_BUDGET_MIB,
+        help="directory.compacted_budget_mib (default: the bridge's own default)",
     )
     args = parser.parse_args()
     homeserver = CapturedHomeserver(json.loads(args.file.read_text()))
-    report = asyncio.run(measure(homeserver, args.copies, idle=args.idle))
+    report = asyncio.run(
+        measure(homeserver, args.copies, idle=args.idle, budget_mib=args.compacted_budget_mib)
+    )
     json.dump(report, sys.stdout)
     print()
 

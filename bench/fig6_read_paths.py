@@ -18,8 +18,13 @@ the current state of every room of the real server, fetched as the bridge fetche
 100 times (`--quick`: 5) under distinct room ids into a `ServerDirectory` in a separate process
 (bench/directory_memory.py), each copy read as `GET /servers/{sid}` and the member list read it;
 that process's RSS is read before, after 1, 10 and 100 copies. Then the same for 1,000 copies
-(`--quick`: 5) left idle, each compacted by the directory once read (bench/directory_memory.py
-`--idle`): the RSS after 1, 10, 100 and 1,000 of them; target ≤ 0.5 MiB per idle server.
+(`--quick`: 5) left idle (bench/directory_memory.py `--idle`), with the bridge's default
+directory settings but one server held in full: each copy is compacted once read, and beyond
+`directory.compacted_budget_mib` (default 32 MiB; `--quick`: 0) the least recently used compacted
+copies are evicted from memory to the directory's file. The RSS after 1, 10, 100, 250, 500 and
+1,000 idle copies shows memory growing with idle servers until the budget is full, then flat.
+Targets: ≤ 0.5 MiB per idle server (all the model's memory at 1,000 idle servers over 1,000), and
+flat memory with 1,000 idle servers: ≤ 0.01 MiB more per idle server from 500 to 1,000.
 """
 
 from __future__ import annotations
@@ -50,11 +55,14 @@ from bench.directory_memory import capture
 from bench.raw import Raw, register, register_many
 from bench.shapes import build_guilds_server, templates_config
 from bridge.engine.matrix import MatrixClient
+from guilds.config import DEFAULT_COMPACTED_BUDGET_MIB
 from guilds.ids import RoomID, UserID
 
 FIGURE = "fig6_read_paths"
 REQUESTS = 20
 ROOT = Path(__file__).resolve().parents[1]
+# MiB each idle server may add to the model once the budget for compacted servers is full.
+FLAT_MIB_PER_SERVER = 0.01
 
 
 # Seconds spent waiting out a 429 (Synapse rate-limits /hierarchy): not counted as latency.
@@ -115,9 +123,12 @@ async def capture_server(stack: Any, space: str) -> dict[str, Any]:
     return await capture(matrix, RoomID(space), UserID(stack.bot_user_id))
 
 
-async def model_memory(captured: dict[str, Any], copies: int, *, idle: bool) -> dict[str, Any]:
+async def model_memory(
+    captured: dict[str, Any], copies: int, *, idle: bool, budget_mib: float | None = None
+) -> dict[str, Any]:
     """bench/directory_memory.py's report for `copies` copies of the captured server, held in
-    full or (`idle`) left idle for the directory to compact.
+    full or (`idle`) left idle for the directory to compact, and evict beyond `budget_mib`
+    (None: the bridge's default).
 
     A process of its own, so what it measures is the model alone, not this script's objects.
     """
@@ -132,6 +143,7 @@ async def model_memory(captured: dict[str, Any], copies: int, *, idle: bool) -> 
             "--copies",
             str(copies),
             *(["--idle"] if idle else []),
+            *([] if budget_mib is None else ["--compacted-budget-mib", str(budget_mib)]),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -166,6 +178,9 @@ async def main(args: argparse.Namespace) -> Figure:
     small_steps = [2, 4] if args.quick else [10, 40]
     copies = 5 if args.quick else 100
     idle_copies = 5 if args.quick else 1000
+    # --quick: tiny servers, which the default budget would all keep compacted in memory; none
+    # kept, so that the run goes through eviction.
+    idle_budget = 0 if args.quick else DEFAULT_COMPACTED_BUDGET_MIB
     figure = Figure(
         FIGURE,
         f"read paths, server of {members} members and {channels} channels",
@@ -181,6 +196,7 @@ async def main(args: argparse.Namespace) -> Figure:
             "requests_per_trial": REQUESTS,
             "model_copies": copies,
             "idle_model_copies": idle_copies,
+            "idle_compacted_budget_mib": idle_budget,
         },
     )
     async with figure_stack(args, admin_config(args)) as stack:
@@ -319,18 +335,22 @@ async def main(args: argparse.Namespace) -> Figure:
         f"({model['rss_mb']['before']:.0f} MiB); MiB per server between readings: {between}"
     )
     log(f"{FIGURE}: the bridge's model of {idle_copies} idle copies of the server")
-    idle = await model_memory(captured, idle_copies, idle=True)
+    idle = await model_memory(captured, idle_copies, idle=True, budget_mib=idle_budget)
     figure.results["idle_model_memory"] = idle
     for step, mib in idle["model_mb"].items():
         n = int(step)
         label = f"bridge model, {n} such server{'s' if n > 1 else ''} idle (measured)"
         figure.rows.append([label, f"{fmt(mib)} MiB", "", ""])
     last_span = list(idle["per_copy_mb_between"])[-1]
-    per_idle = idle["per_copy_mb_between"][last_span]
+    # Beyond the budget: what each idle server added between the last two readings.
+    beyond = idle["per_copy_mb_between"][last_span]
+    # Everything the model holds with every copy idle, shared out over the copies.
+    per_idle = idle["model_mb"][str(idle_copies)] / idle_copies
     figure.rows.append(
         [
             "bridge model, per idle such server",
-            f"{fmt(per_idle)} MiB (RSS, {last_span.replace('-', '→')} servers); "
+            f"{fmt(per_idle)} MiB (RSS at {idle_copies} idle servers over {idle_copies}); "
+            f"{fmt(beyond)} MiB added per server {last_span.replace('-', '→')}; "
             f"{fmt(idle['compacted_mb_per_copy'])} MiB compacted (counted by the directory)",
             "",
             "",
@@ -344,15 +364,27 @@ async def main(args: argparse.Namespace) -> Figure:
             None if args.quick else per_idle <= 0.5,
         )
     )
+    figure.targets.append(
+        Target(
+            f"bridge model, {idle_copies} idle such servers",
+            f"flat: ≤ {FLAT_MIB_PER_SERVER} MiB more per idle server, "
+            f"{last_span.replace('-', '→')} servers",
+            f"{fmt(beyond)} MiB",
+            None if args.quick else beyond <= FLAT_MIB_PER_SERVER,
+        )
+    )
     between = ", ".join(
         f"{span.replace('-', '→')}: {fmt(mib)}" for span, mib in idle["per_copy_mb_between"].items()
     )
     figure.notes.append(
         f"idle: the same copies, each left idle after it was read, so that the directory "
         f"compacts it (`directory.max_loaded_servers: 1`; one server held in full at most "
-        f"meanwhile, whose memory the process keeps for the next); MiB per server between "
-        f"readings: {between}; {idle['servers_compacted']} servers compacted at the end, "
-        f"loaded in {idle['load_s']:.0f} s"
+        f"meanwhile, whose memory the process keeps for the next) and evicts the least recently "
+        f"used compacted ones from memory beyond `directory.compacted_budget_mib: "
+        f"{idle_budget}`; MiB per server between readings: {between}; at the end "
+        f"{idle['servers_compacted']} servers compacted in memory, {idle['servers_evicted']} "
+        f"evicted (a {idle['evicted_file_mb']:.0f} MiB file, on disk); loaded in "
+        f"{idle['load_s']:.0f} s"
     )
     return figure
 

@@ -22,7 +22,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
@@ -47,7 +47,7 @@ class _DirectoryCollector(Collector):
     def __init__(self, footprint: Callable[[], Mapping[str, int]]) -> None:
         self._footprint = footprint
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
         size = self._footprint()
         yield GaugeMetricFamily(
             "guilds_servers_loaded",
@@ -58,6 +58,27 @@ class _DirectoryCollector(Collector):
             "guilds_servers_compacted",
             "Servers the bridge's directory holds compacted (idle; expanded when next needed)",
             size["compacted"],
+        )
+        yield GaugeMetricFamily(
+            "guilds_servers_evicted",
+            "Servers the bridge's directory has evicted from memory to its private file (idle "
+            "beyond directory.compacted_budget_mib; taken back when next needed)",
+            size["evicted"],
+        )
+        yield CounterMetricFamily(
+            "guilds_directory_evictions",
+            "Servers evicted from memory since start",
+            size["evictions"],
+        )
+        yield CounterMetricFamily(
+            "guilds_directory_reloads",
+            "Evicted servers taken back into memory since start (used again)",
+            size["reloads"],
+        )
+        yield GaugeMetricFamily(
+            "guilds_directory_evicted_file_bytes",
+            "Size of the file the evicted servers are kept in (disk, not memory)",
+            size["evicted_bytes"],
         )
         yield GaugeMetricFamily(
             "guilds_directory_rooms",

@@ -156,6 +156,8 @@ class Bridge:
         self._provisioning_app = create_provisioning_app(self.matrix, self.ready, self.metrics)
         add_operation_routes(self._provisioning_app, queue)
         self.directory = ServerDirectory(self.matrix, self.bot_user_id, self.config.directory)
+        # A server with operations running or waiting is about to be used: kept as it is.
+        self.directory.busy = lambda server_id: queue.depth(server_id) > 0
         self.metrics.watch_directory(self.directory.footprint)
         self._operations.superseded = self.directory.superseded
         # After BotMembership: a room the bot has just joined is known before its events apply.
@@ -406,6 +408,9 @@ class Bridge:
         if self._operations is not None:
             # Interrupted operations stay unfinished in the journal; the next start resumes them.
             await self._operations.stop()
+        if self._compacting is not None:
+            # Last: nothing reads an evicted server any more.
+            self._compacting.close()
         await self.matrix.close()
         if self._db is not None:
             await self._db.close()

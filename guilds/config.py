@@ -243,18 +243,25 @@ class ModulePolicies:
 
 
 # The bridge's directory of servers (bridge/readback/directory.py): how many servers it holds in
-# full at most, and after how long unused one is compacted (docs/DEPLOYMENT.md).
+# full at most, after how long unused one is compacted, and how much memory compacted servers
+# may hold before the least recently used are evicted to disk (docs/DEPLOYMENT.md).
 DEFAULT_MAX_LOADED_SERVERS = 64
 DEFAULT_IDLE_S = 300
+# About 120 idle servers of 1,000 members and 200 channels (0.26 MiB each), thousands of small.
+DEFAULT_COMPACTED_BUDGET_MIB = 32
 
 
 @dataclass(frozen=True)
 class DirectorySettings:
     """`directory`: servers beyond `max_loaded_servers`, or unused for `idle_s`, are held
-    compacted (their state compressed) until next needed."""
+    compacted (their state compressed) until next needed; compacted servers beyond
+    `compacted_budget_mib` are evicted, least recently used first, to a private file in
+    `evict_dir` (None: the system's temporary directory) until next needed."""
 
     max_loaded_servers: int = DEFAULT_MAX_LOADED_SERVERS
     idle_s: int = DEFAULT_IDLE_S
+    compacted_budget_mib: float = DEFAULT_COMPACTED_BUDGET_MIB
+    evict_dir: str | None = None
 
 
 # The slow sweep comparing every room with what its server's model derives
@@ -566,10 +573,17 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     conv.unknown_keys({"sweep_interval_s"})
     sweep_interval_s = conv.integer("sweep_interval_s", DEFAULT_SWEEP_INTERVAL_S, 0, 7 * 86400)
     d = r.section("directory")
-    d.unknown_keys({"max_loaded_servers", "idle_s"})
+    d.unknown_keys({"max_loaded_servers", "idle_s", "compacted_budget_mib", "evict_dir"})
+    evict_dir = d.string("evict_dir", None) or None
+    if evict_dir is not None:
+        evict_dir = str((base_dir / evict_dir).resolve())
+        if not Path(evict_dir).is_dir():
+            d.error("evict_dir", f"must be an existing directory, not {evict_dir!r}")
     directory = DirectorySettings(
         d.integer("max_loaded_servers", DEFAULT_MAX_LOADED_SERVERS, 1, 1_000_000),
         d.integer("idle_s", DEFAULT_IDLE_S, 1, 7 * 86400),
+        d.integer("compacted_budget_mib", DEFAULT_COMPACTED_BUDGET_MIB, 0, 1_000_000),
+        evict_dir,
     )
     m = r.section("metrics")
     m.unknown_keys({"enabled", "listen"})

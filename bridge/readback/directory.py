@@ -25,10 +25,12 @@ from bridge.engine.matrix import MatrixClient, MatrixRequestError
 from bridge.engine.patience import patiently
 from bridge.engine.steps import Plan, SendState
 from bridge.plans.servers import DECLARED_EVENT
+from bridge.readback.compact import Compacted, deep_size, framed, in_framed
+from bridge.readback.evicted import EvictedServers
 from guilds.config import DirectorySettings
 from guilds.ids import RoomID, UserID
 from guilds.model import CATEGORY_EVENT, InvalidContent, Server
-from guilds.rules import RoomKind, channel_kind
+from guilds.rules import SPACE_CHILD, RoomKind, channel_kind
 from guilds.snapshot import assemble, is_server_space, joined, rooms_of
 from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT, ChannelKind, is_role_room
 
@@ -55,19 +57,6 @@ REPLACED_KEPT = 4
 # How many rooms, and state entries in each, `RoomStates.footprint` measures to estimate the rest.
 FOOTPRINT_SAMPLE_ROOMS = 32
 FOOTPRINT_SAMPLE_ENTRIES = 32
-
-
-def _deep_size(value: object) -> int:
-    """Bytes of `value` and what it holds (dicts, lists, tuples, dataclass fields), as
-    `sys.getsizeof` counts them; strings shared with other objects are counted each time."""
-    size = sys.getsizeof(value)
-    if isinstance(value, dict):
-        size += sum(_deep_size(k) + _deep_size(v) for k, v in value.items())
-    elif isinstance(value, list | tuple):
-        size += sum(_deep_size(v) for v in value)
-    elif isinstance(value, _Entry):
-        size += sys.getsizeof(value.__dict__) + sum(_deep_size(v) for v in vars(value).values())
-    return size
 
 
 def _after(previous: _Entry | None) -> tuple[str, ...]:
@@ -213,7 +202,7 @@ class RoomStates:
         for room in random.sample(rooms, min(len(rooms), FOOTPRINT_SAMPLE_ROOMS)):  # noqa: S311
             items = list(room.items())
             for item in random.sample(items, min(len(items), FOOTPRINT_SAMPLE_ENTRIES)):  # noqa: S311
-                measured += _deep_size(item[0]) + _deep_size(item[1])
+                measured += deep_size(item[0]) + deep_size(item[1])
                 sampled += 1
         per_entry = measured / sampled if sampled else 0.0
         containers = sys.getsizeof(self._rooms) + sum(sys.getsizeof(room) for room in rooms)
@@ -239,39 +228,7 @@ class _View(Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]):
         return len(self._rooms)
 
 
-@dataclass(frozen=True, slots=True)
-class _Compact:
-    """A server held compacted: its rooms' state as compressed JSON, and the few facts read
-    across every server (membership, ownership, room kinds, call memberships) kept aside so
-    that reading them does not bring the server back."""
-
-    # zlib-compressed JSON: [[room_id, RoomStates.export(room_id)], …]
-    blob: bytes
-    # Whether the state assembled into a model (`get` answers None for it otherwise).
-    readable: bool
-    owner: UserID | None
-    # "\n"-separated and framed user ids: `Server.is_member` true for them (owner included).
-    members: str
-    # Joined to some room of the server without being a member (see `joined_users`).
-    joined_elsewhere: str
-    owner_joined: bool
-    kinds: tuple[tuple[RoomID, RoomKind, ChannelKind | None], ...]
-    # The space's entries of KEPT_SPACE_TYPES, (type, state_key) -> content.
-    kept: dict[tuple[str, str], dict[str, Any]]
-    # Call memberships with content (room, state_key, content): rare, and read every sweep.
-    calls: tuple[tuple[RoomID, str, dict[str, Any]], ...]
-
-    def size(self) -> int:
-        """Bytes held, measured (not estimated): what compaction leaves of the server."""
-        return (
-            sys.getsizeof(self.blob)
-            + sys.getsizeof(self.members)
-            + sys.getsizeof(self.joined_elsewhere)
-            + _deep_size(self.kinds)
-            + _deep_size(self.kept)
-            + _deep_size(self.calls)
-        )
-
+MIB = 1024 * 1024
 
 # How often per `idle_s` the directory looks for idle servers to compact.
 COMPACT_CHECKS_PER_IDLE = 4
@@ -280,24 +237,17 @@ COMPACT_CHECKS_PER_IDLE = 4
 KEPT_SPACE_TYPES = frozenset({DECLARED_EVENT})
 
 
-def _framed(users: Iterable[str]) -> str:
-    """User ids one a line, framed by newlines, so `f"\n{user}\n" in framed` is a lookup
-    (user ids never contain a newline)."""
-    return "\n" + "\n".join(sorted(users)) + "\n" if users else ""
-
-
-def _in_framed(framed: str, user: str) -> bool:
-    return bool(framed) and f"\n{user}\n" in framed
-
-
 class ServerDirectory:
     """Every Guilds server the bot administers, as models assembled from tracked room state.
 
-    A server is held in full while in use and compacted (`_Compact`) once unused for
+    A server is held in full while in use and compacted (`Compacted`) once unused for
     `idle_s`, or when more than `max_loaded` servers are held in full (the least recently used
-    first). Compaction loses nothing: every method that needs a compacted server's state
-    expands it first, so callers see no difference but the time to expand it (milliseconds).
-    A server is never compacted while it is being read from the homeserver (pinned).
+    first). Beyond `compacted_budget_mib` of compacted servers, the least recently used are
+    evicted: written out of memory (`EvictedServers`), so that memory stays flat however many
+    servers are idle. Neither loses anything: every method that needs a server's state takes it
+    back into memory first, so callers see no difference but the time that takes
+    (milliseconds). A server is never compacted nor evicted while it is being read from the
+    homeserver (pinned), nor while `busy` says it has work running or waiting.
     """
 
     def __init__(
@@ -317,17 +267,32 @@ class ServerDirectory:
         self._stale: set[RoomID] = set()
         # Servers held in full -> when last used, least recently used first.
         self._loaded: OrderedDict[RoomID, float] = OrderedDict()
-        self._compact: dict[RoomID, _Compact] = {}
+        # Compacted servers, in the order they were last used (compaction follows it).
+        self._compact: dict[RoomID, Compacted] = {}
+        # What the compacted servers hold, in bytes (`Compacted.size`), kept up to date.
+        self._compact_bytes = 0
+        self._evicted = EvictedServers(self.settings.evict_dir)
         # Servers being read from the homeserver (how many reads): never compacted meanwhile.
         self._pinned: dict[RoomID, int] = {}
+        # Whether a server has operations running or waiting (the bridge's queue): such a
+        # server is about to be used, so it is neither compacted nor evicted.
+        self.busy: Callable[[RoomID], bool] = lambda _: False
         self.compactions = 0
         self.expansions = 0
+        self.evictions = 0
+        self.reloads = 0
         self._task: asyncio.Task[None] | None = None
 
     # -- reading -------------------------------------------------------------------------------
 
+    def _is_server(self, server_id: RoomID) -> bool:
+        """Whether `server_id` is a server the directory tracks (in memory or evicted)."""
+        if self._server_of.get(server_id) == server_id:
+            return True
+        return self._evicted.count > 0 and self._evicted.holds(server_id)
+
     def get(self, server_id: RoomID) -> Server | None:
-        if self._server_of.get(server_id) != server_id:
+        if not self._is_server(server_id):
             return None
         self._use(server_id)
         return self._model(server_id)
@@ -343,15 +308,24 @@ class ServerDirectory:
         return self._models[server_id]
 
     def server_ids(self) -> list[RoomID]:
-        return [room for room, server in self._server_of.items() if room == server]
+        held = [room for room, server in self._server_of.items() if room == server]
+        return held + self._evicted.server_ids()
 
     def servers_of(self, user_id: UserID) -> list[Server]:
         """The servers `user_id` has joined."""
         found = []
+        # Of the evicted servers, only those the user is a member of are taken back.
+        evicted = set(self._evicted.servers_with(user_id))
         for server_id in self.server_ids():
+            if (
+                self._evicted.count
+                and server_id not in self._server_of
+                and server_id not in evicted
+            ):
+                continue
             compact = self._compact.get(server_id)
             if compact is not None and not (
-                compact.readable and _in_framed(compact.members, user_id)
+                compact.readable and in_framed(compact.members, user_id)
             ):
                 continue
             server = self.get(server_id)
@@ -364,6 +338,8 @@ class ServerDirectory:
         compact = self._compact.get(server_id)
         if compact is not None:
             return compact.owner if compact.readable else None
+        if server_id not in self._server_of and self._evicted.holds(server_id):
+            return self._evicted.owner(server_id)
         server = self.get(server_id)
         return server.state.owner if server is not None else None
 
@@ -374,18 +350,23 @@ class ServerDirectory:
         compact = self._compact.get(server_id)
         if compact is not None and event_type in KEPT_SPACE_TYPES:
             return compact.kept.get((event_type, state_key))
+        if event_type in KEPT_SPACE_TYPES and server_id not in self._server_of:
+            if self._evicted.holds(server_id):
+                return self._evicted.kept(server_id, event_type, state_key)
         return self.states().get(server_id, {}).get((event_type, state_key))
 
     def joined_users(self) -> set[UserID]:
         """Every user joined to some room the directory tracks."""
-        users: set[UserID] = set()
+        users: set[UserID] = self._evicted.joined_users()
         for server_id in self.server_ids():
+            if server_id not in self._server_of:
+                continue  # evicted: counted above
             compact = self._compact.get(server_id)
             if compact is not None:
                 held = {
                     UserID(u)
-                    for framed in (compact.members, compact.joined_elsewhere)
-                    for u in framed.split("\n")
+                    for text in (compact.members, compact.joined_elsewhere)
+                    for u in text.split("\n")
                     if u
                 }
                 if compact.owner is not None and not compact.owner_joined:
@@ -407,6 +388,7 @@ class ServerDirectory:
         found: list[tuple[RoomID, str, Mapping[str, Any]]] = []
         for compact in self._compact.values():
             found.extend(c for c in compact.calls if c[0] in wanted)
+        found.extend(self._evicted.calls(wanted))
         view = self._states.view()
         for room_id in wanted:
             if room_id in view and self._server_of.get(room_id) not in self._compact:
@@ -417,11 +399,34 @@ class ServerDirectory:
                 )
         return found
 
+    def space_links(self, room_id: RoomID) -> list[tuple[RoomID, Mapping[str, Any]]]:
+        """(server, content) of every `m.space.child` entry for `room_id` in a server's space,
+        for a room no server tracks: read without taking any server back, so that an event in
+        a room the bot has just joined costs no walk over every idle server."""
+        found: list[tuple[RoomID, Mapping[str, Any]]] = []
+        view = self._states.view()
+        for server_id in [room for room, server in self._server_of.items() if room == server]:
+            compact = self._compact.get(server_id)
+            if compact is not None:
+                found.extend((server_id, link) for room, link in compact.links if room == room_id)
+            elif server_id in view:
+                held = view[server_id].get((SPACE_CHILD, room_id))
+                if held is not None:
+                    found.append((server_id, held))
+        if self._evicted.count:
+            found.extend(self._evicted.links(room_id))
+        return found
+
     def server_of(self, room_id: RoomID) -> RoomID | None:
-        return self._server_of.get(room_id)
+        held = self._server_of.get(room_id)
+        if held is not None or not self._evicted.count:
+            return held
+        return self._evicted.server_of(room_id)
 
     def rooms(self, server_id: RoomID) -> list[RoomID]:
         """Every tracked room of the server, the space included."""
+        if server_id not in self._server_of and self._evicted.count:
+            return self._evicted.rooms(server_id)
         return [room for room, server in self._server_of.items() if server == server_id]
 
     def states(self) -> Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]]:
@@ -431,21 +436,30 @@ class ServerDirectory:
     def footprint(self) -> dict[str, int]:
         """Servers, rooms, state events and the estimated bytes of their state (for metrics).
 
-        `servers` counts every server, `loaded` those held in full, `compacted` the rest;
-        `rooms` and `state_events` are those of the servers held in full; `bytes` is the
-        estimated size of what they hold plus `compact_bytes`, what the compacted ones hold
-        (measured).
+        `servers` counts every server, `loaded` those held in full, `compacted` those held
+        compacted, `evicted` the rest (out of memory); `rooms` and `state_events` are those of
+        the servers held in full; `bytes` is the estimated size of what they hold plus
+        `compact_bytes`, what the compacted ones hold (measured); `evicted_bytes` is the size of
+        the evicted servers' file (on disk, not in memory), `evicted_compact_bytes` what they
+        held in memory when compacted. `evictions` and `reloads` count servers evicted and
+        taken back since start.
         """
         rooms, events, size = self._states.footprint()
-        compact = sum(c.size() for c in self._compact.values())
+        compact = self._compact_bytes
+        evicted_compact, on_disk = self._evicted.size()
         return {
             "servers": len(self.server_ids()),
             "loaded": len(self._loaded),
             "compacted": len(self._compact),
+            "evicted": self._evicted.count,
             "rooms": rooms,
             "state_events": events,
             "bytes": size + compact,
             "compact_bytes": compact,
+            "evicted_bytes": on_disk,
+            "evicted_compact_bytes": evicted_compact,
+            "evictions": self.evictions,
+            "reloads": self.reloads,
         }
 
     def room_kinds(self, server_id: RoomID) -> list[tuple[RoomID, RoomKind, ChannelKind | None]]:
@@ -453,14 +467,28 @@ class ServerDirectory:
         compact = self._compact.get(server_id)
         if compact is not None:
             return list(compact.kinds)
+        if server_id not in self._server_of and self._evicted.count:
+            return self._evicted.kinds(server_id)
         kinds = (self._kind_of(room_id, server_id) for room_id in self.rooms(server_id))
         return [kind for kind in kinds if kind is not None]
+
+    def call_rooms(self) -> set[RoomID]:
+        """Every voice and video channel of every server, without taking any server back."""
+        rooms = {
+            room_id
+            for server_id in [room for room, server in self._server_of.items() if room == server]
+            for room_id, _, kind in self.room_kinds(server_id)
+            if kind is not None and kind.has_calls
+        }
+        if self._evicted.count:
+            rooms.update(self._evicted.call_rooms())
+        return rooms
 
     def room_kind(self, room_id: RoomID) -> RoomKind | None:
         """What a tracked room is to its server; None for a room the directory does not track."""
         server_id = self._server_of.get(room_id)
         if server_id is None:
-            return None
+            return self._evicted.kind(room_id) if self._evicted.count else None
         compact = self._compact.get(server_id)
         if compact is not None:
             return next((kind for room, kind, _ in compact.kinds if room == room_id), None)
@@ -489,8 +517,15 @@ class ServerDirectory:
         """Whether the server is held in full (not compacted)."""
         return server_id in self._loaded
 
+    def is_evicted(self, server_id: RoomID) -> bool:
+        """Whether the server is evicted (held out of memory)."""
+        return server_id not in self._server_of and self._evicted.holds(server_id)
+
     def _use(self, server_id: RoomID) -> None:
-        """The server is in use: held in full (expanded if need be), most recently used."""
+        """The server is in use: held in full (taken back and expanded if need be), most
+        recently used."""
+        if server_id not in self._server_of:
+            self._reload(server_id)
         if server_id in self._compact:
             self._expand(server_id)
         self._loaded[server_id] = self._clock()
@@ -498,10 +533,14 @@ class ServerDirectory:
         if len(self._loaded) > self.settings.max_loaded_servers:
             self.compact_idle(keep=server_id)
 
+    def _held(self, server_id: RoomID) -> bool:
+        """Whether the server must stay as it is: being read, or with work running or waiting."""
+        return bool(self._pinned.get(server_id)) or self.busy(server_id)
+
     def compact_idle(self, keep: RoomID | None = None) -> int:
         """Compact the servers unused for `idle_s`, and the least recently used beyond
-        `max_loaded_servers`; answers how many were compacted. Never `keep`, nor a pinned
-        server (one being read from the homeserver)."""
+        `max_loaded_servers`, then evict compacted servers beyond `compacted_budget_mib`;
+        answers how many were compacted. Never `keep`, nor a held server (`_held`)."""
         settings = self.settings
         now = self._clock()
         done = 0
@@ -509,7 +548,7 @@ class ServerDirectory:
             over = len(self._loaded) > settings.max_loaded_servers
             if not over and now - used < settings.idle_s:
                 break  # the rest were used more recently
-            if server_id == keep or self._pinned.get(server_id):
+            if server_id == keep or self._held(server_id):
                 continue
             try:
                 self._compact_server(server_id)
@@ -519,7 +558,52 @@ class ServerDirectory:
                 self._loaded.move_to_end(server_id)
                 continue
             done += 1
+        self.evict_over_budget(keep)
         return done
+
+    def evict_over_budget(self, keep: RoomID | None = None) -> int:
+        """Evict the least recently used compacted servers while they hold more than
+        `compacted_budget_mib`; answers how many were evicted. Never `keep`, nor a held
+        server."""
+        budget = self.settings.compacted_budget_mib * MIB
+        done = 0
+        for server_id in list(self._compact):
+            if self._compact_bytes <= budget:
+                break
+            if server_id == keep or self._held(server_id):
+                continue
+            try:
+                self._evict(server_id)
+            except Exception:
+                # Held compacted as before: the file may be full or gone; memory still works.
+                log.exception("Evicting server %s failed; it stays compacted", server_id)
+                break
+            done += 1
+        return done
+
+    def _evict(self, server_id: RoomID) -> None:
+        compact = self._compact[server_id]
+        rooms = self.rooms(server_id)
+        self._evicted.put(server_id, compact, rooms)
+        del self._compact[server_id]
+        self._compact_bytes -= compact.size()
+        for room_id in rooms:
+            self._server_of.pop(room_id, None)
+        self.evictions += 1
+        log.debug("Evicted the idle server %s from memory", server_id)
+
+    def _reload(self, server_id: RoomID) -> None:
+        """Take an evicted server back into memory, compacted (nothing if not evicted)."""
+        taken = self._evicted.take(server_id)
+        if taken is None:
+            return
+        compact, rooms = taken
+        for room_id in rooms:
+            self._server_of[room_id] = server_id
+        self._compact[server_id] = compact
+        self._compact_bytes += compact.size()
+        self.reloads += 1
+        log.debug("Took the evicted server %s back into memory", server_id)
 
     def start(self) -> None:
         """Compact idle servers from now on, looking a few times per `idle_s`."""
@@ -531,6 +615,10 @@ class ServerDirectory:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+    def close(self) -> None:
+        """Drop the evicted servers' file (their state is lost: call only when done)."""
+        self._evicted.close()
 
     async def _compacting(self) -> None:
         while True:
@@ -560,18 +648,23 @@ class ServerDirectory:
                 if event_type == CALL_MEMBER_EVENT and content
             )
             exported.append([room_id, self._states.export(room_id)])
-        compact = _Compact(
+        compact = Compacted(
             blob=zlib.compress(json.dumps(exported, separators=(",", ":")).encode()),
             readable=model is not None,
             owner=model.state.owner if model is not None else None,
-            members=_framed(members),
-            joined_elsewhere=_framed(joined_any - members),
+            members=framed(members),
+            joined_elsewhere=framed(joined_any - members),
             owner_joined=model is not None and model.state.owner in joined_any,
             kinds=tuple(self.room_kinds(server_id)),
             kept={
                 key: dict(content) for key, content in space.items() if key[0] in KEPT_SPACE_TYPES
             },
             calls=tuple(calls),
+            links=tuple(
+                (RoomID(key), dict(content))
+                for (event_type, key), content in space.items()
+                if event_type == SPACE_CHILD and self._server_of.get(RoomID(key)) != server_id
+            ),
         )
         for room_id in rooms:
             self._states.forget(room_id)
@@ -579,11 +672,13 @@ class ServerDirectory:
         self._stale.discard(server_id)
         self._loaded.pop(server_id, None)
         self._compact[server_id] = compact
+        self._compact_bytes += compact.size()
         self.compactions += 1
         log.debug("Compacted the idle server %s: %d bytes held", server_id, compact.size())
 
     def _expand(self, server_id: RoomID) -> None:
         compact = self._compact.pop(server_id)
+        self._compact_bytes -= compact.size()
         for room_id, rows in json.loads(zlib.decompress(compact.blob)):
             self._states.restore(RoomID(room_id), rows)
         self._stale.add(server_id)
@@ -615,7 +710,7 @@ class ServerDirectory:
         After a multi-room operation this gives the caller read-after-write: the rooms' state
         is fetched now instead of waiting for their transactions.
         """
-        if self._server_of.get(server_id) != server_id:
+        if not self._is_server(server_id):
             return None
         with self._reading(server_id):
             await self._load_rooms(server_id, set(room_ids))
@@ -627,7 +722,7 @@ class ServerDirectory:
     def _reading(self, server_id: RoomID) -> Iterator[None]:
         """While a server's rooms are read from the homeserver: held in full, not compacted
         (rooms read into a compacted server would be lost at its next expansion)."""
-        if self._server_of.get(server_id) == server_id:
+        if self._is_server(server_id):
             self._use(server_id)
         self._pinned[server_id] = self._pinned.get(server_id, 0) + 1
         try:
@@ -638,12 +733,9 @@ class ServerDirectory:
                 self._pinned[server_id] = left
 
     async def _load_missing(self, server_id: RoomID) -> None:
-        missing = rooms_of(server_id, self._states.view()) - self._tracked()
+        missing = {r for r in rooms_of(server_id, self._states.view()) if self.server_of(r) is None}
         if missing:
             await self._load_rooms(server_id, missing)
-
-    def _tracked(self) -> set[RoomID]:
-        return set(self._server_of)
 
     async def _load_rooms(self, server_id: RoomID, room_ids: set[RoomID]) -> None:
         semaphore = asyncio.Semaphore(LOAD_CONCURRENCY)
@@ -681,7 +773,7 @@ class ServerDirectory:
         event_id: str | None = None,
     ) -> None:
         """What the bridge itself just changed, so a read right after a write sees it."""
-        server_id = self._server_of.get(room_id)
+        server_id = self.server_of(room_id)
         if server_id is not None:
             self._use(server_id)
         self._states.apply_sent(room_id, event_type, state_key, content, event_id)
@@ -697,14 +789,14 @@ class ServerDirectory:
         edited back) is then answered with that older event, and the room keeps the newer
         one. The write must be made again once the worker has caught up.
         """
-        server_id = self._server_of.get(RoomID(room_id))
+        server_id = self.server_of(RoomID(room_id))
         if server_id is not None:
             self._use(server_id)
         return self._states.superseded(RoomID(room_id), event_type, state_key, event_id)
 
     def forget_room(self, room_id: RoomID) -> None:
         """Stop tracking one room of a server (a deleted channel or category the bot has left)."""
-        if (server_id := self._server_of.get(room_id)) is not None:
+        if (server_id := self.server_of(room_id)) is not None:
             self._use(server_id)
         server_id = self._server_of.pop(room_id, None)
         self._states.forget(room_id)
@@ -733,14 +825,17 @@ class ServerDirectory:
         self._models.pop(server_id, None)
         self._stale.discard(server_id)
         self._loaded.pop(server_id, None)
-        self._compact.pop(server_id, None)
+        if (compact := self._compact.pop(server_id, None)) is not None:
+            self._compact_bytes -= compact.size()
+        self._evicted.forget(server_id)
 
     async def handle(self, event: InboxEvent) -> None:
         """Inbox handler: keep tracked rooms current; pick up rooms newly linked to a server."""
         if event.state_key is None:
             return
         room_id = RoomID(event.room_id)
-        server_id = self._server_of.get(room_id)
+        # An event for an evicted server takes it back into memory (`_reading`) and applies.
+        server_id = self.server_of(room_id)
         if server_id is None:
             return
         with self._reading(server_id):
@@ -776,7 +871,7 @@ class _DirectoryView(Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]
     def __getitem__(self, room_id: RoomID) -> Mapping[tuple[str, str], Mapping[str, Any]]:
         directory = self._directory
         server_id = directory.server_of(room_id)
-        if server_id is not None and directory._server_of.get(server_id) == server_id:
+        if server_id is not None and directory._is_server(server_id):
             directory._use(server_id)
         return directory._states.view()[room_id]
 
@@ -784,13 +879,15 @@ class _DirectoryView(Mapping[RoomID, Mapping[tuple[str, str], Mapping[str, Any]]
         directory = self._directory
         if room_id in directory._states:
             return True
-        server_id = directory._server_of.get(room_id)  # type: ignore[call-overload]
-        return server_id is not None and server_id in directory._compact
+        server_id = directory.server_of(room_id)  # type: ignore[arg-type]
+        return server_id is not None and (
+            server_id in directory._compact or server_id not in directory._server_of
+        )
 
     def _rooms(self) -> list[RoomID]:
         directory = self._directory
         compacted = [r for r, s in directory._server_of.items() if s in directory._compact]
-        return list(directory._states.view()) + compacted
+        return list(directory._states.view()) + compacted + directory._evicted.all_rooms()
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._rooms())

@@ -663,9 +663,9 @@ class Reconciler:
         return known
 
     def _linking_server(self, room_id: RoomID) -> RoomID | None:
-        states = self.directory.states()
-        for server_id in self.directory.server_ids():
-            if _links(states.get(server_id, {}).get((SPACE_CHILD, room_id))):
+        # Without taking idle servers back into memory (the directory keeps such links aside).
+        for server_id, link in self.directory.space_links(room_id):
+            if _links(link):
                 return server_id
         return None
 
@@ -766,12 +766,10 @@ class Reconciler:
         """Adopt a room some server links but the bridge does not track, if it now can."""
         if self.directory.server_of(room_id) is not None:
             return
-        states = self.directory.states()
-        for server_id in self.directory.server_ids():
-            link = states.get(server_id, {}).get((SPACE_CHILD, room_id))
-            server = self.directory.get(server_id)
-            if server is not None and _links(link):
-                await self._adopt(server, room_id, dict(link or {}), event)
+        for server_id, link in self.directory.space_links(room_id):
+            server = self.directory.get(server_id) if _links(link) else None
+            if server is not None:
+                await self._adopt(server, room_id, dict(link), event)
                 return
 
     async def _adopt(

@@ -135,13 +135,17 @@ def _check_fig6_memory(fig6: dict[str, Any]) -> None:
     assert _positive(model["model_mb"][str(copies)]) and _positive(model["per_copy_mb"]), model
     assert any(row[0].startswith(f"bridge model, {copies} such servers") for row in fig6["rows"])
     assert not any("extrapolated" in row[0] for row in fig6["rows"])
-    # The same copies left idle: every one compacted by the directory.
+    # The same copies left idle: every one compacted by the directory, then evicted (--quick
+    # gives compacted servers no budget).
     idle = fig6["results"]["idle_model_memory"]
     assert idle["idle"] is True and idle["copies"] == params["idle_model_copies"] == 5
-    assert idle["servers_compacted"] == 5 and idle["servers_held_in_full"] == 0
-    assert _positive(idle["compacted_mb_per_copy"]), idle
+    assert params["idle_compacted_budget_mib"] == idle["compacted_budget_mib"] == 0
+    assert idle["servers_evicted"] == 5 and idle["servers_held_in_full"] == 0
+    assert idle["servers_compacted"] == 0 and idle["first_copy_was_evicted"] is True
+    assert _positive(idle["compacted_mb_per_copy"]) and _positive(idle["evicted_file_mb"]), idle
     assert list(idle["rss_mb"]) == ["before", "1", "5"], idle["rss_mb"]
     assert any(row[0] == "bridge model, per idle such server" for row in fig6["rows"])
+    assert any(t["name"] == "bridge model, 5 idle such servers" for t in fig6["targets"])
 
 
 BROWSER_FIGURES = ["fig7_web", "fig8_calls"]

@@ -23,6 +23,7 @@ from guilds.config import (
     Registration,
     WebSettings,
 )
+from guilds.ids import RoomID
 from tests.harness.fake_homeserver import (
     ALICE_TOKEN,
     AS_TOKEN,
@@ -299,3 +300,12 @@ async def test_homeserver_down_is_503_with_retry_after(
     assert resp.status == 503
     body = await resp.json()
     assert body["errcode"] == "M_UNAVAILABLE" and body["retry_after_ms"] > 0
+
+
+async def test_a_server_with_work_in_its_queue_is_kept_by_the_directory(bridge: Bridge) -> None:
+    """The directory neither compacts nor evicts a server whose turn is held or awaited."""
+    server_id = "!busy:localhost"
+    assert not bridge.directory.busy(RoomID(server_id))
+    async with bridge.queue.turn(server_id):
+        assert bridge.directory.busy(RoomID(server_id))
+    assert not bridge.directory.busy(RoomID(server_id))

@@ -172,6 +172,22 @@ def test_directory_limits_have_defaults_and_are_checked(install: Path) -> None:
     assert "unknown option" in errors["directory.size"]
 
 
+def test_the_eviction_budget_and_folder_have_defaults_and_are_checked(install: Path) -> None:
+    data = guilds_data(install)
+    default = parse_config(data, install).directory
+    assert (default.compacted_budget_mib, default.evict_dir) == (32, None)
+    (install / "evicted").mkdir()
+    data["directory"] = {"compacted_budget_mib": 0, "evict_dir": "evicted"}
+    settings = parse_config(data, install).directory
+    assert settings.compacted_budget_mib == 0
+    # Relative to the config file's folder, as the SQLite database is.
+    assert settings.evict_dir == str((install / "evicted").resolve())
+    data["directory"] = {"compacted_budget_mib": -1, "evict_dir": "nowhere"}
+    errors = errors_of(data, install)
+    assert "between 0 and 1000000" in errors["directory.compacted_budget_mib"]
+    assert "existing directory" in errors["directory.evict_dir"]
+
+
 def test_generated_local_config_enables_metrics_on_the_given_loopback_port() -> None:
     data = configgen.guilds_config("example.org", "http://127.0.0.1:8008", "sqlite:///g.db")
     assert "metrics" not in data

@@ -9,38 +9,19 @@ import tracemalloc
 from typing import Any
 
 from bench.directory_memory import CapturedHomeserver, copy_id, synthetic_server
-from bridge.engine.inbox import InboxEvent
 from bridge.plans.rooms import ServerRooms
 from bridge.readback.directory import ServerDirectory
 from bridge.readback.reconcile import model_before
-from guilds.config import DirectorySettings
+from guilds.config import DEFAULT_COMPACTED_BUDGET_MIB, DirectorySettings
 from guilds.ids import RoomID, UserID
 from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT
+from tests.harness.directories import Clock, HeldReads, everything, inbox
 
 MIB = 1024 * 1024
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Homeserver(CapturedHomeserver):
-    """The captured server's copies; a room's read can be held (to test pinning)."""
-
-    def __init__(self, captured: dict[str, Any]) -> None:
-        super().__init__(captured)
-        self.reads = 0
-        self.hold: asyncio.Event | None = None
-
-    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        self.reads += 1
-        if self.hold is not None:
-            await self.hold.wait()
-        return await super().request(method, path, **kwargs)
+class Homeserver(HeldReads, CapturedHomeserver):
+    """The captured server's copies, its reads counted and held on demand."""
 
 
 def small() -> dict[str, Any]:
@@ -48,34 +29,23 @@ def small() -> dict[str, Any]:
 
 
 async def directory_of(
-    captured: dict[str, Any], copies: int, *, max_loaded: int = 64, idle_s: int = 60
+    captured: dict[str, Any],
+    copies: int,
+    *,
+    max_loaded: int = 64,
+    idle_s: int = 60,
+    budget_mib: float = DEFAULT_COMPACTED_BUDGET_MIB,
+    evict_dir: str | None = None,
 ) -> tuple[ServerDirectory, Homeserver, Clock, list[RoomID]]:
+    """A directory that has loaded `copies` copies of `captured` (their ids, in load order)."""
     homeserver = Homeserver(captured)
     clock = Clock()
-    directory = ServerDirectory(
-        homeserver, homeserver.bot, DirectorySettings(max_loaded, idle_s), clock=clock
-    )
+    settings = DirectorySettings(max_loaded, idle_s, budget_mib, evict_dir)
+    directory = ServerDirectory(homeserver, homeserver.bot, settings, clock=clock)
     servers = [RoomID(copy_id(homeserver.server_id, n)) for n in range(1, copies + 1)]
     for server_id in servers:
         assert await directory.load(server_id) is not None
     return directory, homeserver, clock, servers
-
-
-def everything(directory: ServerDirectory, server_id: RoomID) -> dict[str, Any]:
-    """What the directory answers about a server, through every public read."""
-    model = directory.get(server_id)
-    assert model is not None
-    states = directory.states()
-    rooms = sorted(directory.rooms(server_id))
-    return {
-        "model": model,
-        "rooms": rooms,
-        "kinds": sorted(directory.room_kinds(server_id), key=str),
-        "kind": [directory.room_kind(r) for r in rooms],
-        "states": {r: dict(states[r]) for r in rooms},
-        "owner": directory.owner_of(server_id),
-        "servers_of": [s.server_id for s in directory.servers_of(model.state.owner)],
-    }
 
 
 async def test_a_compacted_server_answers_every_read_as_before() -> None:
@@ -130,21 +100,6 @@ async def test_a_write_not_yet_confirmed_survives_compaction() -> None:
     # The first write's own transaction comes back late: older than what we sent, ignored.
     await directory.handle(inbox(channel, CHANNEL_EVENT, "", sent, "$sent"))
     assert directory.states()[channel][(CHANNEL_EVENT, "")]["topic"] == "again"
-
-
-def inbox(
-    room: str, event_type: str, key: str, content: dict[str, Any], event_id: str, **unsigned: Any
-) -> InboxEvent:
-    event = {
-        "type": event_type,
-        "state_key": key,
-        "content": content,
-        "room_id": room,
-        "sender": "@someone:localhost",
-        "event_id": event_id,
-        "unsigned": unsigned,
-    }
-    return InboxEvent(0, event_id, room, event_type, key, "@someone:localhost", 0, event)
 
 
 async def test_an_event_for_a_compacted_server_expands_it_and_applies() -> None:

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from bench.directory_memory import CapturedHomeserver, capture, copy_id, measure, original_id
+from bench.directory_memory import (
+    CapturedHomeserver,
+    capture,
+    copy_id,
+    measure,
+    original_id,
+    steps_for,
+)
 from bridge.engine.matrix import MatrixRequestError
 from bridge.readback.directory import RoomStates, ServerDirectory
 from guilds.ids import RoomID, UserID
@@ -200,3 +207,19 @@ async def test_measure_idle_leaves_every_copy_compacted() -> None:
     assert report["compacted_mb_per_copy"] > 0
     # Read after compaction (the report reads the first copy back), the model is the same.
     assert report["channels_per_copy"] == 2 and report["members_per_copy"] == 3
+
+
+async def test_measure_idle_beyond_the_budget_leaves_every_copy_evicted() -> None:
+    homeserver = CapturedHomeserver(as_captured(tiny_server()))
+    report = await measure(homeserver, 3, idle=True, budget_mib=0)
+    assert report["compacted_budget_mib"] == 0 and report["first_copy_was_evicted"] is True
+    assert report["servers_evicted"] == 3 and report["servers_compacted"] == 0
+    assert report["servers_held_in_full"] == 0
+    assert report["compacted_mb_per_copy"] > 0 and report["evicted_file_mb"] > 0
+    # Taken back for the report's own read (the first copy), the model is the same.
+    assert report["channels_per_copy"] == 2 and report["members_per_copy"] == 3
+
+
+def test_the_steps_reach_past_the_budget_at_evenly_growing_sizes() -> None:
+    assert steps_for(1000) == [1, 10, 100, 250, 500, 1000]
+    assert steps_for(5) == [1, 5]

@@ -111,6 +111,10 @@ def test_directory_size_is_read_at_scrape_time() -> None:
         "state_events": 40,
         "bytes": 9000,
         "compact_bytes": 500,
+        "evicted": 7,
+        "evicted_bytes": 4096,
+        "evictions": 9,
+        "reloads": 2,
     }
     m.watch_directory(lambda: size)
     assert value(m, "guilds_servers_loaded") == 1
@@ -119,6 +123,10 @@ def test_directory_size_is_read_at_scrape_time() -> None:
     assert value(m, "guilds_servers_compacted") == 2
     assert value(m, "guilds_directory_bytes") == 9000
     assert value(m, "guilds_directory_compacted_bytes") == 500
+    assert value(m, "guilds_servers_evicted") == 7
+    assert value(m, "guilds_directory_evicted_file_bytes") == 4096
+    assert value(m, "guilds_directory_evictions_total") == 9
+    assert value(m, "guilds_directory_reloads_total") == 2
 
 
 async def _ok(request: web.Request) -> web.Response:
