@@ -492,6 +492,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
   function renderMembers() {
     const server = servers.get(activeServer);
     memberList.replaceChildren();
+    // Whether dots are drawn: "off" when the homeserver has presence disabled (presence.js).
+    memberList.dataset.presence = presence.enabled === null ? "unknown" : presence.enabled ? "on" : "off";
     if (!server) return;
     const list = members.get(activeServer) ?? [];
     const roles = [...(server.roles ?? [])].sort((a, b) => b.position - a.position);
