@@ -1,12 +1,12 @@
 """Mentions, mute and presence in the web UI (issue #18, observation 5), two users for real.
 
 Alice mentions Bob by the @ autocomplete (a member, then a role); the message carries
-`m.mentions` and a matrix.to pill that matrix-nio reads; Bob's tab, hidden, shows the mention
-badge, raises a desktop notification (permission granted in his browser context) and highlights
-the message. Muting the channel, then the server, by push rules stops both, and the homeserver
-itself stops counting (what other clients read). A matrix-nio message with `m.mentions` is
-highlighted in Guilds, and one naming Bob without listing him is not. Presence dots follow
-what a matrix-nio client sets.
+`m.mentions` and a matrix.to pill, which matrix-nio reads and matrix-js-sdk's push processor
+highlights; Bob's tab, hidden, shows the mention badge, raises a desktop notification
+(permission granted in his browser context) and highlights the message. Muting the channel, then
+the server, by push rules stops both, and the homeserver itself stops counting (what other
+clients read). A matrix-nio message with `m.mentions` is highlighted in Guilds, and one naming
+Bob without listing him is not. Presence dots follow what a matrix-nio client sets.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tests.harness.api import (
     join_server,
 )
 from tests.harness.chat_steps import LIVE_MS, channel, message_with, new_page, open_as, open_channel
+from tests.harness.jssdk import run_scenario
 from tests.harness.stack import Stack, User, build_stack
 
 pytestmark = pytest.mark.browser
@@ -190,7 +191,7 @@ async def test_mentions_autocomplete_pills_badges_notifications_and_mute(
         await expect(sent.get_by_test_id("mention-pill")).to_have_text(f"@{bob_name}")
 
         # What another client reads: intentional mentions, and a matrix.to pill.
-        event = await nio_event(stack, bob, random, "please review")
+        first = event = await nio_event(stack, bob, random, "please review")
         content = event["content"]
         assert content["m.mentions"] == {"user_ids": [bob.user_id]}
         assert (
@@ -222,6 +223,18 @@ async def test_mentions_autocomplete_pills_badges_notifications_and_mute(
         event = await nio_event(stack, bob, random, "meeting at noon")
         assert event["content"]["m.mentions"] == {"user_ids": [bob.user_id]}
         assert event["content"]["chat.guilds.role_mentions"] == [role["role_id"]]
+        # matrix-js-sdk's push processor (Element's) highlights both for Bob, from m.mentions.
+        actions = await run_scenario(
+            "mention_actions",
+            stack,
+            bob,
+            room_id=random,
+            event_ids=[first["event_id"], event["event_id"]],
+        )
+        assert actions.result == {
+            first["event_id"]: {"notify": True, "highlight": True},
+            event["event_id"]: {"notify": True, "highlight": True},
+        }
         role_message = message_with(other, "meeting at noon")
         await expect(role_message).to_have_class(re.compile(r"\bmentioned\b"))
         await expect(role_message.get_by_test_id("mention-pill")).to_have_attribute(

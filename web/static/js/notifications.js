@@ -48,7 +48,8 @@ export function roomsToMute(marker, serverId, roomIds) {
  * @param {import("./matrix.js").MatrixClient} options.client
  * @param {import("./sync.js").SyncEngine} options.sync
  * @param {string} options.userId
- * @param {(roomId: string) => string} options.placeOf  "#channel (Server)" for a notification
+ * @param {(roomId: string) => string} options.placeOf  "in #channel (Server)" for a notification
+ *   from a server's channel, "" for a DM
  * @param {(roomId: string) => void} options.open  show a room (a notification clicked)
  */
 export function createNotifications({ client, sync, userId, placeOf, open }) {
@@ -106,7 +107,8 @@ export function createNotifications({ client, sync, userId, placeOf, open }) {
     if (!room) return;
     const content = room.latestEdit(event)?.content?.["m.new_content"] ?? event.content ?? {};
     const body = typeof content.body === "string" ? content.body.slice(0, BODY_PREVIEW) : "";
-    const notification = new Notification(`${room.displayName(event.sender)} ${placeOf(roomId)}`, {
+    const place = placeOf(roomId);
+    const notification = new Notification(`${room.displayName(event.sender)}${place ? ` ${place}` : ""}`, {
       body,
       tag: event.event_id,
     });

@@ -484,7 +484,9 @@ export function renderHome({ config, client, session, onSignedOut }) {
       const testid = `menu-${fn}`;
       entries.push([label, () => manage[fn](manageContext(), servers.get(server.server_id) ?? server), { ...options, testid }]);
     }
-    entries.push(muteMenuEntry(notify, server, (message) => showBanner(message)));
+    // Everyone may mute a server: before leaving or deleting it, as in Discord.
+    const danger = entries.findIndex(([, , options]) => options.danger);
+    entries.splice(danger < 0 ? entries.length : danger, 0, muteMenuEntry(notify, server, (message) => showBanner(message)));
     showMenu(serverMenuButton, entries, { testid: "server-menu" });
   }
 
