@@ -274,6 +274,17 @@ async def test_mentions_autocomplete_pills_badges_notifications_and_mute(
         assert len(await notifications(other)) == before
         await expect(rail_badge(other, sid)).to_have_count(0)
         assert await highlight_count(stack, bob, general, "server muted ping") == 0
+
+        # A channel made after the server was muted is muted too, once Bob's client sees it.
+        later = await add_channel(stack, alice, sid, "later")
+        await join_as(stack, bob, later)
+        await expect(channel(other, "later").get_by_test_id("channel-muted")).to_be_visible(
+            timeout=LIVE_MS
+        )
+        # Unmuted from the same menu: every channel again, the push rules gone.
+        await other.get_by_test_id("server-menu-button").click()
+        await other.get_by_test_id("menu-unmute-server").click()
+        await expect(other.get_by_test_id("channel-muted")).to_have_count(0, timeout=LIVE_MS)
         assert problems == []
     finally:
         await context.close()
