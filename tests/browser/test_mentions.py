@@ -41,11 +41,13 @@ pytestmark = pytest.mark.browser
 SPY_NOTIFICATIONS = """
 (() => {
   window.__notifications = [];
+  window.__notificationObjects = [];
   const Real = window.Notification;
   class Recorded extends Real {
     constructor(title, options) {
       super(title, options);
       window.__notifications.push({ title, body: options?.body ?? "" });
+      window.__notificationObjects.push(this);
     }
   }
   window.Notification = Recorded;
@@ -208,8 +210,10 @@ async def test_mentions_autocomplete_pills_badges_notifications_and_mute(
         assert await eventually(lambda: _notified(other, "please review"), what="the notification")
         [note] = await notifications(other)
         assert "#random" in note["title"] and note["body"] == f"hey @{bob_name} please review"
+        # Clicking the notification opens the channel of the mention.
         await other.evaluate("window.__show()")
-        await channel(other, "random").click()
+        await other.evaluate("window.__notificationObjects[0].dispatchEvent(new Event('click'))")
+        await expect(channel(other, "random")).to_have_attribute("aria-current", "page")
         mention = message_with(other, "please review")
         await expect(mention).to_have_class(re.compile(r"\bmentioned\b"))
         pill = mention.get_by_test_id("mention-pill")

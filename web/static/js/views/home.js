@@ -81,7 +81,10 @@ export function renderHome({ config, client, session, onSignedOut }) {
     },
     open: (roomId) => {
       const sid = serverOfRoom(roomId);
-      if (!sid) return;
+      if (!sid) {
+        if (sync.room(roomId)) dms.openRoom(roomId); // a direct conversation
+        return;
+      }
       lastChannel.set(sid, roomId);
       selectServer(sid);
     },
