@@ -73,6 +73,11 @@ test("pills keep markdown around them and never go inside code; names are escape
   );
 });
 
+test("a reply mentions the sender of the message replied to, unless that is oneself", () => {
+  assert.deepEqual(mentionContent("agreed", { replyTo: BOB, sender: ALICE })["m.mentions"], { user_ids: [BOB] });
+  assert.deepEqual(mentionContent("agreed", { replyTo: ALICE, sender: ALICE })["m.mentions"], {});
+});
+
 test("a user id typed in full mentions a known member, not a stranger", () => {
   const content = mentionContent("ping @bob:hs.test and @eve:elsewhere.test", { knownUsers: new Set([BOB]), sender: ALICE });
   assert.deepEqual(content["m.mentions"], { user_ids: [BOB] });

@@ -114,13 +114,14 @@ function standsAlone(text, at, length) {
 
 /**
  * The content of a message typed as `text`, with the mentions picked while typing it (those
- * whose text is no longer there are dropped) and user ids typed in full of `knownUsers`.
+ * whose text is no longer there are dropped), user ids typed in full of `knownUsers`, and
+ * `replyTo`, the sender of the message replied to (the spec mentions them in a reply).
  * @param {string} text
  * @param {{picks?: Pick[], knownUsers?: Set<string>, sender?: string, mayMentionRoom?: boolean,
- *   msgtype?: string}} [options]
+ *   msgtype?: string, replyTo?: string|null}} [options]
  */
-export function mentionContent(text, { picks = [], knownUsers = new Set(), sender = "", mayMentionRoom = false, msgtype = "m.text" } = {}) {
-  const userIds = new Set();
+export function mentionContent(text, { picks = [], knownUsers = new Set(), sender = "", mayMentionRoom = false, msgtype = "m.text", replyTo = null } = {}) {
+  const userIds = new Set(replyTo ? [replyTo] : []);
   const roleIds = [];
   let room = false;
   const links = new Map(); // text → user id, for the pills

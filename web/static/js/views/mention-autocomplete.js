@@ -139,19 +139,13 @@ export function attachMentionAutocomplete({ client, input, form, userId, sources
      * mentioned too, as the spec asks of replies. */
     content(text, replyTo = null) {
       const found = sources();
-      const extra = replyTo && replyTo.sender !== userId ? [{ kind: "user", text: "", userId: replyTo.sender }] : [];
-      const content = mentionContent(text, {
+      return mentionContent(text, {
         picks,
         knownUsers: new Set(found.members.map((m) => m.userId)),
         sender: userId,
         mayMentionRoom: found.mayMentionRoom,
+        replyTo: replyTo?.sender ?? null,
       });
-      for (const pick of extra) {
-        const ids = new Set(content["m.mentions"].user_ids ?? []);
-        ids.add(pick.userId);
-        content["m.mentions"].user_ids = [...ids].sort();
-      }
-      return content;
     },
     /** Forget the picks (the message was sent). */
     reset() {
