@@ -10,9 +10,9 @@ import { fileURLToPath } from "node:url";
 // Every icon name web/static/js passes to icon(); tests/unit_js/icons.test.mjs checks the
 // client names no other.
 const ICONS = [
-  "arrow-left", "arrow-right", "chevron-down", "crown", "download", "face-slightly-smiling", "face-slightly-smiling-plus", "file", "hash",
+  "arrow-left", "arrow-right", "at-sign", "bell", "bell-off", "chevron-down", "crown", "download", "face-slightly-smiling", "face-slightly-smiling-plus", "file", "hash",
   "headphone-off", "headphones", "lock", "log-out", "menu", "mic", "mic-off", "monitor-up", "moon",
-  "messages-square", "pencil", "phone", "phone-off", "plus", "reply", "settings", "star", "sun", "trash", "users",
+  "messages-square", "pencil", "phone", "phone-off", "plus", "reply", "settings", "shield", "star", "sun", "trash", "users",
   "video", "video-off", "volume-2", "x",
 ];
 

@@ -357,12 +357,12 @@ async def test_controls_in_the_shell_follow_each_role(
     problems: list[str] = []
     contexts = []
     try:
-        # A plain member: leave only; no gear on channels; no delete on another's message.
+        # A plain member: mute and leave only; no gear on channels; no delete on another's message.
         contexts.append(await browser.new_context(viewport={"width": 1280, "height": 800}))
         member = await new_page(contexts[-1], problems)
         await open_as(member, stack, carol)
         await open_channel(member, sid)
-        assert await menu_entries(member) == ["menu-confirmLeave"]
+        assert await menu_entries(member) == ["menu-mute-server", "menu-confirmLeave"]
         await expect(member.get_by_test_id("channel-edit")).to_have_count(0)
         await expect(member.get_by_test_id("category-edit")).to_have_count(0)
         theirs = message_with(member, "the owner speaks")
@@ -386,6 +386,7 @@ async def test_controls_in_the_shell_follow_each_role(
             "menu-openBans",
             "menu-openChannelEditor",
             "menu-openCategoryEditor",
+            "menu-mute-server",
             "menu-confirmLeave",
         ]
         # The default channel is marked, and its editor refuses a rename.
@@ -431,6 +432,7 @@ async def test_controls_in_the_shell_follow_each_role(
             "menu-openBans",
             "menu-openChannelEditor",
             "menu-openCategoryEditor",
+            "menu-mute-server",
             "menu-confirmDelete",
         ]
         await expect(page.get_by_test_id("category-edit")).to_have_count(1, timeout=LIVE_MS)

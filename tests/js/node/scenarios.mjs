@@ -108,7 +108,23 @@ async function room_list(client, { room_ids }) {
   };
 }
 
-export const scenarios = { hierarchy, rtc_memberships, room_list };
+/**
+ * Whether the SDK's push processor (the one under Element) highlights each event for this user:
+ * how another client reads a Guilds message's `m.mentions` (spec v1.7 intentional mentions).
+ */
+async function mention_actions(client, { room_id, event_ids }) {
+  const { MatrixEvent } = await import("matrix-js-sdk");
+  await syncedRoom(client, room_id);
+  const answer = {};
+  for (const eventId of event_ids) {
+    const raw = await client.fetchRoomEvent(room_id, eventId);
+    const actions = client.getPushActionsForEvent(new MatrixEvent({ ...raw, room_id }), true);
+    answer[eventId] = { notify: Boolean(actions?.notify), highlight: Boolean(actions?.tweaks?.highlight) };
+  }
+  return answer;
+}
+
+export const scenarios = { hierarchy, rtc_memberships, room_list, mention_actions };
 
 /**
  * Thread `root_id` of a room as the SDK's own thread support reads it, once it holds at least

@@ -416,6 +416,32 @@ export class MatrixClient {
     return this.request("PUT", `${CLIENT_PREFIX}/user/${enc(userId)}/account_data/${enc(type)}`, { body: content });
   }
 
+  // --- Push rules and presence (notifications.js, presence.js) -------------------------------
+
+  /**
+   * Create or replace one of the user's push rules (scope "global").
+   * @param {string} kind  "override", "room", "content", "sender" or "underride"
+   * @param {string} ruleId
+   * @param {{actions: any[], conditions?: object[], pattern?: string}} rule
+   */
+  setPushRule(kind, ruleId, rule) {
+    return this.request("PUT", `${CLIENT_PREFIX}/pushrules/global/${enc(kind)}/${enc(ruleId)}`, { body: rule });
+  }
+
+  /** Delete one of the user's push rules; one already gone is no error. */
+  async deletePushRule(kind, ruleId) {
+    try {
+      await this.request("DELETE", `${CLIENT_PREFIX}/pushrules/global/${enc(kind)}/${enc(ruleId)}`);
+    } catch (error) {
+      if (!(error instanceof MatrixError && error.errcode === "M_NOT_FOUND")) throw error;
+    }
+  }
+
+  /** A user's presence: {presence, last_active_ago?, currently_active?, status_msg?}. */
+  getPresence(userId) {
+    return this.request("GET", `${CLIENT_PREFIX}/presence/${enc(userId)}/status`);
+  }
+
   /** {displayname?, avatar_url?} of a user; empty when the profile is not found. */
   async getProfile(userId) {
     try {

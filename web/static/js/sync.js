@@ -16,13 +16,15 @@ const GAP_FILL_PAGES = 6;
 const PAGE_SIZE = 40;
 
 // Members are lazy-loaded: the server sends the member events of the senders we see only.
+// Presence (online, idle, offline) feeds the member list's dots (presence.js); a homeserver with
+// presence disabled sends none.
 export const SYNC_FILTER = {
   room: {
     state: { lazy_load_members: true },
     // Thread replies counted per thread, apart from the channel's own (threads.js).
     timeline: { limit: 30, lazy_load_members: true, unread_thread_notifications: true },
   },
-  presence: { not_types: ["*"] },
+  presence: { types: ["m.presence"] },
 };
 const PAGINATION_FILTER = { lazy_load_members: true };
 
@@ -208,7 +210,8 @@ export class Room {
  * event, {type, sender, content}, each dispatched once) and `timeline` (detail: Map room id →
  * the live events new in one sync batch, oldest first, after the whole batch is applied) and
  * `left` (detail: {roomId, room, event}: a joined room this client no longer is in, as it was,
- * and the user's own membership event that took them out when the batch has it).
+ * and the user's own membership event that took them out when the batch has it) and
+ * `presence` (detail: Map user id → the `m.presence` content new in one batch).
  */
 export class SyncEngine extends EventTarget {
   /** @param {import("./matrix.js").MatrixClient} client */
@@ -220,6 +223,8 @@ export class SyncEngine extends EventTarget {
     this.rooms = new Map();
     this.invites = new Map();
     this.accountData = new Map();
+    /** @type {Map<string, object>} user id → their latest m.presence content */
+    this.presence = new Map();
     this.since = null;
     this.status = "connecting";
     this.stopped = false;
@@ -297,6 +302,13 @@ export class SyncEngine extends EventTarget {
     for (const event of data.account_data?.events ?? []) {
       this.accountData.set(event.type, event.content);
       accountData.add(event.type);
+    }
+
+    const presence = new Map();
+    for (const event of data.presence?.events ?? []) {
+      if (event.type !== "m.presence" || typeof event.sender !== "string") continue;
+      this.presence.set(event.sender, event.content ?? {});
+      presence.set(event.sender, event.content ?? {});
     }
 
     const joined = data.rooms?.join ?? {};
@@ -390,6 +402,7 @@ export class SyncEngine extends EventTarget {
       );
     }
     for (const detail of left) this.dispatchEvent(new CustomEvent("left", { detail }));
+    if (presence.size) this.dispatchEvent(new CustomEvent("presence", { detail: presence }));
     // The batch's new timeline events, once all of it is applied (1:1 calls ring only then).
     if (freshByRoom.size) this.dispatchEvent(new CustomEvent("timeline", { detail: freshByRoom }));
     // After the rooms, so a listener sees the state the same batch brought (calls need both).

@@ -16,11 +16,14 @@ import {
 } from "../markdown.js";
 import { downloadFile, loadImage } from "../media.js";
 import { MEMBER_EVENT, memberNotice } from "../member-notices.js";
+import { mayMentionRoom, mentionsUser } from "../mentions.js";
 import { SendQueue } from "../send-queue.js";
 import { redactsOf } from "../sync.js";
 import { lastMainEventId, threadRootOf } from "../threads.js";
 import { openLightbox } from "./lightbox.js";
 import { memberNoticeNode } from "./member-notice.js";
+import { attachMentionAutocomplete, mentionSourcesFor } from "./mention-autocomplete.js";
+import { drawMentionPills } from "./mention-pills.js";
 import { confirmAction, pickEmoji } from "./popups.js";
 import { createThreads } from "./threads-view.js";
 
@@ -59,8 +62,10 @@ function formatSize(bytes) {
  * @param {(permission: string) => boolean} [options.can]  permissions where no server decides (a DM)
  * @param {(userId: string, anchor: Element) => void} [options.onUserClick]  an author's name or avatar clicked
  * @param {string|null} [options.readOnly]  why nothing can be sent here, when nothing can
+ * @param {() => ({members: any[], roles: any[]} | null)} [options.people]  the server's members
+ *   and roles, for mentions (views/mention-autocomplete.js); a DM's come from its room
  */
-export function createChatView({ client, sync, userId, roomId, channel, server, roleColor, can: canOverride, onUserClick, readOnly = null }) {
+export function createChatView({ client, sync, userId, roomId, channel, server, roleColor, can: canOverride, onUserClick, readOnly = null, people = () => null }) {
   const nodes = new Map(); // key → {signature, node}
   let editing = null; // event id being edited
   let replyTo = null; // event replied to
@@ -125,6 +130,15 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     fileInput,
   );
   const el = h("section", { class: "chat", "data-testid": "chat", "data-room-id": roomId }, scroller, composer, typingLine);
+
+  // @ mentions: the autocomplete, and what a sent message says in m.mentions (mentions.js).
+  const mentionInput = attachMentionAutocomplete({
+    client,
+    input,
+    form: composer,
+    userId,
+    sources: () => mentionSourcesFor(room(), userId, people()),
+  });
 
   /** Why nothing can be sent here (the composer's and the thread panel's placeholder), or null. */
   const cannotSend = () =>
@@ -216,8 +230,9 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
   function submit() {
     const text = input.value.trim();
     if (!text) return;
-    const content = messageContent(text);
+    const content = mentionInput.content(text, replyTo);
     if (replyTo) content["m.relates_to"] = { "m.in_reply_to": { event_id: replyTo.event_id } };
+    mentionInput.reset();
     input.value = "";
     autosize(input);
     setReply(null);
@@ -335,10 +350,13 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       return;
     }
     const newContent = messageContent(text, current.msgtype === "m.emote" ? "m.emote" : "m.text");
+    // The edit keeps whom the message mentioned and notifies no one again (spec: edits' m.mentions).
+    newContent["m.mentions"] = current["m.mentions"] ?? {};
     const content = {
       msgtype: newContent.msgtype,
       body: `* ${newContent.body}`,
       "m.new_content": newContent,
+      "m.mentions": {},
       "m.relates_to": { rel_type: "m.replace", event_id: event.event_id },
     };
     if (newContent.formatted_body) {
@@ -468,6 +486,11 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       if (isReply && content === event.content) body = stripReplyFallback(body);
       wrap.append(linkifiedText(body));
     }
+    drawMentionPills(wrap, content, {
+      me: userId,
+      nameOf: (uid) => room()?.displayName(uid) ?? uid,
+      roleOf: (roleId) => people()?.roles.find((r) => r.role_id === roleId) ?? null,
+    });
     if (msgtype === "m.emote") {
       wrap.prepend(`* ${room()?.displayName(event.sender) ?? event.sender} `);
       wrap.classList.add("emote");
@@ -586,6 +609,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       "data-sender": event.sender,
     });
     if (!echo && event.event_id === linked) node.classList.add("linked");
+    if (!echo && mentionsMe(event, content)) node.classList.add("mentioned");
     const gutter = grouped
       ? h("span", { class: "gutter-time", text: timeFormat.format(new Date(event.origin_server_ts)) })
       : avatar(client, { mxc: r.avatarOf(event.sender), name, id: event.sender, className: "avatar message-avatar" });
@@ -639,6 +663,16 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     node.append(gutter, main);
     if (!echo) node.append(renderActions(event));
     return node;
+  }
+
+  /** Whether a message (as now edited) mentions the user: highlighted, as in Discord. */
+  function mentionsMe(event, content) {
+    const r = room();
+    if (!r) return false;
+    return mentionsUser(
+      { sender: event.sender, content },
+      { userId, displayName: r.displayName(userId), senderMayMentionRoom: mayMentionRoom(r, event.sender) },
+    );
   }
 
   /** A name or avatar that opens the person's profile card (and from there a DM). */

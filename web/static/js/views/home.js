@@ -9,6 +9,8 @@ import { channelIcon, icon, isPrivateChannel } from "../icons.js";
 import { describeError } from "../error-messages.js";
 import { GuildsApi, inviteCodeFrom } from "../guilds-api.js";
 import { MatrixError } from "../matrix.js";
+import { createNotifications } from "../notifications.js";
+import { createPresence } from "../presence.js";
 import { HOME, formatRoute, parseRoute } from "../routes.js";
 import { SyncEngine, isAuthError } from "../sync.js";
 import { currentTheme, toggleTheme } from "../theme.js";
@@ -24,6 +26,7 @@ import { showMenu } from "./popups.js";
 import { createChannelReorder } from "./channel-reorder.js";
 import { createCategoryFollower } from "./category-follow.js";
 import { sidebarCategories, sidebarChannels } from "../channel-order.js";
+import { muteButton, muteMenuEntry } from "./mute.js";
 
 const REFRESH_DEBOUNCE_MS = 250;
 // Below this width app.css has no column for the member list: it opens as a drawer instead.
@@ -67,6 +70,27 @@ export function renderHome({ config, client, session, onSignedOut }) {
   // Voice and video channels: the call panel, who is in each call, joining by a click.
   const calls = createCallUi({ client, sync, session, onChange: () => activeServer && renderSidebar() });
   const userId = session.userId;
+  // Presence dots on the member list (presence.js); mute and desktop notifications (notifications.js).
+  const presence = createPresence({ client, sync, userId, onChange: () => renderMembers() });
+  const notify = createNotifications({
+    client,
+    sync,
+    userId,
+    placeOf: (roomId) => {
+      const server = servers.get(serverOfRoom(roomId));
+      const channel = server?.channels?.find((c) => c.channel_id === roomId);
+      return server && channel ? `in #${channel.name} (${server.name})` : "";
+    },
+    open: (roomId) => {
+      const sid = serverOfRoom(roomId);
+      if (!sid) {
+        if (sync.room(roomId)) dms.openRoom(roomId); // a direct conversation
+        return;
+      }
+      lastChannel.set(sid, roomId);
+      selectServer(sid);
+    },
+  });
 
   /** @type {Map<string, object>} server id → Server */
   const servers = new Map();
@@ -162,6 +186,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
       h("span", { class: "user-panel-id muted", text: userId }),
       h("span", { class: "visually-hidden", "data-testid": "signed-in-as", text: `Signed in as ${userId}` }),
     ),
+    notify.permissionButton,
     themeButton,
     signOut,
   );
@@ -205,6 +230,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const contentTopic = h("span", { class: "content-topic muted", "data-testid": "channel-topic" });
   // The open chat's own header controls (the thread list).
   const chatTools = h("span", { class: "chat-tools" });
+  const channelMute = muteButton(notify, () => (activeServer ? activeChannel : null));
   const connection = h("div", { class: "connection", role: "status", "data-testid": "connection-status" });
   connection.hidden = true;
   const banner = h("p", { class: "banner", role: "status", "data-testid": "home-banner" });
@@ -216,7 +242,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const content = h(
     "main",
     { class: "content" },
-    h("header", { class: "content-header" }, navToggle, contentIcon, contentTitle, contentTopic, chatTools, membersToggle),
+    h("header", { class: "content-header" }, navToggle, contentIcon, contentTitle, contentTopic, chatTools, channelMute.el, membersToggle),
     connection,
     banner,
     routeNotice,
@@ -287,6 +313,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
   }
 
   function unreadOf(roomId) {
+    // A muted room shows nothing, even what was counted before it was muted.
+    if (notify.isMuted(roomId)) return { notifications: 0, highlights: 0 };
     return sync.room(roomId)?.unread ?? { notifications: 0, highlights: 0 };
   }
 
@@ -327,7 +355,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
             "button",
             {
               type: "button",
-              class: `rail-item server${selected ? " selected" : ""}${unread.notifications ? " unread" : ""}`,
+              class: `rail-item server${selected ? " selected" : ""}${unread.notifications ? " unread" : ""}${notify.isServerMuted(server.server_id) ? " muted" : ""}`,
               "data-testid": "rail-server",
               "data-server-id": server.server_id,
               title: server.name,
@@ -405,7 +433,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
         "button",
         {
           type: "button",
-          class: `channel${selected ? " selected" : ""}${unread.notifications && !selected ? " unread" : ""}`,
+          class: `channel${selected ? " selected" : ""}${unread.notifications && !selected ? " unread" : ""}${notify.isMuted(channel.channel_id) ? " muted" : ""}`,
           "data-testid": "channel",
           "data-channel-id": channel.channel_id,
           "data-kind": channel.kind,
@@ -421,6 +449,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
         h("span", { class: "channel-name", "data-testid": "channel-name", text: channel.name }),
         isPrivateChannel(channel) ? h("span", { class: "visually-hidden", text: " (private)" }) : null,
         isDefault ? h("span", { class: "default-mark", title: "Default channel", "data-testid": "default-channel" }, icon("star", { size: 12 })) : null,
+        notify.isMuted(channel.channel_id) ? h("span", { class: "muted-mark", title: "Muted", "data-testid": "channel-muted" }, icon("bell-off", { size: 12 })) : null,
         unread.highlights && !selected
           ? h("span", { class: "badge", "data-testid": "channel-badge", text: String(unread.highlights) })
           : null,
@@ -466,9 +495,9 @@ export function renderHome({ config, client, session, onSignedOut }) {
       const testid = `menu-${fn}`;
       entries.push([label, () => manage[fn](manageContext(), servers.get(server.server_id) ?? server), { ...options, testid }]);
     }
-    if (entries.length === 0) {
-      entries.push(["Nothing to manage here", () => {}, { testid: "menu-empty" }]);
-    }
+    // Everyone may mute a server: before leaving or deleting it, as in Discord.
+    const danger = entries.findIndex(([, , options]) => options.danger);
+    entries.splice(danger < 0 ? entries.length : danger, 0, muteMenuEntry(notify, server, (message) => showBanner(message)));
     showMenu(serverMenuButton, entries, { testid: "server-menu" });
   }
 
@@ -476,6 +505,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
   function renderMembers() {
     const server = servers.get(activeServer);
     memberList.replaceChildren();
+    // Whether dots are drawn: "off" when the homeserver has presence disabled (presence.js).
+    memberList.dataset.presence = presence.enabled === null ? "unknown" : presence.enabled ? "on" : "off";
     if (!server) return;
     const list = members.get(activeServer) ?? [];
     const roles = [...(server.roles ?? [])].sort((a, b) => b.position - a.position);
@@ -513,7 +544,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
                 }
               },
             },
-            avatar(client, { mxc: member.avatar, name: nameOf(member), id: member.user_id, size: 32 }),
+            presence.withDot(avatar(client, { mxc: member.avatar, name: nameOf(member), id: member.user_id, size: 32 }), member.user_id),
             name,
             member.owner ? h("span", { class: "owner-mark", title: "Server owner", "data-testid": "owner-mark" }, icon("crown", { size: 14 })) : null,
           ),
@@ -601,6 +632,10 @@ export function renderHome({ config, client, session, onSignedOut }) {
       channel,
       server: () => servers.get(activeServer) ?? null,
       roleColor: (uid) => roleColor(activeServer, uid),
+      people: () => {
+        const server = servers.get(activeServer);
+        return server ? { members: members.get(activeServer) ?? [], roles: server.roles ?? [] } : null;
+      },
       onUserClick: (uid, anchor) => {
         const member = (members.get(activeServer) ?? []).find((m) => m.user_id === uid);
         const room = sync.room(channel.channel_id);
@@ -734,6 +769,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   }
 
   function renderAll() {
+    channelMute.render();
     renderRail();
     renderSidebar();
     calls.showing(activeServer ? activeChannel : null);
@@ -938,6 +974,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
       if (serversLoaded && !sync.rooms.has(sid) && sync.status === "online" && membership) removeServer(sid);
     }
     if (all) scheduleRefresh("*");
+    for (const [sid, server] of servers) if (notify.isServerMuted(sid)) notify.catchUp(server);
+    channelMute.render();
     renderRail();
     if (activeServer || dms.touches(event.detail)) renderSidebar();
     if (!activeServer && dms.active && chat?.key !== dms.key()) renderContent();
