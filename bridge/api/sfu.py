@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bridge.api.app import PROVISIONING_MAX_BODY, require_user
-from bridge.errors import NotFound, read_json
+from bridge.errors import NoSfu, read_json
 from bridge.services.sfu import SfuCredentials
 
 SFU: web.AppKey[SfuCredentials | None] = web.AppKey("guilds_sfu", SfuCredentials)
@@ -21,7 +21,7 @@ async def sfu_credentials(request: web.Request) -> web.Response:
     body = await read_json(request, max_bytes=PROVISIONING_MAX_BODY)
     credentials = request.config_dict[SFU]
     if credentials is None:
-        raise NotFound("No SFU is configured: channel calls run peer to peer")
+        raise NoSfu()
     answer = await credentials.issue(
         request.match_info["sid"], request.match_info["cid"], user, body
     )

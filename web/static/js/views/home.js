@@ -63,7 +63,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const api = new GuildsApi({ accessToken: session.accessToken });
   const sync = new SyncEngine(client, session.userId);
   // Voice and video channels: the call panel, who is in each call, joining by a click.
-  const calls = createCallUi({ client, sync, session, onChange: () => activeServer && renderSidebar() });
+  const calls = createCallUi({ client, sync, session, api, onChange: () => activeServer && renderSidebar() });
   const userId = session.userId;
 
   /** @type {Map<string, object>} server id → Server */

@@ -1,0 +1,136 @@
+"""Channel calls through the SFU (Janus VideoRoom) in Chromium with fake media (issue #19).
+
+With an SFU configured, two browsers in a video channel each receive the other's audio (played,
+its energy growing) and video frames through Janus, not peer to peer; their MatrixRTC
+memberships in room state name the Janus focus. A member kicked from the server is dropped from
+the SFU room: their page leaves the call and the other stops receiving them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page
+
+from guildsctl.janus import LocalJanus
+from guildsctl.synapse import stop
+from tests.browser.test_voice_channels import hears
+from tests.harness.api import Api, create_server, eventually, join_server
+from tests.harness.call_steps import (
+    GROUP_JS,
+    add_channel,
+    call_members,
+    call_stats,
+    joined,
+    member_key,
+    new_call_page,
+    open_in_server,
+    wait_for_media,
+)
+from tests.harness.chat_steps import channel
+from tests.harness.sfu import build_sfu_stack
+from tests.harness.stack import Stack
+
+pytestmark = pytest.mark.browser
+
+SfuStack = tuple[Stack, subprocess.Popen[bytes], LocalJanus]
+
+# What the page's call says about its transport and its peers' connections.
+TRANSPORT = f"""async () => {{
+  const c = (await import('{GROUP_JS}')).currentCall();
+  if (!c) return null;
+  const peers = [];
+  for (const p of c.peers.values()) {{
+    const pairs = [];
+    if (p.pc) (await p.pc.getStats()).forEach((s) => {{
+      if (s.type === "candidate-pair" && s.state === "succeeded") pairs.push(s.remoteCandidateId);
+    }});
+    peers.push({{ user: p.userId, feed: p.feedId ?? null, pairs }});
+  }}
+  return {{ focus: c.focusType, peers, state: c.state }};
+}}"""
+
+
+@pytest_asyncio.fixture(scope="module")
+async def sfu(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SfuStack]:
+    root: Path = tmp_path_factory.mktemp("sfu-browser")
+    stack, proc, janus = build_sfu_stack(root)
+    try:
+        stack.http = aiohttp.ClientSession()
+        stack.start_guilds()
+        yield stack, proc, janus
+    finally:
+        await stack.close()
+        stop(proc)
+
+
+async def test_two_browsers_in_a_video_channel_see_and_hear_each_other_through_the_sfu(
+    browser: Browser, sfu: SfuStack
+) -> None:
+    stack, _, _ = sfu
+    alice = await stack.register_user(f"alice_{secrets.token_hex(3)}")
+    bob = await stack.register_user(f"bob_{secrets.token_hex(3)}")
+    server = await create_server(stack, alice, "Big hall")
+    sid = server["server_id"]
+    stage = await add_channel(stack, alice, sid, "stage", "video")
+    await join_server(stack, sid, bob)
+
+    problems: list[str] = []
+    contexts: list[BrowserContext] = []
+    pages: list[Page] = []
+    try:
+        for user in (alice, bob):
+            page = await new_call_page(browser, contexts, problems)
+            pages.append(page)
+            await open_in_server(page, stack, user, sid)
+            await channel(page, "stage").click()
+            await joined(page)
+
+        # Frames and audio arrive both ways, and the audio is played (energy grows).
+        await wait_for_media(pages[0], {bob.user_id}, video=True)
+        await wait_for_media(pages[1], {alice.user_id}, video=True)
+        await hears(pages[0], "alice", {bob.user_id})
+        await hears(pages[1], "bob", {alice.user_id})
+
+        # Through Janus: each page's peer is a feed of the SFU room, not a mesh connection.
+        for page, other in ((pages[0], bob), (pages[1], alice)):
+            transport = await page.evaluate(TRANSPORT)
+            assert transport["focus"] == "org.guilds.janus", transport
+            [peer] = transport["peers"]
+            assert peer["user"] == other.user_id and peer["feed"], transport
+
+        # Who is in the call is MatrixRTC state, read by a client that is not ours (nio).
+        members = await call_members(stack, bob, stage)
+        for user in (alice, bob):
+            content = members[member_key(user)]
+            assert content["focus_active"] == {"type": "org.guilds.janus"}, content
+            assert content["foci_preferred"] == [{"type": "org.guilds.janus"}], content
+
+        # Bob is kicked from the server: the bridge drops him from the SFU room. His page
+        # leaves the call, and alice stops receiving him.
+        status, answer = await Api(stack, alice).call(
+            "POST", f"/servers/{sid}/members/{bob.user_id}/kick", {"reason": "bye"}
+        )
+        assert status == 204, answer
+
+        async def bob_out() -> bool:
+            return await pages[1].evaluate(TRANSPORT) is None
+
+        await eventually(bob_out, 60, 0.5, what="bob's page leaving the call")
+
+        async def alice_alone() -> bool:
+            return not [s for s in await call_stats(pages[0]) if s["userId"] == bob.user_id]
+
+        await eventually(alice_alone, 60, 0.5, what="alice no longer receiving bob")
+    finally:
+        print("page problems:", problems)
+        for context in contexts:
+            await context.close()
+    # A kicked page reports its refused requests; nothing else may go wrong.
+    assert [p for p in problems if "403" not in p and "Forbidden" not in p] == []
