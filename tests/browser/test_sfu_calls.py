@@ -3,7 +3,9 @@
 With an SFU configured, two browsers in a video channel each receive the other's audio (played,
 its energy growing) and video frames through Janus, not peer to peer; their MatrixRTC
 memberships in room state name the Janus focus. A member kicked from the server is dropped from
-the SFU room: their page leaves the call and the other stops receiving them.
+the SFU room: their page leaves the call and the other stops receiving them. Janus killed in the
+middle of a call: both pages say so, and hear each other again once it is back, with the same
+two memberships throughout.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from guildsctl.janus import LocalJanus
+from guildsctl.janus import LocalJanus, start_janus
 from guildsctl.synapse import stop
 from tests.browser.test_voice_channels import hears
 from tests.harness.api import Api, create_server, eventually, join_server
@@ -39,7 +41,16 @@ from tests.harness.stack import Stack
 
 pytestmark = pytest.mark.browser
 
-SfuStack = tuple[Stack, subprocess.Popen[bytes], LocalJanus]
+
+class SfuStack:
+    """The stack, and the Janus beside it (which a test may kill and start again)."""
+
+    def __init__(self, stack: Stack, proc: subprocess.Popen[bytes], janus: LocalJanus, root: Path):
+        self.stack = stack
+        self.proc = proc
+        self.janus = janus
+        self.root = root
+
 
 # What the page's call says about its transport and its peers' connections.
 TRANSPORT = f"""async () => {{
@@ -61,19 +72,20 @@ TRANSPORT = f"""async () => {{
 async def sfu(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SfuStack]:
     root: Path = tmp_path_factory.mktemp("sfu-browser")
     stack, proc, janus = build_sfu_stack(root)
+    holder = SfuStack(stack, proc, janus, root)
     try:
         stack.http = aiohttp.ClientSession()
         stack.start_guilds()
-        yield stack, proc, janus
+        yield holder
     finally:
         await stack.close()
-        stop(proc)
+        stop(holder.proc)
 
 
 async def test_two_browsers_in_a_video_channel_see_and_hear_each_other_through_the_sfu(
     browser: Browser, sfu: SfuStack
 ) -> None:
-    stack, _, _ = sfu
+    stack = sfu.stack
     alice = await stack.register_user(f"alice_{secrets.token_hex(3)}")
     bob = await stack.register_user(f"bob_{secrets.token_hex(3)}")
     server = await create_server(stack, alice, "Big hall")
@@ -134,3 +146,55 @@ async def test_two_browsers_in_a_video_channel_see_and_hear_each_other_through_t
             await context.close()
     # A kicked page reports its refused requests; nothing else may go wrong.
     assert [p for p in problems if "403" not in p and "Forbidden" not in p] == []
+
+
+async def test_the_sfu_killed_mid_call_pages_say_so_and_hear_each_other_once_it_is_back(
+    browser: Browser, sfu: SfuStack
+) -> None:
+    stack = sfu.stack
+    alice = await stack.register_user(f"alice_{secrets.token_hex(3)}")
+    bob = await stack.register_user(f"bob_{secrets.token_hex(3)}")
+    server = await create_server(stack, alice, "Hall")
+    sid = server["server_id"]
+    lounge = await add_channel(stack, alice, sid, "lounge", "voice")
+    await join_server(stack, sid, bob)
+
+    problems: list[str] = []
+    contexts: list[BrowserContext] = []
+    pages: list[Page] = []
+    try:
+        for user in (alice, bob):
+            page = await new_call_page(browser, contexts, problems)
+            pages.append(page)
+            await open_in_server(page, stack, user, sid)
+            await channel(page, "lounge").click()
+            await joined(page)
+        await hears(pages[0], "alice", {bob.user_id})
+        await hears(pages[1], "bob", {alice.user_id})
+
+        # Janus dies (SIGKILL: no goodbye to anyone).
+        sfu.proc.kill()
+        sfu.proc.wait()
+        for page in pages:
+            await expect(page.get_by_test_id("call-status")).to_contain_text(
+                "Lost the connection to the call server", timeout=30_000
+            )
+        # Still in the call as far as room state says: nobody left.
+        members = await call_members(stack, alice, lounge)
+        assert members[member_key(alice)] and members[member_key(bob)], members
+
+        # It comes back (as `guilds run`'s supervisor would start it): both pages rejoin the
+        # room, which the bridge creates again, and hear each other.
+        sfu.proc = start_janus(sfu.janus, sfu.root / "janus", sfu.root / "logs" / "janus.log")
+        await hears(pages[0], "alice", {bob.user_id})
+        await hears(pages[1], "bob", {alice.user_id})
+        for page in pages:
+            await expect(page.get_by_test_id("call-status")).not_to_contain_text("Lost")
+        members = await call_members(stack, alice, lounge)
+        live = {key for key, content in members.items() if content}
+        assert live == {member_key(alice), member_key(bob)}, members
+    finally:
+        print("page problems:", problems)
+        for context in contexts:
+            await context.close()
+    assert [p for p in problems if "WebSocket" not in p] == []
