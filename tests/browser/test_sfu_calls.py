@@ -22,13 +22,13 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from guildsctl.janus import LocalJanus, start_janus
 from guildsctl.synapse import stop
-from tests.browser.test_voice_channels import hears
 from tests.harness.api import Api, create_server, eventually, join_server
 from tests.harness.call_steps import (
     GROUP_JS,
     add_channel,
     call_members,
     call_stats,
+    hears,
     joined,
     member_key,
     new_call_page,
