@@ -10,6 +10,7 @@ two memberships throughout.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import subprocess
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from guildsctl.janus import LocalJanus, start_janus
 from guildsctl.synapse import stop
-from tests.harness.api import Api, create_server, eventually, join_server
+from tests.harness.api import Api, create_server, eventually, join_as, join_server
 from tests.harness.call_steps import (
     GROUP_JS,
     add_channel,
@@ -38,6 +39,7 @@ from tests.harness.call_steps import (
 from tests.harness.chat_steps import channel
 from tests.harness.sfu import build_sfu_stack
 from tests.harness.stack import Stack
+from tests.harness.synthetic import SyntheticParticipant
 
 pytestmark = pytest.mark.browser
 
@@ -198,3 +200,45 @@ async def test_the_sfu_killed_mid_call_pages_say_so_and_hear_each_other_once_it_
         for context in contexts:
             await context.close()
     assert [p for p in problems if "WebSocket" not in p] == []
+
+
+async def test_a_browser_receives_every_synthetic_participant_through_the_sfu(
+    browser: Browser, sfu: SfuStack
+) -> None:
+    # Synthetic participants (aiortc) join with the bridge's credentials, as a browser does;
+    # the browser beside them receives each one's frames and plays each one's tone.
+    stack = sfu.stack
+    alice = await stack.register_user(f"alice_{secrets.token_hex(3)}")
+    server = await create_server(stack, alice, "Arena")
+    sid = server["server_id"]
+    arena = await add_channel(stack, alice, sid, "arena", "video")
+    synthetic = [await stack.register_user(f"synth{i}_{secrets.token_hex(3)}") for i in range(3)]
+    for user in synthetic:
+        await join_server(stack, sid, user)
+        await join_as(stack, user, arena)
+
+    problems: list[str] = []
+    contexts: list[BrowserContext] = []
+    try:
+        async with contextlib.AsyncExitStack() as participants:
+            for user in synthetic:
+                await participants.enter_async_context(
+                    SyntheticParticipant(stack, user, sid, arena, video=True)
+                )
+            page = await new_call_page(browser, contexts, problems)
+            await open_in_server(page, stack, alice, sid)
+            await channel(page, "arena").click()
+            await joined(page)
+            others = {u.user_id for u in synthetic}
+            await wait_for_media(page, others, video=True)
+            await hears(page, "alice", others)
+            # They are in the call for every client: MatrixRTC state, naming the Janus focus.
+            members = await call_members(stack, alice, arena)
+            for user in synthetic:
+                assert members[member_key(user)]["focus_active"] == {"type": "org.guilds.janus"}
+            await expect(page.get_by_test_id("call-tile")).to_have_count(4)
+    finally:
+        print("page problems:", problems)
+        for context in contexts:
+            await context.close()
+    assert problems == []
