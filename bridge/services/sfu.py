@@ -227,18 +227,13 @@ class SfuAccess:
                 raise Unavailable("The SFU could not open the call", retry_after_ms=2_000)
             self._created.add(sfu_room)
 
-    async def kick_user(self, room_id: str, user_id: str) -> int:
+    async def kick_user(self, room_id: str, user_id: str | None) -> int:
         """Kick every participant of a channel's SFU room that belongs to `user_id`, and any
-        the bridge did not sign; how many were kicked."""
+        the bridge did not sign (with `user_id` None, only those); how many were kicked."""
         sfu_room = self.room_of(room_id)
+        secret = self._room_secret(sfu_room)
         (listing,) = await self._videoroom(
-            [
-                {
-                    "request": "listparticipants",
-                    "room": sfu_room,
-                    "secret": self._room_secret(sfu_room),
-                }
-            ]
+            [{"request": "listparticipants", "room": sfu_room, "secret": secret}]
         )
         if listing.get("videoroom") != "participants":
             return 0  # no such room: nobody to kick
@@ -249,12 +244,8 @@ class SfuAccess:
             if who is None or who.user_id == user_id:
                 doomed.append(pid)
         if doomed:
-            secret = self._room_secret(sfu_room)
             await self._videoroom(
-                [
-                    {"request": "kick", "room": sfu_room, "secret": secret, "id": pid}
-                    for pid in doomed
-                ]
+                [{"request": "kick", "room": sfu_room, "secret": secret, "id": p} for p in doomed]
             )
         return len(doomed)
 
@@ -311,6 +302,9 @@ class SfuCredentials:
             raise Forbidden("Join the channel's room before its call")
         sfu_room = self.access.room_of(channel.channel_id)
         await self.access.ensure_room(sfu_room, channel.name)
+        # Someone who joined with a valid token under an id the bridge did not sign is found
+        # whenever anyone asks for credentials (at least once a minute while a call lasts).
+        self._spawn_kick(channel.channel_id, None)
         now = time.time()
         return {
             "focus": {"type": FOCUS_TYPE, "url": self._public_url},
@@ -335,11 +329,14 @@ class SfuCredentials:
         channel = next((c for c in server.channels if c.channel_id == room_id), None)
         if channel is None or not channel.kind.has_calls:
             return
-        task = asyncio.create_task(self._kick(room_id, event.state_key))
+        self._spawn_kick(room_id, event.state_key)
+
+    def _spawn_kick(self, room_id: str, user_id: str | None) -> None:
+        task = asyncio.create_task(self._kick(room_id, user_id))
         self._kicks.add(task)
         task.add_done_callback(self._kicks.discard)
 
-    async def _kick(self, room_id: str, user_id: str) -> None:
+    async def _kick(self, room_id: str, user_id: str | None) -> None:
         try:
             kicked = await self.access.kick_user(room_id, user_id)
         except Unavailable:

@@ -224,3 +224,41 @@ async def test_a_member_kicked_or_banned_is_removed_from_the_sfu_room(
     # And no new credentials.
     status, answer = await credentials(stack, bob, sid, lounge)
     assert status in (403, 404), answer
+
+
+async def test_a_participant_under_an_id_the_bridge_did_not_sign_is_kicked(sfu: SfuStack) -> None:
+    # Bob has real credentials, but joins under an id of his own making (to escape a later
+    # kick, or to pass for someone else): the bridge kicks that participant.
+    stack, _, janus = sfu
+    owner = await stack.register_user(f"owner_{secrets.token_hex(3)}")
+    bob = await stack.register_user(f"bob_{secrets.token_hex(3)}")
+    server = await create_server(stack, owner, "Stage")
+    sid = server["server_id"]
+    lounge = await add_channel(stack, owner, sid, "lounge", "voice")
+    await join_server(stack, sid, bob)
+    await join_as(stack, bob, lounge)
+    await join_as(stack, owner, lounge)
+    status, creds = await credentials(stack, bob, sid, lounge)
+    assert status == 200, creds
+    async with janus_session(janus.ws_url, creds["token"]) as session:
+        await session.attach()
+        answer = await session.videoroom(
+            {
+                "request": "join",
+                "ptype": "publisher",
+                "room": creds["room"],
+                "id": "not-signed-by-the-bridge",
+                "token": creds["room_token"],
+            }
+        )
+        assert answer.get("videoroom") == "joined", answer
+        assert "not-signed-by-the-bridge" in await participants(janus, creds["room"])
+
+        # The next credentials anyone asks for in this channel (here the owner's) find him.
+        status, _ = await credentials(stack, owner, sid, lounge)
+        assert status == 200
+
+        async def gone() -> bool:
+            return "not-signed-by-the-bridge" not in await participants(janus, creds["room"])
+
+        await eventually(gone, 30, 0.5, what="the unsigned participant kicked")
