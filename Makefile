@@ -48,6 +48,7 @@ $(STAMP_JS): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 
 run: $(STAMP_RUN)
 	@if [ -n "$(GUILDS_TURN_PORT)" ]; then ./scripts/ensure-coturn.sh; fi
+	@./scripts/ensure-janus.sh
 	@$(BIN)/guilds run
 
 $(STAMP_NODE): package.json package-lock.json
@@ -58,6 +59,7 @@ $(STAMP_NODE): package.json package-lock.json
 test: $(STAMP_TEST) $(STAMP_JS) lint
 	@./scripts/ensure-chromium.sh
 	@./scripts/ensure-coturn.sh
+	@./scripts/ensure-janus.sh
 	@echo "==> node --test: the browser client's pure logic"
 	@node --test --test-reporter=spec tests/unit_js/*.test.mjs
 	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)

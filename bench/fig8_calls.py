@@ -19,6 +19,10 @@ CPU per participant: with all N in the call and media flowing (after the trials)
 of every Chromium process (browser, renderers, GPU/utility and network processes, from /proc)
 over a steady window, divided by the window and by N: the share of one core each participant
 costs. Beside it, the same window with the same N pages open and nobody in a call.
+
+Through the SFU (rows "N via SFU", bench/sfu_calls.py): 2, 4, 8, 16 and 25 participants, one
+real browser that joins and measures, the others synthetic (aiortc); join p50/p95, and Janus's
+CPU per participant.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from bench.common import (
     spread,
     summarize,
 )
+from bench.sfu_calls import SFU_SIZES, measure_sfu
 from tests.harness.api import Api, create_server, join_server
 from tests.harness.stack import Stack, User
 
@@ -199,6 +204,12 @@ def extra_args(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=30.0,
         help="a join slower than this means the cores cannot carry the call: stop that size",
+    )
+    parser.add_argument(
+        "--sfu-sizes",
+        default=None,
+        help="participant counts through the SFU (Janus), one browser and the rest synthetic, "
+        "comma-separated (default 2,4,8,16,25; --quick: 2; 0: none)",
     )
     parser.add_argument(
         "--cpu-seconds",
@@ -434,6 +445,14 @@ async def main(args: argparse.Namespace) -> Figure:
             "camera": args.camera or "the client's own (640x360@20)",
         },
     )
+    sfu_sizes = (
+        [int(s) for s in args.sfu_sizes.split(",") if int(s) > 1]
+        if args.sfu_sizes
+        else [2]
+        if args.quick
+        else list(SFU_SIZES)
+    )
+    sfu: dict[str, dict[str, Any]] = {}
     measured: dict[str, dict[str, Any]] = {}
     async with bench_stack(args.backend) as stack:
         async with async_playwright() as playwright:
@@ -452,6 +471,19 @@ async def main(args: argparse.Namespace) -> Figure:
                         break
                 if scene.problems:
                     figure.notes.append(f"page errors seen: {scene.problems[:5]}")
+                if sfu_sizes:
+                    log(f"fig8: through the SFU, {sfu_sizes} participants")
+                    sfu = await measure_sfu(
+                        browser,
+                        args,
+                        sfu_sizes,
+                        max(1, args.pairs),
+                        cpu_window,
+                        WAIT_CALL_FRAMES,
+                        CLICK_PROBE,
+                        CLICK_CHANNEL,
+                        FRAMES_DEADLINE_MS,
+                    )
             finally:
                 await browser.close()
 
@@ -465,6 +497,11 @@ async def main(args: argparse.Namespace) -> Figure:
         elif not entry:
             figure.notes.append(f"{size} participants: not tried (a smaller call did not finish)")
         log_trace(size, entry.get("traces", []))
+    for size in sfu_sizes:
+        figure.rows.append(sfu_row(size, sfu.get(str(size), {})))
+        if "error" in sfu.get(str(size), {}):
+            figure.notes.append(f"{size} via the SFU: not measured — {sfu[str(size)]['error']}")
+    figure.results["sfu"] = sfu
     measured_sizes = [s for s in sizes if "ab" in measured.get(str(s), {})]
     figure.targets.append(
         Target(
@@ -483,7 +520,28 @@ async def main(args: argparse.Namespace) -> Figure:
         "incoming streams per person (full mesh), and the joiner's time includes the other "
         "pages competing for the same cores."
     )
+    if sfu_sizes:
+        figure.notes.append(
+            "Rows 'via SFU': one browser joins a video channel whose N − 1 other participants are "
+            "synthetic (aiortc, 160x120 picture and a tone, through the bridge's credentials, "
+            "tests/harness/synthetic.py); join p50/p95 is click → frames from all N − 1; the CPU "
+            "is Janus's own over the window, per participant (docs/DEPLOYMENT.md 7b)."
+        )
     return figure
+
+
+def sfu_row(size: int, entry: dict[str, Any]) -> list[Any]:
+    """A row of the SFU's: join p50/p95 (one browser joining N − 1 synthetic participants), and
+    Janus's CPU per participant."""
+    summary = entry.get("join_ms", {}).get("summary", {})
+    join = (
+        f"p50 {fmt(summary['p50'], 4)} / p95 {fmt(summary['p95'], 4)}"
+        if summary.get("n")
+        else "not measured"
+    )
+    share = entry.get("janus_cores_per_participant")
+    cpu = f"Janus: {share * 100:.1f} % of a core each" if share is not None else "–"
+    return [f"{size} via SFU", join, "–", "–", cpu, "–"]
 
 
 def median_join(entry: dict[str, Any]) -> float:

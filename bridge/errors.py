@@ -70,6 +70,14 @@ class NotFound(MatrixError):
     default_message = "Not found"
 
 
+class NoSfu(MatrixError):
+    """No SFU is configured: channel calls run peer to peer (docs/CALLS.md)."""
+
+    status = 404
+    errcode = "GUILDS_NO_SFU"
+    default_message = "No SFU is configured: channel calls run peer to peer"
+
+
 class Unrecognized(MatrixError):
     status = 404
     errcode = "M_UNRECOGNIZED"

@@ -24,6 +24,7 @@ from bridge.api.members import add_routes as add_member_routes
 from bridge.api.operations import add_routes as add_operation_routes
 from bridge.api.roles import add_routes as add_role_routes
 from bridge.api.servers import add_routes as add_server_routes
+from bridge.api.sfu import add_routes as add_sfu_routes
 from bridge.api.templates import add_routes as add_template_routes
 from bridge.engine.inbox import TransactionInbox
 from bridge.engine.journal import OperationJournal
@@ -52,6 +53,7 @@ from bridge.services.invites import Invites
 from bridge.services.members import Members
 from bridge.services.roles import Roles
 from bridge.services.servers import Servers
+from bridge.services.sfu import SfuAccess, SfuCredentials
 from guilds.config import GuildsConfig
 from guilds.ids import RoomID
 from guilds.vocabulary import CALL_MEMBER_EVENT
@@ -92,6 +94,7 @@ class Bridge:
         self._provisioning_app: web.Application | None = None
         self._declared_task: asyncio.Task[None] | None = None
         self._calls: CallSweeper | None = None
+        self.sfu: SfuCredentials | None = None
         # The directory once its compaction of idle servers runs (`connect`).
         self._compacting: ServerDirectory | None = None
         self._convergence: Convergence | None = None
@@ -222,6 +225,16 @@ class Bridge:
             public_url=self.config.web.public_url,
         )
         add_invite_routes(self._provisioning_app, self.invites)
+        # Channel calls on the SFU, when one is configured: credentials, and kicks on leave.
+        if self.config.janus is not None:
+            self.sfu = SfuCredentials(
+                self.matrix,
+                self.directory,
+                SfuAccess(self.config.janus),
+                self.config.janus.public_url,
+            )
+            self._inbox.add_handler(self.sfu.handle_member, "m.room.member")
+        add_sfu_routes(self._provisioning_app, self.sfu)
         add_template_routes(self._provisioning_app, self.servers)
         self.declarations = Declarations(
             declared=self.config.servers,
@@ -396,6 +409,8 @@ class Bridge:
             await asyncio.gather(self._declared_task, return_exceptions=True)
         if self._calls is not None:
             await self._calls.stop()
+        if self.sfu is not None:
+            await self.sfu.stop()
         if self._compacting is not None:
             await self._compacting.stop()
         if self._convergence is not None:

@@ -126,6 +126,21 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class JanusSettings:
+    """`sfu.janus`: the Janus WebRTC Server that carries channel calls (docs/CALLS.md).
+
+    `url` is where the bridge reaches its WebSocket API, `public_url` where browsers do;
+    `token_secret` is Janus's `token_auth_secret` (the bridge signs client tokens with it) and
+    `admin_key` the VideoRoom plugin's (the bridge creates rooms with it).
+    """
+
+    url: str
+    public_url: str
+    token_secret: str = field(repr=False)
+    admin_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Limits:
     """`policies.limits`: None means unlimited."""
 
@@ -290,6 +305,8 @@ class GuildsConfig:
     # after operations, on events and at start-up still run).
     sweep_interval_s: int = DEFAULT_SWEEP_INTERVAL_S
     directory: DirectorySettings = DirectorySettings()
+    # `sfu.janus`; None: channel calls run on the mesh only.
+    janus: JanusSettings | None = None
 
     @property
     def module_policies(self) -> ModulePolicies:
@@ -503,6 +520,7 @@ GUILDS_KEYS = {
     "servers",
     "operations",
     "convergence",
+    "sfu",
 }
 
 
@@ -589,6 +607,8 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     m.unknown_keys({"enabled", "listen"})
     metrics = MetricsSettings(m.boolean("enabled", False), m.listen("listen", 9400))
 
+    janus = parse_sfu(r.section("sfu"))
+
     log_level = r.string("log_level", "INFO").upper()
     if log_level not in LOG_LEVELS:
         r.error("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
@@ -616,7 +636,39 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
         answer_within_s=answer_within_s,
         sweep_interval_s=sweep_interval_s,
         directory=directory,
+        janus=janus,
     )
+
+
+def _is_ws_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("ws", "wss") and bool(parts.hostname)
+
+
+def parse_sfu(r: _Reader) -> JanusSettings | None:
+    """`sfu:` holds at most a `janus:` section; absent, calls stay on the mesh."""
+    r.unknown_keys({"janus"})
+    if r.data.get("janus") is None:
+        return None
+    j = r.section("janus")
+    j.unknown_keys({"url", "public_url", "token_secret", "admin_key"})
+    url = j.string("url", required=True)
+    if url and not _is_ws_url(url):
+        j.error("url", f"must be a ws:// or wss:// URL, not {url!r}")
+    public_url = j.string("public_url", url or None, required=True)
+    if public_url and not _is_ws_url(public_url):
+        j.error("public_url", f"must be a ws:// or wss:// URL, not {public_url!r}")
+    secrets_ = {}
+    for name in ("token_secret", "admin_key"):
+        value = j.string(name, required=True)
+        problem = check_secret(value) if value else None
+        if problem:
+            j.error(name, problem)
+        secrets_[name] = value
+    return JanusSettings(url, public_url, secrets_["token_secret"], secrets_["admin_key"])
 
 
 def _load_registration_for(

@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 2
 
         return run_workers(Path(args.state_dir), overrides, args.postgres)
-    return run(Path(args.state_dir), overrides, args.turn_port, args.turn_host)
+    return run(Path(args.state_dir), overrides, args.turn_port, args.turn_host, args.janus_port)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -187,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--turn-host",
         help="the address the local coturn listens and relays on (env GUILDS_TURN_HOST; "
         "127.0.0.1; a LAN address lets other machines' browsers reach it)",
+    )
+    run.add_argument(
+        "--janus-port",
+        type=_port,
+        help="the port of the SFU's WebSocket API (Janus, started when installed; env "
+        "GUILDS_JANUS_PORT; 8188)",
     )
     run.add_argument(
         "--profile",

@@ -8,10 +8,13 @@ Layout of the state folder (git-ignored `local/` by default):
     synapse/log.yaml             Synapse logs to its output, which goes to logs/synapse.log
     synapse/homeserver.db, media_store/  Synapse's data (every access token, uploads)
     coturn/                      the local coturn's pid file and database (GUILDS_TURN_PORT only)
+    janus/                       the local Janus's configuration, written on every start (its
+                                 token secret and admin key; guilds.yaml's `sfu:` holds them too)
     registration.yaml            the application service registration (tokens, mode 0600)
     guilds.yaml                  the bridge and web UI config, rewritten on every start
     guilds.db                    the bridge's database
-    logs/                        synapse.log, guilds.log (and coturn.log): each process's output
+    logs/                        synapse.log, guilds.log, janus.log (and coturn.log): each
+                                 process's output
 
 Everything in it is readable by its owner only (files 0600, directories 0700): the processes
 run with umask 077, and a file an earlier version left open is made private at start.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from guildsctl.configgen import guilds_config, read_yaml, registration, write_yaml
+from guildsctl.janus import JanusMissing, JanusTurn, LocalJanus, janus_listening, start_janus
 from guildsctl.supervise import Supervisor
 from guildsctl.synapse import (
     PRIVATE_UMASK,
@@ -88,6 +93,8 @@ class PortInUse(Exception):
 
 
 TURN_PORT_ENV = "GUILDS_TURN_PORT"
+JANUS_PORT_ENV = "GUILDS_JANUS_PORT"
+DEFAULT_JANUS_PORT = 8188
 TURN_HOST_ENV = "GUILDS_TURN_HOST"
 
 
@@ -124,6 +131,36 @@ def resolve_turn(port_option: int | None, host_option: str | None = None) -> Loc
             f"(TCP and UDP). Choose another: `make run {TURN_PORT_ENV}=<port>`."
         )
     return LocalTurn(port, host)
+
+
+def resolve_janus(port_option: int | None, turn: LocalTurn | None) -> LocalJanus | None:
+    """The local Janus (the SFU of channel calls), when it is installed; None leaves calls on
+    the mesh. Its WebSocket API on --janus-port, GUILDS_JANUS_PORT or 8188, on loopback."""
+    if shutil.which("janus") is None:
+        print(
+            "note: Janus is not installed, so channel calls run peer to peer (up to 8 people); "
+            "scripts/ensure-janus.sh installs it.",
+            flush=True,
+        )
+        return None
+    port = port_option
+    if port is None and os.environ.get(JANUS_PORT_ENV):
+        try:
+            port = int(os.environ[JANUS_PORT_ENV])
+        except ValueError:
+            raise SystemExit(
+                f"{JANUS_PORT_ENV} must be a port number, not {os.environ[JANUS_PORT_ENV]!r}"
+            ) from None
+    port = DEFAULT_JANUS_PORT if port is None else port
+    if not 1 <= port <= 65535:
+        raise SystemExit(f"The Janus port must be between 1 and 65535, not {port}")
+    if not port_free(port):
+        raise SystemExit(
+            f"Port {port} is already in use, and the SFU (Janus) needs it. "
+            f"Choose another: `make run {JANUS_PORT_ENV}=<port>`."
+        )
+    janus_turn = JanusTurn(turn.host, turn.port, turn.secret) if turn is not None else None
+    return LocalJanus(port, turn=janus_turn)
 
 
 def udp_port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -209,7 +246,10 @@ def make_private(state: Path) -> None:
 
 
 def prepare(
-    state: Path, ports: dict[str, int], turn: LocalTurn | None = None
+    state: Path,
+    ports: dict[str, int],
+    turn: LocalTurn | None = None,
+    janus: LocalJanus | None = None,
 ) -> tuple[Homeserver, Path]:
     """Create what is missing in the state folder and rewrite the per-start files."""
     state.mkdir(parents=True, exist_ok=True)
@@ -258,7 +298,9 @@ def prepare(
             # Metrics for whoever wants to look (`local/guilds.yaml` names the port); a fresh
             # free port each start, so they never stand in the way of the ports people choose.
             metrics_port=free_loopback_port(),
-        ),
+        )
+        # The SFU's secrets are made fresh at each start, like Janus's configuration.
+        | ({"sfu": janus.guilds_sfu_section()} if janus is not None else {}),
         header="Written by `guilds run` on every start. For your own installation, see config/.",
         private=True,
     )
@@ -295,11 +337,34 @@ def start_local_turn(state: Path, turn: LocalTurn) -> subprocess.Popen[bytes]:
     return proc
 
 
+def janus_log(state: Path) -> Path:
+    return state / "logs" / "janus.log"
+
+
+def spawn_local_janus(state: Path, janus: LocalJanus) -> subprocess.Popen[bytes]:
+    """Start Janus without waiting for it (a restart)."""
+    return start_janus(janus, state / "janus", janus_log(state))
+
+
+def start_local_janus(state: Path, janus: LocalJanus) -> subprocess.Popen[bytes]:
+    """Start Janus and wait until its WebSocket API listens; RuntimeError when it does not."""
+    proc = spawn_local_janus(state, janus)
+    if not wait_until(
+        lambda: janus_listening(janus), deadline_s=20, alive=lambda: proc.poll() is None
+    ):
+        stop(proc)
+        raise RuntimeError(
+            f"Janus did not start; the end of {janus_log(state)}:\n{tail(janus_log(state))}"
+        )
+    return proc
+
+
 def run(
     state: Path,
     port_overrides: dict[str, int | None],
     turn_port: int | None = None,
     turn_host: str | None = None,
+    janus_port: int | None = None,
 ) -> int:
     # Whatever this command and its children write is private (see the module docstring).
     os.umask(PRIVATE_UMASK)
@@ -310,7 +375,8 @@ def run(
         print(f"error: {exc}", file=sys.stderr)
         return 2
     turn = resolve_turn(turn_port, turn_host)
-    homeserver, guilds_path = prepare(state, ports, turn)
+    janus = resolve_janus(janus_port, turn)
+    homeserver, guilds_path = prepare(state, ports, turn, janus)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -332,6 +398,21 @@ def run(
             progress.done()
             supervisor.add(
                 "coturn", coturn, lambda: spawn_local_turn(state, turn), coturn_log(state)
+            )
+        if janus is not None:
+            progress = Progress(f"Starting the SFU (Janus on {janus.host}:{janus.ws_port})")
+            try:
+                janus_proc = start_local_janus(state, janus)
+            except (JanusMissing, RuntimeError) as exc:
+                progress.done("failed")
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            progress.done()
+            supervisor.add(
+                "Janus (the SFU)",
+                janus_proc,
+                lambda: spawn_local_janus(state, janus),
+                janus_log(state),
             )
         return _run_started(state, ports, homeserver, guilds_path, stopping, supervisor)
     finally:

@@ -48,7 +48,8 @@ def create_app(
     app = web.Application(middlewares=[not_found_middleware])
     app[CONFIG_KEY] = config
     app[TEMPLATES_KEY] = create_environment()
-    add_security_headers(app, security_headers(config.homeserver.public_url))
+    sfu_url = config.janus.public_url if config.janus is not None else None
+    add_security_headers(app, security_headers(config.homeserver.public_url, sfu_url))
 
     app.router.add_get("/", index, name="index")
     app.router.add_get("/invite/{code}", invite, name="invite")

@@ -14,20 +14,22 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def content_security_policy(homeserver_public_url: str) -> str:
+def content_security_policy(homeserver_public_url: str, sfu_url: str | None = None) -> str:
     """The policy for every page: no inline script, no eval, and only the homeserver besides us.
 
     The browser client talks to the homeserver directly (Client-Server API, media), so its origin
-    is allowed for fetches and media; nothing else is.
+    is allowed for fetches and media; so is the SFU's WebSocket API, when one is configured
+    (channel calls, docs/CALLS.md); nothing else is.
     """
     hs = origin_of(homeserver_public_url)
+    connect = f"'self' {hs}" + (f" {origin_of(sfu_url)}" if sfu_url else "")
     directives = {
         "default-src": "'self'",
         "script-src": "'self'",
         "style-src": "'self'",
         "img-src": f"'self' data: blob: {hs}",
         "media-src": f"'self' blob: {hs}",
-        "connect-src": f"'self' {hs}",
+        "connect-src": connect,
         "object-src": "'none'",
         "base-uri": "'none'",
         "frame-ancestors": "'none'",
@@ -36,9 +38,9 @@ def content_security_policy(homeserver_public_url: str) -> str:
     return "; ".join(f"{name} {value}" for name, value in directives.items())
 
 
-def security_headers(homeserver_public_url: str) -> Mapping[str, str]:
+def security_headers(homeserver_public_url: str, sfu_url: str | None = None) -> Mapping[str, str]:
     return {
-        "Content-Security-Policy": content_security_policy(homeserver_public_url),
+        "Content-Security-Policy": content_security_policy(homeserver_public_url, sfu_url),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }

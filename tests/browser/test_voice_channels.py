@@ -18,19 +18,18 @@ import asyncio
 import contextlib
 import secrets
 import time
-from typing import Any
 
 import nio
 import pytest
 from playwright.async_api import Browser, BrowserContext, Error, Locator, Page, expect
 
-from tests.harness.api import create_server, eventually, join_server
+from tests.harness.api import create_server, join_server
 from tests.harness.call_steps import (
-    GROUP_JS,
     LIVE_MS,
     TEST_TIMING,
     add_channel,
     call_members,
+    hears,
     joined,
     member_key,
     new_call_page,
@@ -41,79 +40,9 @@ from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser
 
-HEARING_DEADLINE_S = 90.0
 # How long a browser closed without leaving may stay listed: its delayed leave goes out 10 s
 # after its last push-back (docs/CALLS.md), plus room for a loaded machine's sync.
 GHOST_BOUND_S = 20.0
-
-# Per other participant (user id): what this page plays of them over `ms` milliseconds.
-LISTEN = """async ([module, ms]) => {
-  const call = (await import(module)).currentCall();
-  if (!call) return {};
-  async function sample() {
-    const out = {};
-    for (const [id, peer] of call.peers) {
-      let energy = 0;
-      let bytes = 0;
-      if (peer.pc) {
-        (await peer.pc.getStats()).forEach((s) => {
-          if (s.type === "inbound-rtp" && s.kind === "audio") {
-            energy += s.totalAudioEnergy ?? 0;
-            bytes += s.bytesReceived ?? 0;
-          }
-        });
-      }
-      const tile = [...document.querySelectorAll('[data-testid="call-tile"]')]
-        .find((el) => el.dataset.peer === id);
-      const audio = tile?.querySelector('[data-testid="call-audio"]') ?? null;
-      out[peer.userId] = {
-        energy,
-        bytes,
-        element: Boolean(audio),
-        paused: audio ? audio.paused : true,
-        readyState: audio ? audio.readyState : 0,
-        time: audio ? audio.currentTime : 0,
-        tracks: audio?.srcObject ? audio.srcObject.getAudioTracks().length : 0,
-      };
-    }
-    return out;
-  }
-  const before = await sample();
-  await new Promise((resolve) => setTimeout(resolve, ms));
-  const after = await sample();
-  for (const [user, entry] of Object.entries(after)) {
-    entry.energyGained = entry.energy - (before[user]?.energy ?? 0);
-    entry.timeGained = entry.time - (before[user]?.time ?? 0);
-  }
-  return after;
-}"""
-
-
-def heard(entry: dict[str, Any]) -> bool:
-    return bool(
-        entry["element"]
-        and not entry["paused"]
-        and entry["readyState"] >= 2
-        and entry["timeGained"] > 0.5
-        and entry["energyGained"] > 0
-    )
-
-
-async def hears(page: Page, who: str, others: set[str]) -> dict[str, Any]:
-    """Wait until this page plays audio from every one of `others`; fail naming who not."""
-    latest: dict[str, Any] = {}
-
-    async def everyone() -> bool:
-        nonlocal latest
-        latest = await page.evaluate(LISTEN, [GROUP_JS, 2000])
-        return set(latest) == others and all(heard(latest[u]) for u in others)
-
-    try:
-        await eventually(everyone, HEARING_DEADLINE_S, 0.5, what=f"{who} hearing {others}")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; last measured: {latest}") from None
-    print(who, "hears", latest)
-    return latest
 
 
 async def test_in_a_voice_channel_everyone_hears_everyone_the_first_joiner_too(

@@ -107,3 +107,75 @@ async def new_call_page(
     context.set_default_timeout(60_000)
     contexts.append(context)
     return await new_page(context, problems)
+
+
+HEARING_DEADLINE_S = 90.0
+
+# Per other participant (user id): what this page plays of them over `ms` milliseconds.
+LISTEN = """async ([module, ms]) => {
+  const call = (await import(module)).currentCall();
+  if (!call) return {};
+  async function sample() {
+    const out = {};
+    for (const [id, peer] of call.peers) {
+      let energy = 0;
+      let bytes = 0;
+      if (peer.pc) {
+        (await peer.pc.getStats()).forEach((s) => {
+          if (s.type === "inbound-rtp" && s.kind === "audio") {
+            energy += s.totalAudioEnergy ?? 0;
+            bytes += s.bytesReceived ?? 0;
+          }
+        });
+      }
+      const tile = [...document.querySelectorAll('[data-testid="call-tile"]')]
+        .find((el) => el.dataset.peer === id);
+      const audio = tile?.querySelector('[data-testid="call-audio"]') ?? null;
+      out[peer.userId] = {
+        energy,
+        bytes,
+        element: Boolean(audio),
+        paused: audio ? audio.paused : true,
+        readyState: audio ? audio.readyState : 0,
+        time: audio ? audio.currentTime : 0,
+        tracks: audio?.srcObject ? audio.srcObject.getAudioTracks().length : 0,
+      };
+    }
+    return out;
+  }
+  const before = await sample();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = await sample();
+  for (const [user, entry] of Object.entries(after)) {
+    entry.energyGained = entry.energy - (before[user]?.energy ?? 0);
+    entry.timeGained = entry.time - (before[user]?.time ?? 0);
+  }
+  return after;
+}"""
+
+
+def heard(entry: dict[str, Any]) -> bool:
+    return bool(
+        entry["element"]
+        and not entry["paused"]
+        and entry["readyState"] >= 2
+        and entry["timeGained"] > 0.5
+        and entry["energyGained"] > 0
+    )
+
+
+async def hears(page: Page, who: str, others: set[str]) -> dict[str, Any]:
+    """Wait until this page plays audio from every one of `others`; fail naming who not."""
+    latest: dict[str, Any] = {}
+
+    async def everyone() -> bool:
+        nonlocal latest
+        latest = await page.evaluate(LISTEN, [GROUP_JS, 2000])
+        return set(latest) == others and all(heard(latest[u]) for u in others)
+
+    try:
+        await eventually(everyone, HEARING_DEADLINE_S, 0.5, what=f"{who} hearing {others}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last measured: {latest}") from None
+    print(who, "hears", latest)
+    return latest

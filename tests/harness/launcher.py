@@ -62,6 +62,8 @@ class Launcher:
                 str(self.ports["appservice"]),
                 "--web-port",
                 str(self.ports["web"]),
+                "--janus-port",
+                str(self.ports["janus"]),
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -120,7 +122,12 @@ class Launcher:
 
 def launched(tmp_path: Path) -> Iterator[Launcher]:
     """The body of a test module's `launcher` fixture: free ports, and nothing left behind."""
-    ports = {"homeserver": free_port(), "appservice": free_port(), "web": free_port()}
+    ports = {
+        "homeserver": free_port(),
+        "appservice": free_port(),
+        "web": free_port(),
+        "janus": free_port(),
+    }
     launcher = Launcher(tmp_path / "local", ports)
     yield launcher
     if launcher.proc is not None and launcher.proc.poll() is None:

@@ -177,3 +177,8 @@ def test_the_browser_figures_run_quick_and_write_their_json(tmp_path: Path) -> N
     # The join's own requests were traced: its call membership was written.
     paths = [r["path"] for trace in two["join_traces"] for r in trace["net"]]
     assert any("org.matrix.msc3401.call.member" in p for p in paths), paths
+    # Through the SFU: a browser joined a synthetic participant, and Janus's CPU was measured.
+    sfu = calls["results"]["sfu"]["2"]
+    assert "error" not in sfu, sfu.get("error")
+    assert all(_positive(v) for v in sfu["join_ms"]["values"]), sfu
+    assert _positive(sfu["janus_cores_per_participant"]), sfu

@@ -183,6 +183,44 @@ def test_run_restarts_a_process_that_dies_and_keeps_serving(launcher: Launcher) 
     assert processes_mentioning(str(launcher.state)) == []
 
 
+def listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_run_starts_the_sfu_on_loopback_and_starts_it_again_when_it_dies(
+    launcher: Launcher,
+) -> None:
+    launcher.start()
+    launcher.wait_for_url()
+    launcher.follow()
+    port = launcher.ports["janus"]
+    assert listening(port)
+    # The bridge is told where it is, with the secrets of this start.
+    config = load_config(launcher.state / "guilds.yaml")
+    assert config.janus is not None and config.janus.url == f"ws://127.0.0.1:{port}"
+    jcfg = (launcher.state / "janus" / "janus.jcfg").read_text()
+    assert config.janus.token_secret in jcfg and "token_auth = true" in jcfg
+    # Only the VideoRoom plugin and the WebSocket transport load; no admin API anywhere.
+    transport = (launcher.state / "janus" / "janus.transport.websockets.jcfg").read_text()
+    assert 'ws_ip = "127.0.0.1"' in transport and "admin_ws = false" in transport
+    log = (launcher.state / "logs" / "janus.log").read_text(errors="replace")
+    assert "Loading plugin 'libjanus_videoroom.so'" in log
+    loaded = [line for line in log.splitlines() if "Loading " in line and "plugin" in line]
+    assert all("videoroom" in line or "websockets" in line for line in loaded), loaded
+
+    [janus] = pids_of(launcher.state, "janus.jcfg")
+    os.kill(janus, signal.SIGKILL)
+    said = launcher.wait_for_output("Janus (the SFU) was killed by SIGKILL")
+    assert str(launcher.state / "logs" / "janus.log") in said, said
+    launcher.wait_for_output("Janus (the SFU) started again")
+    wait_for(lambda: listening(port), "Janus listening again")
+    assert pids_of(launcher.state, "janus.jcfg") not in ([], [janus])
+    assert launcher.interrupt() == 0
+    assert processes_mentioning(str(launcher.state)) == []
+
+
 def test_everything_run_writes_is_private(launcher: Launcher) -> None:
     # Observation (issue 16): homeserver.db (every access token), guilds.db and the logs were
     # 0644. A state folder an earlier version left open is made private too.
@@ -215,6 +253,10 @@ def test_everything_run_writes_is_private(launcher: Launcher) -> None:
         "registration.yaml",
         "logs/synapse.log",
         "logs/guilds.log",
+        # The SFU's configuration holds its token secret and admin key.
+        "janus/janus.jcfg",
+        "janus/janus.plugin.videoroom.jcfg",
+        "logs/janus.log",
     ):
         assert expected in seen, sorted(seen)
     assert any(name.startswith("synapse/media_store/") for name in seen), sorted(seen)

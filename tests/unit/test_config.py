@@ -465,3 +465,31 @@ def test_homeserver_snippet_example_matches_the_generator(install: Path) -> None
         assert example[key] == value, key
     assert example["enable_registration"] is False
     parse_module_config(example["modules"][0]["config"])
+
+
+def test_sfu_is_off_unless_configured_and_its_secrets_are_checked(install: Path) -> None:
+    data = guilds_data(install)
+    assert parse_config(data, install).janus is None
+    secret, key = secrets.token_hex(32), secrets.token_hex(32)
+    data["sfu"] = {
+        "janus": {"url": "ws://127.0.0.1:8188", "token_secret": secret, "admin_key": key}
+    }
+    janus = parse_config(data, install).janus
+    assert janus is not None
+    assert (janus.url, janus.public_url) == ("ws://127.0.0.1:8188", "ws://127.0.0.1:8188")
+    assert secret not in repr(janus) and key not in repr(janus)
+    data["sfu"] = {
+        "janus": {
+            "url": "http://127.0.0.1:8088",
+            "public_url": "wss:///nohost",
+            "token_secret": "change-me",
+            "admin_key": "short",
+            "admin_api": True,
+        }
+    }
+    errors = errors_of(data, install)
+    assert "ws:// or wss://" in errors["sfu.janus.url"]
+    assert "ws:// or wss://" in errors["sfu.janus.public_url"]
+    assert "too short" in errors["sfu.janus.token_secret"]
+    assert "too short" in errors["sfu.janus.admin_key"]
+    assert "unknown option" in errors["sfu.janus.admin_api"]

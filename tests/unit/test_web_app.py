@@ -238,3 +238,16 @@ def _static_app(root: Path) -> web.Application:
     app = web.Application()
     app.router.add_get("/static/{path:.+}", static_handler(root))
     return app
+
+
+def test_the_csp_lets_pages_reach_the_sfu_only_when_one_is_configured() -> None:
+    from web.security import content_security_policy
+
+    def connect_src(csp: str) -> str:
+        return dict(d.strip().split(" ", 1) for d in csp.split(";"))["connect-src"]
+
+    assert connect_src(content_security_policy("https://hs.example.org")) == (
+        "'self' https://hs.example.org"
+    )
+    with_sfu = content_security_policy("https://hs.example.org", "wss://sfu.example.org/janus")
+    assert connect_src(with_sfu) == "'self' https://hs.example.org wss://sfu.example.org"

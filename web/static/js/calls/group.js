@@ -19,9 +19,13 @@
 
 import { MatrixError } from "../matrix.js";
 import { rtcConfiguration } from "./ice.js";
+import { JANUS_FOCUS, JanusTransport } from "./janus.js";
 
 export const CALL_MEMBER = "org.matrix.msc3401.call.member";
 export const MAX_PARTICIPANTS = 8;
+const GUILDS_FOCI = new Set(["mesh", JANUS_FOCUS]);
+// The bridge's answer when no SFU is configured: the call runs on the mesh.
+const NO_SFU = "GUILDS_NO_SFU";
 const VERSION = "1";
 // How long an offer may wait for its answer before the caller tries again.
 const INVITE_LIFETIME_MS = 30_000;
@@ -121,8 +125,15 @@ export function membershipExpiry(event) {
 /** Whether Guilds can reach this member: its active focus is the mesh (or, as Guilds once wrote
  *  it, not given). Element Call's members name a LiveKit SFU instead. */
 export function meshMembership(content) {
+  return focusOf(content) === "mesh";
+}
+
+/** The transport a membership's active focus names: "mesh" (also when not given, as Guilds once
+ *  wrote it), Guilds' Janus SFU (`org.guilds.janus`), or another (Element Call's `livekit`). */
+export function focusOf(content) {
   const focus = content?.focus_active;
-  return focus === undefined || (typeof focus === "object" && focus !== null && focus.type === "mesh");
+  if (focus === undefined) return "mesh";
+  return typeof focus === "object" && focus !== null && typeof focus.type === "string" ? focus.type : "unknown";
 }
 
 /** The user id a membership state key names (`_@u:s_DEV`, `@u:s_DEV` or `@u:s`). */
@@ -160,7 +171,9 @@ export function callMembers(room, now = Date.now(), { includeExpired = false } =
       sessionId: typeof content.membershipID === "string" ? content.membershipID : `${event.origin_server_ts ?? ""}`,
       key: event.state_key,
       since: Number.isFinite(content.created_ts) ? content.created_ts : (event.origin_server_ts ?? 0),
-      foreign: !meshMembership(content),
+      focus: focusOf(content),
+      // Neither of Guilds' transports: in the call from another app.
+      foreign: !GUILDS_FOCI.has(focusOf(content)),
     });
   }
   return members.sort((a, b) => a.since - b.since);
@@ -198,8 +211,11 @@ export class GroupCall extends EventTarget {
    * @param {string} options.roomId
    * @param {"voice" | "video"} options.kind
    * @param {boolean} options.canVideo  the `video` permission in this channel
+   * @param {import("../guilds-api.js").GuildsApi} [options.api]  asks the bridge for SFU
+   *   credentials; without it (or without an SFU configured) the call runs on the mesh
+   * @param {string} [options.serverId]  the channel's server (the credentials' path)
    */
-  constructor({ client, sync, session, roomId, kind, canVideo }) {
+  constructor({ client, sync, session, roomId, kind, canVideo, api = null, serverId = null }) {
     super();
     this.client = client;
     this.sync = sync;
@@ -207,6 +223,12 @@ export class GroupCall extends EventTarget {
     this.roomId = roomId;
     this.kind = kind === "video" ? "video" : "voice";
     this.canVideo = this.kind === "video" && Boolean(canVideo);
+    this.api = api;
+    this.serverId = serverId;
+    /** "mesh", or JANUS_FOCUS while the call's media goes through the SFU. */
+    this.focusType = "mesh";
+    /** @type {JanusTransport | null} */
+    this.transport = null;
     this.sessionId = randomId();
     this.key = memberKey(this.me.userId, this.me.deviceId);
     this.state = "idle"; // idle | joining | joined | left
@@ -248,12 +270,36 @@ export class GroupCall extends EventTarget {
 
   // --- joining and leaving -------------------------------------------------------------------
 
+  /** Credentials for this channel's SFU room from the bridge; null when none is configured. */
+  async _sfuCredentials() {
+    if (!this.api || !this.serverId) return null;
+    const enc = encodeURIComponent;
+    try {
+      return await this.api.request("POST", `/servers/${enc(this.serverId)}/channels/${enc(this.roomId)}/sfu`, {
+        body: { device_id: this.me.deviceId },
+      });
+    } catch (error) {
+      if (error?.errcode === NO_SFU) return null;
+      throw error;
+    }
+  }
+
   async join() {
     if (this.state !== "idle") return;
     this.state = "joining";
+    let credentials;
+    try {
+      credentials = await this._sfuCredentials();
+    } catch (error) {
+      if (this.state !== "joining") return;
+      this.state = "left";
+      throw new CallError("sfu", `Guilds could not open the call: ${error.message}`);
+    }
+    if (credentials) this.focusType = JANUS_FOCUS;
     const room = this.sync.room(this.roomId);
     const others = callMembers(room).filter((m) => !(m.userId === this.me.userId && m.deviceId === this.me.deviceId));
-    if (others.length >= MAX_PARTICIPANTS) {
+    // The mesh holds MAX_PARTICIPANTS; the SFU, the room the bridge created (docs/CALLS.md).
+    if (!credentials && others.length >= MAX_PARTICIPANTS) {
       this.state = "left";
       throw new CallError(
         "full",
@@ -286,6 +332,24 @@ export class GroupCall extends EventTarget {
         this.micStream.removeTrack(track);
       }
     }
+    if (credentials) {
+      this.transport = new JanusTransport(this, () => this._sfuCredentials());
+      try {
+        await this.transport.start(credentials);
+      } catch (error) {
+        this.transport = null;
+        this._stopLocalMedia();
+        if (this.state !== "joining") return;
+        this.state = "left";
+        throw new CallError("sfu", `Guilds could not reach the call server: ${error.message}`);
+      }
+      if (this.state !== "joining") {
+        this.transport.stop();
+        this.transport = null;
+        this._stopLocalMedia();
+        return;
+      }
+    }
     this.createdTs = Date.now();
     try {
       // The leave first: should this tab die right after the membership is written, it still
@@ -293,6 +357,8 @@ export class GroupCall extends EventTarget {
       await this._scheduleLeave();
       await this._writeMembership();
     } catch (error) {
+      this.transport?.stop();
+      this.transport = null;
       this._stopLocalMedia();
       if (this.state !== "joining") return;
       this.state = "left";
@@ -325,9 +391,10 @@ export class GroupCall extends EventTarget {
       call_id: "",
       scope: "m.room",
       device_id: this.me.deviceId,
-      // A full mesh needs no SFU: no focus is preferred, and the active one says so.
-      focus_active: { type: "mesh" },
-      foci_preferred: [],
+      // A full mesh needs no SFU: no focus is preferred, and the active one says so. On the SFU,
+      // both name Guilds' Janus focus, whose credentials come from the bridge (docs/CALLS.md).
+      focus_active: { type: this.focusType },
+      foci_preferred: this.transport ? [{ type: JANUS_FOCUS }] : [],
       membershipID: this.sessionId,
       "m.call.intent": callIntent(this.kind),
       created_ts: this.createdTs,
@@ -492,6 +559,7 @@ export class GroupCall extends EventTarget {
   }
 
   _teardown() {
+    this.transport?.stop();
     clearInterval(this._refreshTimer);
     clearInterval(this._leaveTimer);
     this.sync.removeEventListener("update", this._onUpdate);
@@ -545,12 +613,17 @@ export class GroupCall extends EventTarget {
     const notMe = (m) => !(m.userId === this.me.userId && m.deviceId === this.me.deviceId);
     const idOf = (m) => `${m.userId}|${m.deviceId}`;
     const members = callMembers(room).filter(notMe);
-    // Nobody answers a mesh call on another transport: listed, never called.
-    this.foreign = members.filter((m) => m.foreign);
-    const live = new Set(members.filter((m) => !m.foreign).map(idOf));
+    // Nobody on another transport can be reached from this one: listed, never called.
+    this.foreign = members.filter((m) => m.focus !== this.focusType);
+    if (this.transport) {
+      // On the SFU, Janus tells who publishes (janus.js); room state tells who is in the call.
+      this._changed();
+      return;
+    }
+    const live = new Set(members.filter((m) => m.focus === "mesh").map(idOf));
     // A connected peer whose refresh is late (a slow sync, a busy tab) stays until its
     // membership is emptied (it left, or the bridge cleared it) or its connection ends.
-    const present = callMembers(room, Date.now(), { includeExpired: true }).filter((m) => notMe(m) && !m.foreign);
+    const present = callMembers(room, Date.now(), { includeExpired: true }).filter((m) => notMe(m) && m.focus === "mesh");
     const wanted = new Map(present.map((m) => [idOf(m), m]));
     for (const [id, peer] of this.peers) {
       const member = wanted.get(id);
@@ -607,6 +680,7 @@ export class GroupCall extends EventTarget {
   }
 
   _handleToDevice(event) {
+    if (this.transport) return; // on the SFU, no mesh signalling
     if (this.state !== "joined" || typeof event?.type !== "string" || !event.type.startsWith("m.call.")) return;
     const content = event.content ?? {};
     if (content.conf_id !== this.roomId) return;
@@ -680,6 +754,7 @@ export class GroupCall extends EventTarget {
       this.cameraTrack = stream.getVideoTracks()[0] ?? null;
     }
     await Promise.all(this.peerList.map((peer) => peer.updateVideo()));
+    await this.transport?.updateVideo();
     this._sendMetadata();
     this._changed();
   }
@@ -699,6 +774,7 @@ export class GroupCall extends EventTarget {
       this.screenTrack = null;
     }
     await Promise.all(this.peerList.map((peer) => peer.updateVideo()));
+    await this.transport?.updateVideo();
     this._sendMetadata();
     this._changed();
   }

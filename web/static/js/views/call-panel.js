@@ -34,8 +34,9 @@ function has(server, permission) {
  * @param {import("../sync.js").SyncEngine} options.sync
  * @param {{userId: string, deviceId: string}} options.session
  * @param {() => void} options.onChange  the sidebar should be drawn again
+ * @param {import("../guilds-api.js").GuildsApi | null} [options.api]  for SFU credentials
  */
-export function createCallUi({ client, sync, session, onChange }) {
+export function createCallUi({ client, sync, session, onChange, api = null }) {
   /** @type {GroupCall | null} */
   let call = null;
   let callChannel = null; // {server_id, channel_id, name, kind, serverName}
@@ -134,7 +135,8 @@ export function createCallUi({ client, sync, session, onChange }) {
     status.textContent =
       (call.peerList.length === 0 ? "Only you are here" : `${here.size} in the call`) +
       (connecting.size ? ` · ${connecting.size} connecting` : "") +
-      elsewhere;
+      elsewhere +
+      (call.transport?.problem ? ` · ${call.transport.problem}` : "");
     panel.classList.toggle("stage", shownChannel === call.roomId);
     press(muteButton, call.muted, call.muted ? "Unmute" : "Mute", call.muted ? "mic-off" : "mic");
     press(deafenButton, call.deafened, call.deafened ? "Undeafen" : "Deafen", call.deafened ? "headphone-off" : "headphones");
@@ -307,6 +309,9 @@ export function createCallUi({ client, sync, session, onChange }) {
       roomId: channel.channel_id,
       kind: channel.kind,
       canVideo: has(server, "video"),
+      // Channel calls go through the SFU when the bridge has one (docs/CALLS.md).
+      api,
+      serverId: server.server_id,
     });
     call = next;
     callChannel = { server_id: server.server_id, channel_id: channel.channel_id, name: channel.name, kind: channel.kind };

@@ -68,7 +68,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const api = new GuildsApi({ accessToken: session.accessToken });
   const sync = new SyncEngine(client, session.userId);
   // Voice and video channels: the call panel, who is in each call, joining by a click.
-  const calls = createCallUi({ client, sync, session, onChange: () => activeServer && renderSidebar() });
+  const calls = createCallUi({ client, sync, session, api, onChange: () => activeServer && renderSidebar() });
   const userId = session.userId;
   // Presence dots on the member list (presence.js); mute and desktop notifications (notifications.js).
   const presence = createPresence({ client, sync, userId, onChange: () => renderMembers() });

@@ -1,0 +1,105 @@
+"""A Janus SFU beside a test stack, and a minimal Janus client that talks to it directly, as an
+attacker or a synthetic participant would (no browser, no Guilds code)."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from guildsctl.janus import LocalJanus, janus_listening, start_janus
+from guildsctl.synapse import stop, tail, wait_until
+from tests.harness.stack import Stack, build_stack, free_port
+
+PLUGIN = "janus.plugin.videoroom"
+
+
+def start_test_janus(root: Path) -> tuple[subprocess.Popen[bytes], LocalJanus]:
+    """Janus on a free loopback port with fresh secrets; raises with its log if it fails."""
+    janus = LocalJanus(free_port(), rtp_ports=(40000, 49999))
+    log_path = root / "logs" / "janus.log"
+    proc = start_janus(janus, root / "janus", log_path)
+    if not wait_until(
+        lambda: janus_listening(janus), deadline_s=20, alive=lambda: proc.poll() is None
+    ):
+        stop(proc)
+        raise RuntimeError(f"Janus did not start:\n{tail(log_path)}")
+    return proc, janus
+
+
+def build_sfu_stack(root: Path) -> tuple[Stack, subprocess.Popen[bytes], LocalJanus]:
+    """A SQLite stack whose guilds.yaml names a Janus started for it (`guilds serve` next)."""
+    root.mkdir(parents=True, exist_ok=True)
+    proc, janus = start_test_janus(root)
+    try:
+        stack = build_stack("sqlite", root, admin_config={"sfu": janus.guilds_sfu_section()})
+    except BaseException:
+        stop(proc)
+        raise
+    return stack, proc, janus
+
+
+class JanusRefused(Exception):
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__(str(answer))
+        self.answer = answer
+
+
+class JanusSession:
+    """One Janus session with one VideoRoom handle over the WebSocket API."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, token: str | None) -> None:
+        self.ws = ws
+        self.token = token
+        self.session_id: int | None = None
+        self.handle_id: int | None = None
+        self.events: list[dict[str, Any]] = []
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        transaction = secrets.token_hex(6)
+        body = dict(message, transaction=transaction)
+        if self.token is not None:
+            body["token"] = self.token
+        if self.session_id is not None and "session_id" not in body:
+            body["session_id"] = self.session_id
+        await self.ws.send_json(body)
+        while True:
+            answer = await self.ws.receive_json(timeout=15)
+            if answer.get("transaction") != transaction:
+                self.events.append(answer)
+                continue
+            if answer.get("janus") == "ack":
+                continue
+            if answer.get("janus") == "error":
+                raise JanusRefused(answer)
+            return dict(answer)
+
+    async def attach(self) -> None:
+        created = await self.request({"janus": "create"})
+        self.session_id = created["data"]["id"]
+        attached = await self.request({"janus": "attach", "plugin": PLUGIN})
+        self.handle_id = attached["data"]["id"]
+
+    async def videoroom(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A VideoRoom request; its plugin data (joins answer with an asynchronous event)."""
+        answer = await self.request({"janus": "message", "handle_id": self.handle_id, "body": body})
+        return dict(answer.get("plugindata", {}).get("data", {}))
+
+    async def next_event(self, wait_s: float = 15) -> dict[str, Any]:
+        if self.events:
+            return self.events.pop(0)
+        return dict(await self.ws.receive_json(timeout=wait_s))
+
+
+@asynccontextmanager
+async def janus_session(url: str, token: str | None) -> AsyncIterator[JanusSession]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url, protocols=("janus-protocol",)) as ws,
+    ):
+        yield JanusSession(ws, token)
