@@ -28,7 +28,6 @@ from guilds.config import GuildsConfig, load_config
 from guildsctl.configgen import guilds_config, registration, write_yaml
 from guildsctl.synapse import (
     Homeserver,
-    generate_base_config,
     http_ok,
     overlay,
     postgres_database,
@@ -37,6 +36,7 @@ from guildsctl.synapse import (
     tail,
     wait_until,
 )
+from tests.harness.synapse_base import base_config
 
 SERVER_NAME = "localhost"
 BOT_LOCALPART = "guilds"
@@ -252,7 +252,7 @@ def build_stack(
         synapse_db = postgres_database(synapse_name, PG_HOST, PG_PORT, PG_USER)
         bridge_db = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{bridge_name}"
 
-    generate_base_config(root / "synapse", SERVER_NAME)
+    base_config(root / "synapse", SERVER_NAME)
     registration_path = root / "registration.yaml"
     write_yaml(
         registration_path,
