@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.harness.scheduling import work_group
+from tests.harness.scheduling import longest_first, work_group
 from tests.harness.stack import BACKENDS, Stack, User, build_stack
 from tests.harness.workers import build_workers_stack, workers_stack  # noqa: F401 - a fixture
 
@@ -28,7 +28,8 @@ from tests.harness.workers import build_workers_stack, workers_stack  # noqa: F4
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadscope` with the scopes of `work_group` (xdist's own `loadgroup` renames node
-    ids in a way pytest 9 no longer honours, so the groups are made here)."""
+    ids in a way pytest 9 no longer honours, so the groups are made here), handed out longest
+    first (`longest_first`)."""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -36,6 +37,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class SuiteScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return work_group(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            # xdist hands out the first group of its queue: put the longest first.
+            for scope in reversed(longest_first(self.workqueue)):
+                self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
 
     return SuiteScheduling(config, log)
 
