@@ -3,7 +3,9 @@
 `stack` is one Synapse (loading synapse_module) plus one `guilds serve` process, started once
 per test session for each backend: the SQLite run and the PostgreSQL run both appear in the
 output as `[sqlite]` and `[postgres]`. A module whose checks storage does not change runs on
-SQLite alone (`ON_SQLITE`, tests/harness/workers.py).
+SQLite alone (`ON_SQLITE`, tests/harness/workers.py). The modules about an admin's settings in
+guilds.yaml (templates, `join_channels: default`) name a `CONFIGURED` stack instead, which they
+share (tests/harness/stack.py).
 
 `make test` runs the suite on several pytest-xdist workers (`--dist loadscope`); each worker is
 a session of its own, with its own stacks (free ports, fresh PostgreSQL databases, a claimed
@@ -21,7 +23,7 @@ import pytest
 import pytest_asyncio
 
 from tests.harness.scheduling import longest_first, work_group
-from tests.harness.stack import BACKENDS, Stack, User, build_stack
+from tests.harness.stack import BACKENDS, CONFIGURED, Stack, User, build_stack
 from tests.harness.workers import build_workers_stack, workers_stack  # noqa: F401 - a fixture
 
 
@@ -53,8 +55,14 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     backend = request.param
     root = tmp_path_factory.mktemp(f"stack-{backend}")
-    # `workers` only for the tests that opt in (tests.harness.workers.ALSO_ON_WORKERS).
-    s = build_workers_stack(root) if backend == "workers" else build_stack(backend, root)
+    # `workers` only for the tests that opt in (tests.harness.workers.ALSO_ON_WORKERS), and the
+    # `CONFIGURED` ones only for the modules that name them.
+    if backend == "workers":
+        s: Stack = build_workers_stack(root)
+    elif backend in CONFIGURED:
+        s = build_stack("sqlite", root, CONFIGURED[backend])
+    else:
+        s = build_stack(backend, root)
     try:
         s.http = aiohttp.ClientSession()
         s.start_guilds()

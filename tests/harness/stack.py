@@ -37,6 +37,7 @@ from guildsctl.synapse import (
     wait_until,
 )
 from tests.harness.synapse_base import base_config
+from tests.harness.templates import TEMPLATES
 
 SERVER_NAME = "localhost"
 BOT_LOCALPART = "guilds"
@@ -48,6 +49,14 @@ BACKENDS = ["sqlite", "postgres"]
 ROOM_VERSION_11 = "v11"
 # Synapse settings of each `stack` param beyond the database (the default version is 12).
 BACKEND_SETTINGS: dict[str, dict[str, Any]] = {ROOM_VERSION_11: {"default_room_version": "11"}}
+# `stack` params for the modules that test an admin's settings: a SQLite stack whose guilds.yaml
+# has these sections. Like every `stack` param it starts once per session, and the modules that
+# name it share it (tests/harness/scheduling.py keeps them on one xdist worker).
+TEMPLATED, JOIN_DEFAULT = "sqlite_templates", "sqlite_join_default"
+CONFIGURED: dict[str, dict[str, Any]] = {
+    TEMPLATED: TEMPLATES,
+    JOIN_DEFAULT: {"policies": {"join_channels": "default"}},
+}
 
 
 def free_port() -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.harness.scheduling import MODULE_SECONDS_PER_TEST, longest_first, work_group
+from tests.harness.stack import JOIN_DEFAULT, TEMPLATED
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,3 +78,14 @@ def test_groups_are_handed_out_longest_first_and_unit_tests_last() -> None:
 def test_every_module_with_a_figure_of_its_own_exists() -> None:
     for path in MODULE_SECONDS_PER_TEST:
         assert (ROOT / path).is_file(), f"{path} is gone: drop its figure"
+
+
+def test_every_test_on_a_configured_stack_is_in_one_group_whatever_its_module() -> None:
+    assert {
+        work_group(f"{MATRIX}::test_matrix_with_the_holder_outside[matrix-x-owner-{JOIN_DEFAULT}]"),
+        work_group(f"tests/integration/test_channel_joins.py::test_default[{JOIN_DEFAULT}]"),
+    } == {JOIN_DEFAULT}
+    assert {
+        work_group(f"tests/integration/test_templates.py::test_listed[{TEMPLATED}]"),
+        work_group(f"tests/browser/test_templates_ui.py::test_offered[{TEMPLATED}]"),
+    } == {TEMPLATED}
