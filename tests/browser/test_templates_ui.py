@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import aiohttp
 import pytest
-import pytest_asyncio
 from playwright.async_api import Page, expect
 
 from tests.harness.api import Api
 from tests.harness.manage_steps import open_dialog, sign_in_as
-from tests.harness.stack import Stack, build_stack
-from tests.harness.templates import TEMPLATES
+from tests.harness.stack import TEMPLATED, Stack
 
 pytestmark = pytest.mark.browser
 
 
-# On SQLite, like every browser test (tests/browser/conftest.py).
-@pytest_asyncio.fixture(scope="module", params=["sqlite"])
-async def templated(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    s = build_stack(
-        request.param, tmp_path_factory.mktemp(f"ui-templates-{request.param}"), TEMPLATES
-    )
-    try:
-        s.http = aiohttp.ClientSession()
-        s.start_guilds()
-        yield s
-    finally:
-        await s.close()
+@pytest.fixture
+def templated(stack: Stack) -> Stack:
+    return stack
 
 
+# On SQLite, like every browser test (tests/browser/conftest.py), with the admin's templates: the
+# stack is shared with the API's template tests (tests/integration/test_templates.py).
+@pytest.mark.parametrize("stack", [TEMPLATED], indirect=True, scope="session")
 async def test_the_create_dialog_offers_the_admins_templates(page: Page, templated: Stack) -> None:
     owner = await templated.register_user()
     await sign_in_as(page, templated, owner)

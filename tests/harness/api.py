@@ -120,6 +120,11 @@ async def join_server(stack: Stack, server_id: str, user: User) -> None:
     assert await eventually(visible), f"{user.user_id} never became a member of {server_id}"
 
 
+async def join_servers(stack: Stack, server_id: str, *users: User) -> None:
+    """`join_server` for several users at once: each one's invite, join and wait overlap."""
+    await asyncio.gather(*(join_server(stack, server_id, user) for user in users))
+
+
 async def eventually(
     check: Any, deadline_s: float = 15.0, interval_s: float = 0.1, *, what: str | None = None
 ) -> Any:

@@ -28,7 +28,6 @@ from guilds.config import GuildsConfig, load_config
 from guildsctl.configgen import guilds_config, registration, write_yaml
 from guildsctl.synapse import (
     Homeserver,
-    generate_base_config,
     http_ok,
     overlay,
     postgres_database,
@@ -37,6 +36,8 @@ from guildsctl.synapse import (
     tail,
     wait_until,
 )
+from tests.harness.synapse_base import base_config
+from tests.harness.templates import TEMPLATES
 
 SERVER_NAME = "localhost"
 BOT_LOCALPART = "guilds"
@@ -48,6 +49,14 @@ BACKENDS = ["sqlite", "postgres"]
 ROOM_VERSION_11 = "v11"
 # Synapse settings of each `stack` param beyond the database (the default version is 12).
 BACKEND_SETTINGS: dict[str, dict[str, Any]] = {ROOM_VERSION_11: {"default_room_version": "11"}}
+# `stack` params for the modules that test an admin's settings: a SQLite stack whose guilds.yaml
+# has these sections. Like every `stack` param it starts once per session, and the modules that
+# name it share it (tests/harness/scheduling.py keeps them on one xdist worker).
+TEMPLATED, JOIN_DEFAULT = "sqlite_templates", "sqlite_join_default"
+CONFIGURED: dict[str, dict[str, Any]] = {
+    TEMPLATED: TEMPLATES,
+    JOIN_DEFAULT: {"policies": {"join_channels": "default"}},
+}
 
 
 def free_port() -> int:
@@ -252,7 +261,7 @@ def build_stack(
         synapse_db = postgres_database(synapse_name, PG_HOST, PG_PORT, PG_USER)
         bridge_db = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{bridge_name}"
 
-    generate_base_config(root / "synapse", SERVER_NAME)
+    base_config(root / "synapse", SERVER_NAME)
     registration_path = root / "registration.yaml"
     write_yaml(
         registration_path,

@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from guildsctl.configgen import guilds_config, registration, write_yaml
-from guildsctl.synapse import generate_base_config, overlay, postgres_database
+from guildsctl.synapse import overlay, postgres_database
 from guildsctl.workers import (
     WorkerDeployment,
     WorkerPorts,
@@ -35,6 +35,7 @@ from tests.harness.stack import (
     drop_pg_database,
     free_port,
 )
+from tests.harness.synapse_base import base_config
 
 # The backends of `stack` for a test that must also hold on the worker deployment.
 ALSO_ON_WORKERS = pytest.mark.parametrize(
@@ -111,7 +112,7 @@ def build_workers_stack(root: Path) -> WorkersStack:
     dbid: int | None = None
     try:
         dbid = claim_redis_db()
-        generate_base_config(root / "synapse", server_name)
+        base_config(root / "synapse", server_name)
         registration_path = root / "registration.yaml"
         write_yaml(
             registration_path,

@@ -9,12 +9,9 @@ one stack of its own runs `join_channels: default`. Joins are what the user's ow
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 
-import aiohttp
 import nio
 import pytest
-import pytest_asyncio
 
 from tests.harness.api import (
     Api,
@@ -27,7 +24,7 @@ from tests.harness.api import (
     joined_rooms,
     outcome,
 )
-from tests.harness.stack import Stack, User, build_stack
+from tests.harness.stack import JOIN_DEFAULT, Stack, User
 from tests.harness.workers import ALSO_ON_WORKERS
 
 # Convergence runs 0.3 s after the last event; an invite and the module's join follow.
@@ -146,21 +143,13 @@ async def test_losing_the_role_still_takes_the_member_out(stack: Stack, alice: U
 # -- join_channels: default -------------------------------------------------------------------
 
 
-@pytest_asyncio.fixture(scope="module")
-async def default_only(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    s = build_stack(
-        "sqlite",
-        tmp_path_factory.mktemp("join-default"),
-        {"policies": {"join_channels": "default"}},
-    )
-    try:
-        s.http = aiohttp.ClientSession()
-        s.start_guilds()
-        yield s
-    finally:
-        await s.close()
+@pytest.fixture
+def default_only(stack: Stack) -> Stack:
+    """The session's stack under `join_channels: default` (shared with the permission matrix)."""
+    return stack
 
 
+@pytest.mark.parametrize("stack", [JOIN_DEFAULT], indirect=True, scope="session")
 async def test_join_channels_default_keeps_members_to_the_default_channel(
     default_only: Stack,
 ) -> None:

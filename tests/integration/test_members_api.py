@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from guilds.vocabulary import ROLE_EVENT
-from tests.harness.api import Api, create_server, join_server, state_of
+from tests.harness.api import Api, create_server, join_server, join_servers, state_of
 from tests.harness.stack import Stack, User
 from tests.harness.workers import ON_SQLITE
 
@@ -50,14 +51,17 @@ async def members(stack: Stack, user: User, sid: str) -> dict[str, dict[str, Any
 
 
 async def with_channels(stack: Stack, owner: User, sid: str, count: int) -> list[str]:
-    """Extra text channels, so cascades and power levels are checked beyond `general`."""
-    made = []
-    for i in range(count):
+    """Extra text channels, so cascades and power levels are checked beyond `general`; asked
+    for at once (the bridge queues a server's changes; the requests and waits overlap)."""
+
+    async def make(i: int) -> str:
         status, channel = await Api(stack, owner).call(
             "POST", f"/servers/{sid}/channels", {"name": f"room-{i}", "kind": "text"}
         )
         assert status == 201, channel
-        made.append(channel["channel_id"])
+        return str(channel["channel_id"])
+
+    made = list(await asyncio.gather(*(make(i) for i in range(count))))
     # The owner joins them, so their client can read what every test checks there.
     async with stack.nio_client(owner) as client:
         for room_id in made:
@@ -68,9 +72,8 @@ async def with_channels(stack: Stack, owner: User, sid: str, count: int) -> list
 async def test_members_are_listed_in_a_stable_order_page_by_page(stack: Stack, alice: User) -> None:
     server = await create_server(stack, alice, "Crowd")
     sid = server["server_id"]
-    others = [await stack.register_user() for _ in range(6)]
-    for user in others:
-        await join_server(stack, sid, user)
+    others = list(await asyncio.gather(*(stack.register_user() for _ in range(6))))
+    await join_servers(stack, sid, *others)
     moderator = others[3]
     status, _ = await Api(stack, alice).call(
         "PUT", f"/servers/{sid}/members/{moderator.user_id}/roles/moderator"
@@ -220,9 +223,8 @@ async def test_removing_a_role_leaves_the_channels_it_opened(
 async def test_role_change_errors_change_nothing(stack: Stack, alice: User, bob: User) -> None:
     server = await create_server(stack, alice, "Guarded")
     sid = server["server_id"]
-    carol, dave = await stack.register_user(), await stack.register_user()
-    for user in (bob, carol, dave):
-        await join_server(stack, sid, user)
+    carol, dave = await asyncio.gather(stack.register_user(), stack.register_user())
+    await join_servers(stack, sid, bob, carol, dave)
     owner = Api(stack, alice)
     # A manager can manage roles below their own, and nobody at or above them.
     status, managers = await owner.call(
@@ -310,9 +312,8 @@ async def test_kick_removes_from_every_room(stack: Stack, alice: User, bob: User
 async def test_kick_errors_change_nothing(stack: Stack, alice: User, bob: User) -> None:
     server = await create_server(stack, alice, "Kick rules")
     sid = server["server_id"]
-    carol, dave = await stack.register_user(), await stack.register_user()
-    for user in (bob, carol, dave):
-        await join_server(stack, sid, user)
+    carol, dave = await asyncio.gather(stack.register_user(), stack.register_user())
+    await join_servers(stack, sid, bob, carol, dave)
     owner = Api(stack, alice)
     for user in (bob, dave):
         status, _ = await owner.call(
@@ -391,8 +392,7 @@ async def test_ban_errors_change_nothing(stack: Stack, alice: User, bob: User) -
     server = await create_server(stack, alice, "Ban rules")
     sid = server["server_id"]
     carol = await stack.register_user()
-    for user in (bob, carol):
-        await join_server(stack, sid, user)
+    await join_servers(stack, sid, bob, carol)
     owner = Api(stack, alice)
     assert (await owner.call("PUT", f"/servers/{sid}/members/{bob.user_id}/roles/moderator"))[
         0

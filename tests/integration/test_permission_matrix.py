@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import nio
 import pytest
 import pytest_asyncio
@@ -36,7 +35,7 @@ from tests.harness.api import (
     join_server,
     state_of,
 )
-from tests.harness.stack import Stack, User, build_stack
+from tests.harness.stack import JOIN_DEFAULT, Stack, User
 from tests.harness.workers import ON_SQLITE, ON_SQLITE_WORKERS_AND_ROOM_VERSION_11
 
 ACTORS = ("owner", "admin", "moderator", "member", "custom", "nonmember", "banned")
@@ -131,27 +130,16 @@ async def cast(stack: Stack) -> AsyncIterator[Cast]:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def cast_joining_default_only(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Cast]:
-    """The cast on a stack of its own under the policy `join_channels: default`.
+async def cast_joining_default_only(stack: Stack) -> AsyncIterator[Cast]:
+    """The cast on the session's stack under the policy `join_channels: default`.
 
     Under the default policy (`all`) Guilds joins the tag's holder to the vault as soon as they
     hold the tag, and joins them again when they leave: the holder is never out of the vault
     long enough for an invite to be asked about. Here the holder stays out, so the module's
     answer to the invite is what the cell sees (and not Synapse's "already in the room").
     """
-    stack = build_stack(
-        "sqlite",
-        tmp_path_factory.mktemp("matrix-join-default"),
-        {"policies": {"join_channels": "default"}},
-    )
-    try:
-        stack.http = aiohttp.ClientSession()
-        stack.start_guilds()
-        yield await build_cast(stack)
-    finally:
-        await stack.close()
+    assert stack.config.policies.join_channels == "default"
+    yield await build_cast(stack)
 
 
 async def build_cast(stack: Stack) -> Cast:
@@ -1037,6 +1025,7 @@ async def test_matrix(cast: Cast, action: str, who: str) -> None:
     await _matrix_cell(cast, action, who)
 
 
+@pytest.mark.parametrize("stack", [JOIN_DEFAULT], indirect=True, scope="session")
 @pytest.mark.parametrize(
     ("action", "who"),
     [pytest.param(a, w, id=f"matrix-{a}-{w}") for a in NEED_A_HOLDER_OUTSIDE for w in ACTORS],

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import aiohttp
 import nio
 import pytest
-import pytest_asyncio
 
 from guilds.vocabulary import ROLE_EVENT, ROLE_ROOM_KEY
 from tests.harness.api import Api, eventually, join_server, state_of
-from tests.harness.stack import Stack, build_stack
-from tests.harness.templates import TEMPLATES
-
+from tests.harness.stack import TEMPLATED, Stack
 
 # SQLite alone: what a template creates is the same whatever the database
-# (tests/harness/workers.py: ON_SQLITE).
-@pytest_asyncio.fixture(scope="module", params=["sqlite"])
-async def templated(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    backend = request.param
-    s = build_stack(backend, tmp_path_factory.mktemp(f"templates-{backend}"), TEMPLATES)
-    try:
-        s.http = aiohttp.ClientSession()
-        s.start_guilds()
-        yield s
-    finally:
-        await s.close()
+# (tests/harness/workers.py: ON_SQLITE); the stack is shared with the UI's template test.
+pytestmark = pytest.mark.parametrize("stack", [TEMPLATED], indirect=True, scope="session")
+
+
+@pytest.fixture
+def templated(stack: Stack) -> Stack:
+    return stack
 
 
 async def test_templates_are_listed(templated: Stack) -> None:

@@ -1,9 +1,14 @@
 """The xdist work groups: a module's tests per backend together; the worker deployment's tests in
-one group, and the browser modules with real media in one."""
+one group, and the browser modules with real media in one; handed out longest first."""
 
 from __future__ import annotations
 
-from tests.harness.scheduling import work_group
+from pathlib import Path
+
+from tests.harness.scheduling import MODULE_SECONDS_PER_TEST, longest_first, work_group
+from tests.harness.stack import JOIN_DEFAULT, TEMPLATED
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MATRIX = "tests/integration/test_permission_matrix.py"
 
@@ -47,3 +52,40 @@ def test_browser_modules_with_real_media_share_one_group_others_group_by_module(
         work_group(f"{chat}::test_history_loads_more[sqlite]"),
     } == {f"{chat}[sqlite]"}
     assert work_group("tests/browser/test_manage.py::test_roles[sqlite]") != f"{chat}[sqlite]"
+
+
+def test_groups_are_handed_out_longest_first_and_unit_tests_last() -> None:
+    groups = {
+        "tests/unit/test_permissions.py[]": [
+            f"tests/unit/test_permissions.py::t{i}" for i in range(200)
+        ],
+        "tests/integration/test_bench_smoke.py[]": ["tests/integration/test_bench_smoke.py::t"],
+        f"{MATRIX}[sqlite]": [f"{MATRIX}::test_api[sqlite-{i}]" for i in range(300)],
+        "tests/integration/test_auth.py[sqlite]": [
+            f"tests/integration/test_auth.py::t{i}[sqlite]" for i in range(5)
+        ],
+    }
+    order = longest_first(groups)
+    # By number of tests (xdist's own order), the single long benchmark run would come third.
+    assert order == [
+        f"{MATRIX}[sqlite]",
+        "tests/integration/test_bench_smoke.py[]",
+        "tests/integration/test_auth.py[sqlite]",
+        "tests/unit/test_permissions.py[]",
+    ]
+
+
+def test_every_module_with_a_figure_of_its_own_exists() -> None:
+    for path in MODULE_SECONDS_PER_TEST:
+        assert (ROOT / path).is_file(), f"{path} is gone: drop its figure"
+
+
+def test_every_test_on_a_configured_stack_is_in_one_group_whatever_its_module() -> None:
+    assert {
+        work_group(f"{MATRIX}::test_matrix_with_the_holder_outside[matrix-x-owner-{JOIN_DEFAULT}]"),
+        work_group(f"tests/integration/test_channel_joins.py::test_default[{JOIN_DEFAULT}]"),
+    } == {JOIN_DEFAULT}
+    assert {
+        work_group(f"tests/integration/test_templates.py::test_listed[{TEMPLATED}]"),
+        work_group(f"tests/browser/test_templates_ui.py::test_offered[{TEMPLATED}]"),
+    } == {TEMPLATED}
