@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 const ICONS = [
   "arrow-left", "arrow-right", "chevron-down", "crown", "download", "face-slightly-smiling", "face-slightly-smiling-plus", "file", "hash",
   "headphone-off", "headphones", "lock", "log-out", "menu", "mic", "mic-off", "monitor-up", "moon",
-  "pencil", "phone", "phone-off", "plus", "reply", "settings", "star", "sun", "trash", "users",
+  "pencil", "phone", "phone-off", "pin", "pin-off", "plus", "reply", "search", "settings", "star", "sun", "trash", "users",
   "video", "video-off", "volume-2", "x",
 ];
 

@@ -395,6 +395,33 @@ export class MatrixClient {
     }
   }
 
+  // --- Search and pins (views/search.js, views/pins.js) --------------------------------------
+
+  /**
+   * One page of a server-side search (`search.js` builds the body); `nextBatch` asks for the
+   * page after the one that answered it.
+   * @param {object} body
+   * @param {string|null} [nextBatch]
+   */
+  search(body, nextBatch = null) {
+    return this.request("POST", `${CLIENT_PREFIX}/search`, {
+      body,
+      query: nextBatch ? { next_batch: nextBatch } : undefined,
+    });
+  }
+
+  /** One event of a room, as the homeserver serves it to this user. */
+  getEvent(roomId, eventId) {
+    return this.request("GET", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/event/${enc(eventId)}`);
+  }
+
+  /** Write a state event; answers {event_id}. */
+  sendStateEvent(roomId, type, content, stateKey = "") {
+    return this.request("PUT", `${CLIENT_PREFIX}/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, {
+      body: content,
+    });
+  }
+
   // --- Direct conversations (views/dms.js) ---------------------------------------------------
 
   /** Create a room; answers {room_id}. */

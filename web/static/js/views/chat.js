@@ -57,8 +57,10 @@ function formatSize(bytes) {
  * @param {(permission: string) => boolean} [options.can]  permissions where no server decides (a DM)
  * @param {(userId: string, anchor: Element) => void} [options.onUserClick]  an author's name or avatar clicked
  * @param {string|null} [options.readOnly]  why nothing can be sent here, when nothing can
+ * @param {{actions: (event: any, showError: (message: string) => void) => Array<{label: string, icon: string, testid: string, onclick: () => void}>, signature: (event: any) => string}} [options.messageTools]
+ *   more actions in each message's hover menu (pins, views/pins.js), and what they depend on
  */
-export function createChatView({ client, sync, userId, roomId, channel, server, roleColor, can: canOverride, onUserClick, readOnly = null }) {
+export function createChatView({ client, sync, userId, roomId, channel, server, roleColor, can: canOverride, onUserClick, readOnly = null, messageTools }) {
   const nodes = new Map(); // key → {signature, node}
   let editing = null; // event id being edited
   let replyTo = null; // event replied to
@@ -517,6 +519,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       add("Add reaction", "face-slightly-smiling-plus", "action-react", (e) => pickEmoji(e.currentTarget, (emoji) => toggleReaction(event, emoji)));
       if (can("send_messages")) add("Reply", "reply", "action-reply", () => setReply(event));
     }
+    for (const tool of messageTools?.actions(event, showComposerError) ?? []) add(tool.label, tool.icon, tool.testid, tool.onclick);
     if (isEditable(event)) add("Edit", "pencil", "action-edit", () => startEdit(event.event_id));
     if (event.sender === userId || can("manage_messages")) {
       add("Delete", "trash", "action-delete", () => deleteMessage(event));
@@ -658,6 +661,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       r.avatarOf(event.sender) ?? "",
       roleColor(event.sender) ?? "",
       can("manage_messages"),
+      messageTools?.signature(event) ?? "",
     ].join("|");
   }
 

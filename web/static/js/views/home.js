@@ -15,6 +15,8 @@ import { currentTheme, toggleTheme } from "../theme.js";
 import { createCallUi } from "./call-panel.js";
 import { avatar } from "../avatar.js";
 import { createChatView } from "./chat.js";
+import { createChannelTools } from "./channel-tools.js";
+import { pinTools } from "./pins.js";
 import { mountDirectCalls } from "./direct-call.js";
 import { createDmView } from "./dms.js";
 import { awaitAutoJoin } from "./channel-join.js";
@@ -191,6 +193,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const contentTitle = h("span", { class: "content-title", "data-testid": "channel-title", text: "Home" });
   const contentIcon = h("span", { class: "content-icon", "aria-hidden": "true" });
   const contentTopic = h("span", { class: "content-topic muted", "data-testid": "channel-topic" });
+  // Pins and search of the open channel and server (views/channel-tools.js).
+  const channelTools = createChannelTools({ client, sync, current: openPlace, roleColor });
   const connection = h("div", { class: "connection", role: "status", "data-testid": "connection-status" });
   connection.hidden = true;
   const banner = h("p", { class: "banner", role: "status", "data-testid": "home-banner" });
@@ -202,7 +206,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const content = h(
     "main",
     { class: "content" },
-    h("header", { class: "content-header" }, navToggle, contentIcon, contentTitle, contentTopic, membersToggle),
+    h("header", { class: "content-header" }, navToggle, contentIcon, contentTitle, contentTopic, channelTools.el, membersToggle),
     connection,
     banner,
     routeNotice,
@@ -286,6 +290,13 @@ export function renderHome({ config, client, session, onSignedOut }) {
       highlights += u.highlights;
     }
     return { notifications, highlights };
+  }
+
+  /** The server and channel open, for the header's tools; null on Home. */
+  function openPlace() {
+    const server = servers.get(activeServer) ?? null;
+    if (!server) return null;
+    return { server, channel: server.channels?.find((c) => c.channel_id === activeChannel) ?? null };
   }
 
   function roleColor(sid, uid) {
@@ -539,6 +550,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     const server = servers.get(activeServer);
     const channel = server?.channels?.find((c) => c.channel_id === activeChannel) ?? null;
     view.classList.remove("dm-mode");
+    channelTools.update();
     const dmPane = server ? null : dms.content(chat);
     if (dmPane) {
       view.classList.add("no-server", "dm-mode");
@@ -593,6 +605,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
       channel,
       server: () => servers.get(activeServer) ?? null,
       roleColor: (uid) => roleColor(activeServer, uid),
+      messageTools: pinTools({ client, sync, roomId: channel.channel_id, mayPin: () => has(servers.get(activeServer), "manage_messages") }),
       onUserClick: (uid, anchor) => {
         const member = (members.get(activeServer) ?? []).find((m) => m.user_id === uid);
         const room = sync.room(channel.channel_id);
