@@ -19,7 +19,7 @@ import { messageSummary } from "./message-summary.js";
  */
 export function createSearchBox({ client, sync, current, roleColor }) {
   const input = h("input", {
-    type: "search",
+    type: "text",
     class: "search-input",
     "data-testid": "search-input",
     placeholder: "Search",
@@ -45,6 +45,10 @@ export function createSearchBox({ client, sync, current, roleColor }) {
     input,
     scope,
   );
+  // A tap anywhere on the box (its icon on a phone) is a tap on the field.
+  form.addEventListener("click", (event) => {
+    if (event.target !== scope) input.focus();
+  });
   scope.addEventListener("change", () => {
     if (normalizeQuery(input.value)) start();
   });
@@ -144,8 +148,6 @@ export function createSearchBox({ client, sync, current, roleColor }) {
       const here = current();
       el.hidden = !here?.server;
       channelOption.textContent = here?.channel ? `#${here.channel.name}` : "This channel";
-      channelOption.disabled = !here?.channel;
-      if (!here?.channel) scope.value = "server";
       if (search && search.server.server_id !== here?.server?.server_id) {
         search = null;
         panel.close();
