@@ -210,3 +210,29 @@ async def test_pins_are_shared_with_another_matrix_client(
     # Unpinned from matrix-nio: gone from Guilds' open panel.
     assert not isinstance(await nio_set_pins(stack, alice, general, [newer]), nio.ErrorResponse)
     await expect(pins.get_by_test_id("pin-text")).to_have_text([f"newer {tag}"], timeout=LIVE_MS)
+
+
+async def test_more_results_page_on_with_the_homeservers_next_batch(
+    page: Page, stack: Stack, alice: User, bob: User
+) -> None:
+    word = f"quokka{secrets.token_hex(3)}"
+    server = await create_server(stack, alice, f"Paging {word}")
+    sid, general = server["server_id"], server["default_channel_id"]
+    await join_server(stack, sid, bob)
+    await in_room(stack, bob, general)
+    # Synapse answers ten results a page: thirteen need a second one.
+    await nio_send(stack, bob, general, *(f"{word} number {i:02d}" for i in range(13)))
+
+    await open_as(page, stack, alice)
+    await open_channel(page, sid)
+    results = await search(page, word, "channel")
+    await expect(results).to_have_count(10)
+    await expect(page.get_by_test_id("search-status")).to_have_text("13 results")
+    more = page.get_by_test_id("search-more")
+    await more.click()
+    await expect(results).to_have_count(13)
+    await expect(more).to_be_hidden()
+    # Newest first across both pages, each message once.
+    await expect(results.get_by_test_id("search-result-text")).to_have_text(
+        [f"{word} number {i:02d}" for i in reversed(range(13))]
+    )
