@@ -20,6 +20,7 @@ from tests.harness.chat_steps import (
     open_channel,
     send,
 )
+from tests.harness.jssdk import run_scenario
 from tests.harness.search_steps import (
     in_room,
     message_action,
@@ -236,3 +237,35 @@ async def test_more_results_page_on_with_the_homeservers_next_batch(
     await expect(results.get_by_test_id("search-result-text")).to_have_text(
         [f"{word} number {i:02d}" for i in reversed(range(13))]
     )
+
+
+async def test_pins_read_and_written_by_matrix_js_sdk_as_element_does(
+    page: Page, stack: Stack, alice: User, bob: User
+) -> None:
+    tag = secrets.token_hex(3)
+    server = await create_server(stack, alice, f"SDK pins {tag}")
+    sid, general = server["server_id"], server["default_channel_id"]
+    await join_server(stack, sid, bob)
+    await in_room(stack, bob, general)
+    by_bob, for_sdk = await nio_send(stack, bob, general, f"from bob {tag}", f"for sdk {tag}")
+
+    await open_as(page, stack, alice)
+    await open_channel(page, sid)
+    await (await message_action(message_with(page, f"from bob {tag}"), "action-pin")).click()
+    pins = await open_pins(page)
+    await expect(pins).to_have_count(1)
+
+    # The SDK reads Guilds' pin; it offers pinning to the owner and not to a plain member,
+    # from the power levels alone, as Element does.
+    seen = (await run_scenario("pinned_events", stack, bob, room_id=general)).result
+    assert seen == {"pinned": [by_bob], "may_pin": False, "refused": None}, seen
+    # A pin from the SDK shows live in Guilds' open panel, newest first...
+    made = (await run_scenario("pinned_events", stack, alice, room_id=general, pin=for_sdk)).result
+    assert made == {"pinned": [by_bob], "may_pin": True, "refused": None}, made
+    await expect(pins.get_by_test_id("pin-text")).to_have_text(
+        [f"for sdk {tag}", f"from bob {tag}"], timeout=LIVE_MS
+    )
+    # ...and the member's own attempt through the SDK is refused by the homeserver.
+    tried = (await run_scenario("pinned_events", stack, bob, room_id=general, pin=by_bob)).result
+    assert tried["refused"] == "M_FORBIDDEN", tried
+    assert await nio_pins(stack, alice, general) == [by_bob, for_sdk]
