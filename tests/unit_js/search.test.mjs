@@ -57,6 +57,17 @@ test("an answer becomes hits, with the batch to page on and the server's count",
             },
           },
           { rank: 1, result: { event_id: "$orig", room_id: "!a", sender: "@amy:hs", origin_server_ts: 10, content: { body: "deploy soon" } } },
+          // A reply shows its own words, not the quote of what it answers.
+          {
+            rank: 1,
+            result: {
+              event_id: "$reply",
+              room_id: "!b",
+              sender: "@amy:hs",
+              origin_server_ts: 5,
+              content: { body: "> <@bob:hs> deploy now\n\nnot before lunch", "m.relates_to": { "m.in_reply_to": { event_id: "$new" } } },
+            },
+          },
           // Events without text, or not events at all, are left out.
           { rank: 1, result: { event_id: "$img", room_id: "!a", sender: "@amy:hs", content: {} } },
           { rank: 1 },
@@ -73,6 +84,7 @@ test("an answer becomes hits, with the batch to page on and the server's count",
     [
       ["$new", "deploy now", "Bob"],
       ["$orig", "deploy later", null],
+      ["$reply", "not before lunch", null],
     ],
   );
   assert.deepEqual(readSearchAnswer({}), { hits: [], nextBatch: null, count: null, highlights: [] });

@@ -4,6 +4,8 @@
 // Pure: no DOM, no requests. The view (views/search.js) inserts every piece as text, so a
 // message or a query holding markup or regex characters is shown as typed, never interpreted.
 
+import { stripReplyFallback } from "./markdown.js";
+
 /**
  * @typedef {object} SearchHit
  * @property {string} eventId  the event to open: the original message for an edit's hit
@@ -86,7 +88,8 @@ function readHit(item) {
     roomId: event.room_id,
     sender: typeof event.sender === "string" ? event.sender : "",
     ts: Number.isFinite(event.origin_server_ts) ? event.origin_server_ts : 0,
-    body: shown.body,
+    // A reply's body quotes what it answers (the fallback other clients show): not its words.
+    body: relation?.["m.in_reply_to"] ? stripReplyFallback(shown.body) : shown.body,
     displayName: typeof profile?.displayname === "string" && profile.displayname ? profile.displayname : null,
   };
 }

@@ -78,7 +78,6 @@ export function createSearchBox({ client, sync, current, roleColor }) {
       nextBatch: null,
       terms: highlightTerms(term),
       shown: new Set(),
-      total: 0,
     };
     panel.setTitle(serverWide ? `Search in ${here.server.name}` : `Search in #${here.channel.name}`);
     list.replaceChildren();
@@ -108,9 +107,10 @@ export function createSearchBox({ client, sync, current, roleColor }) {
         asked.shown.add(hit.eventId);
         list.append(result(asked, hit));
       }
-      asked.total = answer.count ?? asked.shown.size;
-      const count = asked.shown.size;
-      say(count === 0 ? `No messages match “${asked.term}”.` : `${Math.max(asked.total, count)} result${Math.max(asked.total, count) === 1 ? "" : "s"}`);
+      // The server counts events: a message and its edit are two, shown as one. Once every page
+      // is in, the count is what is shown; before, the server's is the best there is.
+      const count = asked.nextBatch ? Math.max(answer.count ?? 0, asked.shown.size) : asked.shown.size;
+      say(count === 0 ? `No messages match “${asked.term}”.` : `${count} result${count === 1 ? "" : "s"}`);
       more.hidden = !asked.nextBatch;
     } catch (error) {
       if (asked === search) say(`The search failed: ${describeError(error)}`);
