@@ -36,6 +36,8 @@ from tests.harness.stack import Stack, User
 pytestmark = pytest.mark.browser
 
 LINKED = re.compile(r"\blinked\b")
+# What waits on a write and the sync that brings it back, on a loaded machine.
+SLOW_MS = LIVE_MS * 3
 
 
 async def test_search_in_a_channel_and_the_server_finds_another_users_messages_and_opens_them(
@@ -63,7 +65,7 @@ async def test_search_in_a_channel_and_the_server_finds_another_users_messages_a
 
     # This channel: bob's two messages there, newest first, not the one in #second.
     results = await search(page, word, "channel")
-    await expect(results).to_have_count(2)
+    await expect(results).to_have_count(2, timeout=SLOW_MS)
     await expect(page.get_by_test_id("search-status")).to_have_text("2 results")
     await expect(results.nth(0).get_by_test_id("search-result-text")).to_have_text(xss)
     await expect(results.nth(1).get_by_test_id("search-result-text")).to_contain_text("oldest")
@@ -80,27 +82,28 @@ async def test_search_in_a_channel_and_the_server_finds_another_users_messages_a
 
     # The whole server: #second's message too.
     results = await search(page, word, "server")
-    await expect(results).to_have_count(3)
+    await expect(results).to_have_count(3, timeout=SLOW_MS)
     hit = result_with(page, f"over in second {word}")
     await expect(hit.get_by_test_id("search-result-channel")).to_have_text(f"#second-{word[-4:]}")
 
     # A result opens its channel at the message, marked, and the address names it.
     await hit.get_by_test_id("search-result-open").click()
     await expect(page.get_by_test_id("channel-title")).to_have_text(f"second-{word[-4:]}")
-    await expect(message_with(page, f"over in second {word}")).to_have_class(LINKED)
+    opened = message_with(page, f"over in second {word}")
+    await expect(opened).to_have_class(LINKED, timeout=SLOW_MS)
     await expect(page).to_have_url(re.compile(r"/message/"))
 
     # One older than #general's loaded history: its channel opens, paged back to it.
     await result_with(page, f"the oldest {word}").get_by_test_id("search-result-open").click()
     await expect(page.get_by_test_id("channel-title")).to_have_text("general")
     oldest = message_with(page, f"the oldest {word} in general")
-    await expect(oldest).to_have_class(LINKED, timeout=LIVE_MS * 2)
+    await expect(oldest).to_have_class(LINKED, timeout=SLOW_MS)
     await expect(oldest).to_be_in_viewport()
 
     # Nothing matching says so.
     results = await search(page, f"nothing{secrets.token_hex(4)}", "server")
     await expect(page.get_by_test_id("search-status")).to_contain_text("No messages match")
-    await expect(results).to_have_count(0)
+    await expect(results).to_have_count(0, timeout=SLOW_MS)
     assert await page.evaluate("() => window.__xss") is None
 
 
@@ -168,7 +171,8 @@ async def test_pins_show_live_to_others_and_only_moderators_may_pin(
         # A pin opens its message.
         await pins.nth(0).get_by_test_id("pin-open").click()
         await expect(other.get_by_test_id("pins-panel")).to_be_hidden()
-        await expect(message_with(other, f"second pin {tag}")).to_have_class(LINKED)
+        opened = message_with(other, f"second pin {tag}")
+        await expect(opened).to_have_class(LINKED, timeout=SLOW_MS)
 
         # Alice unpins the last from the panel.
         await open_pins(page)
@@ -195,9 +199,10 @@ async def test_pins_are_shared_with_another_matrix_client(
     assert not isinstance(await nio_set_pins(stack, alice, general, [older]), nio.ErrorResponse)
     await open_as(page, stack, alice)
     await open_channel(page, sid)
+    await expect(message_with(page, f"newer {tag}")).to_have_count(1)
     pins = await open_pins(page)
-    await expect(pins).to_have_count(1)
-    await expect(pins.get_by_test_id("pin-text")).to_have_text([f"older {tag}"])
+    await expect(pins).to_have_count(1, timeout=SLOW_MS)
+    await expect(pins.get_by_test_id("pin-text")).to_have_text([f"older {tag}"], timeout=SLOW_MS)
     await expect(pins.get_by_test_id("pin-author")).to_have_text([bob.localpart])
 
     # Pinned in Guilds: matrix-nio reads it, the newest pin last, the other client's kept.
@@ -205,7 +210,9 @@ async def test_pins_are_shared_with_another_matrix_client(
     await (await message_action(message_with(page, f"newer {tag}"), "action-pin")).click()
     await expect(page.get_by_test_id("pins-panel")).to_be_hidden()
     pins = await open_pins(page)
-    await expect(pins.get_by_test_id("pin-text")).to_have_text([f"newer {tag}", f"older {tag}"])
+    await expect(pins.get_by_test_id("pin-text")).to_have_text(
+        [f"newer {tag}", f"older {tag}"], timeout=SLOW_MS
+    )
     assert await nio_pins(stack, bob, general) == [older, newer]
 
     # Unpinned from matrix-nio: gone from Guilds' open panel.
@@ -227,11 +234,11 @@ async def test_more_results_page_on_with_the_homeservers_next_batch(
     await open_as(page, stack, alice)
     await open_channel(page, sid)
     results = await search(page, word, "channel")
-    await expect(results).to_have_count(10)
+    await expect(results).to_have_count(10, timeout=SLOW_MS)
     await expect(page.get_by_test_id("search-status")).to_have_text("13 results")
     more = page.get_by_test_id("search-more")
     await more.click()
-    await expect(results).to_have_count(13)
+    await expect(results).to_have_count(13, timeout=SLOW_MS)
     await expect(more).to_be_hidden()
     # Newest first across both pages, each message once.
     await expect(results.get_by_test_id("search-result-text")).to_have_text(
@@ -252,8 +259,11 @@ async def test_pins_read_and_written_by_matrix_js_sdk_as_element_does(
     await open_as(page, stack, alice)
     await open_channel(page, sid)
     await (await message_action(message_with(page, f"from bob {tag}"), "action-pin")).click()
+    await expect(
+        await message_action(message_with(page, f"from bob {tag}"), "action-unpin")
+    ).to_have_count(1, timeout=SLOW_MS)
     pins = await open_pins(page)
-    await expect(pins).to_have_count(1)
+    await expect(pins).to_have_count(1, timeout=SLOW_MS)
 
     # The SDK reads Guilds' pin; it offers pinning to the owner and not to a plain member,
     # from the power levels alone, as Element does.
