@@ -119,6 +119,7 @@ POWER_LEVELS: Final = "m.room.power_levels"
 TOMBSTONE: Final = "m.room.tombstone"
 SPACE_CHILD: Final = "m.space.child"
 SPACE_PARENT: Final = "m.space.parent"
+PINNED_EVENTS: Final = "m.room.pinned_events"
 
 # Event types only admins (power 100) may send in any Guilds room.
 ADMIN_ONLY_STATE: Final = (
@@ -137,6 +138,9 @@ _CHANNEL_STATE: Final[Mapping[str, Permission]] = {
     ROOM_AVATAR: Permission.MANAGE_CHANNELS,
     CHANNEL_EVENT: Permission.MANAGE_CHANNELS,
     SPACE_PARENT: Permission.MANAGE_CHANNELS,
+    # Pinning is moderating messages, as Discord's "Manage Messages" long was: the pins are
+    # one list every member sees, so who may change it is who may remove others' messages.
+    PINNED_EVENTS: Permission.MANAGE_MESSAGES,
 }
 _SPACE_STATE: Final[Mapping[str, Permission]] = {
     SPACE_CHILD: Permission.MANAGE_CHANNELS,
@@ -179,6 +183,7 @@ _WHAT: Final[Mapping[str, str]] = {
     SPACE_CHILD: "adding, moving or removing channels in",
     ROLE_EVENT: "editing the roles of",
     CALL_MEMBER_EVENT: "joining the call in",
+    PINNED_EVENTS: "pinning messages in",
 }
 
 _ROOM_NOUN: Final[Mapping[RoomKind, str]] = {

@@ -5,8 +5,8 @@ temporary folder), fills a server through the provisioning API and matrix-nio �
 kind in categories, roles with colours, several people, a short conversation with a reply, an
 edit, reactions, an image and a thread — then opens the web UI as the owner at 1280×800 in the
 dark theme and writes docs/screenshot.png; then the other main views into docs/screenshots/: a
-thread open beside the channel, a video call of two, the Roles dialog, an image's larger view and
-the phone layout.
+thread open beside the channel, a video call of two, the Roles dialog, an image's larger view, a
+search, the pinned messages and the phone layout.
 
     .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--views docs/screenshots]
 
@@ -303,6 +303,13 @@ async def populate(stack: Stack) -> tuple[User, User, str]:
                 },
             },
         )
+    # Two pins, as a moderator makes them from any client.
+    async with stack.nio_client(ben) as client:
+        pins = {"pinned": [mockups, friday]}
+        assert isinstance(
+            await client.room_put_state(general, "m.room.pinned_events", pins),
+            nio.RoomPutStateResponse,
+        )
     async with stack.nio_client(farah) as client:
         await client.room_typing(general, typing_state=True, timeout=60_000)
     return ava, ben, sid
@@ -359,6 +366,17 @@ async def shoot(stack: Stack, owner: User, guest: User, sid: str, out: Path, vie
             await roles.locator('[data-testid="role-item"]', has_text="Designers").click()
             await expect(roles.get_by_test_id("role-name")).to_have_value("Designers")
             await still(page, views / "roles.png")
+            await page.keyboard.press("Escape")
+
+            # A search of the whole server, and the channel's pinned messages.
+            await page.get_by_test_id("search-scope").select_option("server")
+            await page.get_by_test_id("search-input").fill("friday")
+            await page.get_by_test_id("search-input").press("Enter")
+            await expect(page.get_by_test_id("search-result")).to_have_count(2)
+            await still(page, views / "search.png")
+            await page.get_by_test_id("pins-button").click()
+            await expect(page.get_by_test_id("pin")).to_have_count(2)
+            await still(page, views / "pins.png")
             await page.keyboard.press("Escape")
 
             # A video call of two (Chromium's fake camera), seen by the owner.

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 const ICONS = [
   "arrow-left", "arrow-right", "at-sign", "bell", "bell-off", "chevron-down", "crown", "download", "face-slightly-smiling", "face-slightly-smiling-plus", "file", "hash",
   "headphone-off", "headphones", "lock", "log-out", "menu", "mic", "mic-off", "monitor-up", "moon",
-  "messages-square", "pencil", "phone", "phone-off", "plus", "reply", "settings", "shield", "star", "sun", "trash", "users",
+  "messages-square", "pencil", "phone", "phone-off", "pin", "pin-off", "plus", "reply", "search", "settings", "shield", "star", "sun", "trash", "users",
   "video", "video-off", "volume-2", "x",
 ];
 

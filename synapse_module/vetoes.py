@@ -21,6 +21,7 @@ from guilds.model import CATEGORY_EVENT, NON_MEMBER_POSITION, BuiltinRole, Role,
 from guilds.powerlevels import creators_have_unlimited_power
 from guilds.rules import (
     ADOPTION_STATE,
+    PINNED_EVENTS,
     POWER_LEVELS,
     ROOM_AVATAR,
     ROOM_NAME,
@@ -76,6 +77,7 @@ RULED_STATE: Final = frozenset(
         ROOM_NAME,
         ROOM_TOPIC,
         ROOM_AVATAR,
+        PINNED_EVENTS,
         POWER_LEVELS,
         TOMBSTONE,
         SPACE_CHILD,

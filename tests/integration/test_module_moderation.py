@@ -30,6 +30,7 @@ from tests.harness.stack import Stack, User
 from tests.harness.workers import ON_SQLITE_AND_WORKERS
 
 DEADLINE_S = 10.0
+PINNED = "m.room.pinned_events"
 
 
 async def new_role(
@@ -125,6 +126,12 @@ async def test_a_powerful_role_without_the_permissions_cannot_moderate(
         refused(await client.room_ban(general, target.user_id), "ban_members")
         refused(await client.room_invite(sid, outsider.user_id), "create_invites")
         refused(await client.room_redact(general, sent.event_id), "manage_messages")
+        # Pinning is moderating messages too (issue 18): past the level of 50, still refused.
+        pins = {"pinned": [sent.event_id]}
+        refused(
+            await client.room_put_state(general, PINNED, pins),
+            "manage_messages permission for pinning messages",
+        )
         # Their own messages stay theirs to remove.
         own = await client.room_send(general, "m.room.message", {"msgtype": "m.text", "body": "x"})
         assert isinstance(own, nio.RoomSendResponse), own
@@ -167,6 +174,13 @@ async def test_a_power_zero_role_with_manage_messages_does_not_arm_every_member(
         allowed(await client.room_send(general, "m.room.message", quoted))
     async with stack.nio_client(cleaner) as client:
         allowed(await client.room_send(general, "m.room.message", ping))
+    # Pins follow it as well (issue 18): level 0, and the permission is what decides.
+    assert levels["events"][PINNED] == 0, levels
+    pins = {"pinned": [first.event_id]}
+    async with stack.nio_client(plain) as client:
+        refused(await client.room_put_state(general, PINNED, pins), "manage_messages")
+    async with stack.nio_client(cleaner) as client:
+        allowed(await client.room_put_state(general, PINNED, pins))
 
 
 async def test_channels_are_entered_through_the_server(stack: Stack, alice: User) -> None:

@@ -790,6 +790,8 @@ MATRIX_TABLE: dict[str, dict[str, str | None]] = {
     "join_space": mrow(A, A, A, A, A, banned=BANNED),
     "call_in_text_channel": mrow(F, F, F, F, F),
     "call_in_voice_channel": mrow(A, A, A, A, A),
+    # Pinning is manage_messages (issue 18): its level is 50, the moderator's power.
+    "pin_message": mrow(A, A, A, F, F),
 }
 
 # Cells that need the tag's holder outside the vault: a cast under `join_channels: default`.
@@ -1002,6 +1004,17 @@ async def _m_call_text(cast: Cast, who: str, allowed: bool) -> Any:
 @matrix_action("call_in_voice_channel")
 async def _m_call_voice(cast: Cast, who: str, allowed: bool) -> Any:
     return await _call(cast, who, cast.stage)
+
+
+@matrix_action("pin_message")
+async def _m_pin(cast: Cast, who: str, allowed: bool) -> Any:
+    pins = (await owner_state(cast, cast.lobby)).get(("m.room.pinned_events", ""), {})
+    pinned = [*pins.get("pinned", []), f"$pinned-by-{who}"]
+    response = await put(cast, who, cast.lobby, "m.room.pinned_events", {"pinned": pinned})
+    if succeeded(response):
+        restored = await put(cast, "owner", cast.lobby, "m.room.pinned_events", pins)
+        assert succeeded(restored), restored
+    return response
 
 
 assert set(MATRIX_ACTIONS) == set(MATRIX_TABLE), set(MATRIX_ACTIONS) ^ set(MATRIX_TABLE)

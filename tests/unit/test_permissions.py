@@ -441,6 +441,11 @@ def a(who: UserID) -> Actor:
             MEMBER,
             "manage_channels",
         ),
+        # Pinning a message is moderating messages (issue 18): manage_messages, in a channel.
+        (CHANNEL, "m.room.pinned_events", "", None, {"pinned": ["$a"]}, DJ, MEMBER,
+         "manage_messages"),
+        (VOICE, "m.room.pinned_events", "", {"pinned": ["$a"]}, {"pinned": []}, MOD, MEMBER,
+         "pinning messages in this channel"),
         # The space tree needs manage_channels, in the space, a category and a channel.
         (SPACE, "m.space.child", "!new:example.org", None, VIA, MOD, DJ, "manage_channels"),
         (CATEGORY, "m.space.child", "!c:example.org", VIA, {}, MOD, DJ, "manage_channels"),
@@ -549,7 +554,7 @@ def test_rules_that_let_things_through() -> None:
     # Leaving a call is always allowed, even in a text channel.
     assert state_event_refusal(a(MEMBER), CHANNEL, CALL_MEMBER_EVENT, "_@x", None, {}) is None
     # Types outside the table are left to Matrix's thresholds.
-    assert state_permission_refusal(a(MEMBER), CHANNEL, "m.room.pinned_events") is None
+    assert state_permission_refusal(a(MEMBER), CHANNEL, "im.vector.modular.widgets") is None
     assert state_permission_refusal(a(MEMBER), ROLE_ROOM, "m.room.name") is None
     assert guilds_state_refusal(a(MEMBER), CHANNEL, "m.room.name", None, {}) is None
     # A role created by state, by an admin, below their rank.

@@ -109,6 +109,27 @@ async function room_list(client, { room_ids }) {
 }
 
 /**
+ * A channel's pinned messages as Element reads and writes them with the SDK: the ids in
+ * `m.room.pinned_events`, whether the SDK would offer this user to pin (Element shows its pin
+ * option only when `mayClientSendStateEvent` says so), and, given `pin`, that event pinned last
+ * as Element pins (answers the homeserver's errcode if it refuses).
+ */
+async function pinned_events(client, { room_id, pin = null }) {
+  const room = await syncedRoom(client, room_id);
+  const pinned = room.currentState.getStateEvents("m.room.pinned_events", "")?.getContent()?.pinned ?? [];
+  const mayPin = room.currentState.mayClientSendStateEvent("m.room.pinned_events", client);
+  let refused = null;
+  if (pin) {
+    try {
+      await client.sendStateEvent(room_id, "m.room.pinned_events", { pinned: [...pinned.filter((id) => id !== pin), pin] }, "");
+    } catch (error) {
+      refused = error?.errcode ?? String(error);
+    }
+  }
+  return { pinned, may_pin: mayPin, refused };
+}
+
+/**
  * Whether the SDK's push processor (the one under Element) highlights each event for this user:
  * how another client reads a Guilds message's `m.mentions` (spec v1.7 intentional mentions).
  */
@@ -124,7 +145,7 @@ async function mention_actions(client, { room_id, event_ids }) {
   return answer;
 }
 
-export const scenarios = { hierarchy, rtc_memberships, room_list, mention_actions };
+export const scenarios = { hierarchy, rtc_memberships, room_list, mention_actions, pinned_events };
 
 /**
  * Thread `root_id` of a room as the SDK's own thread support reads it, once it holds at least

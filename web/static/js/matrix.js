@@ -381,6 +381,21 @@ export class MatrixClient {
     }
   }
 
+  // --- Search and pins (views/search.js, views/pins.js) --------------------------------------
+
+  /**
+   * One page of a server-side search (`search.js` builds the body); `nextBatch` asks for the
+   * page after the one that answered it.
+   * @param {object} body
+   * @param {string|null} [nextBatch]
+   */
+  search(body, nextBatch = null) {
+    return this.request("POST", `${CLIENT_PREFIX}/search`, {
+      body,
+      query: nextBatch ? { next_batch: nextBatch } : undefined,
+    });
+  }
+
   // --- Direct conversations (views/dms.js) ---------------------------------------------------
 
   /** Create a room; answers {room_id}. */

@@ -47,7 +47,7 @@ export const PERMISSIONS = [
   ["kick_members", "Kick members", "Remove members (they can come back with an invite)."],
   ["ban_members", "Ban members", "Remove members for good and lift bans."],
   ["create_invites", "Create invites", "Make, list and revoke invite links."],
-  ["manage_messages", "Manage messages", "Delete other members' messages."],
+  ["manage_messages", "Manage messages", "Delete other members' messages, pin and unpin messages."],
   ["send_messages", "Send messages", "Write in text channels."],
   ["connect", "Connect", "Join voice and video calls."],
   ["video", "Video", "Share a camera in calls."],

@@ -64,8 +64,10 @@ function formatSize(bytes) {
  * @param {string|null} [options.readOnly]  why nothing can be sent here, when nothing can
  * @param {() => ({members: any[], roles: any[]} | null)} [options.people]  the server's members
  *   and roles, for mentions (views/mention-autocomplete.js); a DM's come from its room
+ * @param {{actions: (event: any, showError: (message: string) => void) => Array<{label: string, icon: string, testid: string, onclick: () => void}>, signature: (event: any) => string}} [options.messageTools]
+ *   more actions in each message's hover menu (pins, views/pins.js), and what they depend on
  */
-export function createChatView({ client, sync, userId, roomId, channel, server, roleColor, can: canOverride, onUserClick, readOnly = null, people = () => null }) {
+export function createChatView({ client, sync, userId, roomId, channel, server, roleColor, can: canOverride, onUserClick, readOnly = null, people = () => null, messageTools }) {
   const nodes = new Map(); // key → {signature, node}
   let editing = null; // event id being edited
   let replyTo = null; // event replied to
@@ -561,6 +563,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
     }
     if (threads.hasThread(event.event_id)) add("Open thread", "messages-square", "action-thread", () => threads.open(event.event_id));
     else if (threads.canOpen(event) && !cannotSend()) add("Create thread", "messages-square", "action-thread", () => threads.open(event.event_id));
+    for (const tool of messageTools?.actions(event, showComposerError) ?? []) add(tool.label, tool.icon, tool.testid, tool.onclick);
     if (isEditable(event)) add("Edit", "pencil", "action-edit", () => startEdit(event.event_id));
     if (event.sender === userId || can("manage_messages")) {
       add("Delete", "trash", "action-delete", () => deleteMessage(event));
@@ -716,6 +719,7 @@ export function createChatView({ client, sync, userId, roomId, channel, server, 
       roleColor(event.sender) ?? "",
       can("manage_messages"),
       threads.signature(event.event_id),
+      messageTools?.signature(event) ?? "",
     ].join("|");
   }
 

@@ -17,6 +17,8 @@ import { currentTheme, toggleTheme } from "../theme.js";
 import { createCallUi } from "./call-panel.js";
 import { avatar } from "../avatar.js";
 import { createChatView } from "./chat.js";
+import { createChannelTools } from "./channel-tools.js";
+import { pinTools } from "./pins.js";
 import { mountDirectCalls } from "./direct-call.js";
 import { createDmView } from "./dms.js";
 import { awaitAutoJoin } from "./channel-join.js";
@@ -231,6 +233,8 @@ export function renderHome({ config, client, session, onSignedOut }) {
   // The open chat's own header controls (the thread list).
   const chatTools = h("span", { class: "chat-tools" });
   const channelMute = muteButton(notify, () => (activeServer ? activeChannel : null));
+  // Pins and search of the open channel and server (views/channel-tools.js).
+  const channelTools = createChannelTools({ client, sync, current: openPlace, roleColor });
   const connection = h("div", { class: "connection", role: "status", "data-testid": "connection-status" });
   connection.hidden = true;
   const banner = h("p", { class: "banner", role: "status", "data-testid": "home-banner" });
@@ -242,7 +246,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
   const content = h(
     "main",
     { class: "content" },
-    h("header", { class: "content-header" }, navToggle, contentIcon, contentTitle, contentTopic, chatTools, channelMute.el, membersToggle),
+    h("header", { class: "content-header" }, navToggle, contentIcon, contentTitle, contentTopic, chatTools, channelTools.el, channelMute.el, membersToggle),
     connection,
     banner,
     routeNotice,
@@ -328,6 +332,13 @@ export function renderHome({ config, client, session, onSignedOut }) {
       highlights += u.highlights;
     }
     return { notifications, highlights };
+  }
+
+  /** The server and channel open, for the header's tools; null on Home. */
+  function openPlace() {
+    const server = servers.get(activeServer) ?? null;
+    if (!server) return null;
+    return { server, channel: server.channels?.find((c) => c.channel_id === activeChannel) ?? null };
   }
 
   function roleColor(sid, uid) {
@@ -578,6 +589,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
     const server = servers.get(activeServer);
     const channel = server?.channels?.find((c) => c.channel_id === activeChannel) ?? null;
     view.classList.remove("dm-mode");
+    channelTools.update();
     const dmPane = server ? null : dms.content(chat);
     if (dmPane) {
       view.classList.add("no-server", "dm-mode");
@@ -636,6 +648,7 @@ export function renderHome({ config, client, session, onSignedOut }) {
         const server = servers.get(activeServer);
         return server ? { members: members.get(activeServer) ?? [], roles: server.roles ?? [] } : null;
       },
+      messageTools: pinTools({ client, sync, roomId: channel.channel_id, mayPin: () => has(servers.get(activeServer), "manage_messages") }),
       onUserClick: (uid, anchor) => {
         const member = (members.get(activeServer) ?? []).find((m) => m.user_id === uid);
         const room = sync.room(channel.channel_id);
