@@ -65,16 +65,19 @@ def reordered(
     return changes
 
 
-def child_orders(rooms: ServerRooms, parent: RoomID) -> list[str]:
-    """The orders taken under `parent`: its links, and the private channels that sit there
-    though it does not link them (they are linked from their roles' rooms)."""
+def child_orders(rooms: ServerRooms, parent: RoomID, *, besides: RoomID | None = None) -> list[str]:
+    """The orders taken under `parent` (the space or a category), but `besides`'s: its links,
+    and those of the private channels that sit there, which it does not link (they are linked
+    from their roles' rooms)."""
     server = rooms.server
-    private = [
-        c.order
+    linked = children(rooms.state(parent))
+    private = {
+        c.channel_id: c.order
         for c in server.channels
         if c.allowed_roles is not None and (c.category_id or server.server_id) == parent
-    ]
-    return [*children(rooms.state(parent)).values(), *private]
+    }
+    taken = {**private, **linked}
+    return [order for room, order in taken.items() if room != besides]
 
 
 # -- gates ---------------------------------------------------------------------------------------
@@ -398,11 +401,7 @@ def delete_category_plan(rooms: ServerRooms, category: RoomID) -> Plan:
     the category room, empty it and leave it."""
     server, via = rooms.server, rooms.via
     space = server.server_id
-    others = [
-        *(o for room, o in children(rooms.state(space)).items() if room != category),
-        # Private channels at the top level take places the space does not link.
-        *(c.order for c in server.channels if c.allowed_roles is not None and not c.category_id),
-    ]
+    others = child_orders(rooms, space, besides=category)
     start = next_index(others)
     channels = [c for c in server.channels if c.category_id == category]
     relink: list[Step] = []
