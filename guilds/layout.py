@@ -129,8 +129,9 @@ def role_room_body(
     """A role room: its membership is the role assignment.
 
     A space, so that other clients keep it out of their room lists, linked from the server's
-    space (`role_link`) so that it is no space of its own in their space bars; it holds no
-    channel, and Cinny shows no sub-space without rooms (docs/CLIENTS.md). Its server is in its
+    space (`role_link`) so that it is no space of its own in their space bars; it links only the
+    private channels its role opens (docs/DESIGN.md, "Private channels"), and Cinny shows no
+    sub-space without rooms (docs/CLIENTS.md). Its server is in its
     creation content, which nobody can change afterwards: that is where the module looks it up.
     """
     body = _common(f"{role.name} (role)", "", power_levels)

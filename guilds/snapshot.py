@@ -131,13 +131,23 @@ def _channel(
     )
 
 
+def _named_category(state: RoomState, categories: set[RoomID]) -> RoomID | None:
+    """The category a channel's own `m.space.parent` names, if it names one of the server's."""
+    for (event_type, key), content in sorted(state.items()):
+        if event_type == "m.space.parent" and isinstance(content.get("via"), list):
+            if content["via"] and RoomID(key) in categories:
+                return RoomID(key)
+    return None
+
+
 def assemble(
     server_id: RoomID, rooms: Mapping[RoomID, RoomState], *, bot: UserID | None = None
 ) -> Server:
     """The model of the server whose space is `server_id`, from the state of its rooms.
 
     `rooms` maps room ids to their current state: the space, its children (channels and
-    categories), the categories' children, and the role rooms. Rooms missing from it are
+    categories), the categories' children, the role rooms and their children (the private
+    channels). Rooms missing from it are
     left out of the model (they are being loaded, or were deleted). The `bot` is in every
     room but is not a member of the server: it is left out of members and role holders.
     """
@@ -171,6 +181,21 @@ def assemble(
                 visit(child_id, child_id)
 
     visit(server_id, None)
+    # Private channels: linked only from the rooms of the roles that may enter them (spaces
+    # their holders alone read), not from the space or a category; the category they sit in
+    # is the one their own `m.space.parent` names (docs/DESIGN.md, "Private channels").
+    seen = {c.channel_id for c in channels}
+    known_categories = {c.category_id for c in categories}
+    for role in roles:
+        if role.room_id is None or role.room_id not in rooms:
+            continue
+        for child_id, order in sorted(children(rooms[role.room_id]).items()):
+            child = rooms.get(child_id)
+            if child_id in seen or child is None or (CHANNEL_EVENT, "") not in child:
+                continue
+            seen.add(child_id)
+            category_id = _named_category(child, known_categories)
+            channels.append(_channel(child_id, child, server_id, category_id, order, role_by_room))
     categories.sort(key=lambda c: (c.order, c.category_id))
     channels.sort(key=lambda c: (c.order, c.channel_id))
     avatar = space.get(("m.room.avatar", ""), {}).get("url")
@@ -198,4 +223,6 @@ def rooms_of(server_id: RoomID, rooms: Mapping[RoomID, RoomState]) -> set[RoomID
     for role in _roles(space):
         if role.room_id is not None:
             found.add(role.room_id)
+            # The private channels its holders may enter (docs/DESIGN.md, "Private channels").
+            found |= set(children(rooms.get(role.room_id, {})))
     return found

@@ -139,7 +139,10 @@ class Acting:
         if admins is not None and admins != role_room and await holds(admins):
             return False
         left = False
-        pending = [(child, 1) for child in _children(space)]
+        # The channels the lost role gated are linked from its room (docs/DESIGN.md, "Private
+        # channels"); the space's tree is walked too, for links convergence has not moved yet.
+        lost = await self._state.read(role_room, [(SPACE_CHILD, None)])
+        pending = [(child, 1) for child in (*_children(space), *_children(lost))]
         seen: set[str] = set()
         while pending:
             room_id, depth = pending.pop()

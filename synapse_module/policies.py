@@ -153,11 +153,12 @@ class PolicyVetoes:
         ]
 
     async def _channel_count(self, server_id: str) -> int:
-        """The rooms linked into the server's tree that are neither categories nor role rooms."""
+        """The rooms linked into the server's tree that are neither categories nor role rooms:
+        those of the space and its categories, and the private channels its role rooms link."""
         channels: set[str] = set()
         for child in await self._children(server_id):
             kind = await self._kind_of_child(child)
-            if kind == _CATEGORY:
+            if kind in (_CATEGORY, _ROLE_ROOM):
                 channels.update(await self._children(child))
             elif kind == _CHANNEL:
                 channels.add(child)

@@ -91,8 +91,19 @@ def _by_order(sibling: tuple[RoomID, str]) -> tuple[str, str]:
     return (sibling[1], sibling[0])
 
 
-def child_orders(rooms: ServerRooms, parent: RoomID) -> list[str]:
-    return list(children(rooms.state(parent)).values())
+def child_orders(rooms: ServerRooms, parent: RoomID, *, besides: RoomID | None = None) -> list[str]:
+    """The orders taken under `parent` (the space or a category), but `besides`'s: its links,
+    and those of the private channels that sit there, which it does not link (they are linked
+    from their roles' rooms)."""
+    server = rooms.server
+    linked = children(rooms.state(parent))
+    private = {
+        c.channel_id: c.order
+        for c in server.channels
+        if c.allowed_roles is not None and (c.category_id or server.server_id) == parent
+    }
+    taken = {**private, **linked}
+    return [order for room, order in taken.items() if room != besides]
 
 
 # -- gates ---------------------------------------------------------------------------------------
@@ -108,6 +119,29 @@ def gate_rooms(server: Server, allowed_roles: tuple[str, ...] | None) -> list[Ro
         if role is not None and role.room_id is not None and role.room_id not in rooms:
             rooms.append(role.room_id)
     return rooms
+
+
+def containers(
+    server: Server, category_id: RoomID | None, allowed_roles: tuple[str, ...] | None
+) -> list[RoomID]:
+    """The rooms whose `m.space.child` links a channel in `category_id` with this gate.
+
+    Open to every member: its category, or the space. Gated: the rooms of its roles and the
+    admins' room (spaces only their holders read, linked from the server's space), so that
+    members who may not enter it find nothing of it in the space's or the category's state,
+    nor in `/hierarchy` (docs/DESIGN.md, "Private channels"). Its own `m.space.parent` still
+    names the category (or the space), which only its members read.
+    """
+    home = category_id or server.server_id
+    return gate_rooms(server, allowed_roles) or [home]
+
+
+def linked_from(server: Server, room: RoomID, parent: RoomID) -> list[RoomID]:
+    """Where the model says `room` (a channel, or a category under `parent`) is linked."""
+    for channel in server.channels:
+        if channel.channel_id == room:
+            return containers(server, channel.category_id, channel.allowed_roles)
+    return [parent]
 
 
 def join_rules(server: Server, allowed_roles: tuple[str, ...] | None) -> dict[str, Any]:
@@ -164,36 +198,52 @@ def order_steps(
     *,
     prefix: str,
     link_kinds: Mapping[RoomID, ChannelKind] | None = None,
+    where: Mapping[RoomID, Sequence[RoomID]] | None = None,
 ) -> list[Step]:
-    """Rewrite the `order` of the parent's `m.space.child` events named in `changes`.
+    """Rewrite the `order` of the links of the children of `parent` named in `changes`.
 
-    A link keeps the kind it says; `link_kinds` names it for links that are new (a channel
-    moved in).
+    Each child's links are where the model has them (`linked_from`: a private channel's are
+    in its roles' rooms), or where `where` says (a channel being moved or gated). A link
+    keeps the kind it says; `link_kinds` names it for links that are new (a channel moved in).
     """
-    held = rooms.state(parent)
     steps: list[Step] = []
-    for i, (room, order) in enumerate(sorted(changes.items())):
-        previous = held.get((SPACE_CHILD, room))
-        steps.append(
-            link_steps(
-                f"{prefix}_{i}",
-                parent=parent,
-                child=room,
-                order=order,
-                via=rooms.via,
-                kind=(link_kinds or {}).get(room),
-                previous=previous if previous and previous.get("via") else None,
+    for room, order in sorted(changes.items()):
+        targets = (where or {}).get(room) or linked_from(rooms.server, room, parent)
+        for container in targets:
+            previous = rooms.state(container).get((SPACE_CHILD, room))
+            steps.append(
+                link_steps(
+                    f"{prefix}_{len(steps)}",
+                    parent=container,
+                    child=room,
+                    order=order,
+                    via=rooms.via,
+                    kind=(link_kinds or {}).get(room),
+                    previous=previous if previous and previous.get("via") else None,
+                )
             )
-        )
     return steps
+
+
+def unlink_steps(
+    rooms: ServerRooms, room: RoomID, before: Sequence[RoomID], after: Sequence[RoomID]
+) -> list[Step]:
+    """Remove the links to `room` from the containers it leaves (those of `before` not in
+    `after`), once the new ones are written: the channel is never out of the tree."""
+    return [
+        SendState(name=f"unlink_{i}", room=container, type=SPACE_CHILD, state_key=room, content={})
+        for i, container in enumerate(c for c in before if c not in after)
+        if (rooms.state(container).get((SPACE_CHILD, room)) or {}).get("via")
+    ]
 
 
 def move_steps(
     channel: RoomID, *, old_parent: RoomID, new_parent: RoomID, via: str
 ) -> tuple[list[Step], list[Step]]:
-    """Point the channel at its new parent (first stage), then drop the old links (second).
+    """Point the channel at its new parent (first stage), then drop the old pointer (second).
 
-    The new link is made before the old one goes, so the channel is never out of the tree.
+    The containers' links to it are `order_steps` and `unlink_steps`: a private channel is
+    linked from its roles' rooms, not from its parent.
     """
     point: list[Step] = [
         SendState(
@@ -206,9 +256,6 @@ def move_steps(
     ]
     unlink: list[Step] = [
         SendState(
-            name="child_old", room=old_parent, type=SPACE_CHILD, state_key=channel, content={}
-        ),
-        SendState(
             name="parent_old", room=channel, type=SPACE_PARENT, state_key=old_parent, content={}
         ),
     ]
@@ -218,33 +265,40 @@ def move_steps(
 # -- retyping ------------------------------------------------------------------------------------
 
 
-def retype_steps(rooms: ServerRooms, room: RoomID, kind: ChannelKind) -> list[Step]:
+def retype_steps(
+    rooms: ServerRooms, room: RoomID, kind: ChannelKind, *, links: bool = True
+) -> list[Step]:
     """A channel's new kind, power levels for it (who may write call membership), and the
-    kind its parent's link shows to clients that have not joined.
+    kind its links show to clients that have not joined (`links=False` when the same edit
+    rewrites them anyway: two writes of one event in one stage would race).
 
     The power levels come from `levels.wanted_levels`, like every other write of them: aware
     of the room's version and creators (an adopted room keeps its creators out of `users`
     and the bot at 100).
     """
     channel = next(c for c in rooms.server.channels if c.channel_id == room)
-    parent = channel.category_id or rooms.server.server_id
-    link = rooms.state(parent).get((SPACE_CHILD, room))
     marker = {**rooms.state(room).get((CHANNEL_EVENT, ""), {}), "kind": kind.value}
     levels = wanted_levels(rooms.server, room, RoomKind.CHANNEL, kind, rooms)
     steps: list[Step] = [
         _set(room, CHANNEL_EVENT, marker),
         _set(room, "m.room.power_levels", levels),
     ]
-    if link and link.get("via"):
-        steps.append(
-            SendState(
-                name="link_kind",
-                room=parent,
-                type=SPACE_CHILD,
-                state_key=room,
-                content={**link, CHANNEL_KIND_KEY: kind.value},
+    if not links:
+        return steps
+    for i, container in enumerate(
+        containers(rooms.server, channel.category_id, channel.allowed_roles)
+    ):
+        link = rooms.state(container).get((SPACE_CHILD, room))
+        if link and link.get("via"):
+            steps.append(
+                SendState(
+                    name=f"link_kind_{i}",
+                    room=container,
+                    type=SPACE_CHILD,
+                    state_key=room,
+                    content={**link, CHANNEL_KIND_KEY: kind.value},
+                )
             )
-        )
     return steps
 
 
@@ -268,7 +322,8 @@ def create_channel_plan(
     order: str,
     power_levels: dict[str, Any],
 ) -> Plan:
-    """A restricted room linked both ways to its parent (the space, or a category)."""
+    """A restricted room naming its parent (the space, or a category), linked from it or,
+    when gated, from its roles' rooms (`containers`)."""
     server, via = rooms.server, rooms.via
     body = channel_body(
         server_id=server.server_id,
@@ -286,10 +341,19 @@ def create_channel_plan(
             if event["type"] == SPACE_PARENT:
                 event["state_key"] = parent
     create = CreateRoom(name="channel", body=body)
-    link = link_steps(
-        "link", parent=parent, child=Ref("channel", "room_id"), order=order, via=via, kind=kind
-    )
-    return Plan.of([create], [link])
+    category = None if parent == server.server_id else parent
+    links: list[Step] = [
+        link_steps(
+            f"link_{i}",
+            parent=container,
+            child=Ref("channel", "room_id"),
+            order=order,
+            via=via,
+            kind=kind,
+        )
+        for i, container in enumerate(containers(server, category, allowed_roles))
+    ]
+    return Plan.of([create], links)
 
 
 def create_category_plan(
@@ -334,17 +398,27 @@ def close_room_steps(
     return close, empty, leave
 
 
-def delete_channel_plan(channel: RoomID, parent: RoomID) -> Plan:
-    """Unlink the channel and close it, empty it, then the bot leaves: nobody can join again."""
-    close, empty, leave = close_room_steps(channel, CHANNEL_DELETED_REASON, prefix="channel")
+def delete_channel_plan(rooms: ServerRooms, channel: Channel) -> Plan:
+    """Unlink the channel and close it, empty it, then the bot leaves: nobody can join again.
+
+    Unlinked from every container that links it: its parent, and the role rooms a gate put
+    it in (those of its roles now, and any a stale gate left).
+    """
+    server = rooms.server
+    room = channel.channel_id
+    parent = channel.category_id or server.server_id
+    close, empty, leave = close_room_steps(room, CHANNEL_DELETED_REASON, prefix="channel")
+    linking = [parent, *(r.room_id for r in server.roles if r.room_id is not None)]
     unlink: list[Step] = [
         SendState(
-            name="unlink_child", room=parent, type=SPACE_CHILD, state_key=channel, content={}
-        ),
-        SendState(
-            name="unlink_parent", room=channel, type=SPACE_PARENT, state_key=parent, content={}
-        ),
+            name=f"unlink_child_{i}", room=container, type=SPACE_CHILD, state_key=room, content={}
+        )
+        for i, container in enumerate(dict.fromkeys(linking))
+        if (rooms.state(container).get((SPACE_CHILD, room)) or {}).get("via")
     ]
+    unlink.append(
+        SendState(name="unlink_parent", room=room, type=SPACE_PARENT, state_key=parent, content={})
+    )
     return _plan(close + unlink, empty, leave)
 
 
@@ -353,7 +427,7 @@ def delete_category_plan(rooms: ServerRooms, category: RoomID) -> Plan:
     the category room, empty it and leave it."""
     server, via = rooms.server, rooms.via
     space = server.server_id
-    others = [o for room, o in children(rooms.state(space)).items() if room != category]
+    others = child_orders(rooms, space, besides=category)
     start = next_index(others)
     channels = [c for c in server.channels if c.category_id == category]
     relink: list[Step] = []
@@ -364,16 +438,19 @@ def delete_category_plan(rooms: ServerRooms, category: RoomID) -> Plan:
     ]
     for i, moved in enumerate(channels):
         channel = moved.channel_id
-        relink.append(
-            link_steps(
-                f"relink_{i}",
-                parent=space,
-                child=channel,
-                order=order_key(start + i),
-                via=via,
-                kind=moved.kind,
+        # A private channel stays linked from its roles' rooms, at its new place.
+        for j, container in enumerate(containers(server, None, moved.allowed_roles)):
+            relink.append(
+                link_steps(
+                    f"relink_{i}_{j}",
+                    parent=container,
+                    child=channel,
+                    order=order_key(start + i),
+                    via=via,
+                    kind=moved.kind,
+                    previous=rooms.state(container).get((SPACE_CHILD, channel)),
+                )
             )
-        )
         relink.append(
             SendState(
                 name=f"reparent_{i}",
@@ -392,11 +469,16 @@ def delete_category_plan(rooms: ServerRooms, category: RoomID) -> Plan:
                 content={},
             )
         )
-        unlink.append(
-            SendState(
-                name=f"unchild_{i}", room=category, type=SPACE_CHILD, state_key=channel, content={}
+        if (rooms.state(category).get((SPACE_CHILD, channel)) or {}).get("via"):
+            unlink.append(
+                SendState(
+                    name=f"unchild_{i}",
+                    room=category,
+                    type=SPACE_CHILD,
+                    state_key=channel,
+                    content={},
+                )
             )
-        )
     close, empty, leave = close_room_steps(category, CATEGORY_DELETED_REASON, prefix="category")
     return _plan(relink, unlink + close, empty, leave)
 

@@ -9,8 +9,11 @@ The model (roles, assignments, channels, gates, owner, bans) is read from Matrix
   channel holds only those its roles let in; with `join_all_channels` (the `join_channels: all`
   policy), every member is inside every channel they may enter (the default channel is joined
   by the module when they enter the server, so it is left to that one join);
-- the space tree: every channel and category names the parent that links it, and the space
-  links every role room made as a space (so other clients nest it under the server);
+- the space tree: every channel and category names its parent (`m.space.parent`); a category
+  and an open channel are linked from that parent alone, a gated (private) channel from its
+  roles' rooms and the admins' alone, never from the space or a category that every member
+  reads; the space links every role room made as a space (so other clients nest it under the
+  server);
 - join rules: a channel opens to the space or to its roles' rooms, a category to the space;
 - bans: whoever is banned from the space is banned from every room, and nobody else is.
 
@@ -27,10 +30,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from bridge.engine.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Step, Unban
+from bridge.plans.channels import gate_rooms
 from bridge.plans.levels import wanted_levels
 from bridge.plans.rooms import RoomStates, ServerRooms
 from guilds.ids import RoomID, UserID
-from guilds.layout import AUTO_JOIN_KEY, channel_allow, role_link
+from guilds.layout import AUTO_JOIN_KEY, channel_allow, role_link, space_child
 from guilds.model import BuiltinRole, Channel, Server
 from guilds.permissions import may_enter
 from guilds.vocabulary import SPACE_ROOM_TYPE
@@ -159,18 +163,56 @@ def _parents(ctx: ServerRooms) -> dict[RoomID, RoomID]:
     return found
 
 
-def _stray_links(ctx: ServerRooms, parents: Mapping[RoomID, RoomID]) -> list[Divergence]:
-    """Links to a channel or category from a container other than the one it belongs to."""
-    containers = {ctx.server.server_id, *(c.category_id for c in ctx.server.categories)}
+def _links_wanted(ctx: ServerRooms, parents: Mapping[RoomID, RoomID]) -> dict[RoomID, list[RoomID]]:
+    """Each channel and category of the model, and the containers that must link it.
+
+    A category: the space. A channel open to every member: the one parent it belongs to. A
+    gated (private) channel: the rooms of its roles and the admins' room, never the space or
+    a category, whose state every member reads (docs/DESIGN.md, "Private channels").
+    """
+    server = ctx.server
+    wanted: dict[RoomID, list[RoomID]] = {room: [parent] for room, parent in parents.items()}
+    for channel in server.channels:
+        gate = gate_rooms(server, channel.allowed_roles)
+        if gate:
+            wanted[channel.channel_id] = gate
+    return wanted
+
+
+def _containers(ctx: ServerRooms) -> list[RoomID]:
+    """Every room that may link a channel or a category: the space, the categories, the role
+    rooms."""
+    server = ctx.server
+    return sorted(
+        {
+            server.server_id,
+            *(c.category_id for c in server.categories),
+            *(r.room_id for r in server.roles if r.room_id is not None),
+        }
+    )
+
+
+def _stray_links(ctx: ServerRooms, wanted: Mapping[RoomID, list[RoomID]]) -> list[Divergence]:
+    """Links to a channel or category from a container other than those that must link it."""
     found: list[Divergence] = []
-    for container in sorted(containers):
+    for container in _containers(ctx):
         state = ctx.states.get(container, {})
         for (event_type, child), content in sorted(state.items()):
             if event_type != SPACE_CHILD or not _linked(content):
                 continue
-            parent = parents.get(RoomID(child))
-            if parent is not None and parent != container:
+            linking = wanted.get(RoomID(child))
+            if linking is not None and container not in linking:
                 found.append(Divergence(container, f"space.child.{child}", "unlinked", "linked"))
+    return found
+
+
+def _missing_links(ctx: ServerRooms, wanted: Mapping[RoomID, list[RoomID]]) -> list[Divergence]:
+    """Containers that must link a channel and do not (a channel just gated, or ungated)."""
+    found: list[Divergence] = []
+    for child, linking in sorted(wanted.items()):
+        for container in linking:
+            if not _linked(ctx.states.get(container, {}).get((SPACE_CHILD, child))):
+                found.append(Divergence(container, f"space.child.{child}", "linked", "missing"))
     return found
 
 
@@ -207,13 +249,7 @@ def expected_join_rules(ctx: ServerRooms, room: RoomID) -> dict[str, Any] | None
     channel = _channel(server, room)
     if channel is None:
         return None
-    gate: list[RoomID] | None = None
-    if channel.allowed_roles is not None:
-        gate = []
-        for role_id in (BuiltinRole.ADMIN.value, *channel.allowed_roles):
-            role = server.role(role_id)
-            if role is not None and role.room_id is not None and role.room_id not in gate:
-                gate.append(role.room_id)
+    gate = gate_rooms(server, channel.allowed_roles)
     return {"join_rule": "restricted", "allow": channel_allow(server.server_id, gate)}
 
 
@@ -273,7 +309,9 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
     banned = {u for u, m in space_members.items() if m == "ban"} - {bot, owner}
     parents = _parents(ctx)
     containers = {space, *(c.category_id for c in server.categories)}
-    found += _stray_links(ctx, parents)
+    wanted_links = _links_wanted(ctx, parents)
+    found += _stray_links(ctx, wanted_links)
+    found += _missing_links(ctx, wanted_links)
     found += _unlinked_role_rooms(ctx)
     role_of_room = {r.room_id: r for r in server.roles if r.room_id is not None}
     by_shape: dict[Any, dict[str, Any]] = {}
@@ -403,12 +441,13 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
                 content = {**held, **rules}
                 first.append(_state(f"join_rules_{len(first)}", room, JOIN_RULES, "", content))
         elif what.startswith("space.child."):
-            child = what.removeprefix("space.child.")
+            child = RoomID(what.removeprefix("space.child."))
             if divergence.expected == "linked":
-                link = role_link(ctx.via)
+                link = _link_content(ctx, room, child)
                 first.append(_state(f"link_{len(first)}", room, SPACE_CHILD, child, link))
             else:
-                first.append(_state(f"unlink_{len(first)}", room, SPACE_CHILD, child, {}))
+                # Unlinked once the new links are written: the child never leaves the tree.
+                second.append(_state(f"unlink_{len(second)}", room, SPACE_CHILD, child, {}))
         elif what.startswith("space.parent."):
             parent = what.removeprefix("space.parent.")
             unlinked = divergence.expected == "unlinked"
@@ -438,6 +477,20 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
                 reason = GATE_REASON if member else NOT_A_MEMBER_REASON
                 second.append(Kick(name=f"kick_{len(second)}", room=room, user=user, reason=reason))
     return Plan.of(*[stage for stage in (first, second) if stage])
+
+
+def _link_content(ctx: ServerRooms, container: RoomID, child: RoomID) -> dict[str, Any]:
+    """The `m.space.child` a container must hold for `child`: a role room's link, or a
+    channel's or category's at its order (a channel's with its kind), keeping what the
+    container's link said before."""
+    server = ctx.server
+    if any(r.room_id == child for r in server.roles):
+        return role_link(ctx.via)
+    channel = _channel(server, child)
+    category = next((c for c in server.categories if c.category_id == child), None)
+    order = channel.order if channel else category.order if category else ""
+    held = ctx.states.get(container, {}).get((SPACE_CHILD, child)) or {}
+    return {**held, **space_child(order, ctx.via, channel.kind if channel else None)}
 
 
 def _state(name: str, room: RoomID, event_type: str, key: str, content: Any) -> SendState:

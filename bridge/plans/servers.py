@@ -269,7 +269,7 @@ def _template_layout(
     channels: list[Step] = []
     channel_links: list[Step] = []
     inside: dict[str, int] = {}
-    top_items: list[tuple[str, Any]] = []
+    top_items: list[tuple[str, Any, Any]] = []
     for i, channel in enumerate(template.channels):
         kind = ChannelKind(channel.kind)
         gate: Any = None
@@ -296,32 +296,27 @@ def _template_layout(
                     event["state_key"] = parent
             order = inside.get(channel.category, 0)
             inside[channel.category] = order + 1
-            channel_links.append(
-                SendState(
-                    name=f"link_{step}",
-                    room=parent,
-                    type="m.space.child",
-                    state_key=Ref(step, "room_id"),
-                    content=space_child(order_key(order), via, kind),
-                )
-            )
+            channel_links += _channel_links(step, gate or [parent], order_key(order), via, kind)
         else:
-            top_items.append((step, channel))
+            top_items.append((step, channel, gate))
         channels.append(CreateRoom(name=step, body=body))
     for step in category_step.values():
-        top_items.append((step, None))
+        top_items.append((step, None, None))
     # Top-level channels before categories, as Discord lists them.
-    for index, (step, channel) in enumerate(top_items, start=top):
-        link = SendState(
-            name=f"link_{step}",
-            room=space_id,
-            type="m.space.child",
-            state_key=Ref(step, "room_id"),
-            content=space_child(
-                order_key(index), via, ChannelKind(channel.kind) if channel is not None else None
-            ),
+    for index, (step, channel, gate) in enumerate(top_items, start=top):
+        if channel is not None:
+            kind = ChannelKind(channel.kind)
+            channel_links += _channel_links(step, gate or [space_id], order_key(index), via, kind)
+            continue
+        category_links.append(
+            SendState(
+                name=f"link_{step}",
+                room=space_id,
+                type="m.space.child",
+                state_key=Ref(step, "room_id"),
+                content=space_child(order_key(index), via, None),
+            )
         )
-        (channel_links if channel is not None else category_links).append(link)
     late: list[Step] = list(channel_links)
     if template.welcome_message is not None:
         late.append(
@@ -332,6 +327,23 @@ def _template_layout(
             )
         )
     return categories, [*category_links, *channels], late
+
+
+def _channel_links(
+    step: str, containers: list[Any], order: str, via: str, kind: ChannelKind
+) -> list[Step]:
+    """The links to a template's channel: from its parent, or, when gated, from its roles'
+    rooms alone (bridge.plans.channels.containers; docs/DESIGN.md, "Private channels")."""
+    return [
+        SendState(
+            name=f"link_{step}" if i == 0 else f"link_{step}_{i}",
+            room=container,
+            type="m.space.child",
+            state_key=Ref(step, "room_id"),
+            content=space_child(order, via, kind),
+        )
+        for i, container in enumerate(containers)
+    ]
 
 
 def _with_room(role: Role, room: Any) -> Role:

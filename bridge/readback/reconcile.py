@@ -24,7 +24,7 @@ from bridge.engine.journal import OperationFailed, OperationJournal
 from bridge.engine.matrix import MatrixClient, MatrixRequestError
 from bridge.engine.queue import ServerQueue
 from bridge.engine.steps import AutoJoinInvite, Kick, Plan, SendState, Step, Unban
-from bridge.plans.channels import next_index
+from bridge.plans.channels import child_orders, next_index
 from bridge.plans.derived import with_pending_roles
 from bridge.plans.levels import CREATORS_KEY, derived_levels, levels_plan, merged_levels
 from bridge.plans.roles import (
@@ -56,7 +56,7 @@ from guilds.rules import (
     role_state_refusal,
     state_permission_refusal,
 )
-from guilds.snapshot import RoomState, assemble, children, rooms_of
+from guilds.snapshot import RoomState, assemble, rooms_of
 from guilds.vocabulary import (
     CHANNEL_EVENT,
     CHANNEL_KIND_KEY,
@@ -488,7 +488,8 @@ def adoption_decision(
         not isinstance(link_content.get("order"), str)
         or link_content.get(CHANNEL_KIND_KEY) != ChannelKind.TEXT.value
     ):
-        siblings = [o for r, o in children(rooms.state(server.server_id)).items() if r != room_id]
+        # Private channels at the top level take places too, though the space does not link them.
+        siblings = child_orders(rooms, server.server_id, besides=room_id)
         order = link_content.get("order")
         if not isinstance(order, str):
             order = order_key(next_index(siblings))

@@ -19,6 +19,7 @@ from bridge.errors import Conflict, Forbidden, InvalidParam, MissingParam, NotFo
 from bridge.plans.channels import (
     JOIN_RULES,
     child_orders,
+    containers,
     create_category_plan,
     create_channel_plan,
     delete_category_plan,
@@ -32,6 +33,7 @@ from bridge.plans.channels import (
     position_among_all,
     reordered,
     retype_steps,
+    unlink_steps,
 )
 from bridge.plans.levels import new_room_levels
 from bridge.services.servers import Servers
@@ -239,7 +241,8 @@ class Channels:
             )
             results = await self.journal.execute("create_channel", sid, plan)
             room = RoomID(results["channel"]["room_id"])
-            await self.directory.refresh(sid, [parent, room])
+            links = containers(server, category, gate)
+            await self.directory.refresh(sid, [parent, room, *links])
         log.info("Created channel %s in server %s", room, sid)
         return await self._settled(sid, lambda s: self._channel_of(s, room))
 
@@ -284,15 +287,17 @@ class Channels:
                 first.append(self._state(room, "m.room.name", {"name": name}))
             if topic != channel.topic:
                 first.append(self._state(room, "m.room.topic", {"topic": topic}))
-            if kind != channel.kind:
-                first += retype_steps(rooms, room, kind)
             gating = gate != channel.allowed_roles
             if gating:
                 first.append(self._state(room, JOIN_RULES, join_rules(server, gate)))
             old_parent = channel.category_id or sid
             new_category = category if moving else channel.category_id
             new_parent = new_category or sid
-            touched = {room, old_parent, new_parent}
+            # The rooms that link the channel: its parent, or its roles' rooms when gated.
+            old_links = containers(server, channel.category_id, channel.allowed_roles)
+            new_links = containers(server, new_category, gate)
+            touched = {room, old_parent, new_parent, *old_links, *new_links}
+            changes: dict[RoomID, str] = {}
             siblings = self._siblings(server, new_category)
             # The position the caller asked for counts the channels they see (docs/API.md).
             at = position_among_all(
@@ -303,20 +308,28 @@ class Channels:
                     changes = {room: order_key(next_index(child_orders(rooms, new_parent)))}
                 else:
                     changes = reordered(siblings, room, at)
-                first += order_steps(
-                    rooms, new_parent, changes, prefix="order", link_kinds={room: kind}
-                )
-                point, unlink = move_steps(
+                point, unparent = move_steps(
                     room, old_parent=old_parent, new_parent=new_parent, via=rooms.via
                 )
                 first += point
-                second += unlink
+                second += unparent
             elif at is not None:
                 changes = reordered(siblings, room, at)
-                # The channel's kind as it now is: a retype in the same edit is not undone.
-                first += order_steps(
-                    rooms, new_parent, changes, prefix="order", link_kinds={room: kind}
-                )
+            if new_links != old_links and room not in changes:
+                changes[room] = channel.order
+            if kind != channel.kind:
+                # The links rewritten below carry the new kind; the others get it here.
+                first += retype_steps(rooms, room, kind, links=room not in changes)
+            # The channel's kind as it now is: a retype in the same edit is not undone.
+            first += order_steps(
+                rooms,
+                new_parent,
+                changes,
+                prefix="order",
+                link_kinds={room: kind},
+                where={room: new_links},
+            )
+            second += unlink_steps(rooms, room, old_links, new_links)
             await self._carry_out("update_channel", sid, [first, second], touched)
             if gating:
                 # Read who is inside only now that the new join rule holds: whoever joined
@@ -370,10 +383,11 @@ class Channels:
         sid = server.server_id
         async with self._lock(sid):
             parent = channel.category_id or sid
-            plan = delete_channel_plan(channel.channel_id, parent)
+            plan = delete_channel_plan(self.servers.rooms.of(server), channel)
             await self.journal.execute("delete_channel", sid, plan)
             self.directory.forget_room(channel.channel_id)
-            await self.directory.refresh(sid, [parent])
+            linking = containers(server, channel.category_id, channel.allowed_roles)
+            await self.directory.refresh(sid, [parent, *linking])
         log.info("Deleted channel %s of server %s", channel.channel_id, sid)
 
     # -- categories ----------------------------------------------------------------------------

@@ -68,7 +68,8 @@ def build(version: str = "12") -> States:
     }
     states: States = {SPACE: space}
     for order, child in enumerate((GENERAL, CHAT, SECRET, CATEGORY)):
-        space[("m.space.child", child)] = {"via": [VIA], "order": f"{order:06d}"}
+        if child != SECRET:
+            space[("m.space.child", child)] = {"via": [VIA], "order": f"{order:06d}"}
 
     def channel(room: RoomID, parent: RoomID, allow: list[RoomID] | None, *inside: UserID) -> None:
         states[room] = {
@@ -107,6 +108,9 @@ def build(version: str = "12") -> States:
             ("m.room.create", ""): create,
             **joined_with_bot(*holders),
         }
+        if room in (ADMIN_ROOM, VIP_ROOM):
+            # SECRET is private (gated on VIP): linked from its roles' rooms, not the space.
+            states[room][("m.space.child", SECRET)] = {"via": [VIA], "order": "000002"}
     ctx = context(states)
     for room, kind, ck in ctx.kinds:
         states[room][("m.room.power_levels", "")] = wanted_levels(ctx.server, room, kind, ck, ctx)

@@ -181,7 +181,7 @@ async def test_a_private_channel_reveals_nothing_but_its_link_to_a_member_withou
     answer = await run_scenario("hierarchy", stack, mod, space_id=sid)
     assert secret not in {row["room_id"] for row in answer.result}
     assert not _mentions(answer.result, words)
-    # What still names it: the space's link, which every member can read (not built yet:
-    # docs/CLIENTS.md, "Known limits"). Only its id and kind.
+    # Nor its link: a private channel is linked from its roles' rooms alone (docs/DESIGN.md,
+    # "Private channels"; tests/integration/test_private_channels.py reads everything else).
     links = [key for key, content in space.items() if _mentions((key, content), (secret,))]
-    assert links == [("m.space.child", secret)], links
+    assert links == [], links

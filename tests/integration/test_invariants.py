@@ -151,10 +151,23 @@ async def test_the_server_is_a_space_linked_both_ways_to_its_channels(built: Bui
     assert space[("m.space.child", built.category)]["via"]
     category = await built.state(built.category)
     assert category[("m.room.create", "")]["type"] == "m.space"
+    # The private channel is linked from its roles' rooms (admins' and VIPs') alone, not the
+    # space every member reads (docs/DESIGN.md, "Private channels").
+    linking = {
+        "secret": [await role_room(built.stack, built.server_id, r) for r in ("admin", built.vip)]
+    }
     for name, channel_id in built.channels.items():
         parent = built.category if name == "nook" else built.server_id
         parent_state = category if parent == built.category else space
-        assert parent_state[("m.space.child", channel_id)]["via"], name
+        if name in linking:
+            assert not parent_state.get(("m.space.child", channel_id)), name
+            for container in linking[name]:
+                status, link = await as_bot(
+                    built.stack, "GET", f"/rooms/{container}/state/m.space.child/{channel_id}"
+                )
+                assert status == 200 and link["via"], (name, container, link)
+        else:
+            assert parent_state[("m.space.child", channel_id)]["via"], name
         room = await built.state(channel_id)
         assert room[("m.space.parent", parent)]["via"], name
         assert room[(CHANNEL_EVENT, "")]["server_id"] == built.server_id, name

@@ -91,12 +91,16 @@ async def test_a_template_creates_exactly_its_rooms_roles_and_gates(templated: S
         role_rooms = {
             key: content["room_id"] for (t, key), content in space.items() if t == ROLE_EVENT
         }
-        # The space holds general, staff-room and the two categories, and links every role
-        # room (a space, so that other clients nest it under the server), nothing else.
+        # The space holds general and the two categories, and links every role room (a space,
+        # so that other clients nest it under the server), nothing else: staff-room is private,
+        # linked from the admins' and the staff's rooms alone (issue 17, observation 6).
         links = {key: c for (t, key), c in space.items() if t == "m.space.child" and c}
         children = {key for key, c in links.items() if not c.get(ROLE_ROOM_KEY)}
-        assert children == {ids["general"], ids["staff-room"], *categories.values()}
+        assert children == {ids["general"], *categories.values()}
         assert set(links) - children == {r for r in role_rooms.values() if r is not None}
+        admins = await state_of(client, role_rooms["admin"])
+        private = {key for (t, key), c in admins.items() if t == "m.space.child" and c}
+        assert private == {ids["staff-room"], ids["VIP lounge"]}
         joined = await client.join(ids["VIP lounge"])
         assert isinstance(joined, nio.JoinResponse), joined
         lounge = await state_of(client, ids["VIP lounge"])

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.engine.steps import EmptyRoom, Leave, SendState
+from bridge.engine.steps import EmptyRoom, Leave, Ref, SendState
 from bridge.plans.channels import (
+    child_orders,
+    containers,
+    create_channel_plan,
     delete_category_plan,
     delete_channel_plan,
     gate_rooms,
     next_index,
     no_longer_allowed,
+    order_steps,
     position_among_all,
     reordered,
     retype_steps,
+    unlink_steps,
 )
 from bridge.plans.levels import CREATORS_KEY
 from bridge.plans.rooms import ServerRooms
@@ -131,7 +136,11 @@ def test_who_is_removed_when_a_channel_is_gated() -> None:
 
 
 def test_delete_channel_plan_unlinks_empties_then_leaves() -> None:
-    plan = delete_channel_plan(RoomID("!ops:hs"), SPACE)
+    ops = channel("!ops:hs")
+    states: dict[RoomID, dict[tuple[str, str], dict[str, Any]]] = {
+        SPACE: {("m.space.child", ops.channel_id): {"via": ["hs"], "order": "000000"}}
+    }
+    plan = delete_channel_plan(ServerRooms(server((ops,)), [], states, BOT, "hs"), ops)
     plan.validate()
     first, empty, leave = plan.stages
     assert {(s.room, s.type, s.content == {}) for s in first if isinstance(s, SendState)} == {
@@ -196,3 +205,156 @@ def test_retyping_an_adopted_room_keeps_its_creators_out_of_users() -> None:
     # Members of a voice channel write their own call membership.
     assert levels["events"][CALL_MEMBER_EVENT] == 0
     assert by_type[(SPACE, "m.space.child")].content[CHANNEL_KIND_KEY] == "voice"
+
+
+# -- private channels (issue 17, observation 6) ---------------------------------------------------
+
+CAT = RoomID("!cat:hs")
+
+
+def private(room: str, category: str | None = None, order: str = "000000") -> Channel:
+    return Channel(
+        RoomID(room),
+        room,
+        ChannelKind.TEXT,
+        "",
+        RoomID(category) if category else None,
+        order,
+        ("moderator",),
+    )
+
+
+def links(steps: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (str(s.room), str(s.state_key)): dict(s.content)
+        for s in steps
+        if isinstance(s, SendState) and s.type == "m.space.child"
+    }
+
+
+def test_a_gated_channel_is_linked_from_its_roles_rooms_alone() -> None:
+    s = server()
+    assert containers(s, None, None) == [SPACE]
+    assert containers(s, CAT, None) == [CAT]
+    assert containers(s, CAT, ("moderator",)) == [ADMIN_ROOM, MOD_ROOM]
+    # Gated on admins alone: the admins' room.
+    assert containers(s, None, ()) == [ADMIN_ROOM]
+
+
+def test_creating_a_private_channel_writes_no_link_in_the_space_or_its_category() -> None:
+    rooms = ServerRooms(server(), [], {}, BOT, "hs")
+    plan = create_channel_plan(
+        rooms,
+        name="ops",
+        kind=VOICE,
+        topic="",
+        parent=CAT,
+        allowed_roles=("moderator",),
+        order="000003",
+        power_levels={},
+    )
+    plan.validate()
+    written = {
+        (room, content["order"], content[CHANNEL_KIND_KEY])
+        for (room, _), content in links(plan.stages[1]).items()
+    }
+    assert written == {(ADMIN_ROOM, "000003", "voice"), (MOD_ROOM, "000003", "voice")}
+    assert all(
+        isinstance(s, SendState) and s.state_key == Ref("channel", "room_id")
+        for s in plan.stages[1]
+    )
+    # Its own parent link still names the category (only its members read it).
+    body = plan.stages[0][0].body  # type: ignore[attr-defined]
+    parents = [e["state_key"] for e in body["initial_state"] if e["type"] == "m.space.parent"]
+    assert parents == [CAT]
+
+
+def test_gating_moves_the_link_and_ungating_moves_it_back() -> None:
+    ops = channel("!ops:hs", order="000002")
+    s = server((ops,))
+    states = {SPACE: {("m.space.child", "!ops:hs"): {"via": ["hs"], "order": "000002"}}}
+    rooms = ServerRooms(s, [], states, BOT, "hs")
+    before, after = containers(s, None, None), containers(s, None, ("moderator",))
+    written = links(
+        order_steps(
+            rooms,
+            SPACE,
+            {ops.channel_id: ops.order},
+            prefix="o",
+            link_kinds={ops.channel_id: ops.kind},
+            where={ops.channel_id: after},
+        )
+    )
+    assert set(written) == {(ADMIN_ROOM, "!ops:hs"), (MOD_ROOM, "!ops:hs")}
+    assert links(unlink_steps(rooms, ops.channel_id, before, after)) == {(SPACE, "!ops:hs"): {}}
+    # And back: the space's link returns, the role rooms' go.
+    gated = private("!ops:hs", order="000002")
+    states = {
+        ADMIN_ROOM: {("m.space.child", "!ops:hs"): {"via": ["hs"], "order": "000002"}},
+        MOD_ROOM: {("m.space.child", "!ops:hs"): {"via": ["hs"], "order": "000002"}},
+        SPACE: {("m.space.child", "!ops:hs"): {}},
+    }
+    rooms = ServerRooms(server((gated,)), [], states, BOT, "hs")
+    written = links(
+        order_steps(
+            rooms,
+            SPACE,
+            {gated.channel_id: gated.order},
+            prefix="o",
+            where={gated.channel_id: before},
+        )
+    )
+    assert list(written) == [(SPACE, "!ops:hs")]
+    assert written[(SPACE, "!ops:hs")]["via"] == ["hs"]
+    assert set(links(unlink_steps(rooms, gated.channel_id, after, before))) == {
+        (ADMIN_ROOM, "!ops:hs"),
+        (MOD_ROOM, "!ops:hs"),
+    }
+
+
+def test_reordering_writes_a_private_siblings_order_in_its_roles_rooms() -> None:
+    ops, chat = private("!ops:hs", order="000001"), channel("!chat:hs", order="000000")
+    s = server((chat, ops))
+    rooms = ServerRooms(s, [], {}, BOT, "hs")
+    changes = reordered([(c.channel_id, c.order) for c in s.channels], chat.channel_id, 1)
+    written = links(order_steps(rooms, SPACE, changes, prefix="o"))
+    assert {room for room, _ in written} == {SPACE, ADMIN_ROOM, MOD_ROOM}
+    assert (SPACE, "!ops:hs") not in written
+    # A new child's place counts the private channel the space does not link.
+    assert next_index(child_orders(rooms, SPACE)) == 2
+
+
+def test_retyping_and_deleting_a_private_channel_touch_its_roles_rooms() -> None:
+    ops = private("!ops:hs")
+    link = {"via": ["hs"], "order": "000000", CHANNEL_KIND_KEY: "text"}
+    states: dict[RoomID, dict[tuple[str, str], dict[str, Any]]] = {
+        ADMIN_ROOM: {("m.space.child", "!ops:hs"): dict(link)},
+        MOD_ROOM: {("m.space.child", "!ops:hs"): dict(link)},
+        RoomID("!ops:hs"): {("m.room.create", ""): {"room_version": "12"}},
+    }
+    kinds = [(ops.channel_id, RoomKind.CHANNEL, ChannelKind.TEXT)]
+    rooms = ServerRooms(server((ops,)), kinds, states, BOT, "hs")
+    retyped = links(retype_steps(rooms, ops.channel_id, VOICE))
+    assert {room for room, _ in retyped} == {ADMIN_ROOM, MOD_ROOM}
+    assert all(c[CHANNEL_KIND_KEY] == "voice" for c in retyped.values())
+    plan = delete_channel_plan(rooms, ops)
+    assert links(plan.stages[0]) == {(ADMIN_ROOM, "!ops:hs"): {}, (MOD_ROOM, "!ops:hs"): {}}
+
+
+def test_deleting_a_category_keeps_its_private_channel_in_its_roles_rooms() -> None:
+    ops = private("!ops:hs", str(CAT))
+    states: dict[RoomID, dict[tuple[str, str], dict[str, Any]]] = {
+        SPACE: {
+            ("m.space.child", "!general:hs"): {"via": ["hs"], "order": "000000"},
+            ("m.space.child", CAT): {"via": ["hs"], "order": "000001"},
+        },
+        MOD_ROOM: {("m.space.child", "!ops:hs"): {"via": ["hs"], "order": "000000"}},
+    }
+    plan = delete_category_plan(ServerRooms(server((ops,)), [], states, BOT, "hs"), CAT)
+    plan.validate()
+    written = links(plan.stages[0])
+    assert set(written) == {(ADMIN_ROOM, "!ops:hs"), (MOD_ROOM, "!ops:hs")}
+    assert all(c["order"] == "000001" for c in written.values())
+    # Never linked from the space, nor unlinked from a category that did not link it.
+    everything = links(step for _, _, step in plan.steps())
+    assert (SPACE, "!ops:hs") not in everything and (CAT, "!ops:hs") not in everything

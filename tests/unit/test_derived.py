@@ -348,7 +348,7 @@ corruption = st.one_of(
     st.tuples(st.just("unparent"), st.sampled_from((GENERAL, CHAT, SECRET, NOOK, CATEGORY))),
     st.tuples(
         st.just("link"),
-        st.sampled_from((SPACE, CATEGORY)),
+        st.sampled_from((SPACE, CATEGORY, ADMIN_ROOM, MOD_ROOM, VIP_ROOM)),
         st.sampled_from((GENERAL, CHAT, SECRET, NOOK)),
         st.booleans(),
     ),
@@ -425,3 +425,84 @@ def test_repair_plans_are_valid_journal_plans(changes: list[Any]) -> None:
     plan = repair_plan(context(states), divergences(context(states)))
     plan.validate()
     assert Plan.from_json(plan.to_json()) == plan
+
+
+# -- private channels (issue 17, observation 6) ----------------------------------------------
+
+
+def _linked(states: States, container: RoomID, child: RoomID) -> bool:
+    return bool(states[container].get(("m.space.child", child), {}).get("via"))
+
+
+def test_a_private_channel_is_found_through_its_roles_rooms() -> None:
+    states = build()
+    server = context(states).server
+    secret = next(c for c in server.channels if c.channel_id == SECRET)
+    assert (secret.order, secret.category_id, secret.allowed_roles) == ("000002", None, ("vip",))
+    # In a category: the category its own parent link names, though the category links it not.
+    states[SECRET][("m.space.parent", SPACE)] = {}
+    states[SECRET][("m.space.parent", CATEGORY)] = {"via": ["hs"], "canonical": True}
+    server = context(states).server
+    assert [c.category_id for c in server.channels if c.channel_id == SECRET] == [CATEGORY]
+    assert divergences(context(states)) == []
+
+
+def test_gating_a_public_channel_moves_its_link_to_the_roles_rooms() -> None:
+    states = build()
+    states[CHAT][("m.room.join_rules", "")]["allow"] = channel_allow(SPACE, [ADMIN_ROOM, MOD_ROOM])
+    found = whats(divergences(context(states)))
+    assert {
+        (ADMIN_ROOM, f"space.child.{CHAT}"),
+        (MOD_ROOM, f"space.child.{CHAT}"),
+        (SPACE, f"space.child.{CHAT}"),
+    } <= found
+    plan = repair_plan(context(states), divergences(context(states)))
+    # The new links first, the space's removed after: the channel never leaves the tree.
+    unlinks = [
+        stage
+        for stage, _, step in plan.steps()
+        if isinstance(step, SendState) and step.type == "m.space.child" and not step.content
+    ]
+    links = [
+        stage
+        for stage, _, step in plan.steps()
+        if isinstance(step, SendState) and step.type == "m.space.child" and step.content
+    ]
+    assert min(unlinks) > max(links)
+    repaired = converged(states)
+    assert not _linked(repaired, SPACE, CHAT)
+    assert _linked(repaired, ADMIN_ROOM, CHAT) and _linked(repaired, MOD_ROOM, CHAT)
+    assert repaired[MOD_ROOM][("m.space.child", CHAT)]["order"] == "000001"
+    assert repaired[MOD_ROOM][("m.space.child", CHAT)]["chat.guilds.kind"] == "text"
+    chat = [c for c in context(repaired).server.channels if c.channel_id == CHAT]
+    assert [(c.order, c.category_id) for c in chat] == [("000001", None)]
+
+
+def test_ungating_a_private_channel_gives_the_space_its_link_back() -> None:
+    states = build()
+    states[SECRET][("m.room.join_rules", "")]["allow"] = channel_allow(SPACE, None)
+    repaired = converged(states)
+    assert repaired[SPACE][("m.space.child", SECRET)]["order"] == "000002"
+    assert not _linked(repaired, ADMIN_ROOM, SECRET) and not _linked(repaired, VIP_ROOM, SECRET)
+
+
+def test_a_private_channel_linked_from_the_space_by_hand_is_unlinked_there() -> None:
+    states = build()
+    states[SPACE][("m.space.child", SECRET)] = {"via": ["hs"], "order": "000002"}
+    states[MOD_ROOM][("m.space.child", SECRET)] = {"via": ["hs"], "order": "000002"}
+    assert whats(divergences(context(states))) == {
+        (SPACE, f"space.child.{SECRET}"),
+        (MOD_ROOM, f"space.child.{SECRET}"),
+    }
+    repaired = converged(states)
+    assert not _linked(repaired, SPACE, SECRET) and not _linked(repaired, MOD_ROOM, SECRET)
+
+
+def test_a_regated_private_channel_moves_between_roles_rooms() -> None:
+    states = build()
+    states[SECRET][("m.room.join_rules", "")]["allow"] = channel_allow(
+        SPACE, [ADMIN_ROOM, MOD_ROOM]
+    )
+    repaired = converged(states)
+    assert _linked(repaired, ADMIN_ROOM, SECRET) and _linked(repaired, MOD_ROOM, SECRET)
+    assert not _linked(repaired, VIP_ROOM, SECRET) and not _linked(repaired, SPACE, SECRET)

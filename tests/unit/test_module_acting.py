@@ -105,3 +105,21 @@ async def test_leaving_a_role_room_leaves_the_channels_it_alone_opened() -> None
     action, api = await act(state, MOD, MOD_ROOM)
     assert action is None
     api.update_room_membership.assert_not_called()
+
+
+async def test_leaving_a_role_room_leaves_the_private_channels_it_links() -> None:
+    # A private channel is linked from its roles' rooms, not the space (issue 17, observation 6):
+    # the walk finds it there.
+    state = server_state()
+    state[STAFF][("m.room.member", MOD)] = ev({"membership": "join"})
+    state[MOD_ROOM] = {
+        ("m.room.create", ""): ev(
+            {"type": "m.space", "chat.guilds.role_room": True, "server_id": SPACE}
+        ),
+        ("m.room.member", MOD): ev({"membership": "leave"}),
+        ("m.space.child", STAFF): ev({"via": ["here"], "order": "000001"}),
+    }
+    assert ("m.space.child", STAFF) not in state[SPACE]
+    action, api = await act(state, MOD, MOD_ROOM)
+    assert action == "leave_ungated_channels"
+    api.update_room_membership.assert_awaited_once_with(MOD, MOD, STAFF, "leave")

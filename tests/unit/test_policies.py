@@ -410,3 +410,23 @@ def test_logo_must_load_under_the_pages_policy(install: Path) -> None:
     assert "origin" in {e.key: e.reason for e in raised.value}["web.logo"]
     data["web"]["logo"] = "http://127.0.0.1:8008/_matrix/media/v3/download/x/y"
     assert parse_config(data, install).web.logo == data["web"]["logo"]
+
+
+async def test_private_channels_linked_from_role_rooms_count_too() -> None:
+    # A private channel is linked from its roles' rooms alone (issue 17, observation 6).
+    state = a_server()
+    role_room, private = "!crew:here", "!private:here"
+    state[SPACE][("m.space.child", role_room)] = ev(
+        {"via": ["here"], "chat.guilds.role_room": True}
+    )
+    state[role_room] = {
+        ("m.room.create", ""): ev({"type": "m.space", "chat.guilds.role_room": True}),
+        ("m.space.child", private): ev({"via": ["here"]}),
+    }
+    state[private] = {(CHANNEL_EVENT, ""): ev({"kind": "text", "server_id": SPACE})}
+    for limit, refused in ((3, True), (4, False)):
+        vetoes = PolicyVetoes(module_api(state), BOT, ModulePolicies(channels_per_server=limit))
+        refusal = await vetoes.refusal(
+            state_event("m.space.child", {"via": ["here"]}, SPACE, LOOSE)
+        )
+        assert (refusal is not None) is refused, (limit, refusal)

@@ -213,12 +213,16 @@ async def test_a_template_plan_builds_its_rooms(
             ("category_1", "Voice"),
         ]
     }
+    # The staff room is private (gated on staff): its place, 000001, is in the links of its
+    # roles' rooms alone, none in the space that every member reads (issue 17, observation 6).
     assert sorted((order, by_name[room]) for room, order in children.items()) == [
         ("000000", "general"),
-        ("000001", "staff-room"),
         ("000002", "Info"),
         ("000003", "Voice"),
     ]
+    staff_channel = results["channel_1"]["room_id"]
+    for role_room in (results["role_admin"]["room_id"], staff_room):
+        assert hs.rooms[role_room].state[("m.space.child", staff_channel)]["order"] == "000001"
     # The VIP lounge sits in Voice, gated by admin, staff and vip.
     lounge = hs.rooms[results["channel_3"]["room_id"]]
     voice = results["category_1"]["room_id"]
@@ -230,6 +234,8 @@ async def test_a_template_plan_builds_its_rooms(
         results["custom_role_0"]["room_id"],
         results["custom_role_1"]["room_id"],
     }
-    assert ("m.space.child", results["channel_3"]["room_id"]) in hs.rooms[voice].state
+    assert ("m.space.child", results["channel_3"]["room_id"]) not in hs.rooms[voice].state
+    for role_room in allowed:
+        assert hs.rooms[role_room].state[("m.space.child", results["channel_3"]["room_id"])]
     general = hs.rooms[results["general"]["room_id"]]
     assert [m["body"] for m in general.messages] == ["Welcome! Read #rules first."]
