@@ -11,6 +11,7 @@ import secrets
 from typing import Any
 
 import nio
+import pytest
 
 from guilds.vocabulary import CHANNEL_KIND_KEY
 from tests.harness.api import (
@@ -24,11 +25,11 @@ from tests.harness.api import (
     state_of,
 )
 from tests.harness.jssdk import run_scenario
-from tests.harness.stack import Stack, User
+from tests.harness.stack import JOIN_DEFAULT, Stack, User
 from tests.harness.workers import ON_SQLITE
 
-# What this module checks does not depend on the database (ON_SQLITE says why).
-pytestmark = ON_SQLITE
+# What this module checks does not depend on the database: each test runs on SQLite (ON_SQLITE
+# says why), or on the SQLite stack with the admin's setting it needs.
 
 
 async def add_channel(stack: Stack, owner: User, sid: str, **body: Any) -> str:
@@ -52,6 +53,9 @@ async def nio_kinds(client: nio.AsyncClient, space_id: str) -> dict[str, str | N
             return {room: link.get(CHANNEL_KIND_KEY) for room, link in links.items()}
 
 
+# Under `join_channels: all` Guilds joins Bob to every channel moments after he enters, so the
+# "before joining" this test is about holds only where members join channels themselves.
+@pytest.mark.parametrize("stack", [JOIN_DEFAULT], indirect=True, scope="session")
 async def test_channel_kinds_are_readable_from_the_space_before_joining(
     stack: Stack, alice: User, bob: User
 ) -> None:
@@ -92,6 +96,7 @@ async def test_channel_kinds_are_readable_from_the_space_before_joining(
     assert kinds.get(cat) is None
 
 
+@ON_SQLITE
 async def test_role_rooms_stay_out_of_other_clients_room_lists(
     stack: Stack, alice: User, bob: User
 ) -> None:
@@ -132,7 +137,8 @@ def _mentions(value: Any, needles: tuple[str, ...]) -> bool:
     return any(needle in repr(value) for needle in needles)
 
 
-async def test_a_private_channel_reveals_nothing_but_its_link_to_a_member_without_the_role(
+@ON_SQLITE
+async def test_a_private_channel_reveals_nothing_to_a_member_without_the_role(
     stack: Stack, alice: User
 ) -> None:
     # Issue 17, observation 6, read by a moderator (manage_channels) who may not enter it.
