@@ -226,13 +226,14 @@ class Bridge:
         )
         add_invite_routes(self._provisioning_app, self.invites)
         # Channel calls on the SFU, when one is configured: credentials, and kicks on leave.
-        if self.config.janus is not None:
-            self.sfu = SfuCredentials(
-                self.matrix,
-                self.directory,
-                SfuAccess(self.config.janus),
-                self.config.janus.public_url,
-            )
+        janus = self.config.janus
+        self.sfu = SfuCredentials(
+            self.matrix,
+            self.directory,
+            None if janus is None else SfuAccess(janus),
+            "" if janus is None else janus.public_url,
+        )
+        if janus is not None:
             self._inbox.add_handler(self.sfu.handle_member, "m.room.member")
         add_sfu_routes(self._provisioning_app, self.sfu)
         add_template_routes(self._provisioning_app, self.servers)

@@ -10,24 +10,22 @@ from __future__ import annotations
 from aiohttp import web
 
 from bridge.api.app import PROVISIONING_MAX_BODY, require_user
-from bridge.errors import NoSfu, read_json
+from bridge.errors import read_json
 from bridge.services.sfu import SfuCredentials
 
-SFU: web.AppKey[SfuCredentials | None] = web.AppKey("guilds_sfu", SfuCredentials)
+SFU: web.AppKey[SfuCredentials] = web.AppKey("guilds_sfu", SfuCredentials)
 
 
 async def sfu_credentials(request: web.Request) -> web.Response:
     user = await require_user(request)
     body = await read_json(request, max_bytes=PROVISIONING_MAX_BODY)
     credentials = request.config_dict[SFU]
-    if credentials is None:
-        raise NoSfu()
     answer = await credentials.issue(
         request.match_info["sid"], request.match_info["cid"], user, body
     )
     return web.json_response(answer)
 
 
-def add_routes(app: web.Application, credentials: SfuCredentials | None) -> None:
+def add_routes(app: web.Application, credentials: SfuCredentials) -> None:
     app[SFU] = credentials
     app.router.add_post("/servers/{sid}/channels/{cid}/sfu", sfu_credentials)

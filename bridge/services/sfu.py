@@ -42,7 +42,7 @@ import aiohttp
 
 from bridge.engine.inbox import InboxEvent
 from bridge.engine.matrix import MatrixClient, MatrixRequestError, path_segment
-from bridge.errors import Forbidden, InvalidParam, NotFound, Unavailable
+from bridge.errors import Forbidden, InvalidParam, NoSfu, NotFound, Unavailable
 from bridge.readback.directory import ServerDirectory
 from guilds.config import JanusSettings
 from guilds.ids import RoomID, UserID
@@ -251,10 +251,18 @@ class SfuAccess:
 
 
 class SfuCredentials:
-    """The provisioning API's side: who may have credentials for which channel's SFU room."""
+    """The provisioning API's side: who may have credentials for which channel's SFU room.
+
+    Without an SFU (`access` None) the route still answers a caller who may not see the server
+    or the channel as it does everywhere (404 "No such …"), and everyone else `GUILDS_NO_SFU`.
+    """
 
     def __init__(
-        self, matrix: MatrixClient, directory: ServerDirectory, access: SfuAccess, public_url: str
+        self,
+        matrix: MatrixClient,
+        directory: ServerDirectory,
+        access: SfuAccess | None,
+        public_url: str,
     ) -> None:
         self._matrix = matrix
         self._directory = directory
@@ -290,18 +298,21 @@ class SfuCredentials:
     async def issue(
         self, server_id: str, channel_id: str, user: UserID, body: dict[str, Any]
     ) -> dict[str, Any]:
+        server, channel = self._channel(server_id, channel_id, user)
+        access = self.access
+        if access is None:
+            raise NoSfu()
         device_id = body.get("device_id")
         if not isinstance(device_id, str) or not 1 <= len(device_id) <= MAX_DEVICE_ID:
             raise InvalidParam("device_id must be a string of 1 to 255 characters")
-        server, channel = self._channel(server_id, channel_id, user)
         if not channel.kind.has_calls:
             raise InvalidParam("Calls can only be joined in voice and video channels")
         if Permission.CONNECT not in permissions_of(server, user):
             raise Forbidden("You need the connect permission to join this channel's call")
         if not await self._joined(channel.channel_id, user):
             raise Forbidden("Join the channel's room before its call")
-        sfu_room = self.access.room_of(channel.channel_id)
-        await self.access.ensure_room(sfu_room, channel.name)
+        sfu_room = access.room_of(channel.channel_id)
+        await access.ensure_room(sfu_room, channel.name)
         # Someone who joined with a valid token under an id the bridge did not sign is found
         # whenever anyone asks for credentials (at least once a minute while a call lasts).
         self._spawn_kick(channel.channel_id, None)
@@ -309,9 +320,9 @@ class SfuCredentials:
         return {
             "focus": {"type": FOCUS_TYPE, "url": self._public_url},
             "room": sfu_room,
-            "participant_id": self.access.participant_id(sfu_room, user, device_id),
-            "token": self.access.api_token(now),
-            "room_token": self.access.room_token(sfu_room, now),
+            "participant_id": access.participant_id(sfu_room, user, device_id),
+            "token": access.api_token(now),
+            "room_token": access.room_token(sfu_room, now),
             "expires_at": int((now + TOKEN_LIFETIME_S) * 1000),
         }
 
@@ -337,6 +348,8 @@ class SfuCredentials:
         task.add_done_callback(self._kicks.discard)
 
     async def _kick(self, room_id: str, user_id: str | None) -> None:
+        if self.access is None:
+            return
         try:
             kicked = await self.access.kick_user(room_id, user_id)
         except Unavailable:

@@ -34,6 +34,7 @@ MEMBER_ROUTES = {
     ("GET", "/servers/{sid}/members"),
     ("GET", "/servers/{sid}/roles"),
     ("POST", "/servers/{sid}/leave"),
+    ("POST", "/servers/{sid}/channels/{cid}/sfu"),
 }
 # Routes about no one server (the caller's own list, creating one, redeeming a code, the
 # templates on offer), where "another user's token" has no meaning.
@@ -64,6 +65,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/servers/{sid}/invites"): {},
     ("POST", "/servers/{sid}/members/{uid}/kick"): {},
     ("POST", "/servers/{sid}/members/{uid}/ban"): {},
+    ("POST", "/servers/{sid}/channels/{cid}/sfu"): {"device_id": "DEVICE"},
 }
 
 
