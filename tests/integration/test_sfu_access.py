@@ -262,3 +262,19 @@ async def test_a_participant_under_an_id_the_bridge_did_not_sign_is_kicked(sfu: 
             return "not-signed-by-the-bridge" not in await participants(janus, creds["room"])
 
         await eventually(gone, 30, 0.5, what="the unsigned participant kicked")
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True, scope="session")
+async def test_without_an_sfu_members_hear_so_and_others_hear_nothing(
+    stack: Stack, alice: User, bob: User
+) -> None:
+    # A stack with no SFU: channel calls run peer to peer. A member who may enter the voice
+    # channel is told there is no SFU; a stranger is told of no server, as on every route.
+    server = await create_server(stack, alice, "No SFU")
+    sid = server["server_id"]
+    voice = await add_channel(stack, alice, sid, name="Lounge", kind="voice")
+    status, answer = await credentials(stack, alice, sid, voice)
+    assert (status, answer["errcode"]) == (404, "GUILDS_NO_SFU"), answer
+    status, answer = await credentials(stack, bob, sid, voice)
+    assert (status, answer["errcode"]) == (404, "M_NOT_FOUND"), answer
+    assert answer["error"] == "No such server"
