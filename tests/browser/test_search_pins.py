@@ -22,6 +22,7 @@ from tests.harness.chat_steps import (
 )
 from tests.harness.jssdk import run_scenario
 from tests.harness.search_steps import (
+    click_message_action,
     in_room,
     message_action,
     nio_pins,
@@ -134,13 +135,13 @@ async def test_pins_show_live_to_others_and_only_moderators_may_pin(
         await expect(other.get_by_test_id("pins-status")).to_contain_text("no pinned messages")
 
         first = message_with(page, f"first pin {tag}")
-        await (await message_action(first, "action-pin")).click()
+        await click_message_action(first, "action-pin")
         await expect(pins).to_have_count(1, timeout=LIVE_MS)
         await expect(pins.nth(0).get_by_test_id("pin-text")).to_have_text(f"first pin {tag}")
         await expect(pins.nth(0).get_by_test_id("pin-author")).to_have_text(alice.localpart)
 
         second = message_with(page, f"second pin {tag}")
-        await (await message_action(second, "action-pin")).click()
+        await click_message_action(second, "action-pin")
         # Newest pin first.
         await expect(pins).to_have_count(2, timeout=LIVE_MS)
         await expect(pins.get_by_test_id("pin-text")).to_have_text(
@@ -148,7 +149,7 @@ async def test_pins_show_live_to_others_and_only_moderators_may_pin(
         )
 
         # Unpinned from the message's menu (it now offers Unpin): gone from bob's panel.
-        await (await message_action(first, "action-unpin")).click()
+        await click_message_action(first, "action-unpin")
         await expect(pins).to_have_count(1, timeout=LIVE_MS)
         await expect(pins.get_by_test_id("pin-text")).to_have_text([f"second pin {tag}"])
         await expect(await message_action(first, "action-pin")).to_have_count(1)
@@ -207,7 +208,7 @@ async def test_pins_are_shared_with_another_matrix_client(
 
     # Pinned in Guilds: matrix-nio reads it, the newest pin last, the other client's kept.
     await page.get_by_test_id("pins-panel-close").click()
-    await (await message_action(message_with(page, f"newer {tag}"), "action-pin")).click()
+    await click_message_action(message_with(page, f"newer {tag}"), "action-pin")
     await expect(page.get_by_test_id("pins-panel")).to_be_hidden()
     pins = await open_pins(page)
     await expect(pins.get_by_test_id("pin-text")).to_have_text(
@@ -258,7 +259,7 @@ async def test_pins_read_and_written_by_matrix_js_sdk_as_element_does(
 
     await open_as(page, stack, alice)
     await open_channel(page, sid)
-    await (await message_action(message_with(page, f"from bob {tag}"), "action-pin")).click()
+    await click_message_action(message_with(page, f"from bob {tag}"), "action-pin")
     await expect(
         await message_action(message_with(page, f"from bob {tag}"), "action-unpin")
     ).to_have_count(1, timeout=SLOW_MS)

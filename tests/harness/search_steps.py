@@ -7,6 +7,7 @@ from typing import Any
 
 import nio
 from playwright.async_api import Locator, Page, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.harness.api import eventually, join_as
 from tests.harness.stack import Stack, User
@@ -43,6 +44,20 @@ async def message_action(message: Locator, testid: str) -> Locator:
     """A message's hover-menu action (it may be absent: check its count)."""
     await message.hover()
     return message.get_by_test_id(testid)
+
+
+async def click_message_action(message: Locator, testid: str, *, attempts: int = 5) -> None:
+    """Hover a message and click an action of its menu, as a person would again if the line
+    moved under the pointer: a notice or message arriving above it (a member's auto-join
+    notice, say) shifts the timeline, the hover is lost and the menu hides mid-click."""
+    for attempt in range(attempts):
+        button = await message_action(message, testid)
+        try:
+            await button.click(timeout=3_000)
+            return
+        except PlaywrightTimeoutError:
+            if attempt == attempts - 1:
+                raise
 
 
 async def in_room(stack: Stack, user: User, room_id: str) -> None:
