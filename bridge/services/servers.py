@@ -326,6 +326,9 @@ class Servers:
             if isinstance(result, BaseException):
                 raise result
         await self._leave_as(token, server.server_id)
+        # Answered once the transactions have brought the leave (read your writes): the
+        # caller's next GET /servers does not list the server.
+        await self._settled(server.server_id, lambda s: not s.is_member(user))
 
     async def _leave_as(self, token: str, room_id: str) -> None:
         try:
