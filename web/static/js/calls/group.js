@@ -19,6 +19,7 @@
 
 import { MatrixError } from "../matrix.js";
 import { rtcConfiguration } from "./ice.js";
+import { peerStats } from "./stats.js";
 import { JANUS_FOCUS, JanusTransport } from "./janus.js";
 
 export const CALL_MEMBER = "org.matrix.msc3401.call.member";
@@ -1173,35 +1174,8 @@ class Peer {
     }
   }
 
-  async stats() {
-    const entry = {
-      userId: this.userId,
-      deviceId: this.deviceId,
-      state: this.state,
-      audioBytesReceived: 0,
-      videoFramesDecoded: 0,
-      videoTracksSent: 0,
-      videoBytesSent: 0,
-      // What our encoder sends this peer now, and the budget it was given.
-      videoSentWidth: 0,
-      videoSentHeight: 0,
-      videoMaxBitrate: null,
-    };
-    if (!this.pc) return entry;
-    const report = await this.pc.getStats();
-    report.forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "audio") entry.audioBytesReceived += s.bytesReceived ?? 0;
-      if (s.type === "inbound-rtp" && s.kind === "video") entry.videoFramesDecoded += s.framesDecoded ?? 0;
-      if (s.type === "outbound-rtp" && s.kind === "video") {
-        entry.videoBytesSent += s.bytesSent ?? 0;
-        entry.videoSentWidth = s.frameWidth ?? entry.videoSentWidth;
-        entry.videoSentHeight = s.frameHeight ?? entry.videoSentHeight;
-      }
-    });
-    const videoSenders = this.pc.getSenders().filter((s) => s.track?.kind === "video");
-    entry.videoTracksSent = videoSenders.length;
-    entry.videoMaxBitrate = videoSenders[0]?.getParameters().encodings?.[0]?.maxBitrate ?? null;
-    return entry;
+  stats() {
+    return peerStats(this);
   }
 }
 

@@ -14,6 +14,7 @@
 // (`base64url(user).base64url(device).nonce.mac`), which is how a feed finds its tile.
 
 import { rtcConfiguration } from "./ice.js";
+import { peerStats } from "./stats.js";
 
 export const JANUS_FOCUS = "org.guilds.janus";
 const PLUGIN = "janus.plugin.videoroom";
@@ -149,25 +150,8 @@ class SfuPeer {
     }
   }
 
-  async stats() {
-    const entry = {
-      userId: this.userId,
-      deviceId: this.deviceId,
-      state: this.state,
-      audioBytesReceived: 0,
-      videoFramesDecoded: 0,
-      videoTracksSent: 0,
-      videoBytesSent: 0,
-      videoSentWidth: 0,
-      videoSentHeight: 0,
-      videoMaxBitrate: null,
-    };
-    if (!this.pc) return entry;
-    (await this.pc.getStats()).forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "audio") entry.audioBytesReceived += s.bytesReceived ?? 0;
-      if (s.type === "inbound-rtp" && s.kind === "video") entry.videoFramesDecoded += s.framesDecoded ?? 0;
-    });
-    return entry;
+  stats() {
+    return peerStats(this);
   }
 }
 
