@@ -64,6 +64,7 @@ _ID_CANDIDATE = re.compile(r'[!$][^"\\\s]+')
 _COPIED = re.compile(r"([!$])c(\d+)-(.+)")
 # Where a `/state` answer names event ids, as `capture` writes it (json.dumps' separators).
 _EVENT_ID = re.compile(r'"(?:event_id|replaces_state)": "([^"\\]+)"')
+_EVENT_ID_ONLY = re.compile(r'"event_id": "([^"\\]+)"')
 
 
 # -- capturing a real server --------------------------------------------------------------------
@@ -82,6 +83,60 @@ async def capture(matrix: MatrixClient, server_id: RoomID, bot: UserID) -> Captu
         for room_id in directory.rooms(server_id)
     }
     return {"server_id": server_id, "bot": bot, "rooms": rooms}
+
+
+def unsettled(captured: Captured, *, join_all: bool) -> list[str]:
+    """What in a captured server still shows Guilds at work on it; empty once it is settled.
+
+    Settled: no invitation pending in any room, and every member of the space joined to the
+    default channel and, with `join_all` (policy `join_channels: all`), to every channel open to
+    the space's members (join rule `restricted` to the space). An idle server of a real
+    homeserver is in that state; one still being joined is heavier, and its memory not that of
+    an idle server.
+    """
+    states = {room: json.loads(text) for room, text in captured["rooms"].items()}
+    space = captured["server_id"]
+
+    def members(room: str, membership: str) -> set[str]:
+        return {
+            e["state_key"]
+            for e in states[room]
+            if e["type"] == "m.room.member" and e["content"].get("membership") == membership
+        }
+
+    def content(room: str, event_type: str) -> dict[str, Any]:
+        for e in states[room]:
+            if e["type"] == event_type and e.get("state_key", "") == "":
+                found: dict[str, Any] = e["content"]
+                return found
+        return {}
+
+    pending = [
+        f"{room}: {len(invited)} invitations pending"
+        for room in states
+        if (invited := members(room, "invite"))
+    ]
+    in_space = members(space, "join") - {captured["bot"]}
+    default = content(space, SERVER_EVENT).get("default_channel")
+    for room in states:
+        if room == space or not content(room, CHANNEL_EVENT):
+            continue
+        rules = content(room, "m.room.join_rules")
+        open_to_space = rules.get("join_rule") == "restricted" and any(
+            allow.get("room_id") == space for allow in rules.get("allow", [])
+        )
+        if room == default or (join_all and open_to_space):
+            missing = in_space - members(room, "join")
+            if missing:
+                pending.append(f"{room}: {len(missing)} members of the space not joined")
+    return pending
+
+
+def state_fingerprint(captured: Captured) -> dict[str, frozenset[str]]:
+    """Each room's current state event ids: equal in two captures when nothing changed between."""
+    return {
+        room: frozenset(_EVENT_ID_ONLY.findall(text)) for room, text in captured["rooms"].items()
+    }
 
 
 # -- a synthetic server -------------------------------------------------------------------------
@@ -260,6 +315,26 @@ def rss_now() -> float:
     return rss_mb(os.getpid())
 
 
+def filesystem_of(path: str) -> str:
+    """The type of the file system holding `path` (`tmpfs`: the evicted file is memory too), from
+    /proc/self/mounts; "unknown" where there is none."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    real = os.path.realpath(path)
+    best, kind = "", "unknown"
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
 def steps_for(copies: int) -> list[int]:
     return sorted({step for step in (1, 10, 100, 250, 500, 1000, copies) if step <= copies})
 
@@ -270,10 +345,12 @@ async def measure(
     *,
     idle: bool = False,
     budget_mib: float = DEFAULT_COMPACTED_BUDGET_MIB,
+    evict_dir: str | None = DirectorySettings.evict_dir,
 ) -> dict[str, Any]:
     """With `idle`, every copy is left idle before each reading: the directory compacts it
     (one server at most is held in full meanwhile) and evicts compacted ones beyond
-    `budget_mib`; without, every copy is held in full."""
+    `budget_mib` to a file in `evict_dir` (default: where the bridge puts it by default,
+    `directory.evict_dir`); without, every copy is held in full."""
     if copies < 1:
         raise ValueError("copies must be at least 1")
     now = [0.0]
@@ -283,7 +360,7 @@ async def measure(
         settings = DirectorySettings(
             max_loaded_servers=1 if idle else copies,
             compacted_budget_mib=budget_mib,
-            evict_dir=tmp,
+            evict_dir=evict_dir,
         )
         # The journal and Servers need a database to exist; loading and reading never touch it.
         db = await Database.open(f"sqlite:///{Path(tmp) / 'bridge.db'}")
@@ -342,6 +419,9 @@ async def measure(
         / max(1, size["compacted"] + size["evicted"])
         / MIB,
         "evicted_file_mb": size["evicted_bytes"] / MIB,
+        # Where that file was, and on what: on a tmpfs it is memory, not disk.
+        "evict_dir": evict_dir or tempfile.gettempdir(),
+        "evict_dir_filesystem": filesystem_of(evict_dir or tempfile.gettempdir()),
     }
 
 
@@ -360,10 +440,22 @@ def main() -> None:
         default=DEFAULT_COMPACTED_BUDGET_MIB,
         help="directory.compacted_budget_mib (default: the bridge's own default)",
     )
+    parser.add_argument(
+        "--evict-dir",
+        default=DirectorySettings.evict_dir,
+        help="directory.evict_dir: where the evicted servers' file is made (default: the "
+        "bridge's own default, the system's temporary directory; not a tmpfs, which is memory)",
+    )
     args = parser.parse_args()
     homeserver = CapturedHomeserver(json.loads(args.file.read_text()))
     report = asyncio.run(
-        measure(homeserver, args.copies, idle=args.idle, budget_mib=args.compacted_budget_mib)
+        measure(
+            homeserver,
+            args.copies,
+            idle=args.idle,
+            budget_mib=args.compacted_budget_mib,
+            evict_dir=args.evict_dir,
+        )
     )
     json.dump(report, sys.stdout)
     print()

@@ -32,6 +32,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -51,7 +53,7 @@ from bench.common import (
     rss_mb,
     spread,
 )
-from bench.directory_memory import capture
+from bench.directory_memory import capture, state_fingerprint, unsettled
 from bench.raw import Raw, register, register_many
 from bench.shapes import build_guilds_server, templates_config
 from bridge.engine.matrix import MatrixClient
@@ -63,6 +65,11 @@ REQUESTS = 20
 ROOT = Path(__file__).resolve().parents[1]
 # MiB each idle server may add to the model once the budget for compacted servers is full.
 FLAT_MIB_PER_SERVER = 0.01
+# Two captures of the populated server this many seconds apart, with nothing pending in either,
+# show it settled (no join, invitation or repair of Guilds' still under way).
+SETTLE_PAUSE_S = 5.0
+# Seconds between readings of the machine's load average while the figure runs.
+LOAD_EVERY_S = 30.0
 
 
 # Seconds spent waiting out a 429 (Synapse rate-limits /hierarchy): not counted as latency.
@@ -123,6 +130,38 @@ async def capture_server(stack: Any, space: str) -> dict[str, Any]:
     return await capture(matrix, RoomID(space), UserID(stack.bot_user_id))
 
 
+async def settled_capture(stack: Any, space: str, timeout_s: float) -> dict[str, Any]:
+    """The server captured once Guilds has finished with it (directory_memory.unsettled: no
+    invitation pending, every member in the channels the stack's `join_channels` policy puts
+    them in) and two captures `SETTLE_PAUSE_S` apart hold the same state: the server as it
+    stays when idle, which is what the model's memory is measured on."""
+    join_all = stack.config.policies.join_channels == "all"
+    deadline = time.monotonic() + timeout_s
+    previous: dict[str, Any] | None = None
+    while True:
+        captured = await capture_server(stack, space)
+        pending = unsettled(captured, join_all=join_all)
+        if (
+            not pending
+            and previous is not None
+            and state_fingerprint(previous) == state_fingerprint(captured)
+        ):
+            return captured
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server never settled: {pending[:5] or 'its state changed'}")
+        if pending:
+            log(f"  not settled yet: {len(pending)} rooms pending, e.g. {pending[0]}")
+        previous = None if pending else captured
+        await asyncio.sleep(SETTLE_PAUSE_S)
+
+
+async def sample_load(samples: list[list[float]]) -> None:
+    """Appends the machine's load average (1, 5, 15 min) every `LOAD_EVERY_S` until cancelled."""
+    while True:
+        samples.append([round(v, 2) for v in os.getloadavg()])
+        await asyncio.sleep(LOAD_EVERY_S)
+
+
 async def model_memory(
     captured: dict[str, Any], copies: int, *, idle: bool, budget_mib: float | None = None
 ) -> dict[str, Any]:
@@ -160,8 +199,19 @@ def _shape(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def admin_config(args: argparse.Namespace) -> dict[str, Any]:
-    """What this figure needs of the Guilds stack's config (bench.smoke merges the figures')."""
-    return templates_config([_shape(args)[1]])
+    """What this figure needs of the Guilds stack's config (bench.smoke merges the figures').
+
+    The full run sets `join_channels: default`, as docs/DEPLOYMENT.md advises for servers of
+    this size: under `all`, a settled server of 1,000 members and 200 channels holds 200,000
+    channel memberships, which Synapse's join pacing (`rc_joins.local`) would take hours to
+    make, and a capture taken before would measure a server half joined. `--quick` (the smoke
+    run, whose stack the other figures share) keeps the stack's default policy: its 10
+    members settle in every channel within seconds.
+    """
+    config = templates_config([_shape(args)[1]])
+    if not args.quick:
+        config["policies"] = {"join_channels": "default"}
+    return config
 
 
 def _extra(parser: argparse.ArgumentParser) -> None:
@@ -175,7 +225,6 @@ def _extra(parser: argparse.ArgumentParser) -> None:
 
 async def main(args: argparse.Namespace) -> Figure:
     members, channels = _shape(args)
-    small_steps = [2, 4] if args.quick else [10, 40]
     copies = 5 if args.quick else 100
     idle_copies = 5 if args.quick else 1000
     # --quick: tiny servers, which the default budget would all keep compacted in memory; none
@@ -199,6 +248,20 @@ async def main(args: argparse.Namespace) -> Figure:
             "idle_compacted_budget_mib": idle_budget,
         },
     )
+    loads: list[list[float]] = []
+    sampler = asyncio.create_task(sample_load(loads))
+    try:
+        return await _measure(args, figure, loads)
+    finally:
+        sampler.cancel()
+
+
+async def _measure(args: argparse.Namespace, figure: Figure, loads: list[list[float]]) -> Figure:
+    members, channels = _shape(args)
+    small_steps = [2, 4] if args.quick else [10, 40]
+    copies = figure.params["model_copies"]
+    idle_copies = figure.params["idle_model_copies"]
+    idle_budget = figure.params["idle_compacted_budget_mib"]
     async with figure_stack(args, admin_config(args)) as stack:
         http = stack.http
         bridge_pid = stack.guilds_proc.pid
@@ -217,8 +280,12 @@ async def main(args: argparse.Namespace) -> Figure:
                 raise TimeoutError("the bridge never counted every member")
             await asyncio.sleep(1)
         figure.params["populate_s"] = round(time.monotonic() - started, 1)
+        figure.params["join_channels"] = stack.config.policies.join_channels
+        log(f"{FIGURE}: waiting for the server to settle")
+        started = time.monotonic()
+        captured = await settled_capture(stack, server.space, 300 if args.quick else 1800)
+        figure.params["settle_s"] = round(time.monotonic() - started, 1)
         rss["one_full_server"] = rss_mb(bridge_pid)
-        captured = await capture_server(stack, server.space)
         if args.save_capture is not None:
             args.save_capture.write_text(json.dumps(captured))
         headers = {"Authorization": f"Bearer {reader.token}"}
@@ -385,6 +452,17 @@ async def main(args: argparse.Namespace) -> Figure:
         f"{idle['servers_compacted']} servers compacted in memory, {idle['servers_evicted']} "
         f"evicted (a {idle['evicted_file_mb']:.0f} MiB file, on disk); loaded in "
         f"{idle['load_s']:.0f} s"
+    )
+    ones = [sample[0] for sample in loads]
+    figure.results["loadavg_during"] = {
+        "every_s": LOAD_EVERY_S,
+        "samples": loads,
+        "one_minute": {"min": min(ones), "median": statistics.median(ones), "max": max(ones)},
+    }
+    figure.notes.append(
+        f"machine load during the run (1-minute load average, every {LOAD_EVERY_S:.0f} s, on "
+        f"{os.cpu_count()} cores): median {statistics.median(ones):.1f}, "
+        f"{min(ones):.1f}–{max(ones):.1f}"
     )
     return figure
 

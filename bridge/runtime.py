@@ -130,7 +130,9 @@ class Bridge:
 
     async def open(self) -> None:
         """Open and migrate the database and build the apps; needs no homeserver."""
-        db = await Database.open(self.config.database_url)
+        db = await Database.open(
+            self.config.database_url, busy_timeout_ms=self.config.database_busy_timeout_s * 1000
+        )
         try:
             version = await migrate(db)
         except BaseException:
@@ -140,13 +142,20 @@ class Bridge:
         self._db = db
         self._inbox = TransactionInbox(db)
         self._inbox.add_handler(BotMembership(self.matrix, self.bot_user_id), "m.room.member")
-        self._operations = OperationJournal(db, self.matrix, self.bot_user_id, metrics=self.metrics)
+        self._operations = OperationJournal(
+            db,
+            self.matrix,
+            self.bot_user_id,
+            metrics=self.metrics,
+            max_backoff_s=float(self.config.max_retry_wait_s),
+        )
         # One writer per server: every change to a server takes its turn here.
         queue = self._queue = ServerQueue(
             db,
             self._operations,
             explain=explain_failure,
             answer_within_s=float(self.config.answer_within_s),
+            max_backoff_s=float(self.config.max_retry_wait_s),
         )
         self._appservice_app = create_appservice_app(
             hs_token=self.registration.hs_token,
@@ -156,7 +165,12 @@ class Bridge:
         )
         # Set at the end of connect(): until then the API answers 503 rather than a partial view.
         self.ready = asyncio.Event()
-        self._provisioning_app = create_provisioning_app(self.matrix, self.ready, self.metrics)
+        self._provisioning_app = create_provisioning_app(
+            self.matrix,
+            self.ready,
+            self.metrics,
+            token_check_timeout_s=float(self.config.homeserver.token_check_timeout_s),
+        )
         add_operation_routes(self._provisioning_app, queue)
         self.directory = ServerDirectory(self.matrix, self.bot_user_id, self.config.directory)
         # A server with operations running or waiting is about to be used: kept as it is.

@@ -41,6 +41,16 @@ JOIN_CHANNELS_WORDS = ("all", "default")
 # with an operation to poll (bridge/engine/queue.py); docs/API.md, "Operations".
 DEFAULT_ANSWER_WITHIN_S = 10
 MAX_ANSWER_WITHIN_S = 600
+# The longest wait between two attempts of a change that waits out a homeserver (or database)
+# that is down, stuck or busy: the wait doubles from half a second up to this
+# (bridge/engine/patience.py).
+DEFAULT_MAX_RETRY_WAIT_S = 30
+# How long the bridge waits for the homeserver to check a caller's access token before the API
+# answers 503 M_UNAVAILABLE (bridge/api/app.py): a stuck homeserver is a 503, not a hang.
+DEFAULT_TOKEN_CHECK_TIMEOUT_S = 10
+# How long the bridge waits for another process's write lock on its SQLite database before the
+# API answers 503 M_UNAVAILABLE (bridge/engine/store.py).
+DEFAULT_DATABASE_BUSY_TIMEOUT_S = 5
 # The invite limits the API accepts (bridge/services/invites.py), so a default is always a valid
 # one.
 INVITE_MAX_USES, INVITE_MIN_EXPIRES_S, INVITE_MAX_EXPIRES_S = 1_000_000, 60, 365 * 24 * 3600
@@ -81,6 +91,8 @@ class HomeserverSettings:
     url: str
     # The base URL browsers and other clients use, named in /.well-known/matrix/client.
     public_url: str
+    # `homeserver.token_check_timeout_s`: the bound on checking a caller's token (whoami).
+    token_check_timeout_s: int = DEFAULT_TOKEN_CHECK_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -301,6 +313,10 @@ class GuildsConfig:
     )
     # `operations.answer_within_s`: the bound on an API answer before it becomes a 202.
     answer_within_s: int = DEFAULT_ANSWER_WITHIN_S
+    # `operations.max_retry_wait_s`: the longest wait between two attempts of a change.
+    max_retry_wait_s: int = DEFAULT_MAX_RETRY_WAIT_S
+    # `database_busy_timeout_s`: how long a write waits for another process's SQLite lock.
+    database_busy_timeout_s: int = DEFAULT_DATABASE_BUSY_TIMEOUT_S
     # Seconds between two sweeps of every server's rooms; 0 turns the sweep off (the checks
     # after operations, on events and at start-up still run).
     sweep_interval_s: int = DEFAULT_SWEEP_INTERVAL_S
@@ -511,6 +527,7 @@ GUILDS_KEYS = {
     "homeserver",
     "appservice",
     "database",
+    "database_busy_timeout_s",
     "web",
     "log_level",
     "metrics",
@@ -534,13 +551,16 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     r.unknown_keys(GUILDS_KEYS)
 
     hs = r.section("homeserver")
-    hs.unknown_keys({"server_name", "url", "public_url"})
+    hs.unknown_keys({"server_name", "url", "public_url", "token_check_timeout_s"})
     server_name = hs.string("server_name", required=True)
     if server_name and not SERVER_NAME_RE.match(server_name):
         hs.error("server_name", f"{server_name!r} is not a valid server name")
     hs_url = hs.http_url("url")
     public_url = hs.http_url("public_url", hs_url or None)
-    homeserver = HomeserverSettings(server_name, hs_url, public_url)
+    token_check_timeout_s = hs.integer(
+        "token_check_timeout_s", DEFAULT_TOKEN_CHECK_TIMEOUT_S, 1, 300
+    )
+    homeserver = HomeserverSettings(server_name, hs_url, public_url, token_check_timeout_s)
 
     asr = r.section("appservice")
     asr.unknown_keys({"listen", "bot_localpart", "bot_displayname", "registration"})
@@ -563,6 +583,9 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
             r.error("database", problem)
         else:
             database_url = resolve_sqlite_path(database_url, base_dir)
+    database_busy_timeout_s = r.integer(
+        "database_busy_timeout_s", DEFAULT_DATABASE_BUSY_TIMEOUT_S, 1, 600
+    )
 
     w = r.section("web")
     w.unknown_keys({"enabled", "listen", "public_url", "brand_name", "theme", "logo"})
@@ -583,10 +606,11 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
     servers = parse_servers(r.section("servers"), policies, templates, server_name)
 
     ops = r.section("operations")
-    ops.unknown_keys({"answer_within_s"})
+    ops.unknown_keys({"answer_within_s", "max_retry_wait_s"})
     answer_within_s = ops.integer(
         "answer_within_s", DEFAULT_ANSWER_WITHIN_S, 1, MAX_ANSWER_WITHIN_S
     )
+    max_retry_wait_s = ops.integer("max_retry_wait_s", DEFAULT_MAX_RETRY_WAIT_S, 1, 3600)
     conv = r.section("convergence")
     conv.unknown_keys({"sweep_interval_s"})
     sweep_interval_s = conv.integer("sweep_interval_s", DEFAULT_SWEEP_INTERVAL_S, 0, 7 * 86400)
@@ -634,6 +658,8 @@ def parse_config(data: Any, base_dir: Path, source: str = "guilds.yaml") -> Guil
         templates=templates,
         servers=servers,
         answer_within_s=answer_within_s,
+        max_retry_wait_s=max_retry_wait_s,
+        database_busy_timeout_s=database_busy_timeout_s,
         sweep_interval_s=sweep_interval_s,
         directory=directory,
         janus=janus,
@@ -654,7 +680,9 @@ def parse_sfu(r: _Reader) -> JanusSettings | None:
     if r.data.get("janus") is None:
         return None
     j = r.section("janus")
-    j.unknown_keys({"url", "public_url", "token_secret", "admin_key"})
+    j.unknown_keys(
+        {"url", "public_url", "token_secret", "admin_key", "token_secret_file", "admin_key_file"}
+    )
     url = j.string("url", required=True)
     if url and not _is_ws_url(url):
         j.error("url", f"must be a ws:// or wss:// URL, not {url!r}")
@@ -663,10 +691,24 @@ def parse_sfu(r: _Reader) -> JanusSettings | None:
         j.error("public_url", f"must be a ws:// or wss:// URL, not {public_url!r}")
     secrets_ = {}
     for name in ("token_secret", "admin_key"):
-        value = j.string(name, required=True)
+        # Either the secret itself or `<name>_file`: a file holding it (a container's secret).
+        source = f"{name}_file"
+        if j.data.get(source) is not None:
+            if j.data.get(name) is not None:
+                j.error(source, f"give {name} or {source}, not both")
+            path = j.string(source, required=True)
+            try:
+                value = Path(path).read_text(encoding="utf-8").strip() if path else ""
+            except OSError as exc:
+                j.error(source, f"cannot read {path}: {exc.strerror}")
+                value = ""
+            name_of_error = source
+        else:
+            value = j.string(name, required=True)
+            name_of_error = name
         problem = check_secret(value) if value else None
         if problem:
-            j.error(name, problem)
+            j.error(name_of_error, problem)
         secrets_[name] = value
     return JanusSettings(url, public_url, secrets_["token_secret"], secrets_["admin_key"])
 

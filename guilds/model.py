@@ -78,6 +78,10 @@ class Role:
     permissions: frozenset[Permission]
     # The role room whose membership is the assignment; None for `member` (everyone).
     room_id: RoomID | None = None
+    # While a role room of the older shape is replaced (docs/DESIGN.md, "Role rooms of the
+    # older shape"): that room, whose members still hold the role until each has joined
+    # `room_id`, and which gated channels still allow.
+    previous_room_id: RoomID | None = None
 
     @property
     def builtin(self) -> bool:
@@ -91,7 +95,13 @@ class Role:
             "position": self.position,
             "permissions": sorted(self.permissions),
             "room_id": self.room_id,
+            **({"previous_room_id": self.previous_room_id} if self.previous_room_id else {}),
         }
+
+    @property
+    def room_ids(self) -> tuple[RoomID, ...]:
+        """The rooms whose members hold the role: its room, and the one it replaces."""
+        return tuple(r for r in (self.room_id, self.previous_room_id) if r is not None)
 
 
 BUILTIN_ROLES: Final[tuple[Role, ...]] = (
@@ -213,6 +223,7 @@ def parse_role(role_id: str, content: Mapping[str, Any]) -> Role:
         Permission(p) for p in perms_raw if isinstance(p, str) and p in ALL_PERMISSIONS
     )
     room_id = content.get("room_id")
+    previous = content.get("previous_room_id")
     return Role(
         role_id,
         name,
@@ -221,6 +232,7 @@ def parse_role(role_id: str, content: Mapping[str, Any]) -> Role:
         position,
         permissions,
         RoomID(room_id) if isinstance(room_id, str) else None,
+        RoomID(previous) if isinstance(previous, str) and previous != room_id else None,
     )
 
 

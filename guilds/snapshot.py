@@ -154,14 +154,15 @@ def assemble(
     space = rooms[server_id]
     server_state = parse_server_state(space.get((SERVER_EVENT, ""), {}))
     roles = _roles(space)
-    role_by_room = {r.room_id: r.role_id for r in roles if r.room_id is not None}
+    # A role being moved to a new room is held through either (docs/DESIGN.md, "Role rooms of
+    # the older shape"), and a gate naming either room is that role's.
+    role_by_room = {room: r.role_id for r in roles for room in r.room_ids}
 
     assignments: dict[UserID, set[str]] = {}
     for role in roles:
-        if role.room_id is None or role.room_id not in rooms:
-            continue
-        for user in joined(rooms[role.room_id]) - {bot}:
-            assignments.setdefault(user, set()).add(role.role_id)
+        for room in role.room_ids:
+            for user in joined(rooms.get(room, {})) - {bot}:
+                assignments.setdefault(user, set()).add(role.role_id)
 
     channels: list[Channel] = []
     categories: list[Category] = []
@@ -186,10 +187,10 @@ def assemble(
     # is the one their own `m.space.parent` names (docs/DESIGN.md, "Private channels").
     seen = {c.channel_id for c in channels}
     known_categories = {c.category_id for c in categories}
-    for role in roles:
-        if role.room_id is None or role.room_id not in rooms:
+    for room in (room for role in roles for room in role.room_ids):
+        if room not in rooms:
             continue
-        for child_id, order in sorted(children(rooms[role.room_id]).items()):
+        for child_id, order in sorted(children(rooms[room]).items()):
             child = rooms.get(child_id)
             if child_id in seen or child is None or (CHANNEL_EVENT, "") not in child:
                 continue
@@ -221,8 +222,8 @@ def rooms_of(server_id: RoomID, rooms: Mapping[RoomID, RoomState]) -> set[RoomID
         found.add(child_id)
         found |= set(children(rooms.get(child_id, {})))
     for role in _roles(space):
-        if role.room_id is not None:
-            found.add(role.room_id)
+        for room in role.room_ids:
+            found.add(room)
             # The private channels its holders may enter (docs/DESIGN.md, "Private channels").
-            found |= set(children(rooms.get(role.room_id, {})))
+            found |= set(children(rooms.get(room, {})))
     return found

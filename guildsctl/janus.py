@@ -4,7 +4,11 @@ Janus runs with a configuration folder of its own (`-F`), never `/etc/janus`, wr
 every start and readable by its owner only (it holds the token and admin secrets):
 
 - Only the VideoRoom plugin and the WebSocket transport load; every other plugin, transport,
-  event handler and logger shipped by Debian is disabled by name.
+  event handler and logger shipped by Debian is disabled by name. The AudioBridge (a mixer) loads
+  only when asked (`LocalJanus(audiobridge=True)`: bench/voice_sfu.py compares it with the
+  VideoRoom for voice; docs/CALLS.md), under the same rules: rooms made only with its
+  `admin_key`, and the core's signed tokens name the plugin a session may attach to, so a token
+  the bridge signs for the VideoRoom does not open the AudioBridge.
 - The WebSocket API listens on `host:ws_port` (loopback by default). Its admin API is off: rooms
   are created and members kicked through the VideoRoom plugin's own requests, which need the
   plugin's `admin_key` (room creation) and each room's secret (kick), both known only to the
@@ -108,6 +112,10 @@ class LocalJanus:
     admin_key: str = field(default_factory=fresh_secret, repr=False)
     rtp_ports: tuple[int, int] = DEFAULT_RTP_PORTS
     turn: JanusTurn | None = None
+    audiobridge: bool = False
+    # A session with no request Janus took for this long is ended (a `timeout` event on its
+    # WebSocket): a tab that vanished is out of the room; clients send a keepalive every 15 s.
+    session_timeout_s: int = 45
 
     @property
     def ws_url(self) -> str:
@@ -128,6 +136,15 @@ class LocalJanus:
 def _quote(value: str) -> str:
     """A jcfg (libconfig) string literal."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+AUDIOBRIDGE = "libjanus_audiobridge.so"
+
+
+def disabled_plugins(settings: LocalJanus) -> tuple[str, ...]:
+    if settings.audiobridge:
+        return tuple(name for name in UNUSED_PLUGINS if name != AUDIOBRIDGE)
+    return UNUSED_PLUGINS
 
 
 def janus_config(settings: LocalJanus, config_dir: Path) -> str:
@@ -159,9 +176,7 @@ def janus_config(settings: LocalJanus, config_dir: Path) -> str:
             f"\ttoken_auth_secret = {_quote(settings.token_secret)}",
             # Required by Janus even with its admin API off; random, and used by nobody.
             f"\tadmin_secret = {_quote(fresh_secret())}",
-            # A tab that vanished without its goodbye is out of the room within this many
-            # seconds (clients send a keepalive every 15 s).
-            "\tsession_timeout = 45",
+            f"\tsession_timeout = {settings.session_timeout_s}",
             "\thide_dependencies = true",
             '\tserver_name = "guilds-sfu"',
             "}",
@@ -172,7 +187,7 @@ def janus_config(settings: LocalJanus, config_dir: Path) -> str:
             *nat,
             "}",
             "plugins: {",
-            f"\tdisable = {_quote(','.join(UNUSED_PLUGINS))}",
+            f"\tdisable = {_quote(','.join(disabled_plugins(settings)))}",
             "}",
             "transports: {",
             f"\tdisable = {_quote(','.join(UNUSED_TRANSPORTS))}",
@@ -224,6 +239,22 @@ def videoroom_config(settings: LocalJanus) -> str:
     )
 
 
+def audiobridge_config(settings: LocalJanus) -> str:
+    """`janus.plugin.audiobridge.jcfg`: as the VideoRoom's — no static rooms, rooms made only with
+    `admin_key`, string ids, RTP forwarders and file playback locked behind the room secret."""
+    return "\n".join(
+        [
+            "general: {",
+            f"\tadmin_key = {_quote(settings.admin_key)}",
+            "\tlock_rtp_forward = true",
+            "\tlock_play_file = true",
+            "\tstring_ids = true",
+            "}",
+            "",
+        ]
+    )
+
+
 def write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -239,6 +270,11 @@ def write_config(settings: LocalJanus, config_dir: Path) -> Path:
     write_private(main, janus_config(settings, config_dir.resolve()))
     write_private(config_dir / "janus.transport.websockets.jcfg", websockets_config(settings))
     write_private(config_dir / "janus.plugin.videoroom.jcfg", videoroom_config(settings))
+    audiobridge = config_dir / "janus.plugin.audiobridge.jcfg"
+    if settings.audiobridge:
+        write_private(audiobridge, audiobridge_config(settings))
+    else:
+        audiobridge.unlink(missing_ok=True)
     return main
 
 

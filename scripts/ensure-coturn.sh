@@ -11,6 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "Installing coturn from Debian (once, a few seconds)..."
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq coturn >/dev/null
+# Another install (a second `make`, unattended upgrades) may hold dpkg's lock: wait for it.
+APT_WAIT="-o DPkg::Lock::Timeout=600"
+apt-get $APT_WAIT update -qq
+apt-get $APT_WAIT install -y -qq coturn >/dev/null
 command -v turnserver

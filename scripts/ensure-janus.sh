@@ -11,7 +11,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "Installing Janus from Debian (once, a few seconds)..."
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+# Another install (a second `make`, unattended upgrades) may hold dpkg's lock: wait for it.
+APT_WAIT="-o DPkg::Lock::Timeout=600"
+apt-get $APT_WAIT update -qq
 # --no-install-recommends: the server and its plugins, not the demo web pages.
-apt-get install -y -qq --no-install-recommends janus >/dev/null
+apt-get $APT_WAIT install -y -qq --no-install-recommends janus >/dev/null
 command -v janus

@@ -378,6 +378,7 @@ async def shoot(stack: Stack, owner: User, guest: User, sid: str, out: Path, vie
             await expect(page.get_by_test_id("pin")).to_have_count(2)
             await still(page, views / "pins.png")
             await page.keyboard.press("Escape")
+            await page.get_by_test_id("search-input").fill("")  # not left in the next pictures
 
             # A video call of two (Chromium's fake camera), seen by the owner.
             guest_page = await open_server(browser, stack, guest, sid, VIEWPORT)

@@ -203,10 +203,13 @@ class StateReader:
         joined = space_membership == "join"
         if joined and user_id != server.owner:
             for role in roles:
-                if role.room_id is None or role.role_id == BuiltinRole.MEMBER:
+                if role.role_id == BuiltinRole.MEMBER:
                     continue
-                if await self.membership(role.room_id, user_id) == "join":
-                    held.add(role.role_id)
+                # A role moving to a new room is held through either (docs/DESIGN.md).
+                for room in role.room_ids:
+                    if await self.membership(room, user_id) == "join":
+                        held.add(role.role_id)
+                        break
         model = Server(
             server_id=RoomID(server_id),
             name="",

@@ -33,6 +33,7 @@ from bridge.errors import (
     forbid_caching,
 )
 from bridge.metrics import METRICS, BridgeMetrics, api_metrics
+from guilds.config import DEFAULT_TOKEN_CHECK_TIMEOUT_S
 from guilds.ids import UserID
 from guilds.permissions import PermissionDenied
 
@@ -47,15 +48,23 @@ PROVISIONING_MAX_BODY = 64 * 1024
 TOKEN_CACHE_TTL_S = 30.0
 TOKEN_CACHE_MAX_ENTRIES = 10_000
 HOMESERVER_RETRY_AFTER_MS = 2000
-WHOAMI_TIMEOUT_S = 10.0
+# guilds.yaml's `homeserver.token_check_timeout_s` (guilds/config.py), by default.
+WHOAMI_TIMEOUT_S = float(DEFAULT_TOKEN_CHECK_TIMEOUT_S)
 
 
 class TokenResolver:
     """Resolves callers' access tokens to user ids through the homeserver, with a short cache."""
 
-    def __init__(self, matrix: MatrixClient, *, ttl_s: float = TOKEN_CACHE_TTL_S) -> None:
+    def __init__(
+        self,
+        matrix: MatrixClient,
+        *,
+        ttl_s: float = TOKEN_CACHE_TTL_S,
+        timeout_s: float = WHOAMI_TIMEOUT_S,
+    ) -> None:
         self.matrix = matrix
         self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
         self._cache: OrderedDict[bytes, tuple[UserID, float]] = OrderedDict()
 
     async def resolve(self, token: str) -> UserID:
@@ -67,7 +76,7 @@ class TokenResolver:
             return cached[0]
         try:
             # Bounded well below clients' own timeouts: a stuck homeserver is a 503, not a hang.
-            data = await self.matrix.whoami(token=token, timeout_s=WHOAMI_TIMEOUT_S)
+            data = await self.matrix.whoami(token=token, timeout_s=self.timeout_s)
         except HomeserverUnavailable as exc:
             log.warning("Cannot check an access token: %s", exc.reason)
             raise Unavailable(
@@ -197,12 +206,15 @@ def create_provisioning_app(
     matrix: MatrixClient,
     ready: asyncio.Event | None = None,
     metrics: BridgeMetrics | None = None,
+    *,
+    token_check_timeout_s: float = WHOAMI_TIMEOUT_S,
 ) -> web.Application:
     """The sub-app to mount at `/_guilds/v1` (the web UI's app does, beside its pages).
 
     With `ready`, requests are answered 503 until it is set (the bridge sets it once connected).
     With `metrics`, every request is counted and timed by route (outermost, so the status
-    counted is the one the caller got).
+    counted is the one the caller got). A caller's token the homeserver has not checked within
+    `token_check_timeout_s` is a 503.
     """
     app = web.Application(
         middlewares=[api_metrics, error_middleware, starting_guard, domain_errors],
@@ -213,7 +225,7 @@ def create_provisioning_app(
         app[READY] = ready
     if metrics is not None:
         app[METRICS] = metrics
-    app[TOKEN_RESOLVER] = TokenResolver(matrix)
+    app[TOKEN_RESOLVER] = TokenResolver(matrix, timeout_s=token_check_timeout_s)
     app.router.add_get("/version", get_version)
     add_openapi_routes(app)
     return app

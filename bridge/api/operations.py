@@ -48,10 +48,15 @@ async def queued(
     job_id = await queue.submit(kind, server_id, actor, params, body, held=held)
     try:
         outcome = await queue.wait(job_id, queue.answer_within_s)
+        record = None if outcome is not None else await queue.get(job_id)
+        if record is not None and record.state in ("done", "failed"):
+            # It ended between the bound and that read: answered as a change done in time,
+            # never as a 202 whose operation is already over.
+            outcome = await queue.wait(job_id)
     except JobFailed as exc:
         raise exc.error from None
     if outcome is None:
-        record = await queue.get(job_id)
+        assert record is not None
         return web.json_response(
             operation_json(record, await queue.progress(job_id)),
             status=202,

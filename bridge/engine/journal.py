@@ -104,6 +104,19 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_last_created_ms = 0
+
+
+def created_at_ms() -> int:
+    """Now in ms, later than every value this process handed out before: what an operation or
+    a job is stored with as `created_at`, and what a restart resumes them in order of. Rows
+    stored in one millisecond (a burst of requests) would otherwise share it and be resumed in
+    the order of their random ids. The bridge runs as one process, so the process holds it."""
+    global _last_created_ms
+    _last_created_ms = max(_now_ms(), _last_created_ms + 1)
+    return _last_created_ms
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, MatrixRequestError):
         return f"{exc.status} {exc.errcode}: {exc.message}"
@@ -167,7 +180,7 @@ class OperationJournal:
         plan.validate()
         plan_json = plan.to_json()
         op_id = secrets.token_hex(8)
-        now = _now_ms()
+        now = created_at_ms()
         rows = [(op_id, stage, idx, step.name, step.kind, now) for stage, idx, step in plan.steps()]
         async with self.db.transaction() as tx:
             await tx.execute(

@@ -22,11 +22,13 @@ from typing import TypeVar
 from bridge.engine.matrix import HomeserverUnavailable, MatrixRequestError
 from bridge.engine.steps import StaleAnswer
 from bridge.engine.store import StoreUnavailable
+from guilds.config import DEFAULT_MAX_RETRY_WAIT_S
 
 log = logging.getLogger(__name__)
 
 BASE_BACKOFF_S = 0.5
-MAX_BACKOFF_S = 30.0
+# guilds.yaml's `operations.max_retry_wait_s`, by default.
+MAX_BACKOFF_S = float(DEFAULT_MAX_RETRY_WAIT_S)
 # A homeserver asking for no wait at all is still not asked again in a tight loop.
 MIN_RATE_LIMIT_WAIT_S = 0.05
 T = TypeVar("T")
@@ -39,11 +41,14 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, MatrixRequestError) and (exc.status == 429 or exc.status >= 500)
 
 
-def backoff(attempt: int, exc: BaseException | None = None) -> float:
-    """Seconds before attempt `attempt + 1`: doubling from BASE_BACKOFF_S, at most MAX_BACKOFF_S."""
+def backoff(
+    attempt: int, exc: BaseException | None = None, *, max_s: float = MAX_BACKOFF_S
+) -> float:
+    """Seconds before attempt `attempt + 1`: doubling from BASE_BACKOFF_S, at most `max_s`
+    (guilds.yaml's `operations.max_retry_wait_s`, MAX_BACKOFF_S by default)."""
     if isinstance(exc, MatrixRequestError) and exc.retry_after_ms is not None:
-        return min(MAX_BACKOFF_S, max(0.0, exc.retry_after_ms / 1000))
-    return min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** max(0, attempt - 1))
+        return min(max_s, max(0.0, exc.retry_after_ms / 1000))
+    return min(max_s, BASE_BACKOFF_S * 2 ** max(0, attempt - 1))
 
 
 @dataclass(frozen=True)

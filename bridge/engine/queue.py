@@ -39,8 +39,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.engine.journal import CURRENT_JOB, OperationFailed, OperationJournal
-from bridge.engine.patience import backoff, transient
+from bridge.engine.journal import CURRENT_JOB, OperationFailed, OperationJournal, created_at_ms
+from bridge.engine.patience import MAX_BACKOFF_S, backoff, transient
 from bridge.engine.store import Database, StoreError, StoreUnavailable
 from bridge.errors import MatrixError
 
@@ -175,11 +175,14 @@ class ServerQueue:
         *,
         explain: Explain | None = None,
         answer_within_s: float = DEFAULT_ANSWER_WITHIN_S,
+        max_backoff_s: float = MAX_BACKOFF_S,
     ) -> None:
         self.db = db
         self.journal = journal
         self.explain = explain
         self.answer_within_s = answer_within_s
+        # The longest wait between two attempts of a job that waits out the homeserver.
+        self.max_backoff_s = max_backoff_s
         self._lanes: dict[str, _Lane] = {}
         self._handlers: dict[str, JobHandler] = {}
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
@@ -225,7 +228,7 @@ class ServerQueue:
             dict(body or {}),
             dict(held or {}),
         )
-        now = _now_ms()
+        now = created_at_ms()
         await self.db.execute(
             "INSERT INTO queued_jobs (job_id, kind, server_id, actor, params_json, body_json,"
             " state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
@@ -524,7 +527,7 @@ class ServerQueue:
                     if not transient(exc):
                         log.exception("%s in %s failed", what, server_id)
                         break
-                    delay = backoff(attempt, exc)
+                    delay = backoff(attempt, exc, max_s=self.max_backoff_s)
                     log.warning(
                         "%s in %s waits for the homeserver (%s); again in %.1f s",
                         what,
@@ -552,7 +555,7 @@ class ServerQueue:
                 raise
             except Exception as exc:
                 # The database away: wait for it, as for the homeserver.
-                delay = backoff(attempt)
+                delay = backoff(attempt, max_s=self.max_backoff_s)
                 log.warning(
                     "Resuming operation %s stopped (%s); again in %.1f s", op_id, exc, delay
                 )
@@ -599,13 +602,13 @@ class ServerQueue:
                     raise
                 # The job is stored as running; if the database stays away, the next start
                 # finds it there.
-                delay = backoff(attempt)
+                delay = backoff(attempt, max_s=self.max_backoff_s)
                 log.warning("Job %s (%s) waits for the database: %s", job.job_id, job.kind, exc)
                 await asyncio.sleep(delay)
                 continue
             except Exception as exc:
                 if transient(exc) and not isinstance(exc, MatrixError):
-                    delay = backoff(attempt, exc)
+                    delay = backoff(attempt, exc, max_s=self.max_backoff_s)
                     log.warning(
                         "Job %s (%s) on %s waits for the homeserver (%s); again in %.1f s",
                         job.job_id,

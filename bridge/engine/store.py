@@ -25,14 +25,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from guilds.config import DEFAULT_DATABASE_BUSY_TIMEOUT_S
+
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 Dialect = Literal["sqlite", "postgres"]
 T = TypeVar("T")
 
-# How long SQLite waits for another process's write lock before reporting "database is locked".
-SQLITE_BUSY_TIMEOUT_MS = 5000
+# How long SQLite waits for another process's write lock before reporting "database is locked"
+# (guilds.yaml's `database_busy_timeout_s`, by default).
+SQLITE_BUSY_TIMEOUT_MS = DEFAULT_DATABASE_BUSY_TIMEOUT_S * 1000
 POSTGRES_CONNECT_TIMEOUT_S = 10
 # Any constant works; it only has to be the same in every process migrating this database.
 _MIGRATION_LOCK_KEY = 0x6775696C6473  # "guilds"
@@ -107,13 +110,19 @@ class Database:
         self._driver_errors = _driver_errors(dialect)
 
     @classmethod
-    async def open(cls, url: str) -> Database:
-        """Connect to `sqlite:///PATH` or `postgresql://…`; raise StoreError when impossible."""
+    async def open(cls, url: str, *, busy_timeout_ms: int | None = None) -> Database:
+        """Connect to `sqlite:///PATH` or `postgresql://…`; raise StoreError when impossible.
+
+        `busy_timeout_ms` (SQLite only): how long a statement waits for another process's lock
+        before StoreUnavailable; None is SQLITE_BUSY_TIMEOUT_MS (guilds.yaml's
+        `database_busy_timeout_s`).
+        """
         if url.startswith("sqlite:///"):
             path = url[len("sqlite:///") :]
             if not path:
                 raise StoreError("sqlite URL names no file")
-            db = cls(url, "sqlite", functools.partial(_connect_sqlite, path))
+            connect = functools.partial(_connect_sqlite, path, busy_timeout_ms)
+            db = cls(url, "sqlite", connect)
         elif url.startswith(("postgresql://", "postgres://")):
             db = cls(url, "postgres", functools.partial(_connect_postgres, url))
         else:
@@ -295,12 +304,13 @@ def _create_private(path: str) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def _connect_sqlite(path: str) -> sqlite3.Connection:
+def _connect_sqlite(path: str, busy_timeout_ms: int | None = None) -> sqlite3.Connection:
     _create_private(path)
+    busy_ms = SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else int(busy_timeout_ms)
     # isolation_level=None: the driver opens no transactions behind our back; we BEGIN ourselves.
-    conn = sqlite3.connect(path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=busy_ms / 1000)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
         # WAL lets readers (guilds CLI, a second process) read while the bridge writes.
         # synchronous stays FULL: transactions are acknowledged to Synapse only once durable.
         conn.execute("PRAGMA journal_mode = WAL")

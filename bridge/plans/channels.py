@@ -121,6 +121,21 @@ def gate_rooms(server: Server, allowed_roles: tuple[str, ...] | None) -> list[Ro
     return rooms
 
 
+def allow_rooms(server: Server, allowed_roles: tuple[str, ...] | None) -> list[RoomID] | None:
+    """The rooms a gated channel's restricted join rule names: its gate's role rooms, then the
+    older rooms those roles are being moved out of, whose members still hold the role until
+    they have joined the new one (docs/DESIGN.md, "Role rooms of the older shape")."""
+    rooms = gate_rooms(server, allowed_roles)
+    if rooms is None:
+        return None
+    for role_id in (BuiltinRole.ADMIN.value, *(allowed_roles or ())):
+        role = server.role(role_id)
+        if role is not None and role.previous_room_id is not None:
+            if role.previous_room_id not in rooms:
+                rooms.append(role.previous_room_id)
+    return rooms
+
+
 def containers(
     server: Server, category_id: RoomID | None, allowed_roles: tuple[str, ...] | None
 ) -> list[RoomID]:
@@ -147,7 +162,7 @@ def linked_from(server: Server, room: RoomID, parent: RoomID) -> list[RoomID]:
 def join_rules(server: Server, allowed_roles: tuple[str, ...] | None) -> dict[str, Any]:
     return {
         "join_rule": "restricted",
-        "allow": channel_allow(server.server_id, gate_rooms(server, allowed_roles)),
+        "allow": channel_allow(server.server_id, allow_rooms(server, allowed_roles)),
     }
 
 

@@ -15,7 +15,8 @@ The model (roles, assignments, channels, gates, owner, bans) is read from Matrix
   reads; the space links every role room made as a space (so other clients nest it under the
   server);
 - join rules: a channel opens to the space or to its roles' rooms, a category to the space;
-- bans: whoever is banned from the space is banned from every room, and nobody else is.
+- bans: whoever is banned from the space is banned from every room, and nobody else is;
+- role rooms are spaces: one of the older shape is replaced (`_role_room_moves`).
 
 `divergences` compares the rooms' actual state with that and lists each difference as
 `(room, what, expected, actual)`; `repair_plan` turns the list into journal steps. Both are pure
@@ -29,15 +30,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from bridge.engine.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Step, Unban
-from bridge.plans.channels import gate_rooms
-from bridge.plans.levels import wanted_levels
+from bridge.engine.steps import (
+    AutoJoinInvite,
+    Ban,
+    CreateRoom,
+    Kick,
+    Leave,
+    Plan,
+    Ref,
+    SendState,
+    Step,
+    Unban,
+)
+from bridge.plans.channels import allow_rooms, gate_rooms
+from bridge.plans.levels import new_room_levels, room_version_of, wanted_levels
 from bridge.plans.rooms import RoomStates, ServerRooms
 from guilds.ids import RoomID, UserID
-from guilds.layout import AUTO_JOIN_KEY, channel_allow, role_link, space_child
-from guilds.model import BuiltinRole, Channel, Server
+from guilds.layout import AUTO_JOIN_KEY, channel_allow, role_link, role_room_body, space_child
+from guilds.model import BuiltinRole, Channel, Role, Server
 from guilds.permissions import may_enter
-from guilds.vocabulary import SPACE_ROOM_TYPE
+from guilds.rules import RoomKind
+from guilds.vocabulary import ROLE_EVENT, ROLE_ROOM_TYPE, SPACE_ROOM_TYPE
 
 POWER_LEVELS: Final = "m.room.power_levels"
 MEMBER: Final = "m.room.member"
@@ -50,6 +63,8 @@ CHANNEL_REASON: Final = "Members are in every channel they may enter"
 GATE_REASON: Final = "You no longer have a role that may enter this channel"
 BANNED_REASON: Final = "Banned from the server"
 OWNER_REASON: Final = "The owner is always an admin"
+MOVED_REASON: Final = "Your role's room moved to a new one"
+TOMBSTONE: Final = "m.room.tombstone"
 
 
 @dataclass(frozen=True)
@@ -187,7 +202,7 @@ def _containers(ctx: ServerRooms) -> list[RoomID]:
         {
             server.server_id,
             *(c.category_id for c in server.categories),
-            *(r.room_id for r in server.roles if r.room_id is not None),
+            *(room for r in server.roles for room in r.room_ids),
         }
     )
 
@@ -237,6 +252,55 @@ def _unlinked_role_rooms(ctx: ServerRooms) -> list[Divergence]:
     return found
 
 
+def _role_room_moves(ctx: ServerRooms) -> list[Divergence]:
+    """The steps left in replacing each role room of the older shape by a role space.
+
+    Each is read from the rooms as they are, so a crash anywhere resumes at the right one
+    (docs/DESIGN.md, "Role rooms of the older shape"):
+
+    1. `role.<id>.room` — an older-shape room the bot is in, no move begun: a role space is
+       created and the role names it in `room_id`, the older room in `previous_room_id`. From
+       then on the model counts the members of either room as holders, gated channels allow
+       both rooms, and the ordinary checks link the space and move the private channels' links.
+    2. `member.<user>` on the new room — a holder in the older room only: invited (auto-join);
+       on the older room — a holder joined in both: removed from the older room (the module
+       keeps them in their channels: the new room opens them too).
+    3. `retired` — the older room holds nobody but the bot: tombstoned (pointing at the new
+       room) and closed, then the bot leaves it, then `role.<id>.previous_room_id` — the role
+       forgets it, and the gated channels' `allow` drops it.
+    """
+    space = ctx.server.server_id
+    found: list[Divergence] = []
+    for role in ctx.server.roles:
+        if role.room_id is None:
+            continue
+        old = role.previous_room_id
+        if old is None:
+            create = ctx.states.get(role.room_id, {}).get(("m.room.create", "")) or {}
+            joined = _memberships(ctx.states, role.room_id).get(ctx.bot) == "join"
+            if create.get("type") == ROLE_ROOM_TYPE and joined:
+                found.append(Divergence(space, f"role.{role.role_id}.room", "space", "room"))
+            continue
+        old_members = _memberships(ctx.states, old)
+        if old_members.get(ctx.bot) != "join":
+            found.append(Divergence(space, f"role.{role.role_id}.previous_room_id", None, old))
+            continue
+        new_members = _memberships(ctx.states, role.room_id)
+        holders = sorted(
+            u for u, m in old_members.items() if m == "join" and ctx.server.is_member(u)
+        )
+        for user in holders:
+            if new_members.get(user) == "join":
+                found.append(Divergence(old, f"member.{user}", "leave", "join"))
+            elif new_members.get(user) not in ("invite", "ban"):
+                found.append(
+                    Divergence(role.room_id, f"member.{user}", "join", new_members.get(user))
+                )
+        if not _inside(old_members) - {ctx.bot}:
+            found.append(Divergence(old, "retired", True, False))
+    return found
+
+
 # -- what each room must hold ---------------------------------------------------------------------
 
 
@@ -249,7 +313,7 @@ def expected_join_rules(ctx: ServerRooms, room: RoomID) -> dict[str, Any] | None
     channel = _channel(server, room)
     if channel is None:
         return None
-    gate = gate_rooms(server, channel.allowed_roles)
+    gate = allow_rooms(server, channel.allowed_roles)
     return {"join_rule": "restricted", "allow": channel_allow(server.server_id, gate)}
 
 
@@ -313,6 +377,7 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
     found += _stray_links(ctx, wanted_links)
     found += _missing_links(ctx, wanted_links)
     found += _unlinked_role_rooms(ctx)
+    found += _role_room_moves(ctx)
     role_of_room = {r.room_id: r for r in server.roles if r.room_id is not None}
     by_shape: dict[Any, dict[str, Any]] = {}
     # The members in id order, sorted once for every channel (under join_all_channels).
@@ -414,20 +479,60 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
     First stage: state (power levels, join rules, parent links) and bans and unbans; second:
     removing whoever may not be inside, and the owner back into the admins' room. Power levels
     and join rules are written whole, so one step repairs every divergence of that event.
+    Replacing a role room of the older shape adds a stage before (creating its role space) and
+    one after (the role forgetting the older room once the bot has left it).
     """
     ctx = ctx.modelled()
     server = with_pending_roles(ctx)
     ctx = ctx.with_model(server)
     kinds = {room: (kind, ck) for room, kind, ck in ctx.kinds}
+    moving_to = {r.room_id: r for r in server.roles if r.previous_room_id is not None}
+    moving_from = {r.previous_room_id: r for r in server.roles if r.previous_room_id is not None}
+    created: list[Step] = []
     first: list[Step] = []
     second: list[Step] = []
+    third: list[Step] = []
     # (room, what) already repaired by a step of the plan.
     done: set[tuple[RoomID, str]] = set()
     for divergence in found:
         room, what = divergence.room, divergence.what
         if room not in kinds:
             continue
-        if what.startswith("power_levels"):
+        if what.startswith("role.") and what.endswith(".room"):
+            role = server.role(what.removeprefix("role.").removesuffix(".room"))
+            if role is None or role.room_id is None:
+                continue
+            name = f"role_space_{len(created)}"
+            created.append(CreateRoom(name=name, body=_role_space_body(ctx, role, role.room_id)))
+            content = {
+                **role.content(),
+                "room_id": Ref(name, "room_id"),
+                "previous_room_id": role.room_id,
+            }
+            first.append(_state(f"role_move_{len(first)}", room, ROLE_EVENT, role.role_id, content))
+        elif what.startswith("role.") and what.endswith(".previous_room_id"):
+            role = server.role(what.removeprefix("role.").removesuffix(".previous_room_id"))
+            if role is not None:
+                content = replace(role, previous_room_id=None).content()
+                third.append(
+                    _state(f"role_moved_{len(third)}", room, ROLE_EVENT, role.role_id, content)
+                )
+        elif what == "retired":
+            role = moving_from.get(room)
+            if role is None or role.room_id is None:
+                continue
+            tombstone = {"body": "This role's room moved.", "replacement_room": role.room_id}
+            first.append(_state(f"tombstone_{len(first)}", room, TOMBSTONE, "", tombstone))
+            first.append(
+                _state(f"close_{len(first)}", room, JOIN_RULES, "", {"join_rule": "invite"})
+            )
+            second.append(Leave(name=f"leave_{len(second)}", room=room))
+            content = replace(role, previous_room_id=None).content()
+            key = role.role_id
+            third.append(
+                _state(f"role_moved_{len(third)}", server.server_id, ROLE_EVENT, key, content)
+            )
+        elif what.startswith("power_levels"):
             if (room, POWER_LEVELS) in done:
                 continue
             done.add((room, POWER_LEVELS))
@@ -458,11 +563,20 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
             if divergence.expected == "ban":
                 first.append(Ban(name=f"ban_{len(first)}", room=room, user=user, reason=None))
             elif divergence.expected == "join":
+                if (room, f"invite {user}") in done:
+                    continue  # the owner into a moving admins' room: found twice
+                done.add((room, f"invite {user}"))
                 if divergence.actual == "ban" and (room, f"unban {user}") not in done:
                     # The owner banned by hand: unbanned first, then back in.
                     done.add((room, f"unban {user}"))
                     first.append(Unban(name=f"unban_{len(first)}", room=room, user=user))
-                reason = CHANNEL_REASON if _channel(server, room) is not None else OWNER_REASON
+                reason = (
+                    CHANNEL_REASON
+                    if _channel(server, room) is not None
+                    else MOVED_REASON
+                    if room in moving_to
+                    else OWNER_REASON
+                )
                 second.append(
                     AutoJoinInvite(
                         name=f"invite_{len(second)}", room=room, user=user, reason=reason
@@ -475,8 +589,21 @@ def repair_plan(ctx: ServerRooms, found: Iterable[Divergence]) -> Plan:
             else:
                 member = ctx.server.is_member(user)
                 reason = GATE_REASON if member else NOT_A_MEMBER_REASON
+                if member and room in moving_from:
+                    reason = MOVED_REASON
                 second.append(Kick(name=f"kick_{len(second)}", room=room, user=user, reason=reason))
-    return Plan.of(*[stage for stage in (first, second) if stage])
+    return Plan.of(*[stage for stage in (created, first, second, third) if stage])
+
+
+def _role_space_body(ctx: ServerRooms, role: Role, older: RoomID) -> dict[str, Any]:
+    """The createRoom body of the role space replacing `older`: in the older room's version,
+    naming it as its predecessor (as a room upgrade does)."""
+    version = room_version_of(ctx.states, older)
+    levels = new_room_levels(ctx.server, RoomKind.ROLE_ROOM, bot=ctx.bot, room_version=version)
+    body = role_room_body(server_id=ctx.server.server_id, role=role, power_levels=levels)
+    body["room_version"] = version
+    body["creation_content"] = {**body["creation_content"], "predecessor": {"room_id": older}}
+    return body
 
 
 def _link_content(ctx: ServerRooms, container: RoomID, child: RoomID) -> dict[str, Any]:

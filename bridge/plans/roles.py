@@ -213,7 +213,9 @@ def edit_role_plan(
 
 
 def regated_allow(
-    content: Mapping[str, Any] | None, removed: RoomID, admin_room: RoomID | None
+    content: Mapping[str, Any] | None,
+    removed: RoomID | Iterable[RoomID],
+    admin_room: RoomID | None,
 ) -> list[dict[str, Any]]:
     """A gated channel's `allow` without the deleted role's room (admins always remain).
 
@@ -222,7 +224,8 @@ def regated_allow(
     """
     allow = (content or {}).get("allow")
     entries = [e for e in allow if isinstance(e, dict)] if isinstance(allow, list) else []
-    kept = [e for e in entries if e.get("room_id") != removed]
+    gone = {removed} if isinstance(removed, str) else set(removed)
+    kept = [e for e in entries if e.get("room_id") not in gone]
     if admin_room is not None and not any(e.get("room_id") == admin_room for e in kept):
         kept.insert(0, {"type": "m.room_membership", "room_id": admin_room})
     return kept
@@ -267,7 +270,7 @@ def delete_role_plan(rooms: ServerRooms, role: Role) -> Plan | None:
                 content={
                     **(rules or {}),
                     "join_rule": "restricted",
-                    "allow": regated_allow(rules, role.room_id or RoomID(""), admin_room),
+                    "allow": regated_allow(rules, role.room_ids, admin_room),
                 },
             )
         )
@@ -281,19 +284,26 @@ def delete_role_plan(rooms: ServerRooms, role: Role) -> Plan | None:
                     reason=GATE_REASON,
                 )
             )
-    live = rooms if role.room_id is None else rooms.without(role.room_id)
+    live = rooms
+    for room in role.room_ids:
+        live = live.without(room)
     first += power_level_steps(after, live)
     third: list[Step] = []
-    if role.room_id is not None:
-        for j, user in enumerate(sorted(rooms.joined_or_invited(role.room_id) - {bot})):
+    # The role's room, and the older one while the role was moving out of it.
+    for k, room in enumerate(role.room_ids):
+        for j, user in enumerate(sorted(rooms.joined_or_invited(room) - {bot})):
             second.append(
                 Kick(
-                    name=f"holder_kick_{j}",
-                    room=role.room_id,
+                    name=f"holder_kick_{k}_{j}" if k else f"holder_kick_{j}",
+                    room=room,
                     user=user,
                     reason=ROLE_DELETED_REASON,
                 )
             )
+        if k:
+            first.append(_close(f"previous_room_close_{k}", room))
+            third.append(Leave(name=f"previous_room_leave_{k}", room=room))
+    if role.room_id is not None:
         link = rooms.state(before.server_id).get((SPACE_CHILD, role.room_id))
         if link is not None and link.get("via"):
             first.append(
@@ -305,17 +315,16 @@ def delete_role_plan(rooms: ServerRooms, role: Role) -> Plan | None:
                     content={},
                 )
             )
-        first.append(
-            SendState(
-                name="role_room_close",
-                room=role.room_id,
-                type=JOIN_RULES,
-                state_key="",
-                content={"join_rule": "invite"},
-            )
-        )
+        first.append(_close("role_room_close", role.room_id))
         third.append(Leave(name="role_room_leave", room=role.room_id))
     return plan_of(first, second, third)
+
+
+def _close(name: str, room: RoomID) -> SendState:
+    """A role room closed to joins (before the bot leaves it)."""
+    return SendState(
+        name=name, room=room, type=JOIN_RULES, state_key="", content={"join_rule": "invite"}
+    )
 
 
 def outsiders(server: Server, channel: Channel, rooms: ServerRooms) -> list[UserID]:
@@ -353,7 +362,12 @@ def revoke_plan(
     independent of it (a kick of someone already gone is done, bridge/engine/steps.py).
     """
     assert role.room_id is not None
-    kick = Kick(name="kick", room=role.room_id, user=user, reason=ROLE_REMOVED_REASON)
+    # Both rooms while the role moves to a new one (docs/DESIGN.md, "Role rooms of the older
+    # shape"): a holder not yet moved holds it through the older room.
+    kicks: list[Step] = [
+        Kick(name=f"kick_{i}" if i else "kick", room=room, user=user, reason=ROLE_REMOVED_REASON)
+        for i, room in enumerate(role.room_ids)
+    ]
     gates: list[Step] = []
     for i, channel in enumerate(after.channels):
         if channel.allowed_roles is None:
@@ -364,7 +378,7 @@ def revoke_plan(
                 Kick(name=f"gate_kick_{i}", room=channel.channel_id, user=user, reason=GATE_REASON)
             )
     second = gates + power_level_steps(after, rooms)
-    return Plan.of(*[s for s in ([kick], second) if s])
+    return Plan.of(*[s for s in (kicks, second) if s])
 
 
 def _cascade_plan(

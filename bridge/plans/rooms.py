@@ -79,6 +79,6 @@ class ServerRooms:
             server.server_id,
             *(c.channel_id for c in server.channels),
             *(c.category_id for c in server.categories),
-            *(r.room_id for r in server.roles if r.room_id is not None),
+            *(room for r in server.roles for room in r.room_ids),
         }
         return self.only(known)

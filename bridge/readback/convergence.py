@@ -285,7 +285,7 @@ class Convergence:
         server = self.directory.get(server_id)
         rooms = {d.room for d in found} | {server_id}
         if server is not None:
-            rooms |= {r.room_id for r in server.roles if r.room_id is not None}
+            rooms |= {room for r in server.roles for room in r.room_ids}
         return rooms
 
     async def _busy(self, server_id: RoomID) -> bool:

@@ -274,6 +274,9 @@ class ServerDirectory:
         self._evicted = EvictedServers(self.settings.evict_dir)
         # Servers being read from the homeserver (how many reads): never compacted meanwhile.
         self._pinned: dict[RoomID, int] = {}
+        # How many times each server was forgotten: a read that began before a forget (a deleted
+        # server, say) must not put the server back when its answer comes.
+        self._forgets: dict[RoomID, int] = {}
         # Whether a server has operations running or waiting (the bridge's queue): such a
         # server is about to be used, so it is neither compacted nor evicted.
         self.busy: Callable[[RoomID], bool] = lambda _: False
@@ -690,8 +693,9 @@ class ServerDirectory:
     async def load(self, server_id: RoomID) -> Server | None:
         """(Re)read every room of a server from the homeserver."""
         with self._reading(server_id):
+            forgets = self._forgets.get(server_id, 0)
             space = await self._fetch(server_id)
-            if space is None:
+            if space is None or self._forgets.get(server_id, 0) != forgets:
                 return None
             self._states.replace(server_id, space)
             if not is_server_space(self._states.view()[server_id]):
@@ -733,21 +737,37 @@ class ServerDirectory:
                 self._pinned[server_id] = left
 
     async def _load_missing(self, server_id: RoomID) -> None:
+        if not self._is_server(server_id):
+            return  # forgotten while its rooms were read
         missing = {r for r in rooms_of(server_id, self._states.view()) if self.server_of(r) is None}
         if missing:
             await self._load_rooms(server_id, missing)
 
     async def _load_rooms(self, server_id: RoomID, room_ids: set[RoomID]) -> None:
         semaphore = asyncio.Semaphore(LOAD_CONCURRENCY)
+        forgets = self._forgets.get(server_id, 0)
 
         async def one(room_id: RoomID) -> None:
             async with semaphore:
                 state = await self._fetch(room_id)
-            if state is not None:
+            if self._forgets.get(server_id, 0) != forgets:
+                return  # the server was forgotten meanwhile
+            if state is not None and (room_id == server_id or self._bot_inside(state)):
                 self._states.replace(room_id, state)
                 self._server_of[room_id] = server_id
 
         await asyncio.gather(*(one(room_id) for room_id in room_ids))
+
+    def _bot_inside(self, events: Iterable[Mapping[str, Any]]) -> bool:
+        """Whether the bot is still in a room whose `/state` answered these events: Synapse
+        answers a room the bot left with its state at the leave (a role room it retired),
+        where the bot can change nothing; such a room is not tracked."""
+        for event in events:
+            if event.get("type") == "m.room.member" and event.get("state_key") == self._bot:
+                content = event.get("content")
+                membership = content.get("membership") if isinstance(content, dict) else None
+                return membership not in ("leave", "ban")
+        return True
 
     async def _fetch(self, room_id: RoomID) -> list[dict[str, Any]] | None:
         try:
@@ -819,6 +839,7 @@ class ServerDirectory:
             )
 
     def forget_server(self, server_id: RoomID) -> None:
+        self._forgets[server_id] = self._forgets.get(server_id, 0) + 1
         for room_id in [r for r, s in self._server_of.items() if s == server_id]:
             self._server_of.pop(room_id, None)
             self._states.forget(room_id)
@@ -846,6 +867,16 @@ class ServerDirectory:
         if not self._states.apply_received(event.event):
             return
         self._stale.add(server_id)
+        if (
+            event.type == "m.room.member"
+            and event.state_key == self._bot
+            and room_id != server_id
+            and event.content.get("membership") in ("leave", "ban")
+        ):
+            # The bot left the room (a role room of the older shape it retired, say): nothing
+            # there can be changed any more, so it is no room of the server's.
+            self.forget_room(room_id)
+            return
         if out_of_order:
             # Which of the two is current, the homeserver knows: read the room again rather
             # than let an older event stand (convergence derives every room from this state).

@@ -31,6 +31,7 @@ from bridge.errors import (
     LimitExceeded,
     NotFound,
 )
+from bridge.readback.current_membership import current_membership
 from bridge.services.ratelimit import RateLimiter
 from bridge.services.servers import Servers
 from guilds.ids import RoomID, UserID
@@ -305,21 +306,7 @@ class Invites:
         return server.server_id
 
     async def _membership(self, server_id: RoomID, user: UserID) -> str | None:
-        try:
-            content = await self.matrix.request(
-                "GET",
-                f"/_matrix/client/v3/rooms/{path_segment(server_id)}/state/m.room.member/"
-                f"{path_segment(user)}",
-            )
-        except MatrixRequestError as exc:
-            if exc.status == 404:
-                return None
-            if exc.status == 403:
-                # The bot is no longer in the space: the server is gone.
-                raise NotFound("No such invite") from exc
-            raise
-        membership = content.get("membership") if isinstance(content, dict) else None
-        return membership if isinstance(membership, str) else None
+        return await current_membership(self.matrix, server_id, user, gone="No such invite")
 
     async def _count_use(self, code: str, user: UserID, membership: str | None) -> bool:
         """Check the code and count the use, in one transaction; True if a use was counted.

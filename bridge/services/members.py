@@ -218,8 +218,11 @@ class Members:
         server, role = self._role_change(server_id, actor, user, role_id, grant=False)
         states = self.directory.states()
         assert role.room_id is not None
-        member = states.get(role.room_id, {}).get(("m.room.member", user), {})
-        held = member.get("membership") in ("join", "invite")
+        held = any(
+            states.get(room, {}).get(("m.room.member", user), {}).get("membership")
+            in ("join", "invite")
+            for room in role.room_ids
+        )
         if not held:
             # The directory may not have the invite or join of a grant made a moment ago (its
             # transaction still on its way): ask the homeserver before answering "not held".
@@ -238,7 +241,7 @@ class Members:
         )
         await self._execute("revoke_role", plan, server.server_id)
         # The kick is done on the homeserver: read the role room back rather than wait.
-        await self.directory.refresh(server.server_id, [role.room_id])
+        await self.directory.refresh(server.server_id, list(role.room_ids))
         log.info("Removed %s from %s in %s", role.role_id, user, server.server_id)
 
     # -- kicks and bans ------------------------------------------------------------------------
@@ -318,7 +321,7 @@ class Members:
 
     async def _reread_memberships(self, server: Server) -> None:
         """Read back the rooms whose membership makes the model: the space and the role rooms."""
-        rooms = [server.server_id] + [r.room_id for r in server.roles if r.room_id is not None]
+        rooms = [server.server_id] + [room for r in server.roles for room in r.room_ids]
         await self.directory.refresh(server.server_id, rooms)
 
     async def _settled(self, server_id: RoomID, done: Callable[[Server], bool]) -> bool:

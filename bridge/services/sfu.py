@@ -41,8 +41,9 @@ from typing import Any
 import aiohttp
 
 from bridge.engine.inbox import InboxEvent
-from bridge.engine.matrix import MatrixClient, MatrixRequestError, path_segment
+from bridge.engine.matrix import MatrixClient
 from bridge.errors import Forbidden, InvalidParam, NoSfu, NotFound, Unavailable
+from bridge.readback.current_membership import current_membership
 from bridge.readback.directory import ServerDirectory
 from guilds.config import JanusSettings
 from guilds.ids import RoomID, UserID
@@ -281,20 +282,6 @@ class SfuCredentials:
             raise NotFound("No such channel")
         return server, channel
 
-    async def _joined(self, room_id: str, user: UserID) -> bool:
-        """What the homeserver says now: the directory may not have seen a kick yet."""
-        try:
-            content = await self._matrix.request(
-                "GET",
-                f"/_matrix/client/v3/rooms/{path_segment(room_id)}/state/m.room.member/"
-                f"{path_segment(user)}",
-            )
-        except MatrixRequestError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return content.get("membership") == "join"
-
     async def issue(
         self, server_id: str, channel_id: str, user: UserID, body: dict[str, Any]
     ) -> dict[str, Any]:
@@ -309,7 +296,11 @@ class SfuCredentials:
             raise InvalidParam("Calls can only be joined in voice and video channels")
         if Permission.CONNECT not in permissions_of(server, user):
             raise Forbidden("You need the connect permission to join this channel's call")
-        if not await self._joined(channel.channel_id, user):
+        # Asked of the homeserver, not the directory: it may not have seen a kick yet.
+        joined = await current_membership(
+            self._matrix, channel.channel_id, user, gone="No such channel"
+        )
+        if joined != "join":
             raise Forbidden("Join the channel's room before its call")
         sfu_room = access.room_of(channel.channel_id)
         await access.ensure_room(sfu_room, channel.name)

@@ -27,7 +27,7 @@ from playwright.async_api import (
     async_playwright,
 )
 
-from tests.harness.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.harness.chromium import CHROMIUM, launch_chromium
 from tests.harness.web_only import make_config
 from web.app import create_app
 
@@ -79,9 +79,7 @@ def chromium_installed() -> bool:
 async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
     if not chromium_installed():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh (or `make test`)")
-    browser = await playwright.chromium.launch(
-        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-    )
+    browser = await launch_chromium(playwright)
     yield browser
     await browser.close()
 

@@ -8,7 +8,7 @@ import nio
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.harness.api import create_server, join_server
+from tests.harness.api import create_server, eventually, join_server
 from tests.harness.chat_steps import (
     LIVE_MS,
     message_with,
@@ -176,3 +176,56 @@ async def test_messages_from_another_client_render_and_nothing_runs(
     await expect(page.get_by_test_id("server-name")).to_have_text(XSS)
     assert await page.evaluate("window.__xss") is None
     await page.screenshot(path=str(stack.root / "chat-xss.png"))
+
+
+async def test_spoilers_stay_hidden_until_clicked_from_and_to_other_clients(
+    page: Page, stack: Stack, alice: User, bob: User
+) -> None:
+    server = await create_server(stack, alice, f"Spoilers {secrets.token_hex(2)}")
+    sid, general = server["server_id"], server["default_channel_id"]
+    await join_server(stack, sid, bob)
+    await open_as(page, stack, alice)
+    await open_channel(page, sid)
+    async with stack.nio_client(bob) as client:
+        # As Element sends one: the spec's span, its reason in the attribute.
+        answer = await client.room_send(
+            general,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "the end: Bruce is a ghost",
+                "format": "org.matrix.custom.html",
+                "formatted_body": 'the end: <span data-mx-spoiler="film">Bruce is a ghost</span>',
+            },
+        )
+        assert isinstance(answer, nio.RoomSendResponse), answer
+
+        body = message_with(page, "the end:").get_by_test_id("message-body")
+        spoiler = body.locator(".spoiler")
+        await expect(spoiler).to_have_attribute("data-spoiler", "hidden", timeout=LIVE_MS)
+        await expect(spoiler.locator(".spoiler-reason")).to_have_text("(film)")
+        content = spoiler.locator(".spoiler-content")
+        hidden = await content.evaluate("e => getComputedStyle(e).color")
+        assert hidden == "rgba(0, 0, 0, 0)", hidden
+        await spoiler.click()
+        await expect(spoiler).to_have_attribute("data-spoiler", "shown")
+        assert await content.evaluate("e => getComputedStyle(e).color") != hidden
+        await expect(content).to_have_text("Bruce is a ghost")
+
+        # Typed the way Discord has it, it reaches another client as the spec's span.
+        await send(page, "the twist: ||it was a sled||")
+        mine = message_with(page, "the twist:").locator(".spoiler")
+        await expect(mine).to_have_attribute("data-spoiler", "hidden")
+
+        async def sent() -> dict[str, object] | None:
+            history = await client.room_messages(general, limit=20)
+            assert isinstance(history, nio.RoomMessagesResponse), history
+            for event in history.chunk:
+                if isinstance(event, nio.RoomMessageText) and "the twist" in event.body:
+                    return event.source["content"]
+            return None
+
+        content_sent = await eventually(sent, what="alice's spoiler in bob's history")
+        assert content_sent["formatted_body"] == (
+            "the twist: <span data-mx-spoiler>it was a sled</span>"
+        )

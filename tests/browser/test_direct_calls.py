@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ pytestmark = pytest.mark.browser
 
 CALL_MS = 30_000  # ring, answer and connect, generously (the machine is shared)
 VOIP_FIELDS = {"call_id", "party_id", "version"}
+# The VoIP events that carry the sender's stream metadata (mute and camera state).
+WITH_STREAM_METADATA = frozenset(
+    ("m.call.invite", "m.call.answer", "m.call.negotiate", "m.call.sdp_stream_metadata_changed")
+)
 
 
 @dataclass
@@ -199,20 +204,27 @@ MEDIA_JS = """async ({deadlineMs, needVideo}) => {
     const call = mod.current.current;
     if (call && call.pc) {
       const stats = await call.pc.getStats();
-      let frames = 0, audioBytes = 0, pairType = null;
+      let frames = 0, audioBytes = 0, pair = null;
+      const relays = [];
       const byId = new Map();
       stats.forEach((s) => byId.set(s.id, s));
       stats.forEach((s) => {
         if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0;
         if (s.type === "inbound-rtp" && s.kind === "audio") audioBytes += s.bytesReceived || 0;
+        if (s.type === "local-candidate" && s.candidateType === "relay") {
+          relays.push([s.address, s.port]);
+        }
         if (s.type === "transport" && s.selectedCandidatePairId) {
           const p = byId.get(s.selectedCandidatePairId);
           const local = p && byId.get(p.localCandidateId);
           const remote = p && byId.get(p.remoteCandidateId);
-          if (local && remote) pairType = [local.candidateType, remote.candidateType];
+          if (local && remote) {
+            const end = (c) => ({type: c.candidateType, address: c.address, port: c.port});
+            pair = {local: end(local), remote: end(remote)};
+          }
         }
       });
-      last = {frames, audioBytes, pairType, callId: call.callId, state: call.state};
+      last = {frames, audioBytes, pair, relays, callId: call.callId, state: call.state};
       if (audioBytes > 0 && (!needVideo || frames > 0)) return last;
     }
     await new Promise((r) => setTimeout(r, 250));
@@ -468,6 +480,11 @@ async def test_voice_call_then_camera_on_renegotiates_and_leaving_ends_it(
     for e in negotiate:
         assert VOIP_FIELDS <= set(e["content"]) and e["content"]["version"] == "1"
         assert e["content"]["lifetime"] > 0
+    # Both sides are Guilds: each wrote its stream metadata under both keys, the camera's
+    # offer and its answer included.
+    by_alice, by_bob = [metadata_under_both_keys(events, user) for user in (alice, bob)]
+    assert by_alice["m.call.invite"] == 1 and by_alice["m.call.negotiate"] >= 1, by_alice
+    assert by_bob["m.call.answer"] == 1 and by_bob["m.call.negotiate"] >= 1, by_bob
 
     # Bob leaves the room from another client: as the spec says, that ends the call for both.
     async with call_stack.nio_client(bob) as client:
@@ -501,10 +518,19 @@ async def test_call_forced_through_the_local_coturn_relay(
     await ringing.get_by_test_id("call-accept").click()
     for p in (page, other):
         await expect(panel(p)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
-    for p in (page, other):
-        seen = await media(p)
-        print(f"through the relay: {seen}")
-        assert seen["pairType"] == ["relay", "relay"], seen
+    seen = [await media(p) for p in (page, other)]
+    print(f"through the relay: {seen}")
+    for mine, theirs in (seen, seen[::-1]):
+        # Each side sends from its own coturn allocation to one of the other's: its remote end
+        # is a relay address of the other side, whether that candidate came by signalling
+        # ("relay") or was learned from the other's first check before it arrived ("prflx").
+        local, remote = mine["pair"]["local"], mine["pair"]["remote"]
+        assert local["type"] == "relay", seen
+        assert remote["type"] in ("relay", "prflx"), seen
+        # Chromium hides a peer-reflexive candidate's address ('' in getStats): its port names it.
+        relay_ports = {port for address, port in theirs["relays"] if address == "127.0.0.1"}
+        assert remote["port"] in relay_ports, seen
+        assert remote["address"] in ("127.0.0.1", "" if remote["type"] == "prflx" else None), seen
     await panel(page).get_by_test_id("direct-call-hangup").click()
     await expect(panel(other)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
 
@@ -750,18 +776,31 @@ async def mute_state_travels_both_ways(page: Page, sdk_page: Page) -> None:
     await expect(remote).to_have_attribute("data-video-muted", "false", timeout=CALL_MS)
 
 
-async def guilds_wrote_metadata_under_both_keys(stack: Stack, user: User, room_id: str) -> None:
-    """Guilds wrote every change under both keys, for 37 (unstable) and 43 (stable) alike."""
-    changes = [
-        e
-        for e in await room_call_events(stack, user, room_id, not_judged=user.user_id)
-        if e["type"] == "m.call.sdp_stream_metadata_changed" and e["sender"] != user.user_id
-    ]
-    assert len(changes) >= 3, changes
-    for e in changes:
-        stable = e["content"]["sdp_stream_metadata"]
-        assert e["content"]["org.matrix.msc3077.sdp_stream_metadata"] == stable, e
+def metadata_under_both_keys(events: list[dict[str, Any]], guilds_user: User) -> Counter[str]:
+    """Every event `guilds_user`'s Guilds sent that carries its stream metadata (invite, answer,
+    negotiate, and each change) has it under both keys, equal and not empty, for matrix-js-sdk 37
+    (the unstable key) and 43 (the stable one) alike. Answers how many of each type it sent."""
+    sent: Counter[str] = Counter()
+    for e in events:
+        if e["sender"] != guilds_user.user_id or e["type"] not in WITH_STREAM_METADATA:
+            continue
+        sent[e["type"]] += 1
+        stable = e["content"].get("sdp_stream_metadata")
+        assert stable and isinstance(stable, dict), e
+        assert e["content"].get("org.matrix.msc3077.sdp_stream_metadata") == stable, e
         assert VOIP_FIELDS <= set(e["content"]), e
+    return sent
+
+
+async def guilds_wrote_metadata_under_both_keys(
+    stack: Stack, guilds_user: User, sdk_user: User, room_id: str, opened_with: str
+) -> None:
+    """Guilds (`guilds_user`) opened the call with `opened_with` (its invite, or its answer to
+    the SDK's) and wrote each mute change after it, all with the metadata under both keys."""
+    events = await room_call_events(stack, sdk_user, room_id, not_judged=sdk_user.user_id)
+    sent = metadata_under_both_keys(events, guilds_user)
+    assert sent[opened_with] == 1, (opened_with, sent)
+    assert sent["m.call.sdp_stream_metadata_changed"] >= 3, sent
 
 
 @ON_EACH_SDK
@@ -769,7 +808,7 @@ async def test_guilds_calls_matrix_js_sdk_frames_and_mute_state_both_ways(
     page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack, sdk_version: str
 ) -> None:
     async with SdkPage(sdk_version) as url:
-        sdk_page, _alice, bob, room_id = await sdk_beside_guilds(page, second, call_stack, url)
+        sdk_page, alice, bob, room_id = await sdk_beside_guilds(page, second, call_stack, url)
         # Alice calls from Guilds; Bob answers in matrix-js-sdk; media flows both ways.
         await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
         answered = await sdk_page.evaluate(SDK_ANSWER_JS, {"deadlineMs": CALL_MS})
@@ -784,7 +823,7 @@ async def test_guilds_calls_matrix_js_sdk_frames_and_mute_state_both_ways(
         await panel(page).get_by_test_id("direct-call-hangup").click()
         await expect(panel(page)).to_have_attribute("data-state", "ended")
         await sdk_state(sdk_page, "ended")
-    await guilds_wrote_metadata_under_both_keys(call_stack, bob, room_id)
+    await guilds_wrote_metadata_under_both_keys(call_stack, alice, bob, room_id, "m.call.invite")
 
 
 @ON_EACH_SDK
@@ -792,7 +831,7 @@ async def test_matrix_js_sdk_calls_guilds_frames_and_mute_state_both_ways(
     page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack, sdk_version: str
 ) -> None:
     async with SdkPage(sdk_version) as url:
-        sdk_page, _alice, bob, room_id = await sdk_beside_guilds(page, second, call_stack, url)
+        sdk_page, alice, bob, room_id = await sdk_beside_guilds(page, second, call_stack, url)
         # Bob calls from matrix-js-sdk; Alice's Guilds rings and she answers there.
         placed = await sdk_page.evaluate(SDK_PLACE_JS, {"roomId": room_id})
         assert "callId" in placed, placed
@@ -813,4 +852,4 @@ async def test_matrix_js_sdk_calls_guilds_frames_and_mute_state_both_ways(
         await sdk_page.evaluate("() => window.sdkCall.hangup('user_hangup', false)")
         await expect(panel(page)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
         await expect(panel(page)).to_have_attribute("data-end-reason", "user_hangup")
-    await guilds_wrote_metadata_under_both_keys(call_stack, bob, room_id)
+    await guilds_wrote_metadata_under_both_keys(call_stack, alice, bob, room_id, "m.call.answer")

@@ -17,6 +17,12 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.harness.api import create_server, eventually, join_server
 from tests.harness.chat_steps import LIVE_MS, message_with, new_page, open_as, open_channel, send
+from tests.harness.dm_steps import (
+    dm_item,
+    dm_room_shown,
+    open_dm_from_member,
+    open_profile_of_member,
+)
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser
@@ -47,30 +53,6 @@ async def nio_set_direct(client: nio.AsyncClient, user: User, content: dict[str,
     assert response.status == 200, await response.text()
 
 
-async def open_profile_of_member(page: Page, user_id: str) -> None:
-    member = page.locator(f'[data-testid="member"][data-user-id="{user_id}"]')
-    await member.get_by_test_id("member-name").click()
-    await expect(page.get_by_test_id("profile-card")).to_be_visible()
-
-
-async def open_dm_from_member(page: Page, user_id: str) -> str:
-    """Click the member's name, then "Message"; answers the DM's room id once its chat shows."""
-    await open_profile_of_member(page, user_id)
-    await page.get_by_test_id("profile-message").click()
-    return await dm_room_shown(page, user_id)
-
-
-async def dm_room_shown(page: Page, user_id: str) -> str:
-    header = page.get_by_test_id("dm-header")
-    await expect(header).to_have_attribute("data-user-id", user_id)
-    chat = page.get_by_test_id("dm-chat")
-    await expect(chat).to_be_visible()
-    await expect(page.get_by_test_id("composer")).to_be_enabled()
-    room_id = await chat.get_attribute("data-room-id")
-    assert room_id and room_id.startswith("!"), room_id
-    return room_id
-
-
 async def message_action(message: Locator, testid: str) -> None:
     """Click one of a message's hover actions. They show while the pointer is over the message,
     and a new message or the reply bar can move it away between hover and click: hover again."""
@@ -82,12 +64,6 @@ async def message_action(message: Locator, testid: str) -> None:
         except PlaywrightTimeoutError:
             continue
     raise AssertionError(f"the {testid} action never became clickable")
-
-
-def dm_item(page: Page, user_id: str) -> Any:
-    return page.get_by_test_id("dm-list").locator(
-        f'[data-testid="dm-item"][data-user-id="{user_id}"]'
-    )
 
 
 async def test_dm_opened_from_a_member_name_live_both_ways_one_room_in_m_direct(

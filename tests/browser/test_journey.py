@@ -142,7 +142,9 @@ async def test_sign_up_create_gate_invite_join_grant_and_kick(
         await guest_row.get_by_test_id("member-roles").click()
         await guest_row.locator(f'[data-testid="role-toggle"][data-role="{role_id}"]').check()
         await expect(
-            guest_row.locator(f'[data-testid="role-chip"][data-role="{role_id}"]')
+            guest_row.get_by_test_id("member-role-chips").locator(
+                f'[data-testid="role-chip"][data-role="{role_id}"]'
+            )
         ).to_be_visible(timeout=SLOW_MS)
         await expect(channel(guest, "insiders-only")).to_have_count(1, timeout=SLOW_MS)
         await channel(guest, "insiders-only").click()

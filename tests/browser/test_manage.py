@@ -232,7 +232,10 @@ async def test_members_change_role_kick_and_ban(
     bob_row = dialog.locator(f'[data-user-id="{bob.user_id}"]')
     await bob_row.get_by_test_id("member-roles").click()
     await bob_row.locator('[data-testid="role-toggle"][data-role="moderator"]').check()
-    moderator_chip = bob_row.locator('[data-testid="role-chip"][data-role="moderator"]')
+    # The chip beside bob's name, not the one labelling the toggle in the open panel.
+    moderator_chip = bob_row.get_by_test_id("member-role-chips").locator(
+        '[data-testid="role-chip"][data-role="moderator"]'
+    )
     await expect(moderator_chip).to_be_visible()
 
     async def bob_is_moderator() -> bool:

@@ -120,7 +120,7 @@ async def test_a_ban_tells_the_member_they_were_banned(
     )
 
 
-async def test_join_and_kick_notices_show_in_the_channel(
+async def test_join_leave_and_kick_notices_show_in_the_channel(
     page: Page, stack: Stack, alice: User
 ) -> None:
     server = await create_server(stack, alice, "Notices")
@@ -141,6 +141,17 @@ async def test_join_and_kick_notices_show_in_the_channel(
     await expect(notices.filter(has_text="<b>Carol</b> was kicked: bye")).to_have_count(1)
     # Names are text: nothing from the network became markup.
     assert await page.locator("[data-testid=member-notice] b").count() == 0
+
+    # A member who leaves the server on their own leaves its channels: "left.", not "kicked".
+    dave = await stack.register_user()
+    async with stack.nio_client(dave) as client:
+        await client.set_displayname("Dave")
+    await join_server(stack, sid, dave)
+    await expect(notices.filter(has_text="Dave joined.")).to_have_count(1)
+    status, answer = await Api(stack, dave).call("POST", f"/servers/{sid}/leave")
+    assert status == 204, answer
+    await expect(notices.filter(has_text="Dave left.")).to_have_count(1)
+    await expect(notices.filter(has_text="Dave was kicked")).to_have_count(0)
 
 
 async def test_a_channel_never_opened_shows_unread_and_mentions(

@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.harness.api import Api, create_server, grant, join_server
-from tests.harness.chat_steps import LIVE_MS, new_page, open_as, open_channel
+from tests.harness.chat_steps import LIVE_MS, hold_first, new_page, open_as, open_channel
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser
@@ -200,15 +200,7 @@ async def test_a_member_cannot_drag_and_a_refused_move_is_undone_with_its_reason
     await page.reload()
     await open_channel(page, sid)
     await expect(row(page, second)).to_have_attribute("draggable", "true", timeout=LIVE_MS)
-    held: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-    async def hold(route: Any) -> None:
-        if route.request.method == "PATCH" and not held.done():
-            held.set_result(route)
-        else:
-            await route.continue_()
-
-    await page.route("**/_guilds/v1/servers/*/channels/*", hold)
+    held = await hold_first(page, "**/_guilds/v1/servers/*/channels/*", "PATCH")
     await drag_before(page, row(page, second), row(page, first))
     await expect_channels(page, "", [general, second, first])  # shown at once
     route = await asyncio.wait_for(held, timeout=LIVE_MS / 1000)
@@ -265,3 +257,98 @@ async def test_a_channel_dropped_among_another_kind_lands_inside_its_own_and_the
         in_space = await ordered_children(client, sid)
     assert [room for room in in_space if room in (talk, lounge)] == [talk, lounge]
     assert [room for room in in_space if room in (general, notes)] == [general, notes]
+
+
+async def center(locator: Locator, dy: float = 0.0) -> tuple[float, float]:
+    box = await locator.bounding_box()
+    assert box is not None
+    return box["x"] + min(40.0, box["width"] / 2), box["y"] + box["height"] / 2 + dy
+
+
+async def touch_drag(
+    cdp: Any, start: tuple[float, float], end: tuple[float, float], *, hold_s: float
+) -> None:
+    """A finger put down at `start`, held `hold_s`, moved to `end` in small steps and lifted: the
+    touch events a phone's screen sends (the page sees them as pointer events of type touch)."""
+
+    async def touch(kind: str, x: float, y: float) -> None:
+        points = [] if kind == "touchEnd" else [{"x": x, "y": y, "id": 1}]
+        await cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    await touch("touchStart", *start)
+    await asyncio.sleep(hold_s)
+    steps = 12
+    for i in range(1, steps + 1):
+        x = start[0] + (end[0] - start[0]) * i / steps
+        y = start[1] + (end[1] - start[1]) * i / steps
+        await touch("touchMove", x, y)
+        await asyncio.sleep(0.02)
+    await touch("touchEnd", *end)
+
+
+async def test_a_finger_reorders_channels_and_categories_in_the_phone_layout(
+    browser: Browser, stack: Stack, alice: User
+) -> None:
+    server = await create_server(stack, alice, "Pocket shelves")
+    sid = server["server_id"]
+    alpha = await made(stack, alice, sid, "categories", {"name": "Alpha"})
+    beta = await made(stack, alice, sid, "categories", {"name": "Beta"})
+    one, two, three = [
+        await made(stack, alice, sid, "channels", {"name": n, "kind": "text", "category_id": alpha})
+        for n in ("one", "two", "three")
+    ]
+    problems: list[str] = []
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    try:
+        page = await new_page(context, problems)
+        cdp = await context.new_cdp_session(page)
+        await open_as(page, stack, alice)
+        # The phone's menu: the rail and the channel list, as a drawer over the chat.
+        toggle = page.get_by_test_id("nav-toggle")
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-expanded", "true")
+        await page.locator(f'[data-testid="rail-server"][data-server-id="{sid}"]').click()
+        await expect(page.get_by_test_id("channel-title")).to_have_text("general")
+        await expect(toggle).to_have_attribute("aria-expanded", "true")
+        await expect_channels(page, alpha, [one, two, three])
+        await expect(row(page, three)).to_be_in_viewport()
+
+        # A finger moving at once scrolls, as always: nothing is picked up or moved.
+        start = await center(row(page, three))
+        await touch_drag(cdp, start, await center(row(page, one), -8), hold_s=0.0)
+        await expect(page.locator(".dragging")).to_have_count(0)
+        await asyncio.sleep(0.5)
+        await expect_channels(page, alpha, [one, two, three])
+
+        # Held still, the row is picked up; dropped on one's upper half, it lands before it.
+        start = await center(row(page, three))
+        await touch_drag(cdp, start, await center(row(page, one), -6), hold_s=0.7)
+        await expect_channels(page, alpha, [three, one, two])
+        # The lift opened no channel, and the drawer stays for the next move.
+        await expect(page.get_by_test_id("channel-title")).to_have_text("general")
+        await expect(toggle).to_have_attribute("aria-expanded", "true")
+        await expect(page.locator(".dragging")).to_have_count(0)
+
+        # A category by its header: Beta held and dropped on Alpha's upper half.
+        await expect_categories(page, [alpha, beta])
+        header = section(page, beta).locator(".category-header")
+        await touch_drag(
+            cdp, await center(header), await center(section(page, alpha), -12), hold_s=0.7
+        )
+        await expect_categories(page, [beta, alpha])
+        await expect(page.get_by_test_id("reorder-error")).to_be_hidden()
+
+        # A short tap still opens a channel.
+        await button(page, two).tap()
+        await expect(page.get_by_test_id("channel-title")).to_have_text("two")
+        assert problems == []
+    finally:
+        await context.close()
+
+    # What the bridge wrote, as another client reads it.
+    async with stack.nio_client(alice) as client:
+        assert await ordered_children(client, alpha) == [three, one, two]
+        in_space = await ordered_children(client, sid)
+        assert [room for room in in_space if room in (alpha, beta)] == [beta, alpha]

@@ -9,10 +9,11 @@ import json
 import re
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 import nio
 import pytest
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.harness.api import Api, create_server, eventually, join_server
 from tests.harness.chat_steps import (
@@ -25,46 +26,11 @@ from tests.harness.chat_steps import (
     timed,
 )
 from tests.harness.jssdk import run_scenario
+from tests.harness.search_steps import click_message_action, result_with, search
 from tests.harness.stack import Stack, User
+from tests.harness.thread_steps import panel, reply_in_thread, thread_action, thread_message
 
 pytestmark = pytest.mark.browser
-
-
-def panel(page: Page) -> Locator:
-    return page.get_by_test_id("thread-panel")
-
-
-def thread_message(page: Page, text: str) -> Locator:
-    return (
-        panel(page)
-        .get_by_test_id("thread-message")
-        .filter(has=page.get_by_test_id("message-body").get_by_text(text))
-    )
-
-
-async def thread_action(message: Locator) -> Locator:
-    """The message's thread action from its hover menu, shown. A message redrawn under a still
-    mouse (a name or colour arriving) loses :hover until the mouse moves: hover until shown."""
-    action = message.get_by_test_id("action-thread")
-    for _ in range(20):
-        await message.hover(position={"x": 200, "y": 10})
-        if await action.is_visible():
-            break
-        await message.page.mouse.move(0, 0)
-    return action
-
-
-async def reply_in_thread(page: Page, text: str) -> str:
-    """Send `text` from the open thread panel; answers its event id once the server has it."""
-    composer = panel(page).get_by_test_id("thread-composer")
-    await composer.fill(text)
-    await composer.press("Enter")
-    sent = thread_message(page, text)
-    await expect(sent).to_have_count(1)
-    await expect(sent).not_to_have_class(re.compile(r"\bpending\b"), timeout=LIVE_MS)
-    event_id = await sent.get_attribute("data-event-id")
-    assert event_id and event_id.startswith("$"), event_id
-    return event_id
 
 
 async def thread_receipts(stack: Stack, user: User, room_id: str) -> list[dict[str, Any]]:
@@ -125,7 +91,7 @@ async def test_a_thread_is_started_replied_to_and_read_by_two_people_listed_and_
         # Alice starts a thread from the message's menu: the panel opens on the root.
         start = await thread_action(root)
         await expect(start).to_have_attribute("aria-label", "Create thread")
-        await start.click()
+        await click_message_action(root, "action-thread")
         await expect(panel(page)).to_be_visible()
         await expect(panel(page).get_by_test_id("thread-root")).to_contain_text(root_text)
         first_id = await reply_in_thread(page, f"first reply {tag}")
@@ -257,7 +223,7 @@ async def test_threads_read_the_same_in_matrix_nio_and_matrix_js_sdk(
     await expect(message_with(page, f"nio thread reply {tag}")).to_have_count(0)
     action = await thread_action(root)
     await expect(action).to_have_attribute("aria-label", "Open thread")
-    await action.click()
+    await click_message_action(root, "action-thread")
     await expect(thread_message(page, f"nio thread reply {tag}")).to_have_count(1)
     guilds_reply_id = await reply_in_thread(page, f"guilds thread reply {tag}")
 
@@ -339,7 +305,7 @@ async def test_a_member_who_may_not_send_reads_threads_but_cannot_reply_in_them(
     root = message_with(page, f"announcement {tag}")
     action = await thread_action(root)
     await expect(action).to_have_attribute("aria-label", "Open thread")
-    await action.click()
+    await click_message_action(root, "action-thread")
     await expect(thread_message(page, f"details in the thread {tag}")).to_have_count(1)
     composer = panel(page).get_by_test_id("thread-composer")
     await expect(composer).to_be_disabled()
@@ -371,3 +337,103 @@ async def test_a_member_who_may_not_send_reads_threads_but_cannot_reply_in_them(
         )
     assert isinstance(refused, nio.RoomSendError), refused
     assert refused.status_code == "M_FORBIDDEN", refused
+
+
+async def test_the_thread_composer_mentions_as_the_channels_does_and_others_read_it(
+    page: Page, stack: Stack, alice: User, bob: User
+) -> None:
+    tag = secrets.token_hex(3)
+    server = await create_server(stack, alice, f"Thread mentions {tag}")
+    sid, general = server["server_id"], server["default_channel_id"]
+    await join_server(stack, sid, bob)
+    await open_as(page, stack, alice)
+    await open_channel(page, sid)
+    await expect(page.get_by_test_id("member")).to_have_count(2, timeout=LIVE_MS)
+    await send(page, f"thread root {tag}")
+    root = message_with(page, f"thread root {tag}")
+    await expect(root).not_to_have_class(re.compile(r"\bpending\b"), timeout=LIVE_MS)
+    await click_message_action(root, "action-thread")
+
+    # The @ autocomplete of the thread's composer offers the channel's members and @room; Enter
+    # takes the selected member, it does not send.
+    composer = panel(page).get_by_test_id("thread-composer")
+    localpart = bob.user_id[1:].split(":")[0]
+    await composer.press_sequentially(f"ask @{localpart[:4]}")
+    option = panel(page).locator(f'[data-testid="mention-option"][data-value="{bob.user_id}"]')
+    await expect(option).to_be_visible()
+    for _ in range(10):
+        if await option.get_attribute("aria-selected") == "true":
+            break
+        await composer.press("ArrowDown")
+    await composer.press("Enter")
+    await expect(panel(page).get_by_test_id("mention-autocomplete")).to_be_hidden()
+    replies = panel(page).get_by_test_id("thread-replies").get_by_test_id("thread-message")
+    await expect(replies).to_have_count(0)
+    picked = await composer.input_value()
+    assert picked.startswith("ask @") and picked.endswith(" "), picked
+    bob_name = picked[len("ask @") : -1]
+    await composer.press_sequentially("about the venue")
+    await composer.press("Enter")
+    sent = thread_message(page, "about the venue")
+    await expect(sent).not_to_have_class(re.compile(r"\bpending\b"), timeout=LIVE_MS)
+    pill = sent.get_by_test_id("mention-pill")
+    await expect(pill).to_have_text(f"@{bob_name}")
+    await expect(pill).to_have_attribute("data-user-id", bob.user_id)
+    reply_id = await sent.get_attribute("data-event-id")
+    assert reply_id and reply_id.startswith("$")
+
+    # Another client reads a thread reply with intentional mentions and a matrix.to pill, and no
+    # mention of the fallback's sender (the fallback is no reply to them).
+    async with stack.nio_client(bob) as client:
+        got = await client.room_get_event(general, reply_id)
+        assert isinstance(got, nio.RoomGetEventResponse), got
+        content = got.event.source["content"]
+    assert content["m.mentions"] == {"user_ids": [bob.user_id]}
+    assert (
+        f'<a href="https://matrix.to/#/{bob.user_id}">@{bob_name}</a>' in content["formatted_body"]
+    )
+    assert content["m.relates_to"]["rel_type"] == "m.thread"
+    assert content["m.relates_to"]["event_id"] == await root.get_attribute("data-event-id")
+    # matrix-js-sdk's push processor (Element's) highlights it for Bob.
+    actions = await run_scenario(
+        "mention_actions", stack, bob, room_id=general, event_ids=[reply_id]
+    )
+    assert actions.result == {reply_id: {"notify": True, "highlight": True}}
+
+
+async def test_a_search_result_in_a_thread_opens_its_thread_with_the_reply_marked(
+    page: Page, stack: Stack, alice: User
+) -> None:
+    tag = secrets.token_hex(3)
+    word = f"needle{tag}"
+    server = await create_server(stack, alice, f"Thread search {tag}")
+    sid = server["server_id"]
+    await open_as(page, stack, alice)
+    await open_channel(page, sid)
+    await send(page, f"root {tag}")
+    root = message_with(page, f"root {tag}")
+    await expect(root).not_to_have_class(re.compile(r"\bpending\b"), timeout=LIVE_MS)
+    root_id = await root.get_attribute("data-event-id")
+    assert root_id and root_id.startswith("$"), root_id
+    await click_message_action(root, "action-thread")
+    reply_id = await reply_in_thread(page, f"the {word} is in the thread")
+    await reply_in_thread(page, f"another reply {tag}")
+    await panel(page).get_by_test_id("thread-close").click()
+    await expect(panel(page)).to_have_count(0)
+
+    # Found by the homeserver's /search; opening it opens the thread beside the channel, the
+    # reply marked there, and the address names both (as a link to it would).
+    results = await search(page, word)
+    await expect(results).to_have_count(1, timeout=LIVE_MS * 3)
+    await result_with(page, word).get_by_test_id("search-result-open").click()
+    await expect(panel(page)).to_have_attribute("data-root-id", root_id)
+    found = thread_message(page, f"the {word} is in the thread")
+    await expect(found).to_have_class(re.compile(r"\blinked\b"))
+    await expect(thread_message(page, f"another reply {tag}")).not_to_have_class(
+        re.compile(r"\blinked\b")
+    )
+    await expect(page).to_have_url(
+        re.compile(
+            re.escape(f"/thread/{quote(root_id, safe='')}/message/{quote(reply_id, safe='')}") + "$"
+        )
+    )

@@ -18,16 +18,18 @@ import asyncio
 import contextlib
 import secrets
 import time
+from urllib.parse import quote
 
 import nio
 import pytest
-from playwright.async_api import Browser, BrowserContext, Error, Locator, Page, expect
+from playwright.async_api import Browser, BrowserContext, Error, Locator, Page, Route, expect
 
 from tests.harness.api import create_server, join_server
 from tests.harness.call_steps import (
     LIVE_MS,
     TEST_TIMING,
     add_channel,
+    all_hear,
     call_members,
     hears,
     joined,
@@ -43,6 +45,9 @@ pytestmark = pytest.mark.browser
 # How long a browser closed without leaving may stay listed: its delayed leave goes out 10 s
 # after its last push-back (docs/CALLS.md), plus room for a loaded machine's sync.
 GHOST_BOUND_S = 20.0
+# A membership refreshed every 1.5 s rather than TEST_TIMING's 4 s: a call left behind shows
+# itself by refreshing within a few periods, and the test waits three of them, twice.
+QUICK_REFRESH = {**TEST_TIMING, "refreshMs": 1_500}
 
 
 async def test_in_a_voice_channel_everyone_hears_everyone_the_first_joiner_too(
@@ -73,15 +78,18 @@ async def test_in_a_voice_channel_everyone_hears_everyone_the_first_joiner_too(
         await joined(pages[0])
         await channel(pages[1], "lounge").click()
         await joined(pages[1])
-        await hears(pages[0], "first", {second.user_id})
-        await hears(pages[1], "second", {first.user_id})
+        await all_hear((pages[0], "first", {second.user_id}), (pages[1], "second", {first.user_id}))
 
         # The third comes: all three hear both others.
         await channel(pages[2], "lounge").click()
         await joined(pages[2])
         users = [first, second, third]
-        for name, page, user in zip(("first", "second", "third"), pages, users, strict=True):
-            await hears(page, name, {u.user_id for u in users} - {user.user_id})
+        await all_hear(
+            *(
+                (page, name, {u.user_id for u in users} - {user.user_id})
+                for name, page, user in zip(("first", "second", "third"), pages, users, strict=True)
+            )
+        )
     finally:
         print("page problems:", problems)
         for context in contexts:
@@ -162,9 +170,19 @@ async def test_a_device_is_in_one_channel_at_a_time(
         bob_context.set_default_timeout(60_000)
         contexts.append(bob_context)
         first_tab = await new_page(bob_context, problems)
-        await open_in_server(first_tab, stack, bob, sid)
+        await open_in_server(first_tab, stack, bob, sid, timing=QUICK_REFRESH)
 
-        # Bob clicks one channel and, before that call is set up, the other.
+        # Bob clicks one channel and, before that call is set up, the other. Should his page
+        # still have to join the room of "one" first, that join is slow: the later click must
+        # win whichever finishes last.
+        async def slow_join(route: Route) -> None:
+            await asyncio.sleep(2)
+            await route.continue_()
+
+        await first_tab.route(
+            lambda url: "/join/" in url and quote(one, safe="") in url.replace("!", "%21"),
+            slow_join,
+        )
         await channel(first_tab, "one").click()
         await channel(first_tab, "two").click()
         await joined(first_tab)
@@ -172,20 +190,20 @@ async def test_a_device_is_in_one_channel_at_a_time(
         await expect(occupants(watcher, two)).to_have_count(1, timeout=LIVE_MS)
         await expect(occupants(watcher, one)).to_have_count(0, timeout=LIVE_MS)
         # And it stays so: no call left behind keeps refreshing a membership in "one".
-        await asyncio.sleep(3 * TEST_TIMING["refreshMs"] / 1000)
+        await asyncio.sleep(3 * QUICK_REFRESH["refreshMs"] / 1000)
         assert not (await call_members(stack, alice, one)).get(member_key(bob))
         await expect(occupants(watcher, one)).to_have_count(0)
 
         # A second tab of the same session (the same device) joins "one": the first tab's call
         # ends, and bob is listed in "one" only.
         second_tab = await new_page(bob_context, problems)
-        await open_in_server(second_tab, stack, bob, sid)
+        await open_in_server(second_tab, stack, bob, sid, timing=QUICK_REFRESH)
         await channel(second_tab, "one").click()
         await joined(second_tab)
         await expect(occupants(watcher, one)).to_have_count(1, timeout=LIVE_MS)
         await expect(occupants(watcher, two)).to_have_count(0, timeout=LIVE_MS)
         await expect(first_tab.get_by_test_id("call-tiles")).to_be_hidden(timeout=LIVE_MS)
-        await asyncio.sleep(3 * TEST_TIMING["refreshMs"] / 1000)
+        await asyncio.sleep(3 * QUICK_REFRESH["refreshMs"] / 1000)
         members = await call_members(stack, alice, two)
         assert not members.get(member_key(bob)), members
         assert (await call_members(stack, alice, one)).get(member_key(bob))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import nio
@@ -179,3 +180,9 @@ async def hears(page: Page, who: str, others: set[str]) -> dict[str, Any]:
         raise AssertionError(f"{exc}; last measured: {latest}") from None
     print(who, "hears", latest)
     return latest
+
+
+async def all_hear(*listeners: tuple[Page, str, set[str]]) -> None:
+    """`hears` for several pages at once (page, who, others): their measuring windows overlap
+    instead of following one another, and each page must still hear every one of its others."""
+    await asyncio.gather(*(hears(page, who, others) for page, who, others in listeners))

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
-from playwright.async_api import BrowserContext, Locator, Page, expect
+from playwright.async_api import BrowserContext, Locator, Page, Route, expect
 
 from tests.harness.stack import Stack, User
 
 # Live updates must show within this many milliseconds (measured and printed by the tests).
 LIVE_MS = 5_000
+
+
+async def hold_first(page: Page, pattern: str, method: str) -> asyncio.Future[Route]:
+    """Hold the page's first `method` request to `pattern` (a `page.route` glob); every other
+    request goes on. The future gives the held route, to `continue_()` when the test is ready."""
+    held: asyncio.Future[Route] = asyncio.get_running_loop().create_future()
+
+    async def hold(route: Route) -> None:
+        if route.request.method == method and not held.done():
+            held.set_result(route)
+        else:
+            await route.continue_()
+
+    await page.route(pattern, hold)
+    return held
 
 
 async def open_as(page: Page, stack: Stack, user: User) -> None:

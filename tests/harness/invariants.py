@@ -15,8 +15,10 @@ deadline, until there are none, and fails naming what is still wrong.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import nio
 
@@ -199,6 +201,27 @@ def level_of(levels: Mapping[str, Any], user_id: str) -> int:
     return int(levels.get("users", {}).get(user_id, levels.get("users_default", 0)))
 
 
+async def power_levels_of(stack: Stack, room: str) -> tuple[int, Any]:
+    """A room's power levels, read as the bot: the state endpoint's answer, or on a stack whose
+    homeserver may answer it from a stale cache (`Stack.STALE_STATE_READS`), the newest
+    m.room.power_levels event of the room's timeline.
+
+    Synapse split into workers can lose the invalidation of a room's cached current state
+    between its processes (docs/DEPLOYMENT.md 8): the new event is in the room, where the
+    bridge wrote it and every client syncs it, but the state endpoint keeps answering the old
+    one until the room's next state change. What the bridge wrote is what is checked here."""
+    if not stack.STALE_STATE_READS:
+        return await as_bot(stack, "GET", f"/rooms/{room}/state/m.room.power_levels/")
+    only = quote(json.dumps({"types": ["m.room.power_levels"]}))
+    status, page = await as_bot(stack, "GET", f"/rooms/{room}/messages?dir=b&limit=1&filter={only}")
+    if status != 200:
+        return status, page
+    events = page.get("chunk", [])
+    if not events:
+        return 404, {"errcode": "M_NOT_FOUND", "error": "no power levels in the timeline"}
+    return 200, events[0].get("content", {})
+
+
 async def power_everywhere(
     stack: Stack, rooms: Iterable[str], user_id: str, power: int, *, deadline_s: float = 60.0
 ) -> None:
@@ -210,7 +233,7 @@ async def power_everywhere(
     async def settled() -> bool:
         lagging.clear()
         for room in rooms:
-            status, levels = await as_bot(stack, "GET", f"/rooms/{room}/state/m.room.power_levels/")
+            status, levels = await power_levels_of(stack, room)
             if status != 200 or level_of(levels, user_id) != power:
                 lagging[room] = level_of(levels, user_id) if status == 200 else status
         return not lagging

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from tests.harness.stack import BACKENDS, CONFIGURED, ROOM_VERSION_11
+from tests.harness.stack import BACKENDS, CONFIGURED, ROOM_VERSION_11, SFU
 
 # The browser modules that carry real audio and video (WebRTC between pages of one Chromium):
 # each call takes most of a core, so no two of them run at once.
@@ -17,6 +17,13 @@ MEDIA_MODULES = frozenset(
         "test_speaking",
         "test_call_budget",
     )
+)
+
+# Modules whose tests share nothing a group would keep (each starts what it needs: `guilds run`
+# in a folder of its own, the benchmark scripts in processes of their own): each test is a group,
+# so these long tests spread over both workers instead of running back to back on one.
+SPLIT_BY_TEST = frozenset(
+    ("tests/integration/test_run.py", "tests/integration/test_bench_smoke.py")
 )
 
 # What one test costs, roughly, in seconds on this 2-core machine under the load of a full run,
@@ -39,6 +46,13 @@ MODULE_SECONDS_PER_TEST = {
     "tests/browser/test_two_clients_restart.py": 40.0,
     "tests/browser/test_run_outage.py": 60.0,
     "tests/browser/test_send_queue.py": 30.0,
+    # Measured under a load of 50 (2026-12-07), scaled to the figures above: real media through
+    # Janus, matrix-js-sdk scenarios in Node, two or three pages each.
+    "tests/browser/test_sfu_calls.py": 40.0,
+    "tests/integration/test_sfu_access.py": 10.0,
+    "tests/browser/test_search_pins.py": 20.0,
+    "tests/browser/test_threads.py": 20.0,
+    "tests/browser/test_mentions.py": 25.0,
 }
 
 
@@ -47,18 +61,22 @@ def work_group(nodeid: str) -> str:
     fixtures, such as a cast of users, are built once, and the worker's stack for that backend is
     reused); every test on the worker deployment (one main process, two workers and a Redis
     database, started once rather than on each xdist worker); every test on one of the stacks
-    with an admin's settings (`CONFIGURED`), whichever module it is in; and the browser modules
+    with an admin's settings (`CONFIGURED`) or on the stack with an SFU (`SFU`), whichever module
+    it is in; each test of the modules in `SPLIT_BY_TEST` alone; and the browser modules
     with real media, one after another. Other browser modules are groups of their own, like any
     module: kept in one group, the browser tests were a single chunk of about 24 minutes under
     load that one worker ran while the other had run out of work."""
     path, _, rest = nodeid.partition("::")
     if path in MEDIA_MODULES:
         return "browser-media"
+    if path in SPLIT_BY_TEST:
+        return nodeid
     ids = rest[rest.index("[") + 1 : -1].split("-") if rest.endswith("]") and "[" in rest else []
     backend = next(
-        (i for i in ids if i in (*BACKENDS, ROOM_VERSION_11, "workers", *CONFIGURED)), ""
+        (i for i in ids if i in (*BACKENDS, ROOM_VERSION_11, "workers", SFU, *CONFIGURED)), ""
     )
-    return backend if backend == "workers" or backend in CONFIGURED else f"{path}[{backend}]"
+    shared = backend in ("workers", SFU) or backend in CONFIGURED
+    return backend if shared else f"{path}[{backend}]"
 
 
 def estimated_seconds(nodeid: str) -> float:

@@ -8,9 +8,11 @@ homeserver (and the module's auto-join) make of a plan's steps.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from typing import Any
 
-from bridge.engine.steps import AutoJoinInvite, Ban, Kick, Plan, SendState, Unban
+from bridge.engine.steps import AutoJoinInvite, Ban, CreateRoom, Kick, Leave, Plan, SendState, Unban
 from bridge.plans.levels import wanted_levels
 from bridge.plans.rooms import ServerRooms
 from guilds.ids import RoomID, UserID
@@ -52,8 +54,12 @@ def create_content(version: str, room_type: str | None = None) -> dict[str, Any]
     return content
 
 
-def build(version: str = "12") -> States:
-    """A whole server as the bridge makes it, its power levels derived from its roles."""
+def build(version: str = "12", *, older_vip_room: bool = False) -> States:
+    """A whole server as the bridge makes it, its power levels derived from its roles.
+
+    `older_vip_room`: the VIPs' role room as made before issue 17 (a room of its own type,
+    unlinked from the space), which convergence replaces by a role space.
+    """
     vip = Role("vip", "VIP", None, 10, 300, frozenset({"send_messages"}), VIP_ROOM)  # type: ignore[arg-type]
     rooms = {"admin": ADMIN_ROOM, "moderator": MOD_ROOM}
     roles = [
@@ -96,10 +102,10 @@ def build(version: str = "12") -> States:
         ("m.space.child", NOOK): {"via": [VIA], "order": "000000"},
         **joined_with_bot(),
     }
-    # The admins' and moderators' rooms as made now (spaces linked from the server's space);
-    # the VIPs' as made before issue 17 (a room of its own type, unlinked).
+    # The role rooms as made now (spaces linked from the server's space), or the VIPs' as
+    # made before issue 17.
     for room, holders in ((ADMIN_ROOM, [OWNER]), (MOD_ROOM, [MOD]), (VIP_ROOM, [VIP])):
-        if room == VIP_ROOM:
+        if room == VIP_ROOM and older_vip_room:
             create = create_content(version, ROLE_ROOM_TYPE)
         else:
             create = {**create_content(version, "m.space"), ROLE_ROOM_KEY: True}
@@ -140,12 +146,36 @@ def context(states: States, *, join_all: bool = False) -> ServerRooms:
 
 
 def apply(states: States, plan: Plan) -> States:
-    """What the homeserver (and the module's auto-join) make of the plan's steps."""
+    """What the homeserver (and the module's auto-join) make of the plan's steps.
+
+    A created room gets an id made from the step's name and the plan's contents (the same
+    plan makes the same room), its creation content and initial state, and the bot inside.
+    """
     after = copy.deepcopy(states)
-    for _, _, step in plan.steps():
+    results: dict[str, dict[str, Any]] = {}
+    for _, _, planned in plan.steps():
+        step = planned.resolved(results, plan)
+        if isinstance(step, CreateRoom):
+            digest = hashlib.sha256(json.dumps(plan.to_json(), sort_keys=True).encode())
+            room = RoomID(f"!{step.name}_{digest.hexdigest()[:8]}:hs")
+            body = step.body
+            version = str(body.get("room_version", "12"))
+            created = {**create_content(version), **body.get("creation_content", {})}
+            after[room] = {("m.room.create", ""): created, **joined_with_bot()}
+            for event in body.get("initial_state", []):
+                after[room][(event["type"], event.get("state_key", ""))] = dict(event["content"])
+            if "power_level_content_override" in body:
+                levels = dict(body["power_level_content_override"])
+                after[room][("m.room.power_levels", "")] = levels
+            results[step.name] = {"room_id": room}
+            continue
         room = RoomID(str(getattr(step, "room", "")))
         if isinstance(step, SendState):
             after[room][(step.type, str(step.state_key))] = dict(step.content)
+            results[step.name] = {"event_id": f"${step.name}"}
+            continue
+        if isinstance(step, Leave):
+            after[room][("m.room.member", BOT)] = {"membership": "leave"}
             continue
         assert isinstance(step, Ban | Unban | Kick | AutoJoinInvite), step
         membership = {Ban: "ban", Unban: "leave", Kick: "leave", AutoJoinInvite: "join"}[type(step)]

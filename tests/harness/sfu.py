@@ -7,21 +7,32 @@ import secrets
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from guildsctl.janus import LocalJanus, janus_listening, start_janus
 from guildsctl.synapse import stop, tail, wait_until
-from tests.harness.stack import Stack, build_stack, free_port
+from tests.harness.stack import SFU, Stack, build_stack, free_port
 
 PLUGIN = "janus.plugin.videoroom"
+# For the tests on the session's stack with an SFU (`StackWithSfu`).
+ON_SFU = pytest.mark.parametrize("stack", [SFU], indirect=True, scope="session")
 
 
-def start_test_janus(root: Path) -> tuple[subprocess.Popen[bytes], LocalJanus]:
+def start_test_janus(
+    root: Path, *, audiobridge: bool = False, session_timeout_s: int = 45
+) -> tuple[subprocess.Popen[bytes], LocalJanus]:
     """Janus on a free loopback port with fresh secrets; raises with its log if it fails."""
-    janus = LocalJanus(free_port(), rtp_ports=(40000, 49999))
+    janus = LocalJanus(
+        free_port(),
+        rtp_ports=(40000, 49999),
+        audiobridge=audiobridge,
+        session_timeout_s=session_timeout_s,
+    )
     log_path = root / "logs" / "janus.log"
     proc = start_janus(janus, root / "janus", log_path)
     if not wait_until(
@@ -32,7 +43,41 @@ def start_test_janus(root: Path) -> tuple[subprocess.Popen[bytes], LocalJanus]:
     return proc, janus
 
 
-def build_sfu_stack(root: Path) -> tuple[Stack, subprocess.Popen[bytes], LocalJanus]:
+@dataclass
+class StackWithSfu(Stack):
+    """A SQLite `Stack` whose guilds.yaml names a Janus started beside it: the `stack` param
+    `SFU`, started once per session and shared by the modules that name it (the SFU's access
+    rules and the browser calls through it), like the stacks with an admin's settings."""
+
+    janus: LocalJanus | None = None
+    janus_proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def sfu(self) -> LocalJanus:
+        assert self.janus is not None
+        return self.janus
+
+    def kill_janus(self) -> None:
+        """SIGKILL, as a crash would: no goodbye to anyone."""
+        if self.janus_proc is not None:
+            self.janus_proc.kill()
+            self.janus_proc.wait()
+
+    def start_janus_again(self) -> None:
+        """Janus back on its port with the same secrets (as `guilds run`'s supervisor does)."""
+        self.janus_proc = start_janus(
+            self.sfu, self.root / "janus", self.root / "logs" / "janus.log"
+        )
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self.janus_proc is not None:
+                stop(self.janus_proc)
+
+
+def build_sfu_stack(root: Path) -> StackWithSfu:
     """A SQLite stack whose guilds.yaml names a Janus started for it (`guilds serve` next)."""
     root.mkdir(parents=True, exist_ok=True)
     proc, janus = start_test_janus(root)
@@ -41,7 +86,9 @@ def build_sfu_stack(root: Path) -> tuple[Stack, subprocess.Popen[bytes], LocalJa
     except BaseException:
         stop(proc)
         raise
-    return stack, proc, janus
+    return StackWithSfu(
+        **{f.name: getattr(stack, f.name) for f in fields(Stack)}, janus=janus, janus_proc=proc
+    )
 
 
 class JanusRefused(Exception):
@@ -79,10 +126,10 @@ class JanusSession:
                 raise JanusRefused(answer)
             return dict(answer)
 
-    async def attach(self) -> None:
+    async def attach(self, plugin: str = PLUGIN) -> None:
         created = await self.request({"janus": "create"})
         self.session_id = created["data"]["id"]
-        attached = await self.request({"janus": "attach", "plugin": PLUGIN})
+        attached = await self.request({"janus": "attach", "plugin": plugin})
         self.handle_id = attached["data"]["id"]
 
     async def videoroom(self, body: dict[str, Any]) -> dict[str, Any]:

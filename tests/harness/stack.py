@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import nio
@@ -57,6 +57,34 @@ CONFIGURED: dict[str, dict[str, Any]] = {
     TEMPLATED: TEMPLATES,
     JOIN_DEFAULT: {"policies": {"join_channels": "default"}},
 }
+# The `stack` param of a SQLite stack with a Janus SFU beside it (tests/harness/sfu.py), shared
+# like the `CONFIGURED` ones by the modules that name it.
+SFU = "sqlite_sfu"
+
+
+# The bridge's waits for a homeserver or database at fault, shorter in test stacks than the
+# production defaults (guilds.yaml, docs/DEPLOYMENT.md "Waiting out faults"), so that a test of a
+# fault waits seconds rather than the bounds a real deployment wants: a request still running
+# after `answer_within_s` answers 202 (followed by `Api.call`), a token the homeserver has not
+# checked within `token_check_timeout_s` or a SQLite lock held `database_busy_timeout_s` is a
+# 503, and a change waiting out the homeserver tries again at least every `max_retry_wait_s`.
+# The token check is the one a loaded machine could exceed by accident: it keeps room for that.
+TEST_WAITS: dict[str, Any] = {
+    "operations": {"answer_within_s": 5, "max_retry_wait_s": 2},
+    "homeserver": {"token_check_timeout_s": 5},
+    "database_busy_timeout_s": 1,
+}
+
+
+def with_test_waits(config: dict[str, Any]) -> dict[str, Any]:
+    """guilds.yaml's `config` with the waits of TEST_WAITS (its own sections keep their keys)."""
+    merged = dict(config)
+    for key, value in TEST_WAITS.items():
+        if isinstance(value, dict):
+            merged[key] = {**value, **merged.get(key, {})}
+        else:
+            merged.setdefault(key, value)
+    return merged
 
 
 def free_port() -> int:
@@ -76,6 +104,10 @@ def create_pg_database(prefix: str) -> str:
                 f"CREATE DATABASE {name} ENCODING 'UTF8'"
                 " LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
             )
+            # A commit answers before its WAL reaches the disk (a test database is dropped
+            # anyway, and only PostgreSQL's own crash could lose it): every write of Synapse
+            # and the bridge waited for an fsync of a disk the whole machine shares.
+            cur.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
     return name
 
 
@@ -105,6 +137,10 @@ _user_counter = itertools.count(1)
 
 @dataclass
 class Stack:
+    # Whether the homeserver may answer a room's state endpoint from a stale cache: Synapse
+    # split into workers can (docs/DEPLOYMENT.md 8); tests then read the room's own events.
+    STALE_STATE_READS: ClassVar[bool] = False
+
     backend: str
     root: Path
     homeserver: Homeserver
@@ -272,17 +308,19 @@ def build_stack(
     config_path = root / "guilds.yaml"
     write_yaml(
         config_path,
-        guilds_config(
-            SERVER_NAME,
-            homeserver.url,
-            bridge_db,
-            appservice_port=as_port,
-            web_port=web_port,
-            bot_localpart=BOT_LOCALPART,
-            log_level="DEBUG",
-            metrics_port=free_port(),
-        )
-        | (admin_config or {}),
+        with_test_waits(
+            guilds_config(
+                SERVER_NAME,
+                homeserver.url,
+                bridge_db,
+                appservice_port=as_port,
+                web_port=web_port,
+                bot_localpart=BOT_LOCALPART,
+                log_level="DEBUG",
+                metrics_port=free_port(),
+            )
+            | (admin_config or {})
+        ),
         private=True,
     )
     # The module enforces its share of the policies: Synapse reads them from its own config.

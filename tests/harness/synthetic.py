@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import functools
 import math
 import time
 from array import array
@@ -29,15 +30,28 @@ SAMPLE_RATE = 48_000
 SAMPLES = 960  # 20 ms, Opus's frame
 TONE_HZ = 440.0
 KEEPALIVE_S = 15.0
+TOKEN_REFRESH_S = 90.0
+
+
+@functools.cache
+def tone_second(amplitude: int) -> bytes:
+    """One second of the tone at `amplitude`, computed once (the bench runs dozens of these
+    participants at once)."""
+    samples = (
+        amplitude * math.sin(2 * math.pi * TONE_HZ * i / SAMPLE_RATE) for i in range(SAMPLE_RATE)
+    )
+    return array("h", (int(sample) for sample in samples)).tobytes()
 
 
 class ToneTrack(MediaStreamTrack):
-    """A 440 Hz tone, paced in real time (browsers measure its audio level)."""
+    """A 440 Hz tone, paced in real time (browsers measure its audio level); silence (the same
+    packets, all zero) with `amplitude` 0."""
 
     kind = "audio"
 
-    def __init__(self) -> None:
+    def __init__(self, amplitude: int = 6000) -> None:
         super().__init__()
+        self.amplitude = amplitude
         self._start: float | None = None
         self._sent = 0
 
@@ -49,15 +63,11 @@ class ToneTrack(MediaStreamTrack):
             wait = self._start + self._sent / SAMPLE_RATE - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-        pcm = array(
-            "h",
-            (
-                int(6000 * math.sin(2 * math.pi * TONE_HZ * (self._sent + i) / SAMPLE_RATE))
-                for i in range(SAMPLES)
-            ),
-        )
+        # One second of the tone is a whole number of its periods: it loops seamlessly.
+        start = self._sent % SAMPLE_RATE * 2
+        pcm = tone_second(self.amplitude)
         frame = AudioFrame(format="s16", layout="mono", samples=SAMPLES)
-        frame.planes[0].update(pcm.tobytes())
+        frame.planes[0].update(pcm[start : start + SAMPLES * 2])
         frame.pts = self._sent
         frame.sample_rate = SAMPLE_RATE
         frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
@@ -88,9 +98,17 @@ class SyntheticParticipant:
     """One user's device in a channel's SFU call; `async with` joins, leaving on exit."""
 
     def __init__(
-        self, stack: Stack, user: User, server_id: str, channel_id: str, *, video: bool
+        self,
+        stack: Stack,
+        user: User,
+        server_id: str,
+        channel_id: str,
+        *,
+        video: bool,
+        silent: bool = False,
     ) -> None:
         self.stack = stack
+        self.silent = silent
         self.user = user
         self.server_id = server_id
         self.channel_id = channel_id
@@ -114,12 +132,7 @@ class SyntheticParticipant:
             assert response.status == 200, await response.text()
 
     async def __aenter__(self) -> SyntheticParticipant:
-        status, creds = await Api(self.stack, self.user).call(
-            "POST",
-            f"/servers/{self.server_id}/channels/{self.channel_id}/sfu",
-            {"device_id": self.user.device_id},
-        )
-        assert status == 200, creds
+        creds = await self._credentials()
         self._session = janus_session(creds["focus"]["url"], creds["token"])
         session = await self._session.__aenter__()
         await session.attach()
@@ -135,7 +148,7 @@ class SyntheticParticipant:
         assert joined.get("videoroom") == "joined", joined
         pc = RTCPeerConnection()
         self.pc = pc
-        pc.addTrack(ToneTrack())
+        pc.addTrack(ToneTrack(0 if self.silent else 6000))
         if self.video:
             pc.addTrack(PictureTrack())
         # aiortc gathers every candidate before the description is set: no trickle needed.
@@ -170,10 +183,24 @@ class SyntheticParticipant:
         self.joined_at = time.monotonic()
         return self
 
-    @staticmethod
-    async def _keep_alive(session: JanusSession) -> None:
+    async def _credentials(self) -> dict[str, Any]:
+        status, creds = await Api(self.stack, self.user).call(
+            "POST",
+            f"/servers/{self.server_id}/channels/{self.channel_id}/sfu",
+            {"device_id": self.user.device_id},
+        )
+        assert status == 200, creds
+        return dict(creds)
+
+    async def _keep_alive(self, session: JanusSession) -> None:
+        """Keepalives with a token the bridge issued less than TOKEN_REFRESH_S ago (its tokens
+        last 3 minutes, as the web client's do; it asks again in time, and so do we)."""
+        refreshed = time.monotonic()
         while True:
             await asyncio.sleep(KEEPALIVE_S)
+            if time.monotonic() - refreshed > TOKEN_REFRESH_S:
+                session.token = (await self._credentials())["token"]
+                refreshed = time.monotonic()
             await session.ws.send_json(
                 {
                     "janus": "keepalive",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import pytest_asyncio
@@ -34,6 +35,7 @@ from tests.harness.stack import (
     create_pg_database,
     drop_pg_database,
     free_port,
+    with_test_waits,
 )
 from tests.harness.synapse_base import base_config
 
@@ -62,6 +64,8 @@ ON_SQLITE_WORKERS_AND_ROOM_VERSION_11 = pytest.mark.parametrize(
 @dataclass
 class WorkersStack(Stack):
     """A `Stack` whose homeserver is the router in front of Synapse's processes."""
+
+    STALE_STATE_READS: ClassVar[bool] = True
 
     deployment: WorkerDeployment | None = None
     name: str = field(default="localhost")
@@ -133,14 +137,16 @@ def build_workers_stack(root: Path) -> WorkersStack:
         config_path = root / "guilds.yaml"
         write_yaml(
             config_path,
-            guilds_config(
-                server_name,
-                deployment.url,
-                f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{bridge_name}",
-                appservice_port=as_port,
-                web_port=web_port,
-                bot_localpart=BOT_LOCALPART,
-                log_level="DEBUG",
+            with_test_waits(
+                guilds_config(
+                    server_name,
+                    deployment.url,
+                    f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{bridge_name}",
+                    appservice_port=as_port,
+                    web_port=web_port,
+                    bot_localpart=BOT_LOCALPART,
+                    log_level="DEBUG",
+                )
             ),
             private=True,
         )

@@ -47,6 +47,44 @@ def _check_ab(name: str, ab: dict[str, Any]) -> None:
         assert len(comparison["a_values"]) == len(comparison["b_values"]) >= 1
 
 
+# How much of a failed run's output its message shows besides every traceback, whole.
+TAIL_CHARS = 4000
+_TRACEBACK = "Traceback (most recent call last):"
+# Lines of an exception's message kept when no blank line ends it.
+_MESSAGE_LINES = 20
+
+
+def failure_output(output: str, tail: int = TAIL_CHARS) -> str:
+    """What a failed run's message shows: every traceback in `output` whole (from its first
+    line to the exception's, chained ones included), then the last `tail` characters; the
+    output whole if that is no shorter."""
+    lines = output.splitlines()
+    blocks: list[str] = []
+    i = 0
+    while i < len(lines):
+        if not lines[i].lstrip().startswith(_TRACEBACK):
+            i += 1
+            continue
+        start = i
+        i += 1
+        # The frames are indented; the exception's line is not, and its message runs on to a
+        # blank line (traceback.format_exc() ends with one in bench.smoke's log), or for a few
+        # lines at most where the output goes straight on.
+        while i < len(lines) and (lines[i].startswith((" ", "\t")) or not lines[i].strip()):
+            i += 1
+        message_end = min(len(lines), i + _MESSAGE_LINES)
+        while i < message_end and lines[i].strip():
+            if i > start + 1 and lines[i].lstrip().startswith(_TRACEBACK):
+                break
+            i += 1
+        blocks.append("\n".join(lines[start:i]))
+    shown = "\n\n".join(blocks)
+    end = output[-tail:]
+    if len(output) <= len(shown) + len(end):
+        return output
+    return f"{shown}\n\n… the output's last {tail} characters:\n{end}"
+
+
 def run_quick(figures: list[str], results: Path, *, budget_s: float) -> dict[str, str]:
     """Run the figures' scripts with --quick at once, writing JSON into `results`; answers each
     one's printed output, once every one has exited 0 within `budget_s` in all."""
@@ -66,7 +104,7 @@ def run_quick(figures: list[str], results: Path, *, budget_s: float) -> dict[str
     for figure, proc in procs.items():
         out, _ = proc.communicate(timeout=max(60.0, budget_s - (time.monotonic() - started)))
         outputs[figure] = out.decode(errors="replace")
-        assert proc.returncode == 0, f"{figure} failed:\n{outputs[figure][-3000:]}"
+        assert proc.returncode == 0, f"{figure} failed:\n{failure_output(outputs[figure])}"
     return outputs
 
 
@@ -82,7 +120,7 @@ def run_smoke(results: Path, *, budget_s: float) -> str:
         check=False,
     )
     output = proc.stdout.decode(errors="replace")
-    assert proc.returncode == 0, f"bench.smoke failed:\n{output[-6000:]}"
+    assert proc.returncode == 0, f"bench.smoke failed:\n{failure_output(output)}"
     return output
 
 
@@ -148,14 +186,30 @@ def _check_fig6_memory(fig6: dict[str, Any]) -> None:
     assert any(t["name"] == "bridge model, 5 idle such servers" for t in fig6["targets"])
 
 
+def test_a_failure_shows_every_traceback_whole_and_the_end() -> None:
+    frames = "".join(f'  File "bench/x.py", line {n}, in f\n    step_{n}()\n' for n in range(400))
+    first = f"{_TRACEBACK}\n{frames}RuntimeError: the first figure broke\n"
+    second = f'{_TRACEBACK}\n  File "y.py", line 1, in g\nValueError: another\nsecond line\n\n'
+    noise = "".join(f"fig1: trial {n} done\n" for n in range(2000))
+    output = f"starting\n{first}{noise}{second}{noise}fig6 failed\n"
+    shown = failure_output(output)
+    # The first traceback is far longer than the tail kept, and more than 6,000 characters from
+    # the end: every frame of it is shown, and so is the end.
+    assert len(first) > TAIL_CHARS and output.index(first) < len(output) - 6000
+    assert first.rstrip("\n") in shown and "ValueError: another\nsecond line" in shown
+    assert shown.endswith("fig6 failed\n") and len(shown) < len(output)
+    assert failure_output("short\n") == "short\n"
+
+
 BROWSER_FIGURES = ["fig7_web", "fig8_calls"]
 
 
 @pytest.mark.browser
 @pytest.mark.timeout(600)
 def test_the_browser_figures_run_quick_and_write_their_json(tmp_path: Path) -> None:
-    """Figures 7 (web UI) and 8 (calls) drive Chromium: both at once, after the six above."""
-    outputs = run_quick(BROWSER_FIGURES, tmp_path, budget_s=540)
+    """Figures 7 (web UI) and 8 (calls) drive Chromium: both at once, after the six above; beside
+    them the voice comparison (synthetic participants on Janus's VideoRoom and AudioBridge)."""
+    outputs = run_quick([*BROWSER_FIGURES, "voice_sfu"], tmp_path, budget_s=540)
     for figure in BROWSER_FIGURES:
         assert f"## {figure}" in outputs[figure]
 
@@ -182,3 +236,19 @@ def test_the_browser_figures_run_quick_and_write_their_json(tmp_path: Path) -> N
     assert "error" not in sfu, sfu.get("error")
     assert all(_positive(v) for v in sfu["join_ms"]["values"]), sfu
     assert _positive(sfu["janus_cores_per_participant"]), sfu
+    # Two browsers: the resident received the joiner too; the CPU windows carry the load.
+    assert sfu["browsers"] == 2 and sfu["resident_receives_all"] is True, sfu
+    # The joiner's grid was read from the page: both tiles in view, side by side.
+    grid = sfu["grid"]
+    assert (grid["tiles"], grid["in_view"], grid["overlaps"]) == (2, 2, 0), grid
+    assert _positive(sfu["browser_cores_each"]), sfu
+    for window in (sfu["cpu_full"], sfu["cpu_without_joiner"]):
+        assert len(window["loadavg"]) == 3 and window["publishers"] >= 1, window
+
+    voice = json.loads((tmp_path / "voice_sfu.json").read_text())
+    assert voice["quick"] is True and len(voice["machine"]["loadavg"]) == 3
+    for transport in ("videoroom", "audiobridge"):
+        entry = voice["results"]["2"][transport]
+        assert "error" not in entry, entry.get("error")
+        assert all(_positive(v) for v in entry["join_ms"]), entry
+        assert _positive(entry["janus_cores_per_participant"]), entry

@@ -21,14 +21,22 @@ from urllib.parse import urlsplit
 import nio
 import psycopg2
 
-from bridge.api.app import WHOAMI_TIMEOUT_S
 from bridge.engine.store import Database, StoreUnavailable
 from tests.harness.api import Api, create_server, eventually, join_as, join_server
 from tests.harness.stack import PG_HOST, PG_PORT, PG_USER, Stack, User
 
-# A call that needs the homeserver or the database may take this long to be refused, at most:
-# the bridge's own bounds (whoami timeout, SQLite busy timeout) plus slack for a slow machine.
-REFUSAL_BOUND_S = WHOAMI_TIMEOUT_S + 20
+# Slack for a slow machine over the bridge's own bounds on a refusal (`refusal_bound`).
+REFUSAL_SLACK_S = 20
+
+
+def refusal_bound(stack: Stack) -> float:
+    """How long a call that needs the homeserver or the database may take to be refused, at
+    most: the stack's bounds (guilds.yaml's token check timeout and SQLite busy timeout, short
+    in test stacks) plus slack."""
+    config = stack.config
+    return (
+        config.homeserver.token_check_timeout_s + config.database_busy_timeout_s + REFUSAL_SLACK_S
+    )
 
 
 async def send(client: nio.AsyncClient, room_id: str, body: str) -> str:
@@ -68,7 +76,7 @@ async def refused_as_unavailable(
     stack: Stack, user: User, method: str, path: str, body: Any = None
 ) -> dict[str, Any]:
     status, answer = await asyncio.wait_for(
-        Api(stack, user).call(method, path, body), timeout=REFUSAL_BOUND_S
+        Api(stack, user).call(method, path, body), timeout=refusal_bound(stack)
     )
     assert status == 503, (method, path, status, answer)
     assert answer["errcode"] == "M_UNAVAILABLE", answer

@@ -36,7 +36,7 @@ from tests.harness.api import (
     state_of,
 )
 from tests.harness.invariants import power_everywhere
-from tests.harness.stack import Stack, User
+from tests.harness.stack import ROOM_VERSION_11, Stack, User
 from tests.harness.workers import ON_SQLITE_WORKERS_AND_ROOM_VERSION_11
 
 # The same invariants hold when Synapse runs as a main process with workers (on PostgreSQL:
@@ -205,7 +205,13 @@ async def test_channels_are_restricted_rooms_of_the_homeserver_default_version(
 ) -> None:
     version = await default_room_version(built.stack)
     assert int(version) >= 10, version
+    # The stack's setting took: the `v11` stack's rooms are version 11 with classic `!id:server`
+    # ids (a setting Synapse ignored would quietly run every test here in 12 again), the others
+    # Synapse's own default, 12, whose ids name no server.
+    assert version == ("11" if built.stack.backend == ROOM_VERSION_11 else "12"), version
     role_rooms = {await role_room(built.stack, built.server_id, built.vip)}
+    for room_id in [*built.rooms, *role_rooms]:
+        assert (":" in room_id) == (version != "12"), (version, room_id)
     space = await built.state(built.server_id)
     assert space[("m.room.create", "")]["room_version"] == version
     for name, channel_id in built.channels.items():

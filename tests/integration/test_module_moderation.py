@@ -100,16 +100,33 @@ async def membership(stack: Stack, viewer: User, room_id: str, user_id: str) -> 
     return found if isinstance(found, str) else None
 
 
+class SharedServer:
+    """A server as `create_server` makes it, shared by the tests of this module that change
+    nothing server-wide (no member role edit, no role that lowers a threshold, no channel every
+    member is joined to): each makes its own members, roles and rooms and acts on those alone,
+    so none depends on another having run or not. Tests that do change the whole server
+    (thresholds, the member role, an adopted channel) make a server of their own."""
+
+    def __init__(self, owner: User, server: dict[str, Any]) -> None:
+        self.owner = owner
+        self.sid, self.general = server["server_id"], server["default_channel_id"]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def shared(stack: Stack) -> SharedServer:
+    owner = await stack.register_user(f"owner{secrets.token_hex(3)}")
+    return SharedServer(owner, await create_server(stack, owner, "Moderation"))
+
+
 # --- observation 1: thresholds are not permissions ----------------------------------------------
 
 
 async def test_a_powerful_role_without_the_permissions_cannot_moderate(
-    stack: Stack, alice: User
+    stack: Stack, shared: SharedServer
 ) -> None:
     """A role at power 60 holding only send_messages passes the kick (50), ban (50), invite
     (50) and redact (50) thresholds; each of those actions is refused, naming the permission."""
-    server = await create_server(stack, alice, "Thresholds")
-    sid, general = server["server_id"], server["default_channel_id"]
+    sid, general, alice = shared.sid, shared.general, shared.owner
     herald = await new_role(stack, alice, sid, "Herald", 60, ["send_messages"])
     loud = await member(stack, sid, herald, owner=alice)
     target = await member(stack, sid, owner=alice)
@@ -183,10 +200,9 @@ async def test_a_power_zero_role_with_manage_messages_does_not_arm_every_member(
         allowed(await client.room_put_state(general, PINNED, pins))
 
 
-async def test_channels_are_entered_through_the_server(stack: Stack, alice: User) -> None:
+async def test_channels_are_entered_through_the_server(stack: Stack, shared: SharedServer) -> None:
     """An invite into a channel alone would carry an outsider past its restricted join rule."""
-    server = await create_server(stack, alice, "Through the door")
-    sid, general = server["server_id"], server["default_channel_id"]
+    sid, general, alice = shared.sid, shared.general, shared.owner
     moderator = await member(stack, sid, "moderator", owner=alice)
     leaver = await member(stack, sid, owner=alice)
     outsider = await stack.register_user(f"out{secrets.token_hex(4)}")
@@ -232,9 +248,10 @@ async def _state(stack: Stack, user: User, room_id: str) -> dict[tuple[str, str]
 # --- observation 5: role rooms change only through the bot --------------------------------------
 
 
-async def test_role_room_membership_changes_only_through_guilds(stack: Stack, alice: User) -> None:
-    server = await create_server(stack, alice, "Role rooms")
-    sid = server["server_id"]
+async def test_role_room_membership_changes_only_through_guilds(
+    stack: Stack, shared: SharedServer
+) -> None:
+    sid, alice = shared.sid, shared.owner
     admin = await member(stack, sid, "admin", owner=alice)
     other_admin = await member(stack, sid, "admin", owner=alice)
     plain = await member(stack, sid, owner=alice)
@@ -257,10 +274,11 @@ async def test_role_room_membership_changes_only_through_guilds(stack: Stack, al
 # --- observations 9 and 11: a room joins the space only if Guilds can adopt it ------------------
 
 
-async def test_a_kick_from_one_channel_is_refused_saying_how(stack: Stack, alice: User) -> None:
+async def test_a_kick_from_one_channel_is_refused_saying_how(
+    stack: Stack, shared: SharedServer
+) -> None:
     # Issue 17, observation 7: "remove from room" in a channel, as Element and Cinny offer it.
-    server = await create_server(stack, alice, "Channel kicks")
-    sid, general = server["server_id"], server["default_channel_id"]
+    sid, general, alice = shared.sid, shared.general, shared.owner
     moderator = await member(stack, sid, "moderator", owner=alice)
     target = await member(stack, sid, owner=alice)
     for user in (moderator, target, alice):
@@ -279,10 +297,11 @@ async def test_a_kick_from_one_channel_is_refused_saying_how(stack: Stack, alice
     assert await eventually(out_of_the_channel, deadline_s=DEADLINE_S)
 
 
-async def test_a_ban_in_one_channel_is_refused_saying_how(stack: Stack, alice: User) -> None:
+async def test_a_ban_in_one_channel_is_refused_saying_how(
+    stack: Stack, shared: SharedServer
+) -> None:
     # Element's "ban from room" in a channel was allowed, then undone by convergence.
-    server = await create_server(stack, alice, "Channel bans")
-    sid, general = server["server_id"], server["default_channel_id"]
+    sid, general, alice = shared.sid, shared.general, shared.owner
     moderator = await member(stack, sid, "moderator", owner=alice)
     target = await member(stack, sid, owner=alice)
     for user in (moderator, target, alice):
@@ -310,10 +329,11 @@ async def test_a_ban_in_one_channel_is_refused_saying_how(stack: Stack, alice: U
     assert await eventually(unbanned_in_the_channel, deadline_s=DEADLINE_S)
 
 
-async def test_a_room_the_bot_cannot_adopt_cannot_be_linked(stack: Stack, alice: User) -> None:
+async def test_a_room_the_bot_cannot_adopt_cannot_be_linked(
+    stack: Stack, shared: SharedServer
+) -> None:
     """Observations 9 and 11: a room linked without the bot stayed in the space, unadopted."""
-    server = await create_server(stack, alice, "Links")
-    sid = server["server_id"]
+    sid, alice = shared.sid, shared.owner
     moderator = await member(stack, sid, "moderator", owner=alice)
     stranger = await member(stack, sid, owner=alice)
     link = {"via": [stack.server_name]}
@@ -421,10 +441,9 @@ async def test_a_moderators_linked_room_follows_the_server(stack: Stack, alice: 
 
 
 async def test_an_unban_from_a_matrix_client_reaches_every_channel(
-    stack: Stack, alice: User
+    stack: Stack, shared: SharedServer
 ) -> None:
-    server = await create_server(stack, alice, "Unbans")
-    sid, general = server["server_id"], server["default_channel_id"]
+    sid, general, alice = shared.sid, shared.general, shared.owner
     target = await member(stack, sid, owner=alice)
     status, answer = await Api(stack, alice).call(
         "POST", f"/servers/{sid}/members/{target.user_id}/ban"

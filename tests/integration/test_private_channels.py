@@ -12,7 +12,6 @@ change of the join rule), ungating moves it back, and the invariants hold after 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from typing import Any
 from urllib.parse import quote
@@ -33,47 +32,13 @@ from tests.harness.api import (
 )
 from tests.harness.invariants import assert_converged
 from tests.harness.jssdk import run_scenario
+from tests.harness.readable import everything_readable, mentions, raw
 from tests.harness.stack import Stack, User
 from tests.harness.workers import ON_SQLITE
 
 pytestmark = ON_SQLITE
 
 SPACE_CHILD = "m.space.child"
-
-
-async def raw(stack: Stack, user: User, path: str) -> tuple[int, Any]:
-    """One Client-Server GET as `user` (the token in the header), its JSON answer."""
-    assert stack.http is not None
-    async with stack.http.get(
-        f"{stack.hs_url}/_matrix/client{path}",
-        headers={"Authorization": f"Bearer {user.access_token}"},
-    ) as response:
-        return response.status, await response.json()
-
-
-async def everything_readable(stack: Stack, user: User, rooms: list[str]) -> dict[str, Any]:
-    """What `user` can read of these rooms and of their own account: a full `/sync` (long
-    timelines), each room's state, timeline and `/hierarchy` (with its links' content)."""
-    sync_filter = quote(json.dumps({"room": {"timeline": {"limit": 200}}}))
-    seen: dict[str, Any] = {}
-    status, seen["sync"] = await raw(stack, user, f"/v3/sync?full_state=true&filter={sync_filter}")
-    assert status == 200, seen["sync"]
-    for room in rooms:
-        room_path = quote(room)
-        for what, path in (
-            ("state", f"/v3/rooms/{room_path}/state"),
-            ("messages", f"/v3/rooms/{room_path}/messages?dir=b&limit=500"),
-            ("hierarchy", f"/v1/rooms/{room_path}/hierarchy?limit=100"),
-        ):
-            status, answer = await raw(stack, user, path)
-            # A category the member is not in may answer 403; that reveals nothing either.
-            seen[f"{what} {room}"] = answer if status == 200 else status
-    return seen
-
-
-def mentions(value: Any, needles: tuple[str, ...]) -> list[str]:
-    text = json.dumps(value)
-    return [needle for needle in needles if needle in text]
 
 
 async def new_role(stack: Stack, owner: User, sid: str, name: str) -> str:
@@ -242,3 +207,95 @@ async def test_a_grant_racing_a_gate_converges(stack: Stack, alice: User) -> Non
     async with stack.nio_client(carol) as client:
         assert plans in await hierarchy(client, sid)
     assert await link_of(stack, sid, plans) == {}
+
+
+async def test_a_channel_gated_after_being_open_leaves_its_bare_id_and_nothing_after(
+    stack: Stack, alice: User
+) -> None:
+    # What a channel made private late still shows to members without the role (docs/DESIGN.md,
+    # "Private channels", "What a late gate leaves"): the bare room id as the state key of the
+    # space's emptied link, the link it had while open in the space's timeline, and, to those
+    # who were inside, the channel as it stood when the gate removed them. Nothing written
+    # after the gate reaches them: not its new name or topic, not a row in /hierarchy, not a
+    # join.
+    server = await create_server(stack, alice, "Late")
+    sid = server["server_id"]
+    crew = await new_role(stack, alice, sid, "Crew")
+    plans = await new_channel(stack, alice, sid, name="plans", kind="voice", topic="open talk")
+    carol, dave = [await member(stack, sid, n) for n in ("carol", "dave")]
+    await grant(stack, sid, alice, dave, crew)
+    await assert_converged(stack, sid, alice, [carol, dave], context="open: ")
+
+    async def carol_inside() -> bool:
+        status, own = await raw(
+            stack, carol, f"/v3/rooms/{quote(plans)}/state/m.room.member/{quote(carol.user_id)}"
+        )
+        return status == 200 and own.get("membership") == "join"
+
+    # Guilds joins every member to every open channel; the gate must find her inside.
+    assert await eventually(carol_inside, deadline_s=60, what="carol's auto-join to #plans")
+    crew_room = await role_room(stack, sid, crew)
+    api = Api(stack, alice)
+    path = f"/servers/{sid}/channels/{plans}"
+    status, answer = await settled(api, "PATCH", path, {"allowed_roles": [crew]})
+    assert status == 200, answer
+    status, answer = await settled(
+        api, "PATCH", path, {"name": "vault-plans", "topic": "after the gate"}
+    )
+    assert status == 200, answer
+    erin = await member(stack, sid, "erin")  # entered the server after the gate
+    await assert_converged(stack, sid, alice, [carol, dave, erin], context="gated: ")
+    after_gate = ("vault-plans", "after the gate")
+
+    for outsider in (carol, erin):
+        who = outsider.user_id
+        # Nothing written after the gate, anywhere they can read.
+        seen = await everything_readable(stack, outsider, [sid])
+        leaks = {where: mentions(value, after_gate) for where, value in seen.items()}
+        assert not any(leaks.values()), (who, leaks)
+        # The bare id: the state key of the space's emptied link ...
+        space_state = seen[f"state {sid}"]
+        links = [e for e in space_state if e["type"] == SPACE_CHILD and e["state_key"] == plans]
+        assert [e["content"] for e in links] == [{}], (who, links)
+        # ... and the link it had while open, in the space's timeline (history `shared`:
+        # Erin, who came later, reads it too), with its order and kind, no name.
+        history = [
+            e["content"]
+            for e in seen[f"messages {sid}"]["chunk"]
+            if e["type"] == SPACE_CHILD and e.get("state_key") == plans
+        ]
+        assert any(c.get("via") and c.get("chat.guilds.kind") == "voice" for c in history), (
+            who,
+            history,
+        )
+        assert not mentions(history, ("open talk", *after_gate)), history
+        # Not in /hierarchy, and no way in.
+        rows = seen[f"hierarchy {sid}"]["rooms"]
+        assert plans not in {row["room_id"] for row in rows}, (who, rows)
+        async with stack.nio_client(outsider) as client:
+            assert isinstance(await client.join(plans), nio.JoinError)
+        # matrix-js-sdk (as Element and Cinny read the space): the link is there, unlinked;
+        # the room is refused, and the SDK knows no name or topic for it from after the gate.
+        answer = await run_scenario("space_links", stack, outsider, space_id=sid, probe=plans)
+        view = answer.result
+        assert {"state_key": plans, "linked": False} in view["children"], (who, view)
+        assert view["join_refused"] == "M_FORBIDDEN", (who, view)
+        assert view["probe_name"] not in after_gate and view["probe_topic"] not in after_gate
+
+    # Carol was inside when the gate came: she reads the channel as it stood when she was
+    # removed (its name and topic while open, the join rule naming the roles' rooms, and why
+    # she was removed), never what came after. Erin, never inside, reads nothing of it.
+    status, frozen = await raw(stack, carol, f"/v3/rooms/{quote(plans)}/state")
+    assert status == 200, frozen
+    by_type = {(e["type"], e["state_key"]): e["content"] for e in frozen}
+    assert by_type[("m.room.name", "")]["name"] == "plans", by_type
+    assert by_type[("m.room.topic", "")]["topic"] == "open talk", by_type
+    allowed = {a["room_id"] for a in by_type[("m.room.join_rules", "")]["allow"]}
+    assert crew_room in allowed, by_type
+    assert by_type[("m.room.member", carol.user_id)]["membership"] == "leave", by_type
+    assert not mentions(frozen, after_gate), frozen
+    status, _ = await raw(stack, erin, f"/v3/rooms/{quote(plans)}/state")
+    assert status == 403
+    # A holder reads the channel as it is now.
+    status, now = await raw(stack, dave, f"/v3/rooms/{quote(plans)}/state/m.room.name/")
+    assert status == 200 and now["name"] == "vault-plans", now

@@ -50,6 +50,12 @@ async def levels(stack: Stack, room: str) -> dict[str, Any]:
     return dict(content)
 
 
+async def users_levels(stack: Stack, rooms: list[str]) -> dict[str, dict[str, int]]:
+    """Each room's `users` power levels, read at once."""
+    read = await asyncio.gather(*(levels(stack, room) for room in rooms))
+    return {room: dict(content["users"]) for room, content in zip(rooms, read, strict=True)}
+
+
 async def every_room(stack: Stack, owner: User, sid: str) -> list[str]:
     status, server = await Api(stack, owner).call("GET", f"/servers/{sid}")
     assert status == 200, server
@@ -134,8 +140,9 @@ async def test_forty_concurrent_edits_of_one_role_all_complete_in_turn(
     status, roles = await Api(stack, alice).call("GET", f"/servers/{sid}/roles")
     assert status == 200
     assert next(r for r in roles["roles"] if r["role_id"] == "moderator")["power"] == final_power
-    for room in await every_room(stack, alice, sid):
-        assert (await levels(stack, room))["users"].get(bob.user_id) == final_power, room
+    rooms_levels = await users_levels(stack, await every_room(stack, alice, sid))
+    for room, room_users in rooms_levels.items():
+        assert room_users.get(bob.user_id) == final_power, room
 
 
 @ALSO_ON_WORKERS
@@ -166,12 +173,12 @@ async def test_concurrent_grants_and_removals_all_complete(stack: Stack, alice: 
         )
 
     assert await eventually(settled, deadline_s=30), "the members' roles never settled"
-    for room in await every_room(stack, alice, sid):
-        users_levels = (await levels(stack, room))["users"]
+    rooms_levels = await users_levels(stack, await every_room(stack, alice, sid))
+    for room, room_users in rooms_levels.items():
         for user in newcomers:
-            assert users_levels.get(user.user_id) == 50, (room, user.user_id)
+            assert room_users.get(user.user_id) == 50, (room, user.user_id)
         for user in holders:
-            assert users_levels.get(user.user_id, 0) == 0, (room, user.user_id)
+            assert room_users.get(user.user_id, 0) == 0, (room, user.user_id)
 
 
 # -- observation 7: Synapse killed in the middle of a role edit ----------------------------------
@@ -237,8 +244,8 @@ async def test_a_role_edit_resumes_after_synapse_is_killed_midway(
         await asyncio.to_thread(stack.homeserver.start)
     status, role = await outcome(stack, alice, status, answer)
     assert status == 200 and role["power"] == 42, role
-    for room in rooms:
-        assert (await levels(stack, room))["users"].get(bob.user_id) == 42, room
+    for room, room_users in (await users_levels(stack, rooms)).items():
+        assert room_users.get(bob.user_id) == 42, room
 
 
 # -- observation 8: Synapse stuck longer than the answer bound ------------------------------------
@@ -318,8 +325,9 @@ async def test_queued_requests_run_after_a_bridge_crash_in_order(
     assert [body["power"] for _, body in finals[1:]] == [43, 44]
     status, roles = await Api(stack, alice).call("GET", f"/servers/{sid}/roles")
     assert next(r for r in roles["roles"] if r["role_id"] == "moderator")["power"] == 44
-    for room in await every_room(stack, alice, sid):
-        assert (await levels(stack, room))["users"].get(bob.user_id) == 44, room
+    rooms_levels = await users_levels(stack, await every_room(stack, alice, sid))
+    for room, room_users in rooms_levels.items():
+        assert room_users.get(bob.user_id) == 44, room
 
 
 # -- the operation resource ---------------------------------------------------------------------
@@ -391,8 +399,8 @@ async def test_role_changes_during_channel_creation_reach_every_new_channel(
     )
     results = [await outcome(stack, alice, status, answer) for status, answer in answers]
     assert [status for status, _ in results] == [201] * 6 + [200] * 6, results
-    for room in await every_room(stack, alice, sid):
-        users_levels = (await levels(stack, room))["users"]
+    rooms_levels = await users_levels(stack, await every_room(stack, alice, sid))
+    for room, room_users in rooms_levels.items():
         for user in users[1:]:
-            assert users_levels.get(user.user_id) == 50, (room, user.user_id)
-        assert users_levels.get(leaving.user_id, 0) == 0, room
+            assert room_users.get(user.user_id) == 50, (room, user.user_id)
+        assert room_users.get(leaving.user_id, 0) == 0, room

@@ -2,10 +2,12 @@
 
 Issue 17, observation 3: `org.matrix.msc4143.rtc_foci` (in `/.well-known/matrix/client`) and
 Synapse's `/rtc/transports` are advertised only once an SFU clients can use is configured
-(docs/CALLS.md, "SFU foci"). Guilds' calls run on a full mesh, which needs neither: an entry
-naming an SFU that is not there would send Element Call to a focus it cannot reach. Checked on
-the running stack (whose Synapse settings are those `guilds run` writes) and in the
-configuration Guilds ships for production.
+(docs/CALLS.md, "SFU foci"). Without an SFU, Guilds' calls run on a full mesh, which needs
+neither: an entry naming an SFU that is not there would send Element Call to a focus it cannot
+reach. With Guilds' Janus configured, its clients find it through the bridge, and Element Call
+(which uses only LiveKit foci) cannot use it: advertising it would be as wrong. Checked on a
+running stack without an SFU and on one with Janus (whose Synapse settings are those
+`guilds run` writes), and in the configuration Guilds ships for production.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness.stack import Stack, User
+from tests.harness.api import Api, create_server, join_as
+from tests.harness.sfu import StackWithSfu
+from tests.harness.stack import SFU, Stack, User
 
 REPO = Path(__file__).resolve().parents[2]
 FOCI_KEY = "org.matrix.msc4143.rtc_foci"
@@ -37,9 +41,31 @@ async def get(stack: Stack, url: str, token: str | None = None) -> tuple[int, An
         return response.status, (await response.json()) if text else None
 
 
-# Discovery does not depend on the database: SQLite alone.
-@pytest.mark.parametrize("stack", ["sqlite"], indirect=True, scope="session")
-async def test_no_rtc_focus_is_advertised_without_an_sfu(stack: Stack, alice: User) -> None:
+async def sfu_credentials(stack: Stack, owner: User) -> tuple[int, Any]:
+    """The bridge's answer to a channel call's request for SFU credentials: whether the stack
+    really has the SFU it is meant to have."""
+    server = await create_server(stack, owner, "Foci")
+    path = f"/servers/{server['server_id']}/channels"
+    status, channel = await Api(stack, owner).call("POST", path, {"name": "talk", "kind": "voice"})
+    assert status == 201, channel
+    # In the channel's room first, as the web UI is before it joins a call.
+    await join_as(stack, owner, channel["channel_id"])
+    return await Api(stack, owner).call(
+        "POST", f"{path}/{channel['channel_id']}/sfu", {"device_id": owner.device_id}
+    )
+
+
+# Discovery does not depend on the database: SQLite alone, without an SFU and with Janus.
+@pytest.mark.parametrize("stack", ["sqlite", SFU], indirect=True, scope="session")
+async def test_no_rtc_focus_is_advertised_without_an_sfu_or_with_janus(
+    stack: Stack, alice: User
+) -> None:
+    # Each stack is what it is meant to be: calls through Janus on one, on the mesh on the other.
+    status, credentials = await sfu_credentials(stack, alice)
+    if isinstance(stack, StackWithSfu):
+        assert status == 200 and credentials["focus"]["type"] == "org.guilds.janus", credentials
+    else:
+        assert credentials["errcode"] == "GUILDS_NO_SFU", (status, credentials)
     # The web UI's origin answers client discovery: the homeserver, nothing about calls.
     status, well_known = await get(stack, f"{stack.web_url}/.well-known/matrix/client")
     assert status == 200, well_known

@@ -172,6 +172,32 @@ def test_directory_limits_have_defaults_and_are_checked(install: Path) -> None:
     assert "unknown option" in errors["directory.size"]
 
 
+def test_the_waits_for_a_fault_have_production_defaults_and_are_checked(install: Path) -> None:
+    data = guilds_data(install)
+    config = parse_config(data, install)
+    waits = (
+        config.answer_within_s,
+        config.max_retry_wait_s,
+        config.homeserver.token_check_timeout_s,
+        config.database_busy_timeout_s,
+    )
+    assert waits == (10, 30, 10, 5)
+    data["operations"] = {"answer_within_s": 2, "max_retry_wait_s": 1}
+    data["homeserver"]["token_check_timeout_s"] = 3
+    data["database_busy_timeout_s"] = 1
+    config = parse_config(data, install)
+    assert config.max_retry_wait_s == 1
+    assert config.homeserver.token_check_timeout_s == 3
+    assert config.database_busy_timeout_s == 1
+    data["operations"] = {"max_retry_wait_s": 0}
+    data["homeserver"]["token_check_timeout_s"] = 0.5
+    data["database_busy_timeout_s"] = 601
+    errors = errors_of(data, install)
+    assert "between 1 and 3600" in errors["operations.max_retry_wait_s"]
+    assert "whole number" in errors["homeserver.token_check_timeout_s"]
+    assert "between 1 and 600" in errors["database_busy_timeout_s"]
+
+
 def test_the_eviction_budget_and_folder_have_defaults_and_are_checked(install: Path) -> None:
     data = guilds_data(install)
     default = parse_config(data, install).directory
@@ -493,3 +519,27 @@ def test_sfu_is_off_unless_configured_and_its_secrets_are_checked(install: Path)
     assert "too short" in errors["sfu.janus.token_secret"]
     assert "too short" in errors["sfu.janus.admin_key"]
     assert "unknown option" in errors["sfu.janus.admin_api"]
+
+
+def test_sfu_secrets_may_come_from_files(install: Path, tmp_path: Path) -> None:
+    data = guilds_data(install)
+    secret, key = secrets.token_hex(32), secrets.token_hex(32)
+    (tmp_path / "token").write_text(secret + "\n")
+    (tmp_path / "key").write_text(key)
+    data["sfu"] = {
+        "janus": {
+            "url": "ws://janus:8188",
+            "token_secret_file": str(tmp_path / "token"),
+            "admin_key_file": str(tmp_path / "key"),
+        }
+    }
+    janus = parse_config(data, install).janus
+    assert janus is not None and (janus.token_secret, janus.admin_key) == (secret, key)
+    (tmp_path / "key").write_text("change-me")
+    data["sfu"]["janus"]["token_secret"] = secret
+    errors = errors_of(data, install)
+    assert "not both" in errors["sfu.janus.token_secret_file"]
+    assert "too short" in errors["sfu.janus.admin_key_file"]
+    del data["sfu"]["janus"]["token_secret"]
+    data["sfu"]["janus"]["token_secret_file"] = str(tmp_path / "missing")
+    assert "cannot read" in errors_of(data, install)["sfu.janus.token_secret_file"]

@@ -12,11 +12,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.engine.steps import AutoJoinInvite, Kick, Plan, SendState, Unban
+from bridge.engine.steps import AutoJoinInvite, CreateRoom, Kick, Plan, SendState, Unban
 from bridge.plans.derived import Divergence, divergences, repair_plan, with_pending_roles
 from guilds.ids import RoomID, UserID
 from guilds.layout import AUTO_JOIN_KEY, channel_allow, role_link
-from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT
+from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, ROLE_ROOM_KEY
 from tests.harness.server_states import (
     ADMIN_ROOM,
     BOT,
@@ -295,11 +295,71 @@ def test_a_role_room_made_as_a_space_is_linked_from_the_server() -> None:
     assert MOD_ROOM not in {c.category_id for c in server.categories}
 
 
-def test_a_role_room_of_the_older_shape_stays_unlinked() -> None:
-    # Linked, clients would list a room that is not a space among the server's rooms.
-    states = build()
+def migrated(states: States) -> list[States]:
+    """The rooms after each stage of each repair, round after round of checks, until nothing
+    diverges (at most eight rounds). A bridge killed between two stages resumes the same
+    operation from its journal, and checks wait while it is unfinished, so these are every
+    state the rooms pass through."""
+    seen = [states]
+    for _ in range(8):
+        found = divergences(context(states))
+        if not found:
+            return seen
+        plan = repair_plan(context(states), found)
+        for stages in range(1, len(plan.stages) + 1):
+            seen.append(apply(states, Plan.of(*plan.stages[:stages])))
+        states = seen[-1]
+    raise AssertionError(f"still diverging: {divergences(context(states))}")
+
+
+def test_a_role_room_of_the_older_shape_is_found_and_nothing_else() -> None:
+    states = build(older_vip_room=True)
     assert ("m.space.child", VIP_ROOM) not in states[SPACE]
-    assert divergences(context(states)) == []
+    assert divergences(context(states)) == [Divergence(SPACE, "role.vip.room", "space", "room")]
+    plan = repair_plan(context(states), divergences(context(states)))
+    assert [type(step) for step in plan.stages[0]] == [CreateRoom]
+    create = plan.stages[0][0]
+    assert isinstance(create, CreateRoom)
+    assert create.body["creation_content"]["type"] == "m.space"
+    assert create.body["creation_content"][ROLE_ROOM_KEY] is True
+    assert create.body["creation_content"]["predecessor"] == {"room_id": VIP_ROOM}
+    assert create.body["room_version"] == "12"
+
+
+def test_a_role_room_of_the_older_shape_is_replaced_by_a_role_space() -> None:
+    rounds = migrated(build(older_vip_room=True))
+    final = rounds[-1]
+    server = context(final).server
+    vip = server.role("vip")
+    assert vip is not None and vip.room_id not in (None, VIP_ROOM)
+    assert vip.previous_room_id is None
+    assert "previous_room_id" not in final[SPACE][(ROLE_EVENT, "vip")]
+    new = vip.room_id
+    create = final[new][("m.room.create", "")]
+    assert create["type"] == "m.space" and create[ROLE_ROOM_KEY] is True
+    # The holder moved, the space links the new room, the gate and the private channel's
+    # links name it instead of the older room.
+    assert final[new][("m.room.member", VIP)] == {"membership": "join"}
+    assert final[SPACE][("m.space.child", new)] == role_link("hs")
+    allow = final[SECRET][("m.room.join_rules", "")]["allow"]
+    assert sorted(a["room_id"] for a in allow) == sorted([ADMIN_ROOM, new])
+    assert final[new][("m.space.child", SECRET)]["via"] == ["hs"]
+    # The older room: emptied, tombstoned towards the new one, closed, the bot gone last.
+    old = final[VIP_ROOM]
+    assert old[("m.room.member", VIP)] == {"membership": "leave"}
+    assert old[("m.room.member", BOT)] == {"membership": "leave"}
+    assert old[("m.room.tombstone", "")]["replacement_room"] == new
+    assert old[("m.room.join_rules", "")] == {"join_rule": "invite"}
+    assert not old.get(("m.space.child", SECRET), {}).get("via")
+    # Throughout, after every stage, the holder held the role and stayed in the channel it
+    # opens; the API's model never lost the private channel.
+    for states in rounds:
+        model = context(states).server
+        assert "vip" in model.assignments.get(VIP, frozenset()), states
+        assert states[SECRET][("m.room.member", VIP)] == {"membership": "join"}
+        assert SECRET in {c.channel_id for c in model.channels}
+        gated = next(c for c in model.channels if c.channel_id == SECRET)
+        assert gated.allowed_roles == ("vip",)
 
 
 def test_rooms_the_model_does_not_know_are_left_alone() -> None:

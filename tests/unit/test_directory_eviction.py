@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import tracemalloc
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -24,6 +25,7 @@ from bridge.readback.rooms import RoomsReader
 from guilds.config import DEFAULT_COMPACTED_BUDGET_MIB, DirectorySettings
 from guilds.ids import RoomID, UserID
 from guilds.vocabulary import CALL_MEMBER_EVENT, CHANNEL_EVENT
+from tests.harness.api import eventually
 from tests.harness.directories import Clock, HeldReads, everything, inbox
 
 MIB = 1024 * 1024
@@ -245,6 +247,35 @@ async def test_forgetting_an_evicted_server_or_one_of_its_rooms() -> None:
     assert directory.server_ids() == [b] and directory.get(a) is None
     assert directory.footprint()["servers"] == 1
     assert all(directory.server_of(r) == b for r in directory.states())
+
+
+async def test_a_read_answered_after_its_server_was_forgotten_does_not_bring_it_back() -> None:
+    """A deleted server (its delete resumed after a crash, say) stays gone though a read of its
+    rooms that began before the delete is answered after it."""
+    directory, homeserver, _, (server,) = await directory_of(small(), 1)
+    rooms = directory.rooms(server)
+    homeserver.hold = asyncio.Event()
+    reads = homeserver.reads
+
+    def asked(count: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return homeserver.reads >= reads + count
+
+        return check
+
+    loading = asyncio.create_task(directory.load(server))
+    await eventually(asked(1), deadline_s=5, interval_s=0.001, what="the space's read")
+    refreshing = asyncio.create_task(directory.refresh(server, rooms))
+    await eventually(asked(2), deadline_s=5, interval_s=0.001, what="the rooms' reads")
+    directory.forget_server(server)
+    homeserver.hold.set()
+    assert await refreshing is None and await loading is None
+    assert directory.server_ids() == [] and directory.get(server) is None
+    assert not any(directory.server_of(r) for r in rooms) and not directory.states()
+    # Loaded again on purpose, it is read afresh.
+    homeserver.hold = None
+    assert await directory.load(server) is not None
+    assert directory.server_ids() == [server]
 
 
 async def test_a_server_loaded_again_while_evicted_is_read_afresh() -> None:

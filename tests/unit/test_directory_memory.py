@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,12 +13,16 @@ from bench.directory_memory import (
     CapturedHomeserver,
     capture,
     copy_id,
+    filesystem_of,
     measure,
     original_id,
+    state_fingerprint,
     steps_for,
+    unsettled,
 )
 from bridge.engine.matrix import MatrixRequestError
 from bridge.readback.directory import RoomStates, ServerDirectory
+from guilds.config import DirectorySettings
 from guilds.ids import RoomID, UserID
 from guilds.model import BUILTIN_ROLES, CATEGORY_EVENT, Role
 from guilds.snapshot import assemble
@@ -218,6 +224,79 @@ async def test_measure_idle_beyond_the_budget_leaves_every_copy_evicted() -> Non
     assert report["compacted_mb_per_copy"] > 0 and report["evicted_file_mb"] > 0
     # Taken back for the report's own read (the first copy), the model is the same.
     assert report["channels_per_copy"] == 2 and report["members_per_copy"] == 3
+
+
+async def test_measure_evicts_where_the_bridge_does_unless_told(tmp_path: Path) -> None:
+    homeserver = CapturedHomeserver(as_captured(tiny_server()))
+    # The bridge's own default for `directory.evict_dir`, not a folder of the bench's choosing.
+    default = await measure(homeserver, 2, idle=True, budget_mib=0)
+    assert DirectorySettings().evict_dir is None
+    assert default["evict_dir"] == tempfile.gettempdir()
+    assert default["evict_dir_filesystem"] == filesystem_of(tempfile.gettempdir())
+    chosen = await measure(homeserver, 2, idle=True, budget_mib=0, evict_dir=str(tmp_path))
+    assert chosen["evict_dir"] == str(tmp_path) and chosen["servers_evicted"] == 2
+
+
+def test_the_file_system_of_a_path_is_its_nearest_mount() -> None:
+    assert filesystem_of("/proc/self") == "proc"
+    assert filesystem_of("/") not in ("proc", "unknown")
+
+
+def settled_server() -> dict[str, Any]:
+    """tiny_server with Bob joined to the default channel, as Guilds leaves him."""
+    server = tiny_server()
+    event = Events()
+    event.count = 1000
+    server["rooms"][GENERAL] += joined(event, GENERAL, BOB)
+    return server
+
+
+def test_a_member_missing_from_the_default_channel_is_unsettled_under_either_policy() -> None:
+    for join_all in (False, True):
+        pending = unsettled(as_captured(tiny_server()), join_all=join_all)
+        assert pending == [f"{GENERAL}: 1 members of the space not joined"]
+
+
+def test_a_server_with_everyone_where_the_policy_puts_them_is_settled() -> None:
+    # FILED is not open to the space's members (no restricted join rule): no policy joins them.
+    assert unsettled(as_captured(settled_server()), join_all=False) == []
+    assert unsettled(as_captured(settled_server()), join_all=True) == []
+
+
+def test_under_join_all_every_channel_open_to_the_space_must_hold_every_member() -> None:
+    server = settled_server()
+    rule = {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": SPACE}]}
+    server["rooms"][FILED] += [Events()(FILED, "m.room.join_rules", rule)]
+    assert unsettled(as_captured(server), join_all=False) == []
+    assert unsettled(as_captured(server), join_all=True) == [
+        f"{FILED}: 2 members of the space not joined"
+    ]
+
+
+def test_a_pending_invitation_is_unsettled() -> None:
+    server = settled_server()
+    event = Events()
+    event.count = 2000
+    server["rooms"][FILED] += [event(FILED, "m.room.member", {"membership": "invite"}, ANN)]
+    for join_all in (False, True):
+        assert unsettled(as_captured(server), join_all=join_all) == [
+            f"{FILED}: 1 invitations pending"
+        ]
+
+
+def test_the_fingerprint_changes_with_any_state_event() -> None:
+    before = as_captured(settled_server())
+    assert state_fingerprint(before) == state_fingerprint(as_captured(settled_server()))
+    server = settled_server()
+    event = Events()
+    event.count = 3000
+    # Ann leaves the default channel: one event replaced by another.
+    server["rooms"][GENERAL] = [
+        e for e in server["rooms"][GENERAL] if e.get("state_key") != ANN
+    ] + [event(GENERAL, "m.room.member", {"membership": "leave"}, ANN)]
+    after = as_captured(server)
+    assert state_fingerprint(after) != state_fingerprint(before)
+    assert state_fingerprint(after)[SPACE] == state_fingerprint(before)[SPACE]
 
 
 def test_the_steps_reach_past_the_budget_at_evenly_growing_sizes() -> None:

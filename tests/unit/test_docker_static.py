@@ -33,6 +33,7 @@ from guilds.config import (
 from guildsctl.check import check, check_homeserver
 from guildsctl.cli import build_parser, cmd_serve
 from guildsctl.configgen import MODULE_PATH, fresh_token
+from guildsctl.janus import UNUSED_EVENT_HANDLERS, UNUSED_PLUGINS, UNUSED_TRANSPORTS
 from guildsctl.workers import CLIENT_WORKER_ROUTES, WORKERS
 from web.app import PROVISIONING_PREFIX
 
@@ -52,6 +53,7 @@ REQUIRED_SERVICES = {
     "coturn",
     "proxy",
     "prometheus",
+    "janus",
 }
 
 
@@ -199,7 +201,26 @@ def guilds_config_with_tokens(tmp_path: Path) -> GuildsConfig:
     registration = yaml.safe_load((path.parent / data["appservice"]["registration"]).read_text())
     registration["as_token"], registration["hs_token"] = fresh_token(), fresh_token()
     (tmp_path / data["appservice"]["registration"]).write_text(yaml.safe_dump(registration))
+    # The compose secrets the SFU's keys are read from, as mounted in the container.
+    for key in ("token_secret_file", "admin_key_file"):
+        secret = tmp_path / PurePosixPath(data["sfu"]["janus"][key]).name
+        secret.write_text(fresh_token())
+        data["sfu"]["janus"][key] = str(secret)
     return parse_config(data, tmp_path, str(path))
+
+
+def janus_conf(name: str) -> dict[str, str]:
+    """A Janus configuration file of docker/janus/ as `key: value` (its groups flattened, which
+    is enough: no key but `disable` appears in two groups, and it is left out), through the
+    janus service's mount."""
+    path = container("janus").host_path(f"/etc/guilds-janus/{name}")
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.strip().partition(" = ")
+        if sep and not key.startswith("#") and key != "disable":
+            assert key not in values, f"{name}: {key} twice"
+            values[key] = value.strip().strip('"')
+    return values
 
 
 # --- nginx: a small parser and nginx's own location selection -----------------------------------
@@ -346,6 +367,9 @@ def test_compose_has_the_production_shape() -> None:
     for name, spec in services().items():
         if name == "prometheus":
             assert all(str(p).startswith("127.0.0.1:") for p in spec["ports"]), spec["ports"]
+        elif name == "janus":
+            # Its media only: the WebSocket API stays on the compose network.
+            assert all(str(p).endswith("/udp") for p in spec["ports"]), spec["ports"]
         elif name not in ("proxy", "coturn"):
             assert "ports" not in spec, f"{name} must not publish ports"
 
@@ -475,10 +499,15 @@ def test_the_deployment_guilds_yaml_parses_but_refuses_its_placeholder_tokens(
 ) -> None:
     _, path = guilds_container_config()
     assert path.is_file() and path.is_relative_to(DOCKER)
-    # As shipped, the only problem is the registration's placeholder tokens: nobody can deploy them.
+    # As shipped, the only problems are the registration's placeholder tokens (nobody can deploy
+    # them) and, outside the container, the SFU's compose secrets (mounted in /run/secrets).
     with pytest.raises(ConfigErrors) as refused:
         load_config(path)
-    assert {e.key for e in refused.value} == {"appservice.registration"}
+    assert {e.key for e in refused.value} == {
+        "appservice.registration",
+        "sfu.janus.token_secret_file",
+        "sfu.janus.admin_key_file",
+    }
     reasons = " ".join(e.reason for e in refused.value)
     assert "as_token" in reasons and "hs_token" in reasons and "placeholder" in reasons
     assert any("as_token" in line for line in check(path, []))
@@ -620,6 +649,7 @@ ROUTES = {
     "/_guilds/v1/version": "guilds_web",
     "/.well-known/matrix/client": "guilds_web",
     "/": "guilds_web",
+    "/_janus": "janus_ws",
     "/static/js/matrix.js": "guilds_web",
 }
 
@@ -684,6 +714,7 @@ def test_proxy_upstreams_are_compose_services_on_their_configured_ports(tmp_path
             http_ports(synapse_config("synapse-client")[0], "client"),
         ),
         "guilds_web": ("guilds", {config.web.listen.port}),
+        "janus_ws": ("janus", {int(janus_conf("janus.transport.websockets.jcfg")["ws_port"])}),
     }
     upstreams = {u.args[0]: u for u in root.all("upstream")}
     assert set(upstreams) == set(wanted)
@@ -766,3 +797,79 @@ def test_nginx_parser_and_location_selection_follow_nginx() -> None:
         assert upstream_of(select_location(server, uri)) == upstream, uri
     with pytest.raises(AssertionError):
         parse_nginx("server { location / { proxy_pass http://a; }")
+
+
+def test_janus_is_the_sfu_of_the_bridge_with_its_api_internal_and_its_media_published(
+    tmp_path: Path,
+) -> None:
+    janus = container("janus")
+    core = janus_conf("janus.jcfg")
+    ws = janus_conf("janus.transport.websockets.jcfg")
+    videoroom = janus_conf("janus.plugin.videoroom.jcfg")
+    # The WebSocket API on the compose network only; no admin API at all.
+    port = int(ws["ws_port"])
+    assert janus.exposed == {port} and port not in janus.published
+    assert ws["ws"] == "true" and ws["ws_ip"] == "0.0.0.0"  # noqa: S104 - inside the container
+    assert ws["admin_ws"] == ws["admin_wss"] == ws["wss"] == "false"
+    # The same lock-down as `guilds run` (guildsctl/janus.py): signed tokens, only the VideoRoom
+    # and the WebSocket transport, rooms only with the admin key.
+    assert core["token_auth"] == "true" and core["token_auth_secret"] == "@TOKEN_SECRET@"
+    assert core["admin_secret"] == "@ADMIN_SECRET@"
+    text = janus.host_path("/etc/guilds-janus/janus.jcfg").read_text()
+    for names in (UNUSED_PLUGINS, UNUSED_TRANSPORTS, UNUSED_EVENT_HANDLERS):
+        assert f'disable = "{",".join(names)}"' in text, names
+    assert "libjanus_videoroom.so" not in text and "libjanus_websockets.so" not in text
+    assert videoroom == {
+        "admin_key": "@ADMIN_KEY@",
+        "lock_rtp_forward": "true",
+        "string_ids": "true",
+    }
+    # Media: the RTP range Janus uses is exactly the range compose publishes (UDP), and Janus
+    # advertises the host's public address, the one coturn advertises too.
+    lo, _, hi = core["rtp_port_range"].partition("-")
+    assert janus.published == set(range(int(lo), int(hi) + 1))
+    assert core["nat_1_1_mapping"] == "@EXTERNAL_IP@"
+    env = compose({**env_example(), "TURN_EXTERNAL_IP": "203.0.113.7"})["services"]
+    assert env["janus"]["environment"]["JANUS_EXTERNAL_IP"] == "203.0.113.7"
+    assert env["coturn"]["environment"]["TURN_EXTERNAL_IP"] == "203.0.113.7"
+    # Every placeholder is filled in at start, the secrets from the compose secrets it holds.
+    start = " ".join(janus.spec["entrypoint"])
+    placeholders = set(re.findall(r"@[A-Z_]+@", text + str(ws) + str(videoroom)))
+    assert placeholders == {"@TOKEN_SECRET@", "@ADMIN_SECRET@", "@ADMIN_KEY@", "@EXTERNAL_IP@"}
+    for placeholder in placeholders:
+        assert f"s|{placeholder}|" in start, placeholder
+    for secret in ("janus_token_secret", "janus_admin_key"):
+        assert secret in janus.spec["secrets"] and f"/run/secrets/{secret}" in start
+    assert "-F /tmp/janus" in start and "umask 077" in start
+
+    # The bridge: guilds.yaml names this Janus, reads the same two secrets, and sends browsers
+    # to the proxy's /_janus, which passes the WebSocket to Janus.
+    config = guilds_config_with_tokens(tmp_path)
+    assert config.janus is not None
+    host, ws_port = service_port(config.janus.url.replace("ws://", "http://"))
+    assert (host, ws_port) == ("janus", port)
+    raw = yaml.safe_load(guilds_container_config()[1].read_text())["sfu"]["janus"]
+    guilds = container("guilds")
+    for key, secret in (
+        ("token_secret_file", "janus_token_secret"),
+        ("admin_key_file", "janus_admin_key"),
+    ):
+        assert raw[key] == f"/run/secrets/{secret}" and secret in guilds.spec["secrets"]
+    public = urlsplit(config.janus.public_url)
+    web = urlsplit(config.web.public_url)
+    assert public.scheme == "wss" and public.netloc == web.netloc
+    root, _ = nginx_config()
+    location = select_location(tls_server(root), public.path)
+    assert upstream_of(location) == "janus_ws"
+    headers = {tuple(d.args) for d in location.all("proxy_set_header")}
+    assert ("Upgrade", "$http_upgrade") in headers and ("Connection", "upgrade") in headers
+
+
+def test_janus_image_installs_debians_janus_and_runs_as_a_user() -> None:
+    build = services()["janus"]["build"]
+    assert (DOCKER / build["context"]).resolve() == DOCKER
+    instructions = dockerfile(build["dockerfile"])
+    assert not [a for op, a in instructions if op in ("COPY", "ADD")], "nothing is baked in"
+    assert any("apt-get install" in a and " janus" in a for op, a in instructions if op == "RUN")
+    users = [a for op, a in instructions if op == "USER"]
+    assert users and users[-1] not in ("root", "0")

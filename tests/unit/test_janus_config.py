@@ -38,3 +38,32 @@ def test_each_start_has_fresh_secrets() -> None:
     one, two = LocalJanus(1), LocalJanus(1)
     assert one.token_secret != two.token_secret and one.admin_key != two.admin_key
     assert one.token_secret not in repr(one)
+
+
+def test_the_audiobridge_stays_off_unless_asked(tmp_path: Path) -> None:
+    write_config(LocalJanus(18188), tmp_path / "off")
+    assert "libjanus_audiobridge.so" in (tmp_path / "off" / "janus.jcfg").read_text()
+    assert not (tmp_path / "off" / "janus.plugin.audiobridge.jcfg").exists()
+
+
+def test_the_audiobridge_when_asked_is_locked_like_the_videoroom(tmp_path: Path) -> None:
+    janus = LocalJanus(18188, audiobridge=True)
+    folder = tmp_path / "janus"
+    write_config(janus, folder)
+    core = (folder / "janus.jcfg").read_text()
+    assert "libjanus_audiobridge.so" not in core
+    # Everything else stays off, and so do the admin API and unsigned access.
+    for name in UNUSED_PLUGINS:
+        if name != "libjanus_audiobridge.so":
+            assert name in core
+    assert "token_auth = true" in core
+    assert "admin_ws = false" in (folder / "janus.transport.websockets.jcfg").read_text()
+    bridge = folder / "janus.plugin.audiobridge.jcfg"
+    assert stat.S_IMODE(bridge.stat().st_mode) == 0o600
+    text = bridge.read_text()
+    assert f'admin_key = "{janus.admin_key}"' in text and "string_ids = true" in text
+    assert "lock_rtp_forward = true" in text and "lock_play_file = true" in text
+    assert "room-" not in text
+    # Written again without it, the plugin is off and its file gone.
+    write_config(LocalJanus(18188), folder)
+    assert not bridge.exists()

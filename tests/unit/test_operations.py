@@ -226,6 +226,22 @@ async def test_a_crash_mid_plan_is_resumed_without_repeating_anything(
     assert any(method == "GET" and "/directory/room/" in path for method, path in hs.calls)
 
 
+async def test_operations_stored_in_one_millisecond_resume_in_the_order_submitted(
+    db: Database, hs: FakeMatrix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Planned in a burst, operations share a millisecond of the clock; resumed, they must not
+    # run in the order of their random ids.
+    monkeypatch.setattr("time.time", lambda: 1_700_000_000.0)
+    first = OperationJournal(db, hs, BOT)
+    ids = [await first.submit("edit", "srv", server_plan(1)) for _ in range(8)]
+    await first.stop()
+    second = OperationJournal(db, hs, BOT)
+    try:
+        assert await second.resume() == ids
+    finally:
+        await second.stop()
+
+
 async def test_a_cancelled_run_is_resumed_by_the_next_journal(db: Database, hs: FakeMatrix) -> None:
     hs.delay_s = 0.01
     first = OperationJournal(db, hs, BOT)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.harness.scheduling import MODULE_SECONDS_PER_TEST, longest_first, work_group
-from tests.harness.stack import JOIN_DEFAULT, TEMPLATED
+from tests.harness.stack import JOIN_DEFAULT, SFU, TEMPLATED
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,11 +33,25 @@ def test_every_test_on_the_worker_deployment_is_in_one_group() -> None:
 
 
 def test_tests_without_a_backend_group_by_module() -> None:
-    path = "tests/integration/test_run.py"
-    assert work_group(f"{path}::test_run_starts_everything") == f"{path}[]"
+    path = "tests/integration/test_doctor.py"
+    assert work_group(f"{path}::test_doctor_lists") == f"{path}[]"
     assert work_group("tests/unit/test_model.py::test_names[bad-name]") == (
         "tests/unit/test_model.py[]"
     )
+
+
+def test_long_tests_that_share_nothing_are_groups_of_their_own() -> None:
+    # Each `guilds run` test and each benchmark smoke run starts all it needs itself.
+    run = "tests/integration/test_run.py"
+    bench = "tests/integration/test_bench_smoke.py"
+    ids = [
+        f"{run}::test_run_starts_everything",
+        f"{run}::test_port_in_use_is_explained[web-GUILDS_WEB_PORT]",
+        f"{run}::test_port_in_use_is_explained[homeserver-GUILDS_HOMESERVER_PORT]",
+        f"{bench}::test_every_backend_figure_runs_quick",
+        f"{bench}::test_the_browser_figures_run_quick",
+    ]
+    assert [work_group(nodeid) for nodeid in ids] == ids
 
 
 def test_browser_modules_with_real_media_share_one_group_others_group_by_module() -> None:
@@ -89,3 +103,17 @@ def test_every_test_on_a_configured_stack_is_in_one_group_whatever_its_module() 
         work_group(f"tests/integration/test_templates.py::test_listed[{TEMPLATED}]"),
         work_group(f"tests/browser/test_templates_ui.py::test_offered[{TEMPLATED}]"),
     } == {TEMPLATED}
+
+
+def test_every_test_on_the_stack_with_an_sfu_is_in_one_group_whatever_its_module() -> None:
+    # One Janus, Synapse and bridge for the SFU's access rules and the browser calls through it.
+    assert {
+        work_group(f"tests/integration/test_sfu_access.py::test_members_get[{SFU}]"),
+        work_group(f"tests/integration/test_sfu_access.py::test_kicked[{SFU}-kick]"),
+        work_group(f"tests/browser/test_sfu_calls.py::test_two_browsers[{SFU}]"),
+    } == {SFU}
+    # The module's test of a stack without an SFU goes with the other SQLite tests of the module.
+    assert (
+        work_group("tests/integration/test_sfu_access.py::test_without_an_sfu[sqlite]")
+        == "tests/integration/test_sfu_access.py[sqlite]"
+    )

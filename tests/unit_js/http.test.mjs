@@ -5,7 +5,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ConnectionError, MatrixError, requestJson } from "../../web/static/js/http.js";
+import {
+  ConnectionError,
+  MatrixError,
+  requestBlob,
+  requestJson,
+  sendKeepalive,
+  uploadWithProgress,
+} from "../../web/static/js/http.js";
 import { MatrixClient, MatrixError as MatrixErrorFromClient } from "../../web/static/js/matrix.js";
 import { GuildsApi } from "../../web/static/js/guilds-api.js";
 
@@ -171,4 +178,136 @@ test("GuildsApi: a failed operation is thrown as a MatrixError with its status",
   assert.ok(error instanceof MatrixError);
   assert.equal(error.status, 403);
   assert.equal(error.message, "You need manage_channels");
+});
+
+test("GuildsApi: a channel's SFU credentials are asked for the joining device", async () => {
+  const { fetchImpl, calls } = scripted(() => json(200, { url: "wss://sfu.test", token: "t" }));
+  const api = new GuildsApi({ baseUrl: "https://guilds.test", accessToken: "tok", fetch: fetchImpl });
+  assert.deepEqual(await api.channelSfu("!s:hs.test", "!c:hs.test", "DEV"), { url: "wss://sfu.test", token: "t" });
+  assert.equal(calls[0].url, "https://guilds.test/_guilds/v1/servers/!s%3Ahs.test/channels/!c%3Ahs.test/sfu");
+  assert.equal(calls[0].init.method, "POST");
+  assert.equal(calls[0].init.body, '{"device_id":"DEV"}');
+});
+
+test("GuildsApi: the invite's icon address is the API's, the code encoded, on the API's origin", () => {
+  const api = new GuildsApi({ baseUrl: "https://guilds.test/" });
+  assert.equal(api.inviteIconUrl("ab/cd"), "https://guilds.test/_guilds/v1/invites/ab%2Fcd/icon");
+});
+
+// --- bytes, uploads and goodbyes go through the same helper ------------------------------------
+
+test("requestBlob: the bytes of a 2xx answer, the token in the header only", async () => {
+  const { fetchImpl, calls } = scripted(() => new Response("PNGDATA", { status: 200 }));
+  const client = new MatrixClient({ baseUrl: "https://hs.test", accessToken: "tok", fetch: fetchImpl });
+  const blob = await client.mediaBlob("hs.test", "abc");
+  assert.equal(await blob.text(), "PNGDATA");
+  assert.ok(!calls[0].url.includes("tok"));
+  assert.equal(calls[0].init.headers.Authorization, "Bearer tok");
+  assert.equal(calls[0].init.credentials, "omit");
+  assert.equal(calls[0].init.referrerPolicy, "no-referrer");
+});
+
+test("requestBlob: an error answer is the same MatrixError, nothing answering a ConnectionError", async () => {
+  const { fetchImpl } = scripted(
+    () => json(404, { errcode: "M_NOT_FOUND", error: "Not found" }),
+    () => new Response("<html>Bad gateway</html>", { status: 502 }),
+    new TypeError("fetch failed"),
+  );
+  const missing = await requestBlob(fetchImpl, "https://hs.test/m").catch((e) => e);
+  assert.ok(missing instanceof MatrixError);
+  assert.equal(missing.errcode, "M_NOT_FOUND");
+  assert.equal(missing.status, 404);
+  const proxy = await requestBlob(fetchImpl, "https://hs.test/m").catch((e) => e);
+  assert.equal(proxy.message, "The homeserver answered 502");
+  const down = await requestBlob(fetchImpl, "https://hs.test/m", { origin: "https://hs.test" }).catch((e) => e);
+  assert.ok(down instanceof ConnectionError);
+  assert.equal(down.baseUrl, "https://hs.test");
+});
+
+test("sendKeepalive: a JSON goodbye that outlives the page, every failure ignored", async () => {
+  const { fetchImpl, calls } = scripted(new TypeError("fetch failed"));
+  sendKeepalive(fetchImpl, "https://hs.test/leave", { method: "PUT", body: { a: 1 }, accessToken: "tok" });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(calls[0].init.keepalive, true);
+  assert.equal(calls[0].init.method, "PUT");
+  assert.equal(calls[0].init.body, '{"a":1}');
+  assert.equal(calls[0].init.headers.Authorization, "Bearer tok");
+  assert.equal(calls[0].init.credentials, "omit");
+  // A fetch that throws at once (the page is already gone) is ignored too.
+  sendKeepalive(() => {
+    throw new TypeError("gone");
+  }, "https://hs.test/leave", { method: "PUT", body: {} });
+});
+
+/**
+ * An XMLHttpRequest that answers as told once sent, recording what was asked (Node has none).
+ * @param {{status?: number, body?: string, fail?: boolean}} answer
+ */
+function scriptedXhr(answer) {
+  const sent = [];
+  class Xhr {
+    constructor() {
+      this.headers = {};
+      this.upload = { onprogress: null };
+      sent.push(this);
+    }
+    open(method, url) {
+      this.method = method;
+      this.url = url;
+    }
+    setRequestHeader(name, value) {
+      this.headers[name] = value;
+    }
+    abort() {
+      this.onabort?.();
+    }
+    send(body) {
+      this.body = body;
+      setTimeout(() => {
+        if (answer.fail) return this.onerror?.();
+        this.upload.onprogress?.({ lengthComputable: true, loaded: 1, total: 2 });
+        this.status = answer.status ?? 200;
+        this.responseText = answer.body ?? "";
+        this.onload?.();
+      }, 0);
+    }
+  }
+  return { Xhr, sent };
+}
+
+test("uploadWithProgress: the file with its type, the token in the header, progress reported", async () => {
+  const { Xhr, sent } = scriptedXhr({ status: 200, body: '{"content_uri":"mxc://hs.test/x"}' });
+  const progress = [];
+  const file = new Blob(["hello"], { type: "text/plain" });
+  const answer = await uploadWithProgress("https://hs.test/up", file, { accessToken: "tok", onProgress: (f) => progress.push(f), Xhr });
+  assert.deepEqual(answer, { status: 200, data: { content_uri: "mxc://hs.test/x" } });
+  assert.equal(sent[0].method, "POST");
+  assert.equal(sent[0].headers.Authorization, "Bearer tok");
+  assert.equal(sent[0].headers["Content-Type"], "text/plain");
+  assert.equal(sent[0].body, file);
+  assert.deepEqual(progress, [0.5]);
+});
+
+test("uploadWithProgress: errors in the same shape as every other request", async () => {
+  const file = new Blob(["x"]);
+  const refused = await uploadWithProgress("https://hs.test/up", file, {
+    Xhr: scriptedXhr({ status: 413, body: '{"errcode":"M_TOO_LARGE","error":"File too large"}' }).Xhr,
+  }).catch((e) => e);
+  assert.ok(refused instanceof MatrixError);
+  assert.equal(refused.errcode, "M_TOO_LARGE");
+  assert.equal(refused.message, "File too large");
+  assert.equal(refused.status, 413);
+  const proxy = await uploadWithProgress("https://hs.test/up", file, {
+    Xhr: scriptedXhr({ status: 413, body: "<html>too large</html>" }).Xhr,
+    fallback: (status) => `The upload failed (${status})`,
+  }).catch((e) => e);
+  assert.equal(proxy.errcode, "M_UNKNOWN");
+  assert.equal(proxy.message, "The upload failed (413)");
+  const down = await uploadWithProgress("https://hs.test/up", file, { Xhr: scriptedXhr({ fail: true }).Xhr, origin: "https://hs.test" }).catch((e) => e);
+  assert.ok(down instanceof ConnectionError);
+  assert.equal(down.baseUrl, "https://hs.test");
+  const controller = new AbortController();
+  const pending = uploadWithProgress("https://hs.test/up", file, { Xhr: scriptedXhr({}).Xhr, signal: controller.signal });
+  controller.abort();
+  assert.ok((await pending.catch((e) => e)) instanceof ConnectionError);
 });

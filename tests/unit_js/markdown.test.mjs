@@ -1,5 +1,5 @@
 // The composer's markdown-lite (web/static/js/markdown.js): what is parsed, and the escaped
-// `formatted_body` it becomes. sanitizeHtml needs a DOM and is covered by the browser tests.
+// `formatted_body` it becomes. sanitizeHtml, for others' HTML, is in sanitize.test.mjs.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -40,4 +40,15 @@ test("a code block keeps its lines and its markup unparsed", () => {
 
 test("an underscore inside a word is not emphasis", () => {
   assert.deepEqual(messageContent("snake_case_name"), { msgtype: "m.text", body: "snake_case_name" });
+});
+
+test("||text|| is a spoiler, sent as the spec's data-mx-spoiler span; a lone | is text", () => {
+  assert.deepEqual(messageContent("the end: ||Bruce is **dead**||!"), {
+    msgtype: "m.text",
+    body: "the end: ||Bruce is **dead**||!",
+    format: "org.matrix.custom.html",
+    formatted_body: "the end: <span data-mx-spoiler>Bruce is <strong>dead</strong></span>!",
+  });
+  assert.deepEqual(messageContent("a || b | c"), { msgtype: "m.text", body: "a || b | c" });
+  assert.equal(toHtml(parseMarkdown("||<img src=x>||")), "<span data-mx-spoiler>&#60;img src=x&#62;</span>");
 });

@@ -90,6 +90,19 @@ test("an answer becomes hits, with the batch to page on and the server's count",
   assert.deepEqual(readSearchAnswer({}), { hits: [], nextBatch: null, count: null, highlights: [] });
 });
 
+test("a thread reply's hit names its thread, to be opened in it; other hits name none", () => {
+  const inThread = { event_id: "$t1", room_id: "!a", sender: "@bob:hs", content: { body: "deploy", "m.relates_to": { rel_type: "m.thread", event_id: "$root", is_falling_back: true, "m.in_reply_to": { event_id: "$root" } } } };
+  const plain = { event_id: "$p1", room_id: "!a", sender: "@bob:hs", content: { body: "deploy too" } };
+  const read = readSearchAnswer({ search_categories: { room_events: { results: [{ result: inThread }, { result: plain }] } } });
+  assert.deepEqual(
+    read.hits.map((h) => [h.eventId, h.threadId, h.body]),
+    [
+      ["$t1", "$root", "deploy"],
+      ["$p1", null, "deploy too"],
+    ],
+  );
+});
+
 test("terms are the query's words and the server's, once each, longest first", () => {
   assert.deepEqual(highlightTerms("Hell hello, HELL!", ["world"]), ["hello", "world", "hell"]);
   assert.deepEqual(highlightTerms("  ", []), []);

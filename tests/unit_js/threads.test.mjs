@@ -181,6 +181,23 @@ test("each sync's per-thread unread counts replace the last, and mentions in the
   assert.equal(index.unreadHighlights(), 0);
 });
 
+test("counts taken before this client's receipt do not bring a thread it read back; a newer reply does", () => {
+  const index = new ThreadIndex();
+  index.add(rootWithBundle(0, null));
+  index.add(reply("$r1", 2));
+  index.add(reply("$r2", 3));
+  index.setUnread({ [ROOT]: { notification_count: 2, highlight_count: 0 } });
+  index.markRead(ROOT, "$r2");
+  assert.deepEqual(index.unreadOf(ROOT), { notifications: 0, highlights: 0 });
+  // A sync computed before the receipt reached the server still counts both replies.
+  index.setUnread({ [ROOT]: { notification_count: 2, highlight_count: 0 } });
+  assert.deepEqual(index.unreadOf(ROOT), { notifications: 0, highlights: 0 });
+  // A reply after the one read is unread again, as the server says.
+  index.add(reply("$r3", 4));
+  index.setUnread({ [ROOT]: { notification_count: 1, highlight_count: 1 } });
+  assert.deepEqual(index.unreadOf(ROOT), { notifications: 1, highlights: 1 });
+});
+
 test("a room's mention count takes in the mentions waiting in its threads", async () => {
   const engine = new SyncEngine(/** @type {any} */ ({}), "@me:t");
   await engine._process({

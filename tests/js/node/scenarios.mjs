@@ -145,7 +145,35 @@ async function mention_actions(client, { room_id, event_ids }) {
   return answer;
 }
 
-export const scenarios = { hierarchy, rtc_memberships, room_list, mention_actions, pinned_events };
+/**
+ * What the SDK holds of a space's links once synced, and what it learns of one room by id: each
+ * `m.space.child` state key with whether it still links (clients skip a link without `via`), and
+ * for `probe`, its name and topic as the SDK knows the room (null when it does not) and the
+ * errcode of a join.
+ */
+async function space_links(client, { space_id, probe }) {
+  const space = await syncedRoom(client, space_id);
+  const children = space.currentState
+    .getStateEvents("m.space.child")
+    .map((event) => ({ state_key: event.getStateKey(), linked: links(event.getContent()) }));
+  const room = client.getRoom(probe);
+  let joinRefused = null;
+  try {
+    await client.joinRoom(probe);
+  } catch (error) {
+    joinRefused = error?.errcode ?? String(error);
+  }
+  return {
+    children,
+    probe_known: Boolean(room),
+    probe_membership: room?.getMyMembership() ?? null,
+    probe_name: room?.currentState.getStateEvents("m.room.name", "")?.getContent()?.name ?? null,
+    probe_topic: room?.currentState.getStateEvents("m.room.topic", "")?.getContent()?.topic ?? null,
+    join_refused: joinRefused,
+  };
+}
+
+export const scenarios = { hierarchy, rtc_memberships, room_list, mention_actions, pinned_events, space_links };
 
 /**
  * Thread `root_id` of a room as the SDK's own thread support reads it, once it holds at least

@@ -25,6 +25,12 @@ export function h(tag, props = {}, ...children) {
   return el;
 }
 
+/** Grow a textarea with its text, up to 240 px (the composer, a message being edited). */
+export function autosize(area) {
+  area.style.height = "auto";
+  area.style.height = `${Math.min(area.scrollHeight, 240)}px`;
+}
+
 /** The page's settings, from <meta> tags (the CSP forbids inline script). */
 export function readPageConfig(doc = document) {
   const meta = (name) => doc.querySelector(`meta[name="${name}"]`)?.getAttribute("content") ?? "";

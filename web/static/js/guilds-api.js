@@ -5,7 +5,9 @@
 // MatrixError (so describeError and `error.errcode` work as for the homeserver); a 429 waited out
 // and retried a bounded number of times. A 202 (a change still under way) is followed to its end
 // through its operation (docs/API.md, "Operations"). Used by the shell (views/home.js), the
-// management dialogs (manage/) and the invite landing page (invite.js).
+// management dialogs (manage/), the invite landing page (invite.js) and channel calls
+// (calls/group.js, for SFU credentials). Every route has a named method here: no other module
+// names a provisioning path.
 
 import { DEFAULT_TIMEOUT_MS, MatrixError, requestJson } from "./http.js";
 
@@ -137,6 +139,16 @@ export class GuildsApi {
   deleteCategory(sid, cat) {
     return this.request("DELETE", `/servers/${seg(sid)}/categories/${seg(cat)}`);
   }
+  /**
+   * Credentials for a voice or video channel's SFU room (docs/API.md, docs/CALLS.md): a
+   * `GUILDS_NO_SFU` MatrixError when the bridge has no SFU and the call runs peer to peer.
+   * @param {string} sid
+   * @param {string} cid
+   * @param {string} deviceId  the device that joins the call
+   */
+  channelSfu(sid, cid, deviceId) {
+    return this.request("POST", `/servers/${seg(sid)}/channels/${seg(cid)}/sfu`, { body: { device_id: deviceId } });
+  }
 
   // --- members --------------------------------------------------------------------------------
   /**
@@ -218,6 +230,14 @@ export class GuildsApi {
   /** Public: what the landing page shows. No token is sent. */
   previewInvite(code) {
     return this.request("GET", `/invites/${seg(code)}`, { auth: false });
+  }
+  /**
+   * Public: the address of the server's icon on an invite's landing page, for an <img> (the
+   * bridge fetches it for anyone holding a usable code; a visitor has no token for media).
+   * @param {string} code
+   */
+  inviteIconUrl(code) {
+    return `${this.baseUrl}${API_PREFIX}/invites/${seg(code)}/icon`;
   }
   redeemInvite(code) {
     return this.request("POST", `/invites/${seg(code)}/redeem`, { body: {} });

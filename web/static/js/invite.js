@@ -2,7 +2,7 @@
 // signing in or up when needed — and opens the app with that server selected.
 
 import { h, readPageConfig } from "./dom.js";
-import { API_PREFIX, GuildsApi } from "./guilds-api.js";
+import { GuildsApi } from "./guilds-api.js";
 import { joinWithInvite, resolveContext } from "./manage/context.js";
 import { errorSentence, serverIcon } from "./manage/dialog.js";
 import { MatrixClient, MatrixError } from "./matrix.js";
@@ -98,7 +98,7 @@ function matrixFor(session) {
 function landingIcon(preview) {
   const el = serverIcon(preview.name, null, null, { size: 128 });
   if (preview.icon) {
-    const img = h("img", { alt: "", "data-testid": "invite-icon", src: `${API_PREFIX}/invites/${encodeURIComponent(code)}/icon` });
+    const img = h("img", { alt: "", "data-testid": "invite-icon", src: new GuildsApi().inviteIconUrl(code) });
     img.addEventListener("load", () => {
       el.replaceChildren(img);
       el.classList.add("has-image");

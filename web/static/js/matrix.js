@@ -1,11 +1,20 @@
 // The one module that talks to the homeserver: every Client-Server API request goes through here,
 // and no other module names a `/_matrix/` path (eslint.config.js enforces it).
 //
-// Requests are made by http.js, shared with the provisioning API's client: the access token in the
-// Authorization header only, never in a URL; a `{errcode, error}` answer a thrown MatrixError; a
-// 429 waited out and retried a bounded number of times.
+// Requests are made by http.js, shared with the provisioning API's client — JSON, media bytes,
+// uploads with progress and goodbyes on pagehide alike: the access token in the Authorization
+// header only, never in a URL; a `{errcode, error}` answer a thrown MatrixError; a 429 on a JSON
+// request waited out and retried a bounded number of times.
 
-import { ConnectionError, DEFAULT_TIMEOUT_MS, MatrixError, errorFromAnswer, readJson, requestJson } from "./http.js";
+import {
+  ConnectionError,
+  DEFAULT_TIMEOUT_MS,
+  MatrixError,
+  requestBlob,
+  requestJson,
+  sendKeepalive,
+  uploadWithProgress,
+} from "./http.js";
 
 export { ConnectionError, MatrixError };
 
@@ -81,23 +90,12 @@ export class MatrixClient {
   }
 
   /**
-   * Send a request that outlives the page (fetch `keepalive`), for a goodbye on pagehide: no
+   * Send a request that outlives the page (http.js sendKeepalive), for a goodbye on pagehide: no
    * answer is awaited and failures are ignored — whatever it ends also ends another way
    * (a call membership's expiry, a call's failed connection).
    */
   _sendOnUnload(method, path, body) {
-    try {
-      this._fetch(new URL(this.baseUrl + path), {
-        method,
-        keepalive: true,
-        headers: { Authorization: `Bearer ${this.accessToken}`, "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-        credentials: "omit",
-        referrerPolicy: "no-referrer",
-      }).catch(() => {});
-    } catch {
-      // Nothing more can be done while the page goes away.
-    }
+    sendKeepalive(this._fetch, new URL(this.baseUrl + path), { method, body, accessToken: this.accessToken });
   }
 
   // --- Client-Server API calls ------------------------------------------------------------
@@ -296,31 +294,20 @@ export class MatrixClient {
   }
 
   /**
-   * A GET answered with bytes (authenticated media): the Blob, or a thrown MatrixError.
+   * A request answered with bytes (authenticated media): the Blob, or a thrown MatrixError.
    * @param {string} method
    * @param {string} path
    * @param {{query?: Record<string, string>}} [options]
    */
-  async requestBlob(method, path, { query } = {}) {
+  requestBlob(method, path, { query } = {}) {
     const url = new URL(this.baseUrl + path);
     for (const [key, value] of Object.entries(query ?? {})) url.searchParams.set(key, value);
-    /** @type {Record<string, string>} */
-    const headers = {};
-    if (this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
-    let response;
-    try {
-      response = await this._fetch(url, {
-        method,
-        headers,
-        signal: AbortSignal.timeout(DEFAULT_TIMEOUT_MS * 2),
-        credentials: "omit",
-        referrerPolicy: "no-referrer",
-      });
-    } catch (cause) {
-      throw new ConnectionError(this.baseUrl, cause);
-    }
-    if (!response.ok) throw errorFromAnswer(response.status, await readJson(response));
-    return response.blob();
+    return requestBlob(this._fetch, url, {
+      method,
+      accessToken: this.accessToken,
+      timeoutMs: DEFAULT_TIMEOUT_MS * 2,
+      origin: this.baseUrl,
+    });
   }
 
   getRoomState(roomId) {
@@ -328,43 +315,25 @@ export class MatrixClient {
   }
 
   /**
-   * Upload to the media repository with progress (fetch cannot report upload progress, so this
-   * one request uses XMLHttpRequest). Answers the `mxc://` URI.
+   * Upload to the media repository with progress (http.js uploadWithProgress). Answers the
+   * `mxc://` URI.
    * @param {Blob} file
    * @param {{filename?: string, onProgress?: (fraction: number) => void, signal?: AbortSignal}} options
    */
-  uploadWithProgress(file, { filename, onProgress, signal } = {}) {
+  async uploadWithProgress(file, { filename, onProgress, signal } = {}) {
     const url = new URL(`${this.baseUrl}/_matrix/media/v3/upload`);
     if (filename) url.searchParams.set("filename", filename);
-    return new Promise((resolve, reject) => {
-      const xhr = new XMLHttpRequest();
-      xhr.open("POST", url);
-      xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
-      if (this.accessToken) xhr.setRequestHeader("Authorization", `Bearer ${this.accessToken}`);
-      xhr.upload.onprogress = (event) => {
-        if (event.lengthComputable && onProgress) onProgress(event.loaded / event.total);
-      };
-      xhr.onerror = () => reject(new ConnectionError(this.baseUrl, new Error("upload failed")));
-      xhr.onabort = () => reject(new ConnectionError(this.baseUrl, new Error("upload aborted")));
-      xhr.onload = () => {
-        let data;
-        try {
-          data = JSON.parse(xhr.responseText || "{}");
-        } catch {
-          data = {};
-        }
-        if (xhr.status >= 200 && xhr.status < 300 && typeof data.content_uri === "string") {
-          onProgress?.(1);
-          resolve(data.content_uri);
-          return;
-        }
-        const errcode = typeof data.errcode === "string" ? data.errcode : "M_UNKNOWN";
-        const message = typeof data.error === "string" ? data.error : `The upload failed (${xhr.status})`;
-        reject(new MatrixError(errcode, message, { status: xhr.status, data }));
-      };
-      signal?.addEventListener("abort", () => xhr.abort());
-      xhr.send(file);
+    const failed = (status) => `The upload failed (${status})`;
+    const { status, data } = await uploadWithProgress(url, file, {
+      accessToken: this.accessToken,
+      onProgress,
+      signal,
+      origin: this.baseUrl,
+      fallback: failed,
     });
+    if (typeof data?.content_uri !== "string") throw new MatrixError("M_UNKNOWN", failed(status), { status, data });
+    onProgress?.(1);
+    return data.content_uri;
   }
 
   /** The user's display name, or null when they have none. */

@@ -4,7 +4,22 @@
 // A pin is added at the end of the list, as Element does, so the list runs from the oldest pin to
 // the newest and the panel shows it reversed (newest first, as Discord's pins). Pure: no DOM.
 
+import { powerOf } from "./mentions.js";
+
 export const PINNED_EVENTS = "m.room.pinned_events";
+
+/**
+ * Whether `userId` may change a room's pins, as its power levels decide it: in a channel, those
+ * with manage_messages (the bridge sets the level); in a DM Guilds made (trusted_private_chat),
+ * both people. `room` is a `Room` of sync.js, or anything with `getState`.
+ */
+export function mayPinIn(room, userId) {
+  if (!room) return false;
+  const levels = room.getState("m.room.power_levels")?.content;
+  // Without power levels every state event is open to all (the spec's state_default of 0).
+  const needed = levels ? Number(levels.events?.[PINNED_EVENTS] ?? levels.state_default ?? 50) : 0;
+  return powerOf(room, userId) >= needed;
+}
 
 /**
  * The pinned event ids a state content names, in its order, without repeats or non-ids (a

@@ -1,5 +1,6 @@
-// The address of what is open: `#/server/<id>/channel/<id>[/message/<id>]`, so a channel can be
-// linked, bookmarked and reloaded, and Back and Forward move between channels.
+// The address of what is open: `#/server/<id>/channel/<id>[/thread/<root id>][/message/<id>]`,
+// so a channel, a thread of it, or a message (in the channel or in the thread) can be linked,
+// bookmarked and reloaded, and Back and Forward move between them.
 //
 // In the fragment, so the web server needs no routes of its own. The invite landing page's
 // older `#server=<id>` (a server just joined) is still understood. Pure: no DOM, no history.
@@ -8,11 +9,12 @@
  * @typedef {object} Route
  * @property {string|null} serverId  null: Home (direct messages)
  * @property {string|null} channelId  null: the server's own choice (its default channel)
- * @property {string|null} eventId  a message linked to, in that channel
+ * @property {string|null} eventId  a message linked to, in that channel (or in that thread)
+ * @property {string|null} threadId  the root of a thread open beside the channel
  */
 
 /** @type {Route} */
-export const HOME = Object.freeze({ serverId: null, channelId: null, eventId: null });
+export const HOME = Object.freeze({ serverId: null, channelId: null, eventId: null, threadId: null });
 
 function decode(part) {
   try {
@@ -34,29 +36,40 @@ export function parseRoute(hash) {
   const invited = /^server=([^&/]+)$/.exec(text);
   if (invited) {
     const serverId = decode(invited[1]);
-    return serverId ? { serverId, channelId: null, eventId: null } : null;
+    return serverId ? { ...HOME, serverId } : null;
   }
   const parts = text.split("/");
   if (parts[0] !== "" || parts[1] !== "server") return null;
-  const [serverPart, channelWord, channelPart, messageWord, messagePart, ...rest] = parts.slice(2);
+  const [serverPart, ...rest] = parts.slice(2);
   const serverId = decode(serverPart ?? "");
-  if (!serverId || rest.length) return null;
-  if (channelWord === undefined) return { serverId, channelId: null, eventId: null };
-  const channelId = channelWord === "channel" ? decode(channelPart ?? "") : null;
-  if (!channelId) return null;
-  if (messageWord === undefined) return { serverId, channelId, eventId: null };
-  const eventId = messageWord === "message" ? decode(messagePart ?? "") : null;
-  return eventId ? { serverId, channelId, eventId } : null;
+  if (!serverId) return null;
+  /** @type {Route} */
+  const route = { ...HOME, serverId };
+  // After the server: named parts, each once and in this order (a message last).
+  const order = ["channel", "thread", "message"];
+  const key = { channel: "channelId", thread: "threadId", message: "eventId" };
+  let next = 0;
+  for (let i = 0; i < rest.length; i += 2) {
+    const at = order.indexOf(rest[i], next);
+    const value = decode(rest[i + 1] ?? "");
+    if (at === -1 || !value) return null;
+    route[key[order[at]]] = value;
+    next = at + 1;
+  }
+  // A thread or a message is always in a channel.
+  if (!route.channelId && (route.threadId || route.eventId)) return null;
+  return route;
 }
 
 /**
  * The fragment for a route (`""` for Home): what parseRoute reads back as the same route.
  * @param {Partial<Route>} route
  */
-export function formatRoute({ serverId = null, channelId = null, eventId = null }) {
+export function formatRoute({ serverId = null, channelId = null, eventId = null, threadId = null }) {
   if (!serverId) return "";
   let hash = `#/server/${encodeURIComponent(serverId)}`;
   if (!channelId) return hash;
   hash += `/channel/${encodeURIComponent(channelId)}`;
+  if (threadId) hash += `/thread/${encodeURIComponent(threadId)}`;
   return eventId ? `${hash}/message/${encodeURIComponent(eventId)}` : hash;
 }

@@ -14,6 +14,7 @@ import { stripReplyFallback } from "./markdown.js";
  * @property {number} ts
  * @property {string} body  the text matched (an edit's new text)
  * @property {string|null} displayName  from the answer's profile info, when it has one
+ * @property {string|null} threadId  the root of the thread the message is a reply in, if it is
  */
 
 /** Longest accepted query, in characters: a search box, not a document. */
@@ -91,6 +92,8 @@ function readHit(item) {
     // A reply's body quotes what it answers (the fallback other clients show): not its words.
     body: relation?.["m.in_reply_to"] ? stripReplyFallback(shown.body) : shown.body,
     displayName: typeof profile?.displayname === "string" && profile.displayname ? profile.displayname : null,
+    // A thread reply is opened in its thread (an edit's hit names only the message it edits).
+    threadId: relation?.rel_type === "m.thread" && typeof relation.event_id === "string" ? relation.event_id : null,
   };
 }
 

@@ -257,10 +257,13 @@ export class SyncEngine extends EventTarget {
     let backoff = BACKOFF_START_MS;
     while (!this.stopped) {
       try {
+        // After a failure the server is asked not to hold the request: were it back with nothing
+        // new to say, a long poll would keep the "reconnecting" banner up for LONG_POLL_MS more.
+        const reconnecting = this.status === "reconnecting";
         const data = await this.client.sync({
           since: this.since,
           filter: SYNC_FILTER,
-          timeoutMs: this.since ? LONG_POLL_MS : 0,
+          timeoutMs: this.since && !reconnecting ? LONG_POLL_MS : 0,
         });
         if (this.stopped) return;
         await this._process(data);

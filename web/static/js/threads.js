@@ -87,6 +87,8 @@ export class ThreadIndex {
   constructor() {
     /** @type {Map<string, {notifications: number, highlights: number}>} unread counts by root, from the sync */
     this.unread = new Map();
+    /** @type {Map<string, string>} the reply this client last marked read, by root */
+    this.readUpTo = new Map();
     /** @type {Map<string, {replies: Map<string, Record<string, any>>, base: ReturnType<typeof bundledThread>, complete: boolean}>} */
     this.threads = new Map();
     /** @type {Set<string>} */
@@ -148,8 +150,17 @@ export class ThreadIndex {
     for (const [rootId, counts] of Object.entries(byRoot ?? {})) {
       const notifications = Number(counts?.notification_count) || 0;
       const highlights = Number(counts?.highlight_count) || 0;
+      // Counts taken before this client's receipt reached the server: read is read until a
+      // newer reply comes.
+      if (this.readUpTo.has(rootId) && this.readUpTo.get(rootId) === this.summary(rootId)?.latest?.event_id) continue;
       if (notifications || highlights) this.unread.set(rootId, { notifications, highlights });
     }
+  }
+
+  /** This client read thread `rootId` up to its reply `eventId` (and sends the receipt). */
+  markRead(rootId, eventId) {
+    this.readUpTo.set(rootId, eventId);
+    this.unread.delete(rootId);
   }
 
   /** @returns {{notifications: number, highlights: number}} */

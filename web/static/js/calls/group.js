@@ -137,6 +137,23 @@ export function focusOf(content) {
   return typeof focus === "object" && focus !== null && typeof focus.type === "string" ? focus.type : "unknown";
 }
 
+/**
+ * What a membership says of the member's media (`org.guilds.call`, docs/CALLS.md): muted,
+ * deafened, camera off, sharing their screen; null when it says nothing (another app, or a
+ * Guilds tab from before the marks).
+ * @returns {{audioMuted: boolean, videoMuted: boolean, deafened: boolean, screenshare: boolean} | null}
+ */
+export function marksOf(content) {
+  const own = content?.["org.guilds.call"];
+  if (!own || typeof own !== "object" || typeof own.audio_muted !== "boolean") return null;
+  return {
+    audioMuted: own.audio_muted,
+    videoMuted: own.video_muted === true,
+    deafened: own.deafened === true,
+    screenshare: own.screenshare === true,
+  };
+}
+
 /** The user id a membership state key names (`_@u:s_DEV`, `@u:s_DEV` or `@u:s`). */
 export function userOfKey(key) {
   const bare = key.startsWith("_") ? key.slice(1) : key;
@@ -173,6 +190,7 @@ export function callMembers(room, now = Date.now(), { includeExpired = false } =
       key: event.state_key,
       since: Number.isFinite(content.created_ts) ? content.created_ts : (event.origin_server_ts ?? 0),
       focus: focusOf(content),
+      marks: marksOf(content),
       // Neither of Guilds' transports: in the call from another app.
       foreign: !GUILDS_FOCI.has(focusOf(content)),
     });
@@ -251,6 +269,8 @@ export class GroupCall extends EventTarget {
     this._leaveTimer = null;
     this._rejoining = false;
     this._rejoinedFor = null;
+    this._marksWrite = null;
+    this._marksAgain = false;
     this._onUpdate = (event) => {
       if (event.detail.state.get(this.roomId)?.has(CALL_MEMBER) || event.detail.rooms.has(this.roomId)) {
         this._reconcile();
@@ -274,11 +294,8 @@ export class GroupCall extends EventTarget {
   /** Credentials for this channel's SFU room from the bridge; null when none is configured. */
   async _sfuCredentials() {
     if (!this.api || !this.serverId) return null;
-    const enc = encodeURIComponent;
     try {
-      return await this.api.request("POST", `/servers/${enc(this.serverId)}/channels/${enc(this.roomId)}/sfu`, {
-        body: { device_id: this.me.deviceId },
-      });
+      return await this.api.channelSfu(this.serverId, this.roomId, this.me.deviceId);
     } catch (error) {
       if (error?.errcode === NO_SFU) return null;
       throw error;
@@ -402,7 +419,14 @@ export class GroupCall extends EventTarget {
       // Relative to created_ts, as MatrixRTC reads it; expires_ts is the same instant, absolute.
       expires: now + timing.expiresMs - this.createdTs,
       expires_ts: now + timing.expiresMs,
-      "org.guilds.call": { kind: this.kind },
+      // Every participant's marks, on either transport, readable by any Matrix client.
+      "org.guilds.call": {
+        kind: this.kind,
+        audio_muted: this.muted,
+        deafened: this.deafened,
+        video_muted: !this.cameraTrack,
+        screenshare: Boolean(this.screenTrack),
+      },
     };
   }
 
@@ -616,6 +640,7 @@ export class GroupCall extends EventTarget {
     const members = callMembers(room).filter(notMe);
     // Nobody on another transport can be reached from this one: listed, never called.
     this.foreign = members.filter((m) => m.focus !== this.focusType);
+    this._applyMarks(members);
     if (this.transport) {
       // On the SFU, Janus tells who publishes (janus.js); room state tells who is in the call.
       this._changed();
@@ -661,8 +686,16 @@ export class GroupCall extends EventTarget {
       this.peers.set(id, peer);
       if (compareParty(this.me, member) < 0) peer.placeCall();
     }
+    this._applyMarks(members);
     this._applyVideoEncodings();
     this._changed();
+  }
+
+  /** Each peer takes what its device's membership says of its media (mute, deafen, camera). */
+  _applyMarks(members) {
+    for (const peer of this.peers.values()) {
+      peer.applyMarks(members.find((m) => m.userId === peer.userId && m.deviceId === peer.deviceId)?.marks ?? null);
+    }
   }
 
   /** The sending budget of every peer's video for the call's current size (see videoEncoding). */
@@ -729,8 +762,7 @@ export class GroupCall extends EventTarget {
   setMuted(muted) {
     this.muted = Boolean(muted);
     for (const track of this.micStream?.getAudioTracks() ?? []) track.enabled = !this.muted;
-    this._sendMetadata();
-    this._changed();
+    this._marksChanged();
   }
 
   setDeafened(deafened) {
@@ -756,28 +788,80 @@ export class GroupCall extends EventTarget {
     }
     await Promise.all(this.peerList.map((peer) => peer.updateVideo()));
     await this.transport?.updateVideo();
-    this._sendMetadata();
-    this._changed();
+    this._marksChanged();
   }
 
-  /** Share the screen instead of the camera (video channels); off returns to the camera. */
+  /**
+   * Share the screen (video channels). On the mesh it replaces the camera on the same sender; on
+   * the SFU it is a second feed in the VideoRoom beside the camera (janus.js). Off returns to
+   * the camera alone.
+   */
   async setScreenShare(on) {
     if (on && !this.canVideo) {
       throw new CallError("no_video", "Screen sharing is for video channels, with the video permission.");
     }
     if (on && !this.screenTrack) {
       const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
-      this.screenTrack = stream.getVideoTracks()[0] ?? null;
+      const track = stream.getVideoTracks()[0] ?? null;
+      if (!track || this.state === "left") {
+        track?.stop();
+        return;
+      }
+      this.screenTrack = track;
       // The browser's own "Stop sharing" button ends it too.
-      this.screenTrack?.addEventListener("ended", () => this.setScreenShare(false));
+      track.addEventListener("ended", () => {
+        if (this.screenTrack === track) this.setScreenShare(false);
+      });
+      try {
+        await this.transport?.publishScreen(track);
+      } catch (error) {
+        track.stop();
+        this.screenTrack = null;
+        this._changed();
+        throw new CallError("screen", `Guilds could not share your screen: ${error.message}`);
+      }
     } else if (!on && this.screenTrack) {
       this.screenTrack.stop();
       this.screenTrack = null;
+      this.transport?.unpublishScreen();
     }
     await Promise.all(this.peerList.map((peer) => peer.updateVideo()));
-    await this.transport?.updateVideo();
+    this._marksChanged();
+  }
+
+  /** Mute, deafen, camera or screen changed: tell the others, by both carriers. */
+  _marksChanged() {
+    // The mesh's MSC3077 metadata (to-device, at once) and the membership (room state, any
+    // client, both transports).
     this._sendMetadata();
+    this._publishMarks();
     this._changed();
+  }
+
+  /** Rewrite the membership with the current marks; one write at a time, the last one wins. */
+  _publishMarks() {
+    if (this.state !== "joined") return;
+    if (this._marksWrite) {
+      this._marksAgain = true;
+      return;
+    }
+    this._marksWrite = this._writeMembership()
+      .catch((error) => console.warn("publishing the call's marks failed", error))
+      .finally(() => {
+        this._marksWrite = null;
+        if (this._marksAgain) {
+          this._marksAgain = false;
+          this._publishMarks();
+        }
+      });
+  }
+
+  /** What the membership of this device of the call says of its media, or null. */
+  marksOf(userId, deviceId) {
+    const member = callMembers(this.sync.room(this.roomId), Date.now(), { includeExpired: true }).find(
+      (m) => m.userId === userId && m.deviceId === deviceId,
+    );
+    return member?.marks ?? null;
   }
 
   _metadata() {
@@ -824,6 +908,9 @@ class Peer {
     this.pc = null;
     this.stream = new MediaStream();
     this.remoteMuted = { audio: false, video: true };
+    this.deafened = false;
+    // A mesh peer's screen share takes its camera's place (the SFU's is a feed of its own).
+    this.screen = false;
     this.pendingCandidates = [];
     this.outCandidates = [];
     this._candidateTimer = null;
@@ -1118,6 +1205,12 @@ class Peer {
     this.remotePurpose = main.purpose;
   }
 
+  /** On the mesh, mute and camera come from MSC3077 metadata, first-hand and at once; the
+   *  membership adds what the metadata cannot say: deafened. */
+  applyMarks(marks) {
+    this.deafened = Boolean(marks?.deafened);
+  }
+
   sendMetadata() {
     if (!this.callId || this.closed) return;
     this._send("m.call.sdp_stream_metadata_changed", { sdp_stream_metadata: this.call._metadata() });
@@ -1180,15 +1273,25 @@ class Peer {
 }
 
 /**
- * A speaking detector: an analyser per stream, polled; calls `onChange(id, speaking)` on edges.
- * One AudioContext for the page. Each poll reads every sample since the previous one (the
- * analyser keeps the last ~340 ms), so a short sound between two polls is not missed, and a
- * late timer on a busy machine only delays the indicator.
+ * A speaking detector; calls `onChange(id, speaking)` on edges, and keeps each one's last level
+ * (`level(id)`, for picking the active speaker). Two sources, polled together:
+ *
+ * - a local stream (our microphone): an analyser on one AudioContext for the page. Each poll
+ *   reads every sample since the previous one (the analyser keeps the last ~340 ms), so a short
+ *   sound between two polls is not missed, and a late timer on a busy machine only delays the
+ *   indicator;
+ * - a received audio track (a peer, on the mesh or through the SFU): the level the browser
+ *   measured of what it received and decoded, from the receiver's `inbound-rtp` statistics, as
+ *   the RMS over the poll of `totalAudioEnergy` / `totalSamplesDuration`. Energy adds up every
+ *   sample, so a short sound is not missed either, and no WebAudio graph runs per speaker (a
+ *   call of 25).
  */
 export class SpeakingMonitor {
   constructor(onChange) {
     this.onChange = onChange;
-    this.entries = new Map(); // id → {source, analyser, data, speaking, loudAt, stream}
+    // id → {speaking, loudAt, level, and either {source, analyser, data, stream, trackCount}
+    // or {receiver, energy, duration, busy}}
+    this.entries = new Map();
     this.context = null;
     this.timer = null;
     this.polledAt = 0;
@@ -1212,6 +1315,7 @@ export class SpeakingMonitor {
         data: new Float32Array(analyser.fftSize),
         speaking: false,
         loudAt: -Infinity,
+        level: 0,
         stream,
         trackCount: stream.getAudioTracks().length,
       });
@@ -1219,6 +1323,25 @@ export class SpeakingMonitor {
       console.warn("no speaking indicator", error);
       return;
     }
+    this._start();
+  }
+
+  /** Watch what an RTCRtpReceiver receives (null: stop watching). */
+  watchReceiver(id, receiver) {
+    const current = this.entries.get(id);
+    if (current?.receiver === receiver && receiver) return;
+    this.unwatch(id);
+    if (!receiver) return;
+    this.entries.set(id, { receiver, energy: null, duration: null, busy: false, speaking: false, loudAt: -Infinity, level: 0 });
+    this._start();
+  }
+
+  /** The last level measured of `id` (0 to 1), 0 when not watched. */
+  level(id) {
+    return this.entries.get(id)?.level ?? 0;
+  }
+
+  _start() {
     if (this.timer === null) {
       this.polledAt = performance.now();
       this.timer = setInterval(() => this._poll(), SPEAKING_POLL_MS);
@@ -1228,7 +1351,7 @@ export class SpeakingMonitor {
   unwatch(id) {
     const entry = this.entries.get(id);
     if (!entry) return;
-    entry.source.disconnect();
+    entry.source?.disconnect();
     this.entries.delete(id);
     if (entry.speaking) this.onChange(id, false);
   }
@@ -1237,16 +1360,49 @@ export class SpeakingMonitor {
     const now = performance.now();
     const elapsed = (now - this.polledAt) / 1000;
     this.polledAt = now;
-    const count = Math.ceil(elapsed * this.context.sampleRate);
-    const block = Math.round(SPEAKING_BLOCK_S * this.context.sampleRate);
     for (const [id, entry] of this.entries) {
-      entry.analyser.getFloatTimeDomainData(entry.data);
-      if (loudestBlock(entry.data, count, block) > SPEAKING_LEVEL) entry.loudAt = now;
-      const speaking = now - entry.loudAt < SPEAKING_HOLD_MS;
-      if (speaking !== entry.speaking) {
-        entry.speaking = speaking;
-        this.onChange(id, speaking);
+      if (entry.receiver) {
+        this._pollReceiver(id, entry);
+        continue;
       }
+      const count = Math.ceil(elapsed * this.context.sampleRate);
+      const block = Math.round(SPEAKING_BLOCK_S * this.context.sampleRate);
+      entry.analyser.getFloatTimeDomainData(entry.data);
+      this._judge(id, entry, loudestBlock(entry.data, count, block), now);
+    }
+  }
+
+  async _pollReceiver(id, entry) {
+    if (entry.busy) return;
+    entry.busy = true;
+    try {
+      let energy = 0;
+      let duration = 0;
+      (await entry.receiver.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "audio") {
+          energy += s.totalAudioEnergy ?? 0;
+          duration += s.totalSamplesDuration ?? 0;
+        }
+      });
+      if (this.entries.get(id) !== entry) return;
+      const level = entry.duration === null ? 0 : receivedLevel(energy - entry.energy, duration - entry.duration);
+      entry.energy = energy;
+      entry.duration = duration;
+      this._judge(id, entry, level, performance.now());
+    } catch {
+      // The connection closed under us: its peer is about to go.
+    } finally {
+      entry.busy = false;
+    }
+  }
+
+  _judge(id, entry, level, now) {
+    entry.level = level;
+    if (level > SPEAKING_LEVEL) entry.loudAt = now;
+    const speaking = now - entry.loudAt < SPEAKING_HOLD_MS;
+    if (speaking !== entry.speaking) {
+      entry.speaking = speaking;
+      this.onChange(id, speaking);
     }
   }
 
@@ -1257,6 +1413,15 @@ export class SpeakingMonitor {
     this.context?.close().catch(() => {});
     this.context = null;
   }
+}
+
+/**
+ * The level (0 to 1) of received audio over an interval, from the growth of its inbound-rtp
+ * `totalAudioEnergy` and `totalSamplesDuration` (energy is the sum of level² × duration).
+ */
+export function receivedLevel(energyGained, durationGained) {
+  if (!(durationGained > 0) || !(energyGained > 0)) return 0;
+  return Math.sqrt(energyGained / durationGained);
 }
 
 /**

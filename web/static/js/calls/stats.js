@@ -2,7 +2,10 @@
 // (calls/group.js) and a Janus subscriber (calls/janus.js), which has nothing to send.
 
 /**
- * @param {{userId: string, deviceId: string, state: string, pc: RTCPeerConnection | null}} peer
+ * `pc` is the peer's RTCPeerConnection on the mesh; on the SFU, the view of the one subscriber
+ * connection that holds only its own feed's streams (calls/janus.js).
+ * @param {{userId: string, deviceId: string, state: string,
+ *   pc: {getStats(): Promise<RTCStatsReport | Map<string, any>>, getSenders(): RTCRtpSender[]} | null}} peer
  */
 export async function peerStats(peer) {
   const entry = {

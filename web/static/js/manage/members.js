@@ -72,7 +72,7 @@ export function openMembers(rawCtx, server) {
       const name = member.display_name || member.user_id;
       const chips = h(
         "div",
-        { class: "role-chips" },
+        { class: "role-chips", "data-testid": "member-role-chips" },
         member.roles
           .map((id) => rolesById.get(id))
           .filter((r) => r && r.role_id !== "member")

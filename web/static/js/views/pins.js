@@ -3,14 +3,15 @@
 //
 // Stored as Matrix does (`m.room.pinned_events`, pins.js), so pins made here show in Element
 // and the other way round. Who may pin is the homeserver's rule (manage_messages, enforced by
-// the power levels and the Guilds module); the UI only leaves the action out for the others.
+// the power levels and the Guilds module; in a DM, the room's power levels: both people); the
+// UI only leaves the action out for the others. A DM has its own pins button (views/dms.js).
 
 import { h } from "../dom.js";
 import { describeError } from "../error-messages.js";
 import { icon } from "../icons.js";
-import { PINNED_EVENTS, newestFirst, pinnedIds, withPin, withoutPin } from "../pins.js";
+import { PINNED_EVENTS, mayPinIn, newestFirst, pinnedIds, withPin, withoutPin } from "../pins.js";
 import { createHeaderPanel } from "./header-panel.js";
-import { openMessage } from "./jump.js";
+import { openMessage, revealMessage } from "./jump.js";
 import { messageSummary } from "./message-summary.js";
 
 /**
@@ -64,7 +65,8 @@ export function pinTools({ client, sync, roomId, mayPin }) {
  * @param {object} options
  * @param {import("../matrix.js").MatrixClient} options.client
  * @param {import("../sync.js").SyncEngine} options.sync
- * @param {() => {server: any, channel: any} | null} options.current  the open server and channel
+ * @param {() => import("./channel-tools.js").Place | null} options.current  the open server and
+ *   channel, or DM
  * @param {(serverId: string, userId: string) => string|null} options.roleColor
  */
 export function createPinsButton({ client, sync, current, roleColor }) {
@@ -98,12 +100,12 @@ export function createPinsButton({ client, sync, current, roleColor }) {
       fetched.clear();
       shownRoom = roomId;
     }
-    panel.setTitle(`Pinned messages in #${here.channel.name}`);
+    panel.setTitle(here.dm ? `Pinned messages with ${here.channel.name}` : `Pinned messages in #${here.channel.name}`);
     const room = sync.room(roomId);
     const ids = newestFirst(room?.getState(PINNED_EVENTS)?.content);
     const run = ++drawing;
     if (ids.length === 0) {
-      status.textContent = "This channel has no pinned messages yet.";
+      status.textContent = `This ${here.dm ? "conversation" : "channel"} has no pinned messages yet.`;
       status.hidden = false;
       list.replaceChildren();
       return;
@@ -111,7 +113,7 @@ export function createPinsButton({ client, sync, current, roleColor }) {
     status.hidden = true;
     await Promise.all(ids.filter((id) => !fetched.has(id)).map((id) => fetchEvent(roomId, id)));
     if (run !== drawing || !panel.isOpen) return; // a newer draw took over
-    const mayUnpin = Boolean(here.server?.me?.permissions?.includes("manage_messages"));
+    const mayUnpin = here.dm ? mayPinIn(room, here.dm.userId) : Boolean(here.server?.me?.permissions?.includes("manage_messages"));
     list.replaceChildren(...ids.map((id) => pinItem(here, room, id, mayUnpin)));
   }
 
@@ -149,12 +151,13 @@ export function createPinsButton({ client, sync, current, roleColor }) {
       testid: "pin",
       eventId,
       author: sender ? (room?.displayName(sender) ?? sender) : "Unknown",
-      authorColor: sender ? roleColor(here.server.server_id, sender) : null,
+      authorColor: sender && here.server ? roleColor(here.server.server_id, sender) : null,
       ts: Number.isFinite(event.origin_server_ts) ? event.origin_server_ts : 0,
       ...pinText(room, event),
       onOpen: () => {
         panel.close();
-        openMessage({ sync, serverId: here.server.server_id, roomId, eventId });
+        if (here.dm) revealMessage({ sync, roomId, eventId, reveal: here.dm.reveal });
+        else openMessage({ sync, serverId: here.server.server_id, roomId, eventId });
       },
       extra: unpin,
     });

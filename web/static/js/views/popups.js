@@ -1,6 +1,7 @@
 // Small overlays of the chat: a confirm dialog, the emoji picker and menus (popovers).
 
 import { h } from "../dom.js";
+import { EMOJI } from "../emoji.js";
 
 /** A modal yes/no question; resolves true when confirmed. */
 export function confirmAction({ title, text, confirm = "Delete", danger = true, preview = null }) {
@@ -37,12 +38,6 @@ export function confirmAction({ title, text, confirm = "Delete", danger = true, 
     dialog.querySelector("[data-testid=confirm-ok]").focus();
   });
 }
-
-export const EMOJI = [
-  "👍", "👎", "😀", "😂", "🤣", "😊", "😍", "🥰", "😎", "🤔", "😮", "😢", "😭", "😡", "🥳", "😴",
-  "🙏", "👏", "🙌", "💪", "👀", "🤝", "✌️", "👋", "❤️", "🧡", "💛", "💚", "💙", "💜", "🔥", "✨",
-  "🎉", "🎮", "🎵", "☕", "🍕", "🍻", "🚀", "💯", "✅", "❌", "⚠️", "❓", "💡", "📌", "🐛", "🤖",
-];
 
 let openPopover = null;
 

@@ -1,20 +1,22 @@
 // The header's search box, as in Discord: messages of the open channel or of the whole server
 // (the channels of it this user is in), found by the homeserver's `/search`, newest first, the
-// matched words marked, more on demand; a result opens its message in its channel.
+// matched words marked, more on demand; a result opens its message in its channel. In a direct
+// conversation (views/dms.js), the same box searches that conversation.
 
 import { h } from "../dom.js";
 import { describeError } from "../error-messages.js";
 import { icon } from "../icons.js";
 import { MAX_QUERY_LENGTH, highlightTerms, normalizeQuery, readSearchAnswer, searchRequest } from "../search.js";
 import { createHeaderPanel } from "./header-panel.js";
-import { openMessage } from "./jump.js";
+import { openMessage, revealMessage } from "./jump.js";
 import { messageSummary } from "./message-summary.js";
 
 /**
  * @param {object} options
  * @param {import("../matrix.js").MatrixClient} options.client
  * @param {import("../sync.js").SyncEngine} options.sync
- * @param {() => {server: any, channel: any} | null} options.current  the open server and channel
+ * @param {() => import("./channel-tools.js").Place | null} options.current  the open server and
+ *   channel, or DM
  * @param {(serverId: string, userId: string) => string|null} options.roleColor
  */
 export function createSearchBox({ client, sync, current, roleColor }) {
@@ -66,20 +68,22 @@ export function createSearchBox({ client, sync, current, roleColor }) {
   function start() {
     const here = current();
     const term = normalizeQuery(input.value);
-    if (!here?.server || !term) return;
-    const serverWide = scope.value === "server" || !here.channel;
-    const channels = (here.server.channels ?? []).filter((c) => sync.room(c.channel_id));
+    if (!(here?.server || here?.dm) || !term) return;
+    const serverWide = !here.dm && (scope.value === "server" || !here.channel);
+    const channels = (here.server?.channels ?? []).filter((c) => sync.room(c.channel_id));
     const roomIds = serverWide ? channels.map((c) => c.channel_id) : [here.channel.channel_id];
     search = {
       term,
+      key: placeKey(here),
       server: here.server,
-      names: new Map((here.server.channels ?? []).map((c) => [c.channel_id, c.name])),
+      dm: here.dm ?? null,
+      names: new Map((here.server?.channels ?? []).map((c) => [c.channel_id, c.name])),
       body: searchRequest({ term, roomIds }),
       nextBatch: null,
       terms: highlightTerms(term),
       shown: new Set(),
     };
-    panel.setTitle(serverWide ? `Search in ${here.server.name}` : `Search in #${here.channel.name}`);
+    panel.setTitle(here.dm ? `Search with ${here.channel.name}` : serverWide ? `Search in ${here.server.name}` : `Search in #${here.channel.name}`);
     list.replaceChildren();
     more.hidden = true;
     panel.open();
@@ -121,18 +125,29 @@ export function createSearchBox({ client, sync, current, roleColor }) {
 
   function result(asked, hit) {
     const room = sync.room(hit.roomId);
-    const sid = asked.server.server_id;
+    const sid = asked.server?.server_id ?? null;
     return messageSummary({
       testid: "search-result",
       eventId: hit.eventId,
       author: hit.displayName ?? room?.displayName(hit.sender) ?? hit.sender,
-      authorColor: roleColor(sid, hit.sender),
+      authorColor: sid ? roleColor(sid, hit.sender) : null,
       channelName: asked.names.get(hit.roomId) ?? null,
       ts: hit.ts,
       body: hit.body,
       terms: asked.terms,
-      onOpen: () => openMessage({ sync, serverId: sid, roomId: hit.roomId, eventId: hit.eventId }),
+      onOpen: () =>
+        asked.dm
+          ? revealMessage({ sync, roomId: hit.roomId, eventId: hit.eventId, reveal: asked.dm.reveal })
+          : openMessage({ sync, serverId: sid, roomId: hit.roomId, eventId: hit.eventId, threadId: threadOf(sync, hit) }),
     });
+  }
+
+
+  /** The thread a hit is a reply in: its own relation, or an edit's original's as loaded. */
+  function threadOf(syncEngine, hit) {
+    if (hit.threadId) return hit.threadId;
+    const relation = syncEngine.room(hit.roomId)?.byId.get(hit.eventId)?.content?.["m.relates_to"];
+    return relation?.rel_type === "m.thread" ? relation.event_id : null;
   }
 
   function say(text) {
@@ -141,14 +156,18 @@ export function createSearchBox({ client, sync, current, roleColor }) {
   }
 
   const el = h("span", { class: "search-tool" }, form, panel.el);
+  /** What a search belongs to: results stay while it is open. */
+  const placeKey = (here) => (here?.dm ? `dm:${here.channel.channel_id}` : (here?.server?.server_id ?? null));
   return {
     el,
     /** The open channel changed: the scope names it; results stay until the next search. */
     update() {
       const here = current();
-      el.hidden = !here?.server;
-      channelOption.textContent = here?.channel ? `#${here.channel.name}` : "This channel";
-      if (search && search.server.server_id !== here?.server?.server_id) {
+      el.hidden = !(here?.server || here?.dm);
+      // A DM is one conversation: nothing to choose.
+      scope.hidden = Boolean(here?.dm);
+      channelOption.textContent = here?.channel && !here.dm ? `#${here.channel.name}` : "This channel";
+      if (search && search.key !== placeKey(here)) {
         search = null;
         panel.close();
       }

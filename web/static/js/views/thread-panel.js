@@ -1,6 +1,7 @@
 // One thread beside the channel (as Discord and Element show it): its root, its replies — the
 // whole of them fetched from the thread's `/relations`, then kept current by the sync — and a
-// composer whose messages go out through the channel's send queue as `m.thread` replies.
+// composer whose messages go out through the channel's send queue as `m.thread` replies, with
+// the channel's @ autocomplete and `m.mentions` (views/mention-autocomplete.js).
 
 import { avatar } from "../avatar.js";
 import { h } from "../dom.js";
@@ -8,6 +9,7 @@ import { describeError } from "../error-messages.js";
 import { icon } from "../icons.js";
 import { messageContent } from "../markdown.js";
 import { THREAD_REL, replyCountText, threadReplyContent } from "../threads.js";
+import { attachMentionAutocomplete } from "./mention-autocomplete.js";
 
 // Pages of 50 replies; past this many the thread shows what it has and counts on the server's total.
 const MAX_REPLY_PAGES = 20;
@@ -59,14 +61,19 @@ export async function loadThread(client, room, rootId) {
  * @param {string|null} options.readOnly  why nothing can be sent, when nothing can
  * @param {() => void} options.onClose
  * @param {(() => void)|null} [options.onBack]  back to the thread list, when it was opened from there
+ * @param {(() => import("./mention-autocomplete.js").MentionSources)|null} [options.mentions]  whom
+ *   the @ autocomplete offers (the channel's); without it, replies mention no one
+ * @param {string|null} [options.linkedId]  a message of the thread a link named: marked, and
+ *   scrolled to once it is loaded
  */
-export function createThreadPanel({ client, room, rootId, userId, renderBody, roleColor, send, retry, readOnly, onClose, onBack = null }) {
+export function createThreadPanel({ client, room, rootId, userId, renderBody, roleColor, send, retry, readOnly, onClose, onBack = null, mentions = null, linkedId = null }) {
   /** @type {import("../send-queue.js").OutgoingMessage[]} what this panel sent, until the sync has it */
   let pending = [];
   let lastSignature = null;
   let lastReceipt = null;
   let loadError = null;
   let loading = true;
+  let linkedShown = false;
 
   const status = h("p", { class: "thread-status muted", "data-testid": "thread-status", role: "status" });
   const list = h("ol", { class: "thread-replies", "data-testid": "thread-replies" });
@@ -96,6 +103,9 @@ export function createThreadPanel({ client, room, rootId, userId, renderBody, ro
     input.style.height = "auto";
     input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
   });
+  const form = h("form", { class: "composer thread-composer-form", onsubmit: (e) => e.preventDefault() }, error, h("div", { class: "composer-row" }, input));
+  // Its keys are seen before the input's own: Enter picks a mention rather than sending.
+  const mentionInput = mentions ? attachMentionAutocomplete({ client, input, form, userId, sources: mentions }) : null;
   const scroller = h("div", { class: "thread-scroller" }, rootBox, countLine, status, list);
   scroller.addEventListener("scroll", () => markRead());
 
@@ -113,7 +123,7 @@ export function createThreadPanel({ client, room, rootId, userId, renderBody, ro
       headerButton("Close thread", "x", "thread-close", onClose),
     ),
     scroller,
-    h("form", { class: "composer thread-composer-form", onsubmit: (e) => e.preventDefault() }, error, h("div", { class: "composer-row" }, input)),
+    form,
   );
 
   function showError(message) {
@@ -125,7 +135,10 @@ export function createThreadPanel({ client, room, rootId, userId, renderBody, ro
     const r = room();
     const text = input.value.trim();
     if (!text || !r) return;
-    const content = threadReplyContent(messageContent(text), rootId, r.threads.latestId(rootId));
+    // No one is mentioned for the reply fallback: it is not a reply to that message's sender.
+    const typed = mentionInput ? mentionInput.content(text) : messageContent(text);
+    const content = threadReplyContent(typed, rootId, r.threads.latestId(rootId));
+    mentionInput?.reset();
     input.value = "";
     input.style.height = "auto";
     const message = send("m.room.message", content);
@@ -160,10 +173,11 @@ export function createThreadPanel({ client, room, rootId, userId, renderBody, ro
         ),
       );
     }
+    const linked = !echo && linkedId !== null && event.event_id === linkedId;
     return h(
       "li",
       {
-        class: `message${echo ? ` pending ${echo.status}` : ""}`,
+        class: `message${echo ? ` pending ${echo.status}` : ""}${linked ? " linked" : ""}`,
         "data-testid": "thread-message",
         "data-event-id": echo ? "" : event.event_id,
         "data-sender": event.sender,
@@ -180,9 +194,10 @@ export function createThreadPanel({ client, room, rootId, userId, renderBody, ro
     if (!latest || latest === lastReceipt || !el.isConnected || !document.hasFocus() || document.hidden) return;
     if (scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight > 48) return;
     lastReceipt = latest;
-    r.threads.unread.delete(rootId); // the sync says so too, a moment later
+    r.threads.markRead(rootId, latest); // the sync says so too, a moment later
     client.sendReceipt(r.roomId, latest, "m.read", { threadId: rootId }).catch((e) => {
       lastReceipt = null;
+      if (r.threads.readUpTo.get(rootId) === latest) r.threads.readUpTo.delete(rootId); // the server's count stands
       console.warn("thread receipt failed", e);
     });
   }
@@ -220,6 +235,11 @@ export function createThreadPanel({ client, room, rootId, userId, renderBody, ro
       );
       if (atBottom || pending.length) scroller.scrollTop = scroller.scrollHeight;
     }
+    const marked = linkedShown ? null : el.querySelector(".message.linked");
+    if (marked && el.isConnected) {
+      marked.scrollIntoView({ block: "center" });
+      linkedShown = true;
+    }
     const failed = pending.find((m) => m.status === "failed");
     showError(failed ? describeError(failed.error) : "");
     markRead();
@@ -240,6 +260,7 @@ export function createThreadPanel({ client, room, rootId, userId, renderBody, ro
   return {
     el,
     rootId,
+    linkedId,
     render,
     focus: () => input.focus(),
     onFocus: () => markRead(),

@@ -1,6 +1,10 @@
 // Threads in a channel's chat: the side panel (one thread, or the channel's thread list), the
 // summary under a thread's root in the timeline, and the header button that lists the threads.
 // The chat view (chat.js) owns the timeline and the send queue and calls in here.
+//
+// The thread open is part of the address (routes.js): when the person opens or closes one, a
+// bubbling `threadchange` event (detail: the root id, or null) tells the shell to write it; a
+// link or Back and Forward open one through `follow`, which says nothing back.
 
 import { h } from "../dom.js";
 import { icon } from "../icons.js";
@@ -19,12 +23,20 @@ import { createThreadPanel } from "./thread-panel.js";
  * @param {(type: string, content: object) => import("../send-queue.js").OutgoingMessage|null} options.send
  * @param {(message: import("../send-queue.js").OutgoingMessage) => void} options.retry
  * @param {() => string|null} options.readOnly  why nothing can be sent here, when nothing can
+ * @param {(() => import("./mention-autocomplete.js").MentionSources)|null} [options.mentions]  the
+ *   channel's @ autocomplete sources, for the thread composer
  */
-export function createThreads({ client, room, userId, host, renderBody, roleColor, send, retry, readOnly }) {
-  /** @type {{el: HTMLElement, render: () => void, focus: () => void, rootId?: string, onFocus?: () => void}|null} */
+export function createThreads({ client, room, userId, host, renderBody, roleColor, send, retry, readOnly, mentions = null }) {
+  /** @typedef {{el: HTMLElement, render: () => void, focus: () => void, rootId?: string, linkedId?: string|null, onFocus?: () => void}} Side */
+  /** @type {Side|null} */
   let side = null;
 
-  function show(next) {
+  /**
+   * @param {Side|null} next
+   * @param {{quiet?: boolean}} [how]  quiet: the address asked for it, nothing to write back
+   */
+  function show(next, { quiet = false } = {}) {
+    const before = side?.rootId ?? null;
     // The timeline narrows or widens: whoever was reading the newest messages still sees them.
     const timeline = host.querySelector(".timeline");
     const atBottom = timeline && timeline.scrollHeight - timeline.scrollTop - timeline.clientHeight < 48;
@@ -34,12 +46,18 @@ export function createThreads({ client, room, userId, host, renderBody, roleColo
     listButton.setAttribute("aria-pressed", String(Boolean(next && !next.rootId)));
     if (next) host.append(next.el);
     if (atBottom) timeline.scrollTop = timeline.scrollHeight;
+    const after = next?.rootId ?? null;
+    if (!quiet && after !== before) host.dispatchEvent(new CustomEvent("threadchange", { bubbles: true, detail: after }));
     if (!next) return;
     next.render();
     next.focus();
   }
 
-  function open(rootId, { fromList = false } = {}) {
+  /**
+   * @param {string} rootId
+   * @param {{fromList?: boolean, linkedId?: string|null, quiet?: boolean}} [how]
+   */
+  function open(rootId, { fromList = false, linkedId = null, quiet = false } = {}) {
     show(
       createThreadPanel({
         client,
@@ -51,9 +69,12 @@ export function createThreads({ client, room, userId, host, renderBody, roleColo
         send,
         retry,
         readOnly: readOnly(),
+        mentions,
         onClose: () => show(null),
         onBack: fromList ? openList : null,
+        linkedId,
       }),
+      { quiet },
     );
   }
 
@@ -119,5 +140,18 @@ export function createThreads({ client, room, userId, host, renderBody, roleColo
     render: () => side?.render(),
     onFocus: () => side?.onFocus?.(),
     close: () => show(null),
+    /**
+     * Show what an address names: thread `rootId` with `eventId` of it marked, or no thread.
+     * @param {string|null} rootId
+     * @param {string|null} [eventId]
+     */
+    follow(rootId, eventId = null) {
+      if (!rootId) {
+        if (side?.rootId) show(null, { quiet: true });
+        return;
+      }
+      if (side?.rootId === rootId && side.linkedId === eventId) return;
+      open(rootId, { linkedId: eventId, quiet: true });
+    },
   };
 }
