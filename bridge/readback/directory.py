@@ -50,6 +50,9 @@ class _Entry:
     # The ids of the events this entry replaced, newest first (a few): a homeserver answering a
     # write with one of them has not written anything (see `superseded`).
     replaced: tuple[str, ...] = ()
+    # `RoomStates.clock` when this entry was learned (sent or received; 0: read from `/state`
+    # or restored): a `/state` answer asked for before that may be older than the entry.
+    learned: int = 0
 
 
 # How many replaced event ids an entry remembers.
@@ -66,26 +69,62 @@ def _after(previous: _Entry | None) -> tuple[str, ...]:
     return ((previous.event_id,) + previous.replaced)[:REPLACED_KEPT]
 
 
+def _follows(event: Mapping[str, Any], ours: _Entry) -> bool:
+    """Whether a `/state` answer's event is the entry we hold or directly replaced it."""
+    unsigned = event.get("unsigned")
+    replaces = unsigned.get("replaces_state") if isinstance(unsigned, dict) else None
+    return event.get("event_id") == ours.event_id or (
+        ours.event_id is not None and replaces == ours.event_id
+    )
+
+
 class RoomStates:
     """Current state of the rooms we track: room id -> (type, state_key) -> entry."""
 
     def __init__(self) -> None:
         self._rooms: dict[RoomID, dict[tuple[str, str], _Entry]] = {}
+        # Counts every entry learned from a write or a transaction (see `replace`).
+        self.clock = 0
 
     def __contains__(self, room_id: object) -> bool:
         return room_id in self._rooms
 
-    def replace(self, room_id: RoomID, events: Iterable[Mapping[str, Any]]) -> None:
-        """Set a room's whole state from a `/state` answer."""
+    def _tick(self) -> int:
+        self.clock += 1
+        return self.clock
+
+    def replace(
+        self, room_id: RoomID, events: Iterable[Mapping[str, Any]], asked_at: int | None = None
+    ) -> None:
+        """Set a room's whole state from a `/state` answer, asked for when `clock` read
+        `asked_at` (None: nothing learned since can be newer than the answer).
+
+        The homeserver may have taken its snapshot before a write or a transaction that
+        reached us while the answer was on its way (a channel created while the space is
+        renamed reads the space back). Such an entry stays, unless the answer holds that very
+        event or the one that directly replaced it; otherwise the answer would set the room
+        back, and nothing would bring the newer state again until the next change of that key.
+        Every later event still arrives by transaction, so keeping ours never hides one.
+        """
+        held = self._rooms.get(room_id, {}) if asked_at is not None else {}
+        newer = {key: entry for key, entry in held.items() if entry.learned > (asked_at or 0)}
         entries: dict[tuple[str, str], _Entry] = {}
         for event in events:
             key = (str(event.get("type")), str(event.get("state_key")))
             content = event.get("content")
+            event_id = event.get("event_id")
+            ours = newer.pop(key, None)
+            if ours is not None and not _follows(event, ours):
+                entries[key] = ours
+                continue
             entries[key] = _Entry(
                 dict(content) if isinstance(content, dict) else {},
-                event.get("event_id"),
+                event_id,
                 confirmed=True,
+                replaced=ours.replaced if ours is not None else (),
             )
+        # Keys first learned while the answer was on its way (a channel linked meanwhile).
+        entries.update(newer)
         self._rooms[room_id] = entries
 
     def apply_sent(
@@ -103,7 +142,11 @@ class RoomStates:
             if previous is not None and event_id is not None and event_id == previous.event_id:
                 return  # the same event again (a write the homeserver deduplicated)
             room[(event_type, state_key)] = _Entry(
-                dict(content), event_id, confirmed=False, replaced=_after(previous)
+                dict(content),
+                event_id,
+                confirmed=False,
+                replaced=_after(previous),
+                learned=self._tick(),
             )
 
     def apply_received(self, event: Mapping[str, Any]) -> bool:
@@ -134,6 +177,7 @@ class RoomStates:
             replaced=_after(current)
             if current is None or replaces == current.event_id
             else current.replaced,
+            learned=self._tick(),
         )
         return True
 
@@ -694,10 +738,11 @@ class ServerDirectory:
         """(Re)read every room of a server from the homeserver."""
         with self._reading(server_id):
             forgets = self._forgets.get(server_id, 0)
+            asked_at = self._states.clock
             space = await self._fetch(server_id)
             if space is None or self._forgets.get(server_id, 0) != forgets:
                 return None
-            self._states.replace(server_id, space)
+            self._states.replace(server_id, space, asked_at)
             if not is_server_space(self._states.view()[server_id]):
                 self._states.forget(server_id)
                 return None
@@ -749,11 +794,12 @@ class ServerDirectory:
 
         async def one(room_id: RoomID) -> None:
             async with semaphore:
+                asked_at = self._states.clock
                 state = await self._fetch(room_id)
             if self._forgets.get(server_id, 0) != forgets:
                 return  # the server was forgotten meanwhile
             if state is not None and (room_id == server_id or self._bot_inside(state)):
-                self._states.replace(room_id, state)
+                self._states.replace(room_id, state, asked_at)
                 self._server_of[room_id] = server_id
 
         await asyncio.gather(*(one(room_id) for room_id in room_ids))

@@ -245,3 +245,56 @@ def test_role_room_links_take_no_place_among_the_channels() -> None:
     }
     assert children(space) == {RoomID("!general:hs"): "000000"}
     assert next_index(list(children(space).values())) == 1
+
+
+def test_a_state_answer_asked_for_before_a_change_does_not_set_the_room_back() -> None:
+    """A channel created while the space was renamed reads the space back; the homeserver took
+    that snapshot before the rename (the queue's stuck-homeserver test saw the server's name go
+    back to "Stuck" and stay there)."""
+    states = RoomStates()
+    states.replace(GENERAL, [state_event("$1", {"name": "Stuck"})])
+    asked_at = states.clock
+    states.apply_sent(GENERAL, "m.room.name", "", {"name": "Renamed"}, "$2")
+    link = {**state_event("$3", {"via": ["x"]}), "type": "m.space.child", "state_key": "!new"}
+    assert states.apply_received(link)
+    # The answer, taken before both: neither the rename nor the new link is lost.
+    states.replace(GENERAL, [state_event("$1", {"name": "Stuck"})], asked_at)
+    assert states.view()[GENERAL][("m.room.name", "")] == {"name": "Renamed"}
+    assert states.view()[GENERAL][("m.space.child", "!new")] == {"via": ["x"]}
+    # The rename's transaction still confirms it, and what follows it applies.
+    assert not states.apply_received(state_event("$2", {"name": "Renamed"}, replaces="$1"))
+    assert states.apply_received(state_event("$4", {"name": "Later"}, replaces="$2"))
+    assert states.view()[GENERAL][("m.room.name", "")] == {"name": "Later"}
+
+
+def test_a_state_answer_newer_than_what_was_learned_meanwhile_wins() -> None:
+    states = RoomStates()
+    states.replace(GENERAL, [state_event("$1", {"name": "one"})])
+    asked_at = states.clock
+    states.apply_sent(GENERAL, "m.room.name", "", {"name": "two"}, "$2")
+    states.apply_received({**state_event("$5", {"topic": "t"}), "type": "m.room.topic"})
+    # The answer holds the event that replaced ours, and our topic itself.
+    states.replace(
+        GENERAL,
+        [
+            state_event("$3", {"name": "three"}, replaces="$2"),
+            {**state_event("$5", {"topic": "t"}), "type": "m.room.topic"},
+        ],
+        asked_at,
+    )
+    assert states.view()[GENERAL][("m.room.name", "")] == {"name": "three"}
+    assert states.view()[GENERAL][("m.room.topic", "")] == {"topic": "t"}
+    # It confirmed both: an event following either applies.
+    assert states.apply_received(state_event("$6", {"name": "six"}, replaces="$3"))
+    assert states.view()[GENERAL][("m.room.name", "")] == {"name": "six"}
+
+
+def test_a_state_answer_drops_what_was_held_before_it_was_asked_for() -> None:
+    states = RoomStates()
+    link = {**state_event("$2", {"via": ["x"]}), "type": "m.space.child", "state_key": "!gone"}
+    states.replace(GENERAL, [state_event("$1", {"name": "one"}), link])
+    states.apply_received(state_event("$3", {"name": "three"}, replaces="$1"))
+    asked_at = states.clock
+    # Unlinked and renamed back by the time of the answer: the homeserver is right.
+    states.replace(GENERAL, [state_event("$4", {"name": "four"}, replaces="$3")], asked_at)
+    assert states.view()[GENERAL] == {("m.room.name", ""): {"name": "four"}}
