@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from bridge.engine.inbox import InboxEvent
 from bridge.engine.journal import OperationFailed, OperationJournal
-from bridge.engine.matrix import MatrixClient, MatrixRequestError
+from bridge.engine.matrix import MatrixClient, MatrixRequestError, path_segment
 from bridge.engine.queue import ServerQueue
 from bridge.engine.steps import AutoJoinInvite, Kick, Plan, SendState, Step, Unban
 from bridge.plans.channels import child_orders, next_index
@@ -75,6 +75,7 @@ SPACE_PARENT: Final = "m.space.parent"
 JOIN_RULES: Final = "m.room.join_rules"
 LEFT_REASON: Final = "Left the server"
 KICKED_REASON: Final = "Removed from the server"
+NOT_A_MEMBER_REASON: Final = "Not a member of the server"
 ROLE_CHANGE_REASON: Final = "Power level changed in another client"
 # The state the bot writes when it adopts a room: it must be allowed to send each of these.
 _ADOPTION_STATE: Final = (CHANNEL_EVENT, SPACE_PARENT, JOIN_RULES, POWER_LEVELS)
@@ -570,6 +571,35 @@ def membership_decision(
     )
 
 
+def stray_member_decision(
+    server: Server,
+    room_id: RoomID,
+    user: UserID,
+    content: Mapping[str, Any],
+    space_membership: str | None,
+) -> Decision:
+    """Someone joined a channel, category or role room while not in the space (as the
+    homeserver says now): out of it, as a leave of the space would have taken them.
+
+    The space's rooms admit its members only, but a join authorised a moment before a leave
+    can land after the leave's cascade read the room (the module joins a new member to the
+    default channel while they leave the server), and a private channel's invite outlives a
+    kick. Discord has no member of a channel who is not in the server.
+    """
+    if (
+        content.get("membership") != "join"
+        or space_membership == "join"
+        or room_id == server.server_id
+        or server.is_member(user)
+    ):
+        return Decision()
+    kick = Kick(name="kick_stray", room=room_id, user=user, reason=NOT_A_MEMBER_REASON)
+    return Decision(
+        Plan.of([kick]),
+        (Finding("stray_member", f"{user} is in {room_id} but not in the server; removed."),),
+    )
+
+
 # -- 5. Guilds markers written by someone else ------------------------------------------------
 
 
@@ -701,10 +731,32 @@ class Reconciler:
                 event.content,
             )
             await self._carry_out("reconcile_membership", server_id, event, decision)
+        elif event.type == MEMBER and event.content.get("membership") == "join":
+            await self._joined_room(server, room_id, event)
         elif event.type in (ROLE_EVENT, SERVER_EVENT) and room_id == server_id:
             await self._guilds_state(server, event)
 
     # -- each kind of event ------------------------------------------------------------------
+
+    async def _joined_room(self, server: Server, room_id: RoomID, event: InboxEvent) -> None:
+        user = UserID(event.state_key or "")
+        if user == self.bot or server.is_member(user):
+            return
+        # The directory may not have the space's newest membership yet (events of two rooms
+        # can arrive in either order from two event persisters): the homeserver decides.
+        try:
+            member = await self.matrix.request(
+                "GET",
+                f"/_matrix/client/v3/rooms/{path_segment(server.server_id)}"
+                f"/state/m.room.member/{path_segment(user)}",
+            )
+            space_membership = member.get("membership")
+        except MatrixRequestError as exc:
+            if exc.status != 404:
+                raise
+            space_membership = None
+        decision = stray_member_decision(server, room_id, user, event.content, space_membership)
+        await self._carry_out("reconcile_membership", server.server_id, event, decision)
 
     async def _power_levels(self, server: Server, room_id: RoomID, event: InboxEvent) -> None:
         rooms = self.rooms.of(server)

@@ -181,6 +181,21 @@ async def member_view_problems(
     return problems
 
 
+def stray_member_problems(server: Server, states: States, bot: str) -> list[str]:
+    """Who is joined to a room of the server without being a member of it (Discord has no
+    member of a channel outside the server; reconciliation removes such a join)."""
+    return [
+        f"matrix: {key[1]} is joined to {room} but not a member of the server"
+        for room, state in states.items()
+        if room != server.server_id
+        for key, content in state.items()
+        if key[0] == "m.room.member"
+        and content.get("membership") == "join"
+        and key[1] != bot
+        and not server.is_member(UserID(key[1]))
+    ]
+
+
 async def server_problems(
     stack: Stack, server_id: str, owner: User, members: Iterable[User] = ()
 ) -> list[str]:
@@ -191,6 +206,7 @@ async def server_problems(
     problems += [
         f"matrix: {room} is linked from two places" for room in set(ids) if ids.count(room) > 1
     ]
+    problems += stray_member_problems(server, states, stack.bot_user_id)
     problems += await api_problems(stack, server, owner)
     problems += await member_view_problems(stack, states, members, server)
     return problems

@@ -10,6 +10,7 @@ import pytest
 from guilds.model import CATEGORY_EVENT
 from guilds.vocabulary import CHANNEL_EVENT, ROLE_EVENT, SERVER_EVENT
 from tests.harness.api import Api, create_server, eventually, join_server, state_of
+from tests.harness.invariants import assert_converged
 from tests.harness.stack import Stack, User
 from tests.harness.workers import ON_SQLITE
 
@@ -163,10 +164,18 @@ async def test_leave_and_the_owner_cannot(stack: Stack, alice: User, bob: User) 
         return not await bob_listed()
 
     assert await eventually(bob_gone)
-    async with stack.nio_client(bob) as client:
-        rooms = await client.joined_rooms()
-        assert isinstance(rooms, nio.JoinedRoomsResponse)
-        assert sid not in rooms.rooms and server["default_channel_id"] not in rooms.rooms
+
+    async def in_no_room_of_it() -> bool:
+        async with stack.nio_client(bob) as client:
+            rooms = await client.joined_rooms()
+            assert isinstance(rooms, nio.JoinedRoomsResponse)
+            return sid not in rooms.rooms and server["default_channel_id"] not in rooms.rooms
+
+    # Once quiet: the module's join of bob to the default channel, triggered by his join of
+    # the space a moment before, may land after his leave (CI saw it); reconciliation takes
+    # such a join back (tests/unit/test_reconcile.py), and nothing else keeps him in.
+    assert await eventually(in_no_room_of_it)
+    await assert_converged(stack, sid, alice, [alice, bob])
 
 
 async def test_transfer_ownership(stack: Stack, alice: User, bob: User) -> None:

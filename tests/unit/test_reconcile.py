@@ -16,6 +16,7 @@ from bridge.plans.rooms import ServerRooms
 from bridge.readback.reconcile import (
     KICKED_REASON,
     LEFT_REASON,
+    NOT_A_MEMBER_REASON,
     Decision,
     adoption_decision,
     child_link_decision,
@@ -24,6 +25,7 @@ from bridge.readback.reconcile import (
     model_before,
     power_levels_decision,
     role_for_power,
+    stray_member_decision,
     with_pending_roles,
 )
 from guilds.ids import RoomID, UserID
@@ -570,3 +572,27 @@ def test_a_forged_new_role_is_removed() -> None:
     before: Server = model_before(context(states), SPACE, key, None)
     decision = guilds_state_decision(before, ROLE_EVENT, "boss", EVE, None, new, BOT)
     assert steps(decision)[0].content == {}  # type: ignore[attr-defined]
+
+
+STRAY = UserID("@stray:here")
+
+
+def test_a_join_of_someone_no_longer_in_the_space_is_undone() -> None:
+    """The module's join of a new member to the default channel, authorised a moment before
+    they left the server, landed after the leave's cascade (CI: test_servers_api saw them
+    still in the default channel, never removed)."""
+    server = assemble(SPACE, world(), bot=BOT)
+    assert not server.is_member(STRAY)
+    joined = {"membership": "join"}
+    decision = stray_member_decision(server, GENERAL, STRAY, joined, "leave")
+    [kick] = steps(decision)
+    assert isinstance(kick, Kick) and (kick.room, kick.user) == (GENERAL, STRAY)
+    assert kick.reason == NOT_A_MEMBER_REASON
+    assert decision.findings[0].rule == "stray_member"
+    # In the space by now as the homeserver says (the directory lagged), or a member: nothing.
+    assert not stray_member_decision(server, GENERAL, STRAY, joined, "join").plan.stages
+    assert not stray_member_decision(server, GENERAL, BOB, joined, None).plan.stages
+    assert not stray_member_decision(server, GENERAL, OWNER, joined, "leave").plan.stages
+    # Only joins count: a leave or an invite into a channel is no member there.
+    left = {"membership": "leave"}
+    assert not stray_member_decision(server, GENERAL, STRAY, left, "leave").plan.stages
