@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright
@@ -36,19 +35,7 @@ async def launch_chromium(playwright: Playwright, extra_args: list[str] | None =
 async def new_device(stack: Stack, user: User) -> User:
     """Log `user` in again: a new device and token, so that no response cache of Synapse (keyed
     by device) can answer a first /sync that another run already asked."""
-    assert stack.http is not None
-    body = {
-        "type": "m.login.password",
-        "identifier": {"type": "m.id.user", "user": user.localpart},
-        "password": user.password,
-        "initial_device_display_name": "bench",
-    }
-    async with stack.http.post(f"{stack.hs_url}/_matrix/client/v3/login", json=body) as response:
-        answer = await response.json()
-        if response.status != 200:
-            raise RuntimeError(f"login of {user.user_id} failed: {answer}")
-    stack.issued_tokens.append(answer["access_token"])
-    return replace(user, access_token=answer["access_token"], device_id=answer["device_id"])
+    return await stack.new_device(user, "bench")
 
 
 async def store_session(page: Page, stack: Stack, user: User) -> None:

@@ -65,15 +65,21 @@ class TokenResolver:
         self.matrix = matrix
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
-        self._cache: OrderedDict[bytes, tuple[UserID, float]] = OrderedDict()
+        # token hash -> (user, the token's device or None, expiry)
+        self._cache: OrderedDict[bytes, tuple[UserID, str | None, float]] = OrderedDict()
 
     async def resolve(self, token: str) -> UserID:
         """Return the token's user id; raise UnknownToken, Forbidden or Unavailable."""
+        return (await self.session(token))[0]
+
+    async def session(self, token: str) -> tuple[UserID, str | None]:
+        """The token's user id and device id (None when the homeserver names no device, as
+        for an appservice's token); raise UnknownToken, Forbidden or Unavailable."""
         key = hashlib.sha256(token.encode()).digest()
         now = time.monotonic()
         cached = self._cache.get(key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        if cached is not None and cached[2] > now:
+            return cached[0], cached[1]
         try:
             # Bounded well below clients' own timeouts: a stuck homeserver is a 503, not a hang.
             data = await self.matrix.whoami(token=token, timeout_s=self.timeout_s)
@@ -97,12 +103,14 @@ class TokenResolver:
                 "The homeserver gave no user id for the token",
                 retry_after_ms=HOMESERVER_RETRY_AFTER_MS,
             )
+        device = data.get("device_id")
+        device = device if isinstance(device, str) else None
         # Only successes are cached: caching refusals would let guessed tokens fill the cache.
-        self._cache[key] = (UserID(user), now + self.ttl_s)
+        self._cache[key] = (UserID(user), device, now + self.ttl_s)
         self._cache.move_to_end(key)
         while len(self._cache) > TOKEN_CACHE_MAX_ENTRIES:
             self._cache.popitem(last=False)
-        return UserID(user)
+        return UserID(user), device
 
     def forget(self, token: str) -> None:
         """Drop a token from the cache (after a logout seen by the bridge)."""
@@ -114,11 +122,17 @@ TOKEN_RESOLVER: web.AppKey[TokenResolver] = web.AppKey("guilds_token_resolver", 
 
 async def require_user(request: web.Request) -> UserID:
     """The caller's user id from their `Authorization: Bearer` token, or a Matrix error."""
+    return (await require_session(request))[0]
+
+
+async def require_session(request: web.Request) -> tuple[UserID, str | None]:
+    """The caller's user id and device id (None if the homeserver names none) from their
+    `Authorization: Bearer` token, or a Matrix error."""
     token = bearer_token(request)
     if token is None:
         raise MissingToken("Missing access token: send Authorization: Bearer <token>")
     # config_dict: this app may be mounted inside another, and handlers see either.
-    return await request.config_dict[TOKEN_RESOLVER].resolve(token)
+    return await request.config_dict[TOKEN_RESOLVER].session(token)
 
 
 def explain_failure(exc: Exception) -> MatrixError | None:

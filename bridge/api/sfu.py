@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bridge.api.app import PROVISIONING_MAX_BODY, require_user
+from bridge.api.app import PROVISIONING_MAX_BODY, require_session
 from bridge.errors import read_json
 from bridge.services.sfu import SfuCredentials
 
@@ -17,11 +17,11 @@ SFU: web.AppKey[SfuCredentials] = web.AppKey("guilds_sfu", SfuCredentials)
 
 
 async def sfu_credentials(request: web.Request) -> web.Response:
-    user = await require_user(request)
+    user, device = await require_session(request)
     body = await read_json(request, max_bytes=PROVISIONING_MAX_BODY)
     credentials = request.config_dict[SFU]
     answer = await credentials.issue(
-        request.match_info["sid"], request.match_info["cid"], user, body
+        request.match_info["sid"], request.match_info["cid"], user, body, session_device=device
     )
     return web.json_response(answer)
 

@@ -283,8 +283,18 @@ class SfuCredentials:
         return server, channel
 
     async def issue(
-        self, server_id: str, channel_id: str, user: UserID, body: dict[str, Any]
+        self,
+        server_id: str,
+        channel_id: str,
+        user: UserID,
+        body: dict[str, Any],
+        *,
+        session_device: str | None = None,
     ) -> dict[str, Any]:
+        """Credentials for the caller's `device_id`, which must be the device of the token they
+        called with (`session_device`) when the homeserver names one: a participant id names
+        the device it speaks for in the call's membership, so no session may speak for another
+        of the same user's devices."""
         server, channel = self._channel(server_id, channel_id, user)
         access = self.access
         if access is None:
@@ -292,6 +302,8 @@ class SfuCredentials:
         device_id = body.get("device_id")
         if not isinstance(device_id, str) or not 1 <= len(device_id) <= MAX_DEVICE_ID:
             raise InvalidParam("device_id must be a string of 1 to 255 characters")
+        if session_device is not None and device_id != session_device:
+            raise Forbidden("device_id must be the device your access token was issued to")
         if not channel.kind.has_calls:
             raise InvalidParam("Calls can only be joined in voice and video channels")
         if Permission.CONNECT not in permissions_of(server, user):

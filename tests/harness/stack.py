@@ -15,7 +15,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager, closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -249,6 +249,23 @@ class Stack:
                 raise RuntimeError(f"registering {localpart} failed: {answer}")
         self.issued_tokens.append(answer["access_token"])
         return User(answer["user_id"], password, answer["access_token"], answer["device_id"])
+
+    async def new_device(self, user: User, display_name: str = "tests") -> User:
+        """Log `user` in again with their password: the same user on a new device and token."""
+        assert self.http is not None
+        body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user.localpart},
+            "password": user.password,
+            "initial_device_display_name": display_name,
+        }
+        url = f"{self.hs_url}/_matrix/client/v3/login"
+        async with self.http.post(url, json=body) as response:
+            answer = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"login of {user.user_id} failed: {answer}")
+        self.issued_tokens.append(answer["access_token"])
+        return replace(user, access_token=answer["access_token"], device_id=answer["device_id"])
 
     @asynccontextmanager
     async def nio_client(self, user: User) -> AsyncIterator[nio.AsyncClient]:

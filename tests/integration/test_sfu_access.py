@@ -117,6 +117,14 @@ async def test_members_get_credentials_others_cannot_enter_even_straight_at_janu
         "POST", f"/servers/{sid}/channels/{lounge}/sfu", {"device_id": 7}
     )
     assert (status, answer["errcode"]) == (400, "M_INVALID_PARAM"), answer
+    # Another device's id, even one of bob's own: a participant id speaks for that device.
+    second = await stack.new_device(bob)
+    assert second.device_id != bob.device_id
+    status, answer = await Api(stack, second).call(
+        "POST", f"/servers/{sid}/channels/{lounge}/sfu", {"device_id": bob.device_id}
+    )
+    assert (status, answer["errcode"]) == (403, "M_FORBIDDEN"), answer
+    assert (await credentials(stack, second, sid, lounge))[0] == 200
 
     # Straight at Janus: no token opens no session at all.
     async with janus_session(janus.ws_url, None) as session:
