@@ -229,3 +229,18 @@ async def test_spoilers_stay_hidden_until_clicked_from_and_to_other_clients(
         assert content_sent["formatted_body"] == (
             "the twist: <span data-mx-spoiler>it was a sled</span>"
         )
+
+        # A reply's quote of a spoiler stays a spoiler (its plain body carries the words).
+        reply = await client.room_send(
+            general,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "no way",
+                "m.relates_to": {"m.in_reply_to": {"event_id": answer.event_id}},
+            },
+        )
+        assert isinstance(reply, nio.RoomSendResponse), reply
+        quote = message_with(page, "no way").get_by_test_id("reply-preview")
+        await expect(quote).to_contain_text("the end: [Spoiler: film]", timeout=LIVE_MS)
+        await expect(quote).not_to_contain_text("ghost")

@@ -11,7 +11,8 @@ import { parseHTML } from "linkedom";
 const { document, Node, NodeFilter, Event } = parseHTML("<!doctype html><html><head></head><body></body></html>");
 Object.assign(globalThis, { document, Node, NodeFilter });
 
-const { sanitizeHtml } = await import("../../web/static/js/markdown.js");
+const { messageContent, plainPreview, sanitizeHtml } = await import("../../web/static/js/markdown.js");
+const { readSearchAnswer } = await import("../../web/static/js/search.js");
 const { drawMentionPills } = await import("../../web/static/js/views/mention-pills.js");
 
 const KEPT = new Set([
@@ -260,4 +261,31 @@ test("a spoiler hides its content until clicked; its reason shows as text, never
   assert.equal(render("<span data-mx-spoiler>x</span>").querySelector(".spoiler-reason"), null);
   // A plain span, or one with other data-mx attributes, is no spoiler.
   assert.equal(out('<span data-mx-color="#f00">x</span>'), "<span>x</span>");
+});
+
+test("one line standing in for a message never shows what a spoiler hides", () => {
+  const html = (formatted_body, body = "plain") => ({ msgtype: "m.text", body, format: "org.matrix.custom.html", formatted_body });
+  // Ours: `||…||` is sent verbatim in the body, as Element's /spoiler does.
+  const ours = messageContent("the end: ||Bruce is dead|| !");
+  assert.match(ours.body, /Bruce/);
+  assert.equal(plainPreview(ours), "the end: [Spoiler] !");
+  // Another client's, with a reason, markup and a reply fallback to drop.
+  assert.equal(
+    plainPreview(html('<mx-reply><blockquote>quoted</blockquote></mx-reply><p>Ending: <span data-mx-spoiler="film &lt;i&gt;x&lt;/i&gt;"><b>Bruce</b> dies</span></p><p>bye<br>now</p>', "> quoted\n\nEnding: Bruce dies")),
+    "Ending: [Spoiler: film <i>x</i>]\nbye\nnow",
+  );
+  // Without a spoiler, the body as sent (its HTML is not needed for one line).
+  assert.equal(plainPreview(html("<b>bold</b> move", "**bold** move")), "**bold** move");
+  assert.equal(plainPreview({ body: "text" }), "text");
+  assert.equal(plainPreview({}), "");
+  // A search hit's line reads the same way (server-side search matches the body's words).
+  const { hits } = readSearchAnswer({
+    search_categories: {
+      room_events: {
+        count: 1,
+        results: [{ rank: 1, result: { event_id: "$e", room_id: "!r", sender: "@a:x", origin_server_ts: 1, content: ours } }],
+      },
+    },
+  });
+  assert.equal(hits[0].body, "the end: [Spoiler] !");
 });

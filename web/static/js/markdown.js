@@ -287,6 +287,50 @@ export function linkifiedText(text) {
   return fragment;
 }
 
+const SPOILER_MARK = "[Spoiler]";
+// Elements whose end starts a new line in one line of text.
+const BLOCKS = new Set(["p", "div", "li", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "tr"]);
+
+/**
+ * The text that stands in for a message in one line (a reply's quote, a pin, a search hit, a
+ * thread's preview, a desktop notification): its `body`, or when its HTML hides spoilers, that
+ * HTML's text with each spoiler as "[Spoiler]" (and its reason): the plain body of most clients,
+ * ours included, carries the hidden words as typed. Text only: never put in the page as HTML.
+ */
+export function plainPreview(content) {
+  const body = typeof content?.body === "string" ? content.body : "";
+  const html = content?.format === HTML_FORMAT && typeof content.formatted_body === "string" ? content.formatted_body : "";
+  if (!/data-mx-spoiler/i.test(html)) return body;
+  const template = document.createElement("template");
+  template.innerHTML = html;
+  const parts = [];
+  textOf(template.content, parts, 0);
+  return parts.join("").replace(/[ \t]*\n[ \t]*/g, "\n").replace(/\n{2,}/g, "\n").trim();
+}
+
+function textOf(from, parts, depth) {
+  for (const node of from.childNodes) {
+    if (node.nodeType === Node.TEXT_NODE) {
+      parts.push(node.nodeValue ?? "");
+      continue;
+    }
+    if (node.nodeType !== Node.ELEMENT_NODE) continue;
+    const tag = node.localName;
+    if (DROPPED.has(tag)) continue;
+    if (tag === "br") {
+      parts.push("\n");
+    } else if (tag === "img") {
+      parts.push(node.getAttribute("alt") || node.getAttribute("title") || "");
+    } else if (node.hasAttribute("data-mx-spoiler")) {
+      const reason = node.getAttribute("data-mx-spoiler")?.trim();
+      parts.push(reason ? `[Spoiler: ${reason}]` : SPOILER_MARK);
+    } else if (depth < MAX_DEPTH) {
+      textOf(node, parts, depth + 1);
+    }
+    if (BLOCKS.has(tag)) parts.push("\n");
+  }
+}
+
 /** A body without the quoted reply fallback older clients put in front of a reply. */
 export function stripReplyFallback(body) {
   const lines = body.split("\n");

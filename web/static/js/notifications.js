@@ -13,6 +13,7 @@
 
 import { h } from "./dom.js";
 import { icon } from "./icons.js";
+import { plainPreview } from "./markdown.js";
 import { mayMentionRoom, mentionsUser } from "./mentions.js";
 
 export const MUTED_SERVERS = "chat.guilds.muted_servers";
@@ -106,7 +107,7 @@ export function createNotifications({ client, sync, userId, placeOf, open }) {
     const room = sync.room(roomId);
     if (!room) return;
     const content = room.latestEdit(event)?.content?.["m.new_content"] ?? event.content ?? {};
-    const body = typeof content.body === "string" ? content.body.slice(0, BODY_PREVIEW) : "";
+    const body = plainPreview(content).slice(0, BODY_PREVIEW);
     const place = placeOf(roomId);
     const notification = new Notification(`${room.displayName(event.sender)}${place ? ` ${place}` : ""}`, {
       body,

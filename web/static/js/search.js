@@ -4,7 +4,7 @@
 // Pure: no DOM, no requests. The view (views/search.js) inserts every piece as text, so a
 // message or a query holding markup or regex characters is shown as typed, never interpreted.
 
-import { stripReplyFallback } from "./markdown.js";
+import { plainPreview, stripReplyFallback } from "./markdown.js";
 
 /**
  * @typedef {object} SearchHit
@@ -90,7 +90,7 @@ function readHit(item) {
     sender: typeof event.sender === "string" ? event.sender : "",
     ts: Number.isFinite(event.origin_server_ts) ? event.origin_server_ts : 0,
     // A reply's body quotes what it answers (the fallback other clients show): not its words.
-    body: relation?.["m.in_reply_to"] ? stripReplyFallback(shown.body) : shown.body,
+    body: relation?.["m.in_reply_to"] ? stripReplyFallback(plainPreview(shown)) : plainPreview(shown),
     displayName: typeof profile?.displayname === "string" && profile.displayname ? profile.displayname : null,
     // A thread reply is opened in its thread (an edit's hit names only the message it edits).
     threadId: relation?.rel_type === "m.thread" && typeof relation.event_id === "string" ? relation.event_id : null,

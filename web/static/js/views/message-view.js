@@ -5,8 +5,9 @@
 import { avatar } from "../avatar.js";
 import { h } from "../dom.js";
 import { icon } from "../icons.js";
+import { plainPreview } from "../markdown.js";
 import { mayMentionRoom, mentionsUser } from "../mentions.js";
-import { bodyText, currentContent, renderBody } from "./message-body.js";
+import { currentContent, renderBody } from "./message-body.js";
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
@@ -147,7 +148,7 @@ export function createMessageView(ctx, { actions, threads, retry, scrollTo }) {
       const name = h("span", { class: "reply-name", text: r.displayName(original.sender) });
       const color = ctx.roleColor(original.sender);
       if (color) name.style.color = color;
-      const text = bodyText(currentContent(r, original)).split("\n")[0].slice(0, 200);
+      const text = plainPreview(currentContent(r, original)).split("\n")[0].slice(0, 200);
       box.append(name, h("span", { class: "reply-text", text }));
       box.addEventListener("click", () => scrollTo(target));
     }

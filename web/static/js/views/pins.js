@@ -9,6 +9,7 @@
 import { h } from "../dom.js";
 import { describeError } from "../error-messages.js";
 import { icon } from "../icons.js";
+import { plainPreview } from "../markdown.js";
 import { PINNED_EVENTS, mayPinIn, newestFirst, pinnedIds, withPin, withoutPin } from "../pins.js";
 import { createHeaderPanel } from "./header-panel.js";
 import { openMessage, revealMessage } from "./jump.js";
@@ -194,5 +195,5 @@ function pinText(room, event) {
   const bundled = event.unsigned?.["m.relations"]?.["m.replace"]?.content?.["m.new_content"];
   const shown = edit ?? bundled ?? content;
   if (typeof shown.body !== "string") return { body: "This message has no text.", muted: true };
-  return { body: shown.body, muted: false };
+  return { body: plainPreview(shown), muted: false };
 }

@@ -4,13 +4,13 @@
 import { h } from "../dom.js";
 import { describeError } from "../error-messages.js";
 import { icon } from "../icons.js";
+import { plainPreview } from "../markdown.js";
 import { replyCountText } from "../threads.js";
 
 /** The first line of a message's text, for a one-line preview. */
 export function previewText(room, event) {
   const content = room.latestEdit(event)?.content?.["m.new_content"] ?? event.content ?? {};
-  if (typeof content.body !== "string") return "";
-  return content.body.split("\n")[0].slice(0, 200);
+  return plainPreview(content).split("\n")[0].slice(0, 200);
 }
 
 /**
