@@ -39,11 +39,21 @@ from tests.harness.call_steps import (
 )
 from tests.harness.chat_steps import channel
 from tests.harness.chromium import launch_chromium
+from tests.harness.dm_steps import make_dm, open_dm
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser
 
 SOUND_BLOCKED_TEXT = "Your browser is holding the call's sound back: click to hear it"
+# The same for a 1:1 call, whose other side plays from the panel's remote video element.
+DIRECT_SOUND_STATE = """(() => {
+  const video = document.querySelector('[data-testid="direct-call-remote-video"]');
+  if (!video?.srcObject?.getAudioTracks().length) return null;
+  const prompt = document.querySelector(
+    '[data-testid="direct-call-panel"] [data-testid="call-sound-blocked"]',
+  );
+  return { paused: video.paused, prompt: Boolean(prompt && !prompt.hidden) };
+})()"""
 # The page's own sound of the other participant, once their audio track is on its element:
 # whether the element plays and whether the panel asks for a click.
 SOUND_STATE = """(() => {
@@ -170,6 +180,50 @@ async def test_sound_the_browser_holds_back_is_asked_for_and_one_click_plays_it(
         await prompt.click()
         await expect(prompt).to_be_hidden()
         await all_hear((listener, "first", {second.user_id}), (other, "second", {first.user_id}))
+    finally:
+        print("page problems:", problems)
+        for context in contexts:
+            await context.close()
+    assert problems == []
+
+
+async def test_a_callers_browser_holding_the_answer_back_asks_and_one_click_plays_it(
+    gesture_policy: Browser, browser: Browser, stack: Stack
+) -> None:
+    """A 1:1 call: the caller's click is long past when the other side answers, so a browser
+    that wants a gesture at play() refuses their sound; the call panel asks, as a channel's does."""
+    caller, callee = await stack.register_user(), await stack.register_user()
+    room_id = await make_dm(stack, caller, callee)
+    problems: list[str] = []
+    contexts: list[BrowserContext] = []
+    try:
+        calling = await new_call_page(gesture_policy, contexts, problems)
+        answering = await new_call_page(browser, contexts, problems)
+        await open_dm(calling, stack, caller, callee, room_id)
+        await open_dm(answering, stack, callee, caller, room_id)
+        await calling.get_by_test_id("dm-header").get_by_test_id("dm-call-voice").click()
+        ringing = answering.get_by_test_id("incoming-call")
+        await expect(ringing).to_be_visible(timeout=LIVE_MS)
+        await gesture_expired(contexts[0], calling)
+        await ringing.get_by_test_id("call-accept").click()
+
+        async def sound_arrived() -> dict[str, bool] | None:
+            state: dict[str, bool] | None = await quietly(contexts[0], calling, DIRECT_SOUND_STATE)
+            return state
+
+        state = await eventually(sound_arrived, LIVE_MS / 1000, 0.25, what="the answer's audio")
+        assert state == {"paused": True, "prompt": True}, state
+
+        prompt = calling.get_by_test_id("direct-call-panel").get_by_test_id("call-sound-blocked")
+        await expect(prompt).to_have_text(SOUND_BLOCKED_TEXT)
+        await prompt.click()
+        await expect(prompt).to_be_hidden()
+        playing = await quietly(contexts[0], calling, DIRECT_SOUND_STATE)
+        assert playing == {"paused": False, "prompt": False}, playing
+        await calling.get_by_test_id("direct-call-hangup").click()
+        await expect(answering.get_by_test_id("direct-call-panel")).to_have_attribute(
+            "data-state", "ended", timeout=LIVE_MS
+        )
     finally:
         print("page problems:", problems)
         for context in contexts:

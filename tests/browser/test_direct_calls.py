@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import nio
@@ -42,7 +41,8 @@ from guildsctl.turn import (
     turn_uris,
 )
 from tests.harness.api import eventually
-from tests.harness.chat_steps import LIVE_MS, new_page, open_as
+from tests.harness.chat_steps import LIVE_MS, new_page
+from tests.harness.dm_steps import make_dm, open_dm
 from tests.harness.jssdk import SDK_VERSIONS, SdkPage, start_sdk
 from tests.harness.stack import Stack, User, build_stack, free_port
 
@@ -109,43 +109,6 @@ def coturn(turn: Turn) -> Iterator[Turn]:
 
 
 # --- steps ------------------------------------------------------------------------------------
-
-
-async def put_direct(stack: Stack, user: User, content: dict[str, list[str]]) -> None:
-    assert stack.http is not None
-    url = f"{stack.hs_url}/_matrix/client/v3/user/{quote(user.user_id)}/account_data/m.direct"
-    headers = {"Authorization": f"Bearer {user.access_token}"}
-    async with stack.http.put(url, json=content, headers=headers) as response:
-        assert response.status == 200, await response.text()
-
-
-async def make_dm(stack: Stack, a: User, b: User) -> str:
-    """A DM as Element makes one: is_direct + invite, joined, in both users' m.direct."""
-    async with stack.nio_client(a) as client:
-        created = await client.room_create(
-            is_direct=True, preset=nio.RoomPreset.trusted_private_chat, invite=[b.user_id]
-        )
-        assert isinstance(created, nio.RoomCreateResponse), created
-        room_id = created.room_id
-    async with stack.nio_client(b) as client:
-        joined = await client.join(room_id)
-        assert isinstance(joined, nio.JoinResponse), joined
-    await put_direct(stack, a, {b.user_id: [room_id]})
-    await put_direct(stack, b, {a.user_id: [room_id]})
-    return room_id
-
-
-async def open_dm(page: Page, stack: Stack, me: User, other: User, room_id: str) -> None:
-    await open_as(page, stack, me)
-    await page.get_by_test_id("rail-home").click()
-    entry = page.get_by_test_id("dm-list").locator(
-        f'[data-testid="dm-item"][data-user-id="{other.user_id}"]'
-    )
-    await expect(entry).to_be_visible(timeout=LIVE_MS)
-    await entry.click()
-    header = page.get_by_test_id("dm-header")
-    await expect(header).to_have_attribute("data-room-id", room_id, timeout=LIVE_MS)
-    await expect(header.get_by_test_id("dm-call-video")).to_be_visible()
 
 
 @pytest_asyncio.fixture

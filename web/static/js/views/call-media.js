@@ -3,6 +3,9 @@
 // the person interacts with the page (its autoplay policy) is remembered, so the panel can ask,
 // and played again at the next click or key press.
 
+/** What a call's panel says while the browser holds its sound back (the button plays it). */
+export const SOUND_BLOCKED_TEXT = "Your browser is holding the call's sound back: click to hear it";
+
 /**
  * @param {object} options
  * @param {() => boolean} options.active  a call is on (a refusal after it ended is no matter)
@@ -29,12 +32,21 @@ export function createPlayback({ active, sounds, onChange }) {
   }
 
   function play(element) {
-    element.play().catch((error) => {
-      // Blocked until the person interacts with the page (autoplay policy): ask, retry then.
-      if (error?.name !== "NotAllowedError" || !active()) return;
-      blocked = true;
-      onChange();
-    });
+    element.play().then(
+      () => {
+        // Played after all (a later attach, during a gesture): ask no more once nothing waits.
+        if (blocked && sounds().every((sound) => !sound.srcObject || !sound.paused)) {
+          blocked = false;
+          onChange();
+        }
+      },
+      (error) => {
+        // Blocked until the person interacts with the page (autoplay policy): ask, retry then.
+        if (error?.name !== "NotAllowedError" || !active()) return;
+        blocked = true;
+        onChange();
+      },
+    );
   }
 
   /** The person interacted with the page: play what was held back. */

@@ -9,6 +9,7 @@ import { icon } from "../icons.js";
 import { describeError } from "../error-messages.js";
 import { CallError, GroupCall } from "../calls/group.js";
 import { createCallControls } from "./call-controls.js";
+import { SOUND_BLOCKED_TEXT } from "./call-media.js";
 import { createCallParticipants } from "./call-participants.js";
 import { CALL_KINDS, callStatusText, callTitle, joinErrorText } from "./call-status.js";
 import { createCallTiles } from "./call-tiles.js";
@@ -71,7 +72,7 @@ export function createCallUi({ client, sync, session, onChange, api = null }) {
     type: "button",
     class: "button call-sound-blocked",
     "data-testid": "call-sound-blocked",
-    text: "Your browser is holding the call's sound back: click to hear it",
+    text: SOUND_BLOCKED_TEXT,
     onclick: () => tiles.playback.unblock(),
   });
   const header = h("div", { class: "call-header" }, h("div", { class: "call-heading" }, title, status));

@@ -4,14 +4,8 @@
 
 import { h } from "../dom.js";
 import { icon, setIcon } from "../icons.js";
+import { SOUND_BLOCKED_TEXT, createPlayback } from "./call-media.js";
 import { remoteStateOf, statusText } from "./direct-call-text.js";
-
-function attach(video, stream) {
-  if (video.srcObject !== stream) {
-    video.srcObject = stream ?? null;
-    if (stream) video.play().catch(() => {});
-  }
-}
 
 function hasVideo(call) {
   return (call.localStream?.getVideoTracks().length ?? 0) > 0;
@@ -47,10 +41,21 @@ export function createDirectCallPanel(call, { nameOf, onClose }) {
     onclick: () => call.hangup(),
   }, icon("phone-off"));
   const close = h("button", { type: "button", class: "icon-button", "data-testid": "direct-call-close", title: "Close", "aria-label": "Close", onclick: onClose }, icon("x"));
+  // The other side's sound plays from their video element; a browser may hold it back until
+  // the person interacts with the page (a caller whose click is long past when they answer).
+  const playback = createPlayback({ active: () => !call.ended, sounds: () => [remoteVideo], onChange: () => render() });
+  const soundButton = h("button", {
+    type: "button",
+    class: "button call-sound-blocked",
+    "data-testid": "call-sound-blocked",
+    text: SOUND_BLOCKED_TEXT,
+    onclick: () => playback.unblock(),
+  });
   const root = h(
     "section",
     { class: "direct-call card", "data-testid": "direct-call-panel", "aria-label": `Call with ${nameOf(call)}` },
     h("header", { class: "direct-call-header" }, h("strong", { "data-testid": "direct-call-peer", text: nameOf(call) }), status, remoteState, close),
+    soundButton,
     h("div", { class: "call-videos" }, remoteVideo, localVideo),
     h("footer", { class: "call-controls" }, mute, camera, hangup),
   );
@@ -67,8 +72,10 @@ export function createDirectCallPanel(call, { nameOf, onClose }) {
     remoteState.dataset.audioMuted = String(theirs.audioMuted);
     remoteState.dataset.videoMuted = String(theirs.videoMuted);
     remoteState.textContent = theirs.text;
-    attach(remoteVideo, call.ended ? null : call.remoteStream);
-    attach(localVideo, call.ended ? null : call.localStream);
+    playback.attach(remoteVideo, call.ended ? [] : (call.remoteStream?.getTracks() ?? []));
+    playback.attach(localVideo, call.ended ? [] : (call.localStream?.getTracks() ?? []));
+    if (call.ended) playback.reset();
+    soundButton.hidden = call.ended || !playback.blocked;
     setIcon(mute, call.audioMuted ? "mic-off" : "mic");
     mute.title = call.audioMuted ? "Unmute" : "Mute";
     mute.setAttribute("aria-label", mute.title);
@@ -86,6 +93,10 @@ export function createDirectCallPanel(call, { nameOf, onClose }) {
     call,
     root,
     render,
+    /** The panel is gone: stop listening for the clicks that would play held-back sound. */
+    destroy() {
+      playback.destroy();
+    },
     /** The status line alone (the clock runs every second). */
     renderStatus() {
       status.textContent = statusText(call, nameOf(call));

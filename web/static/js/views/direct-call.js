@@ -79,11 +79,13 @@ export function mountDirectCalls({ client, sync, userId }) {
   function renderPanel() {
     if (!shown) {
       panelSlot.replaceChildren();
+      panel?.destroy();
       panel = null;
       return;
     }
     const call = shown;
     if (!panel || panel.call !== call) {
+      panel?.destroy();
       panel = createDirectCallPanel(call, { nameOf, onClose: () => hide(call) });
       panelSlot.replaceChildren(panel.root);
     }
