@@ -196,6 +196,13 @@ class RoomStates:
         replaces = unsigned.get("replaces_state") if isinstance(unsigned, dict) else None
         return event.get("event_id") != current.event_id and replaces != current.event_id
 
+    def doubt(self, room_id: RoomID, event_type: str, state_key: str) -> None:
+        """What we hold for this key may be older than the homeserver's: any `/state` answer
+        replaces it, even one asked for before it was learned."""
+        entry = self._rooms.get(room_id, {}).get((event_type, state_key))
+        if entry is not None:
+            entry.learned = 0
+
     def superseded(self, room_id: RoomID, event_type: str, state_key: str, event_id: str) -> bool:
         """Whether `event_id` is one this state has been replaced since (it is not current)."""
         entry = self._rooms.get(room_id, {}).get((event_type, state_key))
@@ -926,6 +933,8 @@ class ServerDirectory:
         if out_of_order:
             # Which of the two is current, the homeserver knows: read the room again rather
             # than let an older event stand (convergence derives every room from this state).
+            # Any read under way may answer too, though it was asked for before this event.
+            self._states.doubt(room_id, event.type, str(event.state_key))
             log.info(
                 "Event %s in %s does not follow the state held; reading the room again",
                 event.event_id,

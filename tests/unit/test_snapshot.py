@@ -298,3 +298,17 @@ def test_a_state_answer_drops_what_was_held_before_it_was_asked_for() -> None:
     # Unlinked and renamed back by the time of the answer: the homeserver is right.
     states.replace(GENERAL, [state_event("$4", {"name": "four"}, replaces="$3")], asked_at)
     assert states.view()[GENERAL] == {("m.room.name", ""): {"name": "four"}}
+
+
+def test_an_event_out_of_order_gives_way_to_any_state_answer() -> None:
+    """An older event handled late (after a restart) is applied but doubted: a read already
+    under way, whose answer holds the newer event, sets it right."""
+    states = RoomStates()
+    states.replace(GENERAL, [state_event("$5", {"name": "five"})])
+    asked_at = states.clock
+    late = state_event("$4", {"name": "four"}, replaces="$3")
+    assert states.out_of_order(late)
+    states.apply_received(late)
+    states.doubt(GENERAL, "m.room.name", "")
+    states.replace(GENERAL, [state_event("$5", {"name": "five"})], asked_at)
+    assert states.view()[GENERAL][("m.room.name", "")] == {"name": "five"}
