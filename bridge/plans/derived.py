@@ -13,7 +13,7 @@ The model (roles, assignments, channels, gates, owner, bans) is read from Matrix
   and an open channel are linked from that parent alone, a gated (private) channel from its
   roles' rooms and the admins' alone, never from the space or a category that every member
   reads; the space links every role room made as a space (so other clients nest it under the
-  server);
+  server); nothing links a room the bot has left (a deleted channel linked again by a client);
 - join rules: a channel opens to the space or to its roles' rooms, a category to the space;
 - bans: whoever is banned from the space is banned from every room, and nobody else is;
 - role rooms are spaces: one of the older shape is replaced (`_role_room_moves`).
@@ -221,6 +221,25 @@ def _stray_links(ctx: ServerRooms, wanted: Mapping[RoomID, list[RoomID]]) -> lis
     return found
 
 
+def _links_to_left_rooms(
+    ctx: ServerRooms, wanted: Mapping[RoomID, list[RoomID]]
+) -> list[Divergence]:
+    """Links to a room the bot has left: a channel or category deleted while another client
+    linked it again (a reorder racing the deletion's unlink, say). No rule reaches such a room
+    and the bot cannot enter it again, so the link goes, wherever it is."""
+    found: list[Divergence] = []
+    if not ctx.left:
+        return found
+    for container in _containers(ctx):
+        state = ctx.states.get(container, {})
+        for (event_type, child), content in sorted(state.items()):
+            if event_type != SPACE_CHILD or not _linked(content):
+                continue
+            if RoomID(child) in ctx.left and RoomID(child) not in wanted:
+                found.append(Divergence(container, f"space.child.{child}", "unlinked", "linked"))
+    return found
+
+
 def _missing_links(ctx: ServerRooms, wanted: Mapping[RoomID, list[RoomID]]) -> list[Divergence]:
     """Containers that must link a channel and do not (a channel just gated, or ungated)."""
     found: list[Divergence] = []
@@ -375,6 +394,7 @@ def divergences(ctx: ServerRooms) -> list[Divergence]:
     containers = {space, *(c.category_id for c in server.categories)}
     wanted_links = _links_wanted(ctx, parents)
     found += _stray_links(ctx, wanted_links)
+    found += _links_to_left_rooms(ctx, wanted_links)
     found += _missing_links(ctx, wanted_links)
     found += _unlinked_role_rooms(ctx)
     found += _role_room_moves(ctx)

@@ -42,6 +42,10 @@ class ServerRooms:
     # Whether every member is in every channel they may enter (policy `join_channels: all`),
     # not only in the default channel.
     join_all_channels: bool = False
+    # Rooms of the server the bot has left (a deleted channel or category) that a container
+    # may still link: a client linked one again while it was being deleted. The directory
+    # does not track them (nothing in them can be changed), so they are named here.
+    left: frozenset[RoomID] = frozenset()
 
     def state(self, room: RoomID) -> Mapping[tuple[str, str], Mapping[str, Any]]:
         """One room's state; empty for a room not tracked."""

@@ -152,7 +152,9 @@ class Convergence:
         server when the event touches derived state, whoever sent it."""
         if event.state_key is None or event.type not in DERIVED_TYPES:
             return
-        server_id = self.directory.server_of(RoomID(event.room_id))
+        room_id = RoomID(event.room_id)
+        # The bot's leave of a deleted channel: a client may have linked it again meanwhile.
+        server_id = self.directory.server_of(room_id) or self.directory.server_left(room_id)
         if server_id is None:
             return
         self.schedule(

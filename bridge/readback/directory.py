@@ -328,6 +328,11 @@ class ServerDirectory:
         # How many times each server was forgotten: a read that began before a forget (a deleted
         # server, say) must not put the server back when its answer comes.
         self._forgets: dict[RoomID, int] = {}
+        # Rooms of a server the bot has left (a deleted channel or category), and that server,
+        # while one of its containers may still link them: a client linked one again as it
+        # was deleted. Not tracked (nothing in them can be changed), but convergence removes
+        # such a link (`ServerRooms.left`). Kept apart from compaction and eviction: a handful.
+        self._left: dict[RoomID, RoomID] = {}
         # Whether a server has operations running or waiting (the bridge's queue): such a
         # server is about to be used, so it is neither compacted nor evicted.
         self.busy: Callable[[RoomID], bool] = lambda _: False
@@ -470,6 +475,14 @@ class ServerDirectory:
         if self._evicted.count:
             found.extend(self._evicted.links(room_id))
         return found
+
+    def left_rooms(self, server_id: RoomID) -> frozenset[RoomID]:
+        """The rooms of the server the bot has left that its containers may still link."""
+        return frozenset(room for room, server in self._left.items() if server == server_id)
+
+    def server_left(self, room_id: RoomID) -> RoomID | None:
+        """The server a room the bot has left belonged to; None for any other room."""
+        return self._left.get(room_id)
 
     def server_of(self, room_id: RoomID) -> RoomID | None:
         held = self._server_of.get(room_id)
@@ -791,7 +804,10 @@ class ServerDirectory:
     async def _load_missing(self, server_id: RoomID) -> None:
         if not self._is_server(server_id):
             return  # forgotten while its rooms were read
-        missing = {r for r in rooms_of(server_id, self._states.view()) if self.server_of(r) is None}
+        linked = rooms_of(server_id, self._states.view())
+        for room in [r for r, s in self._left.items() if s == server_id and r not in linked]:
+            del self._left[room]  # no longer linked: nothing left to remove
+        missing = {r for r in linked if self.server_of(r) is None}
         if missing:
             await self._load_rooms(server_id, missing)
 
@@ -805,9 +821,14 @@ class ServerDirectory:
                 state = await self._fetch(room_id)
             if self._forgets.get(server_id, 0) != forgets:
                 return  # the server was forgotten meanwhile
-            if state is not None and (room_id == server_id or self._bot_inside(state)):
+            if state is None:
+                return
+            if room_id == server_id or self._bot_inside(state):
                 self._states.replace(room_id, state, asked_at)
                 self._server_of[room_id] = server_id
+                self._left.pop(room_id, None)
+            else:
+                self._left[room_id] = server_id
 
         await asyncio.gather(*(one(room_id) for room_id in room_ids))
 
@@ -896,6 +917,8 @@ class ServerDirectory:
         for room_id in [r for r, s in self._server_of.items() if s == server_id]:
             self._server_of.pop(room_id, None)
             self._states.forget(room_id)
+        for room_id in [r for r, s in self._left.items() if s == server_id]:
+            del self._left[room_id]
         self._models.pop(server_id, None)
         self._stale.discard(server_id)
         self._loaded.pop(server_id, None)
@@ -927,8 +950,10 @@ class ServerDirectory:
             and event.content.get("membership") in ("leave", "ban")
         ):
             # The bot left the room (a role room of the older shape it retired, say): nothing
-            # there can be changed any more, so it is no room of the server's.
+            # there can be changed any more, so it is no room of the server's. A link to it
+            # that a client wrote again while it was deleted is convergence's to remove.
             self.forget_room(room_id)
+            self._left[room_id] = server_id
             return
         if out_of_order:
             # Which of the two is current, the homeserver knows: read the room again rather

@@ -45,6 +45,7 @@ class RoomsReader:
             bot=self.bot,
             via=self.via,
             join_all_channels=self.join_all_channels,
+            left=self.directory.left_rooms(server.server_id),
         )
 
     def get(self, server_id: RoomID) -> ServerRooms | None:

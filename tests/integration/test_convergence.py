@@ -16,6 +16,7 @@ import nio
 
 from tests.harness.api import (
     Api,
+    as_bot,
     create_server,
     eventually,
     grant,
@@ -23,7 +24,7 @@ from tests.harness.api import (
     join_server,
     settled,
 )
-from tests.harness.invariants import assert_converged, power_everywhere
+from tests.harness.invariants import assert_converged, power_everywhere, room_state
 from tests.harness.stack import Stack, User
 
 
@@ -206,3 +207,53 @@ async def test_a_power_set_by_hand_becomes_a_role_and_is_kept_everywhere(stack: 
 
     await eventually(holds, deadline_s=60, what="the power set by hand to become moderator")
     await assert_converged(stack, sid, owner, [user])
+
+
+# -- a link to a deleted channel ----------------------------------------------------------------
+
+
+async def test_a_deleted_channel_linked_again_by_hand_is_unlinked(stack: Stack) -> None:
+    """Interleavings seeds 3064343009 and 4232041617: the owner rewrote the space's link to a
+    channel by hand (a reorder) while the bridge deleted it, just after the deletion's unlink;
+    the bot then closed the room and left it, and the space linked it for good: a closed room
+    nobody can enter, which the API does not list.
+
+    The deletion's writes (bridge/plans/channels.py `delete_channel_plan`) are made here as the
+    bot, in that order, with the owner's write between them, while the bridge is stopped: the
+    order is fixed, not left to chance. (Once the deletion is over the module refuses such a
+    link; before the deletion's unlink, a reorder is not a new link and is not checked.) The
+    bridge cannot adopt the room back, so convergence removes the link."""
+    (owner,) = await _users(stack, "owner")
+    server = await create_server(stack, owner, "Relinked")
+    sid, api = server["server_id"], Api(stack, owner)
+    doomed = await _channel(api, sid, "doomed")
+    stack.stop_guilds()
+    try:
+        unlink = await as_bot(stack, "PUT", f"/rooms/{sid}/state/m.space.child/{doomed}", {})
+        assert unlink[0] == 200, unlink
+        async with stack.nio_client(owner) as client:
+            link = {"via": [stack.server_name], "order": "000004"}
+            put = await client.room_put_state(sid, "m.space.child", link, doomed)
+            assert isinstance(put, nio.RoomPutStateResponse), put
+        for path, body in (
+            (f"/rooms/{doomed}/state/m.room.join_rules/", {"join_rule": "invite"}),
+            (f"/rooms/{doomed}/state/m.space.parent/{sid}", {}),
+        ):
+            status, answer = await as_bot(stack, "PUT", path, body)
+            assert status == 200, answer
+        status, members = await as_bot(stack, "GET", f"/rooms/{doomed}/joined_members")
+        assert status == 200, members
+        for user in set(members["joined"]) - {stack.bot_user_id}:
+            kicked = await as_bot(stack, "POST", f"/rooms/{doomed}/kick", {"user_id": user})
+            assert kicked[0] == 200, kicked
+        left = await as_bot(stack, "POST", f"/rooms/{doomed}/leave", {})
+        assert left[0] == 200, left
+    finally:
+        stack.start_guilds()
+
+    async def unlinked() -> bool:
+        state = await room_state(stack, sid)
+        return state is not None and not state.get(("m.space.child", doomed), {}).get("via")
+
+    await eventually(unlinked, deadline_s=30, what="the link to the deleted channel to go")
+    await assert_converged(stack, sid, owner)

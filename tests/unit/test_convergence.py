@@ -56,6 +56,12 @@ class FakeDirectory:
     def server_of(self, room_id: RoomID) -> RoomID | None:
         return SPACE if room_id in self.held else None
 
+    def server_left(self, room_id: RoomID) -> RoomID | None:
+        return None
+
+    def left_rooms(self, server_id: RoomID) -> frozenset[RoomID]:
+        return frozenset()
+
     def rooms(self, server_id: RoomID) -> list[RoomID]:
         return list(self.held)
 

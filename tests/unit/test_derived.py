@@ -7,6 +7,7 @@ any corruption, repairing then diffing must find nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -366,6 +367,36 @@ def test_rooms_the_model_does_not_know_are_left_alone() -> None:
     states = build()
     stray = RoomID("!stray:hs")
     states[stray] = {("m.room.create", ""): create_content("12"), **joined_with_bot(OUTSIDER)}
+    assert divergences(context(states)) == []
+
+
+def test_a_link_to_a_deleted_channel_the_bot_has_left_is_removed() -> None:
+    """Interleavings seeds 3064343009 and 4232041617: a client rewrote the space's link to a
+    channel (a reorder) while the channel was being deleted, after the deletion's unlink. The
+    bot then left the room: the directory no longer tracks it (`left`), nothing would ever
+    change in it, and the space linked it forever."""
+    states = build()
+    deleted = RoomID("!deleted:hs")
+    states[SPACE][("m.space.child", deleted)] = {"via": ["hs"], "order": "000004"}
+    states[MOD_ROOM][("m.space.child", deleted)] = {"via": ["hs"], "order": "000001"}
+    ctx = replace(context(states), left=frozenset({deleted}))
+    found = divergences(ctx)
+    assert found == [
+        Divergence(MOD_ROOM, f"space.child.{deleted}", "unlinked", "linked"),
+        Divergence(SPACE, f"space.child.{deleted}", "unlinked", "linked"),
+    ]
+    repaired = apply(states, repair_plan(ctx, found))
+    assert repaired[SPACE][("m.space.child", deleted)] == {}
+    assert repaired[MOD_ROOM][("m.space.child", deleted)] == {}
+    assert divergences(replace(context(repaired), left=frozenset({deleted}))) == []
+
+
+def test_a_linked_room_the_bot_never_left_is_left_alone() -> None:
+    # A room an admin linked, waiting for the bot to be invited to adopt it: not the bot's to
+    # unlink.
+    states = build()
+    waiting = RoomID("!waiting:hs")
+    states[SPACE][("m.space.child", waiting)] = {"via": ["hs"]}
     assert divergences(context(states)) == []
 
 
