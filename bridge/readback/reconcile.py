@@ -357,6 +357,10 @@ def child_link_decision(
         )
     if any(room == child_id for room, _, _ in rooms.kinds):
         return Decision()  # a Guilds channel or category linked again: the directory has it
+    if child_id in rooms.left:
+        # A channel or category being deleted, linked again: nothing to adopt (the bot left
+        # it for good); convergence removes the link (`ServerRooms.left`).
+        return Decision()
     return Decision(adopt=child_id)
 
 

@@ -6,6 +6,7 @@ homeserver cannot provide: they are proved here, on the plans the decisions prod
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -291,6 +292,19 @@ def link(states: States, child: RoomID, sender: UserID, content: dict[str, Any])
 def test_a_room_linked_by_an_admin_is_to_be_adopted() -> None:
     decision = link(world(), RoomID("!plain"), OWNER, {"via": ["here"]})
     assert decision.adopt == RoomID("!plain") and not decision.plan.stages
+
+
+def test_a_deleted_room_linked_again_is_not_adopted() -> None:
+    """The bot left it for good (a channel being deleted): convergence removes the link."""
+    states = world()
+    gone = RoomID("!deleted")
+    prev = states[SPACE].get(("m.space.child", gone))
+    states[SPACE][("m.space.child", gone)] = {"via": ["here"]}
+    rooms = replace(context(states), left=frozenset({gone}))
+    decision = child_link_decision(rooms, gone, OWNER, prev, {"via": ["here"]})
+    assert decision.adopt is None and not decision.plan.stages and not decision.findings
+    # Without it among the left rooms, the same link is a room to adopt.
+    assert link(world(), gone, OWNER, {"via": ["here"]}).adopt == gone
 
 
 def test_a_link_by_a_sender_without_manage_channels_is_reverted() -> None:
