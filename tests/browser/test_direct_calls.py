@@ -4,10 +4,11 @@ Two browser contexts (two people) call each other in a DM with the Matrix spec's
 events (version "1"): invite, ring, answer, media both ways (getStats), hang up; decline; a call
 hung up before it is answered is a missed call; glare (both call at once) ends with exactly one
 call; turning the camera on renegotiates (m.call.negotiate); a call forced through a local coturn
-relay connects over a relay candidate pair; a matrix-nio client sees the events with the spec's
-fields, and an invite it sends rings (or, once past its lifetime, does not); matrix-js-sdk 43
-and 37.5 in their own pages call Guilds and are called by it, with frames and mute state both
-ways.
+relay connects over a relay candidate pair, and one whose first ICE attempt fails restarts ICE
+(m.call.negotiate with fresh credentials) and connects; a matrix-nio client sees the events with
+the spec's fields, and an invite it sends rings (or, once past its lifetime, does not);
+matrix-js-sdk 43 and 37.5 in their own pages call Guilds and are called by it, with frames and
+mute state both ways.
 
 The DM rooms are made with matrix-nio (is_direct, invite, join, m.direct on both sides) so the
 tests do not depend on the DM UI's timing; the DM is then opened from the Home view's DM list.
@@ -18,6 +19,8 @@ coturn on a reserved port (started for the relay test).
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -30,7 +33,7 @@ import aiohttp
 import nio
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from guildsctl.synapse import stop, wait_until
 from guildsctl.turn import (
@@ -49,6 +52,9 @@ from tests.harness.stack import Stack, User, build_stack, free_port
 pytestmark = pytest.mark.browser
 
 CALL_MS = 30_000  # ring, answer and connect, generously (the machine is shared)
+# A first ICE attempt that cannot work fails in Chromium once its checks time out (about 15 s),
+# then the restart connects: allow for both on a shared machine.
+RECOVERY_MS = 90_000
 VOIP_FIELDS = {"call_id", "party_id", "version"}
 # The VoIP events that carry the sender's stream metadata (mute and camera state).
 WITH_STREAM_METADATA = frozenset(
@@ -280,6 +286,75 @@ def notices(page: Page) -> Any:
     return page.get_by_test_id("call-notice")
 
 
+async def force_relay(page: Page, coturn: Turn) -> None:
+    """Calls from `page` use only relay candidates, from the coturn the homeserver hands out."""
+    servers = await page.evaluate(
+        """async () => {
+          const ice = await import("/static/js/calls/ice.js");
+          ice.setIceOverride({iceTransportPolicy: "relay"});
+          const calls = (await import("/static/js/views/direct-call.js")).current;
+          return ice.getIceServers(calls.client);
+        }"""
+    )
+    # The homeserver's /voip/turnServer hands out the coturn with fresh credentials.
+    assert servers and f"turn:127.0.0.1:{coturn.port}?transport=udp" in servers[0]["urls"]
+    assert servers[0]["username"] and servers[0]["credential"]
+
+
+async def ice_restarts(page: Page) -> int:
+    """How many times the page's current 1:1 call restarted ICE."""
+    count: int = await page.evaluate(
+        """async () => {
+          const call = (await import("/static/js/views/direct-call.js")).current.current;
+          return call?.recovery?.restarts ?? 0;
+        }"""
+    )
+    return count
+
+
+def ice_ufrag(sdp: str) -> str:
+    found = re.search(r"^a=ice-ufrag:(\S+)", sdp, re.MULTILINE)
+    assert found, sdp
+    return found.group(1)
+
+
+class FirstIceAttemptLost:
+    """Loses, on their way to the homeserver, every candidate of a caller's first ICE attempt:
+    those inside the invite's SDP and those in m.call.candidates (Chromium writes each one's
+    `ufrag`). The callee never learns where the caller's relay is, so its coturn allocation never
+    permits it, the caller's checks die there, and the first attempt fails: only an ICE restart
+    (new credentials, new candidates) can connect the call."""
+
+    def __init__(self) -> None:
+        self.ufrag: str | None = None
+        self.lost = 0
+
+    async def handle(self, route: Route) -> None:
+        request = route.request
+        if request.method != "PUT":
+            await route.continue_()
+            return
+        body = request.post_data_json
+        assert isinstance(body, dict), request.post_data
+        if "/send/m.call.invite/" in request.url:
+            sdp = body["offer"]["sdp"]
+            self.ufrag = ice_ufrag(sdp)
+            lines = sdp.split("\r\n")
+            kept = [line for line in lines if not line.startswith("a=candidate:")]
+            self.lost += len(lines) - len(kept)
+            body["offer"]["sdp"] = "\r\n".join(kept)
+        elif self.ufrag is not None:
+            candidates = body["candidates"]
+            body["candidates"] = [
+                c for c in candidates if f" ufrag {self.ufrag}" not in c["candidate"]
+            ]
+            self.lost += len(candidates) - len(body["candidates"])
+        await route.continue_(post_data=json.dumps(body))
+
+    async def install(self, page: Page) -> None:
+        await page.route(re.compile(r"/send/m\.call\.(invite|candidates)/"), self.handle)
+
+
 # --- the tests ---------------------------------------------------------------------------------
 
 
@@ -500,17 +575,7 @@ async def test_call_forced_through_the_local_coturn_relay(
 ) -> None:
     other, _alice, _bob, _room_id = await pair(page, second, call_stack)
     for p in (page, other):
-        servers = await p.evaluate(
-            """async () => {
-              const ice = await import("/static/js/calls/ice.js");
-              ice.setIceOverride({iceTransportPolicy: "relay"});
-              const calls = (await import("/static/js/views/direct-call.js")).current;
-              return ice.getIceServers(calls.client);
-            }"""
-        )
-        # The homeserver's /voip/turnServer hands out the coturn with fresh credentials.
-        assert servers and f"turn:127.0.0.1:{coturn.port}?transport=udp" in servers[0]["urls"]
-        assert servers[0]["username"] and servers[0]["credential"]
+        await force_relay(p, coturn)
 
     await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
     ringing = other.get_by_test_id("incoming-call")
@@ -533,6 +598,49 @@ async def test_call_forced_through_the_local_coturn_relay(
         assert remote["address"] in ("127.0.0.1", "" if remote["type"] == "prflx" else None), seen
     await panel(page).get_by_test_id("direct-call-hangup").click()
     await expect(panel(other)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
+
+
+async def test_a_failed_first_ice_attempt_restarts_ice_and_the_call_connects(
+    page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack, coturn: Turn
+) -> None:
+    other, alice, _bob, room_id = await pair(page, second, call_stack)
+    for p in (page, other):
+        await force_relay(p, coturn)
+    lost = FirstIceAttemptLost()
+    await lost.install(page)
+
+    await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+    ringing = other.get_by_test_id("incoming-call")
+    await expect(ringing).to_be_visible(timeout=CALL_MS)
+    await ringing.get_by_test_id("call-accept").click()
+    # Without a restart the caller hangs up with ice_failed once the first attempt fails.
+    for p in (page, other):
+        await expect(panel(p)).to_have_attribute("data-state", "connected", timeout=RECOVERY_MS)
+    assert lost.ufrag is not None and lost.lost > 0, "no candidate of the first attempt was lost"
+    restarts = [await ice_restarts(p) for p in (page, other)]
+    assert sum(restarts) >= 1, restarts
+
+    # Media flows, through the relay, on the restarted connection (none flowed before it).
+    seen = [await media(p) for p in (page, other)]
+    print(f"after {restarts} ICE restart(s), {lost.lost} candidate(s) lost: {seen}")
+    assert seen[0]["callId"] == seen[1]["callId"]
+    for figures in seen:
+        assert figures["pair"]["local"]["type"] == "relay", seen
+    a, b = await call_info(page), await call_info(other)
+    assert [v["state"] for v in a.values()] == ["connected"], a
+    assert [v["state"] for v in b.values()] == ["connected"], b
+
+    # The restart went over Matrix as the spec's m.call.negotiate: an offer with fresh ICE
+    # credentials, and its answer (what another client, Element included, understands too).
+    events = await room_call_events(call_stack, alice, room_id)
+    negotiated = [e["content"]["description"] for e in events if e["type"] == "m.call.negotiate"]
+    offers = [d for d in negotiated if d["type"] == "offer"]
+    assert offers and any(d["type"] == "answer" for d in negotiated), negotiated
+    assert all(ice_ufrag(d["sdp"]) != lost.ufrag for d in offers), (lost.ufrag, offers)
+
+    await panel(page).get_by_test_id("direct-call-hangup").click()
+    await expect(panel(other)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
+    await expect(panel(other)).to_have_attribute("data-end-reason", "user_hangup")
 
 
 async def test_another_clients_invite_rings_and_an_expired_one_does_not(

@@ -19,6 +19,7 @@
 // call was the greater hangs it up and answers the other).
 
 import { rtcConfiguration } from "./ice.js";
+import { IceRecovery } from "./ice-recovery.js";
 
 export const CALL_EVENT_TYPES = new Set([
   "m.call.invite",
@@ -125,6 +126,10 @@ export class DirectCall extends EventTarget {
     /** @type {Promise<MediaStream>|null} */
     this.mediaPromise = null;
     this.established = false;
+    /** A restart asked for before our description was out: done once it is (see _restartIce). */
+    this.restartWhenEstablished = false;
+    /** @type {IceRecovery|null} restarts ICE when the connection fails or drops */
+    this.recovery = null;
     this.remoteReady = false;
     this.makingOffer = false;
     this.chain = Promise.resolve();
@@ -212,6 +217,8 @@ export class DirectCall extends EventTarget {
     this.pc = pc;
     pc.addEventListener("icecandidate", (event) => this._onLocalCandidate(event.candidate));
     pc.addEventListener("icegatheringstatechange", () => {
+      // An ICE restart gathers afresh, and ends with an end-of-candidates of its own.
+      if (pc.iceGatheringState === "gathering") this.gatheringDone = false;
       if (pc.iceGatheringState === "complete") this._onLocalCandidate(null);
     });
     pc.addEventListener("track", (event) => {
@@ -220,6 +227,10 @@ export class DirectCall extends EventTarget {
       this.remoteStream = stream;
       this.dispatchEvent(new CustomEvent("remote", { detail: stream }));
       this.manager._changed(this);
+    });
+    this.recovery = new IceRecovery({
+      restart: () => this._restartIce(),
+      giveUp: () => this._hangupWith(this.everConnected ? "ice_timeout" : "ice_failed"),
     });
     pc.addEventListener("connectionstatechange", () => this._onConnectionState());
     pc.addEventListener("negotiationneeded", () => this._renegotiate());
@@ -232,12 +243,41 @@ export class DirectCall extends EventTarget {
 
   _onConnectionState() {
     const state = this.pc?.connectionState;
-    if (this.ended) return;
+    if (this.ended || !state) return;
     if (state === "connected") {
       this.everConnected = true;
       this._setState("connected");
-    } else if (state === "failed") {
-      this._hangupWith(this.everConnected ? "ice_timeout" : "ice_failed");
+    } else if ((state === "disconnected" || state === "failed") && this.state === "connected") {
+      this._setState("connecting"); // no media flows until it recovers: "Reconnecting…"
+    }
+    // Failed, or disconnected for too long: restart ICE, a few times, before hanging up with
+    // ice_failed (never connected) or ice_timeout (connected, then lost).
+    this.recovery?.onState(state);
+  }
+
+  /**
+   * Restart ICE (spec-compatible, as matrix-js-sdk does): the side whose connection failed calls
+   * restartIce(); negotiationneeded follows and _renegotiate sends the offer with fresh
+   * credentials in an m.call.negotiate; the other side's answer carries its own, and both gather
+   * new candidates. When both sides fail at once, perfect negotiation keeps the caller's offer.
+   */
+  _restartIce() {
+    if (this.ended || !this.pc) return;
+    if (!this.established) {
+      // _renegotiate could not send the offer yet (nothing of ours has reached them): later.
+      this.restartWhenEstablished = true;
+      return;
+    }
+    console.info(`call ${this.callId}: restarting ICE (attempt ${this.recovery?.attempts})`);
+    this.pc.restartIce();
+  }
+
+  /** Our description and theirs are both known to both sides: renegotiation may begin. */
+  _markEstablished() {
+    this.established = true;
+    if (this.restartWhenEstablished) {
+      this.restartWhenEstablished = false;
+      this._restartIce();
     }
   }
 
@@ -372,7 +412,7 @@ export class DirectCall extends EventTarget {
       console.warn("select_answer not sent", error),
     );
     await this.pc.setRemoteDescription({ type: "answer", sdp: content.answer.sdp });
-    this.established = true;
+    this._markEstablished();
     this.remoteReady = true;
     await this._useBufferedCandidates();
   }
@@ -424,7 +464,7 @@ export class DirectCall extends EventTarget {
         answer: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
         ...this._metadataFields(),
       });
-      this.established = true;
+      this._markEstablished();
       this._afterDescriptionSent(CANDIDATE_BATCH_CALLEE_MS);
     });
   }
@@ -473,6 +513,7 @@ export class DirectCall extends EventTarget {
     this.endReason = reason;
     this.endedBy = by;
     this.endedAt = Date.now();
+    this.recovery?.stop();
     if (this.pc) {
       this.pc.close();
     }
