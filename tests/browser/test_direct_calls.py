@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import secrets
+import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +70,7 @@ class Turn:
     port: int
     secret: str
     state_dir: Path
+    pid: int = 0  # coturn's, once the `coturn` fixture started it
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +113,22 @@ def coturn(turn: Turn) -> Iterator[Turn]:
         ):
             log = (turn.state_dir / "turnserver.log").read_text(errors="replace")[-2000:]
             pytest.fail(f"coturn did not start on port {turn.port}:\n{log}")
+        turn.pid = proc.pid
         yield turn
     finally:
         stop(proc)
+
+
+@contextmanager
+def coturn_paused(turn: Turn) -> Iterator[None]:
+    """coturn stopped (SIGSTOP): requests wait in its socket until it continues, as behind a
+    slow link. It always continues on the way out, whatever the test did."""
+    assert turn.pid
+    os.kill(turn.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(turn.pid, signal.SIGCONT)
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -596,6 +613,53 @@ async def test_call_forced_through_the_local_coturn_relay(
         relay_ports = {port for address, port in theirs["relays"] if address == "127.0.0.1"}
         assert remote["port"] in relay_ports, seen
         assert remote["address"] in ("127.0.0.1", "" if remote["type"] == "prflx" else None), seen
+    await panel(page).get_by_test_id("direct-call-hangup").click()
+    await expect(panel(other)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
+
+
+async def test_a_candidate_found_while_the_invite_is_on_its_way_still_reaches_the_callee(
+    page: Page, second: tuple[BrowserContext, list[str]], call_stack: Stack, coturn: Turn
+) -> None:
+    """Relay-only, the relay candidate is the caller's only one. When the TURN server answers
+    late (a loaded machine), it is found after the invite's SDP was written but before the
+    invite's request returns: it must still go out in m.call.candidates, so the call connects at
+    its first ICE attempt, with no restart."""
+    other, alice, _bob, room_id = await pair(page, second, call_stack)
+    for p in (page, other):
+        await force_relay(p, coturn)
+    invite_sdp: list[str] = []
+
+    async def slow_invite(route: Route) -> None:
+        body = route.request.post_data_json
+        assert isinstance(body, dict), route.request.post_data
+        invite_sdp.append(body["offer"]["sdp"])
+        await asyncio.sleep(3)  # the invite's request is slow, the relay candidate comes meanwhile
+        await route.continue_()
+
+    await page.route(re.compile(r"/send/m\.call\.invite/"), slow_invite)
+    with coturn_paused(coturn):
+        await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+        # "inviting": the SDP is written and the invite on its way, without a relay candidate.
+        await expect(panel(page)).to_have_attribute("data-state", "inviting", timeout=CALL_MS)
+    ringing = other.get_by_test_id("incoming-call")
+    await expect(ringing).to_be_visible(timeout=CALL_MS)
+    assert invite_sdp and "typ relay" not in invite_sdp[0], invite_sdp
+    await ringing.get_by_test_id("call-accept").click()
+    for p in (page, other):
+        await expect(panel(p)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+    assert [await ice_restarts(p) for p in (page, other)] == [0, 0]
+    await media(page)
+    await media(other)
+
+    ufrag = ice_ufrag(invite_sdp[0])
+    events = await room_call_events(call_stack, alice, room_id)
+    sent = [
+        c["candidate"]
+        for e in events
+        if e["type"] == "m.call.candidates" and e["sender"] == alice.user_id
+        for c in e["content"]["candidates"]
+    ]
+    assert any("typ relay" in c and f" ufrag {ufrag}" in c for c in sent), sent
     await panel(page).get_by_test_id("direct-call-hangup").click()
     await expect(panel(other)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
 

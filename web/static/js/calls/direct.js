@@ -119,6 +119,10 @@ export class DirectCall extends EventTarget {
     // Remote candidates by party id, until that party's description is in the peer connection.
     this.remoteCandidates = new Map();
     this.localCandidates = [];
+    // Candidates found before our invite/answer's SDP is written ride inside it; those found
+    // after go in m.call.candidates (sdpWritten), sent only once the description they belong to
+    // is out (candidatesSent), so they never reach the other side before it.
+    this.sdpWritten = false;
     this.candidatesSent = false;
     this.gatheringDone = false;
     this.candidateTimer = null;
@@ -309,14 +313,37 @@ export class DirectCall extends EventTarget {
       return;
     }
     if (!candidate.candidate) return;
-    // Before the invite/answer goes out, candidates ride inside its SDP.
-    if (!this.candidatesSent) return;
+    // Before the invite/answer's SDP is written, candidates ride inside it. One found while its
+    // request is on its way (a TURN server answering late) is kept for m.call.candidates: with
+    // relay-only ICE it may be the only candidate there is.
+    if (!this.sdpWritten) return;
     this.localCandidates.push({
       candidate: candidate.candidate,
       sdpMid: candidate.sdpMid,
       sdpMLineIndex: candidate.sdpMLineIndex,
     });
-    this._scheduleCandidates(this.direction === "outbound" ? CANDIDATE_BATCH_CALLER_MS : CANDIDATE_BATCH_CALLEE_MS);
+    if (this.candidatesSent) this._scheduleCandidates(this._candidateBatchMs());
+  }
+
+  _candidateBatchMs() {
+    return this.direction === "outbound" ? CANDIDATE_BATCH_CALLER_MS : CANDIDATE_BATCH_CALLEE_MS;
+  }
+
+  /** Our local description, for an invite, answer or negotiate; later candidates trickle. */
+  _writtenDescription() {
+    this.sdpWritten = true;
+    const { type, sdp } = /** @type {RTCSessionDescription} */ (this.pc.localDescription);
+    return { type, sdp };
+  }
+
+  /**
+   * Keep new candidates back while a negotiate's description is on its way (an ICE restart
+   * gathers candidates of new credentials: sent first, they would be refused over there).
+   */
+  _holdCandidates() {
+    this.candidatesSent = false;
+    clearTimeout(this.candidateTimer);
+    this.candidateTimer = null;
   }
 
   _scheduleCandidates(delay) {
@@ -330,14 +357,14 @@ export class DirectCall extends EventTarget {
   _flushCandidates() {
     clearTimeout(this.candidateTimer);
     this.candidateTimer = null;
-    if (this.ended || this.localCandidates.length === 0) return;
+    if (this.ended || !this.candidatesSent || this.localCandidates.length === 0) return;
     const candidates = this.localCandidates;
     this.localCandidates = [];
     this._send("m.call.candidates", { candidates }).catch((error) => console.warn("candidates not sent", error));
   }
 
-  /** Called once the invite/answer is out: later candidates go in batched m.call.candidates. */
-  _afterDescriptionSent(batchDelay) {
+  /** Called once the invite/answer/negotiate is out: candidates go in batched m.call.candidates. */
+  _afterDescriptionSent(batchDelay = this._candidateBatchMs()) {
     this.candidatesSent = true;
     if (this.gatheringDone) this._flushCandidates();
     else this._scheduleCandidates(batchDelay);
@@ -388,7 +415,7 @@ export class DirectCall extends EventTarget {
     this.expiresAt = Date.now() + lifetime;
     await this._send("m.call.invite", {
       lifetime,
-      offer: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
+      offer: this._writtenDescription(),
       invitee: this.opponentUserId,
       ...this._metadataFields(),
     });
@@ -461,7 +488,7 @@ export class DirectCall extends EventTarget {
       if (this.ended) return;
       this._setState("connecting");
       await this._send("m.call.answer", {
-        answer: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
+        answer: this._writtenDescription(),
         ...this._metadataFields(),
       });
       this._markEstablished();
@@ -573,18 +600,20 @@ export class DirectCall extends EventTarget {
 
   async _renegotiate() {
     if (!this.established || this.ended || !this.pc) return;
+    this._holdCandidates();
     try {
       this.makingOffer = true;
       await this.pc.setLocalDescription();
       await this._send("m.call.negotiate", {
         lifetime: this.manager.inviteLifetimeMs,
-        description: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
+        description: this._writtenDescription(),
         ...this._metadataFields(),
       });
     } catch (error) {
       console.warn("renegotiation failed", error);
     } finally {
       this.makingOffer = false;
+      this._afterDescriptionSent();
     }
   }
 
@@ -599,12 +628,17 @@ export class DirectCall extends EventTarget {
     this._readRemoteMetadata(event.content);
     await this.pc.setRemoteDescription({ type: description.type, sdp: description.sdp });
     if (description.type === "offer") {
-      await this.pc.setLocalDescription();
-      await this._send("m.call.negotiate", {
-        lifetime: this.manager.inviteLifetimeMs,
-        description: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
-        ...this._metadataFields(),
-      });
+      this._holdCandidates();
+      try {
+        await this.pc.setLocalDescription();
+        await this._send("m.call.negotiate", {
+          lifetime: this.manager.inviteLifetimeMs,
+          description: this._writtenDescription(),
+          ...this._metadataFields(),
+        });
+      } finally {
+        this._afterDescriptionSent();
+      }
     }
   }
 
