@@ -272,6 +272,11 @@ export class DirectCall extends EventTarget {
       this.restartWhenEstablished = true;
       return;
     }
+    if (typeof this.pc.restartIce !== "function") {
+      // A browser without restartIce (matrix-js-sdk notes Firefox for Android): as before.
+      this._hangupWith(this.everConnected ? "ice_timeout" : "ice_failed");
+      return;
+    }
     console.info(`call ${this.callId}: restarting ICE (attempt ${this.recovery?.attempts})`);
     this.pc.restartIce();
   }
@@ -625,6 +630,9 @@ export class DirectCall extends EventTarget {
     if (remainingLifetime(event, receivedAt) <= 0 && Number.isFinite(Number(event.content.lifetime))) return;
     const collision = description.type === "offer" && (this.makingOffer || this.pc.signalingState !== "stable");
     if (collision && !this.polite) return; // perfect negotiation: the impolite side keeps its offer
+    // An answer to an offer we no longer have (rolled back when both restarted ICE at once, its
+    // events reordered on the way): applying it would throw and end the call.
+    if (description.type === "answer" && this.pc.signalingState !== "have-local-offer") return;
     this._readRemoteMetadata(event.content);
     await this.pc.setRemoteDescription({ type: description.type, sdp: description.sdp });
     if (description.type === "offer") {
