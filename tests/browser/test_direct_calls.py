@@ -8,7 +8,7 @@ relay connects over a relay candidate pair, and one whose first ICE attempt fail
 (m.call.negotiate with fresh credentials) and connects; a matrix-nio client sees the events with
 the spec's fields, and an invite it sends rings (or, once past its lifetime, does not);
 matrix-js-sdk 43 and 37.5 in their own pages call Guilds and are called by it, with frames and
-mute state both ways.
+mute state both ways, and answer the ICE restart of a Guilds call whose first attempt failed.
 
 The DM rooms are made with matrix-nio (is_direct, invite, join, m.direct on both sides) so the
 tests do not depend on the DM UI's timing; the DM is then opened from the Home view's DM list.
@@ -1095,3 +1095,47 @@ async def test_matrix_js_sdk_calls_guilds_frames_and_mute_state_both_ways(
         await expect(panel(page)).to_have_attribute("data-state", "ended", timeout=CALL_MS)
         await expect(panel(page)).to_have_attribute("data-end-reason", "user_hangup")
     await guilds_wrote_metadata_under_both_keys(call_stack, alice, bob, room_id, "m.call.answer")
+
+
+@ON_EACH_SDK
+async def test_guilds_restarts_a_failed_ice_attempt_with_matrix_js_sdk(
+    page: Page,
+    second: tuple[BrowserContext, list[str]],
+    call_stack: Stack,
+    coturn: Turn,
+    sdk_version: str,
+) -> None:
+    """Both relay-only; the first attempt's candidates of the Guilds caller are lost on the way
+    (as in test_a_failed_first_ice_attempt_restarts_ice_and_the_call_connects), so only an ICE
+    restart, negotiated with matrix-js-sdk over m.call.negotiate, can connect the call."""
+    async with SdkPage(sdk_version) as url:
+        sdk_page, _alice, bob, room_id = await sdk_beside_guilds(page, second, call_stack, url)
+        await force_relay(page, coturn)
+        await sdk_page.evaluate("() => window.client.setForceTURN(true)")
+        lost = FirstIceAttemptLost()
+        await lost.install(page)
+
+        await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+        answered = await sdk_page.evaluate(SDK_ANSWER_JS, {"deadlineMs": RECOVERY_MS})
+        assert answered == {"state": "connected"}, answered
+        await expect(panel(page)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+        assert lost.ufrag is not None and lost.lost > 0, "no first-attempt candidate was lost"
+        seen_by_alice, seen_by_bob = await media(page), await sdk_media(sdk_page)
+        restarts = await ice_restarts(page)
+        print(f"matrix-js-sdk {sdk_version}, {restarts} restart(s) in Guilds: {seen_by_alice}")
+        assert seen_by_alice["callId"] == seen_by_bob["callId"]
+        assert seen_by_alice["pair"]["local"]["type"] == "relay", seen_by_alice
+
+        events = await room_call_events(call_stack, bob, room_id, not_judged=bob.user_id)
+        negotiated = [
+            (e["sender"], e["content"]["description"])
+            for e in events
+            if e["type"] == "m.call.negotiate"
+        ]
+        offers = [d for _, d in negotiated if d["type"] == "offer"]
+        assert offers and any(d["type"] == "answer" for _, d in negotiated), negotiated
+        assert all(ice_ufrag(d["sdp"]) != lost.ufrag for d in offers), (lost.ufrag, offers)
+        assert restarts >= 1 or any(sender == bob.user_id for sender, d in negotiated), negotiated
+
+        await panel(page).get_by_test_id("direct-call-hangup").click()
+        await sdk_state(sdk_page, "ended")
