@@ -15,6 +15,8 @@ test("the status line follows the call", () => {
   assert.equal(statusText({ state: "preparing" }, "Bob"), "Starting the call…");
   assert.equal(statusText({ state: "inviting" }, "Bob"), "Calling Bob…");
   assert.equal(statusText({ state: "answering" }, "Bob"), "Connecting…");
+  assert.equal(statusText({ state: "connecting" }, "Bob"), "Connecting…");
+  assert.equal(statusText({ state: "connecting", everConnected: true }, "Bob"), "Reconnecting…");
   assert.equal(statusText({ state: "connected", connectedAt: 1_000 }, "Bob", 66_000), "Connected · 1:05");
   assert.equal(statusText({ state: "ended", endReason: "user_busy" }, "Bob"), "They are busy");
   assert.equal(statusText({ state: "ringing" }, "Bob"), "");

@@ -19,6 +19,7 @@
 // call was the greater hangs it up and answers the other).
 
 import { rtcConfiguration } from "./ice.js";
+import { IceRecovery } from "./ice-recovery.js";
 
 export const CALL_EVENT_TYPES = new Set([
   "m.call.invite",
@@ -118,6 +119,10 @@ export class DirectCall extends EventTarget {
     // Remote candidates by party id, until that party's description is in the peer connection.
     this.remoteCandidates = new Map();
     this.localCandidates = [];
+    // Candidates found before our invite/answer's SDP is written ride inside it; those found
+    // after go in m.call.candidates (sdpWritten), sent only once the description they belong to
+    // is out (candidatesSent), so they never reach the other side before it.
+    this.sdpWritten = false;
     this.candidatesSent = false;
     this.gatheringDone = false;
     this.candidateTimer = null;
@@ -125,6 +130,10 @@ export class DirectCall extends EventTarget {
     /** @type {Promise<MediaStream>|null} */
     this.mediaPromise = null;
     this.established = false;
+    /** A restart asked for before our description was out: done once it is (see _restartIce). */
+    this.restartWhenEstablished = false;
+    /** @type {IceRecovery|null} restarts ICE when the connection fails or drops */
+    this.recovery = null;
     this.remoteReady = false;
     this.makingOffer = false;
     this.chain = Promise.resolve();
@@ -212,6 +221,8 @@ export class DirectCall extends EventTarget {
     this.pc = pc;
     pc.addEventListener("icecandidate", (event) => this._onLocalCandidate(event.candidate));
     pc.addEventListener("icegatheringstatechange", () => {
+      // An ICE restart gathers afresh, and ends with an end-of-candidates of its own.
+      if (pc.iceGatheringState === "gathering") this.gatheringDone = false;
       if (pc.iceGatheringState === "complete") this._onLocalCandidate(null);
     });
     pc.addEventListener("track", (event) => {
@@ -220,6 +231,10 @@ export class DirectCall extends EventTarget {
       this.remoteStream = stream;
       this.dispatchEvent(new CustomEvent("remote", { detail: stream }));
       this.manager._changed(this);
+    });
+    this.recovery = new IceRecovery({
+      restart: () => this._restartIce(),
+      giveUp: () => this._hangupWith(this.everConnected ? "ice_timeout" : "ice_failed"),
     });
     pc.addEventListener("connectionstatechange", () => this._onConnectionState());
     pc.addEventListener("negotiationneeded", () => this._renegotiate());
@@ -232,12 +247,46 @@ export class DirectCall extends EventTarget {
 
   _onConnectionState() {
     const state = this.pc?.connectionState;
-    if (this.ended) return;
+    if (this.ended || !state) return;
     if (state === "connected") {
       this.everConnected = true;
       this._setState("connected");
-    } else if (state === "failed") {
+    } else if ((state === "disconnected" || state === "failed") && this.state === "connected") {
+      this._setState("connecting"); // no media flows until it recovers: "Reconnecting…"
+    }
+    // Failed, or disconnected for too long: restart ICE, a few times, before hanging up with
+    // ice_failed (never connected) or ice_timeout (connected, then lost).
+    this.recovery?.onState(state);
+  }
+
+  /**
+   * Restart ICE (spec-compatible, as matrix-js-sdk does): the side whose connection failed calls
+   * restartIce(); negotiationneeded follows and _renegotiate sends the offer with fresh
+   * credentials in an m.call.negotiate; the other side's answer carries its own, and both gather
+   * new candidates. When both sides fail at once, perfect negotiation keeps the caller's offer.
+   */
+  _restartIce() {
+    if (this.ended || !this.pc) return;
+    if (!this.established) {
+      // _renegotiate could not send the offer yet (nothing of ours has reached them): later.
+      this.restartWhenEstablished = true;
+      return;
+    }
+    if (typeof this.pc.restartIce !== "function") {
+      // A browser without restartIce (matrix-js-sdk notes Firefox for Android): as before.
       this._hangupWith(this.everConnected ? "ice_timeout" : "ice_failed");
+      return;
+    }
+    console.info(`call ${this.callId}: restarting ICE (attempt ${this.recovery?.attempts})`);
+    this.pc.restartIce();
+  }
+
+  /** Our description and theirs are both known to both sides: renegotiation may begin. */
+  _markEstablished() {
+    this.established = true;
+    if (this.restartWhenEstablished) {
+      this.restartWhenEstablished = false;
+      this._restartIce();
     }
   }
 
@@ -269,14 +318,37 @@ export class DirectCall extends EventTarget {
       return;
     }
     if (!candidate.candidate) return;
-    // Before the invite/answer goes out, candidates ride inside its SDP.
-    if (!this.candidatesSent) return;
+    // Before the invite/answer's SDP is written, candidates ride inside it. One found while its
+    // request is on its way (a TURN server answering late) is kept for m.call.candidates: with
+    // relay-only ICE it may be the only candidate there is.
+    if (!this.sdpWritten) return;
     this.localCandidates.push({
       candidate: candidate.candidate,
       sdpMid: candidate.sdpMid,
       sdpMLineIndex: candidate.sdpMLineIndex,
     });
-    this._scheduleCandidates(this.direction === "outbound" ? CANDIDATE_BATCH_CALLER_MS : CANDIDATE_BATCH_CALLEE_MS);
+    if (this.candidatesSent) this._scheduleCandidates(this._candidateBatchMs());
+  }
+
+  _candidateBatchMs() {
+    return this.direction === "outbound" ? CANDIDATE_BATCH_CALLER_MS : CANDIDATE_BATCH_CALLEE_MS;
+  }
+
+  /** Our local description, for an invite, answer or negotiate; later candidates trickle. */
+  _writtenDescription() {
+    this.sdpWritten = true;
+    const { type, sdp } = /** @type {RTCSessionDescription} */ (this.pc.localDescription);
+    return { type, sdp };
+  }
+
+  /**
+   * Keep new candidates back while a negotiate's description is on its way (an ICE restart
+   * gathers candidates of new credentials: sent first, they would be refused over there).
+   */
+  _holdCandidates() {
+    this.candidatesSent = false;
+    clearTimeout(this.candidateTimer);
+    this.candidateTimer = null;
   }
 
   _scheduleCandidates(delay) {
@@ -290,14 +362,14 @@ export class DirectCall extends EventTarget {
   _flushCandidates() {
     clearTimeout(this.candidateTimer);
     this.candidateTimer = null;
-    if (this.ended || this.localCandidates.length === 0) return;
+    if (this.ended || !this.candidatesSent || this.localCandidates.length === 0) return;
     const candidates = this.localCandidates;
     this.localCandidates = [];
     this._send("m.call.candidates", { candidates }).catch((error) => console.warn("candidates not sent", error));
   }
 
-  /** Called once the invite/answer is out: later candidates go in batched m.call.candidates. */
-  _afterDescriptionSent(batchDelay) {
+  /** Called once the invite/answer/negotiate is out: candidates go in batched m.call.candidates. */
+  _afterDescriptionSent(batchDelay = this._candidateBatchMs()) {
     this.candidatesSent = true;
     if (this.gatheringDone) this._flushCandidates();
     else this._scheduleCandidates(batchDelay);
@@ -348,7 +420,7 @@ export class DirectCall extends EventTarget {
     this.expiresAt = Date.now() + lifetime;
     await this._send("m.call.invite", {
       lifetime,
-      offer: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
+      offer: this._writtenDescription(),
       invitee: this.opponentUserId,
       ...this._metadataFields(),
     });
@@ -372,7 +444,7 @@ export class DirectCall extends EventTarget {
       console.warn("select_answer not sent", error),
     );
     await this.pc.setRemoteDescription({ type: "answer", sdp: content.answer.sdp });
-    this.established = true;
+    this._markEstablished();
     this.remoteReady = true;
     await this._useBufferedCandidates();
   }
@@ -421,10 +493,10 @@ export class DirectCall extends EventTarget {
       if (this.ended) return;
       this._setState("connecting");
       await this._send("m.call.answer", {
-        answer: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
+        answer: this._writtenDescription(),
         ...this._metadataFields(),
       });
-      this.established = true;
+      this._markEstablished();
       this._afterDescriptionSent(CANDIDATE_BATCH_CALLEE_MS);
     });
   }
@@ -473,6 +545,7 @@ export class DirectCall extends EventTarget {
     this.endReason = reason;
     this.endedBy = by;
     this.endedAt = Date.now();
+    this.recovery?.stop();
     if (this.pc) {
       this.pc.close();
     }
@@ -532,18 +605,20 @@ export class DirectCall extends EventTarget {
 
   async _renegotiate() {
     if (!this.established || this.ended || !this.pc) return;
+    this._holdCandidates();
     try {
       this.makingOffer = true;
       await this.pc.setLocalDescription();
       await this._send("m.call.negotiate", {
         lifetime: this.manager.inviteLifetimeMs,
-        description: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
+        description: this._writtenDescription(),
         ...this._metadataFields(),
       });
     } catch (error) {
       console.warn("renegotiation failed", error);
     } finally {
       this.makingOffer = false;
+      this._afterDescriptionSent();
     }
   }
 
@@ -555,15 +630,23 @@ export class DirectCall extends EventTarget {
     if (remainingLifetime(event, receivedAt) <= 0 && Number.isFinite(Number(event.content.lifetime))) return;
     const collision = description.type === "offer" && (this.makingOffer || this.pc.signalingState !== "stable");
     if (collision && !this.polite) return; // perfect negotiation: the impolite side keeps its offer
+    // An answer to an offer we no longer have (rolled back when both restarted ICE at once, its
+    // events reordered on the way): applying it would throw and end the call.
+    if (description.type === "answer" && this.pc.signalingState !== "have-local-offer") return;
     this._readRemoteMetadata(event.content);
     await this.pc.setRemoteDescription({ type: description.type, sdp: description.sdp });
     if (description.type === "offer") {
-      await this.pc.setLocalDescription();
-      await this._send("m.call.negotiate", {
-        lifetime: this.manager.inviteLifetimeMs,
-        description: { type: this.pc.localDescription.type, sdp: this.pc.localDescription.sdp },
-        ...this._metadataFields(),
-      });
+      this._holdCandidates();
+      try {
+        await this.pc.setLocalDescription();
+        await this._send("m.call.negotiate", {
+          lifetime: this.manager.inviteLifetimeMs,
+          description: this._writtenDescription(),
+          ...this._metadataFields(),
+        });
+      } finally {
+        this._afterDescriptionSent();
+      }
     }
   }
 

@@ -18,6 +18,7 @@ export function clock(ms) {
  * @property {"local"|"remote"|null} [endedBy]
  * @property {"inbound"|"outbound"} [direction]
  * @property {number} [connectedAt]
+ * @property {boolean} [everConnected]  connected once (then "connecting" is a reconnection)
  */
 
 /**
@@ -33,8 +34,10 @@ export function statusText(call, name, now = Date.now()) {
     case "inviting":
       return `Calling ${name}…`;
     case "answering":
-    case "connecting":
       return "Connecting…";
+    case "connecting":
+      // Connected once, then lost: ICE restarts (calls/ice-recovery.js) until it is back.
+      return call.everConnected ? "Reconnecting…" : "Connecting…";
     case "connected":
       return `Connected · ${clock(now - call.connectedAt)}`;
     case "ended":
@@ -60,10 +63,11 @@ export function endedText(call) {
       return "Answered on another device";
     case "rejected_elsewhere":
       return "Declined on another device";
+    // Both only after the ICE restarts of calls/ice-recovery.js failed too.
     case "ice_failed":
       return "Could not connect: the network between you blocks the call (the homeserver may need TURN)";
     case "ice_timeout":
-      return "The connection was lost";
+      return "The connection was lost and could not be restored";
     case "user_media_failed":
       return call.endedBy === "local" ? "No access to a camera or microphone" : "They have no working camera or microphone";
     case "user_busy":
