@@ -1,5 +1,5 @@
 // The small system lines 1:1 calls leave in a conversation's timeline: "Call ended · 1:05",
-// "Missed video call from Alice", "Bob declined the call". Computed from the call events in the
+// "Missed video call from Alice", "Bob declined the call", "Voice call could not connect". Computed from the call events in the
 // room (any client's, so calls placed from Element show too); the signalling events themselves
 // (candidates, answers, negotiation) never show.
 
@@ -66,9 +66,10 @@ export function callNotice(room, event, userId, now = Date.now()) {
   if (event.type === "m.call.hangup") {
     if (events.find((e) => e.type === "m.call.reject" || e.type === "m.call.hangup") !== event) return null;
     if (answer) {
-      const kind = kindOf(invite);
-      const label = `${kind === "video" ? "Video" : "Voice"} call ended`;
-      return `${label} · ${duration((event.origin_server_ts ?? 0) - (answer.origin_server_ts ?? 0))}`;
+      const kind = kindOf(invite) === "video" ? "Video" : "Voice";
+      // Answered, but no connection was ever made (the spec's reason): no time was spent in it.
+      if (event.content?.reason === "ice_failed") return `${kind} call could not connect`;
+      return `${kind} call ended · ${duration((event.origin_server_ts ?? 0) - (answer.origin_server_ts ?? 0))}`;
     }
     if (!invite || mergedInGlare(room, invite)) return null;
     return unansweredText(room, invite, userId);
