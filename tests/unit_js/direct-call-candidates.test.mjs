@@ -7,6 +7,8 @@ import { test } from "node:test";
 import { DirectCall } from "../../web/static/js/calls/direct.js";
 
 const SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:first\r\n";
+const TURN = [{ urls: ["turn:127.0.0.1:3478?transport=udp"], username: "u", credential: "fresh" }];
+const tick = () => new Promise((r) => setTimeout(r, 0));
 const RELAY = "candidate:1 1 udp 2 127.0.0.1 50000 typ relay raddr 0.0.0.0 rport 0 generation 0 ufrag first";
 
 class FakePeerConnection extends EventTarget {
@@ -18,6 +20,13 @@ class FakePeerConnection extends EventTarget {
     this.connectionState = "new";
     this.restarts = 0;
     this.remoteDescriptions = [];
+    this.configurations = [];
+  }
+  getConfiguration() {
+    return { iceTransportPolicy: "all", iceServers: [] };
+  }
+  setConfiguration(configuration) {
+    this.configurations.push(configuration);
   }
   async createOffer() {
     return { type: "offer", sdp: SDP };
@@ -89,7 +98,7 @@ function newCall(client, direction = "outbound") {
     value: { mediaDevices: { getUserMedia: async () => stream } },
     configurable: true,
   });
-  const manager = { client, rtcOptions: { iceServers: [] }, inviteLifetimeMs: 60_000, _changed() {} };
+  const manager = { client, rtcOptions: { iceServers: TURN }, inviteLifetimeMs: 60_000, _changed() {} };
   return new DirectCall(manager, { roomId: "!r", callId: "c1", direction, video: false, opponentUserId: "@bob:x" });
 }
 
@@ -127,7 +136,10 @@ test("an ICE restart's candidates wait for its m.call.negotiate offer", async ()
   assert.equal(call.established, true);
 
   call._restartIce();
+  await tick();
   assert.equal(call.pc.restarts, 1);
+  // Gathered anew with the ICE servers the homeserver hands out now (credentials run out).
+  assert.deepEqual(call.pc.configurations, [{ iceTransportPolicy: "all", iceServers: TURN }]);
   const renegotiated = call._renegotiate(); // what negotiationneeded runs
   await new Promise((r) => setTimeout(r, 0));
   call.pc.found(RELAY.replace("ufrag first", "ufrag second"));
@@ -150,6 +162,7 @@ test("a restart asked for before our answer is out happens once it is", async ()
   call._restartIce();
   assert.equal(call.pc.restarts, 0, "_renegotiate could not send its offer yet");
   call._markEstablished();
+  await tick();
   assert.equal(call.pc.restarts, 1);
 });
 

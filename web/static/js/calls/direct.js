@@ -278,7 +278,22 @@ export class DirectCall extends EventTarget {
       return;
     }
     console.info(`call ${this.callId}: restarting ICE (attempt ${this.recovery?.attempts})`);
-    this.pc.restartIce();
+    const pc = this.pc;
+    // The TURN credentials of a long call may have run out: the new candidates are gathered
+    // with what the homeserver hands out now (cached until shortly before their expiry).
+    rtcConfiguration(this.client, this.manager.rtcOptions)
+      .then((fresh) => {
+        if (this.ended || this.pc !== pc) return;
+        try {
+          pc.setConfiguration({ ...pc.getConfiguration(), iceServers: fresh.iceServers });
+        } catch (error) {
+          console.warn("ICE servers not updated for the restart", error);
+        }
+      })
+      .catch((error) => console.warn("ICE servers not read for the restart", error))
+      .finally(() => {
+        if (!this.ended && this.pc === pc) pc.restartIce();
+      });
   }
 
   /** Our description and theirs are both known to both sides: renegotiation may begin. */
