@@ -400,6 +400,29 @@ async def test_the_thread_composer_mentions_as_the_channels_does_and_others_read
     )
     assert actions.result == {reply_id: {"notify": True, "highlight": True}}
 
+    # Bob's thread reply mentioning Alice is highlighted in her thread panel, as in the channel;
+    # her own reply is not.
+    async with stack.nio_client(bob) as client:
+        mention = await client.room_send(
+            general,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": f"{alice.localpart}: the venue is booked",
+                "m.mentions": {"user_ids": [alice.user_id]},
+                "m.relates_to": {
+                    "rel_type": "m.thread",
+                    "event_id": content["m.relates_to"]["event_id"],
+                    "is_falling_back": True,
+                    "m.in_reply_to": {"event_id": reply_id},
+                },
+            },
+        )
+        assert isinstance(mention, nio.RoomSendResponse), mention
+    mentioning = thread_message(page, "the venue is booked")
+    await expect(mentioning).to_have_class(re.compile(r"\bmentioned\b"), timeout=LIVE_MS)
+    await expect(sent).not_to_have_class(re.compile(r"\bmentioned\b"))
+
 
 async def test_a_search_result_in_a_thread_opens_its_thread_with_the_reply_marked(
     page: Page, stack: Stack, alice: User

@@ -89,6 +89,18 @@ export function mentionsUser(event, { userId, displayName = null, senderMayMenti
   return [displayName, localpart, userId].some((word) => word && containsWord(body, word));
 }
 
+/**
+ * Whether a message of `room`, as last edited, mentions the signed-in user (highlighted in the
+ * channel and in a thread, as in Discord).
+ */
+export function mentionsReader(room, event, userId) {
+  const content = room.latestEdit(event)?.content?.["m.new_content"] ?? event.content ?? {};
+  return mentionsUser(
+    { sender: event.sender, content },
+    { userId, displayName: room.displayName(userId), senderMayMentionRoom: mayMentionRoom(room, event.sender) },
+  );
+}
+
 /** Whether `word` appears in `text` on its own (not inside a longer word), case-insensitively. */
 export function containsWord(text, word) {
   const lower = text.toLowerCase();

@@ -6,7 +6,7 @@ import { avatar } from "../avatar.js";
 import { h } from "../dom.js";
 import { icon } from "../icons.js";
 import { plainPreview } from "../markdown.js";
-import { mayMentionRoom, mentionsUser } from "../mentions.js";
+import { mentionsReader } from "../mentions.js";
 import { currentContent, renderBody } from "./message-body.js";
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -50,7 +50,7 @@ export function createMessageView(ctx, { actions, threads, retry, scrollTo }) {
       "data-sender": event.sender,
     });
     if (!echo && event.event_id === ui.state.linked) node.classList.add("linked");
-    if (!echo && mentionsMe(event, content)) node.classList.add("mentioned");
+    if (!echo && mentionsReader(r, event, userId)) node.classList.add("mentioned");
     const gutter = grouped
       ? h("span", { class: "gutter-time", text: timeFormat.format(new Date(event.origin_server_ts)) })
       : avatar(client, { mxc: r.avatarOf(event.sender), name, id: event.sender, className: "avatar message-avatar" });
@@ -104,16 +104,6 @@ export function createMessageView(ctx, { actions, threads, retry, scrollTo }) {
     node.append(gutter, main);
     if (!echo) node.append(actions.toolbar(event));
     return node;
-  }
-
-  /** Whether a message (as now edited) mentions the user: highlighted, as in Discord. */
-  function mentionsMe(event, content) {
-    const r = ctx.room();
-    if (!r) return false;
-    return mentionsUser(
-      { sender: event.sender, content },
-      { userId, displayName: r.displayName(userId), senderMayMentionRoom: mayMentionRoom(r, event.sender) },
-    );
   }
 
   /** A name or avatar that opens the person's profile card (and from there a DM). */

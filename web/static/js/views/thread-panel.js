@@ -8,6 +8,7 @@ import { h } from "../dom.js";
 import { describeError } from "../error-messages.js";
 import { icon } from "../icons.js";
 import { messageContent } from "../markdown.js";
+import { mentionsReader } from "../mentions.js";
 import { THREAD_REL, replyCountText, threadReplyContent } from "../threads.js";
 import { attachMentionAutocomplete } from "./mention-autocomplete.js";
 
@@ -174,10 +175,11 @@ export function createThreadPanel({ client, room, rootId, userId, renderBody, ro
       );
     }
     const linked = !echo && linkedId !== null && event.event_id === linkedId;
+    const mentioned = !echo && mentionsReader(r, event, userId);
     return h(
       "li",
       {
-        class: `message${echo ? ` pending ${echo.status}` : ""}${linked ? " linked" : ""}`,
+        class: `message${echo ? ` pending ${echo.status}` : ""}${linked ? " linked" : ""}${mentioned ? " mentioned" : ""}`,
         "data-testid": "thread-message",
         "data-event-id": echo ? "" : event.event_id,
         "data-sender": event.sender,
