@@ -32,7 +32,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +54,13 @@ from bridge.services.sfu import sign_token
 from guildsctl.janus import LocalJanus
 from guildsctl.synapse import stop
 from tests.harness.api import Api, create_server, join_server
-from tests.harness.sfu import JanusSession, janus_session, start_test_janus
+from tests.harness.sfu import JanusSession, Refresh, janus_session, keep_alive, start_test_janus
 from tests.harness.stack import Stack, User
 from tests.harness.synthetic import ToneTrack
 
 SIZES = (2, 4, 8, 16, 25)
 VIDEOROOM = "janus.plugin.videoroom"
 AUDIOBRIDGE = "janus.plugin.audiobridge"
-KEEPALIVE_S = 15.0
-TOKEN_REFRESH_S = 90.0
-Refresh = Callable[[], Awaitable[dict[str, Any]]]
 MEDIA_DEADLINE_S = 60.0
 
 
@@ -123,26 +120,6 @@ async def message(session: JanusSession, handle: int, body: dict[str, Any], jsep
 async def attach(session: JanusSession, plugin: str) -> int:
     attached = await session.request({"janus": "attach", "plugin": plugin})
     return int(attached["data"]["id"])
-
-
-async def keep_alive(session: JanusSession, refresh: Refresh | None) -> None:
-    """Sent without waiting for the answer: only one reader may wait on the WebSocket (the
-    answer is set aside by the next request, as any event is). With `refresh`, the token is
-    asked for again before the bridge's 3 minutes run out, as the web client does."""
-    refreshed = time.monotonic()
-    while True:
-        await asyncio.sleep(KEEPALIVE_S)
-        if refresh is not None and time.monotonic() - refreshed > TOKEN_REFRESH_S:
-            session.token = (await refresh())["token"]
-            refreshed = time.monotonic()
-        await session.ws.send_json(
-            {
-                "janus": "keepalive",
-                "session_id": session.session_id,
-                "transaction": "keepalive",
-                "token": session.token,
-            }
-        )
 
 
 class Voice:

@@ -3,9 +3,11 @@ attacker or a synthetic participant would (no browser, no Guilds code)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import subprocess
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -19,6 +21,12 @@ from guildsctl.synapse import stop, tail, wait_until
 from tests.harness.stack import SFU, Stack, build_stack, free_port
 
 PLUGIN = "janus.plugin.videoroom"
+# Janus ends a session silent for its session timeout (45 s here, 60 s by default).
+KEEPALIVE_S = 15.0
+# The bridge's tokens last 3 minutes; the web client asks for new ones in time, and so do we.
+TOKEN_REFRESH_S = 90.0
+# Fresh credentials from the bridge (`POST …/sfu`), as the web client asks for them.
+Refresh = Callable[[], Awaitable[dict[str, Any]]]
 # For the tests on the session's stack with an SFU (`StackWithSfu`).
 ON_SFU = pytest.mark.parametrize("stack", [SFU], indirect=True, scope="session")
 
@@ -150,3 +158,23 @@ async def janus_session(url: str, token: str | None) -> AsyncIterator[JanusSessi
         http.ws_connect(url, protocols=("janus-protocol",)) as ws,
     ):
         yield JanusSession(ws, token)
+
+
+async def keep_alive(session: JanusSession, refresh: Refresh | None) -> None:
+    """Keep a Janus session open until cancelled, with a token asked for again (`refresh`)
+    before the bridge's 3 minutes run out. Sent without waiting for the answer: only one reader
+    may wait on the WebSocket (the answer is set aside by the next request, as any event is)."""
+    refreshed = time.monotonic()
+    while True:
+        await asyncio.sleep(KEEPALIVE_S)
+        if refresh is not None and time.monotonic() - refreshed > TOKEN_REFRESH_S:
+            session.token = (await refresh())["token"]
+            refreshed = time.monotonic()
+        await session.ws.send_json(
+            {
+                "janus": "keepalive",
+                "session_id": session.session_id,
+                "transaction": "keepalive",
+                "token": session.token,
+            }
+        )

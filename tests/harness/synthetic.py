@@ -23,14 +23,12 @@ from av import AudioFrame, VideoFrame
 
 from guilds.vocabulary import CALL_MEMBER_EVENT
 from tests.harness.api import Api
-from tests.harness.sfu import JanusSession, janus_session
+from tests.harness.sfu import JanusSession, janus_session, keep_alive
 from tests.harness.stack import Stack, User
 
 SAMPLE_RATE = 48_000
 SAMPLES = 960  # 20 ms, Opus's frame
 TONE_HZ = 440.0
-KEEPALIVE_S = 15.0
-TOKEN_REFRESH_S = 90.0
 
 
 @functools.cache
@@ -164,7 +162,7 @@ class SyntheticParticipant:
         jsep = answer.get("jsep")
         assert jsep, answer
         await pc.setRemoteDescription(RTCSessionDescription(jsep["sdp"], jsep["type"]))
-        self._keepalive = asyncio.create_task(self._keep_alive(session))
+        self._keepalive = asyncio.create_task(keep_alive(session, self._credentials))
         now = int(time.time() * 1000)
         await self._write_membership(
             {
@@ -191,24 +189,6 @@ class SyntheticParticipant:
         )
         assert status == 200, creds
         return dict(creds)
-
-    async def _keep_alive(self, session: JanusSession) -> None:
-        """Keepalives with a token the bridge issued less than TOKEN_REFRESH_S ago (its tokens
-        last 3 minutes, as the web client's do; it asks again in time, and so do we)."""
-        refreshed = time.monotonic()
-        while True:
-            await asyncio.sleep(KEEPALIVE_S)
-            if time.monotonic() - refreshed > TOKEN_REFRESH_S:
-                session.token = (await self._credentials())["token"]
-                refreshed = time.monotonic()
-            await session.ws.send_json(
-                {
-                    "janus": "keepalive",
-                    "session_id": session.session_id,
-                    "transaction": "keepalive",
-                    "token": session.token,
-                }
-            )
 
     async def __aexit__(self, *exc: object) -> None:
         if self._keepalive is not None:
