@@ -10,26 +10,19 @@ from pathlib import Path
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright
 
-from tests.harness.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.harness.chromium import CHROMIUM
+from tests.harness.chromium import launch_chromium as launch_test_chromium
 from tests.harness.stack import Stack, User
 
-# What TESTING.md measured for calls: fake camera and microphone, no permission prompt, and
-# host candidates on loopback, remote audio that may play without a click.
-FAKE_MEDIA_ARGS = [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 SESSION_KEY = "guilds.session.v1"
 
 
-async def launch_chromium(playwright: Playwright, extra_args: list[str] | None = None) -> Browser:
-    """Debian's Chromium with the browser tests' flags (Playwright cannot fetch its own here)."""
+async def launch_chromium(playwright: Playwright) -> Browser:
+    """Debian's Chromium with the browser tests' flags (fake camera and microphone, loopback
+    ICE, sound without a click): `tests/harness/chromium.py`, which the figures share."""
     if not CHROMIUM.exists():
         raise SystemExit(f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh")
-    args = list(dict.fromkeys(CHROMIUM_ARGS + (extra_args or [])))
-    return await playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+    return await launch_test_chromium(playwright)
 
 
 async def new_device(stack: Stack, user: User) -> User:

@@ -39,7 +39,6 @@ import nio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from bench.browser import (
-    FAKE_MEDIA_ARGS,
     chromium_pids,
     cpu_seconds,
     cpu_used,
@@ -476,7 +475,7 @@ async def main(args: argparse.Namespace) -> Figure:
     measured: dict[str, dict[str, Any]] = {}
     async with bench_stack(args.backend) as stack:
         async with async_playwright() as playwright:
-            browser = await launch_chromium(playwright, FAKE_MEDIA_ARGS)
+            browser = await launch_chromium(playwright)
             try:
                 scene = await build_scene(stack, browser, max(sizes))
                 scene.camera = parse_camera(args.camera)
