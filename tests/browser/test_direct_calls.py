@@ -163,9 +163,12 @@ def panel(page: Page) -> Any:
     return page.get_by_test_id("direct-call-panel")
 
 
-async def video_call_answered(page: Page, other: Page, *, connected_ms: int = CALL_MS) -> None:
-    """`page` places a video call in the open DM, `other` accepts it, and both connect."""
-    await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+async def call_answered(
+    page: Page, other: Page, *, kind: str = "video", connected_ms: int = CALL_MS
+) -> None:
+    """`page` places a call (`kind` "video" or "voice") in the open DM, `other` accepts it, and
+    both connect."""
+    await page.get_by_test_id("dm-header").get_by_test_id(f"dm-call-{kind}").click()
     ringing = other.get_by_test_id("incoming-call")
     await expect(ringing).to_be_visible(timeout=CALL_MS)
     await ringing.get_by_test_id("call-accept").click()
@@ -527,12 +530,7 @@ async def test_voice_call_then_camera_on_renegotiates_and_leaving_ends_it(
 ) -> None:
     other, alice, bob, room_id = await pair(page, second, call_stack)
 
-    await page.get_by_test_id("dm-header").get_by_test_id("dm-call-voice").click()
-    ringing = other.get_by_test_id("incoming-call")
-    await expect(ringing).to_be_visible(timeout=CALL_MS)
-    await ringing.get_by_test_id("call-accept").click()
-    for p in (page, other):
-        await expect(panel(p)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+    await call_answered(page, other, kind="voice")
     heard = await media(other, video=False)
     assert heard["frames"] == 0, heard
 
@@ -571,7 +569,7 @@ async def test_call_forced_through_the_local_coturn_relay(
     for p in (page, other):
         await force_relay(p, coturn)
 
-    await video_call_answered(page, other)
+    await call_answered(page, other)
     seen = [await media(p) for p in (page, other)]
     print(f"through the relay, {[await ice_restarts(p) for p in (page, other)]} restarts: {seen}")
     for mine, theirs in (seen, seen[::-1]):
@@ -671,7 +669,7 @@ async def test_a_call_whose_relay_goes_silent_mid_call_reconnects_by_an_ice_rest
     other, _alice, _bob, _room_id = await pair(page, second, call_stack)
     for p in (page, other):
         await force_relay(p, coturn)
-    await video_call_answered(page, other)
+    await call_answered(page, other)
     await media(page)
     await media(other)
     assert [await ice_restarts(p) for p in (page, other)] == [0, 0]
@@ -707,7 +705,7 @@ async def test_a_failed_first_ice_attempt_restarts_ice_and_the_call_connects(
     await lost.install(page)
 
     # Without a restart the caller hangs up with ice_failed once the first attempt fails.
-    await video_call_answered(page, other, connected_ms=RECOVERY_MS)
+    await call_answered(page, other, connected_ms=RECOVERY_MS)
     assert lost.ufrag is not None and lost.lost > 0, "no candidate of the first attempt was lost"
     restarts = [await ice_restarts(p) for p in (page, other)]
     assert sum(restarts) >= 1, restarts
