@@ -22,6 +22,7 @@ from typing import Any, Final
 from bridge.engine.inbox import InboxEvent
 from bridge.engine.journal import OperationFailed, OperationJournal
 from bridge.engine.matrix import MatrixClient, MatrixRequestError, path_segment
+from bridge.engine.patience import patiently
 from bridge.engine.queue import ServerQueue
 from bridge.engine.steps import AutoJoinInvite, Kick, Plan, SendState, Step, Unban
 from bridge.plans.channels import child_orders, next_index
@@ -748,11 +749,15 @@ class Reconciler:
             return
         # The directory may not have the space's newest membership yet (events of two rooms
         # can arrive in either order from two event persisters): the homeserver decides.
+        # Patient, as the kick itself would be: a homeserver that is down is waited out.
+        path = (
+            f"/_matrix/client/v3/rooms/{path_segment(server.server_id)}"
+            f"/state/m.room.member/{path_segment(user)}"
+        )
         try:
-            member = await self.matrix.request(
-                "GET",
-                f"/_matrix/client/v3/rooms/{path_segment(server.server_id)}"
-                f"/state/m.room.member/{path_segment(user)}",
+            member = await patiently(
+                lambda: self.matrix.request("GET", path),
+                f"Reading {user}'s membership of {server.server_id}",
             )
             space_membership = member.get("membership")
         except MatrixRequestError as exc:
