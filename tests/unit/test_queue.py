@@ -34,6 +34,18 @@ def make_queue(db: Database, journal: OperationJournal | None = None) -> ServerQ
     return ServerQueue(db, journal or OperationJournal(db, NoMatrix(), BOT))
 
 
+def stuck_queue(db: Database) -> ServerQueue:
+    """A queue whose "edit" jobs never finish: the crash (its `stop`) comes while one runs."""
+    queue = make_queue(db)
+
+    async def stuck(job: Job) -> Outcome:
+        await asyncio.Event().wait()
+        return Outcome(200)
+
+    queue.register("edit", stuck)
+    return queue
+
+
 async def until(condition: Any, timeout_s: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not condition():
@@ -163,14 +175,7 @@ async def test_a_job_waits_out_a_homeserver_that_is_down(
 
 
 async def test_jobs_stored_before_a_restart_run_after_it_in_order(db: Database) -> None:
-    before = make_queue(db)
-    block = asyncio.Event()
-
-    async def stuck(job: Job) -> Outcome:
-        await block.wait()
-        return Outcome(200)
-
-    before.register("edit", stuck)
+    before = stuck_queue(db)
     first = await before.submit("edit", "!a", "@u:x", {"rid": "r"}, {"n": "1"})
     second = await before.submit("edit", "!a", "@u:x", {"rid": "r"}, {"n": "2"})
     await until(lambda: before.depth("!a") == 2)
@@ -197,14 +202,7 @@ async def test_jobs_stored_in_one_millisecond_run_after_a_restart_in_the_order_s
     # Submitted in a burst, jobs share a millisecond of the clock (one in nine runs of the test
     # above did, and then ran after the restart in the order of their random ids).
     monkeypatch.setattr("time.time", lambda: 1_700_000_000.0)
-    before = make_queue(db)
-    block = asyncio.Event()
-
-    async def stuck(job: Job) -> Outcome:
-        await block.wait()
-        return Outcome(200)
-
-    before.register("edit", stuck)
+    before = stuck_queue(db)
     ids = [await before.submit("edit", "!a", "@u:x", {}, {"n": str(n)}) for n in range(8)]
     await before.stop()
 
