@@ -6,14 +6,17 @@ freshly created databases (dropped afterwards), so runs never see each other's s
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
 import secrets
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Collection
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -220,6 +223,30 @@ class Stack:
             self.guilds_proc.wait()
             self.guilds_proc = None
 
+    async def kill_guilds_when(
+        self, ready: Callable[[], Awaitable[bool]], *, deadline_s: float = 60
+    ) -> None:
+        """SIGKILL `guilds serve` as soon as `ready()` holds, asked while the process is frozen.
+
+        Polling a running bridge let a stage of concurrent steps end between the poll that saw
+        the point wanted and the kill. Here the bridge is stopped (SIGSTOP) while `ready()`
+        reads, so what a read of its own database sees is what the kill leaves (a request it
+        had already sent may still land in Synapse); between two reads it runs for 5 ms.
+        """
+        proc = self.guilds_proc
+        assert proc is not None
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            proc.send_signal(signal.SIGSTOP)
+            wait_stopped(proc.pid, self.guilds_log)
+            if await ready():
+                self.kill_guilds()
+                return
+            proc.send_signal(signal.SIGCONT)
+            await asyncio.sleep(0.005)
+        self.kill_guilds()
+        raise AssertionError(f"the point to kill guilds serve at never came in {deadline_s} s")
+
     # -- users -------------------------------------------------------------------------------
     async def register_user(
         self, localpart: str | None = None, password: str | None = None
@@ -284,6 +311,20 @@ class Stack:
         self.homeserver.stop()
         for name in self.pg_databases:
             drop_pg_database(name)
+
+
+def wait_stopped(pid: int, log: Path) -> None:
+    """Wait until the process is in the stopped state (a signal is delivered asynchronously)."""
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        # The state follows the command name, which is in parentheses and may hold spaces.
+        state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        if state == "T":
+            return
+        assert state not in ("Z", "X"), f"the process exited; end of its log:\n{tail(log)}"
+        time.sleep(0.0002)
+    raise AssertionError(f"process {pid} did not stop on SIGSTOP")
 
 
 def build_stack(

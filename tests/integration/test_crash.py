@@ -8,11 +8,7 @@ rooms must match its model: nothing half-changed, no room created twice.
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import nio
@@ -27,7 +23,7 @@ from bridge.readback.directory import ServerDirectory
 from bridge.readback.rooms import RoomsReader
 from guilds.config import ServerTemplate, TemplateChannel, TemplateRole
 from guilds.ids import RoomID, UserID
-from guildsctl.synapse import spawn, tail
+from guildsctl.synapse import spawn
 from tests.harness.api import Api, create_server, eventually, join_server
 from tests.harness.stack import Stack, User
 
@@ -43,46 +39,6 @@ async def steps_done(db: Database, op_id: str) -> tuple[int, int, str]:
     )
     assert row is not None
     return int(row["done"]), int(row["total"]), str(row["status"])
-
-
-async def kill_when_done(
-    stack: Stack, db: Database, op_id: str, steps: int
-) -> tuple[int, int, str]:
-    """SIGKILL `guilds serve` once `steps` steps of the operation are done; return the journal
-    as it was at the kill.
-
-    The bridge is frozen (SIGSTOP) while the journal is read, so what is read is what the kill
-    leaves; between two reads it runs for a few milliseconds only. Polling a running bridge
-    instead let a stage of concurrent steps end between one read and the kill.
-    """
-    proc = stack.guilds_proc
-    assert proc is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        proc.send_signal(signal.SIGSTOP)
-        stopped(proc.pid, stack.guilds_log)
-        done, total, status = await steps_done(db, op_id)
-        if done >= steps or status in ("done", "failed"):
-            stack.kill_guilds()
-            return done, total, status
-        proc.send_signal(signal.SIGCONT)
-        await asyncio.sleep(0.005)
-    stack.kill_guilds()
-    raise AssertionError(f"the operation did not get to {steps} steps done in 60 s")
-
-
-def stopped(pid: int, log: Path) -> None:
-    """Wait until the process is in the stopped state (a signal is delivered asynchronously)."""
-    stat = Path(f"/proc/{pid}/stat")
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        # The state follows the command name, which is in parentheses and may hold spaces.
-        state = stat.read_text().rsplit(")", 1)[1].split()[0]
-        if state == "T":
-            return
-        assert state not in ("Z", "X"), f"guilds serve exited; end of its log:\n{tail(log)}"
-        time.sleep(0.0002)
-    raise AssertionError(f"guilds serve (pid {pid}) did not stop on SIGSTOP")
 
 
 async def run_and_kill_midway(
@@ -104,7 +60,12 @@ async def run_and_kill_midway(
             cwd=stack.root,
         )
 
-        done, total, status = await kill_when_done(stack, db, op_id, kill_after)
+        async def partly_done() -> bool:
+            done, _, status = await steps_done(db, op_id)
+            return done >= kill_after or status in ("done", "failed")
+
+        await stack.kill_guilds_when(partly_done)
+        done, total, status = await steps_done(db, op_id)
         assert status == "running" and kill_after <= done < total, (done, total, status)
     finally:
         stack.start_guilds()

@@ -180,8 +180,7 @@ async def test_guilds_serve_killed_mid_operation_finishes_it_on_restart(
             )
             return row is not None and int(row["n"]) >= 4
 
-        await eventually(some_rooms_created, 60, 0.02, what="guilds serve to start the operation")
-        stack.kill_guilds()
+        await stack.kill_guilds_when(some_rooms_created)
         at_kill = await journal_record(db, op_id)
         assert at_kill["status"] == "running", "killed before the operation ended"
         print(f"killed with {at_kill['done']} of {at_kill['total']} steps recorded")

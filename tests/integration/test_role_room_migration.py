@@ -214,9 +214,8 @@ async def test_a_role_room_of_the_older_shape_becomes_a_role_space(
                 role_state = await state(stack, sid, ROLE_EVENT, crew) or {}
                 return role_state.get("previous_room_id") == old
 
-            # Polled often: the kill must land while the older room is still in use.
-            await eventually(halfway, deadline_s=60, interval_s=0.01, what="the move to begin")
-            stack.kill_guilds()
+            # The kill must land while the older room is still in use.
+            await stack.kill_guilds_when(halfway)
         stack.start_guilds()
 
     async def moved() -> bool:
