@@ -178,6 +178,55 @@ async def test_messages_from_another_client_render_and_nothing_runs(
     await page.screenshot(path=str(stack.root / "chat-xss.png"))
 
 
+async def test_tables_folds_and_colours_from_another_client_are_drawn(
+    page: Page, stack: Stack, alice: User, bob: User
+) -> None:
+    server = await create_server(stack, alice, f"Rich {secrets.token_hex(2)}")
+    sid, general = server["server_id"], server["default_channel_id"]
+    await join_server(stack, sid, bob)
+    await open_as(page, stack, alice)
+    await open_channel(page, sid)
+    async with stack.nio_client(bob) as client:
+        # As Element's markdown and colour commands send them (a newline between a table's tags).
+        answer = await client.room_send(
+            general,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "scores | name | points | alice | 3 | Logs | line one | in red",
+                "format": "org.matrix.custom.html",
+                "formatted_body": "<p>scores</p>\n<table>\n<thead>\n<tr>\n<th>name</th>\n"
+                "<th>points</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>alice</td>\n<td>3</td>\n"
+                "</tr>\n</tbody>\n</table>\n"
+                "<details><summary>Logs</summary><p>line one</p></details>"
+                '<span data-mx-color="#e01b24" data-mx-bg-color="#2ec27e">in red</span> '
+                '<span data-mx-color="url(https://evil.example/x)">no colour</span>',
+            },
+        )
+        assert isinstance(answer, nio.RoomSendResponse), answer
+
+    body = message_with(page, "scores").get_by_test_id("message-body")
+    table = body.locator("table")
+    await expect(table).to_have_count(1, timeout=LIVE_MS)
+    await expect(table.locator("thead th")).to_have_text(["name", "points"])
+    await expect(table.locator("tbody td")).to_have_text(["alice", "3"])
+    details = body.locator("details")
+    await expect(details.locator("summary")).to_have_text("Logs")
+    await expect(details.locator("p")).to_be_hidden()
+    await details.locator("summary").click()
+    await expect(details.locator("p")).to_have_text("line one")
+    await expect(details.locator("p")).to_be_visible()
+    # The spec's colours, applied through the CSSOM: no CSP violation (the page fixture fails on
+    # one) and the colours as sent.
+    coloured = body.locator("span", has_text="in red")
+    colours = await coloured.evaluate(
+        "e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]"
+    )
+    assert colours == ["rgb(224, 27, 36)", "rgb(46, 194, 126)"], colours
+    plain = body.locator("span", has_text="no colour")
+    assert await plain.get_attribute("style") is None
+
+
 async def test_spoilers_stay_hidden_until_clicked_from_and_to_other_clients(
     page: Page, stack: Stack, alice: User, bob: User
 ) -> None:

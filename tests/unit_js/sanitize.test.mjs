@@ -18,6 +18,7 @@ const { drawMentionPills } = await import("../../web/static/js/views/mention-pil
 const KEPT = new Set([
   "b", "strong", "i", "em", "u", "s", "del", "strike", "code", "pre", "br", "p", "blockquote",
   "ul", "ol", "li", "a", "span", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "sup", "sub", "div",
+  "table", "thead", "tbody", "tr", "th", "td", "caption", "details", "summary",
 ]);
 const LINK_ATTRIBUTES = ["href", "rel", "target"];
 
@@ -29,19 +30,31 @@ function render(html) {
     assert.ok(KEPT.has(el.localName), `<${el.localName}> came out of ${html}`);
     const names = Array.from(el.attributes, (a) => a.name).sort();
     assert.deepEqual(names, attributesOf(el), `attributes of <${el.localName}> from ${html}`);
+    const value = (name) => el.getAttribute(name) ?? "";
+    if (el.hasAttribute("style")) assert.match(value("style"), COLOURS_ONLY, `style from ${html}`);
+    if (el.localName === "ol" && el.hasAttribute("start")) assert.match(value("start"), /^[1-9][0-9]*$/);
+    if (el.localName === "code" && el.hasAttribute("class")) assert.match(value("class"), /^language-[A-Za-z0-9_+-]+$/);
   }
   return wrap;
 }
 
+// The only style the sanitiser sets (through the CSSOM): a span's colours, each "#rrggbb".
+const COLOURS_ONLY = /^(?:(?:color|background-color):#[0-9a-f]{6};?)+$/i;
+
 // What Guilds itself puts on the spans it draws for a spoiler (markdown.js `spoiler`).
 const SPOILER_ATTRIBUTES = ["aria-expanded", "class", "data-spoiler", "role", "tabindex", "title"];
 
-/** The attributes an element may carry out of the sanitiser: a link's, a spoiler's, or none. */
+/**
+ * The attributes an element may carry out of the sanitiser: a link's, a spoiler's, a span's
+ * colours, a list's start, a code block's language, or none.
+ */
 function attributesOf(el) {
   if (el.localName === "a") return LINK_ATTRIBUTES;
   if (el.classList.contains("spoiler")) return SPOILER_ATTRIBUTES;
   if (el.classList.contains("spoiler-content") || el.classList.contains("spoiler-reason")) return ["class"];
-  return [];
+  // The spec's other attributes, their values checked in `render`.
+  const allowed = { span: "style", ol: "start", code: "class" }[el.localName];
+  return allowed && el.hasAttribute(allowed) ? [allowed] : [];
 }
 
 const out = (html) => render(html).innerHTML;
@@ -87,9 +100,9 @@ test("every tag of the spec's list is kept or unwrapped to its text; none is los
     assert.equal(wrap.textContent, "text", tag);
     if (wrap.querySelector(tag)) kept.push(tag);
   }
-  // Not drawn here: colours (font), tables, folds (details); a link with no href is a <span>.
+  // A <font> becomes a <span> (the spec's replacement), as does a link with no href.
   const unwrapped = SPEC_TAGS.filter((t) => !kept.includes(t) && !["hr", "br", "img"].includes(t));
-  assert.deepEqual(unwrapped, ["font", "a", "table", "thead", "tbody", "tr", "th", "td", "caption", "details", "summary"]);
+  assert.deepEqual(unwrapped, ["font", "a"]);
   assert.equal(out("a<hr>b<br>c"), "a<hr>b<br>c");
 });
 
@@ -101,12 +114,101 @@ test("a code block keeps its text and its markup as text", () => {
 
 test("attributes are never copied: styles, classes, ids, colours and every on* handler go", () => {
   const wrap = render(
-    '<p style="position:fixed;inset:0" class="overlay" id="app" onclick="alert(1)">p</p>' +
-      '<span data-mx-color="#ff0000" data-mx-bg-color="#000" onmouseover="alert(2)">red</span>' +
+    '<p style="position:fixed;inset:0" class="overlay" id="app" onclick="alert(1)" data-mx-color="#ff0000">p</p>' +
+      '<span style="color:red" class="spoiler" data-mx-color="red" data-mx-bg-color="#000" onmouseover="alert(2)">red</span>' +
       '<b ONLOAD="alert(3)" onfocus=alert(4) autofocus tabindex="1">b</b>' +
-      '<ol start="3"><li value="9">three</li></ol><code class="language-js">c</code>',
+      '<ol start="3" reversed type="a" class="x"><li value="9">three</li></ol><ul start="3"><li>u</li></ul>' +
+      '<code class="language-js" id="c" style="color:red">c</code><pre class="language-js">p</pre>' +
+      '<table class="t" border="1" style="width:9999px"><tbody><tr style="x"><td colspan="9" onclick="x()">a</td><th scope="col">b</th></tr></tbody></table>' +
+      '<details open ontoggle="alert(5)"><summary class="s" onclick="x()">more</summary>d</details>',
   );
-  assert.equal(wrap.innerHTML, "<p>p</p><span>red</span><b>b</b><ol><li>three</li></ol><code>c</code>");
+  assert.equal(
+    wrap.innerHTML,
+    '<p>p</p><span>red</span><b>b</b><ol start="3"><li>three</li></ol><ul><li>u</li></ul>' +
+      '<code class="language-js">c</code><pre>p</pre>' +
+      "<table><tbody><tr><td>a</td><th>b</th></tr></tbody></table><details><summary>more</summary>d</details>",
+  );
+});
+
+test("tables from other clients are kept as tables, captions and header cells too", () => {
+  // As Element's markdown sends one (a newline between tags).
+  const wrap = render(
+    "<table>\n<caption>Scores</caption>\n<thead>\n<tr>\n<th>name</th>\n<th>points</th>\n</tr>\n</thead>\n" +
+      "<tbody>\n<tr>\n<td><b>alice</b></td>\n<td>3</td>\n</tr>\n<tr>\n<td>bob</td>\n<td>2</td>\n</tr>\n</tbody>\n</table>",
+  );
+  const table = wrap.querySelector("table");
+  assert.ok(table);
+  assert.equal(table.querySelector("caption")?.textContent, "Scores");
+  assert.deepEqual([...table.querySelectorAll("thead > tr > th")].map((c) => c.textContent), ["name", "points"]);
+  const rows = [...table.querySelectorAll("tbody > tr")].map((r) => [...r.querySelectorAll("td")].map((c) => c.textContent));
+  assert.deepEqual(rows, [["alice", "3"], ["bob", "2"]]);
+  assert.equal(table.querySelector("td > b")?.textContent, "alice");
+});
+
+test("a fold (details and summary) is kept, closed, with what it holds", () => {
+  const wrap = render("<details open><summary>Logs <i>(long)</i></summary><pre><code>line 1\nline 2</code></pre></details>");
+  const details = wrap.querySelector("details");
+  assert.ok(details);
+  assert.equal(details.hasAttribute("open"), false);
+  assert.equal(details.querySelector("summary")?.textContent, "Logs (long)");
+  assert.equal(details.querySelector("summary > i")?.textContent, "(long)");
+  assert.equal(details.querySelector("pre > code")?.textContent, "line 1\nline 2");
+});
+
+test("the spec's colours are applied to a span, and only a # with six hex digits", () => {
+  const span = (html) => render(html).querySelector("span");
+  const both = span('<span data-mx-color="#FF0000" data-mx-bg-color="#00ff7f">both</span>');
+  assert.equal(both?.style.color, "#FF0000");
+  assert.equal(both?.style.backgroundColor, "#00ff7f");
+  assert.equal(both?.textContent, "both");
+  const fg = span('<span data-mx-color="#123abc">fg</span>');
+  assert.equal(fg?.style.color, "#123abc");
+  assert.equal(fg?.style.backgroundColor, "");
+  for (const bad of [
+    "red", "#fff", "#12345g", "#1234567", "123456", " #123456", "#123456 ", "#123456;background:url(https://evil.example/x)",
+    "url(https://evil.example/x)", "expression(alert(1))", "rgb(1,2,3)", "var(--brand)", "",
+  ]) {
+    const quoted = bad.replace(/"/g, "&quot;");
+    const html = `<span data-mx-color="${quoted}" data-mx-bg-color="${quoted}">x</span>`;
+    assert.equal(out(html), "<span>x</span>", bad);
+  }
+});
+
+test("a <font> becomes a span with its colours: data-mx ones first, else its color", () => {
+  assert.equal(out('<font color="#00ff00">g</font>'), '<span style="color:#00ff00">g</span>');
+  assert.equal(out('<font data-mx-color="#0000ff" color="#00ff00" data-mx-bg-color="#ffffff">b</font>'), '<span style="color:#0000ff;background-color:#ffffff">b</span>');
+  assert.equal(out('<font color="red" face="Comic Sans" size="7">red</font>'), "<span>red</span>");
+  // A span has no `color` attribute in the spec.
+  assert.equal(out('<span color="#00ff00">x</span>'), "<span>x</span>");
+  // A rainbow, as /rainbow sends it, keeps a colour per letter.
+  const rainbow = render('<font color="#ff0000">a</font><font color="#00ff00">b</font>');
+  assert.deepEqual([...rainbow.querySelectorAll("span")].map((s) => s.style.color), ["#ff0000", "#00ff00"]);
+});
+
+test("a coloured spoiler hides its colours with its words until shown", () => {
+  const wrap = render('<span data-mx-spoiler="why" data-mx-color="#ff0000" data-mx-bg-color="#000000">secret</span>');
+  const spoiler = wrap.querySelector(".spoiler");
+  assert.ok(spoiler);
+  assert.equal(spoiler.hasAttribute("style"), false);
+  assert.equal(spoiler.querySelector(".spoiler-reason")?.hasAttribute("style"), false);
+  const coloured = spoiler.querySelector(".spoiler-content > span");
+  assert.equal(coloured?.style.color, "#ff0000");
+  assert.equal(coloured?.style.backgroundColor, "#000000");
+  assert.equal(coloured?.textContent, "secret");
+  // Without colours, the content is the words themselves.
+  assert.equal(render("<span data-mx-spoiler>s</span>").querySelector(".spoiler-content")?.innerHTML, "s");
+});
+
+test("a list's start is kept when it is a positive integer; a code block's language when plain", () => {
+  assert.equal(out('<ol start="3"><li>three</li></ol>'), '<ol start="3"><li>three</li></ol>');
+  for (const start of ["0", "-1", "1.5", "3a", " 3", "1e3", "", "9999999999"]) {
+    assert.equal(out(`<ol start="${start}"><li>x</li></ol>`), "<ol><li>x</li></ol>", start);
+  }
+  assert.equal(out('<pre><code class="language-c++">x</code></pre>'), '<pre><code class="language-c++">x</code></pre>');
+  assert.equal(out('<code class="language-objective_c-2">x</code>'), '<code class="language-objective_c-2">x</code>');
+  for (const cls of ["language-", "lang-js", "language-js hljs", "hljs language-js", "language-js\"x", "language-<b>", "spoiler", "message"]) {
+    assert.equal(out(`<code class="${cls.replace(/"/g, "&quot;")}">x</code>`), "<code>x</code>", cls);
+  }
 });
 
 test("script, style, frames, objects, SVG, MathML, templates and the reply fallback go with all inside", () => {
@@ -175,9 +277,7 @@ test("tags outside the allow-list are unwrapped: their text stays, they do not",
   assert.equal(out("<form action='https://evil.example/'><input value='v'><button formaction='javascript:x'>go</button></form>"), "go");
   assert.equal(out("<video src='https://evil.example/v.mp4' poster='https://evil.example/p.png'>no video</video>"), "no video");
   assert.equal(out("<audio><source src='https://evil.example/a.ogg'>no audio</audio>"), "no audio");
-  assert.equal(out("<details><summary>more</summary>hidden</details>"), "morehidden");
-  assert.equal(out("<font color='red' face='x'>red</font>"), "red");
-  assert.equal(out("<table><tr><td>a</td><td>b</td></tr></table>"), "ab");
+  assert.equal(out("<table><tfoot><tr><td>a</td></tr></tfoot><colgroup><col span='2'></colgroup></table>"), "<table><tr><td>a</td></tr></table>");
   assert.equal(out("<base href='https://evil.example/'><link rel=stylesheet href='https://evil.example/x.css'><meta http-equiv=refresh content='0;url=https://evil.example/'>text"), "text");
   assert.equal(out("<textarea><b>typed</b></textarea>"), "&lt;b&gt;typed&lt;/b&gt;");
 });
@@ -273,6 +373,15 @@ test("one line standing in for a message never shows what a spoiler hides", () =
   assert.equal(
     plainPreview(html('<mx-reply><blockquote>quoted</blockquote></mx-reply><p>Ending: <span data-mx-spoiler="film &lt;i&gt;x&lt;/i&gt;"><b>Bruce</b> dies</span></p><p>bye<br>now</p>', "> quoted\n\nEnding: Bruce dies")),
     "Ending: [Spoiler: film <i>x</i>]\nbye\nnow",
+  );
+  // A table reads a row to a line, its cells tab-separated (the spec's fallback for tables); a
+  // fold's summary is a line of its own.
+  assert.equal(
+    plainPreview(html(
+      "<table>\n<thead>\n<tr>\n<th>who</th>\n<th>what</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>Bruce</td>\n" +
+        "<td><span data-mx-spoiler>a ghost</span></td>\n</tr>\n</tbody>\n</table><details><summary>more</summary>text</details>after",
+    )),
+    "who\twhat\nBruce\t[Spoiler]\nmore\ntext\nafter",
   );
   // Without a spoiler, the body as sent (its HTML is not needed for one line).
   assert.equal(plainPreview(html("<b>bold</b> move", "**bold** move")), "**bold** move");

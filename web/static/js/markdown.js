@@ -214,7 +214,16 @@ export function messageContent(text, msgtype = "m.text") {
 const ALLOWED = new Set([
   "b", "strong", "i", "em", "u", "s", "del", "strike", "code", "pre", "br", "p", "blockquote",
   "ul", "ol", "li", "a", "span", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "sup", "sub", "div",
+  "table", "thead", "tbody", "tr", "th", "td", "caption", "details", "summary",
+  "font", // deprecated by the spec for a span with the same colours, which it becomes
 ]);
+// The spec's colour value: "#" and six hex digits, nothing a stylesheet could read otherwise.
+const MX_COLOR = /^#[0-9a-f]{6}$/i;
+// A numbered list that starts past 1 (markdown's "3. …" is sent as <ol start="3">): nine digits
+// at most, inside the DOM's `long`.
+const OL_START = /^[1-9][0-9]{0,8}$/;
+// The spec allows `class` on code for syntax highlighting, and only classes of that form.
+const CODE_LANGUAGE = /^language-[A-Za-z0-9_+-]+$/;
 // Dropped with everything inside; other unknown tags are unwrapped (their text kept).
 const DROPPED = new Set(["script", "style", "mx-reply", "head", "title", "iframe", "object", "embed", "template", "svg", "math"]);
 const MAX_DEPTH = 24;
@@ -222,8 +231,9 @@ const MAX_DEPTH = 24;
 /**
  * Rebuild `html` as a DocumentFragment of allowed elements and text. It is parsed into a
  * detached <template>'s content, which is inert (no script runs, no image loads), and never
- * put in the page: we copy from it only tag names we know, the `href` of links with a safe scheme
- * and a spoiler's reason (as text). Images become their alt text.
+ * put in the page: we copy from it only tag names we know, the `href` of links with a safe scheme,
+ * a spoiler's reason (as text), a span's "#rrggbb" colours, a list's start and a code block's
+ * `language-…` class. Images become their alt text.
  */
 export function sanitizeHtml(html) {
   const template = document.createElement("template");
@@ -258,9 +268,15 @@ function copyChildren(from, to, depth) {
     }
     let el;
     if (tag === "span" && node.hasAttribute("data-mx-spoiler")) {
-      const inner = document.createDocumentFragment();
+      // Its colours go on what it hides, and are hidden with it (`.spoiler-content *`) until shown.
+      const coloured = document.createElement("span");
+      const inner = applyColours(coloured, node) ? coloured : document.createDocumentFragment();
       copyChildren(node, inner, depth + 1);
       el = spoiler([inner], node.getAttribute("data-mx-spoiler") ?? "");
+    } else if (tag === "span" || tag === "font") {
+      el = document.createElement("span");
+      applyColours(el, node);
+      copyChildren(node, el, depth + 1);
     } else if (tag === "a") {
       const href = node.getAttribute("href") ?? "";
       const inner = document.createDocumentFragment();
@@ -268,10 +284,28 @@ function copyChildren(from, to, depth) {
       el = safeLink(href, [inner]);
     } else {
       el = document.createElement(tag);
+      const start = node.getAttribute("start") ?? "";
+      if (tag === "ol" && OL_START.test(start)) el.setAttribute("start", start);
+      const language = node.getAttribute("class") ?? "";
+      if (tag === "code" && CODE_LANGUAGE.test(language)) el.className = language;
       copyChildren(node, el, depth + 1);
     }
     to.append(el);
   }
+}
+
+/**
+ * Give `el` the colours a span or a <font> asks for with the spec's `data-mx-color` and
+ * `data-mx-bg-color` (or the older `color` of a font, which some clients' /rainbow still sends);
+ * whether it got any. Set through the CSSOM, which the page's `style-src 'self'` allows where a
+ * style attribute in markup is refused; and only a "#rrggbb" value, so no url() or other CSS.
+ */
+function applyColours(el, node) {
+  const color = node.getAttribute("data-mx-color") ?? (node.localName === "font" ? node.getAttribute("color") : null) ?? "";
+  const background = node.getAttribute("data-mx-bg-color") ?? "";
+  if (MX_COLOR.test(color)) el.style.color = color;
+  if (MX_COLOR.test(background)) el.style.backgroundColor = background;
+  return MX_COLOR.test(color) || MX_COLOR.test(background);
 }
 
 /** Plain text with bare links made clickable (for messages without HTML). */
@@ -289,7 +323,14 @@ export function linkifiedText(text) {
 
 const SPOILER_MARK = "[Spoiler]";
 // Elements whose end starts a new line in one line of text.
-const BLOCKS = new Set(["p", "div", "li", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "tr"]);
+const BLOCKS = new Set([
+  "p", "div", "li", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+  "table", "caption", "tr", "details", "summary",
+]);
+// A table's cells are tab-separated, the text the spec suggests for a client that draws no tables.
+const CELLS = new Set(["td", "th"]);
+// Text between a table's rows and cells is the markup's own line breaks, not the message's.
+const ROWS = new Set(["table", "thead", "tbody", "tfoot", "tr"]);
 
 /**
  * The text that stands in for a message in one line (a reply's quote, a pin, a search hit, a
@@ -311,7 +352,7 @@ export function plainPreview(content) {
 function textOf(from, parts, depth) {
   for (const node of from.childNodes) {
     if (node.nodeType === Node.TEXT_NODE) {
-      parts.push(node.nodeValue ?? "");
+      if (!ROWS.has(from.localName)) parts.push(node.nodeValue ?? "");
       continue;
     }
     if (node.nodeType !== Node.ELEMENT_NODE) continue;
@@ -328,6 +369,7 @@ function textOf(from, parts, depth) {
       textOf(node, parts, depth + 1);
     }
     if (BLOCKS.has(tag)) parts.push("\n");
+    else if (CELLS.has(tag)) parts.push("\t");
   }
 }
 
