@@ -1095,3 +1095,120 @@ async def test_guilds_restarts_a_failed_ice_attempt_with_matrix_js_sdk(
 
         await panel(page).get_by_test_id("direct-call-hangup").click()
         await sdk_state(sdk_page, "ended")
+
+
+class SdkRestartTrickledFirst:
+    """Holds matrix-js-sdk's m.call.negotiate offer of an ICE restart until an m.call.candidates
+    of the restart's new ufrag has reached the homeserver, as the SDK's candidate timer, which
+    runs apart from the negotiate, can make happen: Guilds then surely receives the candidates
+    before the offer. The offer goes on without its `a=candidate` lines, so those trickled are the
+    only way Guilds can learn where the SDK's new relay is."""
+
+    def __init__(self) -> None:
+        self.ufrag: str | None = None
+        self.offer_held = asyncio.Event()
+        self.trickled_first = asyncio.Event()
+        # (address, port, type) of each candidate of the new ufrag that went through first.
+        self.trickled: list[tuple[str, int, str]] = []
+
+    async def negotiate(self, route: Route) -> None:
+        body = route.request.post_data_json
+        assert isinstance(body, dict), route.request.post_data
+        description = body.get("description") or {}
+        if description.get("type") != "offer" or self.ufrag is not None:
+            await route.continue_()
+            return
+        sdp = description["sdp"]
+        self.ufrag = ice_ufrag(sdp)
+        description["sdp"] = "\r\n".join(
+            line for line in sdp.split("\r\n") if not line.startswith("a=candidate:")
+        )
+        self.offer_held.set()
+        await asyncio.wait_for(self.trickled_first.wait(), CALL_MS / 1000)
+        await route.continue_(post_data=json.dumps(body))
+
+    async def candidates(self, route: Route) -> None:
+        body = route.request.post_data_json
+        assert isinstance(body, dict), route.request.post_data
+        response = await route.fetch()
+        await route.fulfill(response=response)
+        ufrag = self.ufrag
+        new = [
+            c["candidate"].split()
+            for c in body["candidates"]
+            if ufrag is not None and f" ufrag {ufrag}" in c["candidate"]
+        ]
+        if response.ok and new:
+            self.trickled += [(fields[4], int(fields[5]), fields[7]) for fields in new]
+            self.trickled_first.set()
+
+    async def install(self, sdk_page: Page) -> None:
+        await sdk_page.route(re.compile(r"/send/m\.call\.negotiate/"), self.negotiate)
+        await sdk_page.route(re.compile(r"/send/m\.call\.candidates/"), self.candidates)
+
+
+# The remote candidates the current call's peer connection knows, as (address, port, type),
+# once `want` are all among them (or those it knows at the deadline).
+REMOTE_CANDIDATES_JS = """async ({want, deadlineMs}) => {
+  const call = (await import("/static/js/views/direct-call.js")).current.current;
+  const deadline = Date.now() + deadlineMs;
+  const key = (c) => `${c[0]} ${c[1]} ${c[2]}`;
+  let known = [];
+  while (Date.now() < deadline) {
+    known = [];
+    (await call.pc.getStats()).forEach((s) => {
+      if (s.type === "remote-candidate") known.push([s.address, s.port, s.candidateType]);
+    });
+    const seen = new Set(known.map(key));
+    if (want.every((c) => seen.has(key(c)))) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {known, ufrag: call.pc.remoteDescription?.sdp.match(/^a=ice-ufrag:(\\S+)/m)?.[1]};
+}"""
+
+
+async def test_matrix_js_sdk_restart_candidates_before_its_negotiate_reach_guilds(
+    page: Page,
+    second: tuple[BrowserContext, list[str]],
+    call_stack: Stack,
+    coturn: Turn,
+) -> None:
+    """Both relay-only and connected; matrix-js-sdk restarts ICE and its candidates of the new
+    credentials reach Guilds before the m.call.negotiate offer that brings the credentials. Guilds
+    hands them to its peer connection as they come, which keeps them for the next credentials
+    (Chromium 156 does; the WebRTC spec refuses one only when its `usernameFragment` names
+    credentials no applied description has, and Guilds passes none): once the offer is applied
+    they are used, and the restart connects with no restart of Guilds' own. A change that
+    dropped or lost such candidates fails here."""
+    async with SdkPage("43") as url:
+        sdk_page, _alice, _bob, _room_id = await sdk_beside_guilds(page, second, call_stack, url)
+        await force_relay(page, coturn)
+        await sdk_page.evaluate("() => window.client.setForceTURN(true)")
+        await page.get_by_test_id("dm-header").get_by_test_id("dm-call-video").click()
+        answered = await sdk_page.evaluate(SDK_ANSWER_JS, {"deadlineMs": CALL_MS})
+        assert answered == {"state": "connected"}, answered
+        await expect(panel(page)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+        await media(page)
+
+        held = SdkRestartTrickledFirst()
+        await held.install(sdk_page)
+        # The relay answers the SDK's new allocation only once its offer is written (it waits
+        # 200 ms for candidates to put in it): its relay candidate can only be trickled.
+        with coturn_paused(coturn):
+            await sdk_page.evaluate("() => window.sdkCall.peerConn.restartIce()")
+            await asyncio.wait_for(held.offer_held.wait(), CALL_MS / 1000)
+        await asyncio.wait_for(held.trickled_first.wait(), CALL_MS / 1000)
+        relays = [c for c in held.trickled if c[2] == "relay"]
+        assert relays, held.trickled
+
+        known = await page.evaluate(REMOTE_CANDIDATES_JS, {"want": relays, "deadlineMs": CALL_MS})
+        print(f"trickled before the offer {held.trickled}; Guilds knows {known}")
+        assert known["ufrag"] == held.ufrag, (known, held.ufrag)
+        assert all(list(c) in known["known"] for c in relays), (relays, known)
+        await expect(panel(page)).to_have_attribute("data-state", "connected", timeout=CALL_MS)
+        received = await page.evaluate(RECEIVED_JS, {"deadlineMs": CALL_MS})
+        assert received["audioBytes"] > 0 and received["frames"] > 0, received
+        assert await ice_restarts(page) == 0
+
+        await panel(page).get_by_test_id("direct-call-hangup").click()
+        await sdk_state(sdk_page, "ended")
