@@ -5,6 +5,7 @@ and a Guilds thread reply read by matrix-js-sdk's own thread support as a reply 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -13,7 +14,7 @@ from urllib.parse import quote
 
 import nio
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from tests.harness.api import Api, create_server, eventually, join_server
 from tests.harness.chat_steps import (
@@ -422,6 +423,47 @@ async def test_the_thread_composer_mentions_as_the_channels_does_and_others_read
     mentioning = thread_message(page, "the venue is booked")
     await expect(mentioning).to_have_class(re.compile(r"\bmentioned\b"), timeout=LIVE_MS)
     await expect(sent).not_to_have_class(re.compile(r"\bmentioned\b"))
+
+
+async def test_a_reply_the_sync_brings_before_its_send_answers_is_shown_once(
+    page: Page, stack: Stack, alice: User
+) -> None:
+    """The homeserver's answer to the reply's PUT is held until the sync has brought the reply
+    (seen under load in a full run): the panel shows it once, sent, not beside its local echo."""
+    tag = secrets.token_hex(3)
+    server = await create_server(stack, alice, f"Thread echo {tag}")
+    await open_as(page, stack, alice)
+    await open_channel(page, server["server_id"])
+    await send(page, f"echo root {tag}")
+    root = message_with(page, f"echo root {tag}")
+    await expect(root).not_to_have_class(re.compile(r"\bpending\b"), timeout=LIVE_MS)
+    await click_message_action(root, "action-thread")
+
+    synced, answered = asyncio.Event(), asyncio.Event()
+    held: list[Route] = []
+
+    async def hold_answer(route: Route) -> None:
+        held.append(route)
+        response = await route.fetch()
+        await synced.wait()
+        await route.fulfill(response=response)
+        answered.set()
+
+    await page.route(re.compile(r"/send/m\.room\.message/"), hold_answer)
+    composer = panel(page).get_by_test_id("thread-composer")
+    await composer.fill(f"early echo {tag}")
+    await composer.press("Enter")
+    replies = panel(page).get_by_test_id("thread-replies").get_by_test_id("thread-message")
+    reply = thread_message(page, f"early echo {tag}")
+    # The sync's copy carries an event id; the send's answer is still held.
+    await expect(reply.and_(page.locator('[data-event-id^="$"]'))).to_have_count(1, timeout=LIVE_MS)
+    assert len(held) == 1
+    await expect(replies).to_have_count(1)
+    await expect(reply).not_to_have_class(re.compile(r"\bpending\b"))
+    synced.set()
+    await asyncio.wait_for(answered.wait(), LIVE_MS / 1000)
+    await expect(replies).to_have_count(1)
+    await expect(reply).not_to_have_class(re.compile(r"\bpending\b"))
 
 
 async def test_a_search_result_in_a_thread_opens_its_thread_with_the_reply_marked(

@@ -209,7 +209,10 @@ export function createThreadPanel({ client, room, rootId, userId, renderBody, ro
     if (!r) return;
     const replies = r.threads.replies(rootId).filter((e) => !r.redacted.has(e.event_id));
     const ids = new Set(replies.map((e) => e.event_id));
-    pending = pending.filter((m) => !(m.eventId && ids.has(m.eventId)));
+    // A reply is ours once the sync has it: by its event id, or by our transaction id, which the
+    // sync can bring before the send's own answer (a loaded homeserver): shown once, not twice.
+    const echoed = new Set(replies.map((e) => e.unsigned?.transaction_id).filter(Boolean));
+    pending = pending.filter((m) => !(m.eventId && ids.has(m.eventId)) && !echoed.has(m.txnId));
     const summary = r.threads.summary(rootId);
     const root = r.byId.get(rootId);
     const signature = [
