@@ -238,8 +238,13 @@ class Stack:
         deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
             proc.send_signal(signal.SIGSTOP)
-            wait_stopped(proc.pid, self.guilds_log)
-            if await ready():
+            try:
+                wait_stopped(proc.pid, self.guilds_log)
+                now = await ready()
+            except BaseException:
+                proc.send_signal(signal.SIGCONT)  # a failed check leaves no frozen bridge behind
+                raise
+            if now:
                 self.kill_guilds()
                 return
             proc.send_signal(signal.SIGCONT)
