@@ -15,6 +15,7 @@ from tests.harness.chat_steps import (
     new_page,
     open_as,
     open_channel,
+    open_server_with,
     send,
     timed,
 )
@@ -28,12 +29,7 @@ XSS = '<img src=x onerror="window.__xss=1">'
 async def test_one_sends_edits_and_deletes_the_other_sees_it_live(
     page: Page, browser: Browser, stack: Stack, alice: User, bob: User
 ) -> None:
-    server = await create_server(stack, alice, f"Live {secrets.token_hex(2)}")
-    sid = server["server_id"]
-    await join_server(stack, sid, bob)
-
-    await open_as(page, stack, alice)
-    await open_channel(page, sid)
+    sid, _general = await open_server_with(page, stack, alice, bob, f"Live {secrets.token_hex(2)}")
     problems: list[str] = []
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     try:
@@ -181,11 +177,7 @@ async def test_messages_from_another_client_render_and_nothing_runs(
 async def test_tables_folds_and_colours_from_another_client_are_drawn(
     page: Page, stack: Stack, alice: User, bob: User
 ) -> None:
-    server = await create_server(stack, alice, f"Rich {secrets.token_hex(2)}")
-    sid, general = server["server_id"], server["default_channel_id"]
-    await join_server(stack, sid, bob)
-    await open_as(page, stack, alice)
-    await open_channel(page, sid)
+    _sid, general = await open_server_with(page, stack, alice, bob, f"Rich {secrets.token_hex(2)}")
     async with stack.nio_client(bob) as client:
         # As Element's markdown and colour commands send them (a newline between a table's tags).
         answer = await client.room_send(
@@ -230,11 +222,9 @@ async def test_tables_folds_and_colours_from_another_client_are_drawn(
 async def test_spoilers_stay_hidden_until_clicked_from_and_to_other_clients(
     page: Page, stack: Stack, alice: User, bob: User
 ) -> None:
-    server = await create_server(stack, alice, f"Spoilers {secrets.token_hex(2)}")
-    sid, general = server["server_id"], server["default_channel_id"]
-    await join_server(stack, sid, bob)
-    await open_as(page, stack, alice)
-    await open_channel(page, sid)
+    sid, general = await open_server_with(
+        page, stack, alice, bob, f"Spoilers {secrets.token_hex(2)}"
+    )
     async with stack.nio_client(bob) as client:
         # As Element sends one: the spec's span, its reason in the attribute.
         answer = await client.room_send(

@@ -11,7 +11,15 @@ import pytest
 from playwright.async_api import FilePayload, Page, expect
 
 from tests.harness.api import Api, create_server, join_as, join_server
-from tests.harness.chat_steps import LIVE_MS, channel, message_with, open_as, open_channel, send
+from tests.harness.chat_steps import (
+    LIVE_MS,
+    channel,
+    message_with,
+    open_as,
+    open_channel,
+    open_server_with,
+    send,
+)
 from tests.harness.stack import Stack, User
 
 pytestmark = pytest.mark.browser
@@ -33,11 +41,7 @@ async def nio_send(stack: Stack, user: User, room_id: str, body: str) -> None:
 async def test_reconnects_after_a_homeserver_restart_losing_and_repeating_nothing(
     page: Page, stack: Stack, alice: User, bob: User
 ) -> None:
-    server = await create_server(stack, alice, "Restart")
-    sid, general = server["server_id"], server["default_channel_id"]
-    await join_server(stack, sid, bob)
-    await open_as(page, stack, alice)
-    await open_channel(page, sid)
+    sid, general = await open_server_with(page, stack, alice, bob, "Restart")
     await nio_send(stack, bob, general, "before the restart")
     await expect(message_with(page, "before the restart")).to_have_count(1, timeout=LIVE_MS)
 

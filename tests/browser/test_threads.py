@@ -23,6 +23,7 @@ from tests.harness.chat_steps import (
     new_page,
     open_as,
     open_channel,
+    open_server_with,
     send,
     timed,
 )
@@ -186,11 +187,7 @@ async def test_threads_read_the_same_in_matrix_nio_and_matrix_js_sdk(
     page: Page, stack: Stack, alice: User, bob: User
 ) -> None:
     tag = secrets.token_hex(3)
-    server = await create_server(stack, alice, f"Thread interop {tag}")
-    sid, general = server["server_id"], server["default_channel_id"]
-    await join_server(stack, sid, bob)
-    await open_as(page, stack, alice)
-    await open_channel(page, sid)
+    sid, general = await open_server_with(page, stack, alice, bob, f"Thread interop {tag}")
 
     # Bob's client is matrix-nio: a root and a thread reply in the spec's raw shape.
     async with stack.nio_client(bob) as client:

@@ -9,6 +9,7 @@ from typing import Any
 
 from playwright.async_api import BrowserContext, Locator, Page, Route, expect
 
+from tests.harness.api import create_server, join_server
 from tests.harness.stack import Stack, User
 
 # Live updates must show within this many milliseconds (measured and printed by the tests).
@@ -42,6 +43,19 @@ async def open_as(page: Page, stack: Stack, user: User) -> None:
     await page.evaluate("(s) => localStorage.setItem('guilds.session.v1', s)", json.dumps(session))
     await page.goto(stack.web_url)
     await expect(page.get_by_test_id("home-view")).to_be_visible()
+
+
+async def open_server_with(
+    page: Page, stack: Stack, owner: User, member: User, name: str
+) -> tuple[str, str]:
+    """A new server of `owner`'s named `name`, with `member` in it, open in its first channel on
+    `owner`'s page; answers the server's id and that channel's."""
+    server = await create_server(stack, owner, name)
+    sid, general = server["server_id"], server["default_channel_id"]
+    await join_server(stack, sid, member)
+    await open_as(page, stack, owner)
+    await open_channel(page, sid)
+    return sid, general
 
 
 async def open_channel(page: Page, server_id: str, channel_name: str | None = None) -> None:
